@@ -1,0 +1,1 @@
+"""The typed intermediate representation: fixed-point types, ops, graph, integer reference."""

@@ -1,0 +1,65 @@
+"""Constructors that derive every integer type of an op from its values (bit growth, requant).
+
+Front end, tests and examples build ops through these, so accumulator widths and requantization
+parameters are computed in one place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Linear, Relu, Requant
+from .requant import RequantParams, multiplier_and_shift
+from .types import QType, bits_for_range, dot_product_range
+
+
+def output_requant(real_multiplier: np.ndarray | float, out_type: QType, relu: bool) -> RequantParams:
+    mults, shift = multiplier_and_shift(real_multiplier)
+    lo = max(out_type.min, out_type.zero_point) if relu else out_type.min
+    return RequantParams(mults, shift, out_type.zero_point, lo, out_type.max)
+
+
+def make_linear(name: str, source: str, weight: np.ndarray, bias: np.ndarray | None,
+                in_type: QType, acc_scale: np.ndarray | float, out_type: QType | None,
+                relu: bool = False, sparsity: tuple[int, int] | None = None) -> Linear:
+    """A Linear op from integer weight codes [out, in] (zero point removed) and bias in acc units.
+
+    ``acc_scale`` is s_in * s_w (per output channel or scalar).  The input zero point is folded into
+    the bias.  ``out_type`` None keeps the exact accumulator as output (no rounding, no clamp).
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    n_out, n_in = weight.shape
+    bias = np.zeros(n_out, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(n_out)
+    bias = bias - in_type.zero_point * weight.sum(axis=1)
+    w_lo, w_hi = int(min(weight.min(), 0)), int(max(weight.max(), 0))
+    weight_type = QType(signed=w_lo < 0, bits=bits_for_range(w_lo, w_hi))
+    lo, hi = dot_product_range(weight, bias, in_type.min, in_type.max)
+    acc_scales = np.broadcast_to(np.asarray(acc_scale, dtype=np.float64), (n_out,))
+    acc_type = QType(signed=True, bits=max(bits_for_range(lo, hi), 2), scale=float(acc_scales[0]))
+    if out_type is None:
+        if not np.all(acc_scales == acc_scales[0]):
+            raise ValueError("an unrequantized output needs one accumulator scale for all channels")
+        if relu:
+            lo, hi = max(lo, 0), max(hi, 0)
+        out_type = QType(signed=lo < 0, bits=bits_for_range(lo, hi), scale=float(acc_scales[0]))
+        requant = RequantParams((1,), 0, 0, max(lo, 0) if relu else lo, hi)
+    else:
+        requant = output_requant(acc_scales / out_type.scale, out_type, relu)
+    return Linear(name=name, source=source, in_type=in_type, out_type=out_type, in_size=n_in,
+                  out_size=n_out, weight=weight, bias=bias, weight_type=weight_type,
+                  acc_type=acc_type, requant=requant, sparsity=sparsity)
+
+
+def make_requant(name: str, source: str, in_type: QType, out_type: QType, size: int,
+                 offset: np.ndarray | int = 0, real_multiplier: np.ndarray | float | None = None,
+                 relu: bool = False) -> Requant:
+    """Elementwise change of type: y = requant((x - zp_in + offset) * s_in / s_out)."""
+    if real_multiplier is None:
+        real_multiplier = in_type.scale / out_type.scale
+    offset = np.broadcast_to(np.asarray(offset, dtype=np.int64) - in_type.zero_point, (size,)).copy()
+    return Requant(name=name, source=source, in_type=in_type, out_type=out_type, in_size=size,
+                   out_size=size, offset=offset,
+                   requant=output_requant(real_multiplier, out_type, relu))
+
+
+def make_relu(name: str, source: str, in_type: QType, size: int) -> Relu:
+    return Relu(name=name, source=source, in_type=in_type, out_type=in_type, in_size=size, out_size=size)

@@ -1,0 +1,56 @@
+"""N:M structured sparsity: detection from weight values and the compressed (values, indices) form."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+GROUP_SIZES = (4, 8, 16)
+
+
+def max_nonzeros_per_group(weight: np.ndarray, m: int) -> int:
+    """Largest count of non-zeros in any group of m consecutive weights along the reduction axis.
+
+    ``weight`` is [out, in]; the last group of a row is zero-padded when in is not a multiple of m.
+    """
+    n_out, n_in = weight.shape
+    padded = np.zeros((n_out, math.ceil(n_in / m) * m), dtype=weight.dtype)
+    padded[:, :n_in] = weight
+    return int((padded.reshape(n_out, -1, m) != 0).sum(axis=2).max(initial=0))
+
+
+def detect_nm(weight: np.ndarray) -> tuple[int, int] | None:
+    """The tightest N:M pattern (M in 4, 8, 16) that saves multipliers, or None for dense.
+
+    Among the group sizes, pick the lowest density N/M (ties: the smaller M, cheaper multiplexers).
+    A weight counts as sparse only when N < M for that M.
+    """
+    best = None
+    for m in GROUP_SIZES:
+        n = max(max_nonzeros_per_group(weight, m), 1)
+        if n < m and (best is None or n / m < best[0] / best[1]):
+            best = (n, m)
+    return best
+
+
+def compress_nm(weight: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """[out, in] -> values [out, G, n] and indices [out, G, n] (G = ceil(in / m) groups).
+
+    Unused slots of a group hold value 0 and index 0.  Indices are positions inside the group,
+    ceil(log2 m) bits each.
+    """
+    n_out, n_in = weight.shape
+    groups = math.ceil(n_in / m)
+    padded = np.zeros((n_out, groups * m), dtype=np.int64)
+    padded[:, :n_in] = weight
+    padded = padded.reshape(n_out, groups, m)
+    values = np.zeros((n_out, groups, n), dtype=np.int64)
+    indices = np.zeros((n_out, groups, n), dtype=np.int64)
+    for o in range(n_out):
+        for g in range(groups):
+            nz = np.flatnonzero(padded[o, g])
+            if nz.size > n:
+                raise ValueError(f"row {o} group {g} has {nz.size} non-zeros, more than {n}:{m} allows")
+            values[o, g, :nz.size] = padded[o, g, nz]
+            indices[o, g, :nz.size] = nz
+    return values, indices

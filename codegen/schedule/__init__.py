@@ -1,0 +1,1 @@
+"""Scheduling: boards, the cycle/resource cost model and folding (parallelism per op)."""

@@ -1,0 +1,119 @@
+"""A scheduled design: the IR graph plus the parallelism of every op and the stream layout.
+
+This is what the emitters (HLS C++, Verilog, testbench, driver) read.  All stream geometry lives
+here so that every back end packs elements identically.
+
+Stream layout (the same on internal streams and at the AXI4-Stream top level): element ``e`` of a
+frame travels in beat ``e // lanes``, lane ``e % lanes``, in bits ``[lane*bits, (lane+1)*bits)`` of
+the beat, two's complement when signed.  Lanes after the last element of the frame are zero.  At the
+top level ``tdata`` is rounded up to whole bytes (unused high bits zero) and ``tlast`` marks the
+last beat of a frame; internally frames are delimited by counting beats.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..ir.graph import Graph, Linear, Op
+
+
+@dataclass(frozen=True)
+class OpSchedule:
+    """Parallelism of one op.
+
+    For ``Linear``: ``simd`` inputs x ``pe`` outputs per cycle (for N:M sparse ops ``simd`` is a
+    multiple of M and each PE has simd*N/M multipliers); for elementwise ops simd = pe = lanes.
+    ``in_lanes`` / ``out_lanes``: elements per beat on the op's input and output streams.
+    """
+    op: str
+    simd: int
+    pe: int
+    in_lanes: int
+    out_lanes: int
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    size: int      # elements per frame
+    bits: int      # bits per element
+    signed: bool
+    lanes: int     # elements per beat
+
+    @property
+    def beats(self) -> int:
+        return math.ceil(self.size / self.lanes)
+
+    @property
+    def width(self) -> int:
+        """Packed width of one beat inside the design."""
+        return self.lanes * self.bits
+
+    @property
+    def tdata_bits(self) -> int:
+        """AXI4-Stream tdata width at the top level (whole bytes)."""
+        return math.ceil(self.width / 8) * 8
+
+    def pack(self, codes: np.ndarray) -> list[int]:
+        """One frame of codes -> list of beat integers (unsigned, as on the wire)."""
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+        assert codes.size == self.size
+        mask = (1 << self.bits) - 1
+        beats = []
+        for b in range(self.beats):
+            word = 0
+            for lane, value in enumerate(codes[b * self.lanes:(b + 1) * self.lanes]):
+                word |= (int(value) & mask) << (lane * self.bits)
+            beats.append(word)
+        return beats
+
+    def unpack(self, beats: list[int]) -> np.ndarray:
+        """List of beat integers -> one frame of codes."""
+        mask = (1 << self.bits) - 1
+        out = []
+        for word in beats:
+            for lane in range(self.lanes):
+                value = (int(word) >> (lane * self.bits)) & mask
+                if self.signed and value >> (self.bits - 1):
+                    value -= 1 << self.bits
+                out.append(value)
+        return np.asarray(out[: self.size], dtype=np.int64)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "beats": self.beats, "tdata_bits": self.tdata_bits,
+                "layout": "element e -> beat e//lanes, bits [(e%lanes)*bits, (e%lanes+1)*bits), "
+                          "two's complement if signed, little-endian lanes, zero padding"}
+
+
+@dataclass
+class Design:
+    graph: Graph
+    schedules: dict[str, OpSchedule]
+    board: "object"   # codegen.schedule.boards.Board
+    clock_mhz: float
+    top_name: str = "einhls_top"
+
+    def schedule(self, op: Op) -> OpSchedule:
+        return self.schedules[op.name]
+
+    def input_format(self, op: Op) -> StreamFormat:
+        s = self.schedules[op.name]
+        return StreamFormat(op.in_size, op.in_type.bits, op.in_type.signed, s.in_lanes)
+
+    def output_format(self, op: Op) -> StreamFormat:
+        s = self.schedules[op.name]
+        return StreamFormat(op.out_size, op.out_type.bits, op.out_type.signed, s.out_lanes)
+
+    @property
+    def top_input(self) -> StreamFormat:
+        return self.input_format(self.graph.ops[0])
+
+    @property
+    def top_output(self) -> StreamFormat:
+        return self.output_format(self.graph.ops[-1])
+
+
+def linear_folds(op: Linear, s: OpSchedule) -> tuple[int, int]:
+    """(NF, KF): output folds and input folds; one (nf, kf) step per cycle, NF*KF cycles a frame."""
+    return math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
