@@ -1,0 +1,34 @@
+# Fresh machine: `make demo` (set up, compile and verify the built-in example) or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.einhls-installed
+JOBS   ?= 2
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: setup
+	$(VENV)/bin/einhls demo -o demo_out
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q tests
+
+# the slow RTL sweeps as well
+test-all: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q -m "slow or not slow" tests
+
+bench: setup
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf demo_out build .pytest_cache

@@ -1,0 +1,169 @@
+"""The `einhls` command (see CONTRACT.md): compile, verify, report, boards, demo, deploy.
+
+Exit codes: 0 success, 1 a check ran and failed, 2 bad input or usage (one clear line, no
+traceback, no output folder left behind).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import EinhlsError
+
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors are bad input: exit 2, one line
+        self.print_usage(sys.stderr)
+        print(f"einhls: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="einhls", description="Compile compressed neural networks from ONNX to verified FPGA accelerators.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("compile", help="lower, schedule and emit a project folder")
+    c.add_argument("model", type=Path)
+    c.add_argument("--board", default="pynq-z2")
+    c.add_argument("-o", "--output", type=Path, required=True)
+    c.add_argument("--force", action="store_true", help="overwrite an existing output folder")
+    c.add_argument("--seed", type=int, default=0, help="seed of the stored test vectors")
+    c.add_argument("--default-type", help="fixed-point type for a float model, e.g. fixed<16,6>")
+    c.add_argument("--max-util", type=float, default=0.8, help="fraction of the board's DSP/BRAM/LUT/FF to use")
+    c.add_argument("--target-ii", type=int, help="ask for this initiation interval (cycles per frame)")
+    c.add_argument("--clock-mhz", type=float, help="clock (default: the board's)")
+
+    v = sub.add_parser("verify", help="run C-sim / RTL sim against the PyTorch integer reference")
+    v.add_argument("out", type=Path)
+    v.add_argument("--csim", action="store_true")
+    v.add_argument("--rtlsim", action="store_true")
+    v.add_argument("--pynq-sim", action="store_true")
+    v.add_argument("--vectors", type=int, default=64, help="random vectors on top of the stored ones")
+    v.add_argument("--seed", type=int, default=1)
+
+    r = sub.add_parser("report", help="per-layer and total estimates (and measurements)")
+    r.add_argument("out", type=Path)
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--synth", action="store_true", help="run Yosys synth_xilinx on the RTL and record its counts")
+
+    b = sub.add_parser("boards", help="list the known boards")
+    b.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("demo", help="compile the built-in example model and verify it")
+    d.add_argument("-o", "--output", type=Path, default=Path("demo_out"))
+    d.add_argument("--board", default="pynq-z2")
+    d.add_argument("--vectors", type=int, default=64)
+
+    dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board")
+    dep.add_argument("out", type=Path)
+    return p
+
+
+def _compile(args) -> int:
+    from .project import CompileOptions, compile_model
+
+    options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
+                             max_util=args.max_util, target_ii=args.target_ii, clock_mhz=args.clock_mhz)
+    project = compile_model(args.model, args.output, options, force=args.force)
+    t = project.report["totals"]
+    print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
+          f"interval {t['ii']} cycles, latency {t['latency']} cycles, {t['dsp']} DSP, "
+          f"{t['bram36']:g} BRAM36, {t['lut']} LUT (estimates)")
+    return EXIT_OK
+
+
+def _verify_project(out: Path, checks: tuple[str, ...], vectors: int, seed: int) -> int:
+    from .project import Project
+    from .verify.runner import verify
+
+    project = Project(out)
+    results = verify(project, checks, vectors, seed)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        print(f"verdict: FAILED ({', '.join(r.check for r in failed)})")
+        return EXIT_MISMATCH
+    print(f"verdict: bit-exact ({', '.join(r.check for r in results)})")
+    return EXIT_OK
+
+
+def _verify(args) -> int:
+    checks = tuple(name for name, on in (("csim", args.csim), ("rtlsim", args.rtlsim),
+                                         ("pynqsim", args.pynq_sim)) if on) or ("csim", "rtlsim")
+    if args.vectors < 0:
+        raise EinhlsError("--vectors must be >= 0")
+    return _verify_project(args.out, checks, args.vectors, args.seed)
+
+
+def _report(args) -> int:
+    from .project import Project
+    from .report import format_report, synthesize
+
+    project = Project(args.out)
+    if args.synth:
+        synthesize(project)
+    if args.json:
+        print(json.dumps({**project.report, "measured": project.measured}, sort_keys=True))
+    else:
+        print(format_report(project))
+    return EXIT_OK
+
+
+def _boards(args) -> int:
+    from .schedule.boards import known_boards
+
+    boards = known_boards()
+    if args.json:
+        print(json.dumps({k: b.to_json() for k, b in boards.items()}, sort_keys=True))
+        return EXIT_OK
+    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'FF':>8} {'BRAM36':>7} {'URAM':>5} {'DSP':>6} {'DSP kind':<9} {'MHz':>5}  PS")
+    for b in boards.values():
+        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.ff:>8} {b.bram36:>7} {b.uram:>5} {b.dsp:>6} "
+              f"{b.dsp_kind:<9} {b.clock_mhz:>5g}  {b.ps}")
+    return EXIT_OK
+
+
+def _demo(args) -> int:
+    import tempfile
+
+    from .demo_model import build_demo_model
+    from .project import CompileOptions, compile_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "einhls_demo_mlp.onnx"
+        build_demo_model(model)
+        print(f"built the demo model: {model.name} (quantized MLP, mixed precision, one 2:4-sparse layer)")
+        compile_model(model, args.output, CompileOptions(board=args.board), force=True)
+    from .project import Project
+    from .report import format_report
+    print(format_report(Project(args.output)))
+    return _verify_project(args.output, ("csim", "rtlsim"), args.vectors, 1)
+
+
+def _deploy(args) -> int:
+    from .deploy import deploy
+    print(deploy(args.out))
+    return EXIT_OK
+
+
+COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards": _boards,
+            "demo": _demo, "deploy": _deploy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except EinhlsError as exc:
+        print(f"einhls: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("einhls: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

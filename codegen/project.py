@@ -1,0 +1,204 @@
+"""The output folder: compile a model into it, and load it back.
+
+``compile_model`` runs the pipeline front end -> IR passes -> schedule -> emit and writes OUT
+atomically: everything is produced in a temporary sibling folder that is renamed into place only
+when every step succeeded, so a failure never leaves a half-written OUT behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import EinhlsError
+from .ir.graph import Graph
+from .ir.reference import random_inputs, run_reference
+from .ir.types import QType
+from .schedule.boards import get_board
+from .schedule.cost import OpCost
+from .schedule.design import Design, OpSchedule
+from .schedule.folding import fold
+
+STORED_VECTORS = 16
+
+
+@dataclass
+class CompileOptions:
+    board: str = "pynq-z2"
+    seed: int = 0
+    default_type: str | None = None
+    max_util: float = 0.8
+    target_ii: int | None = None
+    clock_mhz: float | None = None
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _write_vectors(path: Path, vectors: np.ndarray) -> None:
+    path.write_text("".join(" ".join(str(int(v)) for v in row) + "\n" for row in vectors))
+
+
+def read_vectors(path: Path) -> np.ndarray:
+    rows = [list(map(int, line.split())) for line in path.read_text().splitlines() if line.strip()]
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, arr in sorted(arrays.items()):
+        np.save(folder / f"{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def lower(model_path: Path, options: CompileOptions) -> Graph:
+    """Front end and IR passes: ONNX file -> optimised IR graph."""
+    from .frontend import load_graph
+    from .frontend.passes import run_passes
+
+    default = None
+    if options.default_type:
+        from .ir.types import parse_fixed
+        try:
+            default = parse_fixed(options.default_type)
+        except ValueError as exc:
+            raise EinhlsError(str(exc)) from None
+    return run_passes(load_graph(model_path, default_type=default))
+
+
+def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: list[str]) -> dict:
+    board = design.board
+    layers = []
+    for op in design.graph.ops:
+        s = design.schedules[op.name]
+        layers.append({
+            "name": op.name, "source": op.source, "kind": op.kind,
+            "in_size": op.in_size, "out_size": op.out_size,
+            "in_type": op.in_type.describe(), "out_type": op.out_type.describe(),
+            "weight_type": op.weight_type.describe() if hasattr(op, "weight_type") else None,
+            "acc_bits": op.acc_type.bits if hasattr(op, "acc_type") else None,
+            "sparsity": "{}:{}".format(*op.sparsity) if getattr(op, "sparsity", None) else None,
+            "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
+            **costs[op.name].to_json()})
+    utilisation = {key: round(totals[key] / limit, 4) for key, limit in
+                   (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff))}
+    return {"board": board.name, "part": board.part, "clock_mhz": design.clock_mhz,
+            "layers": layers, "totals": totals, "utilisation": utilisation,
+            "throughput_fps": round(design.clock_mhz * 1e6 / totals["ii"], 1),
+            "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
+
+
+def compile_model(model: str | Path, out: str | Path, options: CompileOptions | None = None,
+                  force: bool = False, progress=print) -> "Project":
+    """Lower, schedule and emit MODEL into the folder OUT (see CONTRACT.md for its layout)."""
+    from .emit.hls import emit_csim_testbench, emit_hls
+    from .emit.rtl import emit_rtl
+    from .emit.cocotb_tb import emit_cocotb_testbench
+
+    options = options or CompileOptions()
+    model, out = Path(model), Path(out)
+    if out.exists() and not force:
+        raise EinhlsError(f"output folder {out} exists; pass --force to overwrite it")
+    if not model.is_file():
+        raise EinhlsError(f"model file {model} does not exist")
+    board = get_board(options.board)
+    progress(f"[1/4] lowering {model.name}")
+    graph = lower(model, options)
+    progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
+    result = fold(graph, board, options.clock_mhz, options.max_util, options.target_ii)
+    design = result.design
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        progress(f"[3/4] emitting HLS C++, Verilog and testbenches")
+        emit_hls(design, staging)
+        emit_rtl(design, staging)
+        emit_csim_testbench(design, staging)
+        emit_cocotb_testbench(design, staging)
+        progress(f"[4/4] computing {STORED_VECTORS} reference vectors")
+        inputs = random_inputs(graph, STORED_VECTORS, options.seed)
+        vec_dir = staging / "tb" / "vectors"
+        vec_dir.mkdir(parents=True, exist_ok=True)
+        _write_vectors(vec_dir / "inputs.txt", inputs)
+        _write_vectors(vec_dir / "expected.txt", run_reference(graph, inputs))
+        _save_arrays(staging / "ir", graph.arrays())
+        meta = {
+            "tool": "einhls", "version": __version__,
+            "input": {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()},
+            "options": options.to_json(), "board": board.to_json(), "clock_mhz": design.clock_mhz,
+            "top": design.top_name,
+            "interface": {"input": design.top_input.to_json(), "output": design.top_output.to_json(),
+                          "input_type": graph.input_type.to_json(),
+                          "output_type": graph.output_type.to_json()},
+            "ir": graph.to_json(),
+            "schedule": [s.__dict__ for s in design.schedules.values()],
+        }
+        (staging / "einhls.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        report = build_report(design, result.costs, result.totals, result.notes)
+        (staging / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Project(out)
+
+
+class Project:
+    """A compiled output folder: its graph, design, vectors and reports."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        meta_path = self.path / "einhls.json"
+        if not meta_path.is_file():
+            raise EinhlsError(f"{self.path} is not an einhls output folder (no einhls.json)")
+        self.meta = json.loads(meta_path.read_text())
+        arrays = {p.stem: np.load(p, allow_pickle=False) for p in sorted((self.path / "ir").glob("*.npy"))}
+        self.graph = Graph.from_json(self.meta["ir"], arrays)
+        board = get_board(self.meta["board"]["name"])
+        schedules = {d["op"]: OpSchedule(**d) for d in self.meta["schedule"]}
+        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"])
+
+    @property
+    def report(self) -> dict:
+        return json.loads((self.path / "report.json").read_text())
+
+    @property
+    def measured(self) -> dict:
+        path = self.path / "measured.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def save_measured(self, updates: dict) -> None:
+        data = self.measured
+        data.update(updates)
+        (self.path / "measured.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        vec = self.path / "tb" / "vectors"
+        return read_vectors(vec / "inputs.txt"), read_vectors(vec / "expected.txt")
+
+    def predict_codes(self, codes: np.ndarray, target: str = "reference") -> np.ndarray:
+        """Integer codes in, integer codes out, on the reference or a simulated design."""
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.graph.input_size)
+        expected = run_reference(self.graph, codes)
+        if target == "reference":
+            return expected
+        from .verify.runner import run_check
+        result = run_check(self, target, codes, expected)
+        if result.error:
+            raise RuntimeError(result.line())
+        return result.outputs
+
+    def predict(self, x: np.ndarray, target: str = "reference") -> np.ndarray:
+        """Real-valued input (quantized with the model's input quantizer) -> real-valued output."""
+        from .ir.reference import dequantize_output, quantize_input
+        codes = self.predict_codes(quantize_input(self.graph, x), target)
+        out = dequantize_output(self.graph, codes) if self.graph.output_is_float else codes
+        return out.reshape((-1,) + tuple(self.graph.output_shape[1:]))

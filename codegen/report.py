@@ -1,0 +1,61 @@
+"""`einhls report`: the estimates of report.json as a table, with measurements beside them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+COLUMNS = (("layer", "name", "<"), ("kind", "kind", "<"), ("in>out", None, ">"), ("N:M", "sparsity", ">"),
+           ("simd x pe", None, ">"), ("mults", "multipliers", ">"), ("dense eq.", "dense_multipliers", ">"),
+           ("cycles", "cycles", ">"), ("II", "ii", ">"), ("DSP", "dsp", ">"), ("BRAM36", "bram36", ">"),
+           ("LUT", "lut", ">"), ("FF", "ff", ">"), ("MACs", "macs", ">"), ("weight bits", "weight_bits", ">"))
+
+
+def _cell(layer: dict, title: str, key: str | None) -> str:
+    if title == "in>out":
+        return f"{layer['in_size']}>{layer['out_size']}"
+    if title == "simd x pe":
+        return f"{layer['simd']}x{layer['pe']}" if layer["kind"] == "linear" else f"{layer['in_lanes']} lanes"
+    value = layer.get(key)
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def format_report(project) -> str:
+    report, measured = project.report, project.measured
+    rows = [[_cell(layer, title, key) for title, key, _ in COLUMNS] for layer in report["layers"]]
+    t = report["totals"]
+    rows.append(["total", "", "", "", "", str(t["multipliers"]), "", "", str(t["ii"]), str(t["dsp"]),
+                 f"{t['bram36']:g}", str(t["lut"]), str(t["ff"]), str(t["macs"]), str(t["weight_bits"])])
+    widths = [max(len(title), *(len(r[i]) for r in rows)) for i, (title, _, _) in enumerate(COLUMNS)]
+    fmt = lambda cells: "  ".join(f"{c:{a}{w}}" for c, w, (_, _, a) in zip(cells, widths, COLUMNS))
+    lines = [f"einhls report: {project.path}  board {report['board']} ({report['part']}) at {report['clock_mhz']:g} MHz",
+             fmt([title for title, _, _ in COLUMNS]), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in rows[:-1]] + [fmt(["-" * w for w in widths]), fmt(rows[-1])]
+    u = report["utilisation"]
+    lines.append(f"estimated: interval {t['ii']} cycles ({report['throughput_fps']:g} frames/s), latency "
+                 f"{t['latency']} cycles ({report['latency_us']:g} us); utilisation DSP {u['dsp']:.1%}, "
+                 f"BRAM {u['bram36']:.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
+    for note in report.get("notes", []):
+        lines.append(f"schedule: {note}")
+    if "rtlsim" in measured:
+        m = measured["rtlsim"]
+        lines.append(f"measured (RTL sim): latency {m.get('latency_cycles')} cycles (estimate {t['latency']}), "
+                     f"interval {m.get('interval_cycles')} cycles (estimate {t['ii']})")
+    if "yosys" in measured:
+        y = measured["yosys"]
+        lines.append(f"measured (Yosys {y.get('version', '?')} synth_xilinx -family {y.get('family')}): "
+                     f"LUT {y.get('lut')}, FF {y.get('ff')}, DSP {y.get('dsp')}, BRAM36 {y.get('bram36')} "
+                     f"(estimates: LUT {t['lut']}, FF {t['ff']}, DSP {t['dsp']}, BRAM36 {t['bram36']:g})")
+    return "\n".join(lines)
+
+
+def synthesize(project) -> dict:
+    """Run Yosys on the generated RTL and store its counts in measured.json."""
+    from .verify.yosys import synth_counts
+
+    print(f"yosys: synth_xilinx -family {project.design.board.yosys_family} on {project.path / 'rtl'} ...")
+    counts = synth_counts(project.path / "rtl", project.design.top_name, project.design.board.yosys_family,
+                          project.path / "build" / "yosys")
+    counts["family"] = project.design.board.yosys_family
+    project.save_measured({"yosys": counts})
+    return counts

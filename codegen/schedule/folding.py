@@ -1,0 +1,167 @@
+"""Folding: choose every op's parallelism so the design fits the board and the stages balance.
+
+Algorithm (in the spirit of FINN's SetFolding, but searching the target instead of taking it):
+
+1. The candidate initiation intervals T are every compute-cycle count some op can reach
+   (NF * KF for each feasible (simd, pe) of each Linear), plus the stream-beat counts.
+2. For a given T every op takes the *cheapest* parallelism whose interval is <= T (fewest
+   multipliers, then fewest padded slots); every stream gets ceil(size / T) lanes.  Stages thus
+   balance at T and no op is faster than it needs to be.
+3. The smallest T whose whole design fits ``max_util`` of the board's DSP, BRAM and LUT is chosen
+   (resources grow as T shrinks, so a binary search over the sorted candidates finds it).
+4. When even the slowest design does not fit, the error names the resource and the op using most.
+
+What was asked and what was chosen are recorded in report.json; nothing is silently snapped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import EinhlsError
+from ..ir.graph import Graph, Linear, Op
+from .boards import Board
+from .cost import OpCost, op_cost
+from .design import Design, OpSchedule
+
+MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
+
+
+def _fold_options(size: int, multiple: int = 1) -> list[int]:
+    """Parallelism values worth trying: for each fold count, the smallest width that reaches it."""
+    options = set()
+    for folds in range(1, size + 1):
+        width = math.ceil(size / folds)
+        width = math.ceil(width / multiple) * multiple
+        options.add(width)
+    return sorted(options)
+
+
+def linear_options(op: Linear) -> list[tuple[int, int, int]]:
+    """(cycles, simd, pe) for every useful parallelism of a Linear op."""
+    group = op.sparsity[1] if op.sparsity else 1
+    simds = _fold_options(op.in_size, group)
+    pes = _fold_options(op.out_size)
+    slots = (lambda simd: simd // group * op.sparsity[0]) if op.sparsity else (lambda simd: simd)
+    options = []
+    for simd in simds:
+        for pe in pes:
+            cycles = math.ceil(op.in_size / simd) * math.ceil(op.out_size / pe)
+            options.append((cycles, pe * slots(simd), pe * simd, simd, pe))
+    # cheapest first: fewest multipliers, then least padding
+    options.sort(key=lambda o: (o[1], o[2], -o[4]))
+    return [(c, simd, pe) for c, _, _, simd, pe in options]
+
+
+@dataclass
+class FoldResult:
+    design: Design
+    costs: dict[str, OpCost]
+    target_ii: int
+    totals: dict
+    notes: list[str]
+
+
+def _lanes(size: int, target: int) -> int:
+    return max(1, min(size, math.ceil(size / target)))
+
+
+def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
+    schedules = {}
+    edge_sizes = [graph.input_size] + [op.out_size for op in graph.ops]
+    lanes = [_lanes(size, target) for size in edge_sizes]
+    for i, op in enumerate(graph.ops):
+        if isinstance(op, Linear):
+            simd, pe = next(((s, p) for c, s, p in options[op.name] if c <= target),
+                            options[op.name][-1][1:])
+            # the fastest option may still be above target when target is below the op's floor
+            if math.ceil(op.in_size / simd) * math.ceil(op.out_size / pe) > target:
+                best = min(options[op.name], key=lambda o: o[0])
+                simd, pe = best[1], best[2]
+        else:
+            simd = pe = lanes[i]
+        in_lanes, out_lanes = lanes[i], lanes[i + 1]
+        if not isinstance(op, Linear):
+            in_lanes = out_lanes = max(in_lanes, out_lanes)
+            lanes[i] = lanes[i + 1] = in_lanes
+            simd = pe = in_lanes
+        schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
+    # a later elementwise op may have widened an edge: propagate to the neighbour's lanes
+    for i, op in enumerate(graph.ops):
+        s = schedules[op.name]
+        schedules[op.name] = OpSchedule(op.name, s.simd, s.pe, lanes[i], lanes[i + 1])
+    return schedules
+
+
+def totals_of(costs: dict[str, OpCost]) -> dict:
+    values = list(costs.values())
+    return {"ii": max(c.ii for c in values), "latency": sum(c.latency for c in values),
+            "dsp": sum(c.dsp for c in values), "bram36": sum(c.bram36 for c in values),
+            "lut": sum(c.lut for c in values), "ff": sum(c.ff for c in values),
+            "multipliers": sum(c.multipliers for c in values),
+            "macs": sum(c.macs for c in values), "weight_bits": sum(c.weight_bits for c in values)}
+
+
+def fits(totals: dict, board: Board, max_util: float) -> list[str]:
+    """Resources over budget, as readable strings (empty when the design fits)."""
+    over = []
+    for key, limit in (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff)):
+        if totals[key] > max_util * limit:
+            over.append(f"{key.upper()} {totals[key]:g} > {max_util:.0%} of {limit}")
+    return over
+
+
+def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: float = 0.8,
+         target_ii: int | None = None) -> FoldResult:
+    """Choose every op's parallelism (see module docstring)."""
+    if not graph.ops:
+        raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
+    options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
+    # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
+    floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
+                   math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)
+    candidates = {c for opts in options.values() for c, _, _ in opts}
+    candidates |= {graph.input_size} | {op.out_size for op in graph.ops}
+    slowest = max(candidates)
+    candidates = sorted(c for c in candidates if c >= floor_ii) or [slowest]
+    notes = []
+
+    def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
+        schedules = fold_for_target(graph, target, options)
+        costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        return schedules, costs, totals_of(costs)
+
+    if target_ii is not None:
+        if target_ii < floor_ii:
+            raise EinhlsError(f"target interval {target_ii} cycles is below what the top-level streams "
+                              f"allow ({floor_ii} cycles at {MAX_TOP_TDATA_BITS}-bit AXI4-Stream)")
+        chosen = target_ii
+        schedules, costs, totals = build(chosen)
+        over = fits(totals, board, max_util)
+        if over:
+            raise EinhlsError(f"the design at the requested interval of {target_ii} cycles does not fit "
+                              f"{board.name}: {'; '.join(over)}")
+        notes.append(f"interval {target_ii} cycles as requested")
+    else:
+        schedules, costs, totals = build(slowest)
+        over = fits(totals, board, max_util)
+        if over:
+            worst = max(costs, key=lambda name: (costs[name].dsp, costs[name].bram36, costs[name].lut))
+            source = graph.op(worst).source
+            raise EinhlsError(f"even the slowest design does not fit {board.name} at {max_util:.0%} "
+                              f"utilisation: {'; '.join(over)}; the largest layer is {worst!r} "
+                              f"(from {source!r})", node=source)
+        lo, hi = 0, len(candidates) - 1   # candidates[hi] fits; find the smallest that fits
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if not fits(build(candidates[mid])[2], board, max_util):
+                hi = mid
+            else:
+                lo = mid + 1
+        chosen = candidates[hi]
+        schedules, costs, totals = build(chosen)
+        notes.append(f"smallest interval that fits {max_util:.0%} of {board.name}: {chosen} cycles "
+                     f"(searched {len(candidates)} candidates down to the stream floor of {floor_ii})")
+    clock = clock_mhz or board.clock_mhz
+    design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock)
+    return FoldResult(design, costs, chosen, totals, notes)

@@ -1,0 +1,53 @@
+"""`einhls verify`: run the chosen checks on stored + random vectors against the reference."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..ir.reference import random_inputs, run_reference
+from .result import CheckResult
+
+CHECKS = ("csim", "rtlsim", "pynqsim")
+
+
+def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, seed: int = 0) -> CheckResult:
+    work = project.path / "build" / check
+    work.mkdir(parents=True, exist_ok=True)
+    if check == "csim":
+        from .csim import run_csim
+        return run_csim(project.path, inputs, expected, work)
+    if check == "rtlsim":
+        from .rtlsim import run_rtlsim
+        return run_rtlsim(project.path, inputs, expected, work, seed=seed)
+    if check == "pynqsim":
+        from .pynqsim import run_pynqsim
+        return run_pynqsim(project.path, inputs, expected, work)
+    raise ValueError(f"unknown check {check!r}; choose from {', '.join(CHECKS)}")
+
+
+def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int = 64, seed: int = 1,
+           progress=print) -> list[CheckResult]:
+    """Run each check on the stored vectors plus ``vectors`` random ones; returns the results.
+
+    Expected outputs come from the PyTorch integer reference of the IR, computed here, never from
+    the design under test.  Measured cycles are saved to measured.json for `einhls report`.
+    """
+    stored_in, stored_out = project.stored_vectors()
+    if not np.array_equal(run_reference(project.graph, stored_in), stored_out):
+        raise RuntimeError("the stored expected vectors no longer match the reference of the stored IR")
+    inputs = np.concatenate([stored_in, random_inputs(project.graph, vectors, seed)]) if vectors else stored_in
+    expected = run_reference(project.graph, inputs)
+    results = []
+    for check in checks:
+        result = run_check(project, check, inputs, expected, seed)
+        progress(result.line())
+        if check == "rtlsim" and result.measured:
+            totals = project.report["totals"]
+            m = result.measured
+            progress(f"rtlsim: measured {m.get('latency_cycles')} cycles per frame (estimate "
+                     f"{totals['latency']}), interval {m.get('interval_cycles')} cycles between frames "
+                     f"(estimate {totals['ii']})")
+            project.save_measured({"rtlsim": m})
+        results.append(result)
+    return results
