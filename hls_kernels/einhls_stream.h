@@ -1,0 +1,71 @@
+// einhls_stream.h: packed stream beats shared by every einhls HLS kernel.
+//
+// Stream layout (docs/hardware.md, codegen/schedule/design.py StreamFormat): element e of a frame
+// travels in beat e / LANES, lane e % LANES, bits [lane*BITS, (lane+1)*BITS) of the beat, two's
+// complement when signed; lanes after the last element are zero.  Frames are delimited by counting
+// beats, never by a side channel, so every kernel reads and writes exactly ceil(SIZE / LANES) beats.
+#ifndef EINHLS_STREAM_H
+#define EINHLS_STREAM_H
+
+#include <ap_int.h>
+#include <hls_stream.h>
+
+namespace einhls {
+
+// Elements of a frame -> beats of LANES elements.
+constexpr unsigned beats(unsigned size, unsigned lanes) { return (size + lanes - 1) / lanes; }
+
+// Lane `l` of a packed beat as an element of type T (ap_int<BITS> or ap_uint<BITS>).  Converting
+// the raw ap_uint<BITS> to ap_int<BITS> reinterprets the bits as two's complement.
+template <class T, int BITS, int W>
+T get_lane(const ap_uint<W>& word, unsigned l) {
+#pragma HLS INLINE
+    const ap_uint<BITS> raw = word.range(l * BITS + BITS - 1, l * BITS);
+    return T(raw);
+}
+
+// Writes `value` into lane `l`: the low BITS bits of its two's complement form.
+template <int BITS, int W, class T>
+void set_lane(ap_uint<W>& word, unsigned l, const T& value) {
+#pragma HLS INLINE
+    word.range(l * BITS + BITS - 1, l * BITS) = ap_uint<BITS>(value);
+}
+
+// Re-packs a frame of SIZE elements from IN_LANES to OUT_LANES elements per beat, used where a
+// producer's output beats differ from its consumer's input beats.  The frame is buffered whole:
+// simple and valid for any pair of lane counts; the cyclic partition by the larger lane count puts
+// the lanes of one beat in distinct banks so both loops reach II=1.
+template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
+void repack(hls::stream<ap_uint<IN_LANES * BITS> >& in, hls::stream<ap_uint<OUT_LANES * BITS> >& out) {
+    const unsigned BANKS = IN_LANES > OUT_LANES ? IN_LANES : OUT_LANES;
+    ap_uint<BITS> frame[SIZE];
+#pragma HLS ARRAY_PARTITION variable=frame cyclic factor=BANKS
+
+read_beats:
+    for (unsigned b = 0; b < beats(SIZE, IN_LANES); b++) {
+#pragma HLS PIPELINE II=1
+        const ap_uint<IN_LANES * BITS> word = in.read();
+    read_lanes:
+        for (unsigned l = 0; l < IN_LANES; l++) {
+#pragma HLS UNROLL
+            const unsigned e = b * IN_LANES + l;
+            if (e < SIZE) frame[e] = get_lane<ap_uint<BITS>, BITS>(word, l);
+        }
+    }
+write_beats:
+    for (unsigned b = 0; b < beats(SIZE, OUT_LANES); b++) {
+#pragma HLS PIPELINE II=1
+        ap_uint<OUT_LANES * BITS> word = 0;  // lanes past the end of the frame stay zero
+    write_lanes:
+        for (unsigned l = 0; l < OUT_LANES; l++) {
+#pragma HLS UNROLL
+            const unsigned e = b * OUT_LANES + l;
+            if (e < SIZE) set_lane<BITS>(word, l, frame[e]);
+        }
+        out.write(word);
+    }
+}
+
+}  // namespace einhls
+
+#endif  // EINHLS_STREAM_H
