@@ -59,7 +59,7 @@ def _save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
 def lower(model_path: Path, options: CompileOptions) -> Graph:
     """Front end and IR passes: ONNX file -> optimised IR graph."""
     from .frontend import load_graph
-    from .frontend.passes import run_passes
+    from .frontend.passes import fuse_relu
 
     default = None
     if options.default_type:
@@ -68,7 +68,11 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
             default = parse_fixed(options.default_type)
         except ValueError as exc:
             raise EinhlsError(str(exc)) from None
-    return run_passes(load_graph(model_path, default_type=default))
+    graph = load_graph(model_path, default_type=default)
+    for ir_pass in (fuse_relu,):
+        graph = ir_pass(graph)
+    graph.check()
+    return graph
 
 
 def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: list[str]) -> dict:
@@ -98,7 +102,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     """Lower, schedule and emit MODEL into the folder OUT (see CONTRACT.md for its layout)."""
     from .emit.hls import emit_csim_testbench, emit_hls
     from .emit.rtl import emit_rtl
-    from .emit.cocotb_tb import emit_cocotb_testbench
+    from .emit.cocotb_tb import emit_cocotb_tb
 
     options = options or CompileOptions()
     model, out = Path(model), Path(out)
@@ -120,7 +124,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
         emit_hls(design, staging)
         emit_rtl(design, staging)
         emit_csim_testbench(design, staging)
-        emit_cocotb_testbench(design, staging)
+        emit_cocotb_tb(design, staging)
         progress(f"[4/4] computing {STORED_VECTORS} reference vectors")
         inputs = random_inputs(graph, STORED_VECTORS, options.seed)
         vec_dir = staging / "tb" / "vectors"
