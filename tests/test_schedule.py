@@ -60,8 +60,9 @@ def test_linear_options_respect_group_multiple():
 
 def test_bram_model():
     assert bram36_for(8, 64) == 0  # 512 bits: LUTs
-    assert bram36_for(64, 64) == 1
-    assert bram36_for(512, 64) == 8  # 512/72 -> 8 wide at depth 512
+    assert bram36_for(64, 64) == 0  # shallow: LUTs
+    assert bram36_for(64, 1024) == 2
+    assert bram36_for(512, 512) == 8  # 512/72 -> 8 wide at depth 512
 
 
 @pytest.mark.parametrize("board", sorted(REQUIRED))

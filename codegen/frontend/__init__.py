@@ -1,0 +1,35 @@
+"""ONNX front end: quantized (QDQ / QONNX) models -> the einhls IR.
+
+    graph = load_graph(Path("model.onnx"))                  # a quantized model
+    graph = load_graph(path, default_type=parse_fixed("fixed<16,6>"))  # a float model
+
+:func:`load_graph` = :func:`read_model` + :func:`lower_model`; :func:`lower_model` =
+:func:`prepare_model` (checks, batch fixed to 1, shapes) + lowering + :func:`fuse_relu`.
+Every problem with the model raises :class:`codegen.errors.EinhlsError` naming the node.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ..ir.graph import Graph
+from ..ir.types import QType
+from .load import prepare_model, read_model
+from .lower import lower_prepared
+from .passes import fuse_relu
+
+
+def lower_model(model: onnx.ModelProto, default_type: QType | None = None) -> Graph:
+    """Lower an in-memory ONNX model to an IR graph (see the module docstring)."""
+    graph = fuse_relu(lower_prepared(prepare_model(model), default_type))
+    graph.check()
+    return graph
+
+
+def load_graph(path: Path, default_type: QType | None = None) -> Graph:
+    """Read an ONNX file (external data beside it is loaded too) and lower it to an IR graph."""
+    return lower_model(read_model(Path(path)), default_type)
+
+
+__all__ = ["load_graph", "lower_model", "prepare_model", "read_model", "fuse_relu", "lower_prepared"]

@@ -17,6 +17,7 @@ PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accu
 # (width, depth) shapes of one 36 Kb block RAM
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
 LUTRAM_MAX_BITS = 2048    # small ROMs are left to LUTs (distributed memory)
+LUTRAM_MAX_DEPTH = 64     # shallow ROMs too: a BRAM this shallow wastes 94% of its bits
 
 
 @dataclass
@@ -40,7 +41,7 @@ class OpCost:
 
 def bram36_for(width: int, depth: int) -> float:
     """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units."""
-    if width * depth <= LUTRAM_MAX_BITS:
+    if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
         return 0.0
     best = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
     return float(best)
@@ -92,7 +93,7 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
     lut += s.pe * (op.out_type.bits + 8)                           # rounding, clamp
     weight_rom = bram36_for(word_bits, cycles)
     if weight_rom == 0:
-        lut += math.ceil(word_bits * cycles / 64)
+        lut += word_bits * math.ceil(cycles / 64)  # one LUT6 per bit per 64 words
     ff = 2 * kf * s.simd * a_bits + 2 * nf * s.pe * op.out_type.bits \
         + multipliers * (a_bits + w_bits) + s.pe * op.acc_type.bits * 2 + word_bits + 64
     weight_bits = word_bits * cycles

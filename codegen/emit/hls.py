@@ -1,0 +1,426 @@
+"""Vitis HLS C++ back end: top function, per-layer parameter headers, run_hls.tcl, C-sim testbench.
+
+Python decides every number here (folds, weight words, types, requantization constants, which
+stages the top chains together); the Jinja2 templates in ``templates/hls/`` and ``testbench/csim/``
+hold all C++ and Tcl text.  The kernels themselves are the header-only library ``hls_kernels/``,
+copied next to the generated sources so the ``hls/`` folder builds on its own.
+
+Output layout::
+
+    OUT/hls/<top>.h               AXI4-Stream packet types and the top function's prototype
+    OUT/hls/<top>.cpp             the DATAFLOW top: s_axis -> op stages -> m_axis
+    OUT/hls/params_NN_<op>.h      one per op with constants: config struct, ROM contents
+    OUT/hls/einhls_*.h            the kernel library
+    OUT/hls/run_hls.tcl           Vitis HLS: C-sim, synthesis, co-simulation, IP export
+    OUT/tb/csim/tb_top.cpp        C-sim testbench (reads vector files given on the command line)
+    OUT/tb/csim/inputs.txt, expected.txt    vectors for run_hls.tcl (``emit_csim_vectors``)
+
+Everything depends only on the Design, so the same design gives the same bytes.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from ..errors import EinhlsError
+from ..ir.graph import Linear, Op, Relu, Requant
+from ..ir.sparsity import compress_nm
+from ..ir.types import QType, bits_for_range, dot_product_range
+from ..resources import resource_dir
+from ..schedule.design import Design, StreamFormat, linear_folds
+
+HLS_DIR = "hls"
+CSIM_DIR = "tb/csim"
+CSIM_TESTBENCH = "tb_top.cpp"
+CSIM_INPUTS = "inputs.txt"
+CSIM_EXPECTED = "expected.txt"
+KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h")
+
+# ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit).
+AP_INT_DEFAULT_MAX_W = 1024
+# Depth of the FIFOs between dataflow processes.  Every unit buffers what it must reuse (a Linear
+# unit its input frame), and the stages form a chain, so short FIFOs cannot deadlock.
+STREAM_DEPTH = 2
+
+
+# --- what the templates receive -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CType:
+    """An ap_int<bits> (signed) or ap_uint<bits> element type."""
+    signed: bool
+    bits: int
+
+    @staticmethod
+    def of(qtype: QType) -> "CType":
+        return CType(qtype.signed, qtype.bits)
+
+
+@dataclass
+class LinearUnit:
+    kind = "linear"
+    index: int
+    op: str
+    source: str
+    ns: str                 # C++ namespace holding cfg and the ROMs
+    header: str
+    summary: str            # one line for comments in the generated code
+    k: int
+    n: int
+    simd: int
+    pe: int
+    in_lanes: int
+    out_lanes: int
+    kf: int
+    nf: int
+    in_beats: int
+    out_beats: int
+    group: int              # M of N:M (1 for dense)
+    nz: int                 # N of N:M (1 for dense)
+    groups: int             # SIMD / M
+    idx_bits: int
+    slot_bits: int
+    word_bits: int
+    wide_words: bool        # words above 64 bits are written as hex strings
+    in_t: CType
+    w_t: CType
+    acc_t: CType
+    mult_t: CType
+    out_t: CType
+    mult_depth: int
+    shift: int
+    zp: int
+    lo: int
+    hi: int
+    weights: list[list[str]]   # [PE][NF*KF] hex digits of each word, most significant first
+    bias: list[list[int]]      # [PE][NF]
+    mult: list[list[int]]      # [PE][MULT_DEPTH]
+
+
+@dataclass
+class RequantUnit:
+    kind = "requant"
+    index: int
+    op: str
+    source: str
+    ns: str
+    header: str
+    summary: str
+    size: int
+    lanes: int
+    beats: int
+    in_t: CType
+    out_t: CType
+    v_t: CType
+    off_t: CType
+    mult_t: CType
+    off_depth: int
+    mult_depth: int
+    shift: int
+    zp: int
+    lo: int
+    hi: int
+    offset: list[list[int]]    # [LANES][OFF_DEPTH]
+    mult: list[list[int]]      # [LANES][MULT_DEPTH]
+
+
+@dataclass
+class ReluUnit:
+    kind = "relu"
+    index: int
+    op: str
+    source: str
+    summary: str
+    size: int
+    lanes: int
+    t: CType
+    zp: int
+
+
+@dataclass
+class Repack:
+    kind = "repack"
+    summary: str
+    size: int
+    bits: int
+    in_lanes: int
+    out_lanes: int
+
+
+@dataclass
+class Stage:
+    """One process of the top's DATAFLOW region, reading stream ``src`` and writing ``dst``."""
+    unit: object
+    src: str
+    dst: str
+
+
+@dataclass
+class StreamDecl:
+    name: str
+    width: int
+    comment: str
+
+
+@dataclass
+class HlsPlan:
+    top: str
+    graph: str
+    part: str
+    clock_mhz: float
+    period_ns: str
+    ap_int_max_w: int | None
+    axis_in: StreamFormat
+    axis_out: StreamFormat
+    streams: list[StreamDecl] = field(default_factory=list)
+    stages: list[Stage] = field(default_factory=list)
+    stream_depth: int = STREAM_DEPTH
+    first: str = ""            # stream written by s_axis
+    last: str = ""             # stream read by m_axis
+
+    @property
+    def units(self) -> list:
+        return [st.unit for st in self.stages if isinstance(st.unit, (LinearUnit, RequantUnit))]
+
+    @property
+    def sources(self) -> list[str]:
+        """Files of hls/ that Vitis compiles or includes, in a fixed order."""
+        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.units], *KERNEL_HEADERS]
+
+
+# --- planning: all decisions ----------------------------------------------------------------
+
+def _safe(name: str) -> str:
+    """An identifier / file-name fragment from an op name: [A-Za-z0-9_], no doubled underscores."""
+    text = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", name)).strip("_")
+    return text or "op"
+
+
+def _index_bits(m: int) -> int:
+    return math.ceil(math.log2(m)) if m > 1 else 0
+
+
+def _hex_words(codes: np.ndarray, slot_bits: int) -> list:
+    """Slot codes [..., slots] (unsigned, < 2**slot_bits) -> hex digit strings of the packed words.
+
+    Slot t occupies bits [t*slot_bits, (t+1)*slot_bits) of its word; digits are most significant
+    first and zero-padded to the word width, so equal designs give equal text.
+    """
+    shifts = np.arange(slot_bits, dtype=np.uint64)
+    bits = (codes.astype(np.uint64)[..., None] >> shifts) & np.uint64(1)   # LSB first
+    bits = bits.reshape(*codes.shape[:-1], -1).astype(np.uint8)
+    digits = math.ceil(bits.shape[-1] / 4)
+    pad = digits * 4 - bits.shape[-1]
+    if pad:
+        bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), dtype=np.uint8)], axis=-1)
+    nibbles = bits.reshape(*bits.shape[:-1], digits, 4) @ np.array([1, 2, 4, 8], dtype=np.uint8)
+    chars = np.array(list("0123456789abcdef"))[nibbles[..., ::-1]].reshape(-1, digits)
+    words = np.array(["".join(row) for row in chars], dtype=object)
+    return words.reshape(codes.shape[:-1]).tolist()
+
+
+def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -> LinearUnit:
+    s = design.schedule(op)
+    nf, kf = linear_folds(op, s)
+    nz, group = op.sparsity if op.sparsity and op.sparsity[0] < op.sparsity[1] else (1, 1)
+    if s.simd % group:
+        raise EinhlsError(f"SIMD {s.simd} is not a multiple of the N:M group size {group}", node=op.name)
+    groups = s.simd // group
+    idx_bits = _index_bits(group)
+    w_bits = op.weight_type.bits
+    slot_bits = w_bits + idx_bits
+
+    # The accumulator wraps modulo 2**bits in hardware; that is exact only if the true value fits.
+    lo, hi = dot_product_range(op.weight, op.bias, op.in_type.min, op.in_type.max)
+    acc_bits = op.acc_type.bits if op.acc_type.signed else op.acc_type.bits + 1
+    if bits_for_range(min(lo, -1), hi) > acc_bits:
+        raise EinhlsError(f"accumulator type int{acc_bits} cannot hold the dot-product range [{lo}, {hi}]",
+                          node=op.name)
+
+    rows, cols = nf * s.pe, kf * s.simd
+    padded = np.zeros((rows, cols), dtype=np.int64)
+    padded[:op.out_size, :op.in_size] = op.weight
+    if group == 1:
+        values, indices = padded[:, :, None], np.zeros((rows, cols, 1), dtype=np.int64)
+    else:
+        values, indices = compress_nm(padded, nz, group)            # [rows, cols / M, N]
+    codes = (values & ((1 << w_bits) - 1)) | (indices << w_bits)    # one slot: index above value
+    # [rows, KF*GROUPS, NZ] -> [NF, PE, KF, GROUPS*NZ] -> [PE, NF*KF, slots]: word (nf, kf) of PE p.
+    codes = codes.reshape(nf, s.pe, kf, groups * nz).transpose(1, 0, 2, 3).reshape(s.pe, nf * kf, -1)
+    words = _hex_words(codes, slot_bits)
+
+    bias = np.zeros(rows, dtype=np.int64)
+    bias[:op.out_size] = op.bias
+    rq = op.requant
+    if rq.per_channel:
+        mult = np.zeros(rows, dtype=np.int64)
+        mult[:op.out_size] = rq.multiplier_for(op.out_size)
+        mult_table = mult.reshape(nf, s.pe).T
+    else:
+        mult_table = np.full((s.pe, 1), rq.multiplier[0], dtype=np.int64)
+
+    mode = f"{nz}:{group} sparse" if group > 1 else "dense"
+    summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, "
+               f"{nf * kf} cycles per frame")
+    return LinearUnit(
+        index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
+        k=op.in_size, n=op.out_size, simd=s.simd, pe=s.pe, in_lanes=s.in_lanes, out_lanes=s.out_lanes,
+        kf=kf, nf=nf, in_beats=math.ceil(op.in_size / s.in_lanes),
+        out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
+        idx_bits=idx_bits, slot_bits=slot_bits, word_bits=groups * nz * slot_bits,
+        wide_words=groups * nz * slot_bits > 64,
+        in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
+        mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
+        mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
+        weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist())
+
+
+def _lane_table(values: np.ndarray, lanes: int) -> list[list[int]]:
+    """Per-element constants [size] -> [lane][beat], or [lane][1] when all are equal."""
+    if values.size and np.all(values == values[0]):
+        return [[int(values[0])] for _ in range(lanes)]
+    beats = math.ceil(values.size / lanes)
+    table = np.zeros(beats * lanes, dtype=np.int64)
+    table[:values.size] = values
+    return table.reshape(beats, lanes).T.tolist()
+
+
+def _requant_unit(index: int, op: Requant, design: Design, ns: str, header: str) -> RequantUnit:
+    s = design.schedule(op)
+    offset = op.arrays()["offset"]
+    rq = op.requant
+    mults = rq.multiplier_for(op.in_size)
+    v_lo, v_hi = op.in_type.min + int(offset.min()), op.in_type.max + int(offset.max())
+    offset_table, mult_table = _lane_table(offset, s.in_lanes), _lane_table(mults, s.in_lanes)
+    return RequantUnit(
+        index=index, op=op.name, source=op.source, ns=ns, header=header,
+        summary=f"Requant of {op.in_size} elements, {s.in_lanes} per beat",
+        size=op.in_size, lanes=s.in_lanes, beats=math.ceil(op.in_size / s.in_lanes),
+        in_t=CType.of(op.in_type), out_t=CType.of(op.out_type),
+        v_t=CType(True, bits_for_range(min(v_lo, -1), max(v_hi, 0))),
+        off_t=CType(True, bits_for_range(min(int(offset.min()), -1), max(int(offset.max()), 0))),
+        mult_t=CType(False, rq.multiplier_bits), off_depth=len(offset_table[0]),
+        mult_depth=len(mult_table[0]), shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
+        offset=offset_table, mult=mult_table)
+
+
+def plan_hls(design: Design) -> HlsPlan:
+    """Every decision of the HLS back end, as plain data for the templates."""
+    graph = design.graph
+    if not graph.ops:
+        raise EinhlsError("the graph has no operators; there is nothing to build")
+    if not design.top_name.isidentifier():
+        raise EinhlsError(f"top function name {design.top_name!r} is not a C++ identifier")
+    graph.check()
+    plan = HlsPlan(top=design.top_name, graph=graph.name, part=design.board.part,
+                   clock_mhz=design.clock_mhz, period_ns=f"{1000.0 / design.clock_mhz:.3f}",
+                   ap_int_max_w=None, axis_in=design.top_input, axis_out=design.top_output)
+
+    def new_stream(width: int, comment: str) -> str:
+        name = f"s{len(plan.streams)}"
+        plan.streams.append(StreamDecl(name, width, comment))
+        return name
+
+    widths = [plan.axis_in.tdata_bits, plan.axis_out.tdata_bits]
+    lanes = plan.axis_in.lanes
+    plan.first = current = new_stream(plan.axis_in.width, "from s_axis")
+
+    def repack_to(size: int, bits: int, to_lanes: int, why: str) -> None:
+        nonlocal current, lanes
+        dst = new_stream(to_lanes * bits, f"{why}, {to_lanes} per beat")
+        unit = Repack(f"re-pack {size} elements from {lanes} to {to_lanes} per beat ({why})",
+                      size, bits, lanes, to_lanes)
+        plan.stages.append(Stage(unit, current, dst))
+        widths.append(to_lanes * bits)
+        current, lanes = dst, to_lanes
+
+    for index, op in enumerate(graph.ops):
+        s = design.schedule(op)
+        if s.in_lanes != lanes:
+            repack_to(op.in_size, op.in_type.bits, s.in_lanes, f"into {op.name}")
+        ns, header = f"l{index:02d}_{_safe(op.name)}", f"params_{index:02d}_{_safe(op.name)}.h"
+        if isinstance(op, Linear):
+            unit = _linear_unit(index, op, design, ns, header)
+            widths += [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits]
+            out_lanes = s.out_lanes
+        elif isinstance(op, Requant):
+            unit = _requant_unit(index, op, design, ns, header)
+            widths += [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits]
+            out_lanes = s.in_lanes
+        elif isinstance(op, Relu):
+            unit = ReluUnit(index, op.name, op.source, f"ReLU of {op.in_size} elements, {s.in_lanes} per beat",
+                            op.in_size, s.in_lanes, CType.of(op.in_type), op.in_type.zero_point)
+            widths.append(unit.lanes * unit.t.bits)
+            out_lanes = s.in_lanes
+        else:
+            raise EinhlsError(f"the HLS back end has no unit for IR op kind {op.kind!r}", node=op.name)
+        dst = new_stream(out_lanes * op.out_type.bits, f"from {op.name}")
+        plan.stages.append(Stage(unit, current, dst))
+        current, lanes = dst, out_lanes
+        if s.out_lanes != lanes:   # elementwise units keep their lanes; re-pack to the schedule's
+            repack_to(op.out_size, op.out_type.bits, s.out_lanes, f"out of {op.name}")
+    plan.last = current
+
+    widest = max(widths)
+    if widest > AP_INT_DEFAULT_MAX_W:
+        plan.ap_int_max_w = math.ceil(widest / 1024) * 1024
+    return plan
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+def _comment(text: object) -> str:
+    """Text made safe for a // comment: one line, no backslash (which would splice the next line)."""
+    return " ".join(str(text).replace("\\", "/").split())
+
+
+def _environment() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader([str(resource_dir("templates") / "hls"), str(resource_dir("testbench") / "csim")])
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.filters["comment"] = _comment
+    return env
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))   # bytes: no platform newline translation
+
+
+def emit_hls(design: Design, out: Path) -> None:
+    """Write the Vitis HLS project sources for ``design`` into ``out/hls/``."""
+    plan = plan_hls(design)
+    env = _environment()
+    hls = Path(out) / HLS_DIR
+    hls.mkdir(parents=True, exist_ok=True)
+    _write(hls / f"{plan.top}.h", env.get_template("top.h.j2").render(plan=plan))
+    _write(hls / f"{plan.top}.cpp", env.get_template("top.cpp.j2").render(plan=plan))
+    for unit in plan.units:
+        _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
+    kernels = resource_dir("hls_kernels")
+    for name in KERNEL_HEADERS:
+        shutil.copyfile(kernels / name, hls / name)
+    tb = f"../{CSIM_DIR}"
+    _write(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
+        plan=plan, tb_dir=tb, testbench=CSIM_TESTBENCH, inputs=CSIM_INPUTS, expected=CSIM_EXPECTED))
+
+
+def emit_csim_testbench(design: Design, out: Path) -> None:
+    """Write the C-sim testbench ``out/tb/csim/tb_top.cpp`` for ``design``'s top function."""
+    plan = plan_hls(design)
+    text = _environment().get_template("tb_top.cpp.j2").render(plan=plan)
+    _write(Path(out) / CSIM_DIR / CSIM_TESTBENCH, text)
+
+
+def emit_csim_vectors(out: Path, inputs: np.ndarray, expected: np.ndarray) -> None:
+    """Write the vectors run_hls.tcl passes to the testbench (``out/tb/csim/inputs.txt``, ``expected.txt``)."""
+    from ..verify.csim import write_vectors
+
+    write_vectors(Path(out) / CSIM_DIR / CSIM_INPUTS, inputs)
+    write_vectors(Path(out) / CSIM_DIR / CSIM_EXPECTED, expected)

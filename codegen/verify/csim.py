@@ -1,0 +1,172 @@
+"""C-simulation of the generated Vitis HLS C++ with plain g++ (no Xilinx tools needed).
+
+The project's ``hls/`` sources and ``tb/csim/tb_top.cpp`` are compiled against the ap_types headers
+that ship inside the ``hls4ml`` package (Xilinx's ap_int / hls_stream C models); the testbench binary
+reads input vectors and expected outputs from text files and writes the actual outputs, which are
+compared here with :func:`codegen.verify.result.compare`.  Only files under ``project/hls`` and
+``project/tb`` are read, never ``einhls.json``.
+
+Builds are cached in ``work/build/`` under a hash of every source byte and the compiler command, so
+a second run on an unchanged project skips the (about 3 s) compile.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .result import CheckResult, compare
+
+CXX = "g++"
+CXXFLAGS = ("-std=c++14", "-O2", "-Wno-unknown-pragmas", "-Wno-unused-label")
+SOURCE_SUFFIXES = (".h", ".hpp", ".cpp", ".cc")
+ERROR_LINES = 20          # lines of g++'s own message kept in CheckResult.error
+COMPILE_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 3600
+
+
+def ap_types_dir() -> Path | None:
+    """The ap_types headers (ap_int.h, hls_stream.h) of the installed hls4ml package, if any.
+
+    Located through the package's file location only: importing hls4ml itself is slow and not needed.
+    """
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
+    return path if (path / "ap_int.h").is_file() else None
+
+
+# --- vector files: one vector per line, space-separated decimal codes ---------------------
+
+def write_vectors(path: Path, codes: np.ndarray) -> None:
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.ndim == 1:
+        codes = codes[None, :]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(" ".join(str(int(c)) for c in row) + "\n" for row in codes))
+
+
+def read_vectors(path: Path, size: int) -> np.ndarray:
+    rows = [[int(t) for t in line.split()] for line in Path(path).read_text().splitlines() if line.strip()]
+    for number, row in enumerate(rows):
+        if len(row) != size:
+            raise ValueError(f"{path}: vector {number} has {len(row)} codes, expected {size}")
+    return np.asarray(rows, dtype=np.int64).reshape(len(rows), size)
+
+
+# --- build ----------------------------------------------------------------------------------
+
+def _sources(project: Path) -> tuple[list[Path], list[Path]]:
+    """(.cpp files to compile, every source file that can affect the build) of the project."""
+    roots = [project / "hls", project / "tb" / "csim"]
+    files = sorted(p for root in roots if root.is_dir() for p in root.rglob("*")
+                   if p.is_file() and p.suffix in SOURCE_SUFFIXES)
+    return [p for p in files if p.suffix in (".cpp", ".cc")], files
+
+
+def _first_lines(text: str, count: int = ERROR_LINES) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    more = f"\n... ({len(lines) - count} more lines)" if len(lines) > count else ""
+    return "\n".join(lines[:count]) + more
+
+
+def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
+    """Compile the project's C-sim binary (or reuse a cached one): (binary, None) or (None, error)."""
+    project, work = Path(project), Path(work)
+    include = ap_types_dir()
+    if include is None:
+        return None, "the ap_types headers were not found: pip install hls4ml (C-sim uses its copy of ap_int.h)"
+    if shutil.which(CXX) is None:
+        return None, f"{CXX} not found on PATH (C-sim compiles the HLS C++ with it)"
+    units, files = _sources(project)
+    if not any(p.parent == project / "tb" / "csim" for p in units):
+        return None, f"no C-sim testbench in {project / 'tb' / 'csim'} (emit_csim_testbench writes it)"
+
+    flags = [*CXXFLAGS, "-isystem", str(include), "-I", str(project / "hls"), "-I", str(project / "tb" / "csim")]
+    digest = hashlib.sha256("\0".join([CXX, *flags]).encode())
+    for path in files:
+        digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes() + b"\0")
+    build = work / "build"
+    binary = build / f"tb_{digest.hexdigest()[:16]}"
+    if binary.is_file():
+        return binary, None
+
+    build.mkdir(parents=True, exist_ok=True)
+    print(f"csim: compiling {project.name} ({len(units)} C++ files) with {CXX}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=build) as tmp:
+        objects = [Path(tmp) / f"{i}_{unit.stem}.o" for i, unit in enumerate(units)]
+
+        def compile_one(pair: tuple[Path, Path]) -> subprocess.CompletedProcess:
+            source, obj = pair
+            return subprocess.run([CXX, *flags, "-c", str(source), "-o", str(obj)], capture_output=True,
+                                  text=True, timeout=COMPILE_TIMEOUT_S)
+
+        # The translation units are independent: compile them side by side.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1))) as pool:
+            results = list(pool.map(compile_one, zip(units, objects)))
+        for done in results:
+            if done.returncode != 0:
+                return None, _first_lines(done.stderr or done.stdout)
+        staged = Path(tmp) / binary.name
+        link = subprocess.run([CXX, *map(str, objects), "-o", str(staged)], capture_output=True, text=True,
+                              timeout=COMPILE_TIMEOUT_S)
+        if link.returncode != 0:
+            return None, _first_lines(link.stderr or link.stdout)
+        os.replace(staged, binary)   # atomic: a half-written binary is never found by the cache
+    return binary, None
+
+
+# --- run --------------------------------------------------------------------------------------
+
+def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path) -> CheckResult:
+    """C-simulate the HLS design of ``project`` on ``inputs``; compare with ``expected`` codes.
+
+    ``inputs`` [vectors, in_size] and ``expected`` [vectors, out_size] are integer codes (the
+    expected ones from the PyTorch integer reference).  A build or run failure is returned as
+    ``CheckResult.error`` with the tool's own message; a difference as ``CheckResult.mismatch``.
+    """
+    inputs = np.atleast_2d(np.asarray(inputs, dtype=np.int64))
+    expected = np.atleast_2d(np.asarray(expected, dtype=np.int64))
+    vectors = expected.shape[0]
+    work = Path(work)
+    binary, error = build_csim(project, work)
+    if binary is None:
+        return CheckResult("csim", vectors, None, error=error)
+
+    in_path, exp_path, out_path = work / "csim_inputs.txt", work / "csim_expected.txt", work / "csim_outputs.txt"
+    write_vectors(in_path, inputs)
+    write_vectors(exp_path, expected)
+    out_path.unlink(missing_ok=True)
+    print(f"csim: running {vectors} vectors", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run([str(binary), str(in_path), str(exp_path), str(out_path)], capture_output=True,
+                              text=True, timeout=RUN_TIMEOUT_S, cwd=work)
+    except subprocess.TimeoutExpired:
+        return CheckResult("csim", vectors, None, error=f"the C-sim binary did not finish within {RUN_TIMEOUT_S} s")
+
+    # Exit 1 with complete outputs is an ordinary mismatch, reported below from the outputs
+    # themselves; anything else without complete outputs (crash, bad vectors, protocol error) is
+    # a failure to run, reported with the testbench's own words.
+    message = _first_lines(done.stderr + done.stdout)
+    try:
+        got = read_vectors(out_path, expected.shape[1]) if out_path.is_file() else None
+    except ValueError as exc:
+        got, message = None, f"{exc}\n{message}"
+    if done.returncode not in (0, 1) or got is None or got.shape[0] != vectors:
+        status = f"exit status {done.returncode}" if done.returncode >= 0 else f"signal {-done.returncode}"
+        return CheckResult("csim", vectors, got, error=f"the C-sim binary failed ({status}): {message}")
+    result = compare("csim", expected, got)
+    if done.returncode == 1 and result.passed:
+        # Every element matched, yet the testbench failed: the AXI4-Stream protocol was wrong.
+        return CheckResult("csim", vectors, got, error=f"the C-sim testbench reported: {message}")
+    return result

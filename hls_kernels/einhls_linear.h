@@ -1,0 +1,176 @@
+// einhls_linear.h: the Linear unit, a dense MAC array or an N:M sparse-MAC array (docs/hardware.md).
+//
+//     acc[n] = bias[n] + sum_k W[n, k] * x[k]         (raw input codes; the input zero point is in bias)
+//     y[n]   = clamp(rne(acc[n] * M[n], SHIFT) + ZP, LO, HI)
+//
+// Folding: SIMD inputs x PE outputs per cycle, KF = ceil(K / SIMD) input folds, NF = ceil(N / PE)
+// output folds, one (nf, kf) step per cycle with nf outer and kf inner: NF * KF cycles per frame.
+//
+// Weight memory: one ROM per PE, word [nf * KF + kf].  The word is divided into slots, one per
+// multiplier; slot t = g * NZ + j (group g of the SIMD inputs, multiplier j of the group) holds
+// W_BITS of weight value and above it IDX_BITS of index i, and the multiplier computes
+// value * x[kf * SIMD + g * GROUP + i]: each multiplier picks its activation with a GROUP:1
+// multiplexer driven by the stored index.  A dense layer is the 1:1 case (GROUP = NZ = 1,
+// IDX_BITS = 0, GROUPS = SIMD), so one kernel serves both and dense words carry no indices.
+// Unused sparse slots hold value 0 and index 0; padding rows and columns hold zero weights.
+//
+// C is a configuration struct written by the einhls emitter:
+//   K, N, SIMD, PE, IN_LANES, OUT_LANES    sizes and parallelism
+//   KF, NF, IN_BEATS, OUT_BEATS            folds and beats per frame
+//   GROUP, NZ, GROUPS, IDX_BITS            N:M sparsity: NZ of every GROUP weights are stored,
+//                                          GROUPS = SIMD / GROUP groups per PE and cycle
+//   IN_BITS, W_BITS, OUT_BITS, SLOT_BITS   element widths; SLOT_BITS = W_BITS + IDX_BITS
+//   in_t, w_t, acc_t, mult_t, out_t        element types; acc_t is exact (never overflows)
+//   word_t                                 ap_uint<GROUPS * NZ * SLOT_BITS>, one weight word
+//   MULT_DEPTH                             NF for per-channel multipliers, 1 for one multiplier
+//   SHIFT, ZP, LO, HI                      requantization constants
+#ifndef EINHLS_LINEAR_H
+#define EINHLS_LINEAR_H
+
+#include <ap_int.h>
+#include <hls_stream.h>
+
+#include "einhls_requant.h"
+#include "einhls_stream.h"
+
+namespace einhls {
+
+// Index of slot `lo` in a weight word; dense words store none (IDX_BITS == 0, the index is 0).
+template <int IDX_BITS>
+struct SlotIndex {
+    template <int W>
+    static unsigned get(const ap_uint<W>& word, unsigned lo) {
+#pragma HLS INLINE
+        return ap_uint<IDX_BITS>(word.range(lo + IDX_BITS - 1, lo));
+    }
+};
+
+template <>
+struct SlotIndex<0> {
+    template <int W>
+    static unsigned get(const ap_uint<W>&, unsigned) {
+#pragma HLS INLINE
+        return 0;
+    }
+};
+
+// Stage 1: one input frame into the activation buffer (K elements, zero padding to KF * SIMD).
+template <class C>
+void linear_read(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in, typename C::in_t x[C::KF * C::SIMD]) {
+read_beats:
+    for (unsigned b = 0; b < C::IN_BEATS; b++) {
+#pragma HLS PIPELINE II=1
+        const ap_uint<C::IN_LANES * C::IN_BITS> word = in.read();
+    read_lanes:
+        for (unsigned l = 0; l < C::IN_LANES; l++) {
+#pragma HLS UNROLL
+            const unsigned e = b * C::IN_LANES + l;
+            if (e < C::K) x[e] = get_lane<typename C::in_t, C::IN_BITS>(word, l);
+        }
+    }
+    // Padding columns meet zero weights, so their value never matters; zero them anyway so the
+    // buffer is fully defined (C-sim must not read uninitialised memory).
+pad:
+    for (unsigned e = C::K; e < C::KF * C::SIMD; e++) {
+#pragma HLS PIPELINE II=1
+        x[e] = 0;
+    }
+}
+
+// Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
+template <class C>
+void linear_compute(const typename C::in_t x[C::KF * C::SIMD], typename C::out_t y[C::NF * C::PE],
+                    const typename C::word_t weights[C::PE][C::NF * C::KF],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=bias complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mult complete dim=1
+    typename C::acc_t acc[C::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+
+fold_out:
+    for (unsigned nf = 0; nf < C::NF; nf++) {
+    fold_in:
+        for (unsigned kf = 0; kf < C::KF; kf++) {
+#pragma HLS PIPELINE II=1
+        pe:
+            for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+                const typename C::word_t word = weights[p][nf * C::KF + kf];
+                // All sums are taken modulo 2^ACC_BITS (ap_int wraps).  The final dot product
+                // always fits acc_t, so wrapped partial sums still give the exact result.
+                typename C::acc_t dot = 0;
+            group:
+                for (unsigned g = 0; g < C::GROUPS; g++) {
+#pragma HLS UNROLL
+                multiplier:
+                    for (unsigned j = 0; j < C::NZ; j++) {
+#pragma HLS UNROLL
+                        const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
+                        const typename C::w_t w = typename C::w_t(ap_uint<C::W_BITS>(word.range(lo + C::W_BITS - 1, lo)));
+                        const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                        dot += w * x[kf * C::SIMD + g * C::GROUP + i];  // GROUP:1 multiplexer on x
+                    }
+                }
+                const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
+                acc[p] = sum;
+                if (kf == C::KF - 1) {
+                    y[nf * C::PE + p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+                        sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
+                }
+            }
+        }
+    }
+}
+
+// Stage 3: the N outputs of the frame, OUT_LANES per beat.
+template <class C>
+void linear_write(const typename C::out_t y[C::NF * C::PE], hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+write_beats:
+    for (unsigned b = 0; b < C::OUT_BEATS; b++) {
+#pragma HLS PIPELINE II=1
+        ap_uint<C::OUT_LANES * C::OUT_BITS> word = 0;  // lanes past the end of the frame stay zero
+    write_lanes:
+        for (unsigned l = 0; l < C::OUT_LANES; l++) {
+#pragma HLS UNROLL
+            const unsigned e = b * C::OUT_LANES + l;
+            if (e < C::N) set_lane<C::OUT_BITS>(word, l, y[e]);
+        }
+        out.write(word);
+    }
+}
+
+// The Linear unit: read, compute and write as a dataflow pipeline, so the activation and result
+// buffers become ping-pong buffers and the next frame loads while this one computes.
+// The activation buffer is partitioned by SIMD (mux-free reads in the MAC loop, the loop that runs
+// NF * KF times); the result buffer by PE.
+template <class C>
+void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
+            hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
+            const typename C::word_t weights[C::PE][C::NF * C::KF],
+            const typename C::acc_t bias[C::PE][C::NF],
+            const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS DATAFLOW
+    static_assert(C::KF == (C::K + C::SIMD - 1) / C::SIMD, "KF must be ceil(K / SIMD)");
+    static_assert(C::NF == (C::N + C::PE - 1) / C::PE, "NF must be ceil(N / PE)");
+    static_assert(C::IN_BEATS == (C::K + C::IN_LANES - 1) / C::IN_LANES, "IN_BEATS must be ceil(K / IN_LANES)");
+    static_assert(C::OUT_BEATS == (C::N + C::OUT_LANES - 1) / C::OUT_LANES, "OUT_BEATS must be ceil(N / OUT_LANES)");
+    static_assert(C::GROUPS * C::GROUP == C::SIMD, "SIMD must be a multiple of the group size M");
+    static_assert(C::NZ >= 1 && C::NZ <= C::GROUP, "N:M needs 1 <= N <= M");
+    static_assert(C::SLOT_BITS == C::W_BITS + C::IDX_BITS, "a slot is a weight value and its index");
+    static_assert(C::MULT_DEPTH == 1 || C::MULT_DEPTH == C::NF, "multipliers are per tensor or per channel");
+    const unsigned SIMD = C::SIMD;  // pragmas take plain constants
+    const unsigned PE = C::PE;
+    typename C::in_t x[C::KF * C::SIMD];
+#pragma HLS ARRAY_PARTITION variable=x cyclic factor=SIMD
+    typename C::out_t y[C::NF * C::PE];
+#pragma HLS ARRAY_PARTITION variable=y cyclic factor=PE
+    linear_read<C>(in, x);
+    linear_compute<C>(x, y, weights, bias, mult);
+    linear_write<C>(y, out);
+}
+
+}  // namespace einhls
+
+#endif  // EINHLS_LINEAR_H

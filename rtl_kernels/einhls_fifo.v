@@ -1,0 +1,78 @@
+// einhls_fifo: synchronous first-word-fall-through FIFO with a registered output.
+//
+// DEPTH words are kept in a simple dual-port memory (LUTRAM or block RAM, inferred) and one more
+// in the output register, so the FIFO holds DEPTH + 1 words.  Every output is a register and
+// s_axis_tready depends only on registered state: the FIFO cuts both the data and the ready path.
+// DEPTH must be a power of two.
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module einhls_fifo #(
+    parameter integer DEPTH = 16,
+    parameter integer WIDTH = 8
+) (
+    input  wire             clk,
+    input  wire             rst,
+
+    input  wire [WIDTH-1:0] s_axis_tdata,
+    input  wire             s_axis_tvalid,
+    output wire             s_axis_tready,
+
+    output wire [WIDTH-1:0] m_axis_tdata,
+    output wire             m_axis_tvalid,
+    input  wire             m_axis_tready
+);
+
+    localparam integer AW = (DEPTH <= 2) ? 1 : $clog2(DEPTH);
+
+    reg [WIDTH-1:0] mem [0:(1 << AW)-1];
+    reg [AW:0]      wr_ptr = 0;            // one extra bit tells full from empty
+    reg [AW:0]      rd_ptr = 0;
+    reg [WIDTH-1:0] out_data = 0;
+    reg             out_valid = 1'b0;
+
+    wire empty = wr_ptr == rd_ptr;
+    wire full  = wr_ptr == {~rd_ptr[AW], rd_ptr[AW-1:0]};
+
+    assign s_axis_tready = !full;
+    wire write = s_axis_tvalid && !full;
+    // move the head word into the output register whenever that register is (or becomes) free
+    wire read  = !empty && (!out_valid || m_axis_tready);
+
+    always @(posedge clk) begin
+        if (write) begin
+            mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (read) begin
+            out_data <= mem[rd_ptr[AW-1:0]];
+        end
+    end
+
+    always @(posedge clk) begin
+        if (write) begin
+            wr_ptr <= wr_ptr + 1'b1;
+        end
+        if (read) begin
+            rd_ptr    <= rd_ptr + 1'b1;
+            out_valid <= 1'b1;
+        end else if (m_axis_tready) begin
+            out_valid <= 1'b0;
+        end
+        if (rst) begin
+            wr_ptr    <= 0;
+            rd_ptr    <= 0;
+            out_valid <= 1'b0;
+        end
+    end
+
+    assign m_axis_tdata  = out_data;
+    assign m_axis_tvalid = out_valid;
+
+endmodule
+
+`resetall

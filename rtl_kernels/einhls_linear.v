@@ -1,0 +1,488 @@
+// einhls_linear: y = requant(bias + W x), dense or N:M sparse (docs/hardware.md, "Linear unit").
+//
+// Dataflow (every arrow a valid/ready stream, frames counted in beats):
+//
+//   s_axis (IN_LANES) -> einhls_lanes -> input buffer (2 banks x KF words of SIMD inputs)
+//     -> MAC array: NF*KF steps per frame, nf outer / kf inner, one step per cycle
+//     -> accumulators (PE x ACC_BITS) -> einhls_fifo (NF rows, one row of PE sums per nf)
+//     -> einhls_lanes PE -> RQ_LANES -> einhls_requant (+ bias[c], * M[c], rne, clamp)
+//     -> einhls_lanes RQ_LANES -> OUT_LANES -> m_axis
+//
+// Overlap: the loader fills one input bank while the MAC array reads the other, and the output
+// FIFO holds a whole frame of sums, so frame f+1 loads, frame f computes and frame f-1 drains at
+// the same time; the steady-state interval is max(NF*KF, input beats, output beats) cycles.
+//
+// MAC array.  Step (nf, kf) reads weight ROM word nf*KF + kf and input word kf of the bank being
+// computed.  The weight word holds, for PE p (low bits first):
+//   dense (NNZ == GROUP): SIMD weights W[nf*PE+p][kf*SIMD+s], W_BITS each, s = 0 first;
+//   sparse N:M (NNZ < GROUP): for each of the G = SIMD/GROUP groups and each of its NNZ slots j,
+//     a value (W_BITS, low) and an index (IDX_BITS, high); multiplier (p, g, j) computes
+//     value * x[kf*SIMD + g*GROUP + index], its input picked by a GROUP:1 multiplexer.
+// So the array has PE*SIMD multipliers dense and PE*SIMD*NNZ/GROUP sparse (half for 2:4).
+// Pipeline: ROM and input buffer read -> operand registers (sparse: after the multiplexer)
+// -> product registers (DSP A/B/M registers) -> adder tree per PE -> accumulator.
+// PACK = 2 (dense): PEs 2q and 2q+1 share each multiplier, two products per DSP (see g_prod);
+// the emitter enables it only when it has proven the packed products exact for these weights.
+// MUL_LUT = 1: products built from LUT adders (the emitter's choice for operands of <= 4 bits).
+//
+// Exactness.  ACC_BITS is the exact range of bias + W x (codegen/ir/types.py, dot_product_range).
+// The MAC array accumulates W x without the bias, modulo 2^ACC_BITS, and the requant stage adds
+// the bias modulo 2^ACC_BITS: the sum is the exact accumulator because it fits ACC_BITS.
+// Weights are signed two's complement (the emitter widens unsigned weight types by one bit).
+//
+// Requantization is done after the FIFO on RQ_LANES elements per cycle instead of on all PE
+// outputs at once: the emitter picks RQ_LANES (a divisor of PE) just large enough to keep up with
+// one row every KF cycles, so a layer with KF >= PE needs a single requant multiplier.
+//
+// Weight ROM: synchronous read, $readmemh(WEIGHT_FILE), NF*KF words (block RAM when large).
+// Bias and per-channel multipliers: ROMs of einhls_requant, RQ_LANES values per word.
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module einhls_linear #(
+    parameter integer K          = 16,     // inputs per frame
+    parameter integer N          = 8,      // outputs per frame
+    parameter integer SIMD       = 4,      // inputs per step (a multiple of GROUP when sparse)
+    parameter integer PE         = 2,      // outputs per step
+    parameter integer IN_LANES   = 4,      // elements per input beat
+    parameter integer OUT_LANES  = 2,      // elements per output beat
+    parameter integer IN_BITS    = 8,
+    parameter integer IN_SIGNED  = 1,
+    parameter integer W_BITS     = 8,      // signed weight width
+    parameter integer ACC_BITS   = 24,     // exact accumulator width (signed)
+    parameter integer OUT_BITS   = 8,
+    /* verilator lint_off UNUSEDPARAM */
+    parameter integer OUT_SIGNED = 1,      // documentation: LO/HI already encode the output range
+    /* verilator lint_on UNUSEDPARAM */
+    parameter integer NNZ        = 1,      // N of N:M (non-zeros per group); NNZ == GROUP: dense
+    parameter integer GROUP      = 1,      // M of N:M
+    parameter integer M_BITS     = 1,      // requant multiplier width (unsigned)
+    parameter integer PER_CHANNEL = 0,     // 1: one multiplier per output from MULT_FILE
+    parameter [63:0]  MULT       = 1,      // the multiplier when PER_CHANNEL = 0
+    parameter integer SHIFT      = 0,
+    parameter signed [63:0] ZP   = 0,
+    parameter signed [63:0] LO   = -128,
+    parameter signed [63:0] HI   = 127,
+    parameter integer RQ_LANES   = 1,      // outputs requantized per cycle (divides PE)
+    parameter integer V_BITS     = ACC_BITS, // requant input width (>= ACC_BITS)
+    parameter integer MUL_LUT    = 0,      // 1: products from LUT adders, never DSPs
+    parameter integer PACK       = 1,      // 2: two PEs share one multiplier (dense only)
+    parameter integer PACK_SHIFT = 16,     // S: offset of the second product when PACK = 2
+    parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
+    parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
+    parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
+    parameter         WEIGHT_FILE = "weights.mem",
+    parameter         BIAS_FILE   = "bias.mem",
+    parameter         MULT_FILE   = "mult.mem"
+) (
+    input  wire                          clk,
+    input  wire                          rst,
+
+    input  wire [IN_LANES*IN_BITS-1:0]   s_axis_tdata,
+    input  wire                          s_axis_tvalid,
+    output wire                          s_axis_tready,
+
+    output wire [OUT_LANES*OUT_BITS-1:0] m_axis_tdata,
+    output wire                          m_axis_tvalid,
+    input  wire                          m_axis_tready
+);
+
+    function integer cw(input integer n);   // counter width for 0..n-1, at least 1
+        cw = (n <= 2) ? 1 : $clog2(n);
+    endfunction
+
+    localparam integer KF       = (K + SIMD - 1) / SIMD;
+    localparam integer NF       = (N + PE - 1) / PE;
+    localparam integer STEPS    = NF * KF;
+    localparam         SPARSE   = NNZ != GROUP;
+    localparam integer G        = SPARSE ? SIMD / GROUP : SIMD;    // groups per PE word
+    localparam integer MULTS    = SPARSE ? G * NNZ : SIMD;         // multipliers per PE
+    localparam integer IDX_BITS = (GROUP <= 2) ? 1 : $clog2(GROUP);
+    localparam integer SLOT     = W_BITS + (SPARSE ? IDX_BITS : 0); // bits per multiplier slot
+    localparam integer WWORD    = PE * MULTS * SLOT;               // weight ROM word
+    localparam integer XB       = IN_BITS + ((IN_SIGNED != 0) ? 0 : 1);   // input as a signed number
+    localparam integer PW       = W_BITS + XB;                     // exact product width
+    localparam integer LW       = PW + PACK_CHAIN - 1;             // exact width of a tree leaf
+    localparam integer TIN      = (LW < ACC_BITS) ? LW : ACC_BITS; // leaf as summed (mod 2^ACC)
+    localparam integer MW       = (PW > TIN) ? PW : TIN;
+
+    // w * x as a sum of shifted copies of the wider operand, one per bit of the narrower one
+    // (two's complement: the top bit weighs -2^(n-1)).  Only adders, so synthesis keeps it in
+    // LUTs; Yosys would put every product of 9 bits or more into a DSP, which is a waste for
+    // the narrow operands MUL_LUT is chosen for.
+    function automatic signed [MW-1:0] lut_mul(input signed [W_BITS-1:0] w, input signed [XB-1:0] x);
+        integer i;
+        reg signed [MW-1:0] sum;
+        begin
+            sum = 0;
+            if (W_BITS <= XB) begin
+                for (i = 0; i < W_BITS - 1; i = i + 1) begin
+                    if (w[i]) sum = sum + (x <<< i);
+                end
+                if (w[W_BITS-1]) sum = sum - (x <<< (W_BITS - 1));
+            end else begin
+                for (i = 0; i < XB - 1; i = i + 1) begin
+                    if (x[i]) sum = sum + (w <<< i);
+                end
+                if (x[XB-1]) sum = sum - (w <<< (XB - 1));
+            end
+            lut_mul = sum;
+        end
+    endfunction
+    localparam integer XWORD    = SIMD * IN_BITS;
+    localparam integer PAIRS    = (PACK == 2 && !SPARSE) ? PE / 2 : 0;  // PE pairs sharing DSPs
+    localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE
+
+    localparam integer KW = cw(KF);
+    localparam integer NW = cw(NF);
+    localparam integer SW = cw(STEPS);
+    localparam integer LAST_KF_I   = KF - 1;
+    localparam integer LAST_NF_I   = NF - 1;
+    localparam integer LAST_STEP_I = STEPS - 1;
+    localparam [KW-1:0] LAST_KF   = LAST_KF_I[KW-1:0];
+    localparam [NW-1:0] LAST_NF   = LAST_NF_I[NW-1:0];
+    localparam [SW-1:0] LAST_STEP = LAST_STEP_I[SW-1:0];
+
+    // =============================================================== input: lanes -> SIMD words
+    wire [XWORD-1:0] xin_tdata;
+    wire             xin_tvalid;
+    wire             xin_tready;
+
+    einhls_lanes #(
+        .SIZE(K), .BITS(IN_BITS), .IN_LANES(IN_LANES), .OUT_LANES(SIMD)
+    ) u_in_lanes (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+        .m_axis_tdata(xin_tdata), .m_axis_tvalid(xin_tvalid), .m_axis_tready(xin_tready)
+    );
+
+    // ========================================================= double-buffered input memory
+    // Address {bank, kf}; bank_full[b] is set when the loader has written all KF words of bank b
+    // and cleared when the MAC array has issued the last step that reads it.
+    reg [XWORD-1:0] xbuf [0:(1 << (KW + 1))-1];
+    reg [1:0]       bank_full = 2'b00;
+    reg             load_bank = 1'b0;
+    reg [KW-1:0]    load_idx = 0;
+    reg             comp_bank = 1'b0;
+
+    assign xin_tready = !bank_full[load_bank];
+    wire load_fire = xin_tvalid && xin_tready;
+    wire load_done = load_fire && load_idx == LAST_KF;
+
+    always @(posedge clk) begin
+        if (load_fire) begin
+            xbuf[{load_bank, load_idx}] <= xin_tdata;
+        end
+    end
+
+    // ============================================================= MAC array: issue (stage 0)
+    reg [KW-1:0] kf = 0;
+    reg [NW-1:0] nf = 0;
+    reg [SW-1:0] step = 0;
+
+    // Credits: free FIFO rows not yet claimed by a row in flight.  A row is claimed when its
+    // first step issues, so the FIFO can never overflow and the MAC pipeline never stalls.
+    localparam integer CRW = $clog2(FIFO_DEPTH + 1) + 1;
+    localparam [CRW-1:0] CREDITS = FIFO_DEPTH[CRW-1:0];
+    reg  [CRW-1:0] credits = CREDITS;
+    wire           row_start = kf == {KW{1'b0}};
+    wire           issue = bank_full[comp_bank] && (!row_start || credits != {CRW{1'b0}});
+    wire           frame_done = issue && kf == LAST_KF && nf == LAST_NF;
+    wire           fifo_pop;
+
+    always @(posedge clk) begin
+        if (issue) begin
+            kf   <= (kf == LAST_KF) ? {KW{1'b0}} : kf + 1'b1;
+            step <= (step == LAST_STEP) ? {SW{1'b0}} : step + 1'b1;
+            if (kf == LAST_KF) begin
+                nf <= (nf == LAST_NF) ? {NW{1'b0}} : nf + 1'b1;
+            end
+        end
+        if (frame_done) begin
+            comp_bank <= ~comp_bank;
+        end
+        if (load_fire) begin
+            load_idx <= (load_idx == LAST_KF) ? {KW{1'b0}} : load_idx + 1'b1;
+            if (load_idx == LAST_KF) begin
+                load_bank <= ~load_bank;
+            end
+        end
+        bank_full[0] <= (bank_full[0] || (load_done && !load_bank)) && !(frame_done && !comp_bank);
+        bank_full[1] <= (bank_full[1] || (load_done &&  load_bank)) && !(frame_done &&  comp_bank);
+        credits <= credits - {{(CRW-1){1'b0}}, issue && row_start} + {{(CRW-1){1'b0}}, fifo_pop};
+        if (rst) begin
+            kf        <= {KW{1'b0}};
+            nf        <= {NW{1'b0}};
+            step      <= {SW{1'b0}};
+            comp_bank <= 1'b0;
+            load_idx  <= {KW{1'b0}};
+            load_bank <= 1'b0;
+            bank_full <= 2'b00;
+            credits   <= CREDITS;
+        end
+    end
+
+    // ============================================================ stage 1: memory reads
+    (* rom_style = "block" *)
+    reg [WWORD-1:0] wrom [0:STEPS-1];
+    initial begin
+        $readmemh(WEIGHT_FILE, wrom);
+    end
+
+    reg [WWORD-1:0] w1 = 0;
+    reg [XWORD-1:0] x1 = 0;
+    reg             valid1 = 1'b0;
+    reg             first1 = 1'b0;
+    reg             last1 = 1'b0;
+
+    always @(posedge clk) begin
+        w1     <= wrom[step];
+        x1     <= xbuf[{comp_bank, kf}];
+        valid1 <= issue;
+        first1 <= kf == {KW{1'b0}};
+        last1  <= kf == LAST_KF;
+        if (rst) begin
+            valid1 <= 1'b0;
+        end
+    end
+
+    // ========================================== stage 2: operands (stage 3: products)
+    reg [PE*MULTS*W_BITS-1:0] a2 = 0;      // weights
+    /* verilator lint_off UNUSEDSIGNAL */   // PACK = 2: the odd PE of a pair uses the even one's
+    reg [PE*MULTS*XB-1:0]     b2 = 0;      // the input each multiplier uses, as signed numbers
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [2:0]                 tag2 = 0, tag3 = 0, tag4 = 0;   // {valid, first, last}
+    wire [PE*MULTS*W_BITS-1:0] a_next;
+    wire [PE*MULTS*XB-1:0]     b_next;
+    wire [PE*LEAVES*TIN-1:0]   leaves;     // registered products (sums of PACK_CHAIN), tree inputs
+
+    genvar p, j;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_pe
+            for (j = 0; j < MULTS; j = j + 1) begin : g_operand
+                localparam integer M = p * MULTS + j;
+                wire [SLOT-1:0] slot = w1[M*SLOT +: SLOT];
+                wire [IN_BITS-1:0] x;
+                if (SPARSE) begin : g_sparse
+                    // multiplier j of group g picks x[g*GROUP + index]: a GROUP:1 multiplexer
+                    localparam integer GI = j / NNZ;
+                    wire [GROUP*IN_BITS-1:0] grp = x1[GI*GROUP*IN_BITS +: GROUP*IN_BITS];
+                    wire [IDX_BITS-1:0] index = slot[W_BITS +: IDX_BITS];
+                    assign x = grp[index*IN_BITS +: IN_BITS];
+                end else begin : g_dense
+                    assign x = x1[j*IN_BITS +: IN_BITS];
+                end
+                assign a_next[M*W_BITS +: W_BITS] = slot[W_BITS-1:0];
+                if (IN_SIGNED != 0) begin : g_signed
+                    assign b_next[M*XB +: XB] = x;
+                end else begin : g_unsigned
+                    assign b_next[M*XB +: XB] = {1'b0, x};
+                end
+            end
+        end
+
+        // Products.  With PACK = 2 the first 2*PAIRS PEs go in pairs (2q, 2q+1) that share the
+        // input x, so one DSP computes both products:
+        //     P = (w[2q+1] * 2^S + w[2q]) * x + 2^(S-1)          (S = PACK_SHIFT)
+        // the packing in the DSP pre-adder, the constant in its post-adder.  With PACK_CHAIN = 2
+        // a second DSP adds the packed product of the next input slot in its post-adder, so the
+        // low field holds the sum of two products.  The emitter checks from the actual weights
+        // that the low field's sum of w[2q] * x terms always lies in [-2^(S-1), 2^(S-1)); then
+        // the field holds that sum + 2^(S-1), nothing borrows from the high part, and
+        //     sum of w[2q] * x   = P[S-1:0] - 2^(S-1)   (the top bit of the field inverted)
+        //     sum of w[2q+1] * x = P >>> S              (exactly)
+        // PEs outside pairs (and every PE when PACK = 1) sum the same PACK_CHAIN products each.
+        // Each leaf of the adder tree is one such sum: LEAVES = ceil(MULTS / PACK_CHAIN) per PE.
+        for (p = 0; p < PE; p = p + 1) begin : g_prod
+            for (j = 0; j < LEAVES; j = j + 1) begin : g_leaf
+                localparam integer M0  = p * MULTS + j * PACK_CHAIN;    // first product of the leaf
+                localparam integer TWO = (PACK_CHAIN == 2) && (j * 2 + 1 < MULTS);
+                localparam integer L   = p * LEAVES + j;
+                /* verilator lint_off UNUSEDSIGNAL */   // odd PEs of pairs; x_b when PACK_CHAIN = 1
+                wire signed [XB-1:0] x_a = b2[M0*XB +: XB];
+                wire signed [XB-1:0] x_b = b2[(M0 + TWO)*XB +: XB];
+                /* verilator lint_on UNUSEDSIGNAL */
+                if (p < 2 * PAIRS && p % 2 == 0) begin : g_pair
+                    localparam integer S   = PACK_SHIFT;
+                    localparam integer PPW = W_BITS + S + 2 + XB;   // packed product (+1: sum of 2)
+                    localparam integer EW  = (S > TIN) ? S : TIN;
+                    localparam signed [PPW-1:0] HALF = $signed({{(PPW-S){1'b0}}, 1'b1, {(S-1){1'b0}}});
+                    wire signed [W_BITS+S:0] pw_a = ($signed(a2[(M0+MULTS)*W_BITS +: W_BITS]) <<< S)
+                                                    + $signed(a2[M0*W_BITS +: W_BITS]);
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [W_BITS+S:0] pw_b = ($signed(a2[(M0+TWO+MULTS)*W_BITS +: W_BITS]) <<< S)
+                                                    + $signed(a2[(M0+TWO)*W_BITS +: W_BITS]);
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    reg  signed [PPW-1:0] pa = 0;     // stage 3
+                    wire signed [PPW-1:0] leaf;
+                    always @(posedge clk) begin
+                        pa <= pw_a * x_a + HALF;
+                    end
+                    if (PACK_CHAIN == 1) begin : g_one
+                        assign leaf = pa;
+                    end else begin : g_two
+                        reg signed [PPW-1:0] pb = 0;      // stage 3
+                        reg signed [PPW-1:0] pab = 0;     // stage 4: the post-adder of pb's DSP
+                        if (TWO != 0) begin : g_b
+                            always @(posedge clk) begin
+                                pb <= pw_b * x_b;
+                            end
+                        end
+                        always @(posedge clk) begin
+                            pab <= pa + pb;               // a lone last slot adds pb = 0
+                        end
+                        assign leaf = pab;
+                    end
+                    /* verilator lint_off UNUSEDSIGNAL */   // the sums fit their PE's TIN bits
+                    wire signed [S-1:0]  lo = {~leaf[S-1], leaf[S-2:0]};
+                    wire signed [EW-1:0] lo_ext = lo;
+                    wire signed [PPW-S-1:0] hi = leaf[PPW-1:S];
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    assign leaves[L*TIN +: TIN] = lo_ext[TIN-1:0];
+                    assign leaves[(L+LEAVES)*TIN +: TIN] = hi[TIN-1:0];
+                end else if (p >= 2 * PAIRS) begin : g_single
+                    wire signed [W_BITS-1:0] w_a = a2[M0*W_BITS +: W_BITS];
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [W_BITS-1:0] w_b = a2[(M0+TWO)*W_BITS +: W_BITS];
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [MW-1:0] m_a;
+                    wire signed [MW-1:0] m_b;
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    if (MUL_LUT != 0) begin : g_lut
+                        assign m_a = lut_mul(w_a, x_a);
+                        assign m_b = lut_mul(w_b, x_b);
+                    end else begin : g_dsp
+                        assign m_a = w_a * x_a;      // exact, sign-extended to TIN
+                        assign m_b = w_b * x_b;
+                    end
+                    reg  [TIN-1:0] pa = 0;            // stage 3
+                    always @(posedge clk) begin
+                        pa <= m_a[TIN-1:0];
+                    end
+                    if (PACK_CHAIN == 1) begin : g_one
+                        assign leaves[L*TIN +: TIN] = pa;
+                    end else begin : g_two
+                        reg [TIN-1:0] pb = 0;             // stage 3
+                        reg [TIN-1:0] pab = 0;            // stage 4
+                        always @(posedge clk) begin
+                            pb  <= (TWO != 0) ? m_b[TIN-1:0] : {TIN{1'b0}};
+                            pab <= pa + pb;
+                        end
+                        assign leaves[L*TIN +: TIN] = pab;
+                    end
+                end
+            end
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        a2    <= a_next;
+        b2    <= b_next;
+        tag2  <= {valid1, first1, last1};
+        tag3  <= tag2;
+        tag4  <= tag3;
+        if (rst) begin
+            tag2 <= 3'b000;
+            tag3 <= 3'b000;
+            tag4 <= 3'b000;
+        end
+    end
+    wire [2:0] leaf_tag = (PACK_CHAIN == 2) ? tag4 : tag3;
+
+    // ====================================================== adder tree and accumulators
+    wire [PE*ACC_BITS-1:0] sum;
+    wire [2:0]             sum_tag;
+
+    einhls_adder_tree #(
+        .GROUPS(PE), .N_IN(LEAVES), .IN_BITS(TIN), .OUT_BITS(ACC_BITS),
+        .STAGE(TREE_STAGE), .TAG_BITS(3)
+    ) u_tree (
+        .clk(clk), .in_data(leaves), .in_tag(leaf_tag), .out_data(sum), .out_tag(sum_tag)
+    );
+
+    wire sum_valid = sum_tag[2];
+    wire sum_first = sum_tag[1];
+    wire sum_last  = sum_tag[0];
+
+    reg [PE*ACC_BITS-1:0] acc = 0;
+    reg                   row_valid = 1'b0;   // acc holds a finished row
+
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_acc
+            always @(posedge clk) begin
+                if (sum_valid) begin
+                    acc[p*ACC_BITS +: ACC_BITS] <= (sum_first ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS])
+                                                   + sum[p*ACC_BITS +: ACC_BITS];
+                end
+            end
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        // the finished row is written to the FIFO the cycle after; acc may already take the
+        // first sum of the next row in that cycle (the FIFO samples the old value)
+        row_valid <= sum_valid && sum_last;
+        if (rst) begin
+            row_valid <= 1'b0;
+        end
+    end
+
+    // =============================================================== output FIFO of rows
+    wire [PE*ACC_BITS-1:0] row_tdata;
+    wire                   row_tvalid;
+    wire                   row_tready;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire                   fifo_in_ready;     // always 1 thanks to the credits
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    einhls_fifo #(
+        .DEPTH(FIFO_DEPTH), .WIDTH(PE*ACC_BITS)
+    ) u_fifo (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(acc), .s_axis_tvalid(row_valid), .s_axis_tready(fifo_in_ready),
+        .m_axis_tdata(row_tdata), .m_axis_tvalid(row_tvalid), .m_axis_tready(row_tready)
+    );
+
+    assign fifo_pop = row_tvalid && row_tready;
+
+    // ======================================= requantization on RQ_LANES outputs per cycle
+    wire [RQ_LANES*ACC_BITS-1:0] rq_in_tdata;
+    wire                         rq_in_tvalid;
+    wire                         rq_in_tready;
+    wire [RQ_LANES*OUT_BITS-1:0] rq_out_tdata;
+    wire                         rq_out_tvalid;
+    wire                         rq_out_tready;
+
+    einhls_lanes #(
+        .SIZE(N), .BITS(ACC_BITS), .IN_LANES(PE), .OUT_LANES(RQ_LANES)
+    ) u_rq_lanes (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(row_tdata), .s_axis_tvalid(row_tvalid), .s_axis_tready(row_tready),
+        .m_axis_tdata(rq_in_tdata), .m_axis_tvalid(rq_in_tvalid), .m_axis_tready(rq_in_tready)
+    );
+
+    einhls_requant #(
+        .SIZE(N), .LANES(RQ_LANES), .IN_BITS(ACC_BITS), .IN_SIGNED(1), .V_BITS(V_BITS),
+        .OFFSET_ROM(1), .OFF_BITS(ACC_BITS), .OFFSET_FILE(BIAS_FILE),
+        .M_BITS(M_BITS), .MULT_ROM(PER_CHANNEL), .MULT(MULT), .MULT_FILE(MULT_FILE),
+        .SHIFT(SHIFT), .ZP(ZP), .LO(LO), .HI(HI), .OUT_BITS(OUT_BITS)
+    ) u_requant (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(rq_in_tdata), .s_axis_tvalid(rq_in_tvalid), .s_axis_tready(rq_in_tready),
+        .m_axis_tdata(rq_out_tdata), .m_axis_tvalid(rq_out_tvalid), .m_axis_tready(rq_out_tready)
+    );
+
+    einhls_lanes #(
+        .SIZE(N), .BITS(OUT_BITS), .IN_LANES(RQ_LANES), .OUT_LANES(OUT_LANES)
+    ) u_out_lanes (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(rq_out_tdata), .s_axis_tvalid(rq_out_tvalid), .s_axis_tready(rq_out_tready),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
+
+endmodule
+
+`resetall
