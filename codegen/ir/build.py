@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Linear, Relu, Requant
-from .requant import RequantParams, multiplier_and_shift
+from .requant import RequantParams, multiplier_and_shift, multiplier_bits_for
 from .types import QType, bits_for_range, dot_product_range
 
 
-def output_requant(real_multiplier: np.ndarray | float, out_type: QType, relu: bool) -> RequantParams:
-    mults, shift = multiplier_and_shift(real_multiplier)
+def output_requant(real_multiplier: np.ndarray | float, out_type: QType, relu: bool,
+                   value_bits: int = 32) -> RequantParams:
+    """Requantization to out_type of a value of ``value_bits`` bits (the accumulator)."""
+    mults, shift = multiplier_and_shift(real_multiplier, multiplier_bits_for(out_type.bits, value_bits))
     lo = max(out_type.min, out_type.zero_point) if relu else out_type.min
     return RequantParams(mults, shift, out_type.zero_point, lo, out_type.max)
 
@@ -43,7 +45,7 @@ def make_linear(name: str, source: str, weight: np.ndarray, bias: np.ndarray | N
         out_type = QType(signed=lo < 0, bits=bits_for_range(lo, hi), scale=float(acc_scales[0]))
         requant = RequantParams((1,), 0, 0, max(lo, 0) if relu else lo, hi)
     else:
-        requant = output_requant(acc_scales / out_type.scale, out_type, relu)
+        requant = output_requant(acc_scales / out_type.scale, out_type, relu, acc_type.bits)
     return Linear(name=name, source=source, in_type=in_type, out_type=out_type, in_size=n_in,
                   out_size=n_out, weight=weight, bias=bias, weight_type=weight_type,
                   acc_type=acc_type, requant=requant, sparsity=sparsity)
@@ -56,9 +58,10 @@ def make_requant(name: str, source: str, in_type: QType, out_type: QType, size: 
     if real_multiplier is None:
         real_multiplier = in_type.scale / out_type.scale
     offset = np.broadcast_to(np.asarray(offset, dtype=np.int64) - in_type.zero_point, (size,)).copy()
+    value_bits = bits_for_range(in_type.min + int(offset.min()), in_type.max + int(offset.max()))
     return Requant(name=name, source=source, in_type=in_type, out_type=out_type, in_size=size,
                    out_size=size, offset=offset,
-                   requant=output_requant(real_multiplier, out_type, relu))
+                   requant=output_requant(real_multiplier, out_type, relu, value_bits))
 
 
 def make_relu(name: str, source: str, in_type: QType, size: int) -> Relu:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MULTIPLIER_BITS = 16  # significant bits kept in M for scales that are not powers of two
+MULTIPLIER_BITS = 16  # significant bits kept in M (at least; wide outputs get more, see below)
+PRODUCT_BITS_MAX = 62  # value * M must fit an int64 in the reference
 
 
 @dataclass(frozen=True)
@@ -47,17 +48,18 @@ class RequantParams:
         return RequantParams(tuple(d["multiplier"]), d["shift"], d["zero_point"], d["lo"], d["hi"])
 
 
-def multiplier_and_shift(real: np.ndarray | float, max_shift: int = 62) -> tuple[tuple[int, ...], int]:
+def multiplier_and_shift(real: np.ndarray | float, significant_bits: int = MULTIPLIER_BITS,
+                         max_shift: int = 62) -> tuple[tuple[int, ...], int]:
     """Integer multipliers M and one shift with M / 2**shift ~= real (exact for powers of two).
 
-    Keeps MULTIPLIER_BITS significant bits of the largest multiplier, then drops common trailing zero
-    bits so a power-of-two scale becomes M = 1 and a pure shift.
+    Keeps ``significant_bits`` of the largest multiplier, then drops common trailing zero bits so
+    a power-of-two scale becomes M = 1 and a pure shift.
     """
     values = np.atleast_1d(np.asarray(real, dtype=np.float64))
     if np.any(values <= 0) or not np.all(np.isfinite(values)):
         raise ValueError(f"requantization multiplier must be positive and finite, got {values}")
     top = math.floor(math.log2(float(values.max())))
-    shift = max(0, min(max_shift, MULTIPLIER_BITS - 1 - top))
+    shift = max(0, min(max_shift, significant_bits - 1 - top))
     mults = [max(1, int(np.round(v * 2.0**shift))) for v in values]
     while shift > 0 and all(m % 2 == 0 for m in mults):
         mults = [m // 2 for m in mults]
@@ -65,6 +67,12 @@ def multiplier_and_shift(real: np.ndarray | float, max_shift: int = 62) -> tuple
     if len(set(mults)) == 1:
         mults = mults[:1]
     return tuple(mults), shift
+
+
+def multiplier_bits_for(out_bits: int, value_bits: int) -> int:
+    """Significant bits of M: 8 more than the output has (so rounding M moves an output by well under
+    one step), at least MULTIPLIER_BITS, and never so many that value * M overflows an int64."""
+    return max(2, min(max(MULTIPLIER_BITS, out_bits + 8), PRODUCT_BITS_MAX - value_bits))
 
 
 def rne_shift_numpy(p: np.ndarray, shift: int) -> np.ndarray:

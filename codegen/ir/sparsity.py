@@ -20,16 +20,19 @@ def max_nonzeros_per_group(weight: np.ndarray, m: int) -> int:
 
 
 def detect_nm(weight: np.ndarray) -> tuple[int, int] | None:
-    """The tightest N:M pattern (M in 4, 8, 16) that saves multipliers, or None for dense.
+    """The N:M pattern (M in 4, 8, 16) that needs the fewest multipliers, or None for dense.
 
-    Among the group sizes, pick the lowest density N/M (ties: the smaller M, cheaper multiplexers).
-    A weight counts as sparse only when N < M for that M.
+    A pattern counts only when it saves multipliers over dense for this reduction length:
+    n * ceil(K / m) < K (with K < M the zero padding alone would make any layer look sparse).
+    Among those, the fewest multiplier slots win; ties go to the smaller M (cheaper multiplexers).
     """
-    best = None
+    k = weight.shape[1]
+    best, best_slots = None, k
     for m in GROUP_SIZES:
         n = max(max_nonzeros_per_group(weight, m), 1)
-        if n < m and (best is None or n / m < best[0] / best[1]):
-            best = (n, m)
+        slots = n * math.ceil(k / m)
+        if n < m and slots < best_slots:
+            best, best_slots = (n, m), slots
     return best
 
 
