@@ -103,6 +103,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     from .emit.hls import emit_csim_testbench, emit_hls
     from .emit.rtl import emit_rtl
     from .emit.cocotb_tb import emit_cocotb_tb
+    from .emit.driver import emit_driver
+    from .emit.vivado import emit_vivado
 
     options = options or CompileOptions()
     model, out = Path(model), Path(out)
@@ -120,11 +122,13 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        progress(f"[3/4] emitting HLS C++, Verilog and testbenches")
+        progress("[3/4] emitting HLS C++, Verilog, testbenches, Vivado scripts and the PYNQ driver")
         emit_hls(design, staging)
         emit_rtl(design, staging)
         emit_csim_testbench(design, staging)
         emit_cocotb_tb(design, staging)
+        emit_vivado(design, staging)
+        emit_driver(design, staging)
         progress(f"[4/4] computing {STORED_VECTORS} reference vectors")
         inputs = random_inputs(graph, STORED_VECTORS, options.seed)
         vec_dir = staging / "tb" / "vectors"

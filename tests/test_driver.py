@@ -8,8 +8,8 @@ per-frame S2MM offsets, chunking and quantization are checked against code it do
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
-import io
 import json
 import sys
 import tarfile
@@ -336,6 +336,35 @@ def test_deploy_refuses_without_bitstream_then_packs(project, tmp_path: Path) ->
     first = tarball.read_bytes()
     deploy(out)
     assert tarball.read_bytes() == first          # same files, same bytes
+
+
+def test_tarball_runs_on_a_board(project, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Unpacked as on the board, `python -m driver` finds the bitstream and vectors beside it."""
+    design = odd_design()
+    out = project(design)
+    (out / "einhls.json").write_text(json.dumps({"top": design.top_name}))
+    (out / DEPLOY_DIR).mkdir()
+    (out / DEPLOY_DIR / f"{design.top_name}.bit").write_bytes(b"bitstream")
+    (out / DEPLOY_DIR / f"{design.top_name}.hwh").write_text("<EDKSYSTEM/>")
+    inputs = random_inputs(design.graph, 5, seed=9)
+    expected = run_reference(design.graph, inputs)
+    vectors = out / "tb" / "vectors"
+    vectors.mkdir(parents=True)
+    for name, rows in (("inputs.txt", inputs), ("expected.txt", expected)):
+        (vectors / name).write_text("".join(" ".join(map(str, r)) + "\n" for r in rows))
+    deploy(out)
+    board = tmp_path / "board"
+    with tarfile.open(out / "out_deploy.tar.gz") as tar:
+        tar.extractall(board, filter="data")
+    pynq = fake_pynq(design)
+    driver = load_driver(board / "out", monkeypatch, pynq)
+    main = importlib.import_module(f"{driver.__name__}.__main__").main
+    assert main(["--frames", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "bit-exact on 5 vectors" in printed and "frames/s" in printed
+    (board / "out" / "vectors" / "expected.txt").write_text(
+        "".join(" ".join(map(str, r + 1)) + "\n" for r in expected))
+    assert main([]) == 1 and "MISMATCH" in capsys.readouterr().out
 
 
 def test_cli_deploy_exit_code(project, capsys) -> None:
