@@ -23,7 +23,7 @@ from .emit.driver import DRIVER_DIR, INTERFACE_FILE, README
 from .emit.vivado import DEPLOY_DIR, bitstream_name
 from .errors import EinhlsError
 
-VECTORS = ("tb/vectors/inputs.txt", "tb/vectors/expected.txt")
+VECTORS = ("tb/csim/inputs.txt", "tb/csim/expected.txt")
 BUILD_INFO = "build_info.json"
 
 

@@ -41,10 +41,6 @@ class CompileOptions:
         return dict(self.__dict__)
 
 
-def _write_vectors(path: Path, vectors: np.ndarray) -> None:
-    path.write_text("".join(" ".join(str(int(v)) for v in row) + "\n" for row in vectors))
-
-
 def read_vectors(path: Path) -> np.ndarray:
     rows = [list(map(int, line.split())) for line in path.read_text().splitlines() if line.strip()]
     return np.asarray(rows, dtype=np.int64)
@@ -100,7 +96,7 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions | None = None,
                   force: bool = False, progress=print) -> "Project":
     """Lower, schedule and emit MODEL into the folder OUT (see CONTRACT.md for its layout)."""
-    from .emit.hls import emit_csim_testbench, emit_hls
+    from .emit.hls import emit_csim_testbench, emit_csim_vectors, emit_hls
     from .emit.rtl import emit_rtl
     from .emit.cocotb_tb import emit_cocotb_tb
     from .emit.driver import emit_driver
@@ -131,10 +127,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
         emit_driver(design, staging)
         progress(f"[4/4] computing {STORED_VECTORS} reference vectors")
         inputs = random_inputs(graph, STORED_VECTORS, options.seed)
-        vec_dir = staging / "tb" / "vectors"
-        vec_dir.mkdir(parents=True, exist_ok=True)
-        _write_vectors(vec_dir / "inputs.txt", inputs)
-        _write_vectors(vec_dir / "expected.txt", run_reference(graph, inputs))
+        emit_csim_vectors(staging, inputs, run_reference(graph, inputs))
         _save_arrays(staging / "ir", graph.arrays())
         meta = {
             "tool": "einhls", "version": __version__,
@@ -189,8 +182,9 @@ class Project:
         (self.path / "measured.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        vec = self.path / "tb" / "vectors"
-        return read_vectors(vec / "inputs.txt"), read_vectors(vec / "expected.txt")
+        from .emit.hls import CSIM_DIR, CSIM_EXPECTED, CSIM_INPUTS
+        vec = self.path / CSIM_DIR
+        return read_vectors(vec / CSIM_INPUTS), read_vectors(vec / CSIM_EXPECTED)
 
     def predict_codes(self, codes: np.ndarray, target: str = "reference") -> np.ndarray:
         """Integer codes in, integer codes out, on the reference or a simulated design."""

@@ -21,7 +21,9 @@
 //                                          GROUPS = SIMD / GROUP groups per PE and cycle
 //   IN_BITS, W_BITS, OUT_BITS, SLOT_BITS   element widths; SLOT_BITS = W_BITS + IDX_BITS
 //   in_t, w_t, acc_t, mult_t, out_t        element types; acc_t is exact (never overflows)
-//   word_t                                 ap_uint<GROUPS * NZ * SLOT_BITS>, one weight word
+//   WORD_BITS, word_t                      GROUPS * NZ * SLOT_BITS, ap_uint<WORD_BITS>: one weight word
+//   limb_t, LIMB_BITS, LIMBS               the ROMs hold each word as LIMBS unsigned integers of
+//                                          LIMB_BITS, least significant first (see load_word)
 //   MULT_DEPTH                             NF for per-channel multipliers, 1 for one multiplier
 //   SHIFT, ZP, LO, HI                      requantization constants
 #ifndef EINHLS_LINEAR_H
@@ -54,9 +56,29 @@ struct SlotIndex<0> {
     }
 };
 
-// Stage 1: one input frame into the activation buffer (K elements, zero padding to KF * SIMD).
+// A weight word from its ROM limbs, least significant first.  The ROMs hold plain unsigned
+// integers rather than ap_uint words because C++ initialises arrays of class type with generated
+// code, which makes g++ take minutes for a large layer; integer arrays are static data.  With the
+// limb dimension partitioned the hardware is the same: LIMBS ROMs read side by side.
 template <class C>
-void linear_read(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in, typename C::in_t x[C::KF * C::SIMD]) {
+typename C::word_t load_word(const typename C::limb_t limbs[C::LIMBS]) {
+#pragma HLS INLINE
+    typename C::word_t word = 0;
+limbs:
+    for (unsigned l = 0; l < C::LIMBS; l++) {
+#pragma HLS UNROLL
+        const unsigned lo = l * C::LIMB_BITS;
+        const unsigned hi = (lo + C::LIMB_BITS < C::WORD_BITS ? lo + C::LIMB_BITS : C::WORD_BITS) - 1;
+        word.range(hi, lo) = ap_uint<C::LIMB_BITS>(limbs[l]).range(hi - lo, 0);
+    }
+    return word;
+}
+
+// Stage 1: one input frame into the activation buffer x[kf][g][i] = element kf*SIMD + g*GROUP + i
+// (K elements, zero padding up to KF * SIMD).
+template <class C>
+void linear_read(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
+                 typename C::in_t x[C::KF][C::GROUPS][C::GROUP]) {
 read_beats:
     for (unsigned b = 0; b < C::IN_BEATS; b++) {
 #pragma HLS PIPELINE II=1
@@ -65,7 +87,9 @@ read_beats:
         for (unsigned l = 0; l < C::IN_LANES; l++) {
 #pragma HLS UNROLL
             const unsigned e = b * C::IN_LANES + l;
-            if (e < C::K) x[e] = get_lane<typename C::in_t, C::IN_BITS>(word, l);
+            if (e < C::K)
+                x[e / C::SIMD][e % C::SIMD / C::GROUP][e % C::GROUP] =
+                    get_lane<typename C::in_t, C::IN_BITS>(word, l);
         }
     }
     // Padding columns meet zero weights, so their value never matters; zero them anyway so the
@@ -73,17 +97,18 @@ read_beats:
 pad:
     for (unsigned e = C::K; e < C::KF * C::SIMD; e++) {
 #pragma HLS PIPELINE II=1
-        x[e] = 0;
+        x[e / C::SIMD][e % C::SIMD / C::GROUP][e % C::GROUP] = 0;
     }
 }
 
 // Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
 template <class C>
-void linear_compute(const typename C::in_t x[C::KF * C::SIMD], typename C::out_t y[C::NF * C::PE],
-                    const typename C::word_t weights[C::PE][C::NF * C::KF],
+void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
     typename C::acc_t acc[C::PE];
@@ -97,7 +122,7 @@ fold_out:
         pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::word_t word = weights[p][nf * C::KF + kf];
+                const typename C::word_t word = load_word<C>(weights[p][nf * C::KF + kf]);
                 // All sums are taken modulo 2^ACC_BITS (ap_int wraps).  The final dot product
                 // always fits acc_t, so wrapped partial sums still give the exact result.
                 typename C::acc_t dot = 0;
@@ -108,15 +133,16 @@ fold_out:
                     for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
                         const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                        const typename C::w_t w = typename C::w_t(ap_uint<C::W_BITS>(word.range(lo + C::W_BITS - 1, lo)));
+                        const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
+                        const typename C::w_t w = typename C::w_t(raw);  // two's complement if signed
                         const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
-                        dot += w * x[kf * C::SIMD + g * C::GROUP + i];  // GROUP:1 multiplexer on x
+                        dot += w * x[kf][g][i];  // the GROUP:1 multiplexer of this multiplier
                     }
                 }
                 const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
                 acc[p] = sum;
                 if (kf == C::KF - 1) {
-                    y[nf * C::PE + p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+                    y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
                         sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
                 }
             }
@@ -126,7 +152,7 @@ fold_out:
 
 // Stage 3: the N outputs of the frame, OUT_LANES per beat.
 template <class C>
-void linear_write(const typename C::out_t y[C::NF * C::PE], hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+void linear_write(const typename C::out_t y[C::NF][C::PE], hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
 write_beats:
     for (unsigned b = 0; b < C::OUT_BEATS; b++) {
 #pragma HLS PIPELINE II=1
@@ -135,20 +161,20 @@ write_beats:
         for (unsigned l = 0; l < C::OUT_LANES; l++) {
 #pragma HLS UNROLL
             const unsigned e = b * C::OUT_LANES + l;
-            if (e < C::N) set_lane<C::OUT_BITS>(word, l, y[e]);
+            if (e < C::N) set_lane<C::OUT_BITS>(word, l, y[e / C::PE][e % C::PE]);
         }
         out.write(word);
     }
 }
 
 // The Linear unit: read, compute and write as a dataflow pipeline, so the activation and result
-// buffers become ping-pong buffers and the next frame loads while this one computes.
-// The activation buffer is partitioned by SIMD (mux-free reads in the MAC loop, the loop that runs
-// NF * KF times); the result buffer by PE.
+// buffers become ping-pong buffers and the next frame loads while this one computes.  Partitioning
+// the buffers by group and lane (x) and by PE (y) makes every access of the MAC loop, the loop that
+// runs NF * KF times per frame, a fixed register bank or a GROUP:1 multiplexer.
 template <class C>
 void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
             hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
-            const typename C::word_t weights[C::PE][C::NF * C::KF],
+            const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
             const typename C::acc_t bias[C::PE][C::NF],
             const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS DATAFLOW
@@ -159,13 +185,15 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     static_assert(C::GROUPS * C::GROUP == C::SIMD, "SIMD must be a multiple of the group size M");
     static_assert(C::NZ >= 1 && C::NZ <= C::GROUP, "N:M needs 1 <= N <= M");
     static_assert(C::SLOT_BITS == C::W_BITS + C::IDX_BITS, "a slot is a weight value and its index");
+    static_assert(C::WORD_BITS == C::GROUPS * C::NZ * C::SLOT_BITS, "a word holds GROUPS * NZ slots");
+    static_assert(C::LIMBS * C::LIMB_BITS >= C::WORD_BITS && (C::LIMBS - 1) * C::LIMB_BITS < C::WORD_BITS,
+                  "LIMBS must be ceil(WORD_BITS / LIMB_BITS)");
     static_assert(C::MULT_DEPTH == 1 || C::MULT_DEPTH == C::NF, "multipliers are per tensor or per channel");
-    const unsigned SIMD = C::SIMD;  // pragmas take plain constants
-    const unsigned PE = C::PE;
-    typename C::in_t x[C::KF * C::SIMD];
-#pragma HLS ARRAY_PARTITION variable=x cyclic factor=SIMD
-    typename C::out_t y[C::NF * C::PE];
-#pragma HLS ARRAY_PARTITION variable=y cyclic factor=PE
+    typename C::in_t x[C::KF][C::GROUPS][C::GROUP];
+#pragma HLS ARRAY_PARTITION variable=x complete dim=2
+#pragma HLS ARRAY_PARTITION variable=x complete dim=3
+    typename C::out_t y[C::NF][C::PE];
+#pragma HLS ARRAY_PARTITION variable=y complete dim=2
     linear_read<C>(in, x);
     linear_compute<C>(x, y, weights, bias, mult);
     linear_write<C>(y, out);

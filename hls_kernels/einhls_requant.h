@@ -14,21 +14,26 @@
 
 namespace einhls {
 
-// p / 2^SHIFT rounded half to even, for a p of W > SHIFT bits.  A struct because the SHIFT == 0
-// case needs its own definition (ap_uint<0> does not exist) and function templates cannot be
-// partially specialised.
+// Bits of the narrowest two's complement type that holds v.
+constexpr int signed_bits(long long v) {
+    return v < 0 ? signed_bits(-(v + 1)) : (v == 0 ? 1 : 1 + signed_bits(v >> 1));
+}
+
+// p / 2^SHIFT rounded half to even, for a p of W > SHIFT bits; the quotient fits W - SHIFT bits,
+// one more for rounding up.  A struct because SHIFT == 0 needs its own definition (ap_uint<0>
+// does not exist) and function templates cannot be partially specialised.
 template <int SHIFT>
 struct RneShift {
     template <int W>
-    static ap_int<W + 1> apply(const ap_int<W>& p) {
+    static ap_int<W - SHIFT + 1> apply(const ap_int<W>& p) {
 #pragma HLS INLINE
-        const ap_int<W + 1> q = p >> SHIFT;                // floor(p / 2^SHIFT): arithmetic shift
+        const ap_int<W - SHIFT> q = p >> SHIFT;            // floor(p / 2^SHIFT): arithmetic shift
         const ap_uint<SHIFT> rem = p.range(SHIFT - 1, 0);  // p - q * 2^SHIFT, always >= 0
         ap_uint<SHIFT> half = 0;
         half[SHIFT - 1] = 1;
         // Round up above one half, and at exactly one half only when that makes the result even.
         const bool up = rem > half || (rem == half && q[0] == 1);
-        return q + (up ? 1 : 0);
+        return ap_int<W - SHIFT + 1>(q) + (up ? 1 : 0);
     }
 };
 
@@ -41,16 +46,18 @@ struct RneShift<0> {
     }
 };
 
-// The requantization rule.  The product is kept at full width (VW + MW + 1 bits, and at least
-// SHIFT + 1 so the remainder bits exist); the zero point and bounds are 64-bit constants because
-// an unrequantized accumulator output may be wider than 32 bits.
+// The requantization rule.  Every width is exact: the product keeps VW + MW + 1 bits (at least
+// SHIFT + 1, so the remainder bits exist) and the sum with the zero point one bit more than the
+// wider of the rounded product and ZP.  ZP, LO and HI are 64-bit because an unrequantized
+// accumulator output may be wider than 32 bits.
 template <int SHIFT, long long ZP, long long LO, long long HI, class TOut, int VW, int MW>
 TOut requantize(const ap_int<VW>& v, const ap_uint<MW>& m) {
 #pragma HLS INLINE
     enum { PW = (VW + MW + 1 > SHIFT + 1) ? VW + MW + 1 : SHIFT + 1 };
-    enum { YW = (PW + 1 > 64 ? PW + 1 : 64) + 1 };
+    enum { RW = PW - SHIFT + 1 };
+    enum { YW = (RW > signed_bits(ZP) ? RW : signed_bits(ZP)) + 1 };
     const ap_int<PW> p = v * m;
-    const ap_int<YW> y = RneShift<SHIFT>::template apply<PW>(p) + ap_int<64>(ZP);
+    const ap_int<YW> y = RneShift<SHIFT>::template apply<PW>(p) + ap_int<signed_bits(ZP)>(ZP);
     if (y < LO) return TOut(LO);
     if (y > HI) return TOut(HI);
     return TOut(y);
@@ -63,14 +70,14 @@ TOut requantize(const ap_int<VW>& v, const ap_uint<MW>& m) {
 //   IN_BITS, OUT_BITS                element widths on the two streams
 //   in_t, out_t                      element types (ap_int / ap_uint)
 //   v_t                              ap_int wide enough for x + offset (from the value ranges)
-//   off_t, mult_t                    offset (ap_int) and multiplier (ap_uint) types
+//   offset_t, mult_t                 offset (ap_int) and multiplier (ap_uint) types
 //   OFF_DEPTH, MULT_DEPTH            BEATS for per-element values, 1 when one value serves all
 //   SHIFT, ZP, LO, HI                the requantization constants
 // offset / mult are stored [lane][beat] so each lane owns a small ROM (or a constant).
 template <class C>
 void requant_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
                     hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out,
-                    const typename C::off_t offset[C::LANES][C::OFF_DEPTH],
+                    const typename C::offset_t offset[C::LANES][C::OFF_DEPTH],
                     const typename C::mult_t mult[C::LANES][C::MULT_DEPTH]) {
 #pragma HLS ARRAY_PARTITION variable=offset complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1

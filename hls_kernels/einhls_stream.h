@@ -31,39 +31,51 @@ void set_lane(ap_uint<W>& word, unsigned l, const T& value) {
     word.range(l * BITS + BITS - 1, l * BITS) = ap_uint<BITS>(value);
 }
 
-// Re-packs a frame of SIZE elements from IN_LANES to OUT_LANES elements per beat, used where a
-// producer's output beats differ from its consumer's input beats.  The frame is buffered whole:
-// simple and valid for any pair of lane counts; the cyclic partition by the larger lane count puts
-// the lanes of one beat in distinct banks so both loops reach II=1.
-template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
-void repack(hls::stream<ap_uint<IN_LANES * BITS> >& in, hls::stream<ap_uint<OUT_LANES * BITS> >& out) {
-    const unsigned BANKS = IN_LANES > OUT_LANES ? IN_LANES : OUT_LANES;
-    ap_uint<BITS> frame[SIZE];
-#pragma HLS ARRAY_PARTITION variable=frame cyclic factor=BANKS
-
-read_beats:
-    for (unsigned b = 0; b < beats(SIZE, IN_LANES); b++) {
+template <unsigned SIZE, int BITS, unsigned LANES>
+void frame_read(hls::stream<ap_uint<LANES * BITS> >& in, ap_uint<BITS> frame[SIZE]) {
+beats:
+    for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<IN_LANES * BITS> word = in.read();
-    read_lanes:
-        for (unsigned l = 0; l < IN_LANES; l++) {
+        const ap_uint<LANES * BITS> word = in.read();
+    lanes:
+        for (unsigned l = 0; l < LANES; l++) {
 #pragma HLS UNROLL
-            const unsigned e = b * IN_LANES + l;
+            const unsigned e = b * LANES + l;
             if (e < SIZE) frame[e] = get_lane<ap_uint<BITS>, BITS>(word, l);
         }
     }
-write_beats:
-    for (unsigned b = 0; b < beats(SIZE, OUT_LANES); b++) {
+}
+
+template <unsigned SIZE, int BITS, unsigned LANES>
+void frame_write(const ap_uint<BITS> frame[SIZE], hls::stream<ap_uint<LANES * BITS> >& out) {
+beats:
+    for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
 #pragma HLS PIPELINE II=1
-        ap_uint<OUT_LANES * BITS> word = 0;  // lanes past the end of the frame stay zero
-    write_lanes:
-        for (unsigned l = 0; l < OUT_LANES; l++) {
+        ap_uint<LANES * BITS> word = 0;  // lanes past the end of the frame stay zero
+    lanes:
+        for (unsigned l = 0; l < LANES; l++) {
 #pragma HLS UNROLL
-            const unsigned e = b * OUT_LANES + l;
+            const unsigned e = b * LANES + l;
             if (e < SIZE) set_lane<BITS>(word, l, frame[e]);
         }
         out.write(word);
     }
+}
+
+// Re-packs a frame of SIZE elements from IN_LANES to OUT_LANES elements per beat, used where a
+// producer's output beats differ from its consumer's input beats.  The frame is buffered whole
+// (valid for any pair of lane counts) in a ping-pong buffer, so reading frame f + 1 overlaps
+// writing frame f.  The cyclic partition by the larger lane count puts the lanes of one beat in
+// distinct banks, so both loops reach II=1.
+template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
+void repack(hls::stream<ap_uint<IN_LANES * BITS> >& in, hls::stream<ap_uint<OUT_LANES * BITS> >& out) {
+#pragma HLS DATAFLOW
+    const unsigned BANKS = IN_LANES > OUT_LANES ? IN_LANES : OUT_LANES;
+    (void)BANKS;  // read only by the pragma (pragmas take plain constants, not expressions)
+    ap_uint<BITS> frame[SIZE];
+#pragma HLS ARRAY_PARTITION variable=frame cyclic factor=BANKS
+    frame_read<SIZE, BITS, IN_LANES>(in, frame);
+    frame_write<SIZE, BITS, OUT_LANES>(frame, out);
 }
 
 }  // namespace einhls

@@ -319,9 +319,9 @@ def test_deploy_refuses_without_bitstream_then_packs(project, tmp_path: Path) ->
     with pytest.raises(EinhlsError, match="hardware handoff"):
         deploy(out)
     (out / DEPLOY_DIR / f"{design.top_name}.hwh").write_text("<EDKSYSTEM/>")
-    (out / "tb" / "vectors").mkdir(parents=True)
-    (out / "tb" / "vectors" / "inputs.txt").write_text("1 2\n")
-    (out / "tb" / "vectors" / "expected.txt").write_text("3\n")
+    (out / "tb" / "csim").mkdir(parents=True)
+    (out / "tb" / "csim" / "inputs.txt").write_text("1 2\n")
+    (out / "tb" / "csim" / "expected.txt").write_text("3\n")
     (out / DRIVER_DIR / "__pycache__").mkdir()
     (out / DRIVER_DIR / "__pycache__" / "x.pyc").write_bytes(b"junk")
     message = deploy(out)
@@ -348,7 +348,7 @@ def test_tarball_runs_on_a_board(project, tmp_path: Path, monkeypatch, capsys) -
     (out / DEPLOY_DIR / f"{design.top_name}.hwh").write_text("<EDKSYSTEM/>")
     inputs = random_inputs(design.graph, 5, seed=9)
     expected = run_reference(design.graph, inputs)
-    vectors = out / "tb" / "vectors"
+    vectors = out / "tb" / "csim"
     vectors.mkdir(parents=True)
     for name, rows in (("inputs.txt", inputs), ("expected.txt", expected)):
         (vectors / name).write_text("".join(" ".join(map(str, r)) + "\n" for r in rows))

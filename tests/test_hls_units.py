@@ -18,7 +18,7 @@ import pytest
 from codegen.emit.hls import emit_csim_testbench, emit_hls
 from codegen.errors import EinhlsError
 from codegen.examples import chain_graph, linear_graph, manual_design
-from codegen.ir.build import make_relu, make_requant
+from codegen.ir.build import make_linear, make_relu, make_requant
 from codegen.ir.graph import Graph
 from codegen.ir.reference import random_inputs, run_reference
 from codegen.ir.types import QType
@@ -51,6 +51,21 @@ def linear_case(k: int, n: int, in_type: QType, w_bits: int, out_type: QType | N
     return manual_design(graph, {"layer0": schedule})
 
 
+def full_range_weights_design(bits: int) -> Design:
+    """Weights over the whole two's complement range, including -2**(bits-1), which the narrow
+    weight types of examples.linear_graph never produce; every row holds both extremes."""
+    rng = np.random.default_rng(bits)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    weight = rng.integers(lo, hi + 1, size=(5, 12))
+    weight[:, 0], weight[:, 1] = lo, hi
+    in_type = s(bits, 2.0 ** -(bits - 2))
+    acc_scale = in_type.scale * 2.0 ** -(bits - 2)
+    op = make_linear("layer0", "MatMul_0", weight, rng.integers(-1000, 1000, 5), in_type, acc_scale,
+                     s(bits, acc_scale * 2.0 ** bits))
+    graph = Graph("full_range", in_type, 12, [op], input_shape=(1, 12), output_shape=(1, 5))
+    return manual_design(graph, {"layer0": (3, 5, 4, 5)})
+
+
 def elementwise_design() -> Design:
     """ReLU (zero point 3) -> Requant (per-element offset and multiplier, to uint6 zp 7) -> ReLU.
 
@@ -67,9 +82,10 @@ def elementwise_design() -> Design:
 
 
 def requant_relu_design() -> Design:
-    """Requant with one offset and one multiplier for all elements, fused ReLU, int16 -> int4."""
-    rq = make_requant("rq", "rq", s(16, 2.0 ** -8), s(4, 0.3), 7, offset=5, relu=True)
-    graph = Graph("requant_relu", s(16, 2.0 ** -8), 7, [rq], input_shape=(1, 7), output_shape=(1, 7))
+    """Requant with one offset and a power-of-two scale (a pure shift by 2, so a quarter of all
+    values are exact ties for round-half-to-even), fused ReLU, int8 -> int6."""
+    rq = make_requant("rq", "rq", s(8), s(6, 0.25), 7, offset=5, relu=True)
+    graph = Graph("requant_relu", s(8), 7, [rq], input_shape=(1, 7), output_shape=(1, 7))
     return manual_design(graph, {"rq": (2, 2, 2, 2)})
 
 
@@ -80,7 +96,8 @@ def chain_design() -> Design:
 
 
 # Output scales are chosen so that outputs spread over their range with a little saturation at
-# both ends; most are not powers of two, so the requantization multiplier M is exercised too.
+# both ends.  Most are not powers of two, so the requantization multiplier M is exercised; those
+# that are make M = 1 and give many exact ties, which test round-half-to-even.
 CASES = {
     # dense: bit widths, odd sizes (K, N not multiples of SIMD / PE / lanes), requant variants
     "dense_int8_odd": lambda: linear_case(13, 7, s(8), 8, s(8, 2.74), (4, 2, 3, 2)),
@@ -91,11 +108,12 @@ CASES = {
                                                  seed=3, extreme_weights=True),
     "dense_uint8_zp_relu": lambda: linear_case(10, 12, u(8, zp=128), 8, u(8, 1.94, zp=100), (5, 4, 2, 3),
                                                seed=4, relu=True),
+    "dense_full_range_w8": lambda: full_range_weights_design(8),
     "dense_exact_acc_out": lambda: linear_case(9, 3, s(8), 8, None, (3, 3, 9, 1), seed=5),
     "dense_wide_words": lambda: linear_case(160, 8, s(8), 8, s(8, 5.5), (160, 2, 32, 4), seed=6),
     # N:M sparse
     # 7 slots of 10 bits: a 70-bit word, written as a hex string that is not a whole number of digits
-    "sparse_1_4_odd_word": lambda: linear_case(40, 6, s(8), 8, s(8, 2.5), (28, 2, 4, 2), seed=7,
+    "sparse_1_4_odd_word": lambda: linear_case(40, 6, s(8), 8, s(8, 2.0), (28, 2, 4, 2), seed=7,
                                                sparsity=(1, 4)),
     "sparse_2_4_odd_perchannel": lambda: linear_case(13, 7, s(8), 4, s(8, 0.18), (4, 3, 2, 4), seed=8,
                                                      sparsity=(2, 4), per_channel=True),
@@ -139,8 +157,9 @@ def test_corrupted_weight_is_caught(tmp_path: Path) -> None:
     emit(design, tmp_path)
     header = tmp_path / "hls" / "params_00_layer0.h"
     text = header.read_text()
-    # The first word of PE 0 holds W[0, 0..3] (output 0), lowest 8 bits = W[0, 0]: invert them.
-    match = re.search(r"\{  // PE 0\n\s+0x([0-9a-f]+)", text)
+    # The first word of PE 0 (one 32-bit limb) holds W[0, 0..3] of output 0; its lowest 8 bits are
+    # W[0, 0]: invert them.
+    match = re.search(r"\{  // PE 0\n\s+\{0x([0-9a-f]+)\}", text)
     assert match, "weight ROM layout changed; update this test"
     word = int(match.group(1), 16) ^ 0xFF
     corrupted = text[:match.start(1)] + f"{word:0{len(match.group(1))}x}" + text[match.end(1):]
@@ -184,4 +203,10 @@ def test_emission_is_deterministic(name: str, tmp_path: Path) -> None:
 def test_sparse_simd_must_be_a_multiple_of_m(tmp_path: Path) -> None:
     design = linear_case(16, 4, s(8), 8, s(8, 1.0), (6, 2, 4, 2), sparsity=(2, 4))
     with pytest.raises(EinhlsError, match="multiple of the N:M group size"):
+        emit_hls(design, tmp_path)
+
+
+def test_words_beyond_the_vitis_ap_int_limit_are_refused(tmp_path: Path) -> None:
+    design = linear_case(520, 2, s(8), 8, s(8, 1.0), (520, 1, 8, 2))     # 520 x 8 = 4160-bit words
+    with pytest.raises(EinhlsError, match="4096-bit ap_int limit"):
         emit_hls(design, tmp_path)

@@ -5,6 +5,7 @@ so the script runs under plain ``tclsh``, from a different working directory tha
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -110,8 +111,6 @@ def test_run_hls_tcl(name: str, tmp_path: Path) -> None:
 
 def test_every_include_is_shipped(tmp_path: Path) -> None:
     """Each quoted #include of the generated sources resolves inside hls/ (the folder stands alone)."""
-    import re
-
     out = project(tmp_path, DESIGNS["chain"]())
     hls = out / "hls"
     for source in hls.iterdir():

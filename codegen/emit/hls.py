@@ -29,11 +29,12 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
-from ..ir.graph import Linear, Op, Relu, Requant
+from ..ir.graph import Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.design import Design, StreamFormat, linear_folds
+from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
 CSIM_DIR = "tb/csim"
@@ -42,8 +43,10 @@ CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
 KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h")
 
-# ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit).
+# ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
+# Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
 AP_INT_DEFAULT_MAX_W = 1024
+AP_INT_LIMIT_W = 4096
 # Depth of the FIFOs between dataflow processes.  Every unit buffers what it must reuse (a Linear
 # unit its input frame), and the stages form a chain, so short FIFOs cannot deadlock.
 STREAM_DEPTH = 2
@@ -87,7 +90,8 @@ class LinearUnit:
     idx_bits: int
     slot_bits: int
     word_bits: int
-    wide_words: bool        # words above 64 bits are written as hex strings
+    limb_bits: int          # ROM words are stored as unsigned integers of this width
+    limbs: int              # ceil(word_bits / limb_bits)
     in_t: CType
     w_t: CType
     acc_t: CType
@@ -98,7 +102,7 @@ class LinearUnit:
     zp: int
     lo: int
     hi: int
-    weights: list[list[str]]   # [PE][NF*KF] hex digits of each word, most significant first
+    weights: list             # [PE][NF*KF][LIMBS] hex digits of each limb, least significant limb first
     bias: list[list[int]]      # [PE][NF]
     mult: list[list[int]]      # [PE][MULT_DEPTH]
 
@@ -118,7 +122,7 @@ class RequantUnit:
     in_t: CType
     out_t: CType
     v_t: CType
-    off_t: CType
+    offset_t: CType
     mult_t: CType
     off_depth: int
     mult_depth: int
@@ -153,10 +157,13 @@ class Repack:
     out_lanes: int
 
 
+Unit = LinearUnit | RequantUnit | ReluUnit | Repack
+
+
 @dataclass
 class Stage:
     """One process of the top's DATAFLOW region, reading stream ``src`` and writing ``dst``."""
-    unit: object
+    unit: Unit
     src: str
     dst: str
 
@@ -185,13 +192,14 @@ class HlsPlan:
     last: str = ""             # stream read by m_axis
 
     @property
-    def units(self) -> list:
+    def param_units(self) -> list[LinearUnit | RequantUnit]:
+        """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages if isinstance(st.unit, (LinearUnit, RequantUnit))]
 
     @property
     def sources(self) -> list[str]:
         """Files of hls/ that Vitis compiles or includes, in a fixed order."""
-        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.units], *KERNEL_HEADERS]
+        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.param_units], *KERNEL_HEADERS]
 
 
 # --- planning: all decisions ----------------------------------------------------------------
@@ -206,23 +214,32 @@ def _index_bits(m: int) -> int:
     return math.ceil(math.log2(m)) if m > 1 else 0
 
 
-def _hex_words(codes: np.ndarray, slot_bits: int) -> list:
-    """Slot codes [..., slots] (unsigned, < 2**slot_bits) -> hex digit strings of the packed words.
+LIMB_BITS = (8, 16, 32, 64)   # widths of the unsigned integer types ROM words are stored in
 
-    Slot t occupies bits [t*slot_bits, (t+1)*slot_bits) of its word; digits are most significant
-    first and zero-padded to the word width, so equal designs give equal text.
+
+def _limb_bits(word_bits: int) -> int:
+    """The narrowest native unsigned type holding a word, or 64-bit limbs for wider words."""
+    return next((b for b in LIMB_BITS if b >= word_bits), 64)
+
+
+def _rom_limbs(codes: np.ndarray, slot_bits: int, limb_bits: int) -> list:
+    """Slot codes [..., slots] (unsigned, < 2**slot_bits) -> hex digits of each word's limbs.
+
+    Slot t occupies bits [t*slot_bits, (t+1)*slot_bits) of its word; the word is cut into limbs
+    of limb_bits, least significant limb first, each written as limb_bits/4 hex digits (most
+    significant digit first, zero-padded, so equal designs give equal text).
     """
     shifts = np.arange(slot_bits, dtype=np.uint64)
-    bits = (codes.astype(np.uint64)[..., None] >> shifts) & np.uint64(1)   # LSB first
+    bits = (codes.astype(np.uint64)[..., None] >> shifts) & np.uint64(1)        # LSB first
     bits = bits.reshape(*codes.shape[:-1], -1).astype(np.uint8)
-    digits = math.ceil(bits.shape[-1] / 4)
-    pad = digits * 4 - bits.shape[-1]
-    if pad:
-        bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), dtype=np.uint8)], axis=-1)
-    nibbles = bits.reshape(*bits.shape[:-1], digits, 4) @ np.array([1, 2, 4, 8], dtype=np.uint8)
-    chars = np.array(list("0123456789abcdef"))[nibbles[..., ::-1]].reshape(-1, digits)
-    words = np.array(["".join(row) for row in chars], dtype=object)
-    return words.reshape(codes.shape[:-1]).tolist()
+    limbs = math.ceil(bits.shape[-1] / limb_bits)
+    pad = limbs * limb_bits - bits.shape[-1]
+    bits = np.concatenate([bits, np.zeros((*bits.shape[:-1], pad), dtype=np.uint8)], axis=-1)
+    digits = limb_bits // 4
+    nibbles = bits.reshape(-1, digits, 4) @ np.array([1, 2, 4, 8], dtype=np.uint8)   # [all limbs, digits]
+    chars = np.array(list("0123456789abcdef"))[nibbles[:, ::-1]]
+    text = np.array(["".join(row) for row in chars], dtype=object)
+    return text.reshape(*codes.shape[:-1], limbs).tolist()
 
 
 def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -> LinearUnit:
@@ -253,7 +270,9 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     codes = (values & ((1 << w_bits) - 1)) | (indices << w_bits)    # one slot: index above value
     # [rows, KF*GROUPS, NZ] -> [NF, PE, KF, GROUPS*NZ] -> [PE, NF*KF, slots]: word (nf, kf) of PE p.
     codes = codes.reshape(nf, s.pe, kf, groups * nz).transpose(1, 0, 2, 3).reshape(s.pe, nf * kf, -1)
-    words = _hex_words(codes, slot_bits)
+    word_bits = groups * nz * slot_bits
+    limb_bits = _limb_bits(word_bits)
+    words = _rom_limbs(codes, slot_bits, limb_bits)
 
     bias = np.zeros(rows, dtype=np.int64)
     bias[:op.out_size] = op.bias
@@ -273,8 +292,8 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         k=op.in_size, n=op.out_size, simd=s.simd, pe=s.pe, in_lanes=s.in_lanes, out_lanes=s.out_lanes,
         kf=kf, nf=nf, in_beats=math.ceil(op.in_size / s.in_lanes),
         out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
-        idx_bits=idx_bits, slot_bits=slot_bits, word_bits=groups * nz * slot_bits,
-        wide_words=groups * nz * slot_bits > 64,
+        idx_bits=idx_bits, slot_bits=slot_bits, word_bits=word_bits, limb_bits=limb_bits,
+        limbs=math.ceil(word_bits / limb_bits),
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
@@ -304,20 +323,42 @@ def _requant_unit(index: int, op: Requant, design: Design, ns: str, header: str)
         size=op.in_size, lanes=s.in_lanes, beats=math.ceil(op.in_size / s.in_lanes),
         in_t=CType.of(op.in_type), out_t=CType.of(op.out_type),
         v_t=CType(True, bits_for_range(min(v_lo, -1), max(v_hi, 0))),
-        off_t=CType(True, bits_for_range(min(int(offset.min()), -1), max(int(offset.max()), 0))),
+        offset_t=CType(True, bits_for_range(min(int(offset.min()), -1), max(int(offset.max()), 0))),
         mult_t=CType(False, rq.multiplier_bits), off_depth=len(offset_table[0]),
         mult_depth=len(mult_table[0]), shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
         offset=offset_table, mult=mult_table)
 
 
-def plan_hls(design: Design) -> HlsPlan:
-    """Every decision of the HLS back end, as plain data for the templates."""
+@dataclass
+class TestbenchPlan:
+    """What the C-sim testbench needs: the top's name and its stream formats."""
+    top: str
+    graph: str
+    axis_in: StreamFormat
+    axis_out: StreamFormat
+
+
+def _check_design(design: Design) -> None:
     graph = design.graph
     if not graph.ops:
         raise EinhlsError("the graph has no operators; there is nothing to build")
     if not design.top_name.isidentifier():
         raise EinhlsError(f"top function name {design.top_name!r} is not a C++ identifier")
+    for op in graph.ops:
+        if op.name not in design.schedules:
+            raise EinhlsError("the design has no schedule for this op", node=op.name)
     graph.check()
+
+
+def plan_testbench(design: Design) -> TestbenchPlan:
+    _check_design(design)
+    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output)
+
+
+def plan_hls(design: Design) -> HlsPlan:
+    """Every decision of the HLS back end, as plain data for the templates."""
+    _check_design(design)
+    graph = design.graph
     plan = HlsPlan(top=design.top_name, graph=graph.name, part=design.board.part,
                    clock_mhz=design.clock_mhz, period_ns=f"{1000.0 / design.clock_mhz:.3f}",
                    ap_int_max_w=None, axis_in=design.top_input, axis_out=design.top_output)
@@ -368,6 +409,9 @@ def plan_hls(design: Design) -> HlsPlan:
     plan.last = current
 
     widest = max(widths)
+    if widest > AP_INT_LIMIT_W:
+        raise EinhlsError(f"a weight word or stream beat of {widest} bits exceeds the {AP_INT_LIMIT_W}-bit "
+                          f"ap_int limit of Vitis HLS; choose fewer SIMD inputs or lanes")
     if widest > AP_INT_DEFAULT_MAX_W:
         plan.ap_int_max_w = math.ceil(widest / 1024) * 1024
     return plan
@@ -401,7 +445,7 @@ def emit_hls(design: Design, out: Path) -> None:
     hls.mkdir(parents=True, exist_ok=True)
     _write(hls / f"{plan.top}.h", env.get_template("top.h.j2").render(plan=plan))
     _write(hls / f"{plan.top}.cpp", env.get_template("top.cpp.j2").render(plan=plan))
-    for unit in plan.units:
+    for unit in plan.param_units:
         _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
     kernels = resource_dir("hls_kernels")
     for name in KERNEL_HEADERS:
@@ -413,14 +457,11 @@ def emit_hls(design: Design, out: Path) -> None:
 
 def emit_csim_testbench(design: Design, out: Path) -> None:
     """Write the C-sim testbench ``out/tb/csim/tb_top.cpp`` for ``design``'s top function."""
-    plan = plan_hls(design)
-    text = _environment().get_template("tb_top.cpp.j2").render(plan=plan)
+    text = _environment().get_template("tb_top.cpp.j2").render(plan=plan_testbench(design))
     _write(Path(out) / CSIM_DIR / CSIM_TESTBENCH, text)
 
 
 def emit_csim_vectors(out: Path, inputs: np.ndarray, expected: np.ndarray) -> None:
     """Write the vectors run_hls.tcl passes to the testbench (``out/tb/csim/inputs.txt``, ``expected.txt``)."""
-    from ..verify.csim import write_vectors
-
     write_vectors(Path(out) / CSIM_DIR / CSIM_INPUTS, inputs)
     write_vectors(Path(out) / CSIM_DIR / CSIM_EXPECTED, expected)

@@ -80,6 +80,15 @@ def _first_lines(text: str, count: int = ERROR_LINES) -> str:
     return "\n".join(lines[:count]) + more
 
 
+def _tool(command: list[str]) -> str | None:
+    """Run one compiler command: None on success, else the compiler's own first lines."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"{command[0]} did not finish within {COMPILE_TIMEOUT_S} s: {' '.join(command)}"
+    return None if done.returncode == 0 else _first_lines(done.stderr or done.stdout)
+
+
 def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
     """Compile the project's C-sim binary (or reuse a cached one): (binary, None) or (None, error)."""
     project, work = Path(project), Path(work)
@@ -106,22 +115,17 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
     with tempfile.TemporaryDirectory(dir=build) as tmp:
         objects = [Path(tmp) / f"{i}_{unit.stem}.o" for i, unit in enumerate(units)]
 
-        def compile_one(pair: tuple[Path, Path]) -> subprocess.CompletedProcess:
-            source, obj = pair
-            return subprocess.run([CXX, *flags, "-c", str(source), "-o", str(obj)], capture_output=True,
-                                  text=True, timeout=COMPILE_TIMEOUT_S)
-
         # The translation units are independent: compile them side by side.
         with ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1))) as pool:
-            results = list(pool.map(compile_one, zip(units, objects)))
-        for done in results:
-            if done.returncode != 0:
-                return None, _first_lines(done.stderr or done.stdout)
+            results = list(pool.map(lambda pair: _tool([CXX, *flags, "-c", str(pair[0]), "-o", str(pair[1])]),
+                                    zip(units, objects)))
+        for error in results:
+            if error:
+                return None, error
         staged = Path(tmp) / binary.name
-        link = subprocess.run([CXX, *map(str, objects), "-o", str(staged)], capture_output=True, text=True,
-                              timeout=COMPILE_TIMEOUT_S)
-        if link.returncode != 0:
-            return None, _first_lines(link.stderr or link.stdout)
+        error = _tool([CXX, *map(str, objects), "-o", str(staged)])
+        if error:
+            return None, error
         os.replace(staged, binary)   # atomic: a half-written binary is never found by the cache
     return binary, None
 
