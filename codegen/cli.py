@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-util", type=float, default=0.8, help="fraction of the board's DSP/BRAM/LUT/FF to use")
     c.add_argument("--target-ii", type=int, help="ask for this initiation interval (cycles per frame)")
     c.add_argument("--clock-mhz", type=float, help="clock (default: the board's)")
+    c.add_argument("--contraction-objective", default="macs",
+                   choices=("macs", "latency", "resources", "product"),
+                   help="what the einsum contraction path search minimises (default: macs)")
 
     v = sub.add_parser("verify", help="run C-sim / RTL sim against the PyTorch integer reference")
     v.add_argument("out", type=Path)
@@ -67,7 +70,8 @@ def _compile(args) -> int:
     from .project import CompileOptions, compile_model
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
-                             max_util=args.max_util, target_ii=args.target_ii, clock_mhz=args.clock_mhz)
+                             max_util=args.max_util, target_ii=args.target_ii, clock_mhz=args.clock_mhz,
+                             contraction_objective=args.contraction_objective)
     project = compile_model(args.model, args.output, options, force=args.force)
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
@@ -163,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("einhls: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":
