@@ -124,23 +124,12 @@ def test_generated_rtl_bit_exact(tmp_path: Path) -> None:
     assert result.passed, result.line()
 
 
-def test_compiled_demo_project(tmp_path_factory) -> None:
+def test_compiled_demo_project(demo_project) -> None:
     """A model compiled by einhls, verified through the `einhls verify --pynq-sim` path."""
-    try:
-        from codegen.demo_model import build_demo_model
-        from codegen.project import CompileOptions, compile_model
-        from codegen.verify.runner import run_check
-        model = tmp_path_factory.mktemp("demo") / "demo.onnx"
-        build_demo_model(model)
-        project = compile_model(model, tmp_path_factory.mktemp("demo_out") / "out",
-                                CompileOptions(board="pynq-z2"), progress=lambda *_: None)
-    except ImportError as exc:          # the compile pipeline is being assembled
-        pytest.skip(f"compile_model is not complete yet: {exc}")
-    if not (project.path / DRIVER_DIR).is_dir():     # until compile_model calls the board back ends
-        emit_vivado(project.design, project.path)
-        emit_driver(project.design, project.path)
-    inputs, expected = project.stored_vectors()
-    result = run_check(project, "pynqsim", inputs, expected)
+    from codegen.verify.runner import run_check
+
+    inputs, expected = demo_project.stored_vectors()
+    result = run_check(demo_project, "pynqsim", inputs, expected)
     assert result.passed, result.line()
 
 
