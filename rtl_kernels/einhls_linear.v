@@ -4,7 +4,7 @@
 //
 //   s_axis (IN_LANES) -> einhls_lanes -> input buffer (2 banks x KF words of SIMD inputs)
 //     -> MAC array: NF*KF steps per frame, nf outer / kf inner, one step per cycle
-//     -> accumulators (PE x ACC_BITS) -> einhls_fifo (NF rows, one row of PE sums per nf)
+//     -> accumulators (PE x ACC_BITS) -> einhls_fifo (rows of PE sums: a frame plus those in flight)
 //     -> einhls_lanes PE -> RQ_LANES -> einhls_requant (+ bias[c], * M[c], rne, clamp)
 //     -> einhls_lanes RQ_LANES -> OUT_LANES -> m_axis
 //
@@ -20,7 +20,9 @@
 //     value * x[kf*SIMD + g*GROUP + index], its input picked by a GROUP:1 multiplexer.
 // So the array has PE*SIMD multipliers dense and PE*SIMD*NNZ/GROUP sparse (half for 2:4).
 // Pipeline: ROM and input buffer read -> operand registers (sparse: after the multiplexer)
-// -> product registers (DSP A/B/M registers) -> adder tree per PE -> accumulator.
+// -> product registers (DSP A/B/M registers) [-> DSP post-adder, PACK_CHAIN = 2] -> adder tree
+// per PE -> accumulator.  The array never stalls: a row starts only when the FIFO has room for
+// it (credits), and a frame only when its input bank is full.
 // PACK = 2 (dense): PEs 2q and 2q+1 share each multiplier, two products per DSP (see g_prod);
 // the emitter enables it only when it has proven the packed products exact for these weights.
 // MUL_LUT = 1: products built from LUT adders (the emitter's choice for operands of <= 4 bits).
@@ -106,7 +108,10 @@ module einhls_linear #(
     localparam integer PW       = W_BITS + XB;                     // exact product width
     localparam integer LW       = PW + PACK_CHAIN - 1;             // exact width of a tree leaf
     localparam integer TIN      = (LW < ACC_BITS) ? LW : ACC_BITS; // leaf as summed (mod 2^ACC)
-    localparam integer MW       = (PW > TIN) ? PW : TIN;
+    localparam integer MW       = (PW > TIN) ? PW : TIN;          // a product, sign-extended
+    localparam integer XWORD    = SIMD * IN_BITS;
+    localparam integer PAIRS    = (PACK == 2 && !SPARSE) ? PE / 2 : 0;  // PE pairs sharing DSPs
+    localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE
 
     // w * x as a sum of shifted copies of the wider operand, one per bit of the narrower one
     // (two's complement: the top bit weighs -2^(n-1)).  Only adders, so synthesis keeps it in
@@ -131,9 +136,6 @@ module einhls_linear #(
             lut_mul = sum;
         end
     endfunction
-    localparam integer XWORD    = SIMD * IN_BITS;
-    localparam integer PAIRS    = (PACK == 2 && !SPARSE) ? PE / 2 : 0;  // PE pairs sharing DSPs
-    localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE
 
     localparam integer KW = cw(KF);
     localparam integer NW = cw(NF);

@@ -64,16 +64,20 @@ module einhls_requant #(
     localparam [BW-1:0] LAST_BEAT = LAST_BEAT_I[BW-1:0];
     localparam integer PW         = V_BITS + M_BITS + 1;           // exact width of v * M
     localparam integer QW         = PW - SHIFT + 1;                // rounded quotient (+1 for the carry)
-    // clamping width: the rounded value plus ZP, and the 64-bit bounds, all fit without overflow
-    localparam integer CW         = (QW > 64 ? QW : 64) + 2;
+    // clamping width: the rounded value plus ZP never overflows it, and ZP, LO and HI (codes of
+    // the output type, so OUT_BITS + 1 bits signed) fit it too
+    localparam integer CW         = (QW > OUT_BITS + 1 ? QW : OUT_BITS + 1) + 2;
     localparam integer XW         = IN_BITS + 1;                   // x as a signed number
     localparam integer OW         = (OFF_BITS > V_BITS ? OFF_BITS : V_BITS);
 
     localparam integer KW         = (V_BITS > 64 ? V_BITS : 64);
     localparam signed [KW-1:0] OFFSET_C = OFFSET;
-    localparam signed [CW-1:0] ZP_C = ZP;
-    localparam signed [CW-1:0] LO_C = LO;
-    localparam signed [CW-1:0] HI_C = HI;
+    localparam signed [CW+63:0] ZP_X = ZP;     // sign-extended, then cut to CW bits
+    localparam signed [CW+63:0] LO_X = LO;
+    localparam signed [CW+63:0] HI_X = HI;
+    localparam signed [CW-1:0]  ZP_C = ZP_X[CW-1:0];
+    localparam signed [CW-1:0]  LO_C = LO_X[CW-1:0];
+    localparam signed [CW-1:0]  HI_C = HI_X[CW-1:0];
 
     // ---------------------------------------------------------------- stage 1: input and ROMs
     wire en = !m_axis_tvalid || m_axis_tready;

