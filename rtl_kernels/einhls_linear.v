@@ -75,6 +75,7 @@ module einhls_linear #(
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
+    parameter integer ROM_BLOCK  = 1,      // weight ROM in block RAM (1) or LUTs (0): the cost model decides
     parameter         WEIGHT_FILE = "weights.mem",
     parameter         BIAS_FILE   = "bias.mem",
     parameter         MULT_FILE   = "mult.mem"
@@ -227,20 +228,33 @@ module einhls_linear #(
     end
 
     // ============================================================ stage 1: memory reads
-    (* rom_style = "block" *)
-    reg [WWORD-1:0] wrom [0:STEPS-1];
-    initial begin
-        $readmemh(WEIGHT_FILE, wrom);
-    end
-
     reg [WWORD-1:0] w1 = 0;
+    // Deep ROMs go to block RAM; shallow ones (a few words of a wide word) would waste almost all of
+    // a BRAM's bits, so the scheduler's cost model (codegen/schedule/cost.py) puts them in LUTs.
+    generate
+        if (ROM_BLOCK != 0) begin : g_rom_block
+            (* rom_style = "block" *)
+            reg [WWORD-1:0] wrom [0:STEPS-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, wrom);
+            end
+            always @(posedge clk) w1 <= wrom[step];
+        end else begin : g_rom_lut
+            // no attribute: Vivado infers a distributed ROM; Yosys maps it to LUT RAM or logic
+            reg [WWORD-1:0] wrom [0:STEPS-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, wrom);
+            end
+            always @(posedge clk) w1 <= wrom[step];
+        end
+    endgenerate
+
     reg [XWORD-1:0] x1 = 0;
     reg             valid1 = 1'b0;
     reg             first1 = 1'b0;
     reg             last1 = 1'b0;
 
     always @(posedge clk) begin
-        w1     <= wrom[step];
         x1     <= xbuf[{comp_bank, kf}];
         valid1 <= issue;
         first1 <= kf == {KW{1'b0}};

@@ -33,11 +33,12 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
+from ..ir.contraction import ContractStage, Permute
 from ..ir.graph import Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
 from ..ir.types import bits_for_range
 from ..resources import resource_dir
-from ..schedule.cost import LUT_MULT_MAX_BITS
+from ..schedule.cost import LUT_MULT_MAX_BITS, bram36_for
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
 
 RTL_DIR = "rtl"
@@ -47,6 +48,7 @@ LINT_WAIVERS = "einhls.vlt"
 # Kernel modules and the modules each one instantiates (copied along).
 KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_linear": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
+    "einhls_permute": ("einhls_fifo",),
     "einhls_requant": (),
     "einhls_relu": (),
     "einhls_lanes": (),
@@ -293,6 +295,7 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
               Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
+              Param("ROM_BLOCK", int(bram36_for(weights.width, nf * kf) > 0)),
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
     if rq.per_channel:
         params.append(Param("MULT_FILE", mems[2].name, "str"))
@@ -375,6 +378,11 @@ def plan_rtl(design: Design) -> RtlPlan:
         elif isinstance(op, Relu):
             stage, op_mems = relu_stage(index, op, s)
             elementwise = True
+        elif isinstance(op, (ContractStage, Permute)):   # [permutation buffer] + Linear unit, R repeats
+            from .contraction import rtl_stages as contraction_rtl_stages
+            op_stages, op_mems = contraction_rtl_stages(index, op, s, design.board.dsp_kind)
+            stages += op_stages[:-1]
+            stage, elementwise = op_stages[-1], False
         else:
             raise EinhlsError(f"no Verilog unit for IR op kind {op.kind!r}", node=op.name)
         stages.append(stage)
@@ -408,6 +416,10 @@ def verilog_value(p: Param) -> str:
             raise EinhlsError(f"file name {text!r} cannot be a Verilog string")
         return f'"{text}"'
     v = int(p.value)
+    if p.kind == "b256":   # a packed vector (einhls_permute's digit extents and strides)
+        if not 0 <= v < (1 << 256):
+            raise EinhlsError(f"parameter {p.name} does not fit 256 bits")
+        return f"256'h{v:064x}"
     if p.kind == "s64":
         if not -(1 << 63) <= v < (1 << 63):
             raise EinhlsError(f"parameter {p.name}={v} does not fit 64 bits")
