@@ -34,6 +34,7 @@ class OpCost:
     macs: int             # dense-equivalent MACs per frame
     effective_macs: int   # MACs the hardware really performs (non-zero slots)
     weight_bits: int      # stored weight memory, including N:M indices
+    buffer_bits: int = 0  # on-chip activation buffers (contraction stages: ping-pong frames)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,11 +78,15 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
         index_bits = 0
         word_bits = s.pe * s.simd * w_bits
     multipliers = s.pe * slots
+    # count what the RTL emitter builds: its packing and requant decisions are functions of the op
+    from ..emit.rtl import pack_config, requant_lanes  # (function-level: emit imports this module)
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
+    packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
+    dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP
     rq = op.requant
     requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
-        s.pe * multiplier_dsps(op.acc_type.bits, rq.multiplier_bits, dsp_kind)
-    dsp = multipliers * per_mult_dsp + requant_dsp
+        requant_lanes(s.pe, kf) * multiplier_dsps(op.acc_type.bits, rq.multiplier_bits, dsp_kind)
+    dsp = dsp_products * per_mult_dsp + requant_dsp
     lut = 120  # control, counters, handshakes
     if per_mult_dsp == 0:
         lut += multipliers * lut_multiplier(a_bits, w_bits)
@@ -120,6 +125,14 @@ def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
 
 
 def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from ..ir.butterfly import Butterfly
+    if isinstance(op, Butterfly):
+        from .butterfly import butterfly_cost
+        return butterfly_cost(op, s, dsp_kind)
+    from ..ir.contraction import ContractStage, Permute
+    if isinstance(op, (ContractStage, Permute)):
+        from .contraction import permute_cost, stage_cost
+        return stage_cost(op, s, dsp_kind) if isinstance(op, ContractStage) else permute_cost(op, s, dsp_kind)
     if isinstance(op, Linear):
         return linear_cost(op, s, dsp_kind)
     if isinstance(op, (Requant, Relu)):
