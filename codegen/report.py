@@ -1,7 +1,6 @@
 """`einhls report`: the estimates of report.json as a table, with measurements beside them."""
 from __future__ import annotations
 
-from pathlib import Path
 
 COLUMNS = (("layer", "name", "<"), ("kind", "kind", "<"), ("in>out", None, ">"), ("N:M", "sparsity", ">"),
            ("simd x pe", None, ">"), ("mults", "multipliers", ">"), ("dense eq.", "dense_multipliers", ">"),
@@ -13,6 +12,8 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
     if title == "in>out":
         return f"{layer['in_size']}>{layer['out_size']}"
     if title == "simd x pe":
+        if layer["kind"] == "contract":   # a contraction stage: the Linear unit, R times per frame
+            return f"{layer['repeats']}x {layer['simd']}x{layer['pe']}"
         return f"{layer['simd']}x{layer['pe']}" if layer["kind"] == "linear" else f"{layer['in_lanes']} lanes"
     value = layer.get(key)
     if value is None:
@@ -37,6 +38,12 @@ def format_report(project) -> str:
                  f"BRAM {u['bram36']:.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
     for note in report.get("notes", []):
         lines.append(f"schedule: {note}")
+    for c in report.get("contractions", []):
+        lines.append(f"contraction {c['contraction']}: {c['macs']} MACs, {c['multipliers']} multipliers, "
+                     f"{c['weight_bits']} weight bits, {c['buffer_bits']} buffer bits; stages:")
+        for st in c["stages"]:
+            lines.append(f"  {st['name']}: {st['step']}; {st['macs']} MACs, {st['cycles']} cycles, "
+                         f"{st['multipliers']} multipliers, {st['buffer_bits']} buffer bits")
     if "rtlsim" in measured:
         m = measured["rtlsim"]
         lines.append(f"measured (RTL sim): latency {m.get('latency_cycles')} cycles (estimate {t['latency']}), "

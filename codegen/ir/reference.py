@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from .graph import Graph
-from .requant import rne_shift_numpy  # noqa: F401  (re-exported for callers that use NumPy)
 from .types import QType
 
 

