@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("out", type=Path)
     r.add_argument("--json", action="store_true")
     r.add_argument("--synth", action="store_true", help="run Yosys synth_xilinx on the RTL and record its counts")
+    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw per-layer cycles and resources")
 
     b = sub.add_parser("boards", help="list the known boards")
     b.add_argument("--json", action="store_true")
@@ -104,11 +105,14 @@ def _verify(args) -> int:
 
 def _report(args) -> int:
     from .project import Project
-    from .report import format_report, synthesize
+    from .report import format_report, plot_report, synthesize
 
     project = Project(args.out)
     if args.synth:
         synthesize(project)
+    if args.plot:
+        plot_report(project, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print(json.dumps({**project.report, "measured": project.measured}, sort_keys=True))
     else:

@@ -71,3 +71,36 @@ def synthesize(project) -> dict:
     counts["family"] = project.design.board.yosys_family
     project.save_measured({"yosys": counts})
     return counts
+
+
+def plot_report(project, path) -> None:
+    """Per-layer estimated cycles against the interval, and DSP/LUT shares: where the time and the
+    resources go (a PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = project.report
+    layers = report["layers"]
+    names = [layer["name"] for layer in layers]
+    fig, (ax_cycles, ax_res) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2.5))
+    ax_cycles.barh(names, [layer["ii"] for layer in layers], color="tab:blue", label="estimated II")
+    measured = project.measured.get("rtlsim", {}).get("interval_cycles")
+    if measured:
+        ax_cycles.axvline(measured, color="tab:red", linestyle="--", label=f"measured interval ({measured})")
+    ax_cycles.set_xlabel("cycles per frame")
+    ax_cycles.invert_yaxis()
+    ax_cycles.legend(loc="lower right")
+    totals = report["totals"]
+    for i, key in enumerate(("dsp", "lut", "ff")):
+        share = [100.0 * layer[key] / max(totals[key], 1) for layer in layers]
+        ax_res.barh([y + 0.25 * i for y in range(len(names))], share, height=0.25, label=key.upper())
+    ax_res.set_yticks(range(len(names)), names)
+    ax_res.invert_yaxis()
+    ax_res.set_xlabel("% of the design's total (estimates)")
+    ax_res.legend(loc="lower right")
+    fig.suptitle(f"{project.path.name}: {report['board']} at {report['clock_mhz']:g} MHz, "
+                 f"interval {totals['ii']} cycles")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

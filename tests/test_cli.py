@@ -116,6 +116,9 @@ def test_report_json_is_one_object(tmp_path):
     assert data["layers"][0]["macs"] == 32 and data["totals"]["ii"] >= 1
     text = run("report", str(out)).stdout
     assert "layer" in text and "DSP" in text
+    png = tmp_path / "report.png"
+    assert run("report", str(out), "--plot", str(png)).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_deploy_without_bitstream_is_exit_2(tmp_path):
