@@ -68,3 +68,36 @@ def manual_design(graph: Graph, schedules: dict[str, tuple[int, int, int, int]],
     b = get_board(board)
     return Design(graph=graph, board=b, clock_mhz=b.clock_mhz,
                   schedules={name: OpSchedule(name, *params) for name, params in schedules.items()})
+
+
+def butterfly_graph(n: int, in_type: QType, t_bits: int, stage_types, out_type: QType | None,
+                    stacks: int = 1, in_size: int | None = None, out_size: int | None = None,
+                    strides=None, bias: bool = False, seed: int = 0, twiddles: str = "random",
+                    name: str = "bfly") -> Graph:
+    """One Butterfly op.  ``stage_types``: one QType for every inner stage, a list (None: exact),
+    or None for exact stages; twiddles "random" (full t_bits range, extremes included),
+    "identity" or "hadamard"."""
+    from .ir.butterfly import hadamard_twiddles, identity_twiddles, make_butterfly, standard_strides
+
+    rng = np.random.default_rng(seed)
+    strides = tuple(strides) if strides is not None else standard_strides(n)
+    stages, total = len(strides), n * stacks
+    in_size = n if in_size is None else in_size
+    out_size = total if out_size is None else out_size
+    t_lo, t_hi = -(1 << (t_bits - 1)), (1 << (t_bits - 1)) - 1
+    if twiddles == "identity":
+        codes, t_scale = identity_twiddles(total, stages, t_hi), 1.0 / t_hi
+    elif twiddles == "hadamard":
+        codes, t_scale = hadamard_twiddles(total, stages), 1.0
+    else:
+        codes = rng.integers(t_lo, t_hi + 1, size=(stages, total // 2, 2, 2))
+        codes[:, :3] = t_lo            # extremes in the first pairs
+        codes[:, 3:5] = t_hi
+        t_scale = 2.0 ** -(t_bits - 1)
+    if stage_types is None or isinstance(stage_types, QType):
+        stage_types = [stage_types] * (stages - 1)
+    b = rng.normal(0, 4 * in_type.scale, size=out_size) if bias else None
+    op = make_butterfly(name, name, n, stacks, strides, codes, t_scale, in_type, in_size, out_size,
+                        list(stage_types), out_type, bias=b)
+    return Graph(name="butterfly", input_type=in_type, input_size=in_size, ops=[op],
+                 input_shape=(1, in_size), output_shape=(1, out_size))

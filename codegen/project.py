@@ -19,10 +19,10 @@ from . import __version__
 from .errors import EinhlsError
 from .ir.graph import Graph
 from .ir.reference import random_inputs, run_reference
-from .ir.types import QType
 from .schedule.boards import get_board
 from .schedule.cost import OpCost
 from .schedule.design import Design, OpSchedule
+from .schedule.butterfly import report_fields as butterfly_report_fields
 from .schedule.folding import fold
 
 STORED_VECTORS = 16
@@ -36,6 +36,7 @@ class CompileOptions:
     max_util: float = 0.8
     target_ii: int | None = None
     clock_mhz: float | None = None
+    contraction_objective: str = "macs"   # path search objective: macs | latency | resources | product
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -67,8 +68,57 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
     graph = load_graph(model_path, default_type=default)
     for ir_pass in (fuse_relu,):
         graph = ir_pass(graph)
+    graph = expand_for_board(graph, options)
     graph.check()
     return graph
+
+
+def expand_for_board(graph: Graph, options: CompileOptions) -> Graph:
+    """Contractions -> pipelines of stages, paths chosen for the options' objective and board."""
+    from .ir.contraction import Contraction
+    from .passes.contraction import expand_contractions
+
+    if not any(isinstance(op, Contraction) for op in graph.ops):
+        return graph
+    board = get_board(options.board)
+    expanded = expand_contractions(graph, options.contraction_objective, multipliers=board.dsp)
+    probe = random_inputs(graph, 4, seed=0)   # self-check: the stages equal the contraction
+    if not np.array_equal(run_reference(graph, probe), run_reference(expanded, probe)):
+        raise AssertionError("internal error: the expanded contraction differs from its reference")
+    return expanded
+
+
+def contraction_fields(op) -> dict:
+    """Report fields of a contraction stage or permutation (empty for other ops)."""
+    from .ir.contraction import ContractStage, Permute
+    if isinstance(op, ContractStage):
+        return {"contraction": op.contraction, "step": op.step, "repeats": op.repeats, "k": op.k, "n": op.n}
+    if isinstance(op, Permute):
+        return {"contraction": op.contraction, "step": "permute " + str(op.transposition.to_json())}
+    return {}
+
+
+def contraction_summary(graph: Graph, costs: dict[str, OpCost]) -> list[dict]:
+    """Per fused contraction: its stages with MACs, cycles, multipliers and buffer bits, and totals."""
+    from .ir.contraction import ContractStage, Permute
+    groups: dict[str, list] = {}
+    for op in graph.ops:
+        if isinstance(op, (ContractStage, Permute)):
+            groups.setdefault(op.contraction, []).append(op)
+    summary = []
+    for name, ops in groups.items():
+        stages = [{"name": op.name, "kind": op.kind, "step": contraction_fields(op)["step"],
+                   "macs": costs[op.name].macs, "cycles": costs[op.name].cycles, "ii": costs[op.name].ii,
+                   "multipliers": costs[op.name].multipliers, "dsp": costs[op.name].dsp,
+                   "buffer_bits": costs[op.name].buffer_bits, "weight_bits": costs[op.name].weight_bits}
+                  for op in ops]
+        summary.append({"contraction": name, "stages": stages,
+                        "macs": sum(st["macs"] for st in stages),
+                        "cycles": max(st["ii"] for st in stages),
+                        "multipliers": sum(st["multipliers"] for st in stages),
+                        "buffer_bits": sum(st["buffer_bits"] for st in stages),
+                        "weight_bits": sum(st["weight_bits"] for st in stages)})
+    return summary
 
 
 def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: list[str]) -> dict:
@@ -83,12 +133,13 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             "weight_type": op.weight_type.describe() if hasattr(op, "weight_type") else None,
             "acc_bits": op.acc_type.bits if hasattr(op, "acc_type") else None,
             "sparsity": "{}:{}".format(*op.sparsity) if getattr(op, "sparsity", None) else None,
+            **contraction_fields(op), **butterfly_report_fields(op, s),
             "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
             **costs[op.name].to_json()})
     utilisation = {key: round(totals[key] / limit, 4) for key, limit in
                    (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff))}
     return {"board": board.name, "part": board.part, "clock_mhz": design.clock_mhz,
-            "layers": layers, "totals": totals, "utilisation": utilisation,
+            "layers": layers, "contractions": contraction_summary(design.graph, costs), "totals": totals, "utilisation": utilisation,
             "throughput_fps": round(design.clock_mhz * 1e6 / totals["ii"], 1),
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 

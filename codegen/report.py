@@ -14,6 +14,8 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
     if title == "simd x pe":
         if layer["kind"] == "contract":   # a contraction stage: the Linear unit, R times per frame
             return f"{layer['repeats']}x {layer['simd']}x{layer['pe']}"
+        if layer["kind"] == "butterfly":  # P butterfly units (2 inputs each)
+            return f"P={layer['units']}"
         return f"{layer['simd']}x{layer['pe']}" if layer["kind"] == "linear" else f"{layer['in_lanes']} lanes"
     value = layer.get(key)
     if value is None:
@@ -44,6 +46,12 @@ def format_report(project) -> str:
         for st in c["stages"]:
             lines.append(f"  {st['name']}: {st['step']}; {st['macs']} MACs, {st['cycles']} cycles, "
                          f"{st['multipliers']} multipliers, {st['buffer_bits']} buffer bits")
+    for layer in report["layers"]:
+        if layer["kind"] == "butterfly":
+            lines.append(f"butterfly {layer['name']}: n={layer['butterfly_n']} x {layer['stacks']} stack(s), "
+                         f"{len(layer['strides'])} stages of {layer['stage_cycles']} cycles on {layer['units']} units, "
+                         f"{layer['contexts']} frame(s) in flight; roofline {layer['roofline_cycles']} cycles, "
+                         f"estimate {layer['ii']}")
     if "rtlsim" in measured:
         m = measured["rtlsim"]
         lines.append(f"measured (RTL sim): latency {m.get('latency_cycles')} cycles (estimate {t['latency']}), "

@@ -222,6 +222,11 @@ LINT_PARAMS = {
     "einhls_skid": [[]],
     "einhls_fifo": [[]],
     "einhls_adder_tree": [[], ["-GN_IN=7", "-GSTAGE=1"], ["-GN_IN=1"]],
+    "einhls_permute": [[], ["-GSIZE=96", "-GIN_LANES=3", "-GOUT_LANES=4", "-GBANKS=8", "-GSKEW=1", "-GSKEW_MUL=3",
+                            "-GDIGITS=2", "-GEXTENTS=256'h0000000c00000008", "-GSTRIDES=256'h0000000100000008"]],
+    # more parameter sets in tests/test_butterfly_rtl.py
+    "einhls_butterfly": [[], ["-GN=64", "-GP=4", "-GSTACKS=3", "-GK=50", "-GM=150", "-GSTAGES=6", "-GMUL_RQ=1",
+                              "-GM_BITS=12", "-GHAS_BIAS=1", "-GSH_BITS=5", "-GIN_SIGNED=0", "-GCTX=4"]],
 }
 
 

@@ -12,6 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
+from ..ir.butterfly import Butterfly
+from ..ir.contraction import ContractStage
 from ..ir.graph import Linear
 from ..resources import resource_dir
 from ..schedule.design import Design, StreamFormat, linear_folds
@@ -34,6 +36,13 @@ def cycles_per_frame_bound(design: Design) -> int:
         if isinstance(op, Linear):
             nf, kf = linear_folds(op, design.schedule(op))
             cycles = max(cycles, nf * kf)
+        elif isinstance(op, Butterfly):      # one frame alone, gaps included
+            from ..schedule.butterfly import timing
+            cycles = max(cycles, timing(op, design.schedule(op).pe).single)
+        elif isinstance(op, ContractStage):   # R repeats of a Linear unit
+            from ..schedule.contraction import stage_folds
+            nf, kf = stage_folds(op, design.schedule(op))
+            cycles = max(cycles, op.repeats * nf * kf, op.in_size)
         worst = max(worst, cycles)
     return worst + 8
 

@@ -29,7 +29,13 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
+from ..ir.butterfly import Butterfly
+from ..ir.contraction import ContractStage, Permute
 from ..ir.graph import Linear, Relu, Requant
+from .butterfly import ButterflyUnit
+from .butterfly import hls_unit as butterfly_hls_unit
+from .contraction import ContractUnit, PermuteUnit
+from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
@@ -41,7 +47,8 @@ CSIM_DIR = "tb/csim"
 CSIM_TESTBENCH = "tb_top.cpp"
 CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
-KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h")
+KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h",
+                  "einhls_contract.h", "einhls_butterfly.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
@@ -194,7 +201,8 @@ class HlsPlan:
     @property
     def param_units(self) -> list[LinearUnit | RequantUnit]:
         """The units that have a parameter header, in stage order."""
-        return [st.unit for st in self.stages if isinstance(st.unit, (LinearUnit, RequantUnit))]
+        return [st.unit for st in self.stages
+                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit))]
 
     @property
     def sources(self) -> list[str]:
@@ -394,6 +402,24 @@ def plan_hls(design: Design) -> HlsPlan:
             unit = _requant_unit(index, op, design, ns, header)
             widths += [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits]
             out_lanes = s.in_lanes
+        elif isinstance(op, Butterfly):   # codegen/emit/butterfly.py
+            unit = butterfly_hls_unit(index, op, s, ns, header, CType)
+            widths.append(unit.widest)
+            out_lanes = s.out_lanes
+        elif isinstance(op, (ContractStage, Permute)):   # [permutation buffer] + Linear unit, R repeats
+            for unit, in_lanes, out_lanes, size, bits in contraction_hls_units(index, op, design, ns, header,
+                                                                               _linear_unit):
+                if in_lanes != lanes:
+                    repack_to(size, bits, in_lanes, f"into {unit.op}")
+                if isinstance(unit, ContractUnit):
+                    widths.append(unit.linear.word_bits)
+                dst = new_stream(out_lanes * (op.out_type.bits if isinstance(unit, ContractUnit) else bits),
+                                 f"from {op.name} ({unit.kind})")
+                plan.stages.append(Stage(unit, current, dst))
+                current, lanes = dst, out_lanes
+            if s.out_lanes != lanes:
+                repack_to(op.out_size, op.out_type.bits, s.out_lanes, f"out of {op.name}")
+            continue
         elif isinstance(op, Relu):
             unit = ReluUnit(index, op.name, op.source, f"ReLU of {op.in_size} elements, {s.in_lanes} per beat",
                             op.in_size, s.in_lanes, CType.of(op.in_type), op.in_type.zero_point)

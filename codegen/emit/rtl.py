@@ -33,6 +33,7 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
+from ..ir.butterfly import Butterfly
 from ..ir.contraction import ContractStage, Permute
 from ..ir.graph import Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
@@ -49,6 +50,7 @@ LINT_WAIVERS = "einhls.vlt"
 KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_linear": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
     "einhls_permute": ("einhls_fifo",),
+    "einhls_butterfly": ("einhls_lanes",),
     "einhls_requant": (),
     "einhls_relu": (),
     "einhls_lanes": (),
@@ -378,6 +380,10 @@ def plan_rtl(design: Design) -> RtlPlan:
         elif isinstance(op, Relu):
             stage, op_mems = relu_stage(index, op, s)
             elementwise = True
+        elif isinstance(op, Butterfly):   # codegen/emit/butterfly.py
+            from .butterfly import rtl_stage as butterfly_rtl_stage
+            stage, op_mems = butterfly_rtl_stage(index, op, s)
+            elementwise = False
         elif isinstance(op, (ContractStage, Permute)):   # [permutation buffer] + Linear unit, R repeats
             from .contraction import rtl_stages as contraction_rtl_stages
             op_stages, op_mems = contraction_rtl_stages(index, op, s, design.board.dsp_kind)

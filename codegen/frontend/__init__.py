@@ -4,7 +4,8 @@
     graph = load_graph(path, default_type=parse_fixed("fixed<16,6>"))  # a float model
 
 :func:`load_graph` = :func:`read_model` + :func:`lower_model`; :func:`lower_model` =
-:func:`prepare_model` (checks, batch fixed to 1, shapes) + lowering + :func:`fuse_relu`.
+:func:`prepare_model` (checks, batch fixed to 1, shapes) + :func:`fuse_butterflies` (butterfly
+chains -> one node, codegen/frontend/butterfly.py) + lowering + :func:`fuse_relu`.
 Every problem with the model raises :class:`codegen.errors.EinhlsError` naming the node.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import onnx
 
 from ..ir.graph import Graph
 from ..ir.types import QType
+from .butterfly import fuse_butterflies
 from .load import prepare_model, read_model
 from .lower import lower_prepared
 from .passes import fuse_relu
@@ -22,7 +24,8 @@ from .passes import fuse_relu
 
 def lower_model(model: onnx.ModelProto, default_type: QType | None = None) -> Graph:
     """Lower an in-memory ONNX model to an IR graph (see the module docstring)."""
-    graph = fuse_relu(lower_prepared(prepare_model(model), default_type))
+    prepared, _ = fuse_butterflies(prepare_model(model))   # before any Einsum is lowered
+    graph = fuse_relu(lower_prepared(prepared, default_type))
     graph.check()
     return graph
 
@@ -32,4 +35,5 @@ def load_graph(path: Path, default_type: QType | None = None) -> Graph:
     return lower_model(read_model(Path(path)), default_type)
 
 
-__all__ = ["load_graph", "lower_model", "prepare_model", "read_model", "fuse_relu", "lower_prepared"]
+__all__ = ["fuse_butterflies", "load_graph", "lower_model", "prepare_model", "read_model", "fuse_relu",
+           "lower_prepared"]

@@ -25,7 +25,10 @@ from ..ir.graph import Graph
 from ..ir.reference import quantize
 from ..ir.types import QType, bits_for_range
 from .chain import activation_input, check_single_chain
+from .butterfly import DOMAIN as BUTTERFLY_DOMAIN, OP_TYPE as BUTTERFLY_OP, lower_butterfly
 from .constants import LAYOUT_OPS, evaluate, fold_node
+from . import einsum as einsum_fe
+from .einsum import Pending
 from .load import opset_version
 from .names import graph_name, node_label
 from .quantizers import (INTEGER_TYPES, dequantize_const, elem_type_of, element_type,
@@ -137,6 +140,8 @@ class Lowering:
     def lower_activation(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Value:
         """Dispatch a node that has one activation input."""
         op = node.op_type
+        if node.domain == BUTTERFLY_DOMAIN and op == BUTTERFLY_OP:   # codegen/frontend/butterfly.py
+            return lower_butterfly(self, node, inputs)
         if node.domain not in ("", "ai.onnx") and not (is_qonnx_quant(node) or is_linear_quantizer(node)):
             raise EinhlsError(f"operator {op} of domain {node.domain!r} is not supported",
                               node_label(node), op)
@@ -149,6 +154,7 @@ class Lowering:
             "Quant": self.lower_qonnx_quant, "MatMul": self.lower_matmul, "Gemm": self.lower_gemm,
             "Add": self.lower_add, "Sub": self.lower_sub, "Mul": self.lower_mul, "Div": self.lower_div,
             "Relu": self.lower_relu, "Cast": self.lower_cast,
+            "Einsum": lambda n, i: einsum_fe.lower_einsum(self, n, i),
         }.get(op)
         if handler is None and op in LAYOUT_OPS:
             handler = self.lower_layout
@@ -196,6 +202,8 @@ class Lowering:
             self.stream.input_type = qtype
         elif isinstance(value, Acc):
             self.finish_acc(value, qtype, node)
+        elif isinstance(value, Pending):
+            einsum_fe.finish_pending(self, value, qtype, node)
         elif isinstance(value, Real):
             if not (value.plain and np.all(value.scale == self.stream.type.scale)
                     and same_codes(self.stream.type, qtype)):
@@ -210,6 +218,10 @@ class Lowering:
         if isinstance(activation, Const):
             raise EinhlsError("the activation must be the left operand of MatMul (x @ W)",
                               node_label(node), node.op_type)
+        pending = einsum_fe.pending_matmul(self, node, activation, weight, transposed=False) \
+            if isinstance(weight, Const) else None
+        if pending is not None:  # a MatMul after an einsum or a MatMul, nothing between: one contraction
+            return pending
         return self.open_acc(node, activation, weight, transposed=False, alpha=1.0)
 
     def lower_gemm(self, node: onnx.NodeProto, inputs: list) -> Acc:
@@ -224,6 +236,13 @@ class Lowering:
         alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
         if not alpha > 0:
             raise EinhlsError(f"Gemm alpha={alpha} is not supported (must be positive)", label, node.op_type)
+        acc = einsum_fe.pending_matmul(self, node, activation, weight, bool(attrs.get("transB", 0)), alpha)
+        if acc is not None:
+            if len(inputs) > 2 and inputs[2] is not None:
+                if not isinstance(inputs[2], Const):
+                    raise EinhlsError("Gemm's C must be a constant", label, node.op_type)
+                einsum_fe.pending_add(self, acc, inputs[2].value.astype(np.float64) * beta, node)
+            return acc
         acc = self.open_acc(node, activation, weight, transposed=bool(attrs.get("transB", 0)), alpha=alpha)
         if len(inputs) > 2 and inputs[2] is not None:
             if not isinstance(inputs[2], Const):
@@ -315,6 +334,8 @@ class Lowering:
         return self.add_const(value, -const.value.astype(np.float64), node)
 
     def add_const(self, value: Value, const: np.ndarray, node: onnx.NodeProto) -> Value:
+        if isinstance(value, Pending) and not value.relu:
+            return einsum_fe.pending_add(self, value, const, node)
         if isinstance(value, Acc) and not value.relu:
             self.add_bias(value, const, node)
             return value
@@ -348,6 +369,8 @@ class Lowering:
         return self.mul_const(value, 1.0 / const.value.astype(np.float64), node)
 
     def mul_const(self, value: Value, const: np.ndarray, node: onnx.NodeProto) -> Value:
+        if isinstance(value, Pending) and einsum_fe.pending_mul(self, value, const, node) is not None:
+            return value
         label = node_label(node)
         if isinstance(value, Acc):
             factor = broadcast_const(const, value.shape, node)
@@ -368,6 +391,8 @@ class Lowering:
 
     def lower_relu(self, node: onnx.NodeProto, inputs: list) -> Value:
         value, label = inputs[0], node_label(node)
+        if isinstance(value, Pending):
+            return einsum_fe.pending_relu(self, value, node)
         if isinstance(value, Acc):
             value.relu = True
             value.sources.append(label)
@@ -395,6 +420,8 @@ class Lowering:
     def lower_layout(self, node: onnx.NodeProto, inputs: list) -> Value:
         """Reshape-like nodes on the activation: allowed when they keep the element order."""
         value = inputs[0]
+        if isinstance(value, Pending):
+            return einsum_fe.pending_layout(self, node, inputs)
         size = size_of(value.shape)
         probe = np.arange(size, dtype=np.int64).reshape(value.shape)
         rest = [c.value if c is not None else None for c in inputs[1:]]
@@ -425,6 +452,8 @@ class Lowering:
             return value
         if isinstance(value, Acc):
             return self.finish_acc(value, self.default_type, None)
+        if isinstance(value, Pending):
+            return einsum_fe.finish_pending(self, value, self.default_type, None)
         if isinstance(value, FloatInput):
             if self.default_type is None:
                 what = ("the input is used before any quantizer: " if self.quantized_model

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..ir.butterfly import Butterfly
 from ..ir.graph import Graph, Linear, Op, Relu, Requant
 
 
 def fuse_relu(graph: Graph) -> Graph:
-    """Fold each Relu op into the clamp of the Linear or Requant op before it (or drop it after
-    another Relu of the same type).
+    """Fold each Relu op into the clamp of the Linear, Requant or Butterfly (last stage) op before
+    it (or drop it after another Relu of the same type).
 
     ``max(clamp(v, lo, hi), zp)`` equals ``clamp(v, max(lo, zp), hi)`` when ``zp <= hi``, and a
     Relu keeps its input type, so the chain's types do not change.  Returns a new graph; the
@@ -21,6 +22,11 @@ def fuse_relu(graph: Graph) -> Graph:
                 and op.in_type.zero_point <= prev.requant.hi:
             lo = max(prev.requant.lo, op.in_type.zero_point)
             ops[-1] = dataclasses.replace(prev, requant=dataclasses.replace(prev.requant, lo=lo),
+                                          source=f"{prev.source} + {op.source}")
+        elif isinstance(op, Relu) and isinstance(prev, Butterfly) and op.in_type.zero_point <= prev.requants[-1].hi:
+            last = prev.requants[-1]   # the clamp of the butterfly's last stage
+            last = dataclasses.replace(last, lo=max(last.lo, op.in_type.zero_point))
+            ops[-1] = dataclasses.replace(prev, requants=prev.requants[:-1] + (last,),
                                           source=f"{prev.source} + {op.source}")
         elif isinstance(op, Relu) and isinstance(prev, Relu) and prev.out_type == op.in_type:
             ops[-1] = dataclasses.replace(prev, source=f"{prev.source} + {op.source}")

@@ -195,9 +195,16 @@ class Graph:
                                    requant=RequantParams.from_json(od["requant"])))
             elif kind == "relu":
                 ops.append(Relu(**common))
+            elif hasattr(OP_KINDS.get(kind), "from_json_fields"):  # ops defined in their own modules
+                ops.append(OP_KINDS[kind].from_json_fields(common, od, arrays))
             else:
                 raise ValueError(f"unknown IR op kind {kind!r}")
         return Graph(name=d["name"], input_type=QType.from_json(d["input_type"]),
                      input_size=d["input_size"], ops=ops, input_name=d["input_name"],
                      output_name=d["output_name"], input_shape=tuple(d["input_shape"]),
                      output_shape=tuple(d["output_shape"]), output_is_float=d["output_is_float"])
+
+
+# ops defined in their own modules register themselves in OP_KINDS when imported
+from . import butterfly as _butterfly  # noqa: E402,F401
+from . import contraction as _contraction  # noqa: E402,F401

@@ -84,17 +84,33 @@ class TTLinear(nn.Module):
 
 
 class LowRankLinear(nn.Module):
-    """y = U (V x) + b with U out x r and V r x in: exported as two MatMuls with a small inner size."""
+    """y = U (V x) + b with U out x r and V r x in: exported as two MatMuls with a small inner size.
 
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True) -> None:
+    ``quantize`` = (activation scale, weight scale, output scale) fake-quantizes input, both factors
+    and output to int8 (as in TTLinear); the inner product V x stays unquantized, so einhls keeps it
+    exact and sees one contraction.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True,
+                 quantize: tuple[float, float, float] | None = None) -> None:
         super().__init__()
         self.v = nn.Parameter(torch.randn(in_features, rank) / math.sqrt(in_features))
         self.u = nn.Parameter(torch.randn(rank, out_features) / math.sqrt(rank))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.quantize = quantize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = (x @ self.v) @ self.u
-        return y + self.bias if self.bias is not None else y
+        v, u = self.v, self.u
+        if self.quantize:
+            x = fake_quant(x, self.quantize[0])
+            v, u = fake_quant(v, self.quantize[1]), fake_quant(u, self.quantize[1])
+        y = (x @ v) @ u
+        y = y + self.bias if self.bias is not None else y
+        return fake_quant(y, self.quantize[2]) if self.quantize else y
+
+    def full_weight(self) -> torch.Tensor:
+        """The dense out x in matrix U V."""
+        return (self.v @ self.u).T.detach()
 
 
 def tt_svd(tensor: np.ndarray, max_rank: int | None = None, rel_error: float | None = None) -> list[np.ndarray]:

@@ -71,17 +71,14 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
     edge_sizes = [graph.input_size] + [op.out_size for op in graph.ops]
     lanes = [_lanes(size, target) for size in edge_sizes]
     for i, op in enumerate(graph.ops):
-        if isinstance(op, Linear):
-            simd, pe = next(((s, p) for c, s, p in options[op.name] if c <= target),
-                            options[op.name][-1][1:])
-            # the fastest option may still be above target when target is below the op's floor
-            if math.ceil(op.in_size / simd) * math.ceil(op.out_size / pe) > target:
-                best = min(options[op.name], key=lambda o: o[0])
-                simd, pe = best[1], best[2]
+        if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
+            # the cheapest that meets the target; the fastest when the target is below the op's floor
+            opts = options[op.name]
+            _, simd, pe = next((o for o in opts if o[0] <= target), min(opts, key=lambda o: o[0]))
         else:
             simd = pe = lanes[i]
         in_lanes, out_lanes = lanes[i], lanes[i + 1]
-        if not isinstance(op, Linear):
+        if op.name not in options:
             in_lanes = out_lanes = max(in_lanes, out_lanes)
             lanes[i] = lanes[i + 1] = in_lanes
             simd = pe = in_lanes
@@ -99,7 +96,8 @@ def totals_of(costs: dict[str, OpCost]) -> dict:
             "dsp": sum(c.dsp for c in values), "bram36": sum(c.bram36 for c in values),
             "lut": sum(c.lut for c in values), "ff": sum(c.ff for c in values),
             "multipliers": sum(c.multipliers for c in values),
-            "macs": sum(c.macs for c in values), "weight_bits": sum(c.weight_bits for c in values)}
+            "macs": sum(c.macs for c in values), "weight_bits": sum(c.weight_bits for c in values),
+            "buffer_bits": sum(c.buffer_bits for c in values)}
 
 
 def fits(totals: dict, board: Board, max_util: float) -> list[str]:
@@ -117,6 +115,12 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     if not graph.ops:
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
     options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
+    from .contraction import stage_options
+    from ..ir.contraction import ContractStage
+    options.update({op.name: stage_options(op) for op in graph.ops if isinstance(op, ContractStage)})
+    from .butterfly import butterfly_options
+    from ..ir.butterfly import Butterfly
+    options.update({op.name: butterfly_options(op) for op in graph.ops if isinstance(op, Butterfly)})
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
                    math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)

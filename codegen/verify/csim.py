@@ -142,7 +142,7 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     inputs = np.atleast_2d(np.asarray(inputs, dtype=np.int64))
     expected = np.atleast_2d(np.asarray(expected, dtype=np.int64))
     vectors = expected.shape[0]
-    work = Path(work)
+    work = Path(work).resolve()   # the binary runs with cwd=work: its path must not be relative
     binary, error = build_csim(project, work)
     if binary is None:
         return CheckResult("csim", vectors, None, error=error)

@@ -175,7 +175,8 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
     if not results_file.is_file():
         return failed("RTL simulation failed: " + tool_error(proc.stdout + proc.stderr, f"exit code {proc.returncode}"))
     results = json.loads(results_file.read_text())
-    measured = {"latency_cycles": results["latency_cycles"], "interval_cycles": results["interval_cycles"]}
+    measured = {"latency_cycles": results["latency_cycles"], "interval_cycles": results["interval_cycles"],
+                "mean_interval_cycles": results.get("mean_interval_cycles")}
     first = compare("rtlsim", expected, np.asarray(results["outputs"], dtype=np.int64), measured)
     if not first.passed:
         return first

@@ -1,0 +1,325 @@
+"""The butterfly unit's parameters and ROM contents, for both back ends.
+
+Python decides every number here (widths, ROM words, stage constants, gaps); the Verilog
+(``rtl_kernels/einhls_butterfly.v``) and the HLS C++ (``hls_kernels/einhls_butterfly.h`` with
+``templates/hls/params_butterfly.h.j2``) read them.  ``codegen/schedule/butterfly.py`` holds the
+memory layout and schedule both implement.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EinhlsError
+from ..ir.butterfly import Butterfly, pair_elements
+from ..ir.types import bits_for_range
+from ..schedule.butterfly import (has_bias, log2i, needs_requant_multiplier, storage_bits,
+                                  timing)
+from ..schedule.cost import LUT_MULT_MAX_BITS, bram36_for
+from ..schedule.design import OpSchedule
+
+STRIDE_LOG_BITS = 5
+
+
+@dataclass
+class ButterflyConfig:
+    """Everything the two back ends need about one Butterfly op at P units."""
+    n: int
+    stacks: int
+    stages: int
+    units: int
+    k: int
+    m: int
+    in_lanes: int
+    out_lanes: int
+    in_bits: int
+    in_signed: bool
+    out_bits: int
+    out_signed: bool
+    w_bits: int            # stored codes (signed)
+    t_bits: int            # twiddles (signed)
+    acc_bits: int          # accumulators (signed, exact for every stage)
+    v_bits: int            # requant input width (>= acc_bits, room for the largest shift)
+    m_bits: int
+    sh_bits: int
+    gap_bits: int
+    mul_rq: bool
+    has_bias: bool
+    mul_lut: bool
+    stage_cycles: int      # CT
+    rom_block: bool        # twiddle ROM in block RAM (as the cost model counts it)
+    contexts: int          # frames in the units at once
+    cycles: int            # per frame, from the schedule
+    twiddle: np.ndarray    # [L * CT, P, 4]: t00, t10, t01, t11 of unit u in word s * CT + c
+    bias: np.ndarray       # [L * CT, P, 2]: bias of e0, e1
+    stride_log: list[int]
+    gaps: list[int]
+    mult: list[int]
+    shift: list[int]
+    zp: list[int]
+    lo: list[int]
+    hi: list[int]
+
+    @property
+    def banks(self) -> int:
+        return 2 * self.units
+
+
+def _signed_width(lo: int, hi: int) -> int:
+    return bits_for_range(min(int(lo), -1), max(int(hi), 0))
+
+
+def butterfly_config(op: Butterfly, s: OpSchedule) -> ButterflyConfig:
+    """Units P = ``s.pe`` (a power of two, at most n/2), lanes from the schedule."""
+    units = s.pe
+    if units < 1 or units & (units - 1) or units > op.n // 2:
+        raise EinhlsError(f"{units} butterfly units: must be a power of two in 1..{op.n // 2}", node=op.name)
+    tm = timing(op, units)
+    ct, stages, total = tm.stage_cycles, op.stages, op.total
+    twiddle = op.twiddle.transpose(0, 1, 3, 2).reshape(stages * ct, units, 4)   # index j*2 + i
+    bias = np.zeros((stages, total // 2, 2), dtype=np.int64)
+    for st_index, stride in enumerate(op.strides):
+        e0, e1 = pair_elements(total, stride)
+        bias[st_index, :, 0] = op.bias[st_index, e0]
+        bias[st_index, :, 1] = op.bias[st_index, e1]
+    bias = bias.reshape(stages * ct, units, 2)
+    w_bits = storage_bits(op)
+    t_bits = op.twiddle_type.bits
+    acc_bits = max(t.bits for t in op.acc_types)
+    mul_rq = needs_requant_multiplier(op)
+    m_bits = max(r.multiplier_bits for r in op.requants) if mul_rq else 1
+    shifts = [r.shift for r in op.requants]
+    v_bits = max(acc_bits, max(shifts) - m_bits + 1)
+    for r in op.requants:
+        for value in (r.zero_point, r.lo, r.hi):
+            if _signed_width(value, value) > w_bits:
+                raise EinhlsError(f"requant constant {value} does not fit the {w_bits}-bit store", node=op.name)
+    return ButterflyConfig(
+        n=op.n, stacks=op.stacks, stages=stages, units=units, k=op.in_size, m=op.out_size,
+        in_lanes=s.in_lanes, out_lanes=s.out_lanes, in_bits=op.in_type.bits, in_signed=op.in_type.signed,
+        out_bits=op.out_type.bits, out_signed=op.out_type.signed, w_bits=w_bits, t_bits=t_bits,
+        acc_bits=acc_bits, v_bits=v_bits, m_bits=m_bits, sh_bits=max(1, max(shifts).bit_length()),
+        gap_bits=max(1, max(tm.gaps).bit_length()), mul_rq=mul_rq, has_bias=has_bias(op),
+        mul_lut=min(w_bits, t_bits) <= LUT_MULT_MAX_BITS, stage_cycles=ct, contexts=tm.contexts,
+        rom_block=bram36_for(4 * units * t_bits, stages * ct) > 0,
+        cycles=tm.compute,
+        twiddle=twiddle, bias=bias, stride_log=[log2i(st) for st in op.strides], gaps=list(tm.gaps),
+        mult=[int(r.multiplier[0]) for r in op.requants], shift=shifts,
+        zp=[r.zero_point for r in op.requants], lo=[r.lo for r in op.requants],
+        hi=[r.hi for r in op.requants])
+
+
+# --- Verilog ROM images ----------------------------------------------------------------------
+
+def _bits(values: np.ndarray, width: int) -> np.ndarray:
+    """[..., F] integers -> [..., F * width] two's complement bits, least significant first."""
+    v = np.asarray(values, dtype=np.int64)
+    bits = ((v[..., None] >> np.arange(width, dtype=np.int64)) & 1).astype(np.uint8)
+    return bits.reshape(*v.shape[:-1], -1)
+
+
+def hex_words(bits: np.ndarray) -> list[str]:
+    """[words, width] bits (LSB first) -> hex strings, most significant digit first."""
+    words, width = bits.shape
+    digits = max(1, math.ceil(width / 4))
+    padded = np.zeros((words, digits * 4), dtype=np.uint8)
+    padded[:, :width] = bits
+    nibbles = (padded.reshape(words, digits, 4) * np.array([1, 2, 4, 8], dtype=np.uint8)).sum(axis=2)
+    table = np.array(list("0123456789abcdef"))
+    return ["".join(row) for row in table[nibbles[:, ::-1]]]
+
+
+def rom_images(cfg: ButterflyConfig) -> dict[str, tuple[int, list[str]]]:
+    """{"twiddle" | "bias" | "stage": (word width, hex words)} of the Verilog unit."""
+    words = cfg.twiddle.shape[0]
+    twiddle = _bits(cfg.twiddle.reshape(words, -1), cfg.t_bits)
+    images = {"twiddle": (twiddle.shape[1], hex_words(twiddle))}
+    if cfg.has_bias:
+        bias = _bits(cfg.bias.reshape(words, -1), cfg.acc_bits)
+        images["bias"] = (bias.shape[1], hex_words(bias))
+    fields = []
+    for s in range(cfg.stages):
+        fields.append(np.concatenate([
+            _bits(np.array([cfg.stride_log[s]]), STRIDE_LOG_BITS), _bits(np.array([cfg.gaps[s]]), cfg.gap_bits),
+            _bits(np.array([cfg.shift[s]]), cfg.sh_bits), _bits(np.array([cfg.mult[s] if cfg.mul_rq else 1]), cfg.m_bits),
+            _bits(np.array([cfg.zp[s]]), cfg.w_bits), _bits(np.array([cfg.lo[s]]), cfg.w_bits),
+            _bits(np.array([cfg.hi[s]]), cfg.w_bits)]))
+    stage = np.stack(fields)
+    images["stage"] = (stage.shape[1], hex_words(stage))
+    return images
+
+
+def verilog_parameters(cfg: ButterflyConfig, files: dict[str, str]) -> list[tuple[str, int | str]]:
+    """(name, value) of every parameter of einhls_butterfly, ROM file names from ``files``."""
+    params = [("N", cfg.n), ("STACKS", cfg.stacks), ("STAGES", cfg.stages), ("P", cfg.units),
+              ("K", cfg.k), ("M", cfg.m), ("IN_LANES", cfg.in_lanes), ("OUT_LANES", cfg.out_lanes),
+              ("IN_BITS", cfg.in_bits), ("IN_SIGNED", int(cfg.in_signed)), ("W_BITS", cfg.w_bits),
+              ("T_BITS", cfg.t_bits), ("ACC_BITS", cfg.acc_bits), ("V_BITS", cfg.v_bits),
+              ("OUT_BITS", cfg.out_bits), ("M_BITS", cfg.m_bits), ("SH_BITS", cfg.sh_bits),
+              ("GAP_BITS", cfg.gap_bits), ("MUL_RQ", int(cfg.mul_rq)), ("HAS_BIAS", int(cfg.has_bias)),
+              ("MUL_LUT", int(cfg.mul_lut)), ("CTX", cfg.contexts), ("ROM_BLOCK", int(cfg.rom_block)),
+              ("TWIDDLE_FILE", files["twiddle"]),
+              ("STAGE_FILE", files["stage"])]
+    if cfg.has_bias:
+        params.append(("BIAS_FILE", files["bias"]))
+    return params
+
+
+def summary(op: Butterfly, cfg: ButterflyConfig) -> str:
+    stacks = f" x {op.stacks} stacks" if op.stacks > 1 else ""
+    return (f"{op.name}: butterfly n={op.n}{stacks}, {op.stages} stages, {op.in_size} -> {op.out_size}, "
+            f"{cfg.units} units ({4 * cfg.units} multipliers), {cfg.contexts} frame(s) in flight, "
+            f"{cfg.cycles} cycles/frame "
+            f"(roofline {op.stages * cfg.stage_cycles})")
+
+
+# --- the Verilog stage (codegen/emit/rtl.py plan_rtl) ----------------------------------------
+
+def rtl_stage(index: int, op: Butterfly, s: OpSchedule):
+    """(Stage, [MemFile]) of einhls_butterfly for the top-level chain of codegen/emit/rtl.py."""
+    from .rtl import MemFile, Param, Stage   # rtl.py imports this module
+
+    cfg = butterfly_config(op, s)
+    images = rom_images(cfg)
+    files = {key: f"layer{index}_{key}.mem" for key in images}
+    mems = [MemFile(files[key], width, words) for key, (width, words) in images.items()]
+    params = [Param(name, value, "str" if isinstance(value, str) else "int")
+              for name, value in verilog_parameters(cfg, files)]
+    stage = Stage("einhls_butterfly", f"u{index}_{op.name}", summary(op, cfg), params,
+                  s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits)
+    return stage, mems
+
+
+# --- the HLS unit (codegen/emit/hls.py plan_hls, templates/hls/params_butterfly.h.j2) -----------
+
+@dataclass
+class ButterflyUnit:
+    kind = "butterfly"
+    index: int
+    op: str
+    source: str
+    ns: str
+    header: str
+    summary: str
+    c: ButterflyConfig
+    in_t: object              # codegen.emit.hls.CType
+    out_t: object
+    log_p: int
+    c1: int
+    out_words: int
+    in_beats: int
+    out_beats: int
+    tw_int: str
+    twiddle_rows: list[str]
+    bias_rows: list[str]
+    mult: list[str]
+    lo: list[str]
+    hi: list[str]
+    widest: int               # widest ap_int the unit uses (AP_INT_MAX_W above 1024)
+
+
+def _c_int(value: int) -> str:
+    """A C++ integer literal of a 64-bit value (the most negative one has no literal)."""
+    value = int(value)
+    return f"({value + 1}LL - 1)" if value == -(1 << 63) else f"{value}LL"
+
+
+def hls_unit(index: int, op: Butterfly, s: OpSchedule, ns: str, header: str, ctype) -> ButterflyUnit:
+    """The template data of one Butterfly op; ``ctype`` is codegen.emit.hls.CType."""
+    cfg = butterfly_config(op, s)
+    if cfg.acc_bits > 64 or cfg.w_bits > 64:
+        raise EinhlsError(f"accumulator of {cfg.acc_bits} bits: the HLS butterfly stores constants in 64 bits",
+                          node=op.name)
+    tw_int = next(t for bits, t in ((8, "signed char"), (16, "short"), (32, "int"), (64, "long long"))
+                  if cfg.t_bits <= bits)
+    twiddle_rows = ["{ " + ", ".join("{" + ", ".join(str(int(v)) for v in unit) + "}" for unit in word) + " }"
+                    for word in cfg.twiddle.tolist()]
+    bias_rows = ["{ " + ", ".join("{" + ", ".join(_c_int(v) for v in unit) + "}" for unit in word) + " }"
+                 for word in cfg.bias.tolist()]
+    return ButterflyUnit(
+        index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary(op, cfg), c=cfg,
+        in_t=ctype(op.in_type.signed, op.in_type.bits), out_t=ctype(op.out_type.signed, op.out_type.bits),
+        log_p=log2i(cfg.units), c1=op.n // cfg.banks, out_words=math.ceil(op.out_size / cfg.banks),
+        in_beats=math.ceil(op.in_size / s.in_lanes), out_beats=math.ceil(op.out_size / s.out_lanes),
+        tw_int=tw_int, twiddle_rows=twiddle_rows, bias_rows=bias_rows,
+        mult=[f"{m}ULL" for m in (cfg.mult if cfg.mul_rq else [1] * cfg.stages)],
+        lo=[_c_int(v) for v in cfg.lo], hi=[_c_int(v) for v in cfg.hi],
+        widest=max(s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits,
+                   cfg.v_bits + cfg.m_bits + 67))
+
+
+# --- standalone unit testbenches (tests/test_butterfly_rtl.py, tests/test_butterfly_csim.py) ----
+
+UNIT_RTL_KERNELS = ("einhls_lanes", "einhls_butterfly")
+UNIT_CSIM_HEADER = "params_00_unit.h"
+UNIT_CSIM_NS = "l00_unit"
+
+
+def emit_unit_rtl(design, out) -> ButterflyConfig:
+    """OUT/rtl and OUT/tb/cocotb for a design whose only op is a Butterfly: the unit under the
+    usual AXI4-Stream top, runnable with codegen.verify.rtlsim.run_rtlsim."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from ..resources import resource_dir
+    from .cocotb_tb import CONFIG, TB_DIR, TEST_MODULE, _format_json
+    from .rtl import FILELIST, LINT_WAIVERS, RtlPlan, render_top
+
+    out = Path(out)
+    (op,) = design.graph.ops
+    s = design.schedule(op)
+    stage, mems = rtl_stage(0, op, s)
+    plan = RtlPlan(top=design.top_name, graph_name=design.graph.name, input=design.top_input,
+                   output=design.top_output, stages=[stage], mems=mems)
+    rtl = out / "rtl"
+    if rtl.exists():
+        shutil.rmtree(rtl)
+    rtl.mkdir(parents=True)
+    kernels = resource_dir("rtl_kernels")
+    for name in UNIT_RTL_KERNELS:
+        shutil.copyfile(kernels / f"{name}.v", rtl / f"{name}.v")
+    shutil.copyfile(kernels / LINT_WAIVERS, rtl / LINT_WAIVERS)
+    for mem in mems:
+        (rtl / mem.name).write_text("".join(w + "\n" for w in mem.words))
+    (rtl / f"{plan.top}.v").write_text(render_top(plan))
+    (rtl / FILELIST).write_text("".join(f"{name}.v\n" for name in UNIT_RTL_KERNELS) + f"{plan.top}.v\n")
+    tb = out / TB_DIR
+    tb.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(resource_dir("testbench") / "cocotb" / f"{TEST_MODULE}.py", tb / f"{TEST_MODULE}.py")
+    cfg = butterfly_config(op, s)
+    tm = timing(op, cfg.units)
+    bound = max(tm.single, design.top_input.beats, design.top_output.beats) + 8
+    (tb / CONFIG).write_text(json.dumps({
+        "top": design.top_name, "input": _format_json(design.top_input),
+        "output": _format_json(design.top_output), "cycles_per_frame_bound": bound,
+        "timeout_cycles": 1000 + 4 * bound}, indent=2, sort_keys=True) + "\n")
+    return cfg
+
+
+def emit_unit_csim(design, out) -> ButterflyUnit:
+    """OUT/ with the kernel headers, the unit's parameter header and testbench/csim/butterfly_unit.cpp."""
+    import shutil
+    from pathlib import Path
+
+    import jinja2
+
+    from ..resources import resource_dir
+    from .hls import CType, _comment
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (op,) = design.graph.ops
+    unit = hls_unit(0, op, design.schedule(op), UNIT_CSIM_NS, UNIT_CSIM_HEADER, CType)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(resource_dir("templates") / "hls"),
+                                                            str(resource_dir("testbench") / "csim")]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["comment"] = _comment
+    (out / unit.header).write_text(env.get_template("params_butterfly.h.j2").render(u=unit))
+    (out / "butterfly_unit.cpp").write_text(env.get_template("butterfly_unit.cpp.j2").render(u=unit))
+    for header in ("einhls_butterfly.h", "einhls_stream.h"):
+        shutil.copyfile(resource_dir("hls_kernels") / header, out / header)
+    return unit

@@ -1,0 +1,178 @@
+"""Emission of contraction stages and permutations (Verilog and HLS C++): the decisions, as data.
+
+A :class:`~codegen.ir.contraction.ContractStage` becomes, in both back ends,
+
+    [lanes re-pack] -> permutation buffer (when the stage has a gather) -> Linear unit of one repeat
+
+the Linear unit being the existing one (``einhls_linear`` / ``einhls::linear``'s MAC array) with
+K inputs and N outputs; in Verilog it simply processes R frames of K inputs per frame of the stage
+(same weights, same requantization), in HLS ``einhls::contract_linear<cfg, R>`` loops over the R
+repeats.  A :class:`~codegen.ir.contraction.Permute` is the permutation buffer alone.  Every number
+here comes from :mod:`codegen.schedule.contraction` (the layout the cost model assumed), so the
+estimate and the hardware cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir.contraction import ContractStage, Permute
+from ..schedule.contraction import (PermuteLayout, linear_in_lanes, linear_out_lanes, permute_layout,
+                                    stage_layout)
+from ..schedule.design import OpSchedule
+
+MAX_DIGITS = 8   # einhls_permute's EXTENTS / STRIDES hold 8 digits of 32 bits
+
+
+def packed_digits(values: list[int]) -> int:
+    """Digit values packed 32 bits each, digit 0 lowest (einhls_permute's EXTENTS / STRIDES)."""
+    if len(values) > MAX_DIGITS:
+        raise ValueError(f"a permutation of {len(values)} digits; einhls_permute supports {MAX_DIGITS}")
+    word = 0
+    for i, v in enumerate(values):
+        word |= int(v) << (32 * i)
+    return word
+
+
+def linear_schedule(op: ContractStage, s: OpSchedule) -> OpSchedule:
+    """The schedule of the Linear unit of one repeat: its lanes divide K and N (see
+    codegen.schedule.contraction.linear_in_lanes), so R repeats packed back to back are R frames."""
+    return OpSchedule(s.op, s.simd, s.pe, linear_in_lanes(op, s), linear_out_lanes(op, s))
+
+
+def layout_of(op: ContractStage | Permute, s: OpSchedule) -> PermuteLayout | None:
+    if isinstance(op, ContractStage):
+        return stage_layout(op, s)
+    return permute_layout(op.transposition, s.in_lanes, s.out_lanes)
+
+
+# --------------------------------------------------------------------------- Verilog
+
+def permute_params(layout: PermuteLayout, bits: int, param_cls) -> list:
+    """einhls_permute's parameters (``param_cls`` is codegen.emit.rtl.Param)."""
+    extents = [e for e, _ in layout.digits]
+    strides = [st for _, st in layout.digits]
+    return [param_cls("SIZE", layout.size), param_cls("BITS", bits),
+            param_cls("IN_LANES", layout.write_lanes), param_cls("OUT_LANES", layout.read_lanes),
+            param_cls("BANKS", layout.banks), param_cls("SKEW", layout.skew),
+            param_cls("SKEW_MUL", layout.skew_mul), param_cls("DIGITS", len(extents)),
+            param_cls("EXTENTS", packed_digits(extents), "b256"),
+            param_cls("STRIDES", packed_digits(strides), "b256")]
+
+
+def permute_comment(name: str, layout: PermuteLayout) -> str:
+    skew = {0: "banks by column", 1: f"banks skewed by {layout.skew_mul} x row",
+            2: "banks skewed by the XOR fold of the row"}[layout.skew]
+    return (f"{name}: permutation buffer of {layout.size} elements (ping-pong), {layout.write_lanes} written "
+            f"per cycle by mixed-radix address counters, {layout.read_lanes} read, {layout.banks} banks, {skew}")
+
+
+def rtl_stages(index: int, op: ContractStage | Permute, s: OpSchedule, dsp_kind: str):
+    """The top-level stages (and ROM images) of one contraction op, from stream lanes s.in_lanes to
+    s.out_lanes: [lanes] -> [einhls_permute] -> [lanes] -> einhls_linear (one repeat) -> [lanes]."""
+    from .rtl import Param, Stage, _lanes_stage, linear_stage
+
+    stages, mems = [], []
+    bits = op.in_type.bits
+    lanes = s.in_lanes
+
+    def convert(to: int, size: int, el_bits: int, tag: str, why: str) -> None:
+        nonlocal lanes
+        if to != lanes:
+            stages.append(_lanes_stage(f"u{index}_{tag}", size, el_bits, lanes, to, why))
+            lanes = to
+    layout = layout_of(op, s)
+    if layout is not None:
+        convert(layout.write_lanes, op.in_size, bits, "wlanes", f"{op.name} buffer input")
+        stages.append(Stage("einhls_permute", f"u{index}_perm", permute_comment(op.name, layout),
+                            permute_params(layout, bits, Param), layout.write_lanes * bits,
+                            layout.read_lanes * bits))
+        lanes = layout.read_lanes
+    if isinstance(op, ContractStage):
+        inner = linear_schedule(op, s)
+        convert(inner.in_lanes, op.in_size, bits, "klanes", f"{op.name}: K = {op.k} inputs per repeat")
+        stage, mems = linear_stage(index, op.as_linear(), inner, dsp_kind)
+        stage.comment = f"{op.name}: contraction stage ({op.step}); one repeat: {stage.comment}"
+        stages.append(stage)
+        lanes = inner.out_lanes
+    convert(s.out_lanes, op.out_size, op.out_type.bits, "olanes", f"{op.name} output")
+    return stages, mems
+
+
+# --------------------------------------------------------------------------- HLS C++
+
+@dataclass
+class PermuteUnit:
+    """One einhls::permute<cfg> process (the data its params template needs)."""
+    kind = "permute"
+    index: int
+    op: str
+    source: str
+    ns: str
+    header: str
+    summary: str
+    size: int
+    bits: int
+    in_lanes: int
+    out_lanes: int
+    banks: int
+    extents: list[int]
+    strides: list[int]
+
+    @staticmethod
+    def of(index: int, op_name: str, source: str, ns: str, header: str, layout: PermuteLayout,
+           bits: int) -> "PermuteUnit":
+        return PermuteUnit(index=index, op=op_name, source=source, ns=ns, header=header,
+                           summary=permute_comment(op_name, layout), size=layout.size, bits=bits,
+                           in_lanes=layout.write_lanes, out_lanes=layout.read_lanes, banks=layout.banks,
+                           extents=[e for e, _ in layout.digits], strides=[st for _, st in layout.digits])
+
+
+@dataclass
+class ContractUnit:
+    """One einhls::contract_linear<cfg, R> process: the Linear unit of one repeat, R times."""
+    kind = "contract"
+    linear: object        # codegen.emit.hls.LinearUnit of one repeat (its params header is reused)
+    repeats: int
+    step: str
+
+    @property
+    def op(self) -> str:
+        return self.linear.op
+
+    @property
+    def source(self) -> str:
+        return self.linear.source
+
+    @property
+    def ns(self) -> str:
+        return self.linear.ns
+
+    @property
+    def header(self) -> str:
+        return self.linear.header
+
+    @property
+    def summary(self) -> str:
+        return f"contraction stage ({self.step}): {self.repeats} repeats of {self.linear.summary}"
+
+
+def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: str, linear_unit):
+    """The HLS processes of one contraction op, in order, as (unit, in_lanes, out_lanes, in_size,
+    in_bits): [einhls::permute] then [einhls::contract_linear].  ``linear_unit`` is
+    codegen.emit.hls._linear_unit (passed in to keep this module free of import cycles)."""
+    import dataclasses
+
+    s = design.schedule(op)
+    units = []
+    layout = layout_of(op, s)
+    if layout is not None:
+        stem = header[:-2] if header.endswith(".h") else header
+        units.append((PermuteUnit.of(index, op.name, op.source, f"{ns}_perm", f"{stem}_perm.h", layout,
+                                     op.in_type.bits),
+                      layout.write_lanes, layout.read_lanes, op.in_size, op.in_type.bits))
+    if isinstance(op, ContractStage):
+        inner = linear_schedule(op, s)
+        one = dataclasses.replace(design, schedules={**design.schedules, op.name: inner})
+        unit = ContractUnit(linear_unit(index, op.as_linear(), one, ns, header), op.repeats, op.step)
+        units.append((unit, inner.in_lanes, inner.out_lanes, op.in_size, op.in_type.bits))
+    return units

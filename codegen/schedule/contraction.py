@@ -1,0 +1,223 @@
+"""Contraction stages and permutations: buffer layout, folding options and cost (docs/hardware.md).
+
+A :class:`~codegen.ir.contraction.ContractStage` is built as
+
+    [permutation buffer, when the stage has a gather] -> Linear unit (K inputs, N outputs) run R times
+
+and a :class:`~codegen.ir.contraction.Permute` as the permutation buffer alone.
+
+Permutation buffer (``rtl_kernels/einhls_permute.v``, ``hls_kernels/einhls_contract.h``): a ping-pong
+buffer of two frames in P banks (P a power of two).  Element e of the incoming frame (digits over
+the Transposition's source shape, innermost first) is written to destination position
+
+    pos(e) = sum_d digit_d(e) * stride_d                 (mixed-radix counters, one set per lane)
+    row = pos >> log2(P),  col = pos mod P,  address = row,
+    bank = col (SKEW 0),  (col + c * row) mod P (SKEW 1, c = SKEW_MUL),  or col XOR fold(row) (SKEW 2)
+
+where fold(row) XORs the row's bits in groups of log2(P)
+and the frame is read back in destination order, OUT_LANES consecutive positions per cycle
+(OUT_LANES a power of two dividing P, so one read touches one row and OUT_LANES distinct banks).
+The IN_LANES elements of an input beat must fall in distinct banks: :func:`permute_layout` picks,
+for the lanes asked, the smallest P and a skew (none or +row) that make every beat of this
+particular permutation conflict free - checked exhaustively, it is a static property - and lowers
+the lanes when none does.  The skews are what make strided writes (a transpose) conflict free:
++c*row spreads strides that are multiples of P (c is searched: runs of contiguous elements
+separated by a stride need c = the run length), the XOR fold any power-of-two stride.  For a
+fixed row every skew permutes the columns, so reads stay conflict free.
+
+Cycles: a stage computes R * NF * KF cycles per frame (one (nf, kf) step per cycle, repeated for
+each r); its buffer accepts a frame in ceil(size / write lanes) cycles.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..ir.contraction import ContractStage, Permute, Transposition
+from .cost import OpCost, PIPELINE_DEPTH, bram36_for, linear_cost
+from .design import OpSchedule
+
+MAX_BANKS = 64
+COUNTER_LUTS_PER_DIGIT = 24   # compare, add, mux of one mixed-radix digit (estimate)
+
+
+def pow2_at_least(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+@dataclass(frozen=True)
+class PermuteLayout:
+    """How one permutation buffer is built (see the module docstring)."""
+    size: int
+    write_lanes: int
+    read_lanes: int
+    banks: int
+    skew: int                              # 0 none, 1 add skew_mul * row, 2 XOR fold of the row
+    digits: tuple[tuple[int, int], ...]   # (extent, destination stride), innermost source digit first
+    skew_mul: int = 1
+
+    @property
+    def rows(self) -> int:
+        """Words per bank for one frame (the buffer holds two)."""
+        return math.ceil(self.size / self.banks)
+
+    @property
+    def write_beats(self) -> int:
+        return math.ceil(self.size / self.write_lanes)
+
+    @property
+    def read_beats(self) -> int:
+        return math.ceil(self.size / self.read_lanes)
+
+    def buffer_bits(self, bits: int) -> int:
+        return 2 * self.banks * self.rows * bits
+
+    def bank_of(self, pos: np.ndarray) -> np.ndarray:
+        return bank_of(np.asarray(pos, dtype=np.int64), self.banks, self.skew, self.skew_mul)
+
+
+def bank_of(pos: np.ndarray, banks: int, skew: int, mul: int = 1) -> np.ndarray:
+    """The bank of buffer positions (see the module docstring)."""
+    p = banks.bit_length() - 1
+    col, row = pos & (banks - 1), pos >> p
+    if skew == 0 or p == 0:
+        return col
+    if skew == 1:
+        return (col + mul * row) & (banks - 1)
+    fold = np.zeros_like(row)
+    rest = row.copy()
+    while np.any(rest > 0):
+        fold ^= rest & (banks - 1)
+        rest >>= p
+    return col ^ fold
+
+
+def _skews(banks: int) -> list[tuple[int, int]]:
+    """(skew, multiplier) candidates, cheapest first."""
+    return [(0, 1), (1, 1), (2, 1)] + [(1, c) for c in range(2, banks)]
+
+
+def _conflict_free(scatter: np.ndarray, lanes: int, banks: int, skew: int, mul: int = 1) -> bool:
+    beats = math.ceil(scatter.size / lanes)
+    pos = np.full(beats * lanes, -1, dtype=np.int64)
+    pos[:scatter.size] = scatter
+    bank = bank_of(np.maximum(pos, 0), banks, skew, mul)
+    bank = np.where(pos < 0, -1 - np.arange(pos.size) % lanes, bank).reshape(beats, lanes)
+    s = np.sort(bank, axis=1)
+    return not bool(np.any(s[:, 1:] == s[:, :-1]))
+
+
+@lru_cache(maxsize=256)
+def _layout(shape: tuple[int, ...], axes: tuple[int, ...], write_lanes: int, read_lanes: int) -> PermuteLayout:
+    t = Transposition(shape, axes)
+    scatter = t.scatter()
+    read = pow2_at_least(read_lanes)
+    for lanes in range(max(1, write_lanes), 0, -1):
+        for banks in (pow2_at_least(max(lanes, read)) << k for k in range(4)):
+            if banks > MAX_BANKS and banks > read:
+                break
+            for skew, mul in _skews(banks):
+                if _conflict_free(scatter, lanes, banks, skew, mul):
+                    return PermuteLayout(t.size, lanes, read, banks, skew, tuple(t.digits()), mul)
+    raise AssertionError("one lane is always conflict free")
+
+
+def permute_layout(t: Transposition, write_lanes: int, read_lanes: int) -> PermuteLayout:
+    """The buffer layout for writing ``write_lanes`` (at most) and reading ``read_lanes`` per cycle."""
+    t = t.simplified()
+    return _layout(t.shape, t.axes, int(write_lanes), int(read_lanes))
+
+
+# --------------------------------------------------------------------------- folding
+
+def stage_options(op: ContractStage) -> list[tuple[int, int, int]]:
+    """(cycles per frame, simd, pe) of every useful parallelism, cheapest first."""
+    from .folding import linear_options
+    return [(op.repeats * c, simd, pe) for c, simd, pe in linear_options(op.as_linear())]
+
+
+def stage_folds(op: ContractStage, s: OpSchedule) -> tuple[int, int]:
+    return math.ceil(op.n / s.pe), math.ceil(op.k / s.simd)
+
+
+def _divisor_at_least(size: int, need: int) -> int:
+    """The smallest divisor of ``size`` that is >= need (size itself at worst)."""
+    return next(d for d in range(max(1, need), size + 1) if size % d == 0)
+
+
+def linear_in_lanes(op: ContractStage, s: OpSchedule) -> int:
+    """Elements per beat into the Linear unit of a stage: enough to load the next repeat's K inputs
+    while the current one computes, and a divisor of K, so that R repeats of K elements packed one
+    after another (the stage's stream) are exactly R frames of the Linear unit."""
+    nf, kf = stage_folds(op, s)
+    return _divisor_at_least(op.k, math.ceil(op.k / (nf * kf)))
+
+
+def linear_out_lanes(op: ContractStage, s: OpSchedule) -> int:
+    """Elements per beat out of the Linear unit: keeps up with N outputs per NF*KF cycles, divides N."""
+    nf, kf = stage_folds(op, s)
+    return _divisor_at_least(op.n, math.ceil(op.n / (nf * kf)))
+
+
+def stage_layout(op: ContractStage, s: OpSchedule) -> PermuteLayout | None:
+    """The permutation buffer of a stage with a gather (reads a power of two >= the Linear's lanes)."""
+    if op.gather is None:
+        return None
+    return permute_layout(op.gather, s.in_lanes, linear_in_lanes(op, s))
+
+
+# --------------------------------------------------------------------------- cost
+
+def _buffer_cost(layout: PermuteLayout, bits: int) -> tuple[float, int, int]:
+    """(BRAM36, LUT, FF) of a permutation buffer and its address counters."""
+    depth = 2 * layout.rows
+    bram = layout.banks * bram36_for(bits, depth)
+    lut = layout.write_lanes * len(layout.digits) * COUNTER_LUTS_PER_DIGIT
+    lut += layout.banks * bits * math.ceil(layout.write_lanes / 4)      # write multiplexers
+    lut += layout.read_lanes * bits * math.ceil(layout.banks / 4)       # read rotation
+    if bram == 0:
+        lut += layout.buffer_bits(bits) // 32                             # LUT RAM
+    ff = layout.write_lanes * sum(max(1, (e - 1).bit_length()) for e, _ in layout.digits) + 64
+    return bram, lut, ff
+
+
+def stage_cost(op: ContractStage, s: OpSchedule, dsp_kind: str) -> OpCost:
+    """A ContractStage: the Linear unit's cost for one repeat, its cycles times R, plus the buffer."""
+    lin = op.as_linear()
+    layout = stage_layout(op, s)
+    inner = OpSchedule(op.name, s.simd, s.pe, linear_in_lanes(op, s), linear_out_lanes(op, s))
+    c = linear_cost(lin, inner, dsp_kind)
+    nf, kf = stage_folds(op, s)
+    cycles = op.repeats * nf * kf
+    out_beats = math.ceil(op.out_size / s.out_lanes)
+    row_buffer = 2 * kf * s.simd * op.in_type.bits
+    bram, lut, ff = c.bram36, c.lut, c.ff
+    if layout is not None:
+        in_beats = layout.write_beats
+        b_bram, b_lut, b_ff = _buffer_cost(layout, op.in_type.bits)
+        bram, lut, ff = bram + b_bram, lut + b_lut, ff + b_ff
+        buffer_bits = layout.buffer_bits(op.in_type.bits) + row_buffer
+        # the buffer fills while the producer computes: from its last input, the stage computes all
+        # R repeats, then drains the last one
+        latency = cycles + PIPELINE_DEPTH + 3 + math.ceil(op.n / s.out_lanes)
+    else:
+        in_beats = math.ceil(op.in_size / s.in_lanes)
+        buffer_bits = row_buffer
+        latency = max(in_beats, cycles) + PIPELINE_DEPTH + math.ceil(op.n / s.out_lanes)
+    return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats), latency=latency,
+                  multipliers=c.multipliers, dense_multipliers=c.dense_multipliers, dsp=c.dsp,
+                  bram36=bram, lut=lut, ff=ff, macs=op.macs, effective_macs=c.multipliers * cycles,
+                  weight_bits=c.weight_bits, buffer_bits=buffer_bits)
+
+
+def permute_cost(op: Permute, s: OpSchedule, dsp_kind: str) -> OpCost:
+    layout = permute_layout(op.transposition, s.in_lanes, s.out_lanes)
+    bram, lut, ff = _buffer_cost(layout, op.in_type.bits)
+    beats = max(layout.write_beats, layout.read_beats)
+    # the buffer fills while the producer streams; from the last input the frame is read out
+    return OpCost(cycles=beats, ii=beats, latency=layout.read_beats + 3, multipliers=0,
+                  dense_multipliers=0, dsp=0, bram36=bram, lut=lut, ff=ff, macs=0, effective_macs=0,
+                  weight_bits=0, buffer_bits=layout.buffer_bits(op.in_type.bits))
