@@ -21,14 +21,16 @@ demo: setup
 	$(VENV)/bin/einhls demo -o demo_out
 
 test: setup
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q tests
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q -m "not slow" tests
 
 # the slow RTL sweeps as well
 test-all: setup
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q -m "slow or not slow" tests
 
+# benchmarks write markdown tables to bench/results/ (copied into the README)
 bench: setup
-	$(PY) -m bench.run_all
+	$(PY) -m bench.tt_ffn
+	$(PY) -m bench.butterfly
 
 clean:
 	rm -rf demo_out build .pytest_cache
