@@ -72,6 +72,8 @@ def test_foreign_tt_compiles_and_verifies_from_the_command_line(tmp_path):
     assert main(["verify", str(out), "--vectors", "16"]) == 0
     measured = Project(out).measured["rtlsim"]
     assert measured["interval_cycles"] > 0
+    # the generated PYNQ driver, unchanged, against the same RTL through the simulated DMA
+    assert main(["verify", str(out), "--pynq-sim", "--vectors", "8"]) == 0
 
 
 def _verilator() -> str:
