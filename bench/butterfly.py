@@ -249,9 +249,10 @@ def markdown(rows: list[dict], sweep_rows: list[dict], board: str, measure: bool
                          f"({fmt(float(r['bram36']))}) |")
     if sweep_rows:
         lines += ["", f"## Every P at N = {sweep_rows[0]['n']} (the unit alone, RTL simulation)", "",
-                  "Stream lanes min(2P, 64) per beat. Above P = N/16 a stage takes fewer cycles than the unit's "
-                  "8-cycle read-after-write pipeline, so the unit interleaves frames (contexts), one stage each "
-                  "in turn; *model* is codegen/schedule/butterfly.py (max of its cycle model and the stream beats).",
+                  "Stream lanes min(2P, 64) per beat. From P = N/16 on a stage takes 8 cycles or fewer, no more "
+                  "than the unit's read-after-write pipeline, so the unit keeps several frames in flight "
+                  "(contexts), each running a whole stage in turn; *model* is codegen/schedule/butterfly.py (the "
+                  "max of its cycle model and the stream beats).",
                   "", "| P | multipliers | frames in flight | roofline | model | measured | measured / roofline | bit-exact |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in sweep_rows:

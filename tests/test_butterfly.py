@@ -347,6 +347,8 @@ def test_fold_chooses_units() -> None:
     result = fold(graph, get_board("pynq-z2"))
     s = result.design.schedule(graph.ops[0])
     assert s.simd == 2 and s.pe & (s.pe - 1) == 0
+    for lanes in (s.in_lanes, s.out_lanes):   # words of 2P elements: power-of-two lanes, no lcm converter
+        assert lanes & (lanes - 1) == 0
     cost = result.costs[graph.ops[0].name]
     assert cost.multipliers == 4 * s.pe and cost.macs == 2 * 256 * 8
     assert cost.cycles == timing(graph.ops[0], s.pe).compute

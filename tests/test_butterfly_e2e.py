@@ -65,6 +65,10 @@ def test_compile_and_verify_butterfly_mlp(tmp_path: Path) -> None:
     proc = run("verify", str(out), "--vectors", "32")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "csim: bit-exact" in proc.stdout and "rtlsim: bit-exact" in proc.stdout, proc.stdout
+    # the generated PYNQ driver, unchanged, against the same RTL through the simulated DMA
+    proc = run("verify", str(out), "--pynq-sim", "--vectors", "8")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pynqsim: bit-exact" in proc.stdout, proc.stdout
 
 
 @pytest.mark.csim

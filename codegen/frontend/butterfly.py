@@ -99,7 +99,7 @@ class GraphInfo:
                 outputs = self.lowering.fold(node, [])
             else:
                 return
-        except EinhlsError:
+        except Exception:   # not foldable here: the lowering folds or reports it itself
             return
         for name, value in zip(node.output, outputs):
             if name:
@@ -218,7 +218,11 @@ def match_mul_stage(info: GraphInfo, node: onnx.NodeProto) -> StageMatch | None:
 
 
 def match_stage(info: GraphInfo, node: onnx.NodeProto) -> StageMatch | None:
-    return match_einsum_stage(info, node) or match_mul_stage(info, node)
+    """The stage starting at ``node``, or None (anything unexpected: not a stage)."""
+    try:
+        return match_einsum_stage(info, node) or match_mul_stage(info, node)
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
 
 
 # --- quantizers on the activation ---------------------------------------------------------------
@@ -508,8 +512,13 @@ def _prune_dead_constants(graph: onnx.GraphProto) -> None:
 
 
 def fuse_butterflies(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
-    """Replace every butterfly chain by one ``einhls.Butterfly`` node; returns (model, changed)."""
-    if not any(node.op_type in ("Einsum", "Mul") for node in model.graph.node):
+    """Replace every butterfly chain by one ``einhls.Butterfly`` node; returns (model, changed).
+
+    Like a qonnx transformation it edits ``model`` itself (lower_model passes the copy that
+    prepare_model made); nodes that only fed the replaced chains (twiddle quantizers, shape
+    constants) are removed with them."""
+    ops = {node.op_type for node in model.graph.node}
+    if "Einsum" not in ops and not {"Mul", "ReduceSum"} <= ops:
         return model, False
     info = GraphInfo(model)
     chains = find_chains(info)

@@ -296,7 +296,8 @@ def butterfly_cost(op: Butterfly, s, dsp_kind: str):
     if min(w_bits, t_bits) <= LUT_MULT_MAX_BITS or per_mult == 0:
         lut += multipliers * lut_multiplier(w_bits, t_bits)
     lut += banks * (2 * acc_bits)                                # the two adders of each output
-    lut += banks * (rq_bits * max(1, math.ceil(math.log2(rq_bits))) // 2 + 3 * w_bits)   # rounding, clamp
+    shifter = 1 if len({r.shift for r in op.requants}) == 1 else max(1, math.ceil(math.log2(rq_bits))) // 2
+    lut += banks * (rq_bits * shifter + 3 * w_bits)               # rounding (a barrel shift if shifts differ), clamp
     ff = banks * (3 * w_bits + 2 * acc_bits + rq_bits) + 2 * 4 * units * t_bits + 64 * 7
     return OpCost(cycles=tm.compute, ii=max(tm.compute, in_beats, out_beats),
                   latency=in_beats + tm.single + PIPELINE_DEPTH + out_words + out_beats,

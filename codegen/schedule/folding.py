@@ -66,10 +66,28 @@ def _lanes(size: int, target: int) -> int:
     return max(1, min(size, math.ceil(size / target)))
 
 
+def _butterfly_lanes(graph: Graph, lanes: list[int]) -> None:
+    """Lanes of the streams into and out of a butterfly unit become powers of two: it loads and
+    drains words of 2P (a power of two) elements, and a lane count that does not divide 2P would
+    cost a converter of lcm(lanes, 2P) lanes.  Rounded up (faster), but a top-level stream stays
+    within MAX_TOP_TDATA_BITS (then rounded down)."""
+    types = [graph.input_type] + [op.out_type for op in graph.ops]
+    for i, op in enumerate(graph.ops):
+        if op.kind != "butterfly":
+            continue
+        for edge in (i, i + 1):
+            up = 1 << (lanes[edge] - 1).bit_length()
+            top = edge in (0, len(graph.ops))
+            if top and up * types[edge].bits > MAX_TOP_TDATA_BITS and up > lanes[edge]:
+                up //= 2
+            lanes[edge] = up
+
+
 def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
     schedules = {}
     edge_sizes = [graph.input_size] + [op.out_size for op in graph.ops]
     lanes = [_lanes(size, target) for size in edge_sizes]
+    _butterfly_lanes(graph, lanes)
     for i, op in enumerate(graph.ops):
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
