@@ -13,24 +13,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .requant import RequantParams
+from .requant import RequantParams, rne_shift
 from .types import QType
-
-
-def _rne_shift(p: torch.Tensor, shift: int) -> torch.Tensor:
-    if shift == 0:
-        return p
-    q = p >> shift
-    rem = p - (q << shift)
-    half = 1 << (shift - 1)
-    up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + up.to(torch.int64)
 
 
 def apply_requant(value: torch.Tensor, rq: RequantParams) -> torch.Tensor:
     """value [B, C] int64 -> clamp(rne(value * M, shift) + zp, lo, hi) (the einhls rounding rule)."""
     m = torch.as_tensor(rq.multiplier_for(value.shape[-1]), dtype=torch.int64)
-    return torch.clamp(_rne_shift(value * m, rq.shift) + rq.zero_point, rq.lo, rq.hi)
+    return torch.clamp(rne_shift(value * m, rq.shift) + rq.zero_point, rq.lo, rq.hi)
 
 
 @dataclass

@@ -75,13 +75,12 @@ def multiplier_bits_for(out_bits: int, value_bits: int) -> int:
     return max(2, min(max(MULTIPLIER_BITS, out_bits + 8), PRODUCT_BITS_MAX - value_bits))
 
 
-def rne_shift_numpy(p: np.ndarray, shift: int) -> np.ndarray:
-    """Round-half-to-even of p / 2**shift on int64 arrays (the rule, in NumPy)."""
-    p = p.astype(np.int64)
+def rne_shift(p, shift: int):
+    """Round-half-to-even of p / 2**shift on int64 NumPy arrays or torch tensors (the rule)."""
     if shift == 0:
         return p
     q = p >> shift
     rem = p - (q << shift)
     half = 1 << (shift - 1)
     up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + up.astype(np.int64)
+    return q + up * 1
