@@ -35,7 +35,7 @@ from ..emit.vivado import (BD_NAME, DMA_BASE, DMA_INSTANCE, DMA_LENGTH_WIDTH, DM
                            RTL_IP_VENDOR, VIVADO_DIR, adapters_file, bitstream_name, dma_top_file,
                            dma_top_module)
 from ..resources import resource_dir
-from .tools import simulator_env, tool_error, verilator_bin
+from .tools import simulator_env, store_runtime, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 CHECK = "pynqsim"
@@ -149,21 +149,6 @@ def _restore_runtime(cache: Path, build_dir: Path) -> None:
                 shutil.copyfile(path, build_dir / path.name)
 
 
-def _store_runtime(cache: Path, build_dir: Path) -> None:
-    if all((cache / name).is_file() for name in RUNTIME_OBJECTS):
-        return
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        for name in RUNTIME_OBJECTS:
-            for path in (build_dir / name, build_dir / name.replace(".o", ".d")):
-                if path.is_file():
-                    tmp = cache / f".{path.name}.{os.getpid()}"
-                    shutil.copyfile(path, tmp)
-                    tmp.replace(cache / path.name)   # atomic: parallel runs never see half a file
-    except OSError:
-        pass                                         # a cache is an optimisation only
-
-
 def _digest(paths: list[Path], module: str) -> str:
     h = hashlib.sha256(json.dumps({"top": module, "args": VERILATOR_ARGS}).encode())
     for path in paths:
@@ -246,7 +231,7 @@ def run_pynqsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: P
         if code != 0 or not (build_dir / module).is_file():
             return failed("Verilator build failed: " + tool_error(output, "no output"))
         stamp.write_text(digest)
-        _store_runtime(cache, build_dir)
+        store_runtime(cache, build_dir, RUNTIME_OBJECTS)
 
     run_dir = work / RUN_DIR
     if run_dir.exists():

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..emit.cocotb_tb import CONFIG, TB_DIR, TEST_MODULE
 from ..emit.rtl import LINT_WAIVERS, rtl_memories, rtl_sources
-from .tools import simulator_env, tool_error, verilator_bin
+from .tools import simulator_env, store_runtime, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 BUILD_DIR = "rtlsim_build"
@@ -81,21 +81,6 @@ def _restore_runtime(cache: Path, build_dir: Path) -> bool:
             if path.is_file():
                 shutil.copy2(path, build_dir / path.name)   # keeps the mtime: make sees it current
     return True
-
-
-def _store_runtime(cache: Path, build_dir: Path) -> None:
-    if all((cache / name).is_file() for name in RUNTIME_OBJECTS):
-        return
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        for name in RUNTIME_OBJECTS:
-            for path in (build_dir / name, build_dir / name.replace(".o", ".d")):
-                if path.is_file():
-                    tmp = cache / f".{path.name}.{os.getpid()}"
-                    shutil.copy2(path, tmp)
-                    tmp.replace(cache / path.name)          # atomic: parallel runs never see half a file
-    except OSError:
-        pass                                                # a cache is an optimisation only
 
 
 def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path, seed: int = 0) -> CheckResult:
@@ -153,7 +138,7 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
         if proc.returncode != 0 or not (build_dir / top).is_file():
             return failed("Verilator build failed: " + tool_error(proc.stdout + proc.stderr, "no output"))
         stamp.write_text(digest)
-        _store_runtime(cache, build_dir)
+        store_runtime(cache, build_dir, RUNTIME_OBJECTS)
 
     run_dir = work / RUN_DIR
     if run_dir.exists():

@@ -44,3 +44,20 @@ def tool_error(output: str, fallback: str) -> str:
     picked = [ln for ln in lines if re.search(ERROR_PATTERN, ln)] or lines[-ERROR_LINES:]
     text = " | ".join(ln.strip() for ln in picked[:ERROR_LINES])
     return text[:1200] if text else fallback
+
+
+def store_runtime(cache: Path, build_dir: Path, objects: tuple[str, ...]) -> None:
+    """Keep Verilator's design-independent runtime objects (and their .d files) of a finished
+    build in ``cache`` for the next build; a cache is an optimisation only, so errors are ignored."""
+    if all((cache / name).is_file() for name in objects):
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in objects:
+            for path in (build_dir / name, build_dir / name.replace(".o", ".d")):
+                if path.is_file():
+                    tmp = cache / f".{path.name}.{os.getpid()}"
+                    shutil.copy2(path, tmp)
+                    tmp.replace(cache / path.name)   # atomic: parallel runs never see half a file
+    except OSError:
+        pass
