@@ -10,6 +10,9 @@ Python API (the same reach as the command line)::
 __version__ = "0.1.0"
 
 from .errors import CheckFailed, EinhlsError  # noqa: E402
+# ``verify`` is the package codegen.verify, which is callable (its __init__ says why); importing it
+# here keeps ``einhls.verify`` the same object before and after any of its modules is imported.
+from . import verify  # noqa: E402
 
 
 def __getattr__(name: str):
@@ -17,9 +20,6 @@ def __getattr__(name: str):
     if name in ("compile_model", "Project", "CompileOptions"):
         from . import project
         return getattr(project, name)
-    if name == "verify":
-        from .verify.runner import verify
-        return verify
     raise AttributeError(name)
 
 

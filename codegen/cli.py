@@ -1,4 +1,4 @@
-"""The `einhls` command (see CONTRACT.md): compile, verify, report, boards, demo, deploy.
+"""The `einhls` command (docs/interface.md): compile, verify, report, boards, demo, deploy.
 
 Exit codes: 0 success, 1 a check ran and failed, 2 bad input or usage (one clear line, no
 traceback, no output folder left behind).
@@ -17,62 +17,89 @@ EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # usage errors are bad input: exit 2, one line
-        self.print_usage(sys.stderr)
-        print(f"einhls: error: {message}", file=sys.stderr)
+        print(f"einhls: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except for flags and options without one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or isinstance(action, argparse._HelpAction):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: want an integer >= 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="einhls", description="Compile compressed neural networks from ONNX to verified FPGA accelerators.")
+    p = _Parser(prog="einhls", description="Compile compressed neural networks from ONNX to verified FPGA accelerators.",
+                formatter_class=_Help)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("compile", help="lower, schedule and emit a project folder")
-    c.add_argument("model", type=Path)
-    c.add_argument("--board", default="pynq-z2")
-    c.add_argument("-o", "--output", type=Path, required=True)
+    c = sub.add_parser("compile", help="lower, schedule and emit a project folder", formatter_class=_Help,
+                       description="Lower MODEL, fold it to the board and write the output folder OUT.")
+    c.add_argument("model", type=Path, help="the ONNX file")
+    c.add_argument("--board", default="pynq-z2", help="target board (`einhls boards` lists them)")
+    c.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder to create")
     c.add_argument("--force", action="store_true", help="overwrite an existing output folder")
-    c.add_argument("--seed", type=int, default=0, help="seed of the stored test vectors")
+    c.add_argument("--seed", type=int, default=0, help="seed of the stored test vectors (>= 0)")
     c.add_argument("--default-type", help="fixed-point type for a float model, e.g. fixed<16,6>")
-    c.add_argument("--max-util", type=float, default=0.8, help="fraction of the board's DSP/BRAM/LUT/FF to use")
-    c.add_argument("--target-ii", type=int, help="ask for this initiation interval (cycles per frame)")
-    c.add_argument("--clock-mhz", type=float, help="clock (default: the board's)")
+    c.add_argument("--max-util", type=float, default=0.8,
+                   help="fraction (0 < f <= 1) of the board's DSP/BRAM/LUT/FF the design may use")
+    c.add_argument("--target-ii", type=int, metavar="CYCLES",
+                   help="ask for this initiation interval, cycles per frame (default: the smallest that fits)")
+    c.add_argument("--clock-mhz", type=float, help="design clock in MHz (default: the board's)")
     c.add_argument("--contraction-objective", default="macs",
                    choices=("macs", "latency", "resources", "product"),
-                   help="what the einsum contraction path search minimises (default: macs)")
+                   help="what the einsum contraction path search minimises")
 
-    v = sub.add_parser("verify", help="run C-sim / RTL sim against the PyTorch integer reference")
-    v.add_argument("out", type=Path)
-    v.add_argument("--csim", action="store_true")
-    v.add_argument("--rtlsim", action="store_true")
-    v.add_argument("--pynq-sim", action="store_true")
-    v.add_argument("--vectors", type=int, default=64, help="random vectors on top of the stored ones")
-    v.add_argument("--seed", type=int, default=1)
+    v = sub.add_parser("verify", help="run C-sim / RTL sim against the PyTorch integer reference",
+                       formatter_class=_Help,
+                       description="Check OUT against the PyTorch integer reference of its IR. Without a "
+                                   "check flag, runs C-sim and RTL sim (--csim --rtlsim).")
+    v.add_argument("out", type=Path, help="an output folder of `einhls compile`")
+    v.add_argument("--csim", action="store_true", help="g++ C-simulation of the HLS C++")
+    v.add_argument("--rtlsim", action="store_true", help="cocotb + Verilator simulation of the Verilog")
+    v.add_argument("--pynq-sim", action="store_true", help="the PYNQ driver against the Verilated RTL")
+    v.add_argument("--vectors", type=_non_negative_int, default=64, help="random vectors on top of the 16 stored ones")
+    v.add_argument("--seed", type=_non_negative_int, default=1, help="seed of the random vectors")
 
-    r = sub.add_parser("report", help="per-layer and total estimates (and measurements)")
-    r.add_argument("out", type=Path)
-    r.add_argument("--json", action="store_true")
+    r = sub.add_parser("report", help="per-layer and total estimates (and measurements)", formatter_class=_Help)
+    r.add_argument("out", type=Path, help="an output folder of `einhls compile`")
+    r.add_argument("--json", action="store_true", help="print report.json and the measurements as one JSON object")
     r.add_argument("--synth", action="store_true", help="run Yosys synth_xilinx on the RTL and record its counts")
-    r.add_argument("--plot", type=Path, metavar="PNG", help="also draw per-layer cycles and resources")
+    r.add_argument("--plot", type=Path, metavar="PNG",
+                   help="also draw resources against the board, stage cycles against the interval, and MACs/cycle")
 
-    b = sub.add_parser("boards", help="list the known boards")
-    b.add_argument("--json", action="store_true")
+    b = sub.add_parser("boards", help="list the known boards", formatter_class=_Help)
+    b.add_argument("--json", action="store_true", help="as JSON")
 
-    d = sub.add_parser("demo", help="compile the built-in example model and verify it")
-    d.add_argument("-o", "--output", type=Path, default=Path("demo_out"))
-    d.add_argument("--board", default="pynq-z2")
-    d.add_argument("--vectors", type=int, default=64)
+    d = sub.add_parser("demo", help="compile the built-in example model and verify it", formatter_class=_Help)
+    d.add_argument("-o", "--output", type=Path, default=Path("demo_out"), metavar="OUT", help="output folder (replaced)")
+    d.add_argument("--board", default="pynq-z2", help="target board")
+    d.add_argument("--vectors", type=_non_negative_int, default=64, help="random vectors on top of the 16 stored ones")
 
-    dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board")
-    dep.add_argument("out", type=Path)
+    dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board", formatter_class=_Help)
+    dep.add_argument("out", type=Path, help="an output folder with a built bitstream")
     return p
 
 
 def _compile(args) -> int:
-    from .project import CompileOptions, compile_model
+    from .project import CompileOptions, check_options, compile_model
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
                              max_util=args.max_util, target_ii=args.target_ii, clock_mhz=args.clock_mhz,
                              contraction_objective=args.contraction_objective)
+    check_options(options, flag=lambda field: "--" + field.replace("_", "-"))
     project = compile_model(args.model, args.output, options, force=args.force)
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
@@ -98,8 +125,6 @@ def _verify_project(out: Path, checks: tuple[str, ...], vectors: int, seed: int)
 def _verify(args) -> int:
     checks = tuple(name for name, on in (("csim", args.csim), ("rtlsim", args.rtlsim),
                                          ("pynqsim", args.pynq_sim)) if on) or ("csim", "rtlsim")
-    if args.vectors < 0:
-        raise EinhlsError("--vectors must be >= 0")
     return _verify_project(args.out, checks, args.vectors, args.seed)
 
 

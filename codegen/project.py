@@ -42,6 +42,27 @@ class CompileOptions:
         return dict(self.__dict__)
 
 
+MAX_CLOCK_MHZ = 1000.0   # above any FPGA fabric clock einhls targets; a typo, not a design
+
+
+def check_options(options: CompileOptions, flag=lambda field: field) -> None:
+    """Refuse out-of-range options with one line naming the option (``flag`` spells its name)."""
+    import math
+
+    def bad(field: str, value, want: str) -> EinhlsError:
+        return EinhlsError(f"{flag(field)} {value} is out of range: {want}")
+
+    if not isinstance(options.seed, int) or not 0 <= options.seed < 2 ** 63:
+        raise bad("seed", options.seed, "want an integer >= 0")
+    if not (math.isfinite(options.max_util) and 0 < options.max_util <= 1):
+        raise bad("max_util", options.max_util, "want a fraction of the board, 0 < f <= 1")
+    if options.target_ii is not None and (not isinstance(options.target_ii, int) or options.target_ii < 1):
+        raise bad("target_ii", options.target_ii, "want a whole number of cycles >= 1")
+    if options.clock_mhz is not None and not (math.isfinite(options.clock_mhz)
+                                              and 0 < options.clock_mhz <= MAX_CLOCK_MHZ):
+        raise bad("clock_mhz", options.clock_mhz, f"want MHz, 0 < f <= {MAX_CLOCK_MHZ:g}")
+
+
 def read_vectors(path: Path) -> np.ndarray:
     rows = [list(map(int, line.split())) for line in path.read_text().splitlines() if line.strip()]
     return np.asarray(rows, dtype=np.int64)
@@ -154,6 +175,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     from .emit.vivado import emit_vivado
 
     options = options or CompileOptions()
+    check_options(options)
     model, out = Path(model), Path(out)
     if out.exists() and not force:
         raise EinhlsError(f"output folder {out} exists; pass --force to overwrite it")

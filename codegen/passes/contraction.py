@@ -39,6 +39,8 @@ from ..ir.graph import Graph, Op, Requant
 from ..ir.requant import RequantParams
 from ..ir.sparsity import detect_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
+
+MAX_BITS = 48   # the widest QType (accumulators included) einhls builds
 from ..schedule.paths import OBJECTIVES, PathCost, best_path
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -101,11 +103,40 @@ def _stage_range(w: np.ndarray, bias: np.ndarray, x_lo: np.ndarray, x_hi: np.nda
     return lo, hi
 
 
+class StageTooWide(ValueError):
+    """A stage's accumulator or exact output needs more bits than einhls builds."""
+
+    def __init__(self, what: str, bits: int) -> None:
+        super().__init__(f"its {what} needs {bits} bits")
+        self.what, self.bits = what, bits
+
+
 def _acc_type(w: np.ndarray, bias: np.ndarray, in_type: QType, scale: float = 1.0) -> QType:
     """The accumulator of a stage: exact for *any* input of its type (what the Linear unit's
     wrap-around argument and the emitters check), so at least as wide as the reachable range."""
     lo, hi = dot_product_range(w, bias, in_type.min, in_type.max)
-    return QType(True, max(bits_for_range(lo, hi), 2), scale=scale)
+    bits = max(bits_for_range(lo, hi), 2)
+    if bits > MAX_BITS:
+        raise StageTooWide("accumulator", bits)
+    return QType(True, bits, scale=scale)
+
+
+def _exact_type(lo: int, hi: int) -> QType:
+    """The exact (unquantized) output of a stage that no quantizer follows."""
+    bits = bits_for_range(lo, hi)
+    if bits > MAX_BITS:
+        raise StageTooWide("exact output", bits)
+    return _signed_type(lo, hi)
+
+
+def _too_wide(exc: StageTooWide, stage: int, stages: int, description: str, in_type: QType,
+              source: str) -> EinhlsError:
+    return EinhlsError(
+        f"contraction stage {stage} of {stages} ({description.split(':')[0]}) is too wide: its {exc.what} "
+        f"needs {exc.bits} bits, more than the {MAX_BITS} einhls builds (its input has {in_type.bits}); "
+        f"einsum steps with no quantizer between them grow exactly, so use narrower types (for a float "
+        f"model a narrower --default-type, fewer bits W in fixed<W,I>) or quantize the intermediate "
+        f"results", node=source)
 
 
 def _per_n(values: np.ndarray, r: int, n: int) -> np.ndarray | None:
@@ -203,42 +234,45 @@ def expand_segment(seg: Segment, name: str, contraction: str, objective: str = "
         description = (f"{xa},{cl}->{natural}: R={r_size} repeats of K={k_size} -> N={n_size}"
                        + (f", gather {xa}->{''.join(r_letters + k_side)}" if gather is not None else "")
                        + (f", batch {''.join(batch)} block-diagonal" if batch else ""))
-        if not last:
-            lo_v, hi_v = int(s_lo.min(initial=0)), int(s_hi.max(initial=0))
-            acc = _acc_type(w, bias, in_type)
-            out_type = _signed_type(lo_v, hi_v)
-            requant = RequantParams((1,), 0, 0, lo_v, hi_v)
-            tail: list[Op] = []
-        else:
-            nat_perm = _transposition(seg.output, natural, sizes)
-            fb = final_bias if nat_perm is None else final_bias[nat_perm.gather()]
-            rq = seg.requant
-            mults = np.asarray(rq.multiplier_for(seg.out_size))
-            if nat_perm is not None:
-                mults = mults[nat_perm.gather()]
-            bias_n, mult_n = _per_n(fb, r_size, n_size), _per_n(mults, r_size, n_size)
-            tail = []
-            if bias_n is not None and mult_n is not None:   # the last stage requantizes
-                bias = bias + bias_n
-                s_lo, s_hi = s_lo + bias_n[None, :], s_hi + bias_n[None, :]
-                acc = _acc_type(w, bias, in_type, seg.acc_type.scale)
-                multiplier = tuple(int(m) for m in mult_n) if len(set(mult_n.tolist())) > 1 else (int(mult_n[0]),)
-                requant = dataclasses.replace(rq, multiplier=multiplier)
-                out_type = seg.out_type
-            else:   # bias or multipliers vary along the repeats: exact stage, then an elementwise Requant
+        try:
+            if not last:
                 lo_v, hi_v = int(s_lo.min(initial=0)), int(s_hi.max(initial=0))
                 acc = _acc_type(w, bias, in_type)
-                out_type = _signed_type(lo_v, hi_v)
+                out_type = _exact_type(lo_v, hi_v)
                 requant = RequantParams((1,), 0, 0, lo_v, hi_v)
-                multiplier = tuple(int(m) for m in mults) if len(set(mults.tolist())) > 1 else (int(mults[0]),)
-                tail.append(Requant(name=f"{name}_rq", source=seg.source, in_type=out_type,
-                                    out_type=seg.out_type, in_size=seg.out_size, out_size=seg.out_size,
-                                    offset=fb.astype(np.int64), requant=dataclasses.replace(rq, multiplier=multiplier)))
-            if nat_perm is not None:
-                perm = _transposition(natural, seg.output, sizes)
-                tail.append(Permute(name=f"{name}_perm", source=seg.source, in_type=seg.out_type,
-                                    out_type=seg.out_type, in_size=seg.out_size, out_size=seg.out_size,
-                                    transposition=perm, contraction=contraction))
+                tail: list[Op] = []
+            else:
+                nat_perm = _transposition(seg.output, natural, sizes)
+                fb = final_bias if nat_perm is None else final_bias[nat_perm.gather()]
+                rq = seg.requant
+                mults = np.asarray(rq.multiplier_for(seg.out_size))
+                if nat_perm is not None:
+                    mults = mults[nat_perm.gather()]
+                bias_n, mult_n = _per_n(fb, r_size, n_size), _per_n(mults, r_size, n_size)
+                tail = []
+                if bias_n is not None and mult_n is not None:   # the last stage requantizes
+                    bias = bias + bias_n
+                    s_lo, s_hi = s_lo + bias_n[None, :], s_hi + bias_n[None, :]
+                    acc = _acc_type(w, bias, in_type, seg.acc_type.scale)
+                    multiplier = tuple(int(m) for m in mult_n) if len(set(mult_n.tolist())) > 1 else (int(mult_n[0]),)
+                    requant = dataclasses.replace(rq, multiplier=multiplier)
+                    out_type = seg.out_type
+                else:   # bias or multipliers vary along the repeats: exact stage, then an elementwise Requant
+                    lo_v, hi_v = int(s_lo.min(initial=0)), int(s_hi.max(initial=0))
+                    acc = _acc_type(w, bias, in_type)
+                    out_type = _exact_type(lo_v, hi_v)
+                    requant = RequantParams((1,), 0, 0, lo_v, hi_v)
+                    multiplier = tuple(int(m) for m in mults) if len(set(mults.tolist())) > 1 else (int(mults[0]),)
+                    tail.append(Requant(name=f"{name}_rq", source=seg.source, in_type=out_type,
+                                        out_type=seg.out_type, in_size=seg.out_size, out_size=seg.out_size,
+                                        offset=fb.astype(np.int64), requant=dataclasses.replace(rq, multiplier=multiplier)))
+                if nat_perm is not None:
+                    perm = _transposition(natural, seg.output, sizes)
+                    tail.append(Permute(name=f"{name}_perm", source=seg.source, in_type=seg.out_type,
+                                        out_type=seg.out_type, in_size=seg.out_size, out_size=seg.out_size,
+                                        transposition=perm, contraction=contraction))
+        except StageTooWide as exc:
+            raise _too_wide(exc, online_index + 1, n_online, description, in_type, seg.source) from None
         try:
             weight_type = _weight_type(w)
             stage = ContractStage(name=stage_name, source=seg.source, in_type=in_type, out_type=out_type,

@@ -1,0 +1,128 @@
+"""What a new user hits (issue 16): the README's API, option checking, messages, the report.
+
+Each test here failed on the behaviour the issue describes.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_cli import _qdq_linear
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codegen.cli", *args], capture_output=True, text=True)
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("einhls: error:"), r.stderr
+    for word in words:
+        assert word in last, last
+
+
+# ---------------------------------------------------------------------------------- item 1
+
+def test_readme_verify_is_the_function_after_the_submodule_is_imported(tmp_path):
+    """`einhls.verify(project)` works in a fresh process, before and after codegen.verify is imported."""
+    model = _qdq_linear(tmp_path / "m.onnx")
+    script = f"""
+import codegen as einhls
+first = einhls.verify
+project = einhls.compile_model({str(model)!r}, {str(tmp_path / 'out')!r}, einhls.CompileOptions(board="kv260"),
+                               progress=lambda *_: None)
+import codegen.verify.result, codegen.verify.runner
+assert callable(einhls.verify), type(einhls.verify)
+assert einhls.verify is first
+from codegen import verify
+assert verify is first
+import inspect
+assert list(inspect.signature(einhls.verify).parameters)[:4] == ["project", "checks", "vectors", "seed"]
+print(einhls.verify(project, (), vectors=2, progress=print))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("[]")
+
+
+def test_verify_package_stays_importable():
+    """The package codegen.verify is still reachable under its own name."""
+    r = subprocess.run([sys.executable, "-c", "import codegen.verify.tools as t, sys; "
+                        "print(sys.modules['codegen.verify'].__name__, t.__name__)"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["codegen.verify", "codegen.verify.tools"]
+
+
+# ---------------------------------------------------------------------------------- items 2, 4
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--seed", "-1", ("--seed",)),
+    ("--max-util", "1.5", ("--max-util", "1.5")),
+    ("--max-util", "0", ("--max-util",)),
+    ("--max-util", "nan", ("--max-util",)),
+    ("--clock-mhz", "-5", ("--clock-mhz", "-5")),
+    ("--clock-mhz", "0", ("--clock-mhz",)),
+    ("--clock-mhz", "5000", ("--clock-mhz",)),
+    ("--target-ii", "0", ("--target-ii",)),
+    ("--target-ii", "-3", ("--target-ii",)),
+])
+def test_compile_options_are_checked(tmp_path, option, value, words):
+    model = _qdq_linear(tmp_path / "m.onnx")
+    out = tmp_path / "out"
+    r = run("compile", str(model), "-o", str(out), f"{option}={value}")
+    assert_one_line_error(r, *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--seed=-1",), ("--seed",)),
+    (("--vectors=-2",), ("--vectors",)),
+])
+def test_verify_options_are_checked(tmp_path, args, words):
+    r = run("verify", str(tmp_path), *args)
+    assert_one_line_error(r, *words)
+
+
+def test_demo_options_are_checked(tmp_path):
+    r = run("demo", "-o", str(tmp_path / "d"), "--vectors=-1")
+    assert_one_line_error(r, "--vectors")
+    assert not (tmp_path / "d").exists()
+
+
+def test_api_options_are_checked(tmp_path):
+    from codegen import CompileOptions, EinhlsError, compile_model
+    model = _qdq_linear(tmp_path / "m.onnx")
+    with pytest.raises(EinhlsError, match="max_util"):
+        compile_model(model, tmp_path / "out", CompileOptions(max_util=1.5), progress=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+
+
+def _tltorch_blocktt(path: Path) -> Path:
+    """The issue's model: a tensorly-torch block-TT layer + ReLU, exported float."""
+    torch = pytest.importorskip("torch")
+    tltorch = pytest.importorskip("tltorch")
+    torch.manual_seed(0)
+    layer = tltorch.FactorizedLinear(in_tensorized_features=(4, 4, 4), out_tensorized_features=(4, 4, 2),
+                                     factorization="blocktt", rank=4, implementation="factorized")
+    model = torch.nn.Sequential(layer, torch.nn.ReLU()).eval()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 64),), str(path), dynamo=False)
+    return path
+
+
+def test_too_wide_contraction_stage_names_the_stage_and_the_remedy(tmp_path):
+    model = _tltorch_blocktt(tmp_path / "tl.onnx")
+    out = tmp_path / "out"
+    r = run("compile", str(model), "-o", str(out), "--default-type", "fixed<16,6>")
+    assert_one_line_error(r, "stage", "49 bits", "48", "--default-type")
+    assert not out.exists()
+    # a narrower type fits, as the message suggests
+    assert run("compile", str(model), "-o", str(out), "--default-type", "fixed<12,4>").returncode == 0
