@@ -364,7 +364,7 @@ def test_tarball_runs_on_a_board(project, tmp_path: Path, monkeypatch, capsys) -
     assert "bit-exact on 5 vectors" in printed and "frames/s" in printed
     (board / "out" / "vectors" / "expected.txt").write_text(
         "".join(" ".join(map(str, r + 1)) + "\n" for r in expected))
-    assert main([]) == 1 and "MISMATCH" in capsys.readouterr().out
+    assert main([]) == 1 and "MISMATCH on 5 of 5 vectors" in capsys.readouterr().out
 
 
 def test_cli_deploy_exit_code(project, capsys) -> None:

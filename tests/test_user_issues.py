@@ -126,3 +126,62 @@ def test_too_wide_contraction_stage_names_the_stage_and_the_remedy(tmp_path):
     assert not out.exists()
     # a narrower type fits, as the message suggests
     assert run("compile", str(model), "-o", str(out), "--default-type", "fixed<12,4>").returncode == 0
+
+
+# ---------------------------------------------------------------------------------- item 7
+
+def test_mismatch_line_says_how_many_vectors_differ():
+    from codegen.verify.result import compare
+    expected = np.zeros((20, 3), dtype=np.int64)
+    got = expected.copy()
+    got[4, 1] = 7
+    got[9, 0] = -1
+    got[9, 2] = 5
+    result = compare("csim", expected, got)
+    assert not result.passed
+    line = result.line()
+    assert "MISMATCH on 2 of 20 vectors" in line, line
+    assert "vector 4, element 1: expected 0 (reference), got 7" in line
+    assert compare("csim", expected, expected.copy()).line() == "csim: bit-exact on 20 vectors"
+
+
+def _export_softsign(path: Path, dynamo: bool) -> Path:
+    import warnings
+
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Softsign()).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 8),), str(path), dynamo=dynamo)
+    return path
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_softsign_written_as_abs_add_div_is_named(tmp_path, dynamo):
+    import onnx
+    model = _export_softsign(tmp_path / "ss.onnx", dynamo)
+    assert {"Abs", "Add", "Div"} <= {n.op_type for n in onnx.load(str(model)).graph.node}
+    r = run("compile", str(model), "-o", str(tmp_path / "out"), "--default-type", "fixed<16,6>")
+    assert_one_line_error(r, "Softsign", "x / (1 + |x|)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_brevitas_model_without_input_quantizer_is_told_to_add_quant_identity(tmp_path):
+    pytest.importorskip("brevitas")
+    import warnings
+
+    import brevitas.nn as qnn
+    import torch
+    from brevitas.export import export_qonnx
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(qnn.QuantLinear(16, 12, bias=True, weight_bit_width=4),
+                                qnn.QuantReLU(bit_width=6, return_quant_tensor=True),
+                                qnn.QuantLinear(12, 5, bias=True, weight_bit_width=8),
+                                qnn.QuantIdentity(bit_width=8)).eval()
+    path = tmp_path / "brevitas.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(model, torch.randn(1, 16), export_path=str(path))
+    r = run("compile", str(path), "-o", str(tmp_path / "out"))
+    assert_one_line_error(r, "QuantIdentity", "before the first layer")

@@ -18,14 +18,19 @@ from ..ir.graph import Graph
 from ..ir.types import QType
 from .butterfly import fuse_butterflies
 from .load import prepare_model, read_model
+from ..errors import EinhlsError
 from .lower import lower_prepared
 from .passes import fuse_relu
+from .patterns import explain_refusal
 
 
 def lower_model(model: onnx.ModelProto, default_type: QType | None = None) -> Graph:
     """Lower an in-memory ONNX model to an IR graph (see the module docstring)."""
-    prepared, _ = fuse_butterflies(prepare_model(model))   # before any Einsum is lowered
-    graph = fuse_relu(lower_prepared(prepared, default_type))
+    try:
+        prepared, _ = fuse_butterflies(prepare_model(model))   # before any Einsum is lowered
+        graph = fuse_relu(lower_prepared(prepared, default_type))
+    except EinhlsError as exc:   # a refused node may be part of a function written as several nodes
+        raise explain_refusal(model, exc) from None
     graph.check()
     return graph
 

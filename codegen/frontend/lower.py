@@ -47,6 +47,10 @@ HOW_TO_QUANTIZE = (
     "quant_format=QuantFormat.QDQ), QONNX Quant nodes (Brevitas export_qonnx, or qonnx), "
     "fake-quant exported by torch.onnx.export - or pass --default-type fixed<16,6> to quantize the "
     "input, the weights and every layer output to one fixed-point type")
+INPUT_NOT_QUANTIZED = (
+    "the model's input reaches this layer before any quantizer, while the rest of the model is quantized: "
+    "with Brevitas, add a QuantIdentity before the first layer (qnn.QuantIdentity(bit_width=8, "
+    "return_quant_tensor=True)); in a QDQ model, put a QuantizeLinear/DequantizeLinear pair on the input")
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
 
 
@@ -456,9 +460,8 @@ class Lowering:
             return einsum_fe.finish_pending(self, value, self.default_type, None)
         if isinstance(value, FloatInput):
             if self.default_type is None:
-                what = ("the input is used before any quantizer: " if self.quantized_model
-                        else "the model is a float model: ")
-                raise EinhlsError(what + HOW_TO_QUANTIZE, node_label(node), node.op_type)
+                what = INPUT_NOT_QUANTIZED if self.quantized_model else "the model is a float model: " + HOW_TO_QUANTIZE
+                raise EinhlsError(what, node_label(node), node.op_type)
             self.stream.input_type = self.default_type
             return Real.of_stream(value.shape, self.default_type.scale)
         raise EinhlsError("arithmetic on integer codes is not supported: dequantize them first "

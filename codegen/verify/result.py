@@ -26,6 +26,7 @@ class CheckResult:
     mismatch: Mismatch | None = None
     error: str | None = None        # the tool failed to build or run (its own message)
     measured: dict = field(default_factory=dict)  # e.g. {"latency_cycles": .., "interval_cycles": ..}
+    mismatched_vectors: int = 0     # how many of ``vectors`` differ in at least one element
 
     @property
     def passed(self) -> bool:
@@ -35,7 +36,8 @@ class CheckResult:
         if self.error:
             return f"{self.check}: FAILED to run: {self.error}"
         if self.mismatch:
-            return f"{self.check}: MISMATCH on {self.vectors} vectors; {self.mismatch}"
+            differ = self.mismatched_vectors or 1
+            return f"{self.check}: MISMATCH on {differ} of {self.vectors} vectors; {self.mismatch}"
         return f"{self.check}: bit-exact on {self.vectors} vectors"
 
 
@@ -46,9 +48,12 @@ def compare(check: str, expected: np.ndarray, got: np.ndarray, measured: dict | 
     if got.shape != expected.shape:
         return CheckResult(check, expected.shape[0], got, error=f"design produced shape {got.shape}, expected {expected.shape}",
                            measured=measured or {})
-    diff = np.argwhere(got != expected)
+    differs = got != expected
+    diff = np.argwhere(differs)
     mismatch = None
     if diff.size:
         v, e = (int(i) for i in diff[0])
         mismatch = Mismatch(v, e, int(expected[v, e]), int(got[v, e]))
-    return CheckResult(check, expected.shape[0], got, mismatch, measured=measured or {})
+    bad_vectors = int(differs.reshape(differs.shape[0], -1).any(axis=1).sum()) if differs.ndim else int(differs)
+    return CheckResult(check, expected.shape[0], got, mismatch, measured=measured or {},
+                       mismatched_vectors=bad_vectors)
