@@ -4,6 +4,7 @@ Each test here failed on the behaviour the issue describes.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,86 @@ def test_brevitas_model_without_input_quantizer_is_told_to_add_quant_identity(tm
         export_qonnx(model, torch.randn(1, 16), export_path=str(path))
     r = run("compile", str(path), "-o", str(tmp_path / "out"))
     assert_one_line_error(r, "QuantIdentity", "before the first layer")
+
+
+# ---------------------------------------------------------------------------------- item 6
+
+def _fake_build(calls: list, fail: bool = False, interrupt: bool = False):
+    def build(scratch: Path) -> str | None:
+        calls.append(scratch)
+        (scratch / "big.gch").write_bytes(b"x" * 300_000)     # what Verilator leaves around
+        (scratch / "top").write_bytes(b"y" * 100_000)         # the executable
+        if interrupt:
+            raise KeyboardInterrupt
+        return "Verilator build failed: boom" if fail else None
+    return build
+
+
+def test_simulator_cache_keeps_only_the_executable_and_reuses_it(tmp_path, monkeypatch):
+    from codegen.verify import tools
+    monkeypatch.setenv("EINHLS_CACHE", str(tmp_path / "cache"))
+    calls: list = []
+    with tools.cached_simulator("rtlsim", "a" * 64, "top", _fake_build(calls)) as (folder, error, reused):
+        assert error is None and not reused
+        assert sorted(p.name for p in folder.iterdir()) == ["einhls_build.sha256", "top"]
+    with tools.cached_simulator("rtlsim", "a" * 64, "top", _fake_build(calls)) as (again, error, reused):
+        assert again == folder and reused and error is None
+    assert len(calls) == 1
+    builds = tmp_path / "cache" / "verilator"
+    assert not [p for p in builds.iterdir() if ".building." in p.name]
+
+
+def test_simulator_cache_failed_or_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
+    from codegen.verify import tools
+    monkeypatch.setenv("EINHLS_CACHE", str(tmp_path / "cache"))
+    with tools.cached_simulator("rtlsim", "b" * 64, "top", _fake_build([], fail=True)) as (folder, error, _):
+        assert folder is None and "boom" in error
+    with pytest.raises(KeyboardInterrupt):
+        with tools.cached_simulator("rtlsim", "c" * 64, "top", _fake_build([], interrupt=True)):
+            pass
+    builds = tmp_path / "cache" / "verilator"
+    assert [p.name for p in builds.iterdir() if not p.name.endswith(".lock")] == []
+    # a scratch folder of a process that died outright is removed by the next build
+    dead = builds / ".rtlsim-x.building.999999999"
+    dead.mkdir()
+    with tools.cached_simulator("rtlsim", "d" * 64, "top", _fake_build([])):
+        pass
+    assert not dead.exists()
+
+
+def test_simulator_cache_is_bounded_least_recently_used_first(tmp_path, monkeypatch):
+    import os
+    from codegen.verify import tools
+    monkeypatch.setenv("EINHLS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EINHLS_CACHE_MB", str(250_000 / 2 ** 20))   # room for two 100 kB builds
+    folders = {}
+    for i, digest in enumerate(("1" * 64, "2" * 64)):
+        with tools.cached_simulator("rtlsim", digest, "top", _fake_build([])) as (folder, _, _):
+            folders[digest] = folder
+        os.utime(folder / "einhls_build.sha256", (1000 + i, 1000 + i))
+    with tools.cached_simulator("rtlsim", "1" * 64, "top", _fake_build([])) as (_, _, reused):
+        assert reused                                    # "1" is now the most recently used
+    with tools.cached_simulator("rtlsim", "3" * 64, "top", _fake_build([])) as (folder, _, _):
+        assert folder.is_dir()
+    assert folders["1" * 64].is_dir() and not folders["2" * 64].exists()
+
+
+@pytest.mark.slow   # two RTL simulations, ~60 s; the cache itself is tested above without Verilator
+def test_rtlsim_leaves_no_build_in_the_output_folder_and_shares_it(tmp_path, monkeypatch):
+    """Two output folders of the same model: one Verilator build, in the cache, a few MB."""
+    monkeypatch.setenv("EINHLS_CACHE", str(tmp_path / "cache"))
+    model = _qdq_linear(tmp_path / "m.onnx")
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert run("compile", str(model), "-o", str(out)).returncode == 0
+        r = subprocess.run([sys.executable, "-m", "codegen.cli", "verify", str(out), "--rtlsim", "--vectors", "2"],
+                           capture_output=True, text=True, env={**os.environ})
+        assert r.returncode == 0, r.stdout + r.stderr
+        outputs.append(r.stdout)
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        assert size < 2 * 2 ** 20, size
+        assert not list(out.rglob("*.gch")) and not list(out.rglob("*.o"))
+    assert "building" in outputs[0] and "reusing" in outputs[1]
+    entries = [p for p in (tmp_path / "cache" / "verilator").iterdir() if p.is_dir()]
+    assert len(entries) == 1

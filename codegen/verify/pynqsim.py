@@ -12,7 +12,8 @@ driver imports it; only the test module does, inside the simulator process.
 
 Build and simulation run in child processes (``python -m codegen.verify.pynqsim build|test``)
 with their own session and a time limit, so neither a runner's environment changes nor a hung
-simulator reach the caller.  The Verilator build is reused while the sources are unchanged.
+simulator reach the caller.  The Verilator executable is kept in einhls's cache under the hash of
+the sources, arguments and tools (``tools.cached_simulator``), not in the output folder.
 """
 from __future__ import annotations
 
@@ -35,15 +36,13 @@ from ..emit.vivado import (BD_NAME, DMA_BASE, DMA_INSTANCE, DMA_LENGTH_WIDTH, DM
                            RTL_IP_VENDOR, VIVADO_DIR, adapters_file, bitstream_name, dma_top_file,
                            dma_top_module)
 from ..resources import resource_dir
-from .tools import simulator_env, store_runtime, tool_error, verilator_bin
+from .tools import cache_root, cached_simulator, simulator_env, store_runtime, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 CHECK = "pynqsim"
 TEST_MODULE = "einhls_pynqsim_test"
-BUILD_DIR = "pynqsim_build"
 RUN_DIR = "pynqsim_run"
 SOURCES_DIR = "pynqsim_src"
-STAMP = "einhls_build.sha256"
 # -Wno-fatal: lint is checked by the RTL tests; a warning must not stop a run.
 # Only the wrapper's ports need VPI access (cocotbpynq drives nothing else): undoing the runner's
 # --public-flat-rw keeps Verilator from emitting symbol tables for every internal signal, which
@@ -131,8 +130,7 @@ def _runtime_cache(verilator: Path) -> Path:
                                   text=True).stdout.strip(),
         "cxx": os.environ.get("CXX", ""), "cxxflags": os.environ.get("CXXFLAGS", ""),
     }).encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "einhls" / "pynqsim-verilator-runtime" / key
+    return cache_root() / "pynqsim-verilator-runtime" / key
 
 
 def _restore_runtime(cache: Path, build_dir: Path) -> None:
@@ -149,8 +147,12 @@ def _restore_runtime(cache: Path, build_dir: Path) -> None:
                 shutil.copyfile(path, build_dir / path.name)
 
 
-def _digest(paths: list[Path], module: str) -> str:
-    h = hashlib.sha256(json.dumps({"top": module, "args": VERILATOR_ARGS}).encode())
+def _digest(paths: list[Path], module: str, verilator: Path) -> str:
+    from importlib.metadata import version
+    tools = {"verilator": str(verilator.resolve()), "cocotb": version("cocotb"), "cocotbpynq": version("cocotbpynq"),
+             "version": subprocess.run([str(verilator / "verilator"), "--version"], capture_output=True,
+                                       text=True).stdout.strip()}
+    h = hashlib.sha256(json.dumps({"top": module, "args": VERILATOR_ARGS, "tools": tools}, sort_keys=True).encode())
     for path in paths:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
@@ -214,24 +216,32 @@ def run_pynqsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: P
 
     waivers = [p for p in (sources[-1].parent / LINT_WAIVERS,) if p.is_file()]
     all_sources = [*waivers, *sources, *board_rtl, wrapper]
-    build_dir = work / BUILD_DIR
-    digest = _digest(all_sources, module)
-    stamp = build_dir / STAMP
-    if not (stamp.is_file() and stamp.read_text() == digest and (build_dir / module).is_file()):
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
-        build_dir.mkdir(parents=True)
+    digest = _digest(all_sources, module, verilator)
+
+    def build(build_dir: Path) -> str | None:
         cache = _runtime_cache(verilator)
         job = {"sources": [str(p) for p in all_sources], "top": module, "build_dir": str(build_dir),
                "build_args": VERILATOR_ARGS, "runtime_cache": str(cache)}
         code, output = _run_child([sys.executable, "-m", "codegen.verify.pynqsim", "build", json.dumps(job)],
                                   env, BUILD_TIME_LIMIT_S, work / "pynqsim_build.log")
         if code is None:
-            return failed(f"Verilator build exceeded {BUILD_TIME_LIMIT_S:g} s")
+            return f"Verilator build exceeded {BUILD_TIME_LIMIT_S:g} s"
         if code != 0 or not (build_dir / module).is_file():
-            return failed("Verilator build failed: " + tool_error(output, "no output"))
-        stamp.write_text(digest)
+            return "Verilator build failed: " + tool_error(output, "no output")
         store_runtime(cache, build_dir, RUNTIME_OBJECTS)
+        return None
+
+    with cached_simulator("pynqsim", digest, module, build) as (build_dir, error, _):
+        if error is not None:
+            return failed(error)
+        return _simulate(project, build_dir, module, bitfile, hwh_dir, inputs, expected, work, env, timeout_s, count)
+
+
+def _simulate(project: Path, build_dir: Path, module: str, bitfile: Path, hwh_dir: Path, inputs: np.ndarray,
+              expected: np.ndarray, work: Path, env: dict, timeout_s: float, count: int) -> CheckResult:
+    """Run the driver through cocotbpynq on the Verilated executable in ``build_dir``."""
+    def failed(message: str) -> CheckResult:
+        return CheckResult(CHECK, count, None, error=message)
 
     run_dir = work / RUN_DIR
     if run_dir.exists():

@@ -1,9 +1,11 @@
 """RTL simulation check: the generated Verilog under Verilator, driven by the cocotb test bench.
 
 ``run_rtlsim`` reads only ``project/rtl`` (sources, ROM images) and ``project/tb/cocotb`` (test
-module and ``einhls_tb.json``).  Verilator builds through ``cocotb_tools.runner`` in
-``work/rtlsim_build``; the build is reused while the Verilog sources are unchanged (ROM images
-are read at run time, so new weights need no rebuild).  Build and simulation run in a child
+module and ``einhls_tb.json``).  Verilator builds through ``cocotb_tools.runner`` in a scratch
+folder of einhls's cache; only the executable is kept there, under the hash of the Verilog
+sources, the arguments and the tools (``tools.cached_simulator``), and it is reused by every
+output folder with the same RTL (ROM images are read at run time, so new weights need no
+rebuild).  ``work`` (OUT/build/rtlsim) gets only the run folder: inputs, outputs, the log.  Build and simulation run in a child
 process (``python -m codegen.verify.rtlsim``) so the runner's environment changes and exits stay
 out of the caller.
 
@@ -32,12 +34,10 @@ import numpy as np
 
 from ..emit.cocotb_tb import CONFIG, TB_DIR, TEST_MODULE
 from ..emit.rtl import LINT_WAIVERS, rtl_memories, rtl_sources
-from .tools import simulator_env, store_runtime, tool_error, verilator_bin
+from .tools import cache_root, cached_simulator, simulator_env, store_runtime, tool_error, verilator_bin
 from .result import CheckResult, compare
 
-BUILD_DIR = "rtlsim_build"
 RUN_DIR = "rtlsim_run"
-STAMP = "einhls_build.sha256"
 # -Wno-fatal: lint is checked separately (tests/test_rtl_units.py); a warning must not stop a run
 VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
@@ -69,8 +69,7 @@ def _runtime_cache(tools: dict[str, str]) -> Path:
     key = hashlib.sha256(json.dumps({
         **tools, "cxx": os.environ.get("CXX", ""), "cxxflags": os.environ.get("CXXFLAGS", ""),
     }, sort_keys=True).encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "einhls" / "verilator-runtime" / key
+    return cache_root() / "verilator-runtime" / key
 
 
 def _restore_runtime(cache: Path, build_dir: Path) -> bool:
@@ -118,17 +117,11 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
 
     rtl_dir = sources[-1].parent
     waivers = [rtl_dir / LINT_WAIVERS] if (rtl_dir / LINT_WAIVERS).is_file() else []
-    build_dir = work / BUILD_DIR
     tools = _tool_versions(verilator)
     digest = _sources_digest(sources, top, waivers, tools)
-    stamp = build_dir / STAMP
-    if stamp.is_file() and stamp.read_text() == digest and (build_dir / top).is_file():
-        print(f"rtlsim: reusing the Verilator build of {top} in {build_dir}", flush=True)
-    else:
-        print(f"rtlsim: building {top} with Verilator ({len(sources)} sources) in {build_dir} ...", flush=True)
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
-        build_dir.mkdir(parents=True)
+
+    def build(build_dir: Path) -> str | None:
+        print(f"rtlsim: building {top} with Verilator ({len(sources)} sources) ...", flush=True)
         cache = _runtime_cache(tools)
         restored = _restore_runtime(cache, build_dir)
         spec = {"sources": [str(p) for p in [*waivers, *sources]], "top": top, "build_dir": str(build_dir),
@@ -136,9 +129,23 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
         proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not (build_dir / top).is_file():
-            return failed("Verilator build failed: " + tool_error(proc.stdout + proc.stderr, "no output"))
-        stamp.write_text(digest)
+            return "Verilator build failed: " + tool_error(proc.stdout + proc.stderr, "no output")
         store_runtime(cache, build_dir, RUNTIME_OBJECTS)
+        return None
+
+    with cached_simulator("rtlsim", digest, top, build) as (build_dir, error, reused):
+        if error is not None:
+            return failed(error)
+        if reused:
+            print(f"rtlsim: reusing the Verilator build of {top} in {build_dir}", flush=True)
+        return _simulate(project, build_dir, top, inputs, expected, work, env, seed, count)
+
+
+def _simulate(project: Path, build_dir: Path, top: str, inputs: np.ndarray, expected: np.ndarray, work: Path,
+              env: dict, seed: int, count: int) -> CheckResult:
+    """Run the cocotb test bench on the Verilated executable in ``build_dir``."""
+    def failed(message: str) -> CheckResult:
+        return CheckResult("rtlsim", count, None, error=message)
 
     run_dir = work / RUN_DIR
     if run_dir.exists():

@@ -5,6 +5,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ERROR_LINES = 6
@@ -61,3 +63,127 @@ def store_runtime(cache: Path, build_dir: Path, objects: tuple[str, ...]) -> Non
                     tmp.replace(cache / path.name)   # atomic: parallel runs never see half a file
     except OSError:
         pass
+
+
+# --- the build cache ---------------------------------------------------------------------------
+# A Verilator build folder holds ~250-450 MB (precompiled headers, objects) around one executable
+# of a few MB, and the executable is all a simulation run needs.  So builds happen in a scratch
+# folder inside the cache, only the executable is kept, under the digest of everything the build
+# read (sources, top, arguments, tool versions), and output folders hold no build at all: the
+# same RTL compiled into several output folders is built once.
+
+CACHE_ENV = "EINHLS_CACHE"              # the cache folder (default: $XDG_CACHE_HOME/einhls or ~/.cache/einhls)
+CACHE_LIMIT_ENV = "EINHLS_CACHE_MB"     # bound on the kept simulator builds, least recently used go first
+DEFAULT_CACHE_MB = 2048
+BUILDS_DIR = "verilator"
+BUILD_STAMP = "einhls_build.sha256"
+SCRATCH_MARK = ".building."
+
+
+def cache_root() -> Path:
+    """einhls's cache folder: $EINHLS_CACHE, else $XDG_CACHE_HOME/einhls, else ~/.cache/einhls."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "einhls"
+
+
+def cache_limit_bytes() -> int:
+    try:
+        megabytes = float(os.environ.get(CACHE_LIMIT_ENV, DEFAULT_CACHE_MB))
+    except ValueError:
+        megabytes = DEFAULT_CACHE_MB
+    return int(max(megabytes, 0) * 2 ** 20)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned_scratch(builds: Path) -> None:
+    """Scratch folders of builds whose process died (killed, power cut) are removed."""
+    for scratch in builds.glob(f".*{SCRATCH_MARK}*"):
+        pid = scratch.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def evict_builds(builds: Path, limit_bytes: int) -> list[str]:
+    """Remove the least recently used complete builds until the kept ones fit ``limit_bytes``;
+    a build in use (its lock held) is never removed.  Returns the removed entries' names."""
+    import fcntl
+
+    entries = []
+    for entry in builds.iterdir():
+        stamp = entry / BUILD_STAMP
+        if entry.is_dir() and not entry.name.startswith(".") and stamp.is_file():
+            entries.append((stamp.stat().st_mtime, entry, _folder_bytes(entry)))
+    total = sum(size for _, _, size in entries)
+    removed = []
+    for _, entry, size in sorted(entries, key=lambda e: e[0]):
+        if total <= limit_bytes:
+            break
+        with open(builds / f"{entry.name}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue                       # in use by another run
+            shutil.rmtree(entry, ignore_errors=True)
+        total -= size
+        removed.append(entry.name)
+    return removed
+
+
+@contextmanager
+def cached_simulator(kind: str, digest: str, executable: str,
+                     build: Callable[[Path], str | None]) -> Iterator[tuple[Path | None, str | None, bool]]:
+    """The folder holding the Verilated ``executable`` for ``digest``: (folder, None, reused) while
+    the ``with`` block runs, or (None, error, False) when ``build`` failed.
+
+    ``build(scratch)`` builds in the empty folder ``scratch`` and returns None or the tool's error.
+    Only the executable is kept; the scratch folder is removed whatever happens (an interrupted
+    build leaves nothing; one killed outright is removed by the next run).  A shared lock keeps
+    the entry from being evicted while it is used; builds of one digest wait for each other.
+    """
+    import fcntl
+
+    builds = cache_root() / BUILDS_DIR
+    builds.mkdir(parents=True, exist_ok=True)
+    key = f"{kind}-{digest[:24]}"
+    entry = builds / key
+    with open(builds / f"{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = entry / BUILD_STAMP
+        reused = stamp.is_file() and stamp.read_text() == digest and (entry / executable).is_file()
+        if reused:
+            os.utime(stamp)                    # most recently used
+        else:
+            _remove_abandoned_scratch(builds)
+            scratch = builds / f".{key}{SCRATCH_MARK}{os.getpid()}"
+            try:
+                shutil.rmtree(scratch, ignore_errors=True)
+                scratch.mkdir()
+                error = build(scratch)
+                if error is None and not (scratch / executable).is_file():
+                    error = f"the build left no {executable}"
+                if error is not None:
+                    yield None, error, False
+                    return
+                shutil.rmtree(entry, ignore_errors=True)
+                entry.mkdir()
+                os.replace(scratch / executable, entry / executable)
+                stamp.write_text(digest)       # written last: marks the entry complete
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        fcntl.flock(lock, fcntl.LOCK_SH)       # others may use it too; eviction may not
+        evict_builds(builds, cache_limit_bytes())
+        yield entry, None, reused
