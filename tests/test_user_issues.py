@@ -269,3 +269,67 @@ def test_rtlsim_leaves_no_build_in_the_output_folder_and_shares_it(tmp_path, mon
     assert "building" in outputs[0] and "reusing" in outputs[1]
     entries = [p for p in (tmp_path / "cache" / "verilator").iterdir() if p.is_dir()]
     assert len(entries) == 1
+
+
+# ---------------------------------------------------------------------------------- item 5
+
+@pytest.fixture(scope="module")
+def tt_kv260(tmp_path_factory):
+    """The issue's case: a TTLinear whose first and last stages cannot go below 16 cycles."""
+    import warnings
+
+    import torch
+    from codegen.nn.tt import TTLinear
+    from codegen.project import CompileOptions, compile_model
+    folder = tmp_path_factory.mktemp("tt_kv260")
+    torch.manual_seed(0)
+    tt = TTLinear([4, 4, 4], [4, 8, 2], [3, 5], quantize=(2.0 ** -5, 2.0 ** -6, 2.0 ** -4)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tt, (torch.randn(1, 64),), str(folder / "tt.onnx"), dynamo=False, opset_version=17)
+    return compile_model(folder / "tt.onnx", folder / "out", CompileOptions(board="kv260"), progress=lambda *_: None)
+
+
+def _mac_options(op):
+    from codegen.ir.contraction import ContractStage
+    from codegen.ir.graph import Linear
+    from codegen.schedule.contraction import stage_options
+    from codegen.schedule.folding import linear_options
+    if isinstance(op, ContractStage):
+        return stage_options(op)
+    return linear_options(op) if isinstance(op, Linear) else None
+
+
+def test_schedule_and_report_agree_on_the_interval(tt_kv260):
+    from codegen.report import format_report
+    report = tt_kv260.report
+    interval = report["totals"]["ii"]
+    assert max(layer["ii"] for layer in report["layers"]) == interval
+    # the schedule's own statement of the interval is the design's interval
+    assert any(f": {interval} cycles" in note for note in report["notes"]), report["notes"]
+    text = format_report(tt_kv260)
+    assert f"interval {interval} cycles" in text
+    # no stage is folded for a faster interval than the pipeline runs at: each MAC unit takes the
+    # cheapest parallelism (fewest multipliers) that meets the interval, as for any balanced design
+    for op in tt_kv260.graph.ops:
+        options = _mac_options(op)
+        if options is None:
+            continue
+        s = tt_kv260.design.schedules[op.name]
+        cheapest = next(o for o in options if o[0] <= interval)
+        assert (s.simd, s.pe) == cheapest[1:], (op.name, (s.simd, s.pe), cheapest)
+
+
+def test_target_below_a_stage_floor_is_refused(tt_kv260, tmp_path):
+    model = tt_kv260.path.parent / "tt.onnx"
+    r = run("compile", str(model), "--board", "kv260", "-o", str(tmp_path / "o"), "--target-ii", "8")
+    assert_one_line_error(r, "target interval 8", "16 cycles", "n0_einsum_st1")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow   # RTL simulation, about a minute
+def test_tt_interval_measured_equals_the_estimate(tt_kv260):
+    from codegen.verify.runner import verify
+    (result,) = verify(tt_kv260, ("rtlsim",), vectors=4, progress=lambda *_: None)
+    assert result.passed, result.line()
+    assert result.measured["interval_cycles"] == tt_kv260.report["totals"]["ii"]

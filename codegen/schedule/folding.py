@@ -142,6 +142,14 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
                    math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)
+    floor_why = f"the stream floor of {floor_ii}"
+    # no op can run faster than its fastest option (a contraction stage repeats R times per frame):
+    # a target below that would fold the other ops for an interval the pipeline never reaches
+    fastest = {name: min(c for c, _, _ in opts) for name, opts in options.items()}
+    bound = max(fastest, key=lambda name: fastest[name], default=None)
+    if bound is not None and fastest[bound] > floor_ii:
+        floor_ii = fastest[bound]
+        floor_why = f"the floor of {floor_ii} that {bound!r} needs at full parallelism"
     candidates = {c for opts in options.values() for c, _, _ in opts}
     candidates |= {graph.input_size} | {op.out_size for op in graph.ops}
     slowest = max(candidates)
@@ -154,6 +162,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         return schedules, costs, totals_of(costs)
 
     if target_ii is not None:
+        if target_ii < floor_ii and bound is not None and fastest[bound] == floor_ii:
+            raise EinhlsError(f"target interval {target_ii} cycles is below what op {bound!r} can reach "
+                              f"({floor_ii} cycles at full parallelism)")
         if target_ii < floor_ii:
             raise EinhlsError(f"target interval {target_ii} cycles is below what the top-level streams "
                               f"allow ({floor_ii} cycles at {MAX_TOP_TDATA_BITS}-bit AXI4-Stream)")
@@ -183,7 +194,10 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         chosen = candidates[hi]
         schedules, costs, totals = build(chosen)
         notes.append(f"smallest interval that fits {max_util:.0%} of {board.name}: {chosen} cycles "
-                     f"(searched {len(candidates)} candidates down to the stream floor of {floor_ii})")
+                     f"(searched {len(candidates)} candidates down to {floor_why})")
+    if totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
+        slow = max(costs, key=lambda name: costs[name].ii)
+        notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {costs[slow].ii}")
     clock = clock_mhz or board.clock_mhz
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock)
     return FoldResult(design, costs, chosen, totals, notes)
