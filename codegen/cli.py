@@ -130,7 +130,7 @@ def _verify(args) -> int:
 
 def _report(args) -> int:
     from .project import Project
-    from .report import format_report, plot_report, synthesize
+    from .report import format_report, plot_report, sparsity_effect, synthesize
 
     project = Project(args.out)
     if args.synth:
@@ -139,7 +139,8 @@ def _report(args) -> int:
         plot_report(project, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
-        print(json.dumps({**project.report, "measured": project.measured}, sort_keys=True))
+        print(json.dumps({**project.report, "measured": project.measured, "sparsity": sparsity_effect(project)},
+                         sort_keys=True))
     else:
         print(format_report(project))
     return EXIT_OK

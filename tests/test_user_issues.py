@@ -333,3 +333,62 @@ def test_tt_interval_measured_equals_the_estimate(tt_kv260):
     (result,) = verify(tt_kv260, ("rtlsim",), vectors=4, progress=lambda *_: None)
     assert result.passed, result.line()
     assert result.measured["interval_cycles"] == tt_kv260.report["totals"]["ii"]
+
+
+# ---------------------------------------------------------------------------------- item 10
+
+def _dense_twin(op):
+    import dataclasses
+    return dataclasses.replace(op, sparsity=None)
+
+
+def test_report_says_when_sparsity_saves_no_dsp(demo_project):
+    """The demo's 2:4 int8 layer has half the multipliers of its dense twin but, at int8, as many
+    DSPs (a dense layer packs two products per DSP48): the report must say so."""
+    from codegen.report import format_report
+    from codegen.schedule.cost import op_cost
+    from codegen.schedule.folding import linear_options
+    from codegen.schedule.design import OpSchedule
+
+    sparse = next(op for op in demo_project.graph.ops if getattr(op, "sparsity", None))
+    s = demo_project.design.schedules[sparse.name]
+    kind = demo_project.design.board.dsp_kind
+    mine = op_cost(sparse, s, kind)
+    dense = _dense_twin(sparse)
+    _, simd, pe = next(o for o in linear_options(dense) if o[0] <= mine.cycles)
+    twin = op_cost(dense, OpSchedule(sparse.name, simd, pe, s.in_lanes, s.out_lanes), kind)
+    assert twin.dsp <= mine.dsp   # the premise, from the cost model itself
+    text = format_report(demo_project)
+    line = next(ln for ln in text.splitlines() if ln.startswith("sparsity:") and sparse.name in ln)
+    assert "no DSP" in line and f"{mine.dsp} DSP" in line and f"{twin.dsp}" in line, line
+
+
+def test_report_compares_the_whole_design_with_its_dense_twin(demo_project):
+    import dataclasses
+
+    from codegen.report import format_report
+    from codegen.schedule.folding import fold
+    meta = demo_project.meta["options"]
+    graph = demo_project.graph
+    dense_graph = dataclasses.replace(graph, ops=[_dense_twin(op) if getattr(op, "sparsity", None) else op
+                                                  for op in graph.ops])
+    twin = fold(dense_graph, demo_project.design.board, None, meta["max_util"], meta["target_ii"]).totals
+    text = format_report(demo_project)
+    line = next(ln for ln in text.splitlines() if ln.startswith("sparsity:") and "dense" in ln and "model" in ln)
+    assert f"interval {twin['ii']} cycles with {twin['dsp']} DSP" in line, line
+
+
+def test_report_macs_column_counts_the_macs_performed(demo_project):
+    from codegen.report import COLUMNS, format_report
+    text = format_report(demo_project).splitlines()
+    end = text[1].index(" MACs") + len(" MACs")   # the column is right-aligned under its title
+    total_performed = 0
+    for op in demo_project.graph.ops:
+        row = next(ln for ln in text if ln.startswith(op.name + " "))
+        n, m = op.sparsity if getattr(op, "sparsity", None) else (1, 1)
+        performed = op.in_size * op.out_size * n // m   # an N:M unit multiplies N of every M inputs
+        assert int(row[:end].split()[-1]) == performed, (op.name, row)
+        total_performed += performed
+    total = next(ln for ln in text if ln.startswith("total"))
+    assert int(total[:end].split()[-1]) == total_performed
+    assert any(title == "MACs" for title, _, _ in COLUMNS)
