@@ -172,34 +172,185 @@ def synthesize(project) -> dict:
     return counts
 
 
-def plot_report(project, path) -> None:
-    """Per-layer estimated cycles against the interval, and DSP/LUT shares: where the time and the
-    resources go (a PNG)."""
+RESOURCES = (("dsp", "DSP"), ("bram36", "BRAM36"), ("lut", "LUT"), ("ff", "FF"))
+
+
+def plot_data(project) -> dict:
+    """What `einhls report --plot` draws, as numbers.
+
+    ``resources``: per resource, each layer's share of the *board* (not of the design) and the
+    budget (--max-util); ``binding``: the resource closest to its budget.  ``stages``: each layer's
+    cycles per frame against the pipeline's interval (a balanced pipeline has every stage near it).
+    ``macs``: per layer, the MACs performed per cycle at the pipeline's interval against the peak,
+    one MAC per multiplier per cycle.
+    """
+    report = project.report
+    layers, totals = report["layers"], report["totals"]
+    board = project.design.board
+    budget = float(project.meta.get("options", {}).get("max_util", 0.8))
+    capacity = {"dsp": board.dsp, "bram36": board.bram36, "lut": board.lut, "ff": board.ff}
+    resources = {key: {"label": label, "capacity": capacity[key],
+                       "layers": [100.0 * layer[key] / capacity[key] for layer in layers],
+                       "total": 100.0 * totals[key] / capacity[key]} for key, label in RESOURCES}
+    largest = max(resources, key=lambda key: resources[key]["total"])
+    interval = totals["ii"]
+    floor = interval_floor(project)
+    if project.meta.get("options", {}).get("target_ii") is not None:
+        binds = f"the interval was requested (--target-ii); {resources[largest]['label']} is the largest share"
+    elif interval <= floor:
+        binds = (f"no resource binds: {interval} cycles is the fastest this pipeline can run; "
+                 f"{resources[largest]['label']} is the largest share")
+    else:
+        faster, over = next_faster_design(project, budget)
+        binds = (f"{', '.join(over)} bind{'s' if len(over) == 1 else ''}: at {faster} cycles "
+                 f"{'it' if len(over) == 1 else 'they'} would exceed the budget" if over else
+                 f"{resources[largest]['label']} is the largest share")
+    macs = [{"name": layer["name"], "achieved": performed_macs(layer) / interval, "peak": layer["multipliers"]}
+            for layer in layers if layer["multipliers"]]
+    return {"names": [layer["name"] for layer in layers], "budget": 100.0 * budget,
+            "resources": resources, "largest": largest, "binds": binds, "floor": floor,
+            "stages": {"cycles": [layer["ii"] for layer in layers], "interval": interval,
+                       "measured": project.measured.get("rtlsim", {}).get("interval_cycles")},
+            "macs": macs,
+            "macs_total": {"achieved": sum(m["achieved"] for m in macs), "peak": sum(m["peak"] for m in macs)}}
+
+
+def _mac_options(op) -> list | None:
+    from .ir.butterfly import Butterfly
+    from .ir.contraction import ContractStage
+    from .ir.graph import Linear
+    from .schedule.butterfly import butterfly_options
+    from .schedule.contraction import stage_options
+    from .schedule.folding import linear_options
+    if isinstance(op, Linear):
+        return linear_options(op)
+    if isinstance(op, ContractStage):
+        return stage_options(op)
+    return butterfly_options(op) if isinstance(op, Butterfly) else None
+
+
+def next_faster_design(project, budget: float) -> tuple[int | None, list[str]]:
+    """The next shorter interval the scheduler could have chosen, and the resources over budget
+    there (what binds the design to its interval)."""
+    from .schedule.cost import op_cost
+    from .schedule.folding import fits, fold_for_target, totals_of
+
+    graph, board = project.graph, project.design.board
+    options = {op.name: opts for op in graph.ops if (opts := _mac_options(op))}
+    interval = project.report["totals"]["ii"]
+    faster = [c for opts in options.values() for c, _, _ in opts if c < interval]
+    faster += [size for size in [graph.input_size] + [op.out_size for op in graph.ops] if size < interval]
+    if not faster:
+        return None, []
+    target = max(faster)
+    schedules = fold_for_target(graph, target, options)
+    totals = totals_of({op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops})
+    over = fits(totals, board, budget)
+    return target, [item.split()[0] for item in over]
+
+
+def interval_floor(project) -> int:
+    """The shortest interval this graph can reach on any board: the widest top-level stream
+    allowed, and every MAC unit at full parallelism (what the scheduler searches down to)."""
+    import math
+
+    from .schedule.folding import MAX_TOP_TDATA_BITS
+
+    graph = project.graph
+    floor = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
+                math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)
+    for op in graph.ops:
+        options = _mac_options(op)
+        if options:
+            floor = max(floor, min(c for c, _, _ in options))
+    return floor
+
+
+def draw_report(project):
+    """The report's figure (matplotlib, Agg): three panels, legends outside the bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    data = plot_data(project)
     report = project.report
-    layers = report["layers"]
-    names = [layer["name"] for layer in layers]
-    fig, (ax_cycles, ax_res) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2.5))
-    ax_cycles.barh(names, [layer["ii"] for layer in layers], color="tab:blue", label="estimated II")
-    measured = project.measured.get("rtlsim", {}).get("interval_cycles")
+    names = data["names"]
+    rows = len(names)
+    fig = plt.figure(figsize=(13, 3.2 + 0.75 * max(rows, 4)), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.0, max(rows, 2) / 2.5])
+    ax_res = fig.add_subplot(grid[0, :])
+    ax_cyc = fig.add_subplot(grid[1, 0])
+    ax_mac = fig.add_subplot(grid[1, 1])
+    colors = plt.get_cmap("tab20").colors
+
+    # 1. resources against the board: one stacked bar per resource, a segment per layer
+    keys = [key for key, _ in RESOURCES]
+    for i, name in enumerate(names):
+        left = [sum(data["resources"][k]["layers"][:i]) for k in keys]
+        ax_res.barh(range(len(keys)), [data["resources"][k]["layers"][i] for k in keys], left=left,
+                    color=colors[i % len(colors)], label=name, edgecolor="white", linewidth=0.5)
+    ax_res.axvline(data["budget"], color="black", linestyle="--", linewidth=1)
+    top = max(100.0, *(data["resources"][k]["total"] for k in keys))
+    ax_res.text(data["budget"], -0.75, f" budget {data['budget']:.0f}%", va="bottom", fontsize=8)
+    for j, key in enumerate(keys):      # totals in a column right of every bar and of the budget line
+        r = data["resources"][key]
+        ax_res.text(top * 1.02, j, f"{r['total']:.1f}% of {r['capacity']:,}", va="center", fontsize=8,
+                    fontweight="bold" if key == data["largest"] else "normal")
+    ax_res.set_yticks(range(len(keys)), [data["resources"][k]["label"] for k in keys])
+    ax_res.set_ylim(len(keys) - 0.5, -0.9)
+    ax_res.set_xlim(0, top * 1.2)
+    ax_res.set_xlabel(f"% of the {report['board']}'s resources (estimates), split by layer")
+    ax_res.set_title(f"resources against the board: {data['binds']}", loc="left", fontsize=10)
+    ax_res.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title="layer",
+                  title_fontsize=8)
+
+    # 2. per-stage cycles against the interval
+    interval = data["stages"]["interval"]
+    cycles = data["stages"]["cycles"]
+    bar_colors = ["tab:red" if c >= interval else "tab:blue" for c in cycles]
+    ax_cyc.barh(range(rows), cycles, color=bar_colors)
+    ax_cyc.axvline(interval, color="black", linestyle="--", linewidth=1)
+    for i, c in enumerate(cycles):
+        ax_cyc.text(c, i, f" {c} ({100.0 * c / interval:.0f}%)", va="center", fontsize=8)
+    measured = data["stages"]["measured"]
+    title = f"cycles per frame against the interval ({interval}, dashed)"
     if measured:
-        ax_cycles.axvline(measured, color="tab:red", linestyle="--", label=f"measured interval ({measured})")
-    ax_cycles.set_xlabel("cycles per frame")
-    ax_cycles.invert_yaxis()
-    ax_cycles.legend(loc="lower right")
-    totals = report["totals"]
-    for i, key in enumerate(("dsp", "lut", "ff")):
-        share = [100.0 * layer[key] / max(totals[key], 1) for layer in layers]
-        ax_res.barh([y + 0.25 * i for y in range(len(names))], share, height=0.25, label=key.upper())
-    ax_res.set_yticks(range(len(names)), names)
-    ax_res.invert_yaxis()
-    ax_res.set_xlabel("% of the design's total (estimates)")
-    ax_res.legend(loc="lower right")
+        ax_cyc.axvline(measured, color="tab:green", linestyle=":", linewidth=1.5)
+        title += f"; measured {measured} (dotted)"
+    ax_cyc.set_yticks(range(rows), names, fontsize=8)
+    ax_cyc.set_ylim(rows - 0.5, -0.5)
+    ax_cyc.set_xlim(0, max(interval, measured or 0, *cycles) * 1.3)
+    ax_cyc.set_xlabel("cycles per frame (red: sets the interval)")
+    ax_cyc.set_title(title, loc="left", fontsize=10)
+
+    # 3. achieved MACs per cycle against the peak (one MAC per multiplier per cycle)
+    macs = data["macs"]
+    ys = range(len(macs))
+    ax_mac.barh(ys, [m["peak"] for m in macs], color="lightgray", label="peak (multipliers)")
+    ax_mac.barh(ys, [m["achieved"] for m in macs], height=0.5, color="tab:orange", label="achieved at the interval")
+    for i, m in enumerate(macs):
+        share = 100.0 * m["achieved"] / m["peak"] if m["peak"] else 0.0
+        ax_mac.text(max(m["peak"], m["achieved"]), i, f" {m['achieved']:.4g} / {m['peak']} ({share:.0f}%)",
+                    va="center", fontsize=8)
+    ax_mac.set_yticks(list(ys), [m["name"] for m in macs], fontsize=8)
+    ax_mac.set_ylim(len(macs) - 0.5, -0.5)
+    ax_mac.set_xlim(0, max([m["peak"] for m in macs] + [1]) * 1.45)
+    t = data["macs_total"]
+    ax_mac.set_xlabel(f"MACs per cycle; design: {t['achieved']:.4g} of {t['peak']} peak")
+    ax_mac.set_title("MACs per cycle against the peak", loc="left", fontsize=10)
+    ax_mac.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
+
     fig.suptitle(f"{project.path.name}: {report['board']} at {report['clock_mhz']:g} MHz, "
-                 f"interval {totals['ii']} cycles")
-    fig.tight_layout()
+                 f"interval {interval} cycles, latency {report['totals']['latency']} cycles (estimates)",
+                 fontsize=11)
+    return fig
+
+
+def plot_report(project, path) -> dict:
+    """Write the report's figure as a PNG; returns the numbers drawn (:func:`plot_data`)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_report(project)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return plot_data(project)

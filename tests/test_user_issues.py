@@ -392,3 +392,63 @@ def test_report_macs_column_counts_the_macs_performed(demo_project):
     total = next(ln for ln in text if ln.startswith("total"))
     assert int(total[:end].split()[-1]) == total_performed
     assert any(title == "MACs" for title, _, _ in COLUMNS)
+
+
+# ---------------------------------------------------------------------------------- item 8
+
+def test_plot_shows_resources_against_the_board(demo_project):
+    from codegen.report import plot_data
+    data = plot_data(demo_project)
+    board, report = demo_project.design.board, demo_project.report
+    for key, capacity in (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff)):
+        shares = data["resources"][key]["layers"]
+        assert shares == pytest.approx([100.0 * layer[key] / capacity for layer in report["layers"]])
+        assert data["resources"][key]["total"] == pytest.approx(100.0 * report["totals"][key] / capacity)
+    assert data["budget"] == pytest.approx(100.0 * demo_project.meta["options"]["max_util"])
+
+
+def test_plot_names_the_resource_that_binds(demo_project):
+    """The demo stops at its interval because a faster one would not fit; the plot names what
+    would be over budget, and the scheduler, asked for that faster interval, refuses on it."""
+    from codegen.errors import EinhlsError
+    from codegen.report import plot_data
+    from codegen.schedule.folding import fold
+    data = plot_data(demo_project)
+    faster = int(data["binds"].split(" at ")[1].split()[0])
+    resource = data["binds"].split()[0].rstrip(",")
+    assert faster < demo_project.report["totals"]["ii"]
+    with pytest.raises(EinhlsError, match=resource):
+        fold(demo_project.graph, demo_project.design.board, None, demo_project.meta["options"]["max_util"], faster)
+
+
+def test_plot_shows_stage_cycles_and_macs_per_cycle(demo_project):
+    from codegen.report import plot_data
+    data = plot_data(demo_project)
+    report = demo_project.report
+    interval = report["totals"]["ii"]
+    assert data["stages"]["interval"] == interval
+    assert data["stages"]["cycles"] == [layer["ii"] for layer in report["layers"]]
+    for entry, op in zip(data["macs"], [op for op in demo_project.graph.ops]):
+        n, m = op.sparsity if getattr(op, "sparsity", None) else (1, 1)
+        assert entry["achieved"] == pytest.approx(op.in_size * op.out_size * n / m / interval)
+        layer = next(layer for layer in report["layers"] if layer["name"] == op.name)
+        assert entry["peak"] == layer["multipliers"]
+        assert entry["achieved"] <= entry["peak"]
+
+
+def test_plot_legends_do_not_cover_bars(demo_project, tmp_path):
+    from codegen.report import draw_report, plot_report
+    fig = draw_report(demo_project)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) >= 2
+    bars = [patch.get_window_extent(renderer) for ax in fig.axes for patch in ax.patches
+            if patch.get_width() > 0 and patch.get_height() > 0]
+    assert bars
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not any(box.overlaps(bar) for bar in bars), legend.get_texts()[0].get_text()
+    png = tmp_path / "r.png"
+    plot_report(demo_project, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
