@@ -167,7 +167,7 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions | None = None,
                   force: bool = False, progress=print) -> "Project":
-    """Lower, schedule and emit MODEL into the folder OUT (see CONTRACT.md for its layout)."""
+    """Lower, schedule and emit MODEL into the folder OUT (layout: docs/interface.md)."""
     from .emit.hls import emit_csim_testbench, emit_csim_vectors, emit_hls
     from .emit.rtl import emit_rtl
     from .emit.cocotb_tb import emit_cocotb_tb

@@ -50,7 +50,8 @@ HOW_TO_QUANTIZE = (
 INPUT_NOT_QUANTIZED = (
     "the model's input reaches this layer before any quantizer, while the rest of the model is quantized: "
     "with Brevitas, add a QuantIdentity before the first layer (qnn.QuantIdentity(bit_width=8, "
-    "return_quant_tensor=True)); in a QDQ model, put a QuantizeLinear/DequantizeLinear pair on the input")
+    "return_quant_tensor=True)); in a QDQ model, put a QuantizeLinear/DequantizeLinear pair on the input "
+    "(onnxruntime quantize_static leaves ops it does not quantize, Einsum among them, in float)")
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
 
 
