@@ -233,6 +233,35 @@ def test_simulator_cache_failed_or_interrupted_build_leaves_nothing(tmp_path, mo
     assert not dead.exists()
 
 
+def test_simulator_cache_builds_once_for_concurrent_users(tmp_path, monkeypatch):
+    import threading
+    from codegen.verify import tools
+    monkeypatch.setenv("EINHLS_CACHE", str(tmp_path / "cache"))
+    calls: list = []
+    started = threading.Event()
+    results = []
+
+    def build(scratch: Path) -> None:
+        started.set()
+        calls.append(scratch)
+        (scratch / "top").write_bytes(b"y")
+
+    def use() -> None:
+        with tools.cached_simulator("rtlsim", "e" * 64, "top", build) as (folder, error, reused):
+            results.append((folder, error, reused, (folder / "top").read_bytes()))
+
+    first = threading.Thread(target=use)
+    first.start()
+    started.wait(10)
+    second = threading.Thread(target=use)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert len(calls) == 1
+    assert sorted(r[2] for r in results) == [False, True]
+    assert all(r[1] is None and r[3] == b"y" for r in results)
+
+
 def test_simulator_cache_is_bounded_least_recently_used_first(tmp_path, monkeypatch):
     import os
     from codegen.verify import tools

@@ -161,9 +161,16 @@ def cached_simulator(kind: str, digest: str, executable: str,
     key = f"{kind}-{digest[:24]}"
     entry = builds / key
     with open(builds / f"{key}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = entry / BUILD_STAMP
-        reused = stamp.is_file() and stamp.read_text() == digest and (entry / executable).is_file()
+
+        def complete() -> bool:
+            return stamp.is_file() and stamp.read_text() == digest and (entry / executable).is_file()
+
+        fcntl.flock(lock, fcntl.LOCK_SH)       # users of a finished build run side by side
+        reused = complete()
+        if not reused:
+            fcntl.flock(lock, fcntl.LOCK_EX)   # one builder; the others wait, then find it built
+            reused = complete()
         if reused:
             os.utime(stamp)                    # most recently used
         else:
