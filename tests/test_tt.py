@@ -119,9 +119,9 @@ def test_factorize_linear_against_tensorly_tensor_train_matrix():
     for rank in (2, 5, 9):
         tt = factorize_linear(lin, in_f, out_f, max_rank=rank)
         ours = _tt_matrix_error(tt.full_weight().double().numpy(), w)
-        tl.set_backend("numpy")
-        theirs_tt = tensor_train_matrix(w.reshape(*out_f, *in_f), rank=[1] + [rank] * 2 + [1])
-        theirs = _tt_matrix_error(tt_matrix_to_tensor(theirs_tt).reshape(60, 48), w)
+        with tl.backend_context("numpy"):   # not set_backend: tltorch tests later need it pytorch
+            theirs_tt = tensor_train_matrix(w.reshape(*out_f, *in_f), rank=[1] + [rank] * 2 + [1])
+            theirs = _tt_matrix_error(tt_matrix_to_tensor(theirs_tt).reshape(60, 48), w)
         assert max(tt.ranks) <= rank
         assert ours <= theirs * (1 + 1e-6) + 1e-9, (rank, ours, theirs)   # TT-SVD: the same truncations
         x = torch.randn(3, 48)
