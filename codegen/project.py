@@ -57,6 +57,7 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
     """Front end and IR passes: ONNX file -> optimised IR graph."""
     from .frontend import load_graph
     from .frontend.passes import fuse_relu
+    from .passes.graph import insert_forks
 
     default = None
     if options.default_type:
@@ -69,6 +70,7 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
     for ir_pass in (fuse_relu,):
         graph = ir_pass(graph)
     graph = expand_for_board(graph, options)
+    graph = insert_forks(graph)
     graph.check()
     return graph
 

@@ -371,22 +371,23 @@ def test_dynamic_non_batch_dimension():
     assert err.node == "x" and "features" in err.reason
 
 
-def test_residual_add_refused():
+def test_residual_add_without_a_quantizer_refused():
+    """A residual Add needs a type for its result: the quantizer after it (or --default-type)."""
     rng = np.random.default_rng(13)
     b = QdqBuilder([1, 8])
     x = b.qdq("x", 2**-4)
     y = b.node("MatMul", [x, b.weight(rng.integers(-9, 9, size=(8, 8)), 2**-6)])
     err = error_of(b.model(b.node("Add", [x, y], "skip")))
-    assert err.node == "skip" and "not supported yet" in err.reason
+    assert err.node == "skip" and "needs a quantizer after it" in err.reason
 
 
-def test_branch_refused():
+def test_dead_end_branch_refused():
     b = QdqBuilder([1, 8])
     x = b.qdq("x", 2**-4)
     b.node("Relu", [x], "left")
     b.node("Relu", [x], "right")
     err = error_of(b.model("right_out"))
-    assert err.node == "right" and "branch" in err.reason
+    assert err.node == "left" and "dead-end branch" in err.reason
 
 
 def test_old_opset_refused():

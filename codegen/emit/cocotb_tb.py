@@ -44,7 +44,7 @@ def cycles_per_frame_bound(design: Design) -> int:
             nf, kf = stage_folds(op, design.schedule(op))
             cycles = max(cycles, op.repeats * nf * kf, op.in_size)
         worst = max(worst, cycles)
-    return worst + 8
+    return (worst + 8) * design.graph.tokens
 
 
 def tb_config(design: Design) -> dict:

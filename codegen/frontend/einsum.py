@@ -75,6 +75,7 @@ class Pending:
     hint: str
     sources: list[str] = field(default_factory=list)
     relu: bool = False
+    tensor: str | None = None   # the IR tensor the segment reads
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -457,7 +458,8 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
                   offset=p.offset.astype(np.int64), bias=p.bias.astype(np.int64), acc_type=acc_type,
                   requant=requant, out_type=out_type, source=" + ".join(sources))
     ops = low.stream.ops
-    if p.start == len(ops) and ops and isinstance(ops[-1], Contraction):
+    if p.start == len(ops) and ops and isinstance(ops[-1], Contraction) and ops[-1].name == low.stream.focus \
+            and low.stream.readers(ops[-1].name) == 0:
         prev = ops[-1]
         ops[-1] = dataclasses.replace(prev, segments=prev.segments + [seg], out_type=out_type,
                                       out_size=seg.out_size, source=prev.source + " + " + seg.source)
