@@ -49,6 +49,7 @@ HOW_TO_QUANTIZE = (
     "fake-quant exported by torch.onnx.export - or pass --default-type fixed<16,6> to quantize the "
     "input, the weights and every layer output to one fixed-point type")
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
+REFINE_BITS = 8          # finer grid for a constant that is off it (see Lowering.refine_grid)
 
 
 def same_codes(have: QType, want: QType) -> bool:
@@ -381,11 +382,31 @@ class Lowering:
         steps = broadcast_const(const, real.shape, node) / real.scale
         rounded = np.rint(steps)
         if np.any(np.abs(steps - rounded) > OFFSET_TOLERANCE):
-            raise EinhlsError("the added constant is not a multiple of the activation's quantization step; "
-                              "quantize it with the same scale or add it before a MatMul (as a bias)",
-                              node_label(node), node.op_type)
+            real = self.refine_grid(real, node)
+            steps = broadcast_const(const, real.shape, node) / real.scale
+            rounded = np.rint(steps)
         return dataclasses.replace(real, offset=real.offset + rounded.astype(np.int64),
                                    sources=real.sources + [node_label(node)])
+
+    def refine_grid(self, real: Real, node: onnx.NodeProto) -> Real:
+        """A constant off the activation's grid (a bias added after a requantized MatMul, as
+        quantize_static writes it): the codes move, exactly, to a grid 2**-REFINE_BITS as fine, so
+        the constant is added with an error below 2**-(REFINE_BITS+1) input steps, before the one
+        rounding of the next quantizer."""
+        if real.uniform_scale is None:
+            raise EinhlsError("the added constant is not a multiple of the activation's quantization step "
+                              "and the activation has per-element scales: quantize the activation here",
+                              node_label(node), node.op_type)
+        have = self.stream.type
+        factor = 1 << REFINE_BITS
+        offsets = self.per_token(real.offset, node)
+        lo = (have.min - have.zero_point + int(offsets.min())) * factor
+        hi = (have.max - have.zero_point + int(offsets.max())) * factor
+        if real.relu:
+            lo, hi = max(lo, 0), max(hi, 0)
+        fine = QType(signed=lo < 0, bits=bits_for_range(lo, hi), scale=real.uniform_scale / factor)
+        self.append_requant(real, fine, float(factor), node)
+        return Real.of_stream(real.shape, fine.scale, 0)
 
     def add_bias(self, acc: Acc, const: np.ndarray, node: onnx.NodeProto, record: bool = True) -> None:
         """Fold a constant into the accumulator's bias (rounded to accumulator units, half to even)."""
