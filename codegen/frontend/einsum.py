@@ -40,6 +40,7 @@ from ..ir.types import QType, bits_for_range
 from .constants import evaluate
 from .names import node_label
 from .quantizers import lossless_fixed_point
+from .constants import broadcast_const
 from .values import Acc, Const, Real, size_of
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
@@ -153,7 +154,7 @@ def constant_operand(low, const: Const, node: onnx.NodeProto) -> tuple[np.ndarra
         from ..ir.reference import quantize
         t = low.default_type
         return quantize(const.value, t).astype(np.int64) - t.zero_point, np.full(const.shape, t.scale)
-    from .lower import HOW_TO_QUANTIZE
+    from .messages import HOW_TO_QUANTIZE
     what = ("the constant operand is not quantized (no DequantizeLinear or Quant on it, and its float "
             "values are not on a fixed-point grid of at most 16 bits): ") if low.quantized_model else \
         "the model is a float model: "
@@ -312,7 +313,6 @@ def pending_matmul(low, node: onnx.NodeProto, activation, weight: Const, transpo
 # --------------------------------------------------------------------------- ops on a pending
 
 def pending_add(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pending:
-    from .lower import broadcast_const
     p.bias = p.bias + np.rint(broadcast_const(const, p.shape, node) / p.scale).astype(np.int64)
     p.sources.append(node_label(node))
     return p
@@ -320,7 +320,6 @@ def pending_add(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pen
 
 def pending_mul(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pending | None:
     """A positive constant factor scales the pending value (ReLU commutes with it); None otherwise."""
-    from .lower import broadcast_const
     factor = broadcast_const(const, p.shape, node)
     if not np.all(factor > 0):
         return None

@@ -26,11 +26,12 @@ from ..ir.reference import quantize
 from ..ir.types import QType, bits_for_range
 from .chain import activation_input, check_graph_shape
 from .butterfly import DOMAIN as BUTTERFLY_DOMAIN, OP_TYPE as BUTTERFLY_OP, lower_butterfly
-from .constants import LAYOUT_OPS, evaluate, fold_node
+from .constants import LAYOUT_OPS, broadcast_const, evaluate, fold_node
 from . import einsum as einsum_fe
 from .einsum import Pending
 from .joins import Join, finish_join, lower_join, lower_split
 from .load import opset_version
+from .messages import HOW_TO_QUANTIZE  # noqa: F401 (part of this module's interface)
 from .names import graph_name, node_label
 from .quantizers import (INTEGER_TYPES, dequantize_const, elem_type_of, element_type,
                          fake_quantize_const, is_linear_quantizer, is_qonnx_quant, linear_quantizer,
@@ -43,11 +44,6 @@ FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, Tenso
 QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
 QOPERATOR_OPS = frozenset({"MatMulInteger", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConv",
                            "ConvInteger", "DynamicQuantizeLinear", "QLinearMul"})
-HOW_TO_QUANTIZE = (
-    "quantize it first - QDQ format with onnxruntime.quantization.quantize_static(..., "
-    "quant_format=QuantFormat.QDQ), QONNX Quant nodes (Brevitas export_qonnx, or qonnx), "
-    "fake-quant exported by torch.onnx.export - or pass --default-type fixed<16,6> to quantize the "
-    "input, the weights and every layer output to one fixed-point type")
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
 REFINE_BITS = 8          # finer grid for a constant that is off it (see Lowering.refine_grid)
 
@@ -56,18 +52,6 @@ def same_codes(have: QType, want: QType) -> bool:
     """Codes of type ``have`` are already valid codes of ``want`` (no op needed)."""
     return (have.signed, have.bits, have.scale, have.zero_point) == (
         want.signed, want.bits, want.scale, want.zero_point) and have.min >= want.min
-
-
-def broadcast_const(value: np.ndarray, shape: tuple[int, ...], node: onnx.NodeProto) -> np.ndarray:
-    """A constant broadcast to an activation's shape, flat float64; it may not grow the shape."""
-    try:
-        grown = np.broadcast_shapes(value.shape, shape)
-    except ValueError:
-        grown = None
-    if grown != tuple(shape):
-        raise EinhlsError(f"constant of shape {list(value.shape)} does not broadcast to the activation's "
-                          f"shape {list(shape)}", node_label(node), node.op_type)
-    return np.broadcast_to(value.astype(np.float64), shape).ravel()
 
 
 class Lowering:

@@ -333,8 +333,3 @@ class Graph:
                      output_shape=tuple(d["output_shape"]), output_is_float=d["output_is_float"],
                      tokens=d.get("tokens", 1), output=d.get("output", ""))
 
-
-# ops defined in their own modules register themselves in OP_KINDS when imported
-from . import butterfly as _butterfly  # noqa: E402,F401
-from . import contraction as _contraction  # noqa: E402,F401
-from . import joins as _joins  # noqa: E402,F401

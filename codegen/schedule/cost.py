@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
+from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
-LUT_MULT_MAX_BITS = 4     # multiplies with an operand this narrow are built from LUTs, not DSPs
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # (width, depth) shapes of one 36 Kb block RAM
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
@@ -79,7 +79,6 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
         word_bits = s.pe * s.simd * w_bits
     multipliers = s.pe * slots
     # count what the RTL emitter builds: its packing and requant decisions are functions of the op
-    from ..emit.rtl import pack_config, requant_lanes  # (function-level: emit imports this module)
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
     packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
     dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP
