@@ -256,7 +256,7 @@ class Project:
 
     def predict_codes(self, codes: np.ndarray, target: str = "reference") -> np.ndarray:
         """Integer codes in, integer codes out, on the reference or a simulated design."""
-        codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.graph.input_size)
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.graph.tokens * self.graph.input_size)
         expected = run_reference(self.graph, codes)
         if target == "reference":
             return expected
