@@ -44,6 +44,7 @@ beats:
 template <class C, class VALUE>
 void binop_stream(hls::stream<ap_uint<C::LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::LANES * C::B_BITS> >& b,
                   hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out) {
+#pragma HLS INLINE
     static_assert(C::BEATS == (C::SIZE + C::LANES - 1) / C::LANES, "BEATS must be ceil(SIZE / LANES)");
 beats:
     for (unsigned t = 0; t < C::BEATS; t++) {
@@ -92,7 +93,6 @@ struct MulValue {
 template <class C>
 void add_stream(hls::stream<ap_uint<C::LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::LANES * C::B_BITS> >& b,
                 hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out) {
-#pragma HLS INLINE
     binop_stream<C, AddValue>(a, b, out);
 }
 
@@ -100,7 +100,6 @@ void add_stream(hls::stream<ap_uint<C::LANES * C::A_BITS> >& a, hls::stream<ap_u
 template <class C>
 void mul_stream(hls::stream<ap_uint<C::LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::LANES * C::B_BITS> >& b,
                 hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out) {
-#pragma HLS INLINE
     binop_stream<C, MulValue>(a, b, out);
 }
 

@@ -92,6 +92,44 @@ def _cases() -> list[Case]:
 CASES = {c.name: c for c in _cases()}
 
 
+def random_type(rng: np.random.Generator, bits: int | None = None) -> QType:
+    bits = int(rng.integers(2, 17)) if bits is None else bits
+    signed = bool(rng.integers(2))
+    t = QType(signed, bits, float(np.exp(rng.uniform(-6, 1))))
+    return QType(signed, bits, t.scale, int(rng.integers(t.min, t.max + 1)) if rng.random() < 0.6 else 0)
+
+
+def random_cases(count: int, seed: int) -> list[Case]:
+    """``count`` random cases of every kind (for the slow sweep): any widths 2..16, scales, zero
+    points, sizes 1..40, lanes 1..8 where the op allows them."""
+    rng = np.random.default_rng(seed)
+    kinds = ["add", "mul", "fork", "concat", "slice"]
+    cases = []
+    for n in range(count):
+        kind, lanes = kinds[n % len(kinds)], int(rng.integers(1, 9))
+        size = int(rng.integers(1, 41))
+        name = f"{kind}{n}"
+        relu = bool(rng.integers(2))
+        if kind == "add":
+            op = make_add(name, name, random_type(rng), random_type(rng), random_type(rng), size, relu=relu)
+        elif kind == "mul":
+            op = make_mul(name, name, random_type(rng), random_type(rng), random_type(rng), size, relu=relu)
+        elif kind == "fork":
+            op = make_fork(name, name, random_type(rng), size, int(rng.integers(2, 9)))
+        elif kind == "concat":
+            parts = int(rng.integers(2, 5))
+            sizes = [lanes * int(rng.integers(1, 5)) for _ in range(parts - 1)] + [int(rng.integers(1, 13))]
+            op = make_concat(name, name, random_type(rng), sizes)
+        else:
+            in_beats = int(rng.integers(1, 8))
+            in_size = lanes * (in_beats - 1) + int(rng.integers(1, lanes + 1))
+            first = int(rng.integers(0, in_beats))
+            last = int(rng.integers(first, in_beats))           # last beat kept
+            op = make_slice(name, name, random_type(rng), in_size, first * lanes, min(in_size, (last + 1) * lanes))
+        cases.append(Case(f"{name}_{lanes}lanes", op, lanes))
+    return cases
+
+
 def beats(size: int, lanes: int) -> int:
     return -(-size // lanes)
 
@@ -317,9 +355,11 @@ def test_rtl_unit_matches_reference(name: str, rtl_results) -> None:
 
 # --- C simulation --------------------------------------------------------------------------------
 
-needs_csim = [pytest.mark.csim,
-              pytest.mark.skipif(shutil.which(CXX) is None, reason="g++ not installed"),
-              pytest.mark.skipif(ap_types_dir() is None, reason="ap_types headers (hls4ml) not installed")]
+def needs_csim(test):
+    """Marks a C-sim test (marker ``csim``), skipped without g++ or the ap_types headers."""
+    test = pytest.mark.csim(test)
+    test = pytest.mark.skipif(shutil.which(CXX) is None, reason="g++ not installed")(test)
+    return pytest.mark.skipif(ap_types_dir() is None, reason="ap_types headers (hls4ml) not installed")(test)
 
 
 def run_csim(cases: list[Case], folder: Path, tokens: int, seed: int) -> list[tuple[Case, list, list[np.ndarray]]]:
@@ -374,11 +414,28 @@ def csim_results(tmp_path_factory) -> dict[str, tuple[Case, list, list[np.ndarra
     return {case.name: (case, got, expected) for case, got, expected in runs}
 
 
+@needs_csim
 @pytest.mark.parametrize("name", CASES)
 def test_csim_unit_matches_reference(name: str, csim_results) -> None:
     case, got, expected = csim_results[name]
     check_outputs(case.name, case.op, case.lanes, got, expected)
 
 
-for _mark in needs_csim:
-    test_csim_unit_matches_reference = _mark(test_csim_unit_matches_reference)
+# --- the wide random sweep ------------------------------------------------------------------------
+
+SWEEP = random_cases(80, seed=2026)
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_rtl_random_sweep(tmp_path: Path) -> None:
+    for case, got, expected in run_rtl(SWEEP, tmp_path, TOKENS, seed=3):
+        check_rtl_case(case, got, expected)
+
+
+@needs_csim
+@pytest.mark.slow
+def test_csim_random_sweep(tmp_path: Path) -> None:
+    runs = run_csim(random_cases(100, seed=2027), tmp_path, CSIM_TOKENS, seed=5)
+    for case, got, expected in runs:
+        check_outputs(case.name, case.op, case.lanes, got, expected)
