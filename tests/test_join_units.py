@@ -42,6 +42,10 @@ from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.verify.csim import CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
 
+# the RTL cases share one build and the C-sim cases one binary (module fixtures): keep each set on
+# one xdist worker under `--dist loadgroup`
+RTL_GROUP, CSIM_GROUP = pytest.mark.xdist_group("join_units_rtl"), pytest.mark.xdist_group("join_units_csim")
+
 TOKENS = 8              # per case in the RTL run (extremes first, then random)
 CSIM_TOKENS = 200
 WRAPPER_TOP = "join_units_top"
@@ -348,6 +352,7 @@ def rtl_results(tmp_path_factory) -> dict[str, tuple[Case, dict, list[np.ndarray
 
 
 @pytest.mark.rtl
+@RTL_GROUP
 @pytest.mark.parametrize("name", CASES)
 def test_rtl_unit_matches_reference(name: str, rtl_results) -> None:
     check_rtl_case(*rtl_results[name])
@@ -415,6 +420,7 @@ def csim_results(tmp_path_factory) -> dict[str, tuple[Case, list, list[np.ndarra
 
 
 @needs_csim
+@CSIM_GROUP
 @pytest.mark.parametrize("name", CASES)
 def test_csim_unit_matches_reference(name: str, csim_results) -> None:
     case, got, expected = csim_results[name]
