@@ -34,7 +34,8 @@ LANES, SIZE, TOKENS = 8, 64, 16
 def cases() -> list[Case]:
     a, b, y = s(8, 0.05, 3), s(8, 0.11, -7), s(8, 0.13, 2)
     return [
-        Case("add (residual, two scales)", make_add("add", "Add", a, b, y, SIZE), LANES),
+        Case("add (residual, two scales)", make_add("add2", "Add", a, b, y, SIZE), LANES),
+        Case("add (residual, one scale)", make_add("add1", "Add", a, s(8, 0.05, -7), y, SIZE), LANES),
         Case("mul (gate, uint8 zp 128)", make_mul("mul", "Mul", a, u(8, 1 / 255, 128), y, SIZE), LANES),
         Case("fork to 2", make_fork("fork2", "Fork", a, SIZE, 2), LANES),
         Case("fork to 4", make_fork("fork4", "Fork", a, SIZE, 4), LANES),

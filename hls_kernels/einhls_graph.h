@@ -70,11 +70,16 @@ beats:
     }
 }
 
-// MA * (a - A_ZP) + MB * (b - B_ZP), exact (ap_int products and sums grow to fit).
+// MA * (a - A_ZP) + MB * (b - B_ZP), exact (ap_int products and sums grow to fit).  With one
+// multiplier for both inputs (the usual residual add of one scale) one product per lane.
 struct AddValue {
     template <class C, int DA, int DB>
     static typename C::v_t of(const ap_int<DA>& da, const ap_int<DB>& db) {
 #pragma HLS INLINE
+        if (C::MA == C::MB) {
+            const ap_int<(DA > DB ? DA : DB) + 1> sum = da + db;
+            return typename C::v_t(sum * typename C::m_t(C::MA));
+        }
         return typename C::v_t(da * typename C::m_t(C::MA) + db * typename C::m_t(C::MB));
     }
 };

@@ -1,6 +1,6 @@
 // einhls_binop: the arithmetic core of einhls_add and einhls_mul (instantiate those, not this).
 //
-//     MUL = 0:  v = MA * (a - A_ZP) + MB * (b - B_ZP)
+//     MUL = 0:  v = MA * (a - A_ZP) + MB * (b - B_ZP)     (one product per lane when MA == MB)
 //     MUL = 1:  v = (a - A_ZP) * (b - B_ZP) * MA
 //     y = clamp(rne(v, SHIFT) + ZP, LO, HI)            (the einhls rule, codegen/ir/joins.py)
 //
@@ -145,6 +145,26 @@ module einhls_binop #(
             always @(posedge clk) begin
                 if (en) begin
                     d2 <= d_next;
+                end
+            end
+        end else if (MA[M_BITS-1:0] == MB[M_BITS-1:0]) begin : g_add_shared
+            // one multiplier: MA * (a - A_ZP) + MA * (b - B_ZP) = MA * ((a - A_ZP) + (b - B_ZP)),
+            // the usual residual add of two inputs of one scale
+            localparam integer SW = (DA > DB ? DA : DB) + 1;
+            reg  [LANES*SW-1:0] sum2 = 0;
+            wire [LANES*SW-1:0] sum_next;
+            for (l = 0; l < LANES; l = l + 1) begin : g_lane
+                wire signed [DA-1:0] da = da1[l*DA +: DA];
+                wire signed [DB-1:0] db = db1[l*DB +: DB];
+                wire signed [SW-1:0] sum = da + db;
+                assign sum_next[l*SW +: SW] = sum;
+                wire signed [SW-1:0] sum_q = sum2[l*SW +: SW];
+                wire signed [VW-1:0] v = sum_q * MA_C;
+                assign v_next[l*VW +: VW] = v;
+            end
+            always @(posedge clk) begin
+                if (en) begin
+                    sum2 <= sum_next;
                 end
             end
         end else begin : g_add

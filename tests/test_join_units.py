@@ -73,6 +73,9 @@ def _cases() -> list[Case]:
         Case("add_uint4_int16_relu", make_add("add1", "Add_1", u(4, 0.25, 5), s(16, 2.0 ** -10), u(8, 0.07, 100), 7,
                                               relu=True), 3),
         Case("add_int2_size1", make_add("add2", "Add_2", s(2, 0.5), u(2, 0.3, 1), s(2, 0.6, -1), 1), 1),
+        # one scale for both inputs: one multiplier (MA == MB), one product per lane
+        Case("add_same_scale_relu", make_add("add4", "Add_4", s(8, 0.07, -5), s(8, 0.07, 9), u(8, 0.09, 20), 23,
+                                             relu=True), 8),
         # powers of two: M = 1, a pure shift, many exact ties
         Case("add_pow2_ties", make_add("add3", "Add_3", s(8, 2.0 ** -4), s(8, 2.0 ** -3), s(6, 2.0 ** -1), 10), 5),
         # gates
@@ -115,7 +118,10 @@ def random_cases(count: int, seed: int) -> list[Case]:
         name = f"{kind}{n}"
         relu = bool(rng.integers(2))
         if kind == "add":
-            op = make_add(name, name, random_type(rng), random_type(rng), random_type(rng), size, relu=relu)
+            a, b = random_type(rng), random_type(rng)
+            if rng.random() < 0.4:                       # one scale: the shared-multiplier path
+                b = QType(b.signed, b.bits, a.scale, b.zero_point)
+            op = make_add(name, name, a, b, random_type(rng), size, relu=relu)
         elif kind == "mul":
             op = make_mul(name, name, random_type(rng), random_type(rng), random_type(rng), size, relu=relu)
         elif kind == "fork":
@@ -193,6 +199,8 @@ def test_rtl_unit_parameters() -> None:
     assert (p["ZP"], p["LO"], p["HI"]) == (100, 100, 255)          # ReLU raises LO to the zero point
     module, p = params_of(CASES["mul_int8_uint8_zp"].op, 2)
     assert module == "einhls_mul" and "MA" not in p and p["M"] == CASES["mul_int8_uint8_zp"].op.rq.multipliers[0]
+    _, p = params_of(CASES["add_same_scale_relu"].op, 8)
+    assert p["MA"] == p["MB"]
     assert params_of(CASES["fork3_uint5"].op, 2) == ("einhls_fork", {"WIDTH": 10, "N": 3})
     assert params_of(CASES["concat3_uint3"].op, 3) == (
         "einhls_concat", {"N": 3, "WIDTH": 9, "BEATS0": 1, "BEATS1": 2, "BEATS2": 1, "BEATS3": 0})

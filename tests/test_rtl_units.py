@@ -227,7 +227,7 @@ LINT_PARAMS = {
     # graph units: more parameter sets (every case's) in tests/test_join_units.py
     "einhls_fork": [[], ["-GN=8", "-GWIDTH=1"], ["-GN=3", "-GWIDTH=24"]],
     "einhls_add": [[], ["-GLANES=3", "-GSIZE=7", "-GSHIFT=1", "-GA_SIGNED=0", "-GM_BITS=16"],
-                   ["-GSIZE=1", "-GSHIFT=40", "-GM_BITS=3"]],
+                   ["-GSIZE=1", "-GSHIFT=40", "-GM_BITS=3"], ["-GMA=5", "-GMB=5", "-GM_BITS=3", "-GB_BITS=4"]],
     "einhls_mul": [[], ["-GLANES=4", "-GSIZE=13", "-GSHIFT=9", "-GM_BITS=20", "-GB_SIGNED=0", "-GA_BITS=2"]],
     "einhls_binop": [[], ["-GMUL=1", "-GLANES=2", "-GSIZE=3"]],
     "einhls_concat": [[], ["-GN=3", "-GBEATS0=1", "-GBEATS1=5", "-GBEATS2=2"],
