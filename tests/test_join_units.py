@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 import torch
 
-from codegen.emit.joins import hls_unit, rtl_unit
+from codegen.emit.joins import hls_function, hls_unit, rtl_latency, rtl_unit
 from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS, Param, verilog_value
 from codegen.errors import EinhlsError
 from codegen.ir.graph import Op
@@ -226,6 +226,15 @@ def test_rtl_unit_refuses_what_does_not_fit(op: Op, lanes: int, message: str) ->
     assert f"node {op.name!r}" in str(info.value)
 
 
+def test_hls_function_arguments() -> None:
+    assert hls_function(CASES["fork3_uint5"].op, 2) == ("fork_stream", [10, 5, 3])
+    assert hls_function(CASES["concat4_int16"].op, 2) == ("concat4", [32, 1, 2, 1, 4])
+    assert hls_function(CASES["slice_tail_odd"].op, 3) == ("slice_stream", [21, 3, 1, 2])
+    assert hls_function(CASES["mul_pow2_ties"].op, 4) == ("mul_stream", [])
+    with pytest.raises(EinhlsError, match="not a multiple of the 4 lanes"):
+        hls_function(make_concat("c", "Concat_7", s(8), [6, 4]), 4)
+
+
 def test_hls_unit_fields() -> None:
     op = CASES["mul_int16_int4_relu"].op
     unit = hls_unit(op, 5, "p03_mul1")
@@ -349,6 +358,10 @@ def check_rtl_case(case: Case, got: dict, expected: list[np.ndarray]) -> None:
     for cycles in full_rate_streams(case.op, free):
         assert cycles and cycles[-1] - cycles[0] == len(cycles) - 1, \
             (case.name, "not one beat per cycle", np.diff(cycles).tolist())
+    # latency: the beat that leaves first is beat 0 of input 0, or the first kept beat of a slice
+    first_in = free["in_cycles"][0][case.op.start // case.lanes if isinstance(case.op, Slice) else 0]
+    for cycles in free["out_cycles"]:
+        assert cycles[0] - first_in == rtl_latency(case.op), (case.name, "latency", cycles[0] - first_in)
     # the random phase really paused: some stream moved slower than one beat per cycle
     assert any(c[-1] - c[0] > len(c) - 1 for c in [*paused["in_cycles"], *paused["out_cycles"]] if c), case.name
 
@@ -390,7 +403,9 @@ def run_csim(cases: list[Case], folder: Path, tokens: int, seed: int) -> list[tu
         expected_all.append(reference(op, inputs))
         for i, x in enumerate(inputs):
             write_vectors(folder / f"c{index}_in{i}.txt", x)
-        spec = {"index": index, "name": case.name, "kind": op.kind, "header": None, "ns": None, "first": 0,
+        function, targs = hls_function(op, lanes)
+        spec = {"index": index, "name": case.name, "kind": op.kind, "header": None, "ns": None,
+                "function": function, "targs": targs,
                 "inputs": [{**stream_spec(t, size, lanes, tokens), "t": CType.of(t)}
                            for t, size in zip(op.input_types, op.input_sizes)],
                 "outputs": [{**stream_spec(op.out_type, op.out_size, lanes, tokens), "t": CType.of(op.out_type)}
@@ -401,8 +416,6 @@ def run_csim(cases: list[Case], folder: Path, tokens: int, seed: int) -> list[tu
             unit = hls_unit(op, lanes, f"join{index}_{op.name}")
             (folder / unit["header"]).write_text(env.get_template("params_join.h.j2").render(u=unit))
             spec.update(header=unit["header"], ns=unit["ns"])
-        elif isinstance(op, Slice):
-            spec["first"] = op.start // lanes
         specs.append(spec)
     widest = max(s["width"] for spec in specs for s in (*spec["inputs"], *spec["outputs"]))
     source = folder / "join_units.cpp"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 FORK_MAX_COPIES = 8
 CONCAT_MAX_INPUTS = 4
+BINOP_LATENCY = 4          # einhls_binop: centred inputs, products, value, rounded output
 # 64-bit parameters (Verilog) and long long constants (C++) carry the zero points and bounds
 WORD_BITS = 64
 
@@ -80,6 +81,17 @@ def slice_beats(op: Slice, lanes: int) -> tuple[int, int, int]:
     return _beats(op.in_size, lanes), op.start // lanes, _beats(op.out_size, lanes)
 
 
+def rtl_latency(op: Op) -> int:
+    """Cycles from a beat's input handshake to its output handshake in the Verilog unit when the
+    output is ready (the register stages; measured in tests/test_join_units.py), for sizing the
+    FIFOs of a fork-join diamond."""
+    if isinstance(op, (Add, Mul)):
+        return BINOP_LATENCY
+    if isinstance(op, (Fork, Concat, Slice)):
+        return 1
+    raise EinhlsError(f"no graph unit for IR op kind {op.kind!r}", node=op.name)
+
+
 def rtl_unit(op: Op, lanes: int) -> tuple[str, list[Param]]:
     """(module name, parameter overrides) of the Verilog unit of a Fork/Add/Mul/Concat/Slice op
     working at `lanes` elements per beat."""
@@ -113,6 +125,26 @@ def rtl_unit(op: Op, lanes: int) -> tuple[str, list[Param]]:
         in_beats, first, count = slice_beats(op, lanes)
         return "einhls_slice", [Param("WIDTH", width), Param("IN_BEATS", in_beats), Param("FIRST", first),
                                 Param("COUNT", count)]
+    raise EinhlsError(f"no graph unit for IR op kind {op.kind!r}", node=op.name)
+
+
+def hls_function(op: Op, lanes: int) -> tuple[str, list[int]]:
+    """(function in namespace einhls, its integer template arguments) of a Fork/Concat/Slice op at
+    `lanes` elements per beat: fork_stream<W, BEATS, N>, concatN<W, B0, ...>,
+    slice_stream<W, IN_BEATS, FIRST, COUNT>.  Add and Mul take their params header's cfg instead:
+    (add_stream / mul_stream, [])."""
+    _check_lanes(op, lanes)
+    width = lanes * op.in_type.bits
+    if isinstance(op, (Add, Mul)):
+        return f"{op.kind}_stream", []
+    if isinstance(op, (Fork, Concat, Slice)):
+        module, params = rtl_unit(op, lanes)          # the same checks and numbers as the Verilog
+        p = {param.name: int(param.value) for param in params}
+        if isinstance(op, Fork):
+            return "fork_stream", [width, _beats(op.in_size, lanes), op.copies]
+        if isinstance(op, Concat):
+            return f"concat{p['N']}", [width, *(p[f"BEATS{i}"] for i in range(p["N"]))]
+        return "slice_stream", [width, p["IN_BEATS"], p["FIRST"], p["COUNT"]]
     raise EinhlsError(f"no graph unit for IR op kind {op.kind!r}", node=op.name)
 
 
