@@ -21,7 +21,6 @@ A wider random sweep of both is marked slow.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,10 +33,10 @@ import pytest
 import torch
 
 from codegen.emit.joins import hls_function, hls_unit, rtl_latency, rtl_unit
-from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS, Param, verilog_value
+from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS, verilog_value
 from codegen.errors import EinhlsError
 from codegen.ir.graph import Op
-from codegen.ir.joins import Add, Concat, Fork, Mul, Slice, make_add, make_concat, make_fork, make_mul, make_slice
+from codegen.ir.joins import Add, Concat, Mul, Slice, make_add, make_concat, make_fork, make_mul, make_slice
 from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.verify.csim import CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
