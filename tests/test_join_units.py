@@ -225,6 +225,19 @@ def test_rtl_unit_refuses_what_does_not_fit(op: Op, lanes: int, message: str) ->
     assert f"node {op.name!r}" in str(info.value)
 
 
+def test_bounds_that_do_not_fit_the_output_are_refused() -> None:
+    import dataclasses
+
+    op = CASES["add_int8_zp"].op
+    wide = dataclasses.replace(op, rq=dataclasses.replace(op.rq, lo=-1000))
+    with pytest.raises(EinhlsError, match="bounds -1000..127 .* do not fit the 8-bit output"):
+        rtl_unit(wide, 4)
+    with pytest.raises(EinhlsError, match="do not fit"):
+        hls_unit(wide, 4, "p0")
+    module, params = rtl_unit(op, np.int64(4))                  # numpy lane counts are fine
+    assert module == "einhls_add" and type(params[0].value) is int
+
+
 def test_hls_function_arguments() -> None:
     assert hls_function(CASES["fork3_uint5"].op, 2) == ("fork_stream", [10, 5, 3])
     assert hls_function(CASES["concat4_int16"].op, 2) == ("concat4", [32, 1, 2, 1, 4])

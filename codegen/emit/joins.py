@@ -14,6 +14,7 @@ the token's end); a padded last beat then carries exactly the output's padding.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING
 
 from ..errors import EinhlsError
@@ -35,9 +36,11 @@ def _beats(size: int, lanes: int) -> int:
     return math.ceil(size / lanes)
 
 
-def _check_lanes(op: Op, lanes: int) -> None:
-    if not isinstance(lanes, int) or lanes < 1:
+def _check_lanes(op: Op, lanes: int) -> int:
+    """``lanes`` as a Python int (numpy integers welcome), or an error naming the op."""
+    if isinstance(lanes, bool) or not isinstance(lanes, numbers.Integral) or lanes < 1:
         raise EinhlsError(f"lane count {lanes!r} must be a positive integer", node=op.name)
+    return int(lanes)
 
 
 def _check_bounds(op: Add | Mul) -> None:
@@ -97,7 +100,7 @@ def rtl_unit(op: Op, lanes: int) -> tuple[str, list[Param]]:
     working at `lanes` elements per beat."""
     from .rtl import Param
 
-    _check_lanes(op, lanes)
+    lanes = _check_lanes(op, lanes)
     width = lanes * op.in_type.bits
     if isinstance(op, Fork):
         if not 2 <= op.copies <= FORK_MAX_COPIES:
@@ -133,7 +136,7 @@ def hls_function(op: Op, lanes: int) -> tuple[str, list[int]]:
     `lanes` elements per beat: fork_stream<W, BEATS, N>, concatN<W, B0, ...>,
     slice_stream<W, IN_BEATS, FIRST, COUNT>.  Add and Mul take their params header's cfg instead:
     (add_stream / mul_stream, [])."""
-    _check_lanes(op, lanes)
+    lanes = _check_lanes(op, lanes)
     width = lanes * op.in_type.bits
     if isinstance(op, (Add, Mul)):
         return f"{op.kind}_stream", []
@@ -152,7 +155,7 @@ def hls_unit(op: Op, lanes: int, ns: str) -> dict:
     """What templates/hls/params_join.h.j2 needs for an Add or Mul op ({'header': f'{ns}.h', 'ns': ns, ...})."""
     from .hls import CType
 
-    _check_lanes(op, lanes)
+    lanes = _check_lanes(op, lanes)
     if not isinstance(op, (Add, Mul)):
         raise EinhlsError(f"op kind {op.kind!r} needs no parameter header (only add and mul do)", node=op.name)
     if not ns.isidentifier():
