@@ -206,7 +206,8 @@ def _worker(mode: str, spec: dict) -> None:
         runner.build(sources=spec["sources"], hdl_toplevel=spec["top"], build_dir=spec["build_dir"],
                      build_args=spec["build_args"], always=True)
     else:
-        runner.test(test_module=TEST_MODULE, hdl_toplevel=spec["top"], hdl_toplevel_lang="verilog",
+        runner.test(test_module=spec.get("test_module", TEST_MODULE), hdl_toplevel=spec["top"],
+                    hdl_toplevel_lang="verilog",
                     build_dir=spec["build_dir"],
                     test_dir=spec["test_dir"], extra_env=spec["env"])
 
