@@ -371,8 +371,8 @@ def _join_unit(index, op, s, design):
     in_width = s.in_lanes * op.in_type.bits
     out_width = s.out_lanes * op.out_type.bits
     comment = f"{op.name}: {op.kind} of {', '.join(map(str, op.input_sizes))} features, {s.in_lanes} per beat"
-    return [Stage(module, f"u{index}_{op.name}", comment, params, in_width, out_width)], [], \
-        op.kind in ("add", "mul")
+    # every graph unit passes m_axis_tready to s_axis_tready combinationally: a skid cuts the path
+    return [Stage(module, f"u{index}_{op.name}", comment, params, in_width, out_width)], [], True
 
 
 #: how each op kind becomes Verilog instances (one entry per kind)
@@ -462,12 +462,13 @@ def plan_rtl(design: Design) -> RtlPlan:
         main.outputs = [Port("m_axis", outputs)]
         net.stages.append(main)
         lanes = s.in_lanes if elementwise else s.out_lanes
-        for tensor, wire in zip(op.outputs, outputs):
+        for k, (tensor, wire) in enumerate(zip(op.outputs, outputs)):
+            tag = f"u{index}" + (f"_{k}" if op.n_outputs > 1 else "")
             if elementwise:   # elementwise units pass m_axis_tready straight to s_axis_tready: cut the path
-                wire = net.chain(_skid_stage(f"u{index}_skid", main.out_width, f"after {op.name}"), wire)
+                wire = net.chain(_skid_stage(f"{tag}_skid", main.out_width, f"after {op.name}"), wire)
             fmt = design.output_format(op)
             if lanes != fmt.lanes:
-                wire = net.chain(_lanes_stage(f"u{index}_lanes", op.out_size, fmt.bits, lanes, fmt.lanes,
+                wire = net.chain(_lanes_stage(f"{tag}_lanes", op.out_size, fmt.bits, lanes, fmt.lanes,
                                               f"{op.name} output"), wire)
             source[tensor] = (wire, fmt.lanes)
     out = design.top_output
