@@ -157,3 +157,25 @@ def test_reference_agrees_with_onnxruntime(graph_models, name):
     assert kinds & {"add", "mul", "concat"}
     if len(shape) == 3:
         assert graph.tokens == shape[1]
+
+
+def test_brevitas_qonnx_residual_agrees_with_qonnx(tmp_path):
+    """A residual block written by Brevitas' export_qonnx (Quant nodes, 4- and 8-bit weights): the
+    integer reference against qonnx executing the same file."""
+    pytest.importorskip("brevitas")
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from codegen.frontend import load_graph
+    from models.brevitas_mlp import export_brevitas_residual
+    path = tmp_path / "residual.onnx"
+    export_brevitas_residual(path)
+    graph = load_graph(path)
+    graph.check()
+    assert [op.kind for op in graph.ops].count("add") == 1
+    model = ModelWrapper(str(path))
+    x = np.random.default_rng(0).normal(0, 2, size=(25, 16)).astype(np.float32)
+    name_in, name_out = model.graph.input[0].name, model.graph.output[0].name
+    want = np.concatenate([execute_onnx(model, {name_in: xi[None]})[name_out] for xi in x])
+    got = dequantize_output(graph, run_reference(graph, quantize_input(graph, x)))
+    assert np.abs(got - want).max() <= graph.output_type.scale * 0.01
