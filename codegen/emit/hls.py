@@ -29,9 +29,7 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
-from ..ir.butterfly import Butterfly
-from ..ir.contraction import ContractStage, Permute
-from ..ir.graph import GRAPH_INPUT, Linear, Relu, Requant
+from ..ir.graph import GRAPH_INPUT, Linear, Requant
 from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
@@ -363,7 +361,36 @@ def _requant_unit(index: int, op: Requant, design: Design, ns: str, header: str)
         offset=offset_table, mult=mult_table)
 
 
-JOIN_KINDS = ("fork", "add", "mul", "concat", "slice")
+def _hls_linear(index, op, design, ns, header):
+    unit = _linear_unit(index, op, design, ns, header)
+    return unit, [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits], \
+        design.schedule(op).out_lanes
+
+
+def _hls_requant(index, op, design, ns, header):
+    unit = _requant_unit(index, op, design, ns, header)
+    return unit, [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits], design.schedule(op).in_lanes
+
+
+def _hls_butterfly(index, op, design, ns, header):   # codegen/emit/butterfly.py
+    s = design.schedule(op)
+    unit = butterfly_hls_unit(index, op, s, ns, header, CType)
+    return unit, [unit.widest], s.out_lanes
+
+
+def _hls_relu(index, op, design, ns, header):
+    s = design.schedule(op)
+    unit = ReluUnit(index, op.name, op.source, f"ReLU of {op.in_size} elements, {s.in_lanes} per beat",
+                    op.in_size, s.in_lanes, CType.of(op.in_type), op.in_type.zero_point)
+    return unit, [unit.lanes * unit.t.bits], s.in_lanes
+
+
+def _hls_join(index, op, design, ns, header):
+    s = design.schedule(op)
+    widths = [s.in_lanes * t.bits for t in op.input_types] + [s.out_lanes * op.out_type.bits]
+    return _join_unit(op, s, ns, header), widths, s.out_lanes
+
+
 
 
 def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
@@ -389,6 +416,12 @@ def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
                "count": math.ceil(op.out_size / lanes)}
         summary = f"elements {op.start}..{op.start + op.out_size - 1} of {op.in_size}, {lanes} per beat"
     return JoinUnit(op.kind, op.name, op.source, summary, cfg)
+
+
+#: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
+#: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
+HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
+             **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")}}
 
 
 @dataclass
@@ -458,7 +491,7 @@ def plan_hls(design: Design) -> HlsPlan:
         srcs = [reach(t, size, qtype.bits, s.in_lanes, f"into {op.name}", design.fifo_depths.get((op.name, i)))
                 for i, (t, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types))]
         current = srcs[0]
-        if isinstance(op, (ContractStage, Permute)):   # [permutation buffer] + Linear unit, R repeats
+        if op.kind in ("contract", "permute"):   # [permutation buffer] + Linear unit, R repeats
             lanes = s.in_lanes
             for unit, in_lanes, out_lanes, size, bits in contraction_hls_units(index, op, design, ns, header,
                                                                                _linear_unit):
@@ -474,29 +507,11 @@ def plan_hls(design: Design) -> HlsPlan:
                 current = repack(current, op.out_size, op.out_type.bits, lanes, s.out_lanes, f"out of {op.name}")
             source[op.outputs[0]] = (current, s.out_lanes)
             continue
-        if isinstance(op, Linear):
-            unit = _linear_unit(index, op, design, ns, header)
-            widths += [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits]
-            out_lanes = s.out_lanes
-        elif isinstance(op, Requant):
-            unit = _requant_unit(index, op, design, ns, header)
-            widths += [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits]
-            out_lanes = s.in_lanes
-        elif isinstance(op, Butterfly):   # codegen/emit/butterfly.py
-            unit = butterfly_hls_unit(index, op, s, ns, header, CType)
-            widths.append(unit.widest)
-            out_lanes = s.out_lanes
-        elif isinstance(op, Relu):
-            unit = ReluUnit(index, op.name, op.source, f"ReLU of {op.in_size} elements, {s.in_lanes} per beat",
-                            op.in_size, s.in_lanes, CType.of(op.in_type), op.in_type.zero_point)
-            widths.append(unit.lanes * unit.t.bits)
-            out_lanes = s.in_lanes
-        elif op.kind in JOIN_KINDS:
-            unit = _join_unit(op, s, ns, header)
-            widths += [s.in_lanes * t.bits for t in op.input_types] + [s.out_lanes * op.out_type.bits]
-            out_lanes = s.out_lanes
-        else:
+        builder = HLS_UNITS.get(op.kind)
+        if builder is None:
             raise EinhlsError(f"the HLS back end has no unit for IR op kind {op.kind!r}", node=op.name)
+        unit, unit_widths, out_lanes = builder(index, op, design, ns, header)
+        widths += unit_widths
         if op.n_outputs > 1:
             dst = new_stream(out_lanes * op.out_type.bits, f"copies of {op.inputs[0]}", count=op.n_outputs)
             dsts = [f"{dst}[{k}]" for k in range(op.n_outputs)]
