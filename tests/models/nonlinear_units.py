@@ -96,3 +96,110 @@ def emit_csim_project(op: NonlinearOp, lanes: int, out: Path) -> None:
     (tb / "nonlinear_unit.cpp").write_text(env.get_template("nonlinear_unit.cpp.j2").render(
         kind=op.kind, kernel=kernel, header=PARAMS_HEADER, function=function,
         array_args=[name for name, _, _ in params["arrays"]]))
+
+
+# --- RTL -------------------------------------------------------------------------------------
+
+RTL_MODULES = {"softmax": "einhls_softmax", "layernorm": "einhls_layernorm", "gelu": "einhls_gelu"}
+RTL_SUPPORT = ("einhls_requant.v",)
+TOP = "nonlinear_top"
+
+
+def _mem_words(values: list[int], lanes: int, bits: int) -> list[str]:
+    """$readmemh words: one per beat, LANES values of BITS bits, lane 0 in the low bits."""
+    mask = (1 << bits) - 1
+    nb = math.ceil(len(values) / lanes)
+    words = []
+    for b in range(nb):
+        word = 0
+        for lane in range(lanes):
+            e = b * lanes + lane
+            if e < len(values):
+                word |= (int(values[e]) & mask) << (lane * bits)
+        words.append(f"{word:0{math.ceil(lanes * bits / 4)}x}")
+    return words
+
+
+def _v64(value: int) -> str:
+    return f"64'sd{value}" if value >= 0 else f"-64'sd{-value}"
+
+
+def rtl_params(op: NonlinearOp, lanes: int) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """Verilog parameters of the unit and its ROM images (file name -> words)."""
+    common = [("SIZE", str(op.size)), ("LANES", str(lanes)), ("IN_BITS", str(op.in_type.bits)),
+              ("IN_SIGNED", str(int(op.in_type.signed)))]
+    mems: dict[str, list[str]] = {}
+    if isinstance(op, IntSoftmax):
+        params = common + [
+            ("F", str(op.frac_bits)), ("EXP_MULT", _v64(op.exp_mult)), ("EXP_SHIFT", str(op.exp_shift)),
+            ("POLY_A", _v64(op.poly_a)), ("POLY_B", _v64(op.poly_b)), ("POLY_C", _v64(op.poly_c)),
+            ("E_BITS", str(op.exp_max.bit_length())), ("SUM_BITS", str(op.sum_bits)),
+            ("NUM", _v64(op.numerator)), ("NUM_BITS", str(op.numerator.bit_length())),
+            ("RECIP_BITS", str(op.recip_bits)), ("K", str(op.div_shift)),
+            ("ZP", _v64(op.out_type.zero_point)), ("LO", _v64(op.out_type.min)), ("HI", _v64(op.out_type.max)),
+            ("OUT_BITS", str(op.out_type.bits))]
+    elif isinstance(op, IntLayerNorm):
+        rq = op.requant
+        mems = {"ln_gamma.mem": _mem_words(list(op.gamma), lanes, op.gamma_bits),
+                "ln_beta.mem": _mem_words(list(op.beta), lanes, op.beta_bits)}
+        params = common + [
+            ("EPS_Q", _v64(op.eps_q)), ("RB", str(op.recip_shift)), ("NF", str(op.norm_frac)),
+            ("VAR_BITS", str(op.var_bits)), ("ROOT_BITS", str(op.root_bits)),
+            ("G_BITS", str(op.gamma_bits)), ("B_BITS", str(op.beta_bits)),
+            ("GAMMA_FILE", '"ln_gamma.mem"'), ("BETA_FILE", '"ln_beta.mem"'),
+            ("V_BITS", str(op.value_bits)), ("M_BITS", str(rq.multiplier_bits)), ("MULT", _v64(rq.multiplier[0])),
+            ("SHIFT", str(rq.shift)), ("ZP", _v64(rq.zero_point)), ("LO", _v64(rq.lo)), ("HI", _v64(rq.hi)),
+            ("OUT_BITS", str(op.out_type.bits))]
+    elif isinstance(op, IntGelu):
+        rq = op.requant
+        params = common + [
+            ("ZP_IN", _v64(op.in_type.zero_point)), ("Q_MULT", _v64(op.q_mult)), ("Q_SHIFT", str(op.q_shift)),
+            ("F", str(op.frac_bits)), ("POLY_A", _v64(op.poly_a)), ("POLY_B", _v64(op.poly_b)),
+            ("V_BITS", str(op.value_bits)), ("M_BITS", str(rq.multiplier_bits)), ("MULT", _v64(rq.multiplier[0])),
+            ("SHIFT", str(rq.shift)), ("ZP", _v64(rq.zero_point)), ("LO", _v64(rq.lo)), ("HI", _v64(rq.hi)),
+            ("OUT_BITS", str(op.out_type.bits))]
+    else:
+        raise TypeError(f"not a nonlinear unit: {type(op).__name__}")
+    return params, mems
+
+
+def rtl_cycles_bound(op: NonlinearOp, lanes: int) -> int:
+    """A generous bound of one token's cycles in the unit (for the test bench's time-outs)."""
+    nb = beats(op, lanes)
+    return 3 * nb + 160
+
+
+def _format(t: QType, size: int, lanes: int) -> dict:
+    width = lanes * t.bits
+    return {"size": size, "bits": t.bits, "signed": t.signed, "lanes": lanes, "beats": math.ceil(size / lanes),
+            "tdata_bits": 8 * math.ceil(width / 8)}
+
+
+def emit_rtl_project(op: NonlinearOp, lanes: int, out: Path) -> None:
+    """OUT/rtl (the unit, einhls_requant, the top, ROM images, filelist) and OUT/tb/cocotb."""
+    out = Path(out)
+    rtl = out / "rtl"
+    if rtl.exists():
+        shutil.rmtree(rtl)
+    rtl.mkdir(parents=True)
+    module = RTL_MODULES[op.kind]
+    kernels = resource_dir("rtl_kernels")
+    for name in (*RTL_SUPPORT, f"{module}.v", LINT_WAIVERS):
+        shutil.copyfile(kernels / name, rtl / name)
+    params, mems = rtl_params(op, lanes)
+    for name, words in mems.items():
+        (rtl / name).write_text("".join(w + "\n" for w in words))
+    in_fmt, out_fmt = _format(op.in_type, op.size, lanes), _format(op.out_type, op.size, lanes)
+    nb = beats(op, lanes)
+    (rtl / f"{TOP}.v").write_text(_env().get_template("top.v.j2").render(
+        top=TOP, module=module, params=params, in_width=lanes * op.in_type.bits,
+        out_width=lanes * op.out_type.bits, in_tdata=in_fmt["tdata_bits"], out_tdata=out_fmt["tdata_bits"],
+        beats=nb, beat_bits=max(1, (nb - 1).bit_length())))
+    (rtl / FILELIST).write_text("".join(f"{name}\n" for name in (*RTL_SUPPORT, f"{module}.v", f"{TOP}.v")))
+    tb = out / TB_DIR
+    tb.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(resource_dir("testbench") / "cocotb" / f"{TEST_MODULE}.py", tb / f"{TEST_MODULE}.py")
+    bound = rtl_cycles_bound(op, lanes)
+    (tb / CONFIG).write_text(json.dumps({"top": TOP, "input": in_fmt, "output": out_fmt,
+                                         "cycles_per_frame_bound": bound, "timeout_cycles": 1000 + 4 * bound},
+                                        indent=2, sort_keys=True) + "\n")

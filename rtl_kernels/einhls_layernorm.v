@@ -1,0 +1,266 @@
+// einhls_layernorm: integer LayerNorm over the SIZE features of each token, LANES per beat.
+//
+//     s1 = sum x,  s2 = sum x^2,  V = SIZE s2 - s1^2 + EPS_Q
+//     r  = max(isqrt(V), 1),  recip = 2^RB / r                    (once per token)
+//     n  = ((SIZE x - s1) * recip) >>> (RB - NF)                  (x - mean) / std, NF fraction bits
+//     v  = n * g[c] + b[c]                                        (V_BITS, signed)
+//     y  = clamp(rne(v * MULT, SHIFT) + ZP, LO, HI)               einhls_requant, the einhls rule
+// exactly as codegen/ir/nonlinear.py IntLayerNorm.reference.  g and b are ROMs ($readmemh of
+// GAMMA_FILE / BETA_FILE: one word per beat, LANES values, lane 0 in the low bits).
+//
+// A token is stored in a buffer while s1 and s2 accumulate (one beat per cycle); then the square
+// root runs one result bit per cycle (ROOT_BITS cycles, the restoring algorithm), the reciprocal
+// one quotient bit per cycle (RB + 1 cycles, restoring division), and the output pass issues one
+// beat per cycle into a 3-stage pipeline (buffer and ROM read, n, v) followed by einhls_requant.
+// The phases of one token do not overlap, so a token takes about
+// 2 * BEATS + ROOT_BITS + RB + 4 cycles.  The pipeline carries s1 and recip with each beat, so
+// the next token may start while the last beats of this one wait on m_axis_tready.
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module einhls_layernorm #(
+    parameter integer SIZE        = 8,
+    parameter integer LANES       = 1,
+    parameter integer IN_BITS     = 8,
+    parameter integer IN_SIGNED   = 1,
+    parameter signed [63:0] EPS_Q = 0,
+    parameter integer RB          = 30,     // reciprocal 2^RB / r
+    parameter integer NF          = 12,     // fraction bits of n
+    parameter integer VAR_BITS    = 20,     // bits of V
+    parameter integer ROOT_BITS   = 10,     // ceil(VAR_BITS / 2)
+    parameter integer G_BITS      = 16,
+    parameter integer B_BITS      = 16,
+    parameter         GAMMA_FILE  = "gamma.mem",
+    parameter         BETA_FILE   = "beta.mem",
+    parameter integer V_BITS      = 36,     // bits of v = n * g + b
+    parameter integer M_BITS      = 1,
+    parameter [63:0]  MULT        = 1,
+    parameter integer SHIFT       = 0,
+    parameter signed [63:0] ZP    = 0,
+    parameter signed [63:0] LO    = -128,
+    parameter signed [63:0] HI    = 127,
+    parameter integer OUT_BITS    = 8
+) (
+    input  wire                      clk,
+    input  wire                      rst,
+
+    input  wire [LANES*IN_BITS-1:0]  s_axis_tdata,
+    input  wire                      s_axis_tvalid,
+    output wire                      s_axis_tready,
+
+    output wire [LANES*OUT_BITS-1:0] m_axis_tdata,
+    output wire                      m_axis_tvalid,
+    input  wire                      m_axis_tready
+);
+
+    localparam integer BEATS      = (SIZE + LANES - 1) / LANES;
+    localparam integer LAST_LANES = SIZE - (BEATS - 1) * LANES;
+    localparam integer BW         = (BEATS <= 2) ? 1 : $clog2(BEATS);
+    localparam integer LAST_BEAT_I = BEATS - 1;
+    localparam [BW-1:0] LAST_BEAT = LAST_BEAT_I[BW-1:0];
+    localparam integer OPW        = 2 * ROOT_BITS + 2;   // square root working width
+    localparam integer QB         = RB + 1;              // quotient bits of 2^RB / r
+    localparam integer CW         = (QB > 1 ? $clog2(QB + 1) : 1) + 1;
+    localparam signed [63:0] SIZE_S = SIZE;
+
+    localparam [2:0] S_IN = 3'd0, S_VAR = 3'd1, S_SQRT = 3'd2, S_DIV = 3'd3, S_OUT = 3'd4;
+    reg [2:0] state = S_IN;
+
+    // ---------------------------------------------------------------- input: buffer and sums
+    reg [LANES*IN_BITS-1:0] xbuf [0:BEATS-1];
+    reg [BW-1:0]            beat = 0;
+    reg signed [63:0]       s1 = 0;
+    reg signed [63:0]       s2 = 0;
+    wire signed [63:0]      beat_s1;
+    wire signed [63:0]      beat_s2;
+    wire [LANES*64-1:0]     part_s1;
+    wire [LANES*64-1:0]     part_s2;
+    assign s_axis_tready = state == S_IN;
+
+    genvar l;
+    generate
+        for (l = 0; l < LANES; l = l + 1) begin : g_sum
+            wire [IN_BITS-1:0] raw = s_axis_tdata[l*IN_BITS +: IN_BITS];
+            wire signed [63:0] x = (IN_SIGNED != 0) ? {{(64-IN_BITS){raw[IN_BITS-1]}}, raw}
+                                                    : {{(64-IN_BITS){1'b0}}, raw};
+            wire use_lane = (l < LAST_LANES) || (beat != LAST_BEAT);
+            wire signed [63:0] x_used = use_lane ? x : 64'sd0;
+            wire signed [63:0] prev1 = (l == 0) ? 64'sd0 : $signed(part_s1[(l-1)*64 +: 64]);
+            wire signed [63:0] prev2 = (l == 0) ? 64'sd0 : $signed(part_s2[(l-1)*64 +: 64]);
+            assign part_s1[l*64 +: 64] = prev1 + x_used;
+            assign part_s2[l*64 +: 64] = prev2 + x_used * x_used;
+        end
+    endgenerate
+    assign beat_s1 = part_s1[(LANES-1)*64 +: 64];
+    assign beat_s2 = part_s2[(LANES-1)*64 +: 64];
+
+    // ------------------------------------------------ per token: variance, square root, reciprocal
+    wire signed [63:0] var_now = SIZE_S * s2 - s1 * s1 + EPS_Q;
+    reg  [OPW-1:0]     op_rem = 0;       // what is left of V
+    reg  [OPW-1:0]     root = 0;         // the result, built from the top bit (res in the algorithm)
+    reg  [OPW-1:0]     one = 0;          // 4^k of the current step
+    reg  [QB-1:0]      recip = 0;
+    reg  [ROOT_BITS+1:0] div_rem = 0;
+    reg  [CW-1:0]      div_step = 0;
+    reg signed [63:0]  s1_tok = 0;       // s1 of the token being normalised
+    wire [OPW-1:0]     trial = root + one;
+    wire [ROOT_BITS:0] divisor = (root[ROOT_BITS:0] == 0) ? {{ROOT_BITS{1'b0}}, 1'b1} : root[ROOT_BITS:0];
+    wire [ROOT_BITS+1:0] div_shifted = {div_rem[ROOT_BITS:0], (div_step == 0)};  // 2^RB: one 1, then 0s
+    wire               div_take = div_shifted >= {1'b0, divisor};
+
+    // ------------------------------------------------------------ output pipeline (3 stages)
+    wire rq_ready;
+    reg  valid3 = 1'b0;
+    wire en = !valid3 || rq_ready;
+
+    reg [BW-1:0] obeat = 0;
+    wire issue = state == S_OUT && en;
+
+    always @(posedge clk) begin
+        case (state)
+            S_IN: begin
+                if (s_axis_tvalid) begin
+                    xbuf[beat] <= s_axis_tdata;
+                    s1 <= s1 + beat_s1;
+                    s2 <= s2 + beat_s2;
+                    beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
+                    if (beat == LAST_BEAT) state <= S_VAR;
+                end
+            end
+            S_VAR: begin
+                op_rem <= var_now[OPW-1:0];
+                root   <= {OPW{1'b0}};
+                one    <= {{(OPW-1){1'b0}}, 1'b1} << (2 * (ROOT_BITS - 1));
+                s1_tok <= s1;
+                s1     <= 64'sd0;
+                s2     <= 64'sd0;
+                state  <= S_SQRT;
+            end
+            S_SQRT: begin
+                if (op_rem >= trial) begin
+                    op_rem <= op_rem - trial;
+                    root   <= (root >> 1) + one;
+                end else begin
+                    root   <= root >> 1;
+                end
+                one <= one >> 2;
+                if (one == {{(OPW-1){1'b0}}, 1'b1}) begin
+                    state    <= S_DIV;
+                    div_rem  <= 0;
+                    div_step <= 0;
+                end
+            end
+            S_DIV: begin
+                div_rem  <= div_take ? div_shifted - {1'b0, divisor} : div_shifted;
+                recip    <= {recip[QB-2:0], div_take};
+                div_step <= div_step + 1'b1;
+                if (div_step == QB[CW-1:0] - 1'b1) state <= S_OUT;
+            end
+            S_OUT: begin
+                if (en) begin
+                    obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
+                    if (obeat == LAST_BEAT) state <= S_IN;
+                end
+            end
+            default: state <= S_IN;
+        endcase
+        if (rst) begin
+            state <= S_IN;
+            beat  <= {BW{1'b0}};
+            obeat <= {BW{1'b0}};
+            s1    <= 64'sd0;
+            s2    <= 64'sd0;
+        end
+    end
+
+    // stage 1: buffer and ROM reads, with this token's s1 and reciprocal
+    reg [LANES*G_BITS-1:0]  grom [0:BEATS-1];
+    reg [LANES*B_BITS-1:0]  brom [0:BEATS-1];
+    initial begin
+        $readmemh(GAMMA_FILE, grom);
+        $readmemh(BETA_FILE, brom);
+    end
+    reg                     valid1 = 1'b0;
+    reg [LANES*IN_BITS-1:0] x1 = 0;
+    reg [LANES*G_BITS-1:0]  g1 = 0;
+    reg [LANES*B_BITS-1:0]  b1 = 0;
+    reg signed [63:0]       s1_1 = 0;
+    reg [QB-1:0]            recip1 = 0;
+    always @(posedge clk) begin
+        if (en) begin
+            valid1 <= issue;
+            x1     <= xbuf[obeat];
+            g1     <= grom[obeat];
+            b1     <= brom[obeat];
+            s1_1   <= s1_tok;
+            recip1 <= recip;
+        end
+        if (rst) valid1 <= 1'b0;
+    end
+
+    // stage 2: n = ((SIZE x - s1) * recip) >>> (RB - NF)
+    reg                    valid2 = 1'b0;
+    reg [LANES*64-1:0]     n2 = 0;
+    reg [LANES*G_BITS-1:0] g2 = 0;
+    reg [LANES*B_BITS-1:0] b2 = 0;
+    wire [LANES*64-1:0]    n_next;
+    wire signed [63:0]     recip1_s = {{(64-QB){1'b0}}, recip1};
+    generate
+        for (l = 0; l < LANES; l = l + 1) begin : g_norm
+            wire [IN_BITS-1:0] raw = x1[l*IN_BITS +: IN_BITS];
+            wire signed [63:0] x = (IN_SIGNED != 0) ? {{(64-IN_BITS){raw[IN_BITS-1]}}, raw}
+                                                    : {{(64-IN_BITS){1'b0}}, raw};
+            wire signed [63:0] dev = SIZE_S * x - s1_1;
+            wire signed [63:0] t = dev * recip1_s;
+            assign n_next[l*64 +: 64] = t >>> (RB - NF);
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (en) begin
+            valid2 <= valid1;
+            n2     <= n_next;
+            g2     <= g1;
+            b2     <= b1;
+        end
+        if (rst) valid2 <= 1'b0;
+    end
+
+    // stage 3: v = n * g + b
+    reg  [LANES*V_BITS-1:0] v3 = 0;
+    wire [LANES*V_BITS-1:0] v_next;
+    generate
+        for (l = 0; l < LANES; l = l + 1) begin : g_affine
+            wire signed [63:0] n = n2[l*64 +: 64];
+            wire signed [G_BITS-1:0] g = g2[l*G_BITS +: G_BITS];
+            wire signed [B_BITS-1:0] b = b2[l*B_BITS +: B_BITS];
+            wire signed [63:0] g_w = g;
+            wire signed [63:0] b_w = b;
+            /* verilator lint_off UNUSEDSIGNAL */  // v fits V_BITS
+            wire signed [63:0] v = n * g_w + b_w;
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign v_next[l*V_BITS +: V_BITS] = v[V_BITS-1:0];
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (en) begin
+            valid3 <= valid2;
+            v3     <= v_next;
+        end
+        if (rst) valid3 <= 1'b0;
+    end
+
+    einhls_requant #(
+        .SIZE(SIZE), .LANES(LANES), .IN_BITS(V_BITS), .IN_SIGNED(1), .V_BITS(V_BITS),
+        .OFFSET_ROM(0), .OFF_BITS(1), .OFFSET(0), .M_BITS(M_BITS), .MULT_ROM(0), .MULT(MULT),
+        .SHIFT(SHIFT), .ZP(ZP), .LO(LO), .HI(HI), .OUT_BITS(OUT_BITS)
+    ) u_requant (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(v3), .s_axis_tvalid(valid3), .s_axis_tready(rq_ready),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
+
+endmodule
+
+`resetall
