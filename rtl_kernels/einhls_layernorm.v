@@ -1,12 +1,14 @@
 // einhls_layernorm: integer LayerNorm over the SIZE features of each token, LANES per beat.
 //
-//     s1 = sum x,  s2 = sum x^2,  V = SIZE s2 - s1^2 + EPS_Q
+//     s1 = sum x,  s2 = sum x^2,  V = (SIZE s2 - s1^2 + EPS_Q) << 2 SQ
 //     r  = max(isqrt(V), 1),  recip = 2^RB / r                    (once per token)
-//     n  = ((SIZE x - s1) * recip) >>> (RB - NF)                  (x - mean) / std, NF fraction bits
+//     n  = ((SIZE x - s1) * recip) >>> (RB - NF - SQ)             (x - mean) / std, NF fraction bits
 //     v  = n * g[c] + b[c]                                        (V_BITS, signed)
 //     y  = clamp(rne(v * MULT, SHIFT) + ZP, LO, HI)               einhls_requant, the einhls rule
 // exactly as codegen/ir/nonlinear.py IntLayerNorm.reference.  g and b are ROMs ($readmemh of
 // GAMMA_FILE / BETA_FILE: one word per beat, LANES values, lane 0 in the low bits).
+//
+// SQ extra bits give the square root SQ fraction bits (small variances stay accurate).
 //
 // A token is stored in a buffer while s1 and s2 accumulate (one beat per cycle); then the square
 // root runs one result bit per cycle (ROOT_BITS cycles, the restoring algorithm), the reciprocal
@@ -26,18 +28,18 @@ module einhls_layernorm #(
     parameter integer IN_BITS     = 8,
     parameter integer IN_SIGNED   = 1,
     parameter signed [63:0] EPS_Q = 0,
-    parameter integer RB          = 30,     // reciprocal 2^RB / r
+    parameter integer RB          = 42,     // reciprocal 2^RB / r
     parameter integer NF          = 12,     // fraction bits of n
-    parameter integer VAR_BITS    = 20,     // bits of V
-    parameter integer ROOT_BITS   = 10,     // ceil(VAR_BITS / 2)
+    parameter integer SQ          = 16,     // fraction bits of the square root
+    parameter integer ROOT_BITS   = 26,     // half the bits of V, rounded up
     parameter integer G_BITS      = 16,
     parameter integer B_BITS      = 16,
     parameter         GAMMA_FILE  = "gamma.mem",
     parameter         BETA_FILE   = "beta.mem",
-    parameter integer V_BITS      = 36,     // bits of v = n * g + b
-    parameter integer M_BITS      = 1,
-    parameter [63:0]  MULT        = 1,
-    parameter integer SHIFT       = 0,
+    parameter integer V_BITS      = 33,     // bits of v = n * g + b
+    parameter integer M_BITS      = 16,
+    parameter [63:0]  MULT        = 40961,
+    parameter integer SHIFT       = 39,
     parameter signed [63:0] ZP    = 0,
     parameter signed [63:0] LO    = -128,
     parameter signed [63:0] HI    = 127,
@@ -97,12 +99,14 @@ module einhls_layernorm #(
     assign beat_s2 = part_s2[(LANES-1)*64 +: 64];
 
     // ------------------------------------------------ per token: variance, square root, reciprocal
-    wire signed [63:0] var_now = SIZE_S * s2 - s1 * s1 + EPS_Q;
+    /* verilator lint_off UNUSEDSIGNAL */  // V < 2^(2 ROOT_BITS)
+    wire signed [63:0] var_now = (SIZE_S * s2 - s1 * s1 + EPS_Q) <<< (2 * SQ);
+    /* verilator lint_on UNUSEDSIGNAL */
     reg  [OPW-1:0]     op_rem = 0;       // what is left of V
     reg  [OPW-1:0]     root = 0;         // the result, built from the top bit (res in the algorithm)
     reg  [OPW-1:0]     one = 0;          // 4^k of the current step
     reg  [QB-1:0]      recip = 0;
-    reg  [ROOT_BITS+1:0] div_rem = 0;
+    reg  [ROOT_BITS:0] div_rem = 0;      // always below the divisor
     reg  [CW-1:0]      div_step = 0;
     reg signed [63:0]  s1_tok = 0;       // s1 of the token being normalised
     wire [OPW-1:0]     trial = root + one;
@@ -153,7 +157,7 @@ module einhls_layernorm #(
                 end
             end
             S_DIV: begin
-                div_rem  <= div_take ? div_shifted - {1'b0, divisor} : div_shifted;
+                div_rem  <= div_take ? div_shifted[ROOT_BITS:0] - divisor : div_shifted[ROOT_BITS:0];
                 recip    <= {recip[QB-2:0], div_take};
                 div_step <= div_step + 1'b1;
                 if (div_step == QB[CW-1:0] - 1'b1) state <= S_OUT;
@@ -214,7 +218,7 @@ module einhls_layernorm #(
                                                     : {{(64-IN_BITS){1'b0}}, raw};
             wire signed [63:0] dev = SIZE_S * x - s1_1;
             wire signed [63:0] t = dev * recip1_s;
-            assign n_next[l*64 +: 64] = t >>> (RB - NF);
+            assign n_next[l*64 +: 64] = t >>> (RB - NF - SQ);
         end
     endgenerate
     always @(posedge clk) begin

@@ -24,16 +24,16 @@ module einhls_softmax #(
     parameter integer IN_BITS     = 8,
     parameter integer IN_SIGNED   = 1,
     parameter integer F           = 15,
-    parameter [63:0]  EXP_MULT    = 1,
-    parameter integer EXP_SHIFT   = 0,
+    parameter [63:0]  EXP_MULT    = 75639,
+    parameter integer EXP_SHIFT   = 4,
     parameter [63:0]  POLY_A      = 5644,
-    parameter [63:0]  POLY_B      = 63963,
+    parameter [63:0]  POLY_B      = 63962,
     parameter [63:0]  POLY_C      = 11272,
     parameter integer E_BITS      = 16,     // bits of e (at most the maximum's, e at u = 0)
-    parameter integer SUM_BITS    = 20,
-    parameter [63:0]  NUM         = 1,      // round(2^K / output scale)
-    parameter integer NUM_BITS    = 1,
-    parameter integer RECIP_BITS  = 1,      // bits of NUM / sum
+    parameter integer SUM_BITS    = 19,
+    parameter [63:0]  NUM         = 64'd8589934592,  // round(2^K / output scale)
+    parameter integer NUM_BITS    = 34,
+    parameter integer RECIP_BITS  = 18,     // bits of NUM / sum
     parameter integer K           = 25,
     parameter signed [63:0] ZP    = 0,
     parameter signed [63:0] LO    = 0,
@@ -60,6 +60,7 @@ module einhls_softmax #(
     localparam integer ZW         = $clog2(F + 2) + 1;        // z in [0, F + 1]
     localparam integer PV_BITS    = E_BITS + RECIP_BITS + 1;  // e * recip, signed for einhls_requant
     localparam integer DCW        = $clog2(NUM_BITS + 1) + 1;
+    localparam integer RQW        = (RECIP_BITS < 2) ? 2 : RECIP_BITS;
     localparam signed [63:0] EXP_MULT_S = $signed({1'b0, EXP_MULT[62:0]});
     localparam signed [63:0] POLY_A_S = $signed({1'b0, POLY_A[62:0]});
     localparam signed [63:0] POLY_B_S = $signed({1'b0, POLY_B[62:0]});
@@ -119,7 +120,9 @@ module einhls_softmax #(
             wire signed [63:0] d = top - lane_value(x1, l);
             wire signed [63:0] u = (d * EXP_MULT_S) >>> EXP_SHIFT;
             wire signed [63:0] z_full = u >>> F;
+            /* verilator lint_off UNUSEDSIGNAL */  // z <= F + 1 fits ZW bits
             wire signed [63:0] z = (z_full > Z_MAX) ? Z_MAX : z_full;
+            /* verilator lint_on UNUSEDSIGNAL */
             assign r_next[l*F +: F] = u[F-1:0];
             assign z_next[l*ZW +: ZW] = z[ZW-1:0];
             // stage 3: (B - r)^2 >> F
@@ -143,10 +146,10 @@ module einhls_softmax #(
 
     // ---------------------------------------------------------------- reciprocal NUM / total
     reg [NUM_BITS-1:0] num_bits = 0;         // NUM, consumed from the top bit
-    reg [SUM_BITS:0]   div_rem = 0;
-    reg [NUM_BITS-1:0] quotient = 0;
+    reg [SUM_BITS-1:0] div_rem = 0;          // always below the divisor
+    reg [RQW-1:0]      quotient = 0;         // NUM / total < 2^RECIP_BITS: higher bits are 0
     reg [DCW-1:0]      div_step = 0;
-    wire [SUM_BITS:0]  div_shifted = {div_rem[SUM_BITS-1:0], num_bits[NUM_BITS-1]};
+    wire [SUM_BITS:0]  div_shifted = {div_rem, num_bits[NUM_BITS-1]};
     wire               div_take = div_shifted >= {1'b0, total};
 
     // --------------------------------------------------------------- output pipeline (2 stages)
@@ -193,13 +196,13 @@ module einhls_softmax #(
                 if (v3 && last3) begin
                     state    <= S_DIV;
                     num_bits <= NUM[NUM_BITS-1:0];
-                    div_rem  <= {(SUM_BITS+1){1'b0}};
+                    div_rem  <= {SUM_BITS{1'b0}};
                     div_step <= {DCW{1'b0}};
                 end
             end
             S_DIV: begin
-                div_rem  <= div_take ? div_shifted - {1'b0, total} : div_shifted;
-                quotient <= {quotient[NUM_BITS-2:0], div_take};
+                div_rem  <= div_take ? div_shifted[SUM_BITS-1:0] - total : div_shifted[SUM_BITS-1:0];
+                quotient <= {quotient[RQW-2:0], div_take};
                 num_bits <= num_bits << 1;
                 div_step <= div_step + 1'b1;
                 if (div_step == NUM_BITS[DCW-1:0] - 1'b1) state <= S_OUT;

@@ -25,9 +25,12 @@ The polynomial is I-BERT's exp(p) ~ 0.3585 (p + 1.353)^2 + 0.344 on p = -r ln2 i
 LayerNorm.  With the row's integer sums s1 = sum x and s2 = sum x^2 (zero points cancel):
 
     dev = C x - s1                                   C (x - mean), exact
-    V   = C s2 - s1^2 + EPS_Q                        C^2 (var + eps / S^2), exact
+    V   = (C s2 - s1^2 + EPS_Q) << 2 SQ              C^2 (var + eps / S^2) 4^SQ, exact
     r   = max(isqrt(V), 1),  recip = 2^RB // r       one square root and one division per token
-    n   = (dev * recip) >> (RB - NF)                 (x - mean) / sqrt(var + eps), NF fraction bits
+    n   = (dev * recip) >> (RB - NF - SQ)            (x - mean) / sqrt(var + eps), NF fraction bits
+
+SQ extra bits (as many as 62-bit arithmetic allows, at most 16) give the square root SQ fraction
+bits, so that rows of small variance (V of a few hundred) are normalised as accurately as others.
     y   = requant(n * g[c] + b[c])                   gamma and beta as integers g, b
 
 GELU (I-BERT's i-GELU, erf form): GELU(x) = x/2 (1 + L(x / sqrt 2)),
@@ -61,8 +64,9 @@ LOG2E = 1.0 / math.log(2.0)
 IBERT_EXP_A, IBERT_EXP_B, IBERT_EXP_C = 0.3585, 1.353, 0.344
 
 # --- LayerNorm constants ------------------------------------------------------------------------
-LAYERNORM_NORM_FRAC_BITS = 12  # NF: fraction bits of the normalised value n
+LAYERNORM_NORM_FRAC_BITS = 12  # NF: fraction bits of the normalised value n, at least
 LAYERNORM_GAMMA_BITS = 16      # gamma stored as signed 16-bit integers with one common scale
+LAYERNORM_SQRT_FRAC_MAX = 16   # SQ: fraction bits of the square root, at most
 
 # --- GELU constants -----------------------------------------------------------------------------
 GELU_FRAC_BITS = 14            # F: fraction bits of q, t and L
@@ -107,6 +111,12 @@ def isqrt_floor(v: torch.Tensor, bits: int) -> torch.Tensor:
         rem = torch.where(take, rem - trial, rem)
         root = torch.where(take, root + (1 << k), root)
     return root
+
+
+def _variance_bits(size: int, in_type: QType, eps_q: int) -> int:
+    """Bits of C s2 - s1^2 + EPS_Q = C^2 var + EPS_Q, whose largest value is C^2 span^2 / 4."""
+    span = in_type.max - in_type.min
+    return max(1, (size * size * span * span // 4 + eps_q).bit_length())
 
 
 def _qtype_json(t: QType) -> dict:
@@ -226,6 +236,7 @@ class IntLayerNorm:
     eps_q: int               # round(C^2 eps / S^2)
     recip_shift: int         # RB
     norm_frac: int           # NF
+    sqrt_frac: int           # SQ
     gamma: tuple[int, ...]   # g[c], signed LAYERNORM_GAMMA_BITS-bit codes
     beta: tuple[int, ...]    # b[c], in the scale of n * g
     requant: RequantParams   # per tensor
@@ -239,9 +250,8 @@ class IntLayerNorm:
 
     @property
     def var_bits(self) -> int:
-        """Bits of V = C s2 - s1^2 + EPS_Q (non-negative)."""
-        span = self.in_type.max - self.in_type.min
-        return max(1, (self.size * self.size * span * span // 4 + self.eps_q).bit_length())
+        """Bits of V = (C s2 - s1^2 + EPS_Q) << 2 SQ (non-negative)."""
+        return _variance_bits(self.size, self.in_type, self.eps_q) + 2 * self.sqrt_frac
 
     @property
     def root_bits(self) -> int:
@@ -249,11 +259,11 @@ class IntLayerNorm:
 
     @property
     def gamma_bits(self) -> int:
-        return bits_for_range(min(min(self.gamma), 0), max(max(self.gamma), 0))
+        return bits_for_range(min(min(self.gamma), -1), max(max(self.gamma), 0))   # signed
 
     @property
     def beta_bits(self) -> int:
-        return bits_for_range(min(min(self.beta), 0), max(max(self.beta), 0))
+        return bits_for_range(min(min(self.beta), -1), max(max(self.beta), 0))     # signed
 
     @property
     def norm_bits(self) -> int:
@@ -268,11 +278,11 @@ class IntLayerNorm:
     def normalized(self, x: torch.Tensor) -> torch.Tensor:
         s1 = x.sum(dim=1, keepdim=True)
         s2 = (x * x).sum(dim=1, keepdim=True)
-        v = self.size * s2 - s1 * s1 + self.eps_q
+        v = (self.size * s2 - s1 * s1 + self.eps_q) << (2 * self.sqrt_frac)
         root = torch.clamp(isqrt_floor(v, self.var_bits), min=1)
         recip = (1 << self.recip_shift) // root
         dev = self.size * x - s1
-        return (dev * recip) >> (self.recip_shift - self.norm_frac)
+        return (dev * recip) >> (self.recip_shift - self.norm_frac - self.sqrt_frac)
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         x = _as_int64(x, self.size, self.in_type, "layernorm")
@@ -294,12 +304,12 @@ class IntLayerNorm:
         return {"kind": self.kind, "size": self.size, "in_type": _qtype_json(self.in_type),
                 "out_type": _qtype_json(self.out_type), "eps_q": self.eps_q,
                 "recip_shift": self.recip_shift, "norm_frac": self.norm_frac,
-                "requant": self.requant.to_json()}
+                "sqrt_frac": self.sqrt_frac, "requant": self.requant.to_json()}
 
     @staticmethod
     def from_json(d: dict, arrays: dict[str, np.ndarray]) -> "IntLayerNorm":
         return IntLayerNorm(d["size"], QType.from_json(d["in_type"]), QType.from_json(d["out_type"]),
-                            d["eps_q"], d["recip_shift"], d["norm_frac"],
+                            d["eps_q"], d["recip_shift"], d["norm_frac"], d["sqrt_frac"],
                             tuple(int(v) for v in arrays["gamma"]), tuple(int(v) for v in arrays["beta"]),
                             RequantParams.from_json(d["requant"]))
 
@@ -315,24 +325,29 @@ def make_layernorm(size: int, in_type: QType, out_type: QType, gamma: np.ndarray
         raise ValueError(f"layernorm: gamma and beta must have {size} values")
     if not (np.all(np.isfinite(gamma)) and np.all(np.isfinite(beta)) and eps >= 0):
         raise ValueError("layernorm: gamma, beta and eps must be finite (eps >= 0)")
-    nf = LAYERNORM_NORM_FRAC_BITS
     top = float(np.abs(gamma).max())
+    # n's last place, times the largest gamma, stays below 1/16 of an output step
+    nf = max(LAYERNORM_NORM_FRAC_BITS, math.ceil(math.log2(top / out_type.scale)) + 4 if top > 0 else 0)
     gamma_scale = top / ((1 << (LAYERNORM_GAMMA_BITS - 1)) - 1) if top > 0 else 1.0
     g = tuple(int(v) for v in np.round(gamma / gamma_scale))
     b = tuple(int(v) for v in np.round(beta * 2.0 ** nf / gamma_scale))
     eps_q = int(round(size * size * eps / in_type.scale ** 2))
-    span = in_type.max - in_type.min
-    root_max = math.isqrt(size * size * span * span // 4 + eps_q) + 1
-    # the reciprocal's floor moves n by at most |dev| / 2^(RB - NF) <= sqrt(C) (r + 1) / 2^(RB - NF)
+    plain_bits = _variance_bits(size, in_type, eps_q)
+    _check_fits("layernorm variance", 1 << plain_bits)
+    sq = max(0, min(LAYERNORM_SQRT_FRAC_MAX, (INT64_SAFE_BITS - plain_bits) // 2))
+    root_max = math.isqrt((1 << (plain_bits + 2 * sq)) - 1) + 1
+    # |dev| <= sqrt(C V) / 2^SQ, so the reciprocal's floor moves n by at most
+    # sqrt(C) (r + 1) / 2^(RB - NF): a quarter of n's last place with RB as below
     recip_shift = nf + (root_max * (math.isqrt(size) + 1)).bit_length() + 2
-    draft = IntLayerNorm(size, in_type, out_type, eps_q, recip_shift, nf, g, b,
+    draft = IntLayerNorm(size, in_type, out_type, eps_q, recip_shift, nf, sq, g, b,
                          RequantParams((1,), 0, 0, 0, 0))
     mult, shift = multiplier_and_shift(gamma_scale * 2.0 ** -nf / out_type.scale,
                                        multiplier_bits_for(out_type.bits, draft.value_bits))
     rq = RequantParams(mult, shift, out_type.zero_point, out_type.min, out_type.max)
-    op = IntLayerNorm(size, in_type, out_type, eps_q, recip_shift, nf, g, b, rq)
+    op = IntLayerNorm(size, in_type, out_type, eps_q, recip_shift, nf, sq, g, b, rq)
     _check_fits("layernorm C * sum of squares", size * size * max(abs(in_type.min), in_type.max) ** 2 + eps_q)
-    _check_fits("layernorm (x - mean) * reciprocal", 2 * (math.isqrt(size) + 1) << recip_shift)
+    _check_fits("layernorm reciprocal", 1 << recip_shift)
+    _check_fits("layernorm (x - mean) * reciprocal", 2 * (math.isqrt(size) + 1) << (recip_shift - sq))
     _check_fits("layernorm requant product", (1 << op.value_bits) * mult[0])
     return op
 

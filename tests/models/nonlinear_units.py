@@ -61,7 +61,7 @@ def hls_params(op: NonlinearOp, lanes: int) -> dict:
                 ("HI", op.out_type.max)]
     elif isinstance(op, IntLayerNorm):
         rq = op.requant
-        ints += [("RB", op.recip_shift), ("NF", op.norm_frac), ("VAR_BITS", op.var_bits),
+        ints += [("RB", op.recip_shift), ("NF", op.norm_frac), ("SQ", op.sqrt_frac), ("VAR_BITS", op.var_bits),
                  ("ROOT_BITS", op.root_bits), ("V_BITS", op.value_bits),
                  ("M_BITS", rq.multiplier_bits), ("SHIFT", rq.shift)]
         wide = [("EPS_Q", op.eps_q), ("MULT", rq.multiplier[0]), ("ZP", rq.zero_point), ("LO", rq.lo),
@@ -144,7 +144,7 @@ def rtl_params(op: NonlinearOp, lanes: int) -> tuple[list[tuple[str, str]], dict
                 "ln_beta.mem": _mem_words(list(op.beta), lanes, op.beta_bits)}
         params = common + [
             ("EPS_Q", _v64(op.eps_q)), ("RB", str(op.recip_shift)), ("NF", str(op.norm_frac)),
-            ("VAR_BITS", str(op.var_bits)), ("ROOT_BITS", str(op.root_bits)),
+            ("SQ", str(op.sqrt_frac)), ("ROOT_BITS", str(op.root_bits)),
             ("G_BITS", str(op.gamma_bits)), ("B_BITS", str(op.beta_bits)),
             ("GAMMA_FILE", '"ln_gamma.mem"'), ("BETA_FILE", '"ln_beta.mem"'),
             ("V_BITS", str(op.value_bits)), ("M_BITS", str(rq.multiplier_bits)), ("MULT", _v64(rq.multiplier[0])),
@@ -203,3 +203,59 @@ def emit_rtl_project(op: NonlinearOp, lanes: int, out: Path) -> None:
     (tb / CONFIG).write_text(json.dumps({"top": TOP, "input": in_fmt, "output": out_fmt,
                                          "cycles_per_frame_bound": bound, "timeout_cycles": 1000 + 4 * bound},
                                         indent=2, sort_keys=True) + "\n")
+
+
+# --- the unit-test cases ---------------------------------------------------------------------
+
+def _s(bits: int, scale: float, zp: int = 0) -> QType:
+    return QType(True, bits, scale, zp)
+
+
+def _u(bits: int, scale: float, zp: int = 0) -> QType:
+    return QType(False, bits, scale, zp)
+
+
+def _ln(size: int, in_type: QType, out_type: QType, seed: int, positive_gamma: bool = False,
+        eps: float = 1e-5) -> NonlinearOp:
+    from codegen.ir.nonlinear import make_layernorm
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    gamma = rng.uniform(0.2, 2.0, size) if positive_gamma else rng.uniform(-2.0, 2.0, size)
+    return make_layernorm(size, in_type, out_type, gamma, rng.uniform(-1.5, 1.5, size), eps)
+
+
+def unit_cases() -> dict[str, tuple]:
+    """name -> (factory of the op, lanes).  Sizes that are not multiples of the lanes, 4/8/16-bit
+    inputs, signed and unsigned, zero points, output scales that are not powers of two."""
+    from codegen.ir.nonlinear import make_gelu, make_softmax
+
+    return {
+        "softmax_int8_c13_l4": (lambda: make_softmax(13, _s(8, 0.1)), 4),
+        "softmax_int16_c40_l8_u8_1over255": (lambda: make_softmax(40, _s(16, 2.0 ** -9), _u(8, 1 / 255)), 8),
+        "softmax_uint4_zp_c5_l1_u16": (lambda: make_softmax(5, _u(4, 0.6, zp=7), _u(16, 2.0 ** -15)), 1),
+        "layernorm_int8_c13_l4": (lambda: _ln(13, _s(8, 0.1), _s(8, 0.05), 1), 4),
+        "layernorm_uint8_zp_c32_l8_pos_gamma": (lambda: _ln(32, _u(8, 0.02, zp=128), _u(8, 0.03, zp=120), 2,
+                                                            positive_gamma=True), 8),
+        "layernorm_int16_c24_l3_tiny_eps": (lambda: _ln(24, _s(16, 2.0 ** -8), _s(16, 2.0 ** -10), 3, eps=1e-12), 3),
+        "gelu_uint8_zp_c13_l4": (lambda: make_gelu(13, _u(8, 0.05, zp=100), _s(8, 0.03)), 4),
+        "gelu_int16_c32_l8": (lambda: make_gelu(32, _s(16, 2.0 ** -10), _s(16, 2.0 ** -11)), 8),
+        "gelu_int4_c7_l7_u4": (lambda: make_gelu(7, _s(4, 0.5), _u(4, 0.3, zp=2)), 7),
+    }
+
+
+def unit_tokens(op: NonlinearOp, count: int, seed: int):
+    """int64 [count, size] codes: extreme rows first (all minimum, all maximum, alternating, all
+    equal to the zero point, one maximum among minima), then uniformly random rows."""
+    import torch
+
+    t = op.in_type
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(t.min, t.max + 1, (count, op.size), generator=gen, dtype=torch.int64)
+    x[0] = t.min
+    x[1] = t.max
+    x[2, 0::2], x[2, 1::2] = t.min, t.max
+    x[3] = t.zero_point
+    x[4] = t.min
+    x[4, op.size // 2] = t.max
+    return x
