@@ -66,6 +66,8 @@ module einhls_layernorm #(
     localparam integer QB         = RB + 1;              // quotient bits of 2^RB / r
     localparam integer CW         = (QB > 1 ? $clog2(QB + 1) : 1) + 1;
     localparam signed [63:0] SIZE_S = SIZE;
+    localparam integer S1_BITS    = IN_BITS + 2 + $clog2(SIZE + 1);
+    localparam integer S2_BITS    = 2 * IN_BITS + 2 + $clog2(SIZE + 1);
 
     localparam [2:0] S_IN = 3'd0, S_VAR = 3'd1, S_SQRT = 3'd2, S_DIV = 3'd3, S_OUT = 3'd4;
     reg [2:0] state = S_IN;
@@ -73,10 +75,12 @@ module einhls_layernorm #(
     // ---------------------------------------------------------------- input: buffer and sums
     reg [LANES*IN_BITS-1:0] xbuf [0:BEATS-1];
     reg [BW-1:0]            beat = 0;
-    reg signed [63:0]       s1 = 0;
-    reg signed [63:0]       s2 = 0;
+    reg signed [S1_BITS-1:0] s1 = 0;       // exact widths: sums of SIZE codes and squares
+    reg signed [S2_BITS-1:0] s2 = 0;
+    /* verilator lint_off UNUSEDSIGNAL */  // a beat's sums fit S1_BITS / S2_BITS
     wire signed [63:0]      beat_s1;
     wire signed [63:0]      beat_s2;
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [LANES*64-1:0]     part_s1;
     wire [LANES*64-1:0]     part_s2;
     assign s_axis_tready = state == S_IN;
@@ -108,7 +112,7 @@ module einhls_layernorm #(
     reg  [QB-1:0]      recip = 0;
     reg  [ROOT_BITS:0] div_rem = 0;      // always below the divisor
     reg  [CW-1:0]      div_step = 0;
-    reg signed [63:0]  s1_tok = 0;       // s1 of the token being normalised
+    reg signed [S1_BITS-1:0] s1_tok = 0; // s1 of the token being normalised
     wire [OPW-1:0]     trial = root + one;
     wire [ROOT_BITS:0] divisor = (root[ROOT_BITS:0] == 0) ? {{ROOT_BITS{1'b0}}, 1'b1} : root[ROOT_BITS:0];
     wire [ROOT_BITS+1:0] div_shifted = {div_rem[ROOT_BITS:0], (div_step == 0)};  // 2^RB: one 1, then 0s
@@ -127,8 +131,8 @@ module einhls_layernorm #(
             S_IN: begin
                 if (s_axis_tvalid) begin
                     xbuf[beat] <= s_axis_tdata;
-                    s1 <= s1 + beat_s1;
-                    s2 <= s2 + beat_s2;
+                    s1 <= s1 + beat_s1[S1_BITS-1:0];
+                    s2 <= s2 + beat_s2[S2_BITS-1:0];
                     beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
                     if (beat == LAST_BEAT) state <= S_VAR;
                 end
@@ -138,8 +142,8 @@ module einhls_layernorm #(
                 root   <= {OPW{1'b0}};
                 one    <= {{(OPW-1){1'b0}}, 1'b1} << (2 * (ROOT_BITS - 1));
                 s1_tok <= s1;
-                s1     <= 64'sd0;
-                s2     <= 64'sd0;
+                s1     <= {S1_BITS{1'b0}};
+                s2     <= {S2_BITS{1'b0}};
                 state  <= S_SQRT;
             end
             S_SQRT: begin
@@ -174,8 +178,8 @@ module einhls_layernorm #(
             state <= S_IN;
             beat  <= {BW{1'b0}};
             obeat <= {BW{1'b0}};
-            s1    <= 64'sd0;
-            s2    <= 64'sd0;
+            s1    <= {S1_BITS{1'b0}};
+            s2    <= {S2_BITS{1'b0}};
         end
     end
 
@@ -190,7 +194,7 @@ module einhls_layernorm #(
     reg [LANES*IN_BITS-1:0] x1 = 0;
     reg [LANES*G_BITS-1:0]  g1 = 0;
     reg [LANES*B_BITS-1:0]  b1 = 0;
-    reg signed [63:0]       s1_1 = 0;
+    reg signed [S1_BITS-1:0] s1_1 = 0;
     reg [QB-1:0]            recip1 = 0;
     always @(posedge clk) begin
         if (en) begin

@@ -81,7 +81,7 @@ module einhls_softmax #(
     // ---------------------------------------------------------------- input: buffer and maximum
     reg [LANES*IN_BITS-1:0] xbuf [0:BEATS-1];
     reg [BW-1:0]            beat = 0;
-    reg signed [63:0]       top = 0;
+    reg signed [IN_BITS:0]  top = 0;         // the running maximum
     reg signed [63:0]       beat_max;
     integer                 li;
     always @* begin
@@ -104,7 +104,7 @@ module einhls_softmax #(
     reg [LANES*F-1:0]       r2 = 0;
     reg [LANES*ZW-1:0]      z2 = 0, z3 = 0;
     reg [LANES*(F+3)-1:0]   sq3 = 0;
-    reg [E_BITS-1:0]        ebuf [0:BEATS*LANES-1];
+    reg [LANES*E_BITS-1:0]  ebuf [0:BEATS-1];
     reg [SUM_BITS-1:0]      total = 0;
 
     wire [LANES*F-1:0]      r_next;
@@ -159,7 +159,6 @@ module einhls_softmax #(
     reg [BW-1:0] obeat = 0;
     wire issue_o = state == S_OUT && en;
 
-    integer w;
     always @(posedge clk) begin
         // the exponential pipeline never stalls
         v1 <= issue_e;
@@ -169,16 +168,14 @@ module einhls_softmax #(
         v2 <= v1; last2 <= last1; a2 <= a1; r2 <= r_next; z2 <= z_next;
         v3 <= v2; last3 <= last2; a3 <= a2; z3 <= z2; sq3 <= sq_next;
         if (v3) begin
-            for (w = 0; w < LANES; w = w + 1) begin
-                ebuf[a3 * LANES + w] <= e_now[w*E_BITS +: E_BITS];
-            end
+            ebuf[a3] <= e_now;
             total <= total + part_sum[(LANES-1)*SUM_BITS +: SUM_BITS];
         end
         case (state)
             S_IN: begin
                 if (s_axis_tvalid) begin
                     xbuf[beat] <= s_axis_tdata;
-                    if (beat == {BW{1'b0}} || beat_max > top) top <= beat_max;
+                    if (beat == {BW{1'b0}} || beat_max > top) top <= beat_max[IN_BITS:0];
                     beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
                     if (beat == LAST_BEAT) begin
                         state   <= S_EXP;
@@ -227,16 +224,10 @@ module einhls_softmax #(
     reg                     valid_o1 = 1'b0;
     reg [LANES*E_BITS-1:0]  e1 = 0;
     reg [RECIP_BITS-1:0]    recip1 = 0;
-    wire [LANES*E_BITS-1:0] e_read;
-    generate
-        for (l = 0; l < LANES; l = l + 1) begin : g_read
-            assign e_read[l*E_BITS +: E_BITS] = ebuf[obeat * LANES + l];
-        end
-    endgenerate
     always @(posedge clk) begin
         if (en) begin
             valid_o1 <= issue_o;
-            e1       <= e_read;
+            e1       <= ebuf[obeat];
             recip1   <= quotient[RECIP_BITS-1:0];
         end
         if (rst) valid_o1 <= 1'b0;
