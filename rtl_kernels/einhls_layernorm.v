@@ -69,21 +69,38 @@ module einhls_layernorm #(
     localparam integer S1_BITS    = IN_BITS + 2 + $clog2(SIZE + 1);
     localparam integer S2_BITS    = 2 * IN_BITS + 2 + $clog2(SIZE + 1);
 
-    localparam [2:0] S_IN = 3'd0, S_VAR = 3'd1, S_SQRT = 3'd2, S_DIV = 3'd3, S_OUT = 3'd4;
-    reg [2:0] state = S_IN;
+    localparam integer BANKS      = 3;                   // input | variance and root | output
+    localparam integer ADDR_W     = $clog2(BANKS * BEATS);
+    localparam [ADDR_W-1:0] BEATS_A = BEATS[ADDR_W-1:0];
+
+    // Three tokens are in flight, each in a bank of the row buffer: one arriving (sums), one in
+    // the square root and division, one leaving.  Banks are used in turn, so counters suffice:
+    // `occupied` banks hold tokens that have arrived and not yet left, `ready` of them have their
+    // reciprocal.  The stages hand over through registers (the sums, the per-bank s1 and recip).
 
     // ---------------------------------------------------------------- input: buffer and sums
-    reg [LANES*IN_BITS-1:0] xbuf [0:BEATS-1];
+    reg [LANES*IN_BITS-1:0] xbuf [0:BANKS*BEATS-1];
     reg [BW-1:0]            beat = 0;
+    reg [1:0]               in_bank = 0;
+    reg [1:0]               occupied = 0;
     reg signed [S1_BITS-1:0] s1 = 0;       // exact widths: sums of SIZE codes and squares
     reg signed [S2_BITS-1:0] s2 = 0;
+    reg                     hand_valid = 1'b0;  // sums of a complete token, waiting for the root stage
+    reg signed [S1_BITS-1:0] s1_hand = 0;
+    reg signed [S2_BITS-1:0] s2_hand = 0;
+    reg [1:0]               hand_bank = 0;
     /* verilator lint_off UNUSEDSIGNAL */  // a beat's sums fit S1_BITS / S2_BITS
     wire signed [63:0]      beat_s1;
     wire signed [63:0]      beat_s2;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [LANES*64-1:0]     part_s1;
     wire [LANES*64-1:0]     part_s2;
-    assign s_axis_tready = state == S_IN;
+    wire in_last = beat == LAST_BEAT;
+    // a bank is free while fewer than BANKS tokens are stored; a token's last beat also waits
+    // for the hand-over register
+    assign s_axis_tready = occupied != BANKS[1:0] && !(in_last && hand_valid);
+    wire in_fire = s_axis_tvalid && s_axis_tready;
+    wire in_done = in_fire && in_last;
 
     genvar l;
     generate
@@ -91,7 +108,7 @@ module einhls_layernorm #(
             wire [IN_BITS-1:0] raw = s_axis_tdata[l*IN_BITS +: IN_BITS];
             wire signed [63:0] x = (IN_SIGNED != 0) ? {{(64-IN_BITS){raw[IN_BITS-1]}}, raw}
                                                     : {{(64-IN_BITS){1'b0}}, raw};
-            wire use_lane = (l < LAST_LANES) || (beat != LAST_BEAT);
+            wire use_lane = (l < LAST_LANES) || !in_last;
             wire signed [63:0] x_used = use_lane ? x : 64'sd0;
             wire signed [63:0] prev1 = (l == 0) ? 64'sd0 : $signed(part_s1[(l-1)*64 +: 64]);
             wire signed [63:0] prev2 = (l == 0) ? 64'sd0 : $signed(part_s2[(l-1)*64 +: 64]);
@@ -101,22 +118,31 @@ module einhls_layernorm #(
     endgenerate
     assign beat_s1 = part_s1[(LANES-1)*64 +: 64];
     assign beat_s2 = part_s2[(LANES-1)*64 +: 64];
+    wire [ADDR_W-1:0] in_addr = in_bank * BEATS_A + beat;
 
     // ------------------------------------------------ per token: variance, square root, reciprocal
+    localparam [1:0] M_IDLE = 2'd0, M_SQRT = 2'd1, M_DIV = 2'd2;
+    reg [1:0] mstate = M_IDLE;
     /* verilator lint_off UNUSEDSIGNAL */  // V < 2^(2 ROOT_BITS)
-    wire signed [63:0] var_now = (SIZE_S * s2 - s1 * s1 + EPS_Q) <<< (2 * SQ);
+    wire signed [63:0] var_now = (SIZE_S * s2_hand - s1_hand * s1_hand + EPS_Q) <<< (2 * SQ);
     /* verilator lint_on UNUSEDSIGNAL */
     reg  [OPW-1:0]     op_rem = 0;       // what is left of V
     reg  [OPW-1:0]     root = 0;         // the result, built from the top bit (res in the algorithm)
     reg  [OPW-1:0]     one = 0;          // 4^k of the current step
-    reg  [QB-1:0]      recip = 0;
+    reg  [QB-2:0]      recip = 0;        // quotient bits so far (the last one joins at the end)
     reg  [ROOT_BITS:0] div_rem = 0;      // always below the divisor
     reg  [CW-1:0]      div_step = 0;
-    reg signed [S1_BITS-1:0] s1_tok = 0; // s1 of the token being normalised
+    reg signed [S1_BITS-1:0] s1_tok = 0; // s1 of the token in this stage
+    reg  [1:0]         m_bank = 0;
+    reg signed [S1_BITS-1:0] s1_bank [0:BANKS-1];
+    reg  [QB-1:0]      recip_bank [0:BANKS-1];
+    reg  [1:0]         ready = 0;        // tokens with their reciprocal, waiting to leave
     wire [OPW-1:0]     trial = root + one;
     wire [ROOT_BITS:0] divisor = (root[ROOT_BITS:0] == 0) ? {{ROOT_BITS{1'b0}}, 1'b1} : root[ROOT_BITS:0];
     wire [ROOT_BITS+1:0] div_shifted = {div_rem[ROOT_BITS:0], (div_step == 0)};  // 2^RB: one 1, then 0s
     wire               div_take = div_shifted >= {1'b0, divisor};
+    wire               math_take = mstate == M_IDLE && hand_valid;
+    wire               math_done = mstate == M_DIV && div_step == QB[CW-1:0] - 1'b1;
 
     // ------------------------------------------------------------ output pipeline (3 stages)
     wire rq_ready;
@@ -124,29 +150,53 @@ module einhls_layernorm #(
     wire en = !valid3 || rq_ready;
 
     reg [BW-1:0] obeat = 0;
-    wire issue = state == S_OUT && en;
+    reg [1:0]    out_bank = 0;
+    wire issue = ready != 2'd0 && en;
+    wire out_done = issue && obeat == LAST_BEAT;
+    wire [ADDR_W-1:0] out_addr = out_bank * BEATS_A + obeat;
+
+    function automatic [1:0] next_bank(input [1:0] b);
+        next_bank = (b == BANKS[1:0] - 2'd1) ? 2'd0 : b + 2'd1;
+    endfunction
 
     always @(posedge clk) begin
-        case (state)
-            S_IN: begin
-                if (s_axis_tvalid) begin
-                    xbuf[beat] <= s_axis_tdata;
-                    s1 <= s1 + beat_s1[S1_BITS-1:0];
-                    s2 <= s2 + beat_s2[S2_BITS-1:0];
-                    beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
-                    if (beat == LAST_BEAT) state <= S_VAR;
+        // input stage
+        if (in_fire) begin
+            xbuf[in_addr] <= s_axis_tdata;
+            beat <= in_last ? {BW{1'b0}} : beat + 1'b1;
+            if (in_last) begin
+                s1 <= {S1_BITS{1'b0}};
+                s2 <= {S2_BITS{1'b0}};
+                s1_hand <= s1 + beat_s1[S1_BITS-1:0];
+                s2_hand <= s2 + beat_s2[S2_BITS-1:0];
+                hand_bank <= in_bank;
+                in_bank <= next_bank(in_bank);
+            end else begin
+                s1 <= s1 + beat_s1[S1_BITS-1:0];
+                s2 <= s2 + beat_s2[S2_BITS-1:0];
+            end
+        end
+        if (in_done) begin
+            hand_valid <= 1'b1;
+        end else if (math_take) begin
+            hand_valid <= 1'b0;
+        end
+        occupied <= occupied + {1'b0, in_done} - {1'b0, out_done};
+        ready <= ready + {1'b0, math_done} - {1'b0, out_done};
+
+        // variance, square root (one bit per cycle) and reciprocal (one quotient bit per cycle)
+        case (mstate)
+            M_IDLE: begin
+                if (hand_valid) begin
+                    op_rem <= var_now[OPW-1:0];
+                    root   <= {OPW{1'b0}};
+                    one    <= {{(OPW-1){1'b0}}, 1'b1} << (2 * (ROOT_BITS - 1));
+                    s1_tok <= s1_hand;
+                    m_bank <= hand_bank;
+                    mstate <= M_SQRT;
                 end
             end
-            S_VAR: begin
-                op_rem <= var_now[OPW-1:0];
-                root   <= {OPW{1'b0}};
-                one    <= {{(OPW-1){1'b0}}, 1'b1} << (2 * (ROOT_BITS - 1));
-                s1_tok <= s1;
-                s1     <= {S1_BITS{1'b0}};
-                s2     <= {S2_BITS{1'b0}};
-                state  <= S_SQRT;
-            end
-            S_SQRT: begin
+            M_SQRT: begin
                 if (op_rem >= trial) begin
                     op_rem <= op_rem - trial;
                     root   <= (root >> 1) + one;
@@ -155,31 +205,40 @@ module einhls_layernorm #(
                 end
                 one <= one >> 2;
                 if (one == {{(OPW-1){1'b0}}, 1'b1}) begin
-                    state    <= S_DIV;
+                    mstate   <= M_DIV;
                     div_rem  <= 0;
                     div_step <= 0;
                 end
             end
-            S_DIV: begin
+            default: begin  // M_DIV
                 div_rem  <= div_take ? div_shifted[ROOT_BITS:0] - divisor : div_shifted[ROOT_BITS:0];
-                recip    <= {recip[QB-2:0], div_take};
+                recip    <= {recip[QB-3:0], div_take};
                 div_step <= div_step + 1'b1;
-                if (div_step == QB[CW-1:0] - 1'b1) state <= S_OUT;
-            end
-            S_OUT: begin
-                if (en) begin
-                    obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
-                    if (obeat == LAST_BEAT) state <= S_IN;
+                if (math_done) begin
+                    s1_bank[m_bank]    <= s1_tok;
+                    recip_bank[m_bank] <= {recip, div_take};
+                    mstate <= M_IDLE;
                 end
             end
-            default: state <= S_IN;
         endcase
+
+        // output stage: beats are issued into the pipeline below
+        if (issue) begin
+            obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
+            if (obeat == LAST_BEAT) out_bank <= next_bank(out_bank);
+        end
+
         if (rst) begin
-            state <= S_IN;
-            beat  <= {BW{1'b0}};
-            obeat <= {BW{1'b0}};
-            s1    <= {S1_BITS{1'b0}};
-            s2    <= {S2_BITS{1'b0}};
+            beat       <= {BW{1'b0}};
+            in_bank    <= 2'd0;
+            occupied   <= 2'd0;
+            hand_valid <= 1'b0;
+            s1         <= {S1_BITS{1'b0}};
+            s2         <= {S2_BITS{1'b0}};
+            mstate     <= M_IDLE;
+            ready      <= 2'd0;
+            obeat      <= {BW{1'b0}};
+            out_bank   <= 2'd0;
         end
     end
 
@@ -199,11 +258,11 @@ module einhls_layernorm #(
     always @(posedge clk) begin
         if (en) begin
             valid1 <= issue;
-            x1     <= xbuf[obeat];
+            x1     <= xbuf[out_addr];
             g1     <= grom[obeat];
             b1     <= brom[obeat];
-            s1_1   <= s1_tok;
-            recip1 <= recip;
+            s1_1   <= s1_bank[out_bank];
+            recip1 <= recip_bank[out_bank];
         end
         if (rst) valid1 <= 1'b0;
     end

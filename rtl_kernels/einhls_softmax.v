@@ -67,9 +67,6 @@ module einhls_softmax #(
     localparam signed [63:0] POLY_C_S = $signed({1'b0, POLY_C[62:0]});
     localparam signed [63:0] Z_MAX = F + 1;
 
-    localparam [1:0] S_IN = 2'd0, S_EXP = 2'd1, S_DIV = 2'd2, S_OUT = 2'd3;
-    reg [1:0] state = S_IN;
-
     function automatic signed [63:0] lane_value(input [LANES*IN_BITS-1:0] word, input integer lane);
         reg [IN_BITS-1:0] raw;
         begin
@@ -78,10 +75,20 @@ module einhls_softmax #(
         end
     endfunction
 
+    // Three tokens are in flight: one arriving (buffer x, running maximum), one in the
+    // exponentials and the division (reads x, writes e), one leaving (reads e).  x and e have two
+    // banks each, used in turn, so counters suffice: `x_full` banks hold complete tokens the
+    // exponential stage has not read yet, `e_full` banks hold exponentials and their reciprocal.
+    localparam integer ADDR_W     = $clog2(2 * BEATS);
+    localparam [ADDR_W-1:0] BEATS_A = BEATS[ADDR_W-1:0];
+
     // ---------------------------------------------------------------- input: buffer and maximum
-    reg [LANES*IN_BITS-1:0] xbuf [0:BEATS-1];
+    reg [LANES*IN_BITS-1:0] xbuf [0:2*BEATS-1];
     reg [BW-1:0]            beat = 0;
+    reg                     x_in = 1'b0;     // bank being filled
+    reg [1:0]               x_full = 0;
     reg signed [IN_BITS:0]  top = 0;         // the running maximum
+    reg signed [IN_BITS:0]  top_bank [0:1];
     reg signed [63:0]       beat_max;
     integer                 li;
     always @* begin
@@ -92,9 +99,18 @@ module einhls_softmax #(
             end
         end
     end
-    assign s_axis_tready = state == S_IN;
+    assign s_axis_tready = x_full != 2'd2;
+    wire in_fire = s_axis_tvalid && s_axis_tready;
+    wire in_done = in_fire && beat == LAST_BEAT;
+    wire [ADDR_W-1:0] in_addr = {{(ADDR_W-1){1'b0}}, x_in} * BEATS_A + beat;
 
     // ------------------------------------------------------- exponentials: 3-stage pipeline
+    localparam [1:0] M_IDLE = 2'd0, M_EXP = 2'd1, M_DIV = 2'd2;
+    reg [1:0]     mstate = M_IDLE;
+    reg           x_rd = 1'b0;               // bank the exponential stage reads
+    reg           e_wr = 1'b0;               // bank it writes
+    reg [1:0]     e_full = 0;
+    reg signed [IN_BITS:0] top_cur = 0;      // the maximum of the token in this stage
     reg [BW-1:0]  ebeat = 0;                 // beat issued into the pipeline
     reg           issue_e = 1'b0;            // still issuing beats of this token
     reg           v1 = 1'b0, v2 = 1'b0, v3 = 1'b0;
@@ -104,8 +120,12 @@ module einhls_softmax #(
     reg [LANES*F-1:0]       r2 = 0;
     reg [LANES*ZW-1:0]      z2 = 0, z3 = 0;
     reg [LANES*(F+3)-1:0]   sq3 = 0;
-    reg [LANES*E_BITS-1:0]  ebuf [0:BEATS-1];
+    reg [LANES*E_BITS-1:0]  ebuf [0:2*BEATS-1];
     reg [SUM_BITS-1:0]      total = 0;
+    wire exp_start = mstate == M_IDLE && x_full != 2'd0 && e_full != 2'd2;
+    wire x_release = issue_e && ebeat == LAST_BEAT;   // the last beat of x is read now
+    wire [ADDR_W-1:0] x_rd_addr = {{(ADDR_W-1){1'b0}}, x_rd} * BEATS_A + ebeat;
+    wire [ADDR_W-1:0] e_wr_addr = {{(ADDR_W-1){1'b0}}, e_wr} * BEATS_A + a3;
 
     wire [LANES*F-1:0]      r_next;
     wire [LANES*ZW-1:0]     z_next;
@@ -117,7 +137,7 @@ module einhls_softmax #(
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_exp
             // stage 2: u, z and r
-            wire signed [63:0] d = top - lane_value(x1, l);
+            wire signed [63:0] d = top_cur - lane_value(x1, l);
             wire signed [63:0] u = (d * EXP_MULT_S) >>> EXP_SHIFT;
             wire signed [63:0] z_full = u >>> F;
             /* verilator lint_off UNUSEDSIGNAL */  // z <= F + 1 fits ZW bits
@@ -147,76 +167,107 @@ module einhls_softmax #(
     // ---------------------------------------------------------------- reciprocal NUM / total
     reg [NUM_BITS-1:0] num_bits = 0;         // NUM, consumed from the top bit
     reg [SUM_BITS-1:0] div_rem = 0;          // always below the divisor
-    reg [RQW-1:0]      quotient = 0;         // NUM / total < 2^RECIP_BITS: higher bits are 0
+    /* verilator lint_off UNUSEDSIGNAL */  // the top bit is shifted out (NUM / total < 2^RECIP_BITS)
+    reg [RQW-1:0]      quotient = 0;
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [DCW-1:0]      div_step = 0;
+    reg [RECIP_BITS-1:0] recip_bank [0:1];
     wire [SUM_BITS:0]  div_shifted = {div_rem, num_bits[NUM_BITS-1]};
     wire               div_take = div_shifted >= {1'b0, total};
+    wire               div_done = mstate == M_DIV && div_step == NUM_BITS[DCW-1:0] - 1'b1;
+    wire [RQW-1:0]     quotient_next = {quotient[RQW-2:0], div_take};
 
     // --------------------------------------------------------------- output pipeline (2 stages)
     wire rq_ready;
     reg  valid_p = 1'b0;
     wire en = !valid_p || rq_ready;
     reg [BW-1:0] obeat = 0;
-    wire issue_o = state == S_OUT && en;
+    reg          e_rd = 1'b0;                // bank the output stage reads
+    wire issue_o = e_full != 2'd0 && en;
+    wire out_done = issue_o && obeat == LAST_BEAT;
+    wire [ADDR_W-1:0] e_rd_addr = {{(ADDR_W-1){1'b0}}, e_rd} * BEATS_A + obeat;
 
     always @(posedge clk) begin
+        // input stage
+        if (in_fire) begin
+            xbuf[in_addr] <= s_axis_tdata;
+            if (beat == {BW{1'b0}} || beat_max > top) top <= beat_max[IN_BITS:0];
+            beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
+            if (beat == LAST_BEAT) begin
+                top_bank[x_in] <= (beat == {BW{1'b0}} || beat_max > top) ? beat_max[IN_BITS:0] : top;
+                x_in <= !x_in;
+            end
+        end
+        x_full <= x_full + {1'b0, in_done} - {1'b0, x_release};
+        e_full <= e_full + {1'b0, div_done} - {1'b0, out_done};
+
         // the exponential pipeline never stalls
         v1 <= issue_e;
-        last1 <= issue_e && ebeat == LAST_BEAT;
+        last1 <= x_release;
         a1 <= ebeat;
-        x1 <= xbuf[ebeat];
+        x1 <= xbuf[x_rd_addr];
         v2 <= v1; last2 <= last1; a2 <= a1; r2 <= r_next; z2 <= z_next;
         v3 <= v2; last3 <= last2; a3 <= a2; z3 <= z2; sq3 <= sq_next;
         if (v3) begin
-            ebuf[a3] <= e_now;
+            ebuf[e_wr_addr] <= e_now;
             total <= total + part_sum[(LANES-1)*SUM_BITS +: SUM_BITS];
         end
-        case (state)
-            S_IN: begin
-                if (s_axis_tvalid) begin
-                    xbuf[beat] <= s_axis_tdata;
-                    if (beat == {BW{1'b0}} || beat_max > top) top <= beat_max[IN_BITS:0];
-                    beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
-                    if (beat == LAST_BEAT) begin
-                        state   <= S_EXP;
-                        issue_e <= 1'b1;
-                        ebeat   <= {BW{1'b0}};
-                        total   <= {SUM_BITS{1'b0}};
-                    end
+        if (issue_e) begin
+            ebeat <= (ebeat == LAST_BEAT) ? {BW{1'b0}} : ebeat + 1'b1;
+            if (ebeat == LAST_BEAT) begin
+                issue_e <= 1'b0;
+                x_rd    <= !x_rd;
+            end
+        end
+        case (mstate)
+            M_IDLE: begin
+                if (exp_start) begin
+                    mstate  <= M_EXP;
+                    issue_e <= 1'b1;
+                    ebeat   <= {BW{1'b0}};
+                    total   <= {SUM_BITS{1'b0}};
+                    top_cur <= top_bank[x_rd];
                 end
             end
-            S_EXP: begin
-                if (issue_e) begin
-                    ebeat <= (ebeat == LAST_BEAT) ? {BW{1'b0}} : ebeat + 1'b1;
-                    if (ebeat == LAST_BEAT) issue_e <= 1'b0;
-                end
+            M_EXP: begin
                 if (v3 && last3) begin
-                    state    <= S_DIV;
+                    mstate   <= M_DIV;
                     num_bits <= NUM[NUM_BITS-1:0];
                     div_rem  <= {SUM_BITS{1'b0}};
                     div_step <= {DCW{1'b0}};
                 end
             end
-            S_DIV: begin
+            default: begin  // M_DIV
                 div_rem  <= div_take ? div_shifted[SUM_BITS-1:0] - total : div_shifted[SUM_BITS-1:0];
-                quotient <= {quotient[RQW-2:0], div_take};
+                quotient <= quotient_next;
                 num_bits <= num_bits << 1;
                 div_step <= div_step + 1'b1;
-                if (div_step == NUM_BITS[DCW-1:0] - 1'b1) state <= S_OUT;
-            end
-            default: begin  // S_OUT
-                if (en) begin
-                    obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
-                    if (obeat == LAST_BEAT) state <= S_IN;
+                if (div_done) begin
+                    recip_bank[e_wr] <= quotient_next[RECIP_BITS-1:0];
+                    e_wr   <= !e_wr;
+                    mstate <= M_IDLE;
                 end
             end
         endcase
+
+        // output stage: beats are issued into the pipeline below
+        if (issue_o) begin
+            obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
+            if (obeat == LAST_BEAT) e_rd <= !e_rd;
+        end
+
         if (rst) begin
-            state   <= S_IN;
             beat    <= {BW{1'b0}};
-            obeat   <= {BW{1'b0}};
+            x_in    <= 1'b0;
+            x_full  <= 2'd0;
+            mstate  <= M_IDLE;
+            x_rd    <= 1'b0;
+            e_wr    <= 1'b0;
+            e_full  <= 2'd0;
             issue_e <= 1'b0;
             v1 <= 1'b0; v2 <= 1'b0; v3 <= 1'b0;
+            obeat   <= {BW{1'b0}};
+            e_rd    <= 1'b0;
         end
     end
 
@@ -227,8 +278,8 @@ module einhls_softmax #(
     always @(posedge clk) begin
         if (en) begin
             valid_o1 <= issue_o;
-            e1       <= ebuf[obeat];
-            recip1   <= quotient[RECIP_BITS-1:0];
+            e1       <= ebuf[e_rd_addr];
+            recip1   <= recip_bank[e_rd];
         end
         if (rst) valid_o1 <= 1'b0;
     end

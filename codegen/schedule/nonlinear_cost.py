@@ -6,12 +6,13 @@ them against RTL simulation:
 
 * GELU is a pipeline taking one beat per cycle: interval B, latency B + 5 (3 front stages, 3 in
   einhls_requant, less the cycle the first beat is accepted in).
-* Softmax reads the row (B), computes and stores the exponentials (B + 3, a 3-stage pipeline),
-  divides NUM by their sum one quotient bit per cycle (NUM_BITS) and writes the row (B): interval
-  3B + 3 + NUM_BITS; the phases do not overlap.
-* LayerNorm reads the row (B), forms the variance (1), takes the square root one bit per cycle
-  (ROOT_BITS), the reciprocal one quotient bit per cycle (RB + 1) and writes the row (B):
-  interval 2B + ROOT_BITS + RB + 2.
+* Softmax has three stages, each working on its own token: input (B beats, running maximum),
+  exponentials and division (1 + B + 3 for the 3-stage exponential pipeline, then NUM_BITS for
+  the restoring division) and output (B).  Interval max(B, B + NUM_BITS + 4) = B + NUM_BITS + 4;
+  latency 3B + NUM_BITS + 8.  Two banks of x and two of e.
+* LayerNorm has three stages too: input (B, sums), variance, square root and reciprocal
+  (1 + ROOT_BITS + RB + 1, one result bit per cycle each) and output (B).  Interval
+  max(B, ROOT_BITS + RB + 2), latency 2B + ROOT_BITS + RB + 7.  Three banks of x.
 
 Resources: DSPs are counted per multiplier from its operand widths (``multiplier_dsps``, a DSP48E1
 is 25 x 18, a DSP48E2 27 x 18; operands of at most 4 bits go to LUTs), one set per lane plus the
@@ -63,15 +64,15 @@ def softmax_cost(op: IntSoftmax, lanes: int, dsp_kind: str) -> OpCost:
                     + multiplier_dsps(e_bits, op.recip_bits, dsp_kind))          # e * recip
     rq_lut, rq_ff = _requant_lut_ff(pv_bits, 1, op.out_type.bits)
     lane_lut = 2 * (in_bits + 1) + (f + 2) + 3 * e_bits + op.sum_bits + 10 + rq_lut
-    x_bram, x_lut = _memory(lanes * in_bits, nb)
-    e_bram, e_lut = _memory(lanes * e_bits, nb)
+    x_bram, x_lut = _memory(lanes * in_bits, 2 * nb)
+    e_bram, e_lut = _memory(lanes * e_bits, 2 * nb)
     lut = CONTROL_LUT + 2 * (op.sum_bits + 1) + lanes * lane_lut + x_lut + e_lut
     lane_ff = in_bits + 2 * f + 4 * (math.ceil(math.log2(f + 2)) + 1) + 3 + 2 * e_bits + pv_bits + rq_ff
     ff = CONTROL_FF + op.sum_bits * 2 + num_bits + op.recip_bits + in_bits + 1 + lanes * lane_ff
-    ii = 3 * nb + 3 + num_bits
-    return OpCost(cycles=ii, ii=ii, latency=ii + 4, multipliers=4 * lanes, dense_multipliers=4 * lanes,
+    ii = nb + num_bits + 4
+    return OpCost(cycles=ii, ii=ii, latency=3 * nb + num_bits + 8, multipliers=4 * lanes, dense_multipliers=4 * lanes,
                   dsp=lanes * per_lane_dsp, bram36=x_bram + e_bram, lut=lut, ff=ff, macs=0, effective_macs=0,
-                  weight_bits=0, buffer_bits=nb * lanes * (in_bits + e_bits))
+                  weight_bits=0, buffer_bits=2 * nb * lanes * (in_bits + e_bits))
 
 
 def layernorm_cost(op: IntLayerNorm, lanes: int, dsp_kind: str) -> OpCost:
@@ -87,7 +88,7 @@ def layernorm_cost(op: IntLayerNorm, lanes: int, dsp_kind: str) -> OpCost:
     token_dsp = multiplier_dsps(s1_bits, s1_bits, dsp_kind)                               # s1^2
     rq_lut, rq_ff = _requant_lut_ff(op.value_bits, rq.multiplier_bits, op.out_type.bits)
     lane_lut = 2 * in_bits + 2 * s1_bits + dev_bits + op.value_bits + rq_lut
-    x_bram, x_lut = _memory(lanes * in_bits, nb)
+    x_bram, x_lut = _memory(lanes * in_bits, 3 * nb)
     g_bram, g_lut = _memory(lanes * op.gamma_bits, nb)
     b_bram, b_lut = _memory(lanes * op.beta_bits, nb)
     serial = 3 * (2 * op.root_bits + 2) + 2 * (op.root_bits + 2)                          # sqrt and divider
@@ -95,11 +96,12 @@ def layernorm_cost(op: IntLayerNorm, lanes: int, dsp_kind: str) -> OpCost:
     lane_ff = in_bits + op.gamma_bits * 2 + op.beta_bits * 2 + 64 + op.value_bits + rq_ff
     ff = (CONTROL_FF + 3 * s1_bits + 2 * in_bits + math.ceil(math.log2(op.size + 1)) + 3 * (2 * op.root_bits + 2)
           + 2 * (op.recip_shift + 1) + op.root_bits + lanes * lane_ff)
-    ii = 2 * nb + op.root_bits + op.recip_shift + 2
-    return OpCost(cycles=ii, ii=ii, latency=ii + 5, multipliers=4 * lanes + 1, dense_multipliers=4 * lanes + 1,
+    math_cycles = op.root_bits + op.recip_shift + 2
+    ii = max(nb, math_cycles)
+    return OpCost(cycles=ii, ii=ii, latency=2 * nb + math_cycles + 5, multipliers=4 * lanes + 1, dense_multipliers=4 * lanes + 1,
                   dsp=lanes * per_lane_dsp + token_dsp, bram36=x_bram + g_bram + b_bram, lut=lut, ff=ff,
                   macs=0, effective_macs=0, weight_bits=op.size * (op.gamma_bits + op.beta_bits),
-                  buffer_bits=nb * lanes * in_bits)
+                  buffer_bits=3 * nb * lanes * in_bits)
 
 
 def gelu_cost(op: IntGelu, lanes: int, dsp_kind: str) -> OpCost:
