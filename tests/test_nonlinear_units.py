@@ -25,7 +25,8 @@ from codegen.verify.csim import ap_types_dir, run_csim  # noqa: E402
 from codegen.verify.rtlsim import run_rtlsim  # noqa: E402
 
 CASES = unit_cases()
-SLOW_RTL = {"softmax_uint4_zp_c5_l1_u16", "layernorm_int16_c24_l3_tiny_eps", "gelu_int4_c7_l7_u4"}
+SLOW_RTL = {"softmax_uint4_zp_c5_l1_u16", "layernorm_uint8_zp_c32_l8_pos_gamma", "layernorm_int16_c24_l3_tiny_eps",
+            "gelu_int4_c7_l7_u4"}
 CSIM_TOKENS = 400
 RTL_TOKENS = 40
 
@@ -83,7 +84,7 @@ def test_rtl_matches_reference(name: str, tmp_path: Path) -> None:
     cost = nonlinear_cost(op, lanes, "DSP48E2")
     assert result.measured["interval_cycles"] == cost.ii, (result.measured, cost.ii)
     assert result.measured["latency_cycles"] == cost.latency, (result.measured, cost.latency)
-    if op.kind == "gelu":
+    if op.kind == "gelu" or name.endswith("stream_bound"):
         assert cost.ii == beats(op, lanes)      # one beat per cycle
 
 

@@ -237,6 +237,7 @@ def unit_cases() -> dict[str, tuple]:
         "layernorm_int8_c13_l4": (lambda: _ln(13, _s(8, 0.1), _s(8, 0.05), 1), 4),
         "layernorm_uint8_zp_c32_l8_pos_gamma": (lambda: _ln(32, _u(8, 0.02, zp=128), _u(8, 0.03, zp=120), 2,
                                                             positive_gamma=True), 8),
+        "layernorm_int8_c96_l1_stream_bound": (lambda: _ln(96, _s(8, 0.05), _s(8, 1 / 32), 4), 1),
         "layernorm_int16_c24_l3_tiny_eps": (lambda: _ln(24, _s(16, 2.0 ** -8), _s(16, 2.0 ** -10), 3, eps=1e-12), 3),
         "gelu_uint8_zp_c13_l4": (lambda: make_gelu(13, _u(8, 0.05, zp=100), _s(8, 0.03)), 4),
         "gelu_int16_c32_l8": (lambda: make_gelu(32, _s(16, 2.0 ** -10), _s(16, 2.0 ** -11)), 8),
