@@ -36,6 +36,7 @@ module einhls_layernorm #(
     parameter integer B_BITS      = 16,
     parameter         GAMMA_FILE  = "gamma.mem",
     parameter         BETA_FILE   = "beta.mem",
+    parameter integer N_BITS      = 16,     // bits of n (signed)
     parameter integer V_BITS      = 33,     // bits of v = n * g + b
     parameter integer M_BITS      = 16,
     parameter [63:0]  MULT        = 40961,
@@ -65,7 +66,10 @@ module einhls_layernorm #(
     localparam integer OPW        = 2 * ROOT_BITS + 2;   // square root working width
     localparam integer QB         = RB + 1;              // quotient bits of 2^RB / r
     localparam integer CW         = (QB > 1 ? $clog2(QB + 1) : 1) + 1;
-    localparam signed [63:0] SIZE_S = SIZE;
+    localparam integer SZW        = $clog2(SIZE + 1) + 1;
+    localparam integer SIZE_I     = SIZE;
+    localparam signed [SZW-1:0] SIZE_N = SIZE_I[SZW-1:0];
+    localparam integer DEV_BITS   = IN_BITS + $clog2(SIZE + 1) + 1;   // C x - s1
     localparam integer S1_BITS    = IN_BITS + 2 + $clog2(SIZE + 1);
     localparam integer S2_BITS    = 2 * IN_BITS + 2 + $clog2(SIZE + 1);
 
@@ -124,7 +128,7 @@ module einhls_layernorm #(
     localparam [1:0] M_IDLE = 2'd0, M_SQRT = 2'd1, M_DIV = 2'd2;
     reg [1:0] mstate = M_IDLE;
     /* verilator lint_off UNUSEDSIGNAL */  // V < 2^(2 ROOT_BITS)
-    wire signed [63:0] var_now = (SIZE_S * s2_hand - s1_hand * s1_hand + EPS_Q) <<< (2 * SQ);
+    wire signed [63:0] var_now = (SIZE_N * s2_hand - s1_hand * s1_hand + EPS_Q) <<< (2 * SQ);
     /* verilator lint_on UNUSEDSIGNAL */
     reg  [OPW-1:0]     op_rem = 0;       // what is left of V
     reg  [OPW-1:0]     root = 0;         // the result, built from the top bit (res in the algorithm)
@@ -267,21 +271,25 @@ module einhls_layernorm #(
         if (rst) valid1 <= 1'b0;
     end
 
-    // stage 2: n = ((SIZE x - s1) * recip) >>> (RB - NF)
+    // stage 2: n = ((SIZE x - s1) * recip) >>> (RB - NF - SQ), every width exact
     reg                    valid2 = 1'b0;
-    reg [LANES*64-1:0]     n2 = 0;
+    reg [LANES*N_BITS-1:0] n2 = 0;
     reg [LANES*G_BITS-1:0] g2 = 0;
     reg [LANES*B_BITS-1:0] b2 = 0;
-    wire [LANES*64-1:0]    n_next;
-    wire signed [63:0]     recip1_s = {{(64-QB){1'b0}}, recip1};
+    wire [LANES*N_BITS-1:0] n_next;
+    wire signed [QB:0]     recip1_s = {1'b0, recip1};
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_norm
             wire [IN_BITS-1:0] raw = x1[l*IN_BITS +: IN_BITS];
-            wire signed [63:0] x = (IN_SIGNED != 0) ? {{(64-IN_BITS){raw[IN_BITS-1]}}, raw}
-                                                    : {{(64-IN_BITS){1'b0}}, raw};
-            wire signed [63:0] dev = SIZE_S * x - s1_1;
-            wire signed [63:0] t = dev * recip1_s;
-            assign n_next[l*64 +: 64] = t >>> (RB - NF - SQ);
+            wire signed [IN_BITS:0] x = (IN_SIGNED != 0) ? {raw[IN_BITS-1], raw} : {1'b0, raw};
+            /* verilator lint_off WIDTHTRUNC */  // |SIZE x - s1| <= SIZE * span fits DEV_BITS
+            wire signed [DEV_BITS-1:0] dev = SIZE_N * x - s1_1;
+            /* verilator lint_on WIDTHTRUNC */
+            wire signed [DEV_BITS+QB:0] t = dev * recip1_s;
+            /* verilator lint_off UNUSEDSIGNAL */  // n fits N_BITS
+            wire signed [DEV_BITS+QB:0] n = t >>> (RB - NF - SQ);
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign n_next[l*N_BITS +: N_BITS] = n[N_BITS-1:0];
         end
     endgenerate
     always @(posedge clk) begin
@@ -299,15 +307,11 @@ module einhls_layernorm #(
     wire [LANES*V_BITS-1:0] v_next;
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_affine
-            wire signed [63:0] n = n2[l*64 +: 64];
+            wire signed [N_BITS-1:0] n = n2[l*N_BITS +: N_BITS];
             wire signed [G_BITS-1:0] g = g2[l*G_BITS +: G_BITS];
             wire signed [B_BITS-1:0] b = b2[l*B_BITS +: B_BITS];
-            wire signed [63:0] g_w = g;
-            wire signed [63:0] b_w = b;
-            /* verilator lint_off UNUSEDSIGNAL */  // v fits V_BITS
-            wire signed [63:0] v = n * g_w + b_w;
-            /* verilator lint_on UNUSEDSIGNAL */
-            assign v_next[l*V_BITS +: V_BITS] = v[V_BITS-1:0];
+            wire signed [V_BITS-1:0] v = n * g + b;   // fits V_BITS (n g + b, exact)
+            assign v_next[l*V_BITS +: V_BITS] = v;
         end
     endgenerate
     always @(posedge clk) begin

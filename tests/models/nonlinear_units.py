@@ -147,9 +147,9 @@ def rtl_params(op: NonlinearOp, lanes: int) -> tuple[list[tuple[str, str]], dict
             ("SQ", str(op.sqrt_frac)), ("ROOT_BITS", str(op.root_bits)),
             ("G_BITS", str(op.gamma_bits)), ("B_BITS", str(op.beta_bits)),
             ("GAMMA_FILE", '"ln_gamma.mem"'), ("BETA_FILE", '"ln_beta.mem"'),
-            ("V_BITS", str(op.value_bits)), ("M_BITS", str(rq.multiplier_bits)), ("MULT", _v64(rq.multiplier[0])),
-            ("SHIFT", str(rq.shift)), ("ZP", _v64(rq.zero_point)), ("LO", _v64(rq.lo)), ("HI", _v64(rq.hi)),
-            ("OUT_BITS", str(op.out_type.bits))]
+            ("N_BITS", str(op.norm_bits)), ("V_BITS", str(op.value_bits)), ("M_BITS", str(rq.multiplier_bits)),
+            ("MULT", _v64(rq.multiplier[0])), ("SHIFT", str(rq.shift)), ("ZP", _v64(rq.zero_point)),
+            ("LO", _v64(rq.lo)), ("HI", _v64(rq.hi)), ("OUT_BITS", str(op.out_type.bits))]
     elif isinstance(op, IntGelu):
         rq = op.requant
         params = common + [
