@@ -137,8 +137,10 @@ module einhls_softmax #(
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_exp
             // stage 2: u, z and r
-            wire signed [63:0] d = top_cur - lane_value(x1, l);
-            wire signed [63:0] u = (d * EXP_MULT_S) >>> EXP_SHIFT;
+            /* verilator lint_off WIDTHTRUNC */  // 0 <= max - x < 2^IN_BITS
+            wire [IN_BITS-1:0] d = top_cur - lane_value(x1, l);
+            /* verilator lint_on WIDTHTRUNC */
+            wire signed [63:0] u = ({1'b0, d} * EXP_MULT_S) >>> EXP_SHIFT;
             wire signed [63:0] z_full = u >>> F;
             /* verilator lint_off UNUSEDSIGNAL */  // z <= F + 1 fits ZW bits
             wire signed [63:0] z = (z_full > Z_MAX) ? Z_MAX : z_full;
@@ -146,9 +148,11 @@ module einhls_softmax #(
             assign r_next[l*F +: F] = u[F-1:0];
             assign z_next[l*ZW +: ZW] = z[ZW-1:0];
             // stage 3: (B - r)^2 >> F
-            wire signed [63:0] s = POLY_B_S - $signed({{(64-F){1'b0}}, r2[l*F +: F]});
+            /* verilator lint_off WIDTHTRUNC */  // 0 < B - r < 2^(F+1)
+            wire [F:0] s = POLY_B_S - $signed({{(64-F){1'b0}}, r2[l*F +: F]});
+            /* verilator lint_on WIDTHTRUNC */
             /* verilator lint_off UNUSEDSIGNAL */  // (B - r)^2 >> F < 2^(F+2)
-            wire signed [63:0] sq = (s * s) >>> F;
+            wire [2*F+1:0] sq = (s * s) >> F;
             /* verilator lint_on UNUSEDSIGNAL */
             assign sq_next[l*(F+3) +: F+3] = sq[F+2:0];
             // after stage 3: the polynomial and the shift by z; lanes after the last element are 0
