@@ -86,13 +86,15 @@ module einhls_gelu #(
             wire [IN_BITS-1:0] raw = x_a[l*IN_BITS +: IN_BITS];
             wire signed [63:0] x_s = (IN_SIGNED != 0) ? {{(64-IN_BITS){raw[IN_BITS-1]}}, raw}
                                                       : {{(64-IN_BITS){1'b0}}, raw};
-            wire signed [63:0] xr = x_s - ZP_IN;
+            /* verilator lint_off WIDTHTRUNC */  // x - ZP_IN fits XRW bits
+            wire signed [XRW-1:0] xr = x_s - ZP_IN;
+            /* verilator lint_on WIDTHTRUNC */
             wire signed [63:0] q = (xr * Q_MULT_S) >>> Q_SHIFT;
             wire signed [63:0] mag = q[63] ? -q : q;
             /* verilator lint_off UNUSEDSIGNAL */  // t in [0, B] fits TW bits
             wire signed [63:0] t = POLY_B_S - ((mag > POLY_B_S) ? POLY_B_S : mag);
             /* verilator lint_on UNUSEDSIGNAL */
-            assign xr_next[l*XRW +: XRW] = xr[XRW-1:0];
+            assign xr_next[l*XRW +: XRW] = xr;
             assign t_next[l*TW +: TW] = t[TW-1:0];
             assign pos_next[l] = !q[63] && (q != 64'sd0);
             assign neg_next[l] = q[63];

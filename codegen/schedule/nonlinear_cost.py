@@ -63,11 +63,11 @@ def softmax_cost(op: IntSoftmax, lanes: int, dsp_kind: str) -> OpCost:
                     + multiplier_dsps(op.poly_a.bit_length(), f + 3, dsp_kind)   # A * square
                     + multiplier_dsps(e_bits, op.recip_bits, dsp_kind))          # e * recip
     rq_lut, rq_ff = _requant_lut_ff(pv_bits, 1, op.out_type.bits)
-    lane_lut = 2 * (in_bits + 1) + (f + 2) + 3 * e_bits + op.sum_bits + 10 + rq_lut
+    lane_lut = 2 * (in_bits + 1) + (f + 2) + e_bits + op.sum_bits + 10 + rq_lut
     x_bram, x_lut = _memory(lanes * in_bits, 2 * nb)
     e_bram, e_lut = _memory(lanes * e_bits, 2 * nb)
     lut = CONTROL_LUT + 2 * (op.sum_bits + 1) + lanes * lane_lut + x_lut + e_lut
-    lane_ff = in_bits + 2 * f + 4 * (math.ceil(math.log2(f + 2)) + 1) + 3 + 2 * e_bits + pv_bits + rq_ff
+    lane_ff = in_bits + f + 4 * (math.ceil(math.log2(f + 2)) + 1) + 3 + e_bits + pv_bits + rq_ff // 2
     ff = CONTROL_FF + op.sum_bits * 2 + num_bits + op.recip_bits + in_bits + 1 + lanes * lane_ff
     ii = nb + num_bits + 4
     return OpCost(cycles=ii, ii=ii, latency=3 * nb + num_bits + 8, multipliers=4 * lanes, dense_multipliers=4 * lanes,
@@ -87,13 +87,14 @@ def layernorm_cost(op: IntLayerNorm, lanes: int, dsp_kind: str) -> OpCost:
                     + multiplier_dsps(op.value_bits, rq.multiplier_bits, dsp_kind))       # requant
     token_dsp = multiplier_dsps(s1_bits, s1_bits, dsp_kind)                               # s1^2
     rq_lut, rq_ff = _requant_lut_ff(op.value_bits, rq.multiplier_bits, op.out_type.bits)
-    lane_lut = 2 * in_bits + 2 * s1_bits + dev_bits + op.value_bits + rq_lut
+    # the wide dev * recip product is assembled from several DSPs with fabric adders
+    lane_lut = 2 * in_bits + 2 * s1_bits + dev_bits + op.value_bits + rq_lut + 2 * (dev_bits + op.recip_shift + 1)
     x_bram, x_lut = _memory(lanes * in_bits, 3 * nb)
     g_bram, g_lut = _memory(lanes * op.gamma_bits, nb)
     b_bram, b_lut = _memory(lanes * op.beta_bits, nb)
     serial = 3 * (2 * op.root_bits + 2) + 2 * (op.root_bits + 2)                          # sqrt and divider
-    lut = CONTROL_LUT + serial + 2 * op.var_bits + lanes * lane_lut + x_lut + g_lut + b_lut
-    lane_ff = in_bits + op.gamma_bits * 2 + op.beta_bits * 2 + 64 + op.value_bits + rq_ff
+    lut = CONTROL_LUT + serial + 4 * op.var_bits + lanes * lane_lut + x_lut + g_lut + b_lut
+    lane_ff = in_bits + op.gamma_bits + op.beta_bits + op.norm_bits + op.value_bits + rq_ff // 2
     ff = (CONTROL_FF + 3 * s1_bits + 2 * in_bits + math.ceil(math.log2(op.size + 1)) + 3 * (2 * op.root_bits + 2)
           + 2 * (op.recip_shift + 1) + op.root_bits + lanes * lane_ff)
     math_cycles = op.root_bits + op.recip_shift + 2
@@ -114,8 +115,8 @@ def gelu_cost(op: IntGelu, lanes: int, dsp_kind: str) -> OpCost:
                     + multiplier_dsps(xr_bits, f + 3, dsp_kind)                        # xr * (1 + L)
                     + multiplier_dsps(op.value_bits, rq.multiplier_bits, dsp_kind))    # requant
     rq_lut, rq_ff = _requant_lut_ff(op.value_bits, rq.multiplier_bits, op.out_type.bits)
-    lane_lut = xr_bits + 3 * (f + 3) + 8 + rq_lut
-    lane_ff = op.in_type.bits + xr_bits + f + 4 + op.value_bits + rq_ff
+    lane_lut = xr_bits + 2 * (f + 3) + rq_lut // 2
+    lane_ff = op.in_type.bits + xr_bits + f + 4 + op.value_bits + rq_ff // 2
     return OpCost(cycles=nb, ii=nb, latency=nb + 5, multipliers=5 * lanes, dense_multipliers=5 * lanes,
                   dsp=lanes * per_lane_dsp, bram36=0.0, lut=CONTROL_LUT // 2 + lanes * lane_lut,
                   ff=CONTROL_FF // 2 + lanes * lane_ff, macs=0, effective_macs=0, weight_bits=0)
