@@ -50,7 +50,6 @@ module einhls_gelu #(
     localparam integer TW  = F + 2;              // t in [0, B], B < 2^(F+1)
     localparam signed [63:0] ONE_F  = 64'sd1 <<< F;
     localparam signed [63:0] Q_MULT_S = $signed({1'b0, Q_MULT[62:0]});
-    localparam signed [63:0] POLY_A_S = $signed({1'b0, POLY_A[62:0]});
     localparam signed [63:0] POLY_B_S = $signed({1'b0, POLY_B[62:0]});
 
     wire rq_ready;
@@ -117,14 +116,22 @@ module einhls_gelu #(
     wire [LANES*V_BITS-1:0] v_next;
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_poly
-            wire signed [63:0] t = {{(64-TW){1'b0}}, t_b[l*TW +: TW]};
-            wire signed [63:0] sq_f = (t * t) >>> F;
-            wire signed [63:0] l_mag = ONE_F - ((POLY_A_S * sq_f) >>> F);
-            wire signed [63:0] l_val = pos_b[l] ? l_mag : (neg_b[l] ? -l_mag : 64'sd0);
+            // exact widths: t < 2^(F+1), (t * t) >> F < 2^(F+2), 0 <= 2^F + L <= 2^(F+1)
+            wire [TW-1:0] t = t_b[l*TW +: TW];
+            /* verilator lint_off UNUSEDSIGNAL */  // the low F bits are dropped, the top two are 0
+            wire [2*TW-1:0] sq = t * t;
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [F+1:0] sq_f = sq[2*F+1:F];
+            /* verilator lint_off UNUSEDSIGNAL */  // A * sq_f >> F <= 2^F
+            wire [63:0] poly = POLY_A * sq_f;
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [F:0] l_mag = ONE_F[F:0] - poly[2*F:F];
+            /* verilator lint_off WIDTHTRUNC */  // 2^F +- l_mag in [0, 2^(F+1)]
+            wire [F+1:0] fac = pos_b[l] ? ONE_F[F+1:0] + l_mag : (neg_b[l] ? ONE_F[F+1:0] - l_mag : ONE_F[F+1:0]);
+            /* verilator lint_on WIDTHTRUNC */
             wire signed [XRW-1:0] xr = xr_b[l*XRW +: XRW];
-            wire signed [63:0] xr_w = xr;
             /* verilator lint_off UNUSEDSIGNAL */  // v fits V_BITS
-            wire signed [63:0] v = xr_w * (ONE_F + l_val);
+            wire signed [XRW+F+2:0] v = xr * $signed({1'b0, fac});
             /* verilator lint_on UNUSEDSIGNAL */
             assign v_next[l*V_BITS +: V_BITS] = v[V_BITS-1:0];
         end

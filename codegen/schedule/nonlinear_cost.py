@@ -116,7 +116,7 @@ def gelu_cost(op: IntGelu, lanes: int, dsp_kind: str) -> OpCost:
                     + multiplier_dsps(op.value_bits, rq.multiplier_bits, dsp_kind))    # requant
     rq_lut, rq_ff = _requant_lut_ff(op.value_bits, rq.multiplier_bits, op.out_type.bits)
     lane_lut = xr_bits + 2 * (f + 3) + rq_lut // 2
-    lane_ff = op.in_type.bits + xr_bits + f + 4 + op.value_bits + rq_ff // 2
+    lane_ff = op.in_type.bits + xr_bits + f + 4 + rq_ff // 4   # Yosys moves the product registers into DSPs
     return OpCost(cycles=nb, ii=nb, latency=nb + 5, multipliers=5 * lanes, dense_multipliers=5 * lanes,
                   dsp=lanes * per_lane_dsp, bram36=0.0, lut=CONTROL_LUT // 2 + lanes * lane_lut,
                   ff=CONTROL_FF // 2 + lanes * lane_ff, macs=0, effective_macs=0, weight_bits=0)
