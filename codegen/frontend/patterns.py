@@ -91,6 +91,6 @@ def explain_refusal(model: onnx.ModelProto, error: EinhlsError) -> EinhlsError:
             return EinhlsError(
                 f"nodes {names} compute {pattern.function}, written by the exporter as {pattern.formula}; "
                 f"einhls has no {pattern.function} unit (the lowering stopped at {error.node!r}: "
-                f"{error.reason.split(';')[0]}); use an activation einhls builds (ReLU) in its place",
+                f"{error.reason.split(';')[0]}); use an activation einhls builds (ReLU, GELU) in its place",
                 pattern.at, pattern.function)
     return error
