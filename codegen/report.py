@@ -207,7 +207,7 @@ def plot_data(project) -> dict:
                  f"{resources[largest]['label']} is the largest share")
     else:
         faster, over = next_faster_design(project, budget)
-        binds = (f"{', '.join(over)} bind{'s' if len(over) == 1 else ''}: at {faster} cycles "
+        binds = (f"{', '.join(over)} bind{'s' if len(over) == 1 else ''}: at {faster} cycle{'s' if faster != 1 else ''} "
                  f"{'it' if len(over) == 1 else 'they'} would exceed the budget" if over else
                  f"{resources[largest]['label']} is the largest share")
     macs = [{"name": layer["name"], "achieved": performed_macs(layer) / interval, "peak": layer["multipliers"]}
@@ -318,21 +318,22 @@ def draw_report(project):
     for i, c in enumerate(cycles):
         ax_cyc.text(c, i, f" {c} ({100.0 * c / interval:.0f}%)", va="center", fontsize=8)
     measured = data["stages"]["measured"]
-    title = f"cycles per frame against the interval ({interval}, dashed)"
+    unit = "token" if report.get("tokens", 1) > 1 else "frame"
+    title = f"cycles per {unit} against the interval ({interval}, dashed)"
     if measured:
         ax_cyc.axvline(measured, color="tab:green", linestyle=":", linewidth=1.5)
         title += f"; measured {measured} (dotted)"
     ax_cyc.set_yticks(range(rows), names, fontsize=8)
     ax_cyc.set_ylim(rows - 0.5, -0.5)
     ax_cyc.set_xlim(0, max(interval, measured or 0, *cycles) * 1.3)
-    ax_cyc.set_xlabel("cycles per frame (red: sets the interval)")
+    ax_cyc.set_xlabel(f"cycles per {unit} (red: sets the interval)")
     ax_cyc.set_title(title, loc="left", fontsize=10)
 
     # 3. achieved MACs per cycle against the peak (one MAC per multiplier per cycle)
     macs = data["macs"]
     ys = range(len(macs))
-    ax_mac.barh(ys, [m["peak"] for m in macs], color="lightgray", label="peak (multipliers)")
-    ax_mac.barh(ys, [m["achieved"] for m in macs], height=0.5, color="tab:orange", label="achieved at the interval")
+    ax_mac.barh(ys, [m["peak"] for m in macs], color="lightgray")
+    ax_mac.barh(ys, [m["achieved"] for m in macs], height=0.5, color="tab:orange")
     for i, m in enumerate(macs):
         share = 100.0 * m["achieved"] / m["peak"] if m["peak"] else 0.0
         ax_mac.text(max(m["peak"], m["achieved"]), i, f" {m['achieved']:.4g} / {m['peak']} ({share:.0f}%)",
@@ -342,8 +343,8 @@ def draw_report(project):
     ax_mac.set_xlim(0, max([m["peak"] for m in macs] + [1]) * 1.45)
     t = data["macs_total"]
     ax_mac.set_xlabel(f"MACs per cycle; design: {t['achieved']:.4g} of {t['peak']} peak")
-    ax_mac.set_title("MACs per cycle against the peak", loc="left", fontsize=10)
-    ax_mac.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
+    ax_mac.set_title("MACs per cycle: achieved (orange) against the peak (gray, one per multiplier)",
+                     loc="left", fontsize=10)
 
     fig.suptitle(f"{project.path.name}: {report['board']} at {report['clock_mhz']:g} MHz, "
                  f"interval {interval} cycles, latency {report['totals']['latency']} cycles (estimates)",
