@@ -77,7 +77,7 @@ def _compile(args) -> int:
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
           f"interval {t['ii']} cycles, latency {t['latency']} cycles, {t['dsp']} DSP, "
-          f"{t['bram36']:g} BRAM36, {t['lut']} LUT (estimates)")
+          f"{t['bram36']:g} BRAM36, {t.get('uram', 0)} URAM, {t['lut']} LUT (estimates)")
     return EXIT_OK
 
 
