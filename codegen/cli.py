@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args) -> int:
+    from .schedule.boards import get_board
+    from .schedule.capacity import check_model_capacity
+
+    # before the front end (and its torch import): a model far too large is refused in seconds
+    check_model_capacity(args.model, get_board(args.board), args.max_util)
     from .project import CompileOptions, compile_model
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,

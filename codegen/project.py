@@ -169,6 +169,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     if not model.is_file():
         raise EinhlsError(f"model file {model} does not exist")
     board = get_board(options.board)
+    from .schedule.capacity import check_model_capacity
+    check_model_capacity(model, board, options.max_util)
     progress(f"[1/4] lowering {model.name}")
     graph = lower(model, options)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")

@@ -114,3 +114,53 @@ def test_minilm_ffn_compiles_for_kv260_and_zcu104_in_uram_and_verifies(tmp_path:
         assert top.count(".ROM_KIND(2)") == list(kinds.values()).count("uram")
     results = verify(projects["kv260"], ("csim",), vectors=4, seed=3, **QUIET)
     assert len(results) == 1 and results[0].passed, results[0].line()
+
+
+def test_weights_beyond_on_chip_memory_are_refused_before_folding(tmp_path: Path, capsys) -> None:
+    """Two 768 x 768 int8 layers (9.4 Mb) on pynq-z2 (140 BRAM36 + a LUT share: 5.9 Mb): one
+    clear line naming the sizes, exit code 2, no output folder."""
+    import numpy as np
+    from codegen.cli import main
+    from models.qdq_helper import QdqBuilder, save
+    rng = np.random.default_rng(4)
+    b = QdqBuilder([1, 768])
+    x = b.qdq("x", 2**-4)
+    for name in ("fc_a", "fc_b"):
+        x = b.node("MatMul", [x, b.weight(rng.integers(-127, 128, size=(768, 768)), 2**-9)], name)
+        x = b.qdq(x, 2**-3)
+    model = save(b.model(x), tmp_path / "big.onnx")
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--board", "pynq-z2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("einhls: error: ")
+    # non-zero codes x 8 bits (codes span -127..127): a lower bound of what any folding stores
+    assert "the weights do not fit on chip" in err[0] and "bits in 2 layers) > 80% of the 0.75 MB pynq-z2 " \
+        "offers (140 BRAM36, 0 URAM288, 25% of 53200 LUTs as ROM)" in err[0]
+    assert "(shape 768x768," in err[0]
+    assert not out.exists()
+
+
+def test_capacity_lower_bound_counts_nonzero_codes_at_their_span() -> None:
+    import numpy as np
+    from codegen.schedule.capacity import _stored_bits_lower_bound, check_graph_capacity
+    codes = np.array([[0, 3, -4, 0], [1, 0, 0, 2]], dtype=np.int8)      # span -4..3: 3 bits
+    assert _stored_bits_lower_bound(codes, None) == 4 * 3
+    assert _stored_bits_lower_bound(codes.astype(np.uint8) + 8, np.array(8, dtype=np.uint8)) == 4 * 3
+    assert _stored_bits_lower_bound(codes, np.array([1, 2])) == 0       # per-axis: not counted
+    # the graph check agrees with what the scheduler stores: 64 x 32 int8 fits every board
+    graph = linear_graph(64, 32, QType(True, 8, 2.0 ** -4), 8, QType(True, 8, 2.0 ** -3), seed=3)
+    check_graph_capacity(graph, get_board("pynq-z2"), 0.8)
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_minilm_ffn_kv260_rtlsim_bit_exact(tmp_path: Path) -> None:
+    """The kv260 MiniLM block (weights in UltraRAM, preloaded in simulation) in Verilator: about
+    a minute of CPU (4.5 minutes wall on a busy 2-core machine)."""
+    from codegen.verify.runner import verify
+    model = minilm_ffn(tmp_path / "ffn.onnx")
+    project = compile_model(model, tmp_path / "kv260", CompileOptions(board="kv260"), **QUIET)
+    assert "uram" in project.design.rom_kinds.values()
+    results = verify(project, ("rtlsim",), vectors=2, seed=3, **QUIET)
+    assert len(results) == 1 and results[0].passed, results[0].line()
+    assert results[0].measured["interval_cycles"] <= project.report["totals"]["ii"] + 2

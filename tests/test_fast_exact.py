@@ -1,4 +1,4 @@
-"""dot_product_range: the fast form is exact, checked against the definition in Python integers."""
+"""Fast forms of exact helpers (dot_product_range, compress_nm) against their definitions."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,3 +50,49 @@ def test_bert_sized_layer_range() -> None:
     w = rng.integers(-128, 128, size=(1024, 768), dtype=np.int8)
     bias = rng.integers(-(1 << 20), 1 << 20, size=1024, dtype=np.int64)
     assert dot_product_range(w, bias, -128, 127) == _by_definition(w, bias, -128, 127)
+
+
+def _compress_by_loop(weight, n, m):
+    """compress_nm by its definition, one group at a time (the former implementation)."""
+    import math
+    n_out, n_in = weight.shape
+    groups = math.ceil(n_in / m)
+    padded = np.zeros((n_out, groups * m), dtype=np.int64)
+    padded[:, :n_in] = weight
+    padded = padded.reshape(n_out, groups, m)
+    values = np.zeros((n_out, groups, n), dtype=np.int64)
+    indices = np.zeros((n_out, groups, n), dtype=np.int64)
+    for o in range(n_out):
+        for g in range(groups):
+            nz = np.flatnonzero(padded[o, g])
+            values[o, g, :nz.size] = padded[o, g, nz]
+            indices[o, g, :nz.size] = nz
+    return values, indices
+
+
+@pytest.mark.parametrize("n,m", [(1, 4), (2, 4), (2, 8), (4, 8), (4, 16), (4, 4)])
+def test_compress_nm_matches_the_loop(n: int, m: int) -> None:
+    from codegen.ir.sparsity import compress_nm
+    rng = np.random.default_rng(n * 100 + m)
+    rows, cols = 13, 5 * m + 3          # a partial last group
+    w = rng.integers(-128, 128, size=(rows, cols))
+    groups = -(-cols // m)
+    padded = np.zeros((rows, groups * m), dtype=np.int64)
+    padded[:, :cols] = w
+    blocks = padded.reshape(rows, groups, m)
+    for o in range(rows):                # keep at most n per group, some groups with fewer
+        for g in range(groups):
+            keep = rng.choice(m, size=rng.integers(0, n + 1), replace=False)
+            mask = np.zeros(m, dtype=bool)
+            mask[keep] = True
+            blocks[o, g, ~mask] = 0
+    w = padded[:, :cols]
+    got, want = compress_nm(w, n, m), _compress_by_loop(w, n, m)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_compress_nm_refuses_a_denser_group() -> None:
+    from codegen.ir.sparsity import compress_nm
+    w = np.array([[1, 2, 3, 0, 0, 0, 0, 1]])
+    with pytest.raises(ValueError, match="row 0 group 0 has 3 non-zeros, more than 2:4"):
+        compress_nm(w, 2, 4)
