@@ -105,15 +105,27 @@ sys.exit(code)
 
 
 def _run(model: Path, board: str, out: Path) -> dict:
-    """One `einhls compile` in a child process: wall seconds, exit code, its peak RSS, last line."""
+    """One `einhls compile` in a child process: wall seconds, seconds per phase (from the time its
+    `[i/4] ...` progress lines arrive), exit code, its peak RSS, last line."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, "compile", str(model), "--board", board,
-                           "-o", str(out), "--force"], capture_output=True, text=True, cwd=ROOT.parent)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, "compile", str(model), "--board", board,
+                             "-o", str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=ROOT.parent)
+    lines, marks = [], []
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if line.startswith("["):
+            marks.append((line.split("]")[1].strip().split()[0], time.perf_counter() - start))
+    proc.wait()
     wall = time.perf_counter() - start
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
     peak = next((int(l.split()[1]) for l in lines if l.startswith("peak_rss_kb")), 0)
     lines = [l for l in lines if not l.startswith("peak_rss_kb")]
-    return {"board": board, "exit_code": proc.returncode, "wall_s": round(wall, 2),
+    # a phase lasts from its progress line to the next one (the last: to the process's end);
+    # before the first line: interpreter start, imports and the capacity check
+    phases = {"start": round(marks[0][1], 2) if marks else round(wall, 2)}
+    for (name, at), (_, until) in zip(marks, marks[1:] + [("end", wall)]):
+        phases[name] = round(until - at, 2)
+    return {"board": board, "exit_code": proc.returncode, "wall_s": round(wall, 2), "phases_s": phases,
             "peak_rss_mb": round(peak / 1024, 1), "message": lines[-1] if lines else ""}
 
 
@@ -134,11 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "compile_time.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = ["# Compile time (`python -m bench.compile_time`)", "",
              "Wall time of `einhls compile` in a fresh process (imports included) and that process's peak RSS.", "",
-             "| case | board | exit | wall (s) | peak RSS (MB) | last line |", "|---|---|---|---|---|---|"]
+             "Phases: `start` = interpreter, imports and the ONNX capacity check; then lowering, scheduling, "
+             "emitting (HLS, Verilog, testbenches, Vivado, driver) and the reference vectors.", "",
+             "| case | board | exit | wall (s) | phases (s) | peak RSS (MB) | last line |",
+             "|---|---|---|---|---|---|---|"]
     for case, rows in results["cases"].items():
         for r in rows:
             msg = r["message"].replace("|", "/")[:160]
-            lines.append(f"| {case} | {r['board']} | {r['exit_code']} | {r['wall_s']} | "
+            phases = ", ".join(f"{k} {v}" for k, v in r["phases_s"].items())
+            lines.append(f"| {case} | {r['board']} | {r['exit_code']} | {r['wall_s']} | {phases} | "
                          f"{r['peak_rss_mb']} | {msg} |")
     (RESULTS / "compile_time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
