@@ -37,13 +37,16 @@ def test_uram_shape() -> None:
 
 def test_placement_moves_large_roms_only_while_block_ram_is_the_scarcer() -> None:
     board = get_board("kv260")     # 144 BRAM36, 64 URAM288
-    costs = {"big_a": _rom(288, 4096), "big_b": _rom(288, 4096), "small": _rom(36, 1024), "lut": _rom(8, 32)}
+    costs = {"big_a": _rom(288, 4096), "big_b": _rom(288, 4096), "small": _rom(36, 1024), "lut": _rom(8, 32),
+             "half": _rom(18, 1024)}
     assert costs["big_a"].bram36 == 32 and costs["small"].bram36 == 1 and costs["lut"].rom_kind == "lutram"
+    assert costs["half"].bram36 == 0.5     # fits one RAMB18
     place_roms(costs, board)
-    # 65 BRAM36 of 144 (45%) before: moving a big ROM (32 BRAM36 -> 4 URAM288, 6% of the URAMs)
-    # lowers the busier memory; after both moved, BRAM is at 0.7% and the 1-BRAM ROM would cost
+    # 65.5 BRAM36 of 144 (45%) before: moving a big ROM (32 BRAM36 -> 4 URAM288, 6% of the URAMs)
+    # lowers the busier memory; after both moved, BRAM is at 1% and the 1-BRAM ROM would cost
     # 1 URAM (1.6%): it stays
-    assert [costs[n].rom_kind for n in ("big_a", "big_b", "small", "lut")] == ["uram", "uram", "bram", "lutram"]
+    assert [costs[n].rom_kind for n in ("big_a", "big_b", "small", "lut", "half")] == \
+        ["uram", "uram", "bram", "lutram", "bram"]
     assert (costs["big_a"].uram, costs["big_a"].bram36) == (4, 0.0)
     assert costs["small"].bram36 == 1 and costs["small"].uram == 0
 

@@ -14,8 +14,9 @@ from .design import OpSchedule
 from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
-# (width, depth) shapes of one 36 Kb block RAM
+# (width, depth) shapes of one 36 Kb block RAM, and of one 18 Kb half (a RAMB18, 0.5 BRAM36)
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 LUTRAM_MAX_BITS = 2048    # small ROMs are left to LUTs (distributed memory)
 LUTRAM_MAX_DEPTH = 64     # shallow ROMs too: a BRAM this shallow wastes 94% of its bits
 # one URAM288: 72 bits x 4096 words, fixed shape; deeper memories cascade (UG573 / UG949)
@@ -49,9 +50,12 @@ class OpCost:
 
 
 def bram36_for(width: int, depth: int) -> float:
-    """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units."""
+    """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units; a ROM
+    that fits one 18 Kb half (RAMB18) counts 0.5."""
     if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
         return 0.0
+    if any(width <= w and depth <= d for w, d in BRAM18_SHAPES):
+        return 0.5
     best = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
     return float(best)
 
