@@ -242,6 +242,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
             step = max(1, len(candidates) // 256)
             for index in range(len(candidates) - 1, -1, -step):
                 if not fits(build(candidates[index])[2], board, max_util):
+                    notes.append(f"the slowest design ({slowest} cycles) does not fit {board.name} (its narrow "
+                                 f"ROMs waste UltraRAM); the slowest that fits: {candidates[index]} cycles")
                     slowest, over = candidates[index], []
                     candidates = candidates[:index + 1]
                     break
