@@ -17,6 +17,7 @@ import numpy as np
 
 from . import __version__
 from .errors import EinhlsError
+from .options import check_options
 from .ir.graph import Graph
 from .ir.reference import random_inputs, run_reference
 from .schedule.boards import get_board
@@ -43,27 +44,6 @@ class CompileOptions:
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
-
-
-MAX_CLOCK_MHZ = 1000.0   # above any FPGA fabric clock einhls targets; a typo, not a design
-
-
-def check_options(options: CompileOptions, flag=lambda field: field) -> None:
-    """Refuse out-of-range options with one line naming the option (``flag`` spells its name)."""
-    import math
-
-    def bad(field: str, value, want: str) -> EinhlsError:
-        return EinhlsError(f"{flag(field)} {value} is out of range: {want}")
-
-    if not isinstance(options.seed, int) or not 0 <= options.seed < 2 ** 63:
-        raise bad("seed", options.seed, "want an integer >= 0")
-    if not (math.isfinite(options.max_util) and 0 < options.max_util <= 1):
-        raise bad("max_util", options.max_util, "want a fraction of the board, 0 < f <= 1")
-    if options.target_ii is not None and (not isinstance(options.target_ii, int) or options.target_ii < 1):
-        raise bad("target_ii", options.target_ii, "want a whole number of cycles >= 1")
-    if options.clock_mhz is not None and not (math.isfinite(options.clock_mhz)
-                                              and 0 < options.clock_mhz <= MAX_CLOCK_MHZ):
-        raise bad("clock_mhz", options.clock_mhz, f"want MHz, 0 < f <= {MAX_CLOCK_MHZ:g}")
 
 
 def read_vectors(path: Path) -> np.ndarray:
@@ -162,8 +142,9 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             **contraction_fields(op), **butterfly_report_fields(op, s),
             "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
             **costs[op.name].to_json()})
-    utilisation = {key: round(totals[key] / limit, 4) for key, limit in
-                   (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff))}
+    utilisation = {key: round(totals[key] / limit, 4) if limit else 0.0 for key, limit in
+                   (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),
+                    ("lut", board.lut), ("ff", board.ff))}
     return {"board": board.name, "part": board.part, "clock_mhz": design.clock_mhz,
             "layers": layers, "contractions": contraction_summary(design.graph, costs), "totals": totals, "utilisation": utilisation,
             "throughput_fps": round(design.clock_mhz * 1e6 / (totals["ii"] * design.graph.tokens), 1),
@@ -190,6 +171,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     if not model.is_file():
         raise EinhlsError(f"model file {model} does not exist")
     board = get_board(options.board)
+    from .schedule.capacity import check_model_capacity
+    check_model_capacity(model, board, options.max_util)
     progress(f"[1/4] lowering {model.name}")
     graph = lower(model, options)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
@@ -229,6 +212,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
             "ir": graph.to_json(),
             "schedule": [s.__dict__ for s in design.schedules.values()],
             "fifo_depths": [{"op": op, "input": i, "depth": d} for (op, i), d in sorted(design.fifo_depths.items())],
+            "rom_kinds": dict(sorted(design.rom_kinds.items())),
         }
         (staging / "einhls.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         report = build_report(design, result.costs, result.totals, result.notes)
@@ -255,7 +239,8 @@ class Project:
         self.graph = Graph.from_json(self.meta["ir"], arrays)
         board = get_board(self.meta["board"]["name"])
         schedules = {d["op"]: OpSchedule(**d) for d in self.meta["schedule"]}
-        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"])
+        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"],
+                             rom_kinds=self.meta.get("rom_kinds", {}))
 
     @property
     def report(self) -> dict:
