@@ -177,7 +177,7 @@ def synthesize(project) -> dict:
     return counts
 
 
-RESOURCES = (("dsp", "DSP"), ("bram36", "BRAM36"), ("lut", "LUT"), ("ff", "FF"))
+RESOURCES = (("dsp", "DSP"), ("bram36", "BRAM36"), ("uram", "URAM"), ("lut", "LUT"), ("ff", "FF"))
 
 
 def plot_data(project) -> dict:
@@ -193,10 +193,11 @@ def plot_data(project) -> dict:
     layers, totals = report["layers"], report["totals"]
     board = project.design.board
     budget = float(project.meta.get("options", {}).get("max_util", 0.8))
-    capacity = {"dsp": board.dsp, "bram36": board.bram36, "lut": board.lut, "ff": board.ff}
+    capacity = {"dsp": board.dsp, "bram36": board.bram36, "uram": board.uram, "lut": board.lut, "ff": board.ff}
     resources = {key: {"label": label, "capacity": capacity[key],
-                       "layers": [100.0 * layer[key] / capacity[key] for layer in layers],
-                       "total": 100.0 * totals[key] / capacity[key]} for key, label in RESOURCES}
+                       "layers": [100.0 * layer.get(key, 0) / capacity[key] for layer in layers],
+                       "total": 100.0 * totals.get(key, 0) / capacity[key]}
+                 for key, label in RESOURCES if capacity[key] > 0}   # no URAM on 7-series boards
     largest = max(resources, key=lambda key: resources[key]["total"])
     interval = totals["ii"]
     floor = interval_floor(project)
@@ -289,14 +290,14 @@ def draw_report(project):
     colors = plt.get_cmap("tab20").colors
 
     # 1. resources against the board: one stacked bar per resource, a segment per layer
-    keys = [key for key, _ in RESOURCES]
+    keys = list(data["resources"])
     for i, name in enumerate(names):
         left = [sum(data["resources"][k]["layers"][:i]) for k in keys]
         ax_res.barh(range(len(keys)), [data["resources"][k]["layers"][i] for k in keys], left=left,
                     color=colors[i % len(colors)], label=name, edgecolor="white", linewidth=0.5)
     ax_res.axvline(data["budget"], color="black", linestyle="--", linewidth=1)
     top = max(100.0, *(data["resources"][k]["total"] for k in keys))
-    ax_res.text(data["budget"], -0.75, f" budget {data['budget']:.0f}%", va="bottom", fontsize=8)
+    ax_res.text(data["budget"], -0.68, f" budget {data['budget']:.0f}%", va="center", fontsize=8)
     for j, key in enumerate(keys):      # totals in a column right of every bar and of the budget line
         r = data["resources"][key]
         ax_res.text(top * 1.02, j, f"{r['total']:.1f}% of {r['capacity']:,}", va="center", fontsize=8,
