@@ -213,6 +213,11 @@ void contract_linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
                      const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS DATAFLOW
     static_assert(R >= 1, "at least one repeat");
+    static_assert(ap_fits(C::WORD_BITS), "contract_linear: the weight word exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::SIMD * C::IN_BITS) && ap_fits(C::PE * C::OUT_BITS),
+                  "contract_linear: an internal word (SIMD inputs or PE outputs) exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
+                  "contract_linear: a stream beat exceeds AP_INT_MAX_W");
     hls::stream<typename XWord<C>::t> xs("xs");
 #pragma HLS STREAM variable=xs depth=C::KF
     hls::stream<typename YWord<C>::t> ys("ys");

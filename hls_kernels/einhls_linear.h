@@ -189,6 +189,9 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     static_assert(C::LIMBS * C::LIMB_BITS >= C::WORD_BITS && (C::LIMBS - 1) * C::LIMB_BITS < C::WORD_BITS,
                   "LIMBS must be ceil(WORD_BITS / LIMB_BITS)");
     static_assert(C::MULT_DEPTH == 1 || C::MULT_DEPTH == C::NF, "multipliers are per tensor or per channel");
+    static_assert(ap_fits(C::WORD_BITS), "linear: the weight word exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
+                  "linear: a stream beat exceeds AP_INT_MAX_W");
     typename C::in_t x[C::KF][C::GROUPS][C::GROUP];
 #pragma HLS ARRAY_PARTITION variable=x complete dim=2
 #pragma HLS ARRAY_PARTITION variable=x complete dim=3

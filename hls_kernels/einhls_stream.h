@@ -12,6 +12,12 @@
 
 namespace einhls {
 
+// True when an ap_int / ap_uint of W bits is allowed by the current AP_INT_MAX_W.  Every kernel
+// asserts it for the words it builds, so a width the emitter forgot to announce (AP_INT_MAX_W is
+// defined before <ap_int.h> in the top's header) stops the compile with a message naming the word
+// instead of aborting C-sim at run time or failing late in synthesis.
+constexpr bool ap_fits(int w) { return w >= 1 && w <= AP_INT_MAX_W; }
+
 // Elements of a frame -> beats of LANES elements.
 constexpr unsigned beats(unsigned size, unsigned lanes) { return (size + lanes - 1) / lanes; }
 
@@ -70,6 +76,7 @@ beats:
 template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
 void repack(hls::stream<ap_uint<IN_LANES * BITS> >& in, hls::stream<ap_uint<OUT_LANES * BITS> >& out) {
 #pragma HLS DATAFLOW
+    static_assert(ap_fits(IN_LANES * BITS) && ap_fits(OUT_LANES * BITS), "repack: a beat exceeds AP_INT_MAX_W");
     const unsigned BANKS = IN_LANES > OUT_LANES ? IN_LANES : OUT_LANES;
     (void)BANKS;  // read only by the pragma (pragmas take plain constants, not expressions)
     ap_uint<BITS> frame[SIZE];

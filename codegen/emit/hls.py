@@ -363,6 +363,35 @@ def plan_testbench(design: Design) -> TestbenchPlan:
     return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output)
 
 
+def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
+    """The widest ap_int of einhls::requantize (einhls_requant.h): the product v * m, one spare bit."""
+    return max(acc_bits + mult_bits + 1, shift + 1) + 2
+
+
+def internal_widths(unit: object) -> list[int]:
+    """Every ap_int / ap_uint width a unit's kernel instantiates inside itself (its words between
+    loops, its weight words, its requantization products): AP_INT_MAX_W must cover all of them,
+    not only the streams between the processes (C-sim aborts on the first wider one)."""
+    if isinstance(unit, LinearUnit):
+        return [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
+                unit.simd * unit.in_t.bits, unit.pe * unit.out_t.bits,
+                _requant_product_bits(unit.acc_t.bits, unit.mult_t.bits, unit.shift)]
+    if isinstance(unit, ContractUnit):   # XWord / YWord of einhls_contract.h, then the Linear unit's
+        return internal_widths(unit.linear)
+    if isinstance(unit, PermuteUnit):
+        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
+    if isinstance(unit, RequantUnit):
+        return [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits,
+                _requant_product_bits(unit.v_t.bits, unit.mult_t.bits, unit.shift)]
+    if isinstance(unit, ButterflyUnit):
+        return [unit.widest]
+    if isinstance(unit, ReluUnit):
+        return [unit.lanes * unit.t.bits]
+    if isinstance(unit, Repack):
+        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
+    raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
+
+
 def plan_hls(design: Design) -> HlsPlan:
     """Every decision of the HLS back end, as plain data for the templates."""
     _check_design(design)
@@ -434,6 +463,9 @@ def plan_hls(design: Design) -> HlsPlan:
             repack_to(op.out_size, op.out_type.bits, s.out_lanes, f"out of {op.name}")
     plan.last = current
 
+    widths += [st.width for st in plan.streams]
+    for st in plan.stages:
+        widths += internal_widths(st.unit)
     widest = max(widths)
     if widest > AP_INT_LIMIT_W:
         raise EinhlsError(f"a weight word or stream beat of {widest} bits exceeds the {AP_INT_LIMIT_W}-bit "
