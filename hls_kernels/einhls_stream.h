@@ -10,6 +10,8 @@
 #include <ap_int.h>
 #include <hls_stream.h>
 
+#include "einhls_csim.h"
+
 namespace einhls {
 
 // True when an ap_int / ap_uint of W bits is allowed by the current AP_INT_MAX_W.  Every kernel
@@ -39,9 +41,11 @@ void set_lane(ap_uint<W>& word, unsigned l, const T& value) {
 
 template <unsigned SIZE, int BITS, unsigned LANES>
 void frame_read(hls::stream<ap_uint<LANES * BITS> >& in, ap_uint<BITS> frame[SIZE]) {
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const ap_uint<LANES * BITS> word = in.read();
     lanes:
         for (unsigned l = 0; l < LANES; l++) {
@@ -54,9 +58,11 @@ beats:
 
 template <unsigned SIZE, int BITS, unsigned LANES>
 void frame_write(const ap_uint<BITS> frame[SIZE], hls::stream<ap_uint<LANES * BITS> >& out) {
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         ap_uint<LANES * BITS> word = 0;  // lanes past the end of the frame stay zero
     lanes:
         for (unsigned l = 0; l < LANES; l++) {

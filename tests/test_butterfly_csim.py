@@ -26,6 +26,17 @@ pytestmark = [pytest.mark.csim,
               pytest.mark.skipif(ap_types_dir() is None, reason="ap_types headers (hls4ml) not installed")]
 
 VECTORS = 200
+# the hardware rules C-sim cannot see alone (einhls_csim.h): a working-buffer read closer to its
+# write than the DEPENDENCE distance stops the binary
+CHECKS = "-DEINHLS_CSIM_CHECKS"
+
+
+def _build(directory: Path) -> Path:
+    binary = directory / "butterfly_unit"
+    proc = subprocess.run([CXX, *CXXFLAGS, CHECKS, "-isystem", str(ap_types_dir()), "-I", str(directory),
+                           str(directory / "butterfly_unit.cpp"), "-o", str(binary)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return binary
 
 
 @pytest.mark.parametrize("name", [*CASES, *SLOW])
@@ -33,10 +44,7 @@ def test_butterfly_unit_csim(name: str, tmp_path: Path) -> None:
     design = (CASES.get(name) or SLOW[name])()
     op = design.graph.ops[0]
     emit_unit_csim(design, tmp_path)
-    binary = tmp_path / "butterfly_unit"
-    proc = subprocess.run([CXX, *CXXFLAGS, "-isystem", str(ap_types_dir()), "-I", str(tmp_path),
-                           str(tmp_path / "butterfly_unit.cpp"), "-o", str(binary)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    binary = _build(tmp_path)
     inputs = random_inputs(design.graph, VECTORS, seed=12)
     expected = run_reference(design.graph, inputs)
     if "identity" in name:
@@ -48,3 +56,38 @@ def test_butterfly_unit_csim(name: str, tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(read_vectors(tmp_path / "outputs.txt", op.out_size), expected)
+
+
+@pytest.mark.parametrize("name", ["n8_p4_int4", "n64_p32_rect_stacks"])
+def test_stages_without_their_gaps_break_the_read_after_write_distance(name: str, tmp_path: Path) -> None:
+    """One cycle per stage (CT = 1) or two: stage s + 1 would read what stage s wrote a cycle
+    earlier.  With the gaps the schedule computes, C-sim passes (above); with the gaps removed the
+    C-sim check must stop the binary, because the hardware pipeline could not deliver the value."""
+    import re
+
+    design = CASES[name]()
+    unit = emit_unit_csim(design, tmp_path)
+    assert unit.c.stage_cycles <= 2 and any(unit.c.gaps)
+    header = tmp_path / unit.header
+    text = header.read_text()
+    text, swapped = re.subn(r"gap\[cfg::STAGES\] = \{[^}]*\}",
+                            "gap[cfg::STAGES] = { " + ", ".join(["0"] * unit.c.stages) + " }", text)
+    text, swapped_issue = re.subn(r"ISSUE = \d+;", f"ISSUE = {unit.c.stages * unit.c.stage_cycles};", text)
+    assert swapped == 1 and swapped_issue == 1
+    header.write_text(text)
+    binary = _build(tmp_path)
+    inputs = random_inputs(design.graph, 4, seed=1)
+    write_vectors(tmp_path / "inputs.txt", inputs)
+    proc = subprocess.run([str(binary), str(tmp_path / "inputs.txt"), str(tmp_path / "outputs.txt")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "einhls C-sim check: butterfly wk read" in proc.stderr, proc.stderr
+
+
+def test_butterfly_kernel_declares_no_false_dependence() -> None:
+    """A false DEPENDENCE on a buffer that carries stage-to-stage data gives wrong hardware (UG1399)."""
+    from codegen.resources import resource_dir
+
+    text = (resource_dir("hls_kernels") / "einhls_butterfly.h").read_text()
+    pragmas = [line for line in text.splitlines() if "DEPENDENCE" in line and line.strip().startswith("#pragma")]
+    assert pragmas and all(line.rstrip().endswith(" true") for line in pragmas), pragmas

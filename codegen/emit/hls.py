@@ -48,7 +48,7 @@ CSIM_TESTBENCH = "tb_top.cpp"
 CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
 KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h",
-                  "einhls_contract.h", "einhls_butterfly.h")
+                  "einhls_contract.h", "einhls_butterfly.h", "einhls_csim.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
