@@ -40,9 +40,11 @@ namespace einhls {
 // s_axis -> internal stream of W-bit packed beats (the low W bits of tdata).
 template <int W, unsigned BEATS, class Packet>
 void axis_to_stream(hls::stream<Packet>& in, hls::stream<ap_uint<W> >& out) {
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const Packet packet = in.read();
         out.write(ap_uint<W>(packet.data.range(W - 1, 0)));
     }
@@ -51,9 +53,11 @@ beats:
 // Internal stream of W-bit packed beats -> m_axis, tlast on the last beat of the frame.
 template <int W, unsigned BEATS, class Packet>
 void stream_to_axis(hls::stream<ap_uint<W> >& in, hls::stream<Packet>& out) {
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         Packet packet;
         packet.data = in.read();  // zero-extended to the byte-rounded tdata width
         packet.keep = -1;

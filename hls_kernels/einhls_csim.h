@@ -12,7 +12,8 @@
 //                      EINHLS_CSIM_CYCLES_FILE (one line per process: calls, most iterations in one
 //                      call, all iterations, the process's signature).
 // EINHLS_CSIM_CHECKS   hardware rules C-sim cannot see by itself, checked on every access (for
-//                      now: the read-after-write distance a DEPENDENCE pragma promises).
+//                      now: the read-after-write distance a DEPENDENCE pragma promises, one write per
+//                      cycle into each bank of a banked buffer).
 #ifndef EINHLS_CSIM_H
 #define EINHLS_CSIM_H
 
@@ -88,6 +89,15 @@ inline void einhls_csim_check_raw(long long distance, unsigned least, const char
     if (distance < (long long)least) {
         std::fprintf(stderr, "einhls C-sim check: %s read %lld cycles after its write, the pipeline needs %u\n",
                      what, distance, least);
+        std::abort();
+    }
+}
+
+// `accesses` to one single-port memory in one cycle; the hardware has one port.
+inline void einhls_csim_check_one_port(unsigned accesses, const char* what) {
+    if (accesses > 1) {
+        std::fprintf(stderr, "einhls C-sim check: %s written %u times in one cycle, it has one write port\n",
+                     what, accesses);
         std::abort();
     }
 }
