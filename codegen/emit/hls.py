@@ -35,6 +35,7 @@ from ..ir.graph import Linear, Relu, Requant
 from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
+from .hls_rules import check_hls
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
@@ -511,6 +512,7 @@ def emit_hls(design: Design, out: Path) -> None:
     tb = f"../{CSIM_DIR}"
     _write(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
         plan=plan, tb_dir=tb, testbench=CSIM_TESTBENCH, inputs=CSIM_INPUTS, expected=CSIM_EXPECTED))
+    check_hls(plan, hls)   # the II = 1 rules (codegen/emit/hls_rules.py); EinhlsError when one is broken
 
 
 def emit_csim_testbench(design: Design, out: Path) -> None:
