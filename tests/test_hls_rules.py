@@ -78,8 +78,10 @@ def test_inner_loop_without_unroll_is_refused():
 
 def test_a_loop_in_a_dataflow_region_is_refused():
     text = kernel("einhls_stream.h").replace(
-        "    frame_read<SIZE, BITS, IN_LANES>(in, frame);",
-        "    for (unsigned i = 0; i < SIZE; i++) frame[i] = 0;\n    frame_read<SIZE, BITS, IN_LANES>(in, frame);")
+        "    repack_write<SIZE, BITS, IN_LANES, OUT_LANES>(in, frame);",
+        "    for (unsigned i = 0; i < B::ROWS; i++) frame[0][i] = 0;\n"
+        "    repack_write<SIZE, BITS, IN_LANES, OUT_LANES>(in, frame);")
+    assert text != kernel("einhls_stream.h")
     (v,) = check_kernel_text("einhls_stream.h", text)
     assert v.rule == "dataflow-calls-only" and "(repack)" in v.place
 
