@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,12 @@ from .result import CheckResult, compare
 
 CXX = "g++"
 CXXFLAGS = ("-std=c++14", "-O2", "-Wno-unknown-pragmas", "-Wno-unused-label")
+# C-sim builds only (hls_kernels/einhls_csim.h): count each process's pipelined-loop iterations per
+# frame, and check the hardware rules sequential C cannot show (read-after-write distances, one
+# write per bank and cycle).  Vitis never sees these macros.
+CSIM_DEFINES = ("-DEINHLS_CSIM_CYCLES", "-DEINHLS_CSIM_CHECKS")
+CYCLES_ENV = "EINHLS_CSIM_CYCLES_FILE"
+CYCLES_FILE = "csim_cycles.tsv"
 SOURCE_SUFFIXES = (".h", ".hpp", ".cpp", ".cc")
 ERROR_LINES = 20          # lines of g++'s own message kept in CheckResult.error
 COMPILE_TIMEOUT_S = 900
@@ -101,7 +108,7 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
     if not any(p.parent == project / "tb" / "csim" for p in units):
         return None, f"no C-sim testbench in {project / 'tb' / 'csim'} (emit_csim_testbench writes it)"
 
-    flags = [*CXXFLAGS, "-isystem", str(include), "-I", str(project / "hls"), "-I", str(project / "tb" / "csim")]
+    flags = [*CXXFLAGS, *CSIM_DEFINES, "-isystem", str(include), "-I", str(project / "hls"), "-I", str(project / "tb" / "csim")]
     digest = hashlib.sha256("\0".join([CXX, *flags]).encode())
     for path in files:
         digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -130,6 +137,39 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
     return binary, None
 
 
+# --- cycles -----------------------------------------------------------------------------------
+
+def process_label(signature: str) -> str:
+    """A short name for a process from its C++ signature (__PRETTY_FUNCTION__): the kernel function
+    and its template arguments, e.g. ``contract_compute<C = l02_st3::cfg; R = 64>``."""
+    name = re.search(r"(\w+)\s*\(", signature)
+    bindings = re.search(r"\[with (.*)\]\s*$", signature)
+    label = name.group(1) if name else signature.strip()
+    if bindings:
+        args = re.sub(r"\b(unsigned int|int|long long int|class) ", "", bindings.group(1))
+        args = "; ".join(a for a in args.split("; ") if not a.startswith(("typename ", "Packet =", "T =")))
+        label += f"<{args}>"
+    return label
+
+
+def read_cycles(path: Path, frames: int) -> dict:
+    """The C-sim cycle counts (hls_kernels/einhls_csim.h) as measured fields: per process its
+    calls and most pipelined-loop iterations in one call (cycles per frame at II = 1), and the
+    design's interval at II = 1, the slowest process's.  Empty when the file is missing."""
+    if not Path(path).is_file():
+        return {}
+    processes = []
+    for line in Path(path).read_text().splitlines():
+        calls, most, total, signature = line.split("\t", 3)
+        processes.append({"process": process_label(signature), "calls": int(calls),
+                          "cycles_per_frame": int(most), "total": int(total)})
+    if not processes:
+        return {}
+    processes.sort(key=lambda p: -p["cycles_per_frame"])
+    return {"interval_cycles_ii1": processes[0]["cycles_per_frame"], "slowest_process": processes[0]["process"],
+            "frames": frames, "processes": processes}
+
+
 # --- run --------------------------------------------------------------------------------------
 
 def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path) -> CheckResult:
@@ -150,11 +190,14 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     in_path, exp_path, out_path = work / "csim_inputs.txt", work / "csim_expected.txt", work / "csim_outputs.txt"
     write_vectors(in_path, inputs)
     write_vectors(exp_path, expected)
+    cycles_path = work / CYCLES_FILE
     out_path.unlink(missing_ok=True)
+    cycles_path.unlink(missing_ok=True)
     print(f"csim: running {vectors} vectors", file=sys.stderr, flush=True)
     try:
         done = subprocess.run([str(binary), str(in_path), str(exp_path), str(out_path)], capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT_S, cwd=work)
+                              text=True, timeout=RUN_TIMEOUT_S, cwd=work,
+                              env={**os.environ, CYCLES_ENV: str(cycles_path)})
     except subprocess.TimeoutExpired:
         return CheckResult("csim", vectors, None, error=f"the C-sim binary did not finish within {RUN_TIMEOUT_S} s")
 
@@ -169,7 +212,7 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     if done.returncode not in (0, 1) or got is None or got.shape[0] != vectors:
         status = f"exit status {done.returncode}" if done.returncode >= 0 else f"signal {-done.returncode}"
         return CheckResult("csim", vectors, got, error=f"the C-sim binary failed ({status}): {message}")
-    result = compare("csim", expected, got)
+    result = compare("csim", expected, got, measured=read_cycles(cycles_path, vectors))
     if done.returncode == 1 and result.passed:
         # Every element matched, yet the testbench failed: the AXI4-Stream protocol was wrong.
         return CheckResult("csim", vectors, got, error=f"the C-sim testbench reported: {message}")
