@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except EinhlsError as exc:
-        print(f"einhls: error: {exc}", file=sys.stderr)
+        print(f"einhls: error: {' '.join(str(exc).split())}", file=sys.stderr)   # always one line
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("einhls: interrupted", file=sys.stderr)
