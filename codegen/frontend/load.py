@@ -55,6 +55,7 @@ def read_model(path: Path) -> onnx.ModelProto:
     except Exception as exc:  # protobuf DecodeError and the like
         raise EinhlsError(f"cannot read ONNX model {path.name} (truncated or not an ONNX file): "
                           f"{type(exc).__name__}: {one_line(str(exc))}") from exc
+    check_text(model)
     check_declared_sizes(model.graph)
     check_external_data(model, path.parent.resolve())
     try:
@@ -69,6 +70,37 @@ def one_line(text: str, limit: int = 400) -> str:
     """A message from a library squeezed onto one line (error lines are one line)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def check_text(model: onnx.ModelProto) -> None:
+    """Names, types and metadata must be text: protobuf hands strings that are not valid UTF-8 to
+    Python as bytes, which every later step would trip over."""
+    def text_fields(graph: onnx.GraphProto):
+        yield graph.name, "the graph name"
+        for node in graph.node:
+            yield from ((value, f"a name of node #{list(graph.node).index(node)}")
+                        for value in (node.name, node.op_type, node.domain, *node.input, *node.output))
+            for attr in node.attribute:
+                yield attr.name, f"an attribute name of node {node.name!r}"
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    yield from text_fields(sub)
+        for tensor in graph.initializer:
+            yield tensor.name, "an initializer name"
+            for entry in tensor.external_data:
+                yield entry.key, f"the external data of {tensor.name!r}"
+                yield entry.value, f"the external data of {tensor.name!r}"
+        for value in (*graph.input, *graph.output, *graph.value_info):
+            yield value.name, "a value name"
+            for dim in value.type.tensor_type.shape.dim:
+                yield dim.dim_param, f"a dimension name of {value.name!r}"
+
+    fields = list(text_fields(model.graph))
+    fields += [(opset.domain, "an opset domain") for opset in model.opset_import]
+    fields += [(v, "the model's metadata") for prop in model.metadata_props for v in (prop.key, prop.value)]
+    for value, where in fields:
+        if not isinstance(value, str):
+            raise EinhlsError(f"{where} is not valid UTF-8 text ({bytes(value)[:40]!r}); the file is "
+                              "corrupted or hostile")
 
 
 def _elements(dims, what: str, name: str, op_type: str) -> int:
@@ -249,6 +281,9 @@ def prepare_model(model: onnx.ModelProto) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise checker_error(exc) from exc
+    except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
+        raise EinhlsError("the ONNX checker rejects the model, and its message holds text that is not "
+                          "valid UTF-8 (a corrupted or hostile name?)") from exc
     try:
         return shape_inference.infer_shapes(model, check_type=True, strict_mode=False, data_prop=True)
     except Exception as exc:  # onnx raises InferenceError and others

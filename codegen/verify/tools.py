@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ERROR_LINES = 6
@@ -66,6 +67,64 @@ def store_runtime(cache: Path, build_dir: Path, objects: tuple[str, ...]) -> Non
         pass
 
 
+def run_tool(args: list[str], timeout_s: float, cwd: Path | str | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)``, but the tool runs
+    in its own process group, and that whole group is killed on a timeout, on an interrupt
+    (KeyboardInterrupt, or SIGTERM turned into one by the CLI) and after the tool exits.
+
+    Why: make, g++ and Verilator start children of their own; killing only the direct child (what
+    subprocess.run does) leaves them running, and they hold the output pipes open so the caller
+    waits for them even after a timeout.  Raises subprocess.TimeoutExpired after the kill.
+    """
+    proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True)
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+    _kill_group(proc)   # anything the tool left running in the background
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_running_tools() -> None:
+    """Kill the process group of every tool started by :func:`run_tool` that is still running.
+
+    For callers that run tools in worker threads: an interrupt reaches the main thread only, and
+    the workers (waiting on their tools) would keep the process alive until the tools finished.
+    """
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.returncode is None:
+        try:
+            proc.communicate(timeout=30)   # reap it and drain the pipes (every writer is dead)
+        except (subprocess.TimeoutExpired, ValueError):
+            proc.kill()
+
+
 def exit_reason(returncode: int) -> str:
     """How a child process ended, in words: "exit status 3" or "killed by signal SIGBUS"."""
     if returncode >= 0:
@@ -109,7 +168,7 @@ def prepare_yowasp(command: list[str], probe: tuple[str, ...] = ("-V",),
     with open(cache / "einhls-first-use.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            proc = subprocess.run([*command, *probe], capture_output=True, text=True, timeout=timeout_s)
+            proc = run_tool([*command, *probe], timeout_s)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     if proc.returncode == 0:

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from ..emit.rtl import rtl_sources
-from .tools import exit_reason, prepare_yowasp
+from .tools import exit_reason, prepare_yowasp, run_tool
 
 FAMILIES = ("xc7", "xcup")
 
@@ -60,7 +60,7 @@ def yosys_version() -> str:
         if Path(command[0]).name.startswith("yowasp-"):
             proc = prepare_yowasp(command)
         else:
-            proc = subprocess.run([*command, "-V"], capture_output=True, text=True, timeout=600)
+            proc = run_tool([*command, "-V"], 600)
     except subprocess.TimeoutExpired:
         raise YosysError(f"{command[0]} -V did not finish within the time limit") from None
     if proc.returncode != 0:
@@ -121,8 +121,8 @@ def synth_counts(rtl_dir: Path, top: str, family: str, work: Path) -> dict:
     script.write_text("\n".join(lines) + "\n")
     version = yosys_version()   # first: a YoWASP Yosys must not start before its cache is complete
     try:
-        proc = subprocess.run([*yosys_command(), "-q", "-l", rel(log_file), "-s", rel(script)],
-                              cwd=rtl_dir, capture_output=True, text=True, timeout=SYNTH_TIMEOUT_S)
+        proc = run_tool([*yosys_command(), "-q", "-l", rel(log_file), "-s", rel(script)],
+                        SYNTH_TIMEOUT_S, cwd=rtl_dir)
     except subprocess.TimeoutExpired:
         raise YosysError(f"yosys synth_xilinx did not finish within {SYNTH_TIMEOUT_S} s "
                          f"(log: {log_file})") from None

@@ -143,6 +143,37 @@ def write_unknown_domain(folder: Path) -> Path:
     return _save(model, folder)
 
 
+@case(r"UTF-8")
+def write_non_utf8_op_type(folder: Path) -> Path:
+    """Found by bench/fuzz_loader.py: the ONNX checker's message quoted a name that is not UTF-8
+    and raised UnicodeDecodeError instead of its ValidationError."""
+    data = demo_model().SerializeToString()
+    assert data.count(b"\x04Relu") == 2
+    path = folder / "model.onnx"
+    path.write_bytes(data.replace(b"\x04Relu", b"\x04R\x92lu"))
+    return path
+
+
+@case(r"not valid UTF-8")
+def write_non_utf8_external_location(folder: Path) -> Path:
+    """Found by bench/fuzz_loader.py: protobuf gives a string that is not UTF-8 to Python as bytes,
+    and the external data check passed it to pathlib (TypeError)."""
+    model = demo_model()
+    _externalise(model, "fc1.weight", "weights.bin")
+    data = model.SerializeToString()
+    path = folder / "model.onnx"
+    path.write_bytes(data.replace(b"weights.bin", b"weights\x92bin"))
+    return path
+
+
+@case(r"not valid UTF-8")
+def write_non_utf8_node_name(folder: Path) -> Path:
+    data = demo_model().SerializeToString()
+    path = folder / "model.onnx"
+    path.write_bytes(data.replace(b"fc1.relu", b"fc1\xffrelu"))
+    return path
+
+
 @case(r"output")
 def write_no_output(folder: Path) -> Path:
     model = demo_model()
