@@ -121,13 +121,16 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
         objects = [Path(tmp) / f"{i}_{unit.stem}.o" for i, unit in enumerate(units)]
 
         # The translation units are independent: compile them side by side.
-        with ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1))) as pool:
-            try:
-                results = list(pool.map(lambda pair: _tool([CXX, *flags, "-c", str(pair[0]), "-o", str(pair[1])]),
-                                        zip(units, objects)))
-            except BaseException:   # interrupted: the pool would wait for the compilers to finish
-                kill_running_tools()
-                raise
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1)))
+        try:
+            results = list(pool.map(lambda pair: _tool([CXX, *flags, "-c", str(pair[0]), "-o", str(pair[1])]),
+                                    zip(units, objects)))
+        except BaseException:   # interrupted: drop the queued units, stop the running compilers
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_running_tools()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         for error in results:
             if error:
                 return None, error

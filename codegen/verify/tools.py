@@ -77,19 +77,22 @@ def run_tool(args: list[str], timeout_s: float, cwd: Path | str | None = None,
     subprocess.run does) leaves them running, and they hold the output pipes open so the caller
     waits for them even after a timeout.  Raises subprocess.TimeoutExpired after the kill.
     """
-    proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True)
-    with _RUNNING_LOCK:
-        _RUNNING.add(proc)
+    proc = None
     try:
+        proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                start_new_session=True)
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         out, err = proc.communicate(timeout=timeout_s)
     except BaseException:
-        _kill_group(proc)
+        if proc is not None:
+            _kill_group(proc)
         raise
     finally:
-        with _RUNNING_LOCK:
-            _RUNNING.discard(proc)
+        if proc is not None:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
     _kill_group(proc)   # anything the tool left running in the background
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
