@@ -358,6 +358,61 @@ class TensorTrain(Form):
             yield {**spec, "bias": False}
 
 
+# --- butterfly layers, as ButterflyLinear exports them ------------------------------------------
+
+@register
+class Butterfly(Form):
+    """x -> Q/DQ -> butterfly stages (per-stage twiddle quantizers, Q/DQ between stages or exact
+    growth) -> bias -> Q/DQ -> y, exported by torch (codegen.nn.butterfly); in and out sizes 1..40
+    (padding and stacks), 1 or 2 blocks, strides up or down, 8-bit."""
+    name = "butterfly"
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        spec = {"form": self.name, "seed": int(rng.integers(2**31)), "in": draw_size(rng) % 40 + 1,
+                "out": draw_size(rng) % 40 + 1, "nblocks": int(rng.choice([1, 1, 2])),
+                "increasing": bool(rng.random() < 0.5), "bias": bool(rng.random() < 0.7),
+                "exact_stages": bool(rng.random() < 0.3), "pow2": bool(rng.random() < 0.7),
+                "output_zero_point": int(rng.integers(-8, 9)) if rng.random() < 0.3 else 0}
+        # exact growth over more than 4 stages passes einhls' 48-bit accumulator limit (refused
+        # with a reason, rightly): such layers need quantizers between stages
+        spec["exact_stages"] = spec["exact_stages"] and self.stages(spec) <= 4
+        return spec
+
+    @staticmethod
+    def stages(spec: dict) -> int:
+        return max(1, math.ceil(math.log2(max(2, spec["in"])))) * spec["nblocks"]
+
+    def build(self, spec: dict) -> Built:
+        import io
+        import tempfile
+        from pathlib import Path
+
+        from codegen.nn.butterfly import ButterflyLinear, ButterflyQuant, export_butterfly
+
+        rng = np.random.default_rng(spec["seed"])
+        pick = (lambda lo, hi: draw_scale(rng, spec["pow2"], lo, hi))
+        quant = ButterflyQuant(input_scale=pick(-6, -3), twiddle_scale=pick(-7, -5),
+                               stage_scale=None if spec["exact_stages"] else pick(-5, -3),
+                               output_scale=pick(-5, -2), output_zero_point=spec["output_zero_point"])
+        layer = ButterflyLinear(spec["in"], spec["out"], bias=spec["bias"], nblocks=spec["nblocks"],
+                                increasing_stride=spec["increasing"], quantize=quant, seed=spec["seed"] % 10000)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "butterfly.onnx"
+            export_butterfly(layer, path, dynamo=False)
+            model = onnx.load(str(path))
+        return Built(model, model, 0 if spec["pow2"] else None)
+
+    def smaller(self, spec: dict) -> Iterator[dict]:
+        for key in ("in", "out"):
+            for value in sorted({1, spec[key] // 2} - {spec[key]}):
+                yield {**spec, key: value}
+        if spec["nblocks"] > 1:
+            yield {**spec, "nblocks": 1}
+        for key, plain in (("bias", False), ("output_zero_point", 0)):
+            if spec[key] != plain:
+                yield {**spec, key: plain}
+
+
 def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
     names = forms or sorted(FORMS)
     return FORMS[names[int(rng.integers(len(names)))]].sample(rng)
@@ -365,6 +420,8 @@ def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
 
 def model_size(spec: dict) -> int:
     """A rough size for ordering shrink candidates (weights + layers)."""
+    if spec["form"] == "butterfly":
+        return spec["in"] * spec["out"] * spec["nblocks"]
     if "sizes" in spec:
         return sum(a * b for a, b in zip(spec["sizes"], spec["sizes"][1:])) + 100 * len(spec["layers"])
     return math.prod(spec["in_factors"]) * math.prod(spec["out_factors"]) * (1 + sum(spec["ranks"]))
