@@ -413,6 +413,89 @@ class Butterfly(Form):
                 yield {**spec, key: plain}
 
 
+# --- graphs: skip connections, branches joined by Concat, gates, token sequences ----------------
+
+@register
+class GraphQdq(Form):
+    """x [1, C] or [1, L, C] -> Q/DQ -> blocks -> head Linear -> Q/DQ -> y, 8-bit QDQ, where each
+    block is one of: a residual (Linear -> Relu? -> Q/DQ [-> Linear -> Q/DQ] -> Add with the block
+    input -> Relu? -> Q/DQ), two branches joined by Concat (two Linear -> Q/DQ each -> Concat ->
+    Q/DQ), or a gate (Mul of the input by Relu(Linear) -> Q/DQ).  Every join gets its own
+    quantizer (einhls types a join by the quantizer after it)."""
+    name = "graph_qdq"
+    BLOCKS = ("residual", "concat", "gate")
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        blocks = []
+        for _ in range(int(rng.integers(1, 4))):
+            kind = self.BLOCKS[int(rng.integers(len(self.BLOCKS)))]
+            blocks.append({"kind": kind, "relu": bool(rng.random() < 0.5), "two_layers": bool(rng.random() < 0.4),
+                           "split": int(rng.integers(1, 8)), "act": QdqMlp._act(rng, True, False)})
+        return {"form": self.name, "seed": int(rng.integers(2**31)), "width": draw_size(rng) % 24 + 1,
+                "tokens": int(rng.choice([1, 1, 1, 2, 3, 4])), "out": draw_size(rng) % 16 + 1,
+                "input": QdqMlp._act(rng, True, False), "head": QdqMlp._act(rng, True, False), "blocks": blocks}
+
+    def build(self, spec: dict) -> Built:
+        rng = np.random.default_rng(spec["seed"])
+        g = Graph()
+
+        def qdq(x: str, act: dict, stem: str) -> str:
+            dtype = np.int8 if act["signed"] else np.uint8
+            s, z = g.const(act["scale"], "scale"), g.const(act["zero"], "zp", dtype)
+            return g.node("DequantizeLinear", [g.node("QuantizeLinear", [x, s, z]), s, z], stem)
+
+        def linear(x: str, k: int, n: int, relu: bool, act: dict, stem: str) -> str:
+            codes = rng.integers(-127, 128, size=(k, n))
+            scales = np.array([draw_scale(rng, True, -10, -6) for _ in range(n)], dtype=np.float32)
+            w = g.node("DequantizeLinear", [g.const(codes, "w", np.int8), g.const(scales, "ws"),
+                                            g.const(np.zeros(n), "wz", np.int8)], axis=1)
+            y = g.node("Add", [g.node("MatMul", [x, w]),
+                               g.const((rng.integers(-512, 513, n) * scales * 2.0 ** -4).astype(np.float32), "b")])
+            return qdq(g.node("Relu", [y]) if relu else y, act, stem)
+
+        def inner_act(act: dict) -> dict:   # the quantizer of an inner layer (after a Relu: unsigned)
+            return {**act, "signed": False, "zero": abs(act["zero"])} if act else act
+
+        width = spec["width"]
+        x = qdq("x", spec["input"], "x_q")
+        for index, block in enumerate(spec["blocks"]):
+            act = block["act"]
+            if block["kind"] == "residual":
+                h = linear(x, width, width, True, inner_act(act), f"b{index}_fc1")
+                if block["two_layers"]:
+                    h = linear(h, width, width, False, act, f"b{index}_fc2")
+                y = g.node("Add", [x, h])
+                x = qdq(g.node("Relu", [y]) if block["relu"] else y, act, f"b{index}_add")
+            elif block["kind"] == "concat":
+                left = 1 + block["split"] % width if width > 1 else 1
+                a = linear(x, width, left, block["relu"], act, f"b{index}_left")
+                b = linear(x, width, width, False, act, f"b{index}_right")
+                x = qdq(g.node("Concat", [a, b], axis=-1), act, f"b{index}_cat")
+                x = linear(x, left + width, width, False, act, f"b{index}_mix")
+            else:
+                gate = linear(x, width, width, True, inner_act(act), f"b{index}_gate")
+                x = qdq(g.node("Mul", [x, gate]), act, f"b{index}_mul")
+        x = linear(x, width, spec["out"], False, spec["head"], "head")
+        shape = [1, width] if spec["tokens"] == 1 else [1, spec["tokens"], width]
+        out_shape = shape[:-1] + [spec["out"]]
+        model = g.model(shape, x, out_shape, [helper.make_opsetid("", 13)], "fuzz_graph_qdq")
+        exact = width * 2 ** 16 * 4 < 2**24
+        return Built(model, model, 0 if exact else 1)
+
+    def smaller(self, spec: dict) -> Iterator[dict]:
+        blocks = spec["blocks"]
+        for drop in range(len(blocks)):
+            if len(blocks) > 1:
+                yield {**spec, "blocks": blocks[:drop] + blocks[drop + 1:]}
+        for key in ("width", "out", "tokens"):
+            for value in sorted({1, spec[key] // 2} - {0, spec[key]}):
+                yield {**spec, key: value}
+        for i, block in enumerate(blocks):
+            for key, plain in (("two_layers", False), ("relu", False)):
+                if block[key] != plain:
+                    yield {**spec, "blocks": blocks[:i] + [{**block, key: plain}] + blocks[i + 1:]}
+
+
 def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
     names = forms or sorted(FORMS)
     return FORMS[names[int(rng.integers(len(names)))]].sample(rng)
@@ -420,6 +503,8 @@ def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
 
 def model_size(spec: dict) -> int:
     """A rough size for ordering shrink candidates (weights + layers)."""
+    if spec["form"] == "graph_qdq":
+        return spec["width"] ** 2 * (1 + 2 * len(spec["blocks"])) * spec["tokens"] + spec["width"] * spec["out"]
     if spec["form"] == "butterfly":
         return spec["in"] * spec["out"] * spec["nblocks"]
     if "sizes" in spec:
