@@ -35,7 +35,9 @@ def format_report(project) -> str:
              fmt([title for title, _, _ in COLUMNS]), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows[:-1]] + [fmt(["-" * w for w in widths]), fmt(rows[-1])]
     u = report["utilisation"]
-    lines.append(f"estimated: interval {t['ii']} cycles ({report['throughput_fps']:g} frames/s), latency "
+    per_frame = "" if report.get("tokens", 1) == 1 else \
+        f" per token, {t['frame_interval']} per frame of {report['tokens']} tokens"
+    lines.append(f"estimated: interval {t['ii']} cycles{per_frame} ({report['throughput_fps']:g} frames/s), latency "
                  f"{t['latency']} cycles ({report['latency_us']:g} us); utilisation DSP {u['dsp']:.1%}, "
                  f"BRAM {u['bram36']:.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
     for note in report.get("notes", []):
@@ -55,7 +57,10 @@ def format_report(project) -> str:
     if "rtlsim" in measured:
         m = measured["rtlsim"]
         lines.append(f"measured (RTL sim): latency {m.get('latency_cycles')} cycles (estimate {t['latency']}), "
-                     f"interval {m.get('interval_cycles')} cycles (estimate {t['ii']})")
+                     f"interval {m.get('interval_cycles')} cycles (estimate {t.get('frame_interval', t['ii'])})")
+    for fifo in report.get("fifos", []):
+        lines.append(f"fifo: {fifo['depth']} beats in front of {fifo['op']} input {fifo['input']} "
+                     f"({fifo['tensor']}), from the latency difference of the reconverging paths")
     if "yosys" in measured:
         y = measured["yosys"]
         lines.append(f"measured ({y.get('yosys', 'Yosys')} synth_xilinx -family {y.get('family')}): "

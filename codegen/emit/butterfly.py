@@ -266,14 +266,13 @@ def emit_unit_rtl(design, out) -> ButterflyConfig:
 
     from ..resources import resource_dir
     from .cocotb_tb import CONFIG, TB_DIR, TEST_MODULE, _format_json
-    from .rtl import FILELIST, LINT_WAIVERS, RtlPlan, render_top
+    from .rtl import FILELIST, LINT_WAIVERS, chain_plan, render_top
 
     out = Path(out)
     (op,) = design.graph.ops
     s = design.schedule(op)
     stage, mems = rtl_stage(0, op, s)
-    plan = RtlPlan(top=design.top_name, graph_name=design.graph.name, input=design.top_input,
-                   output=design.top_output, stages=[stage], mems=mems)
+    plan = chain_plan(design, [stage], mems)
     rtl = out / "rtl"
     if rtl.exists():
         shutil.rmtree(rtl)

@@ -44,7 +44,7 @@ from ..errors import EinhlsError
 from ..ir.butterfly import is_pow2, make_butterfly
 from ..ir.reference import quantize
 from ..ir.types import QType
-from .constants import LAYOUT_OPS, evaluate
+from .constants import evaluate
 from .names import node_label
 from .quantizers import (is_linear_quantizer, is_qonnx_quant, linear_quantizer, lossless_fixed_point,
                          qonnx_quantizer)
@@ -550,7 +550,7 @@ def fuse_butterflies(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
 
 def lower_butterfly(low, node: onnx.NodeProto, inputs: list):
     """The lowering of an ``einhls.Butterfly`` node (``low`` is the running Lowering)."""
-    from .lower import HOW_TO_QUANTIZE
+    from .messages import HOW_TO_QUANTIZE
 
     label = node_label(node)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..ir.graph import Linear, Op, Relu, Requant
+from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
+from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
-LUT_MULT_MAX_BITS = 4     # multiplies with an operand this narrow are built from LUTs, not DSPs
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # (width, depth) shapes of one 36 Kb block RAM
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
@@ -79,7 +79,6 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
         word_bits = s.pe * s.simd * w_bits
     multipliers = s.pe * slots
     # count what the RTL emitter builds: its packing and requant decisions are functions of the op
-    from ..emit.rtl import pack_config, requant_lanes  # (function-level: emit imports this module)
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
     packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
     dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP
@@ -124,17 +123,61 @@ def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
                   dsp=dsp, bram36=0.0, lut=lut, ff=ff, macs=0, effective_macs=0, weight_bits=0)
 
 
+def join_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    """Add / Mul of two streams: per lane one or two multipliers (none for a multiplier of 1), the
+    sum or product, rounding and clamp; Concat / Slice / Fork: handshakes and a register per port."""
+    lanes = s.in_lanes
+    beats = math.ceil(op.in_size / lanes)
+    out_beats = math.ceil(op.out_size / s.out_lanes)
+    bits = op.in_type.bits
+    dsp, lut = 0, 30
+    if op.kind in ("add", "mul"):
+        b_bits = op.input_types[1].bits
+        mults = [m for m in op.rq.multipliers if m != 1 and (m & (m - 1))]
+        if op.kind == "mul":
+            dsp += lanes * multiplier_dsps(bits + 1, b_bits + 1, dsp_kind)
+            lut += 0 if dsp else lanes * lut_multiplier(bits + 1, b_bits + 1)
+        for _ in mults:
+            per = multiplier_dsps(max(bits, b_bits) + 1, op.rq.multiplier_bits, dsp_kind)
+            dsp += lanes * per
+        lut += lanes * (bits + b_bits + op.out_type.bits + 16)
+        ff = lanes * (bits + b_bits + 2 * op.out_type.bits) + 16
+        latency = max(beats, out_beats) + 4
+    else:
+        ports = op.arity + op.n_outputs
+        lut += ports * 8 + lanes * bits * (op.arity if op.kind == "concat" else 1)
+        ff = ports * lanes * bits + 16
+        latency = (sum(math.ceil(n / lanes) for n in op.input_sizes) if op.kind == "concat" else beats) + 2
+    cycles = sum(math.ceil(n / lanes) for n in op.input_sizes) if op.kind == "concat" else max(beats, out_beats)
+    return OpCost(cycles=cycles, ii=cycles, latency=latency, multipliers=0, dense_multipliers=0,
+                  dsp=dsp, bram36=0.0, lut=lut, ff=ff, macs=0, effective_macs=0, weight_bits=0)
+
+
+def _butterfly_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .butterfly import butterfly_cost
+    return butterfly_cost(op, s, dsp_kind)
+
+
+def _stage_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .contraction import stage_cost
+    return stage_cost(op, s, dsp_kind)
+
+
+def _permute_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .contraction import permute_cost
+    return permute_cost(op, s, dsp_kind)
+
+
+#: the cost function of every op kind the hardware builds (one entry per kind)
+COST_FUNCTIONS = {
+    "linear": linear_cost, "requant": elementwise_cost, "relu": elementwise_cost,
+    "butterfly": _butterfly_cost, "contract": _stage_cost, "permute": _permute_cost,
+    "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
+}
+
+
 def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from ..ir.butterfly import Butterfly
-    if isinstance(op, Butterfly):
-        from .butterfly import butterfly_cost
-        return butterfly_cost(op, s, dsp_kind)
-    from ..ir.contraction import ContractStage, Permute
-    if isinstance(op, (ContractStage, Permute)):
-        from .contraction import permute_cost, stage_cost
-        return stage_cost(op, s, dsp_kind) if isinstance(op, ContractStage) else permute_cost(op, s, dsp_kind)
-    if isinstance(op, Linear):
-        return linear_cost(op, s, dsp_kind)
-    if isinstance(op, (Requant, Relu)):
-        return elementwise_cost(op, s, dsp_kind)
-    raise TypeError(f"no cost model for {type(op).__name__}")
+    cost = COST_FUNCTIONS.get(op.kind)
+    if cost is None:
+        raise TypeError(f"no cost model for op kind {op.kind!r}")
+    return cost(op, s, dsp_kind)

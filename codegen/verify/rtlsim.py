@@ -85,6 +85,19 @@ def _restore_runtime(cache: Path, build_dir: Path) -> bool:
     return True
 
 
+def stall_message(stall: dict) -> str:
+    """One line naming the stream that stalled (the most downstream one holding an untaken beat)."""
+    text = (f"STALLED ({stall['phase']}): no output beat for {stall['cycles']} cycles after "
+            f"{stall['frames_done']} frames")
+    blocked = stall.get("blocked") or []
+    if not blocked:
+        return text + "; no stream holds a beat (the design is starved: an input was never completed)"
+    last = blocked[-1]
+    others = ", ".join(b["wire"] for b in blocked[:-1])
+    return (text + f"; stream {last['wire']} ({last['from']} -> {last['to']}) holds a beat its reader does "
+            "not take" + (f" (also blocked: {others})" if others else ""))
+
+
 def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path, seed: int = 0) -> CheckResult:
     """Simulate the project's RTL on ``inputs`` and compare with ``expected`` (reference codes).
 
@@ -170,6 +183,8 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
         return failed(f"RTL simulation failed ({exit_reason(proc.returncode)}): "
                       + tool_error(proc.stdout + proc.stderr, "no output"))
     results = json.loads(results_file.read_text())
+    if "stall" in results:
+        return failed(stall_message(results["stall"]))
     measured = {"latency_cycles": results["latency_cycles"], "interval_cycles": results["interval_cycles"],
                 "mean_interval_cycles": results.get("mean_interval_cycles")}
     first = compare("rtlsim", expected, np.asarray(results["outputs"], dtype=np.int64), measured)
@@ -201,7 +216,8 @@ def _worker(mode: str, spec: dict) -> None:
         runner.build(sources=spec["sources"], hdl_toplevel=spec["top"], build_dir=spec["build_dir"],
                      build_args=spec["build_args"], always=True)
     else:
-        runner.test(test_module=TEST_MODULE, hdl_toplevel=spec["top"], hdl_toplevel_lang="verilog",
+        runner.test(test_module=spec.get("test_module", TEST_MODULE), hdl_toplevel=spec["top"],
+                    hdl_toplevel_lang="verilog",
                     build_dir=spec["build_dir"],
                     test_dir=spec["test_dir"], extra_env=spec["env"])
 

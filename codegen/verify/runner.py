@@ -46,7 +46,7 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
             m = result.measured
             progress(f"rtlsim: measured {m.get('latency_cycles')} cycles per frame (estimate "
                      f"{totals['latency']}), interval {m.get('interval_cycles')} cycles between frames "
-                     f"(mean {m.get('mean_interval_cycles')}; estimate {totals['ii']})")
+                     f"(mean {m.get('mean_interval_cycles')}; estimate {totals.get('frame_interval', totals['ii'])})")
             project.save_measured({"rtlsim": m})
         results.append(result)
     return results
