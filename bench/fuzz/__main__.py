@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                "seed": args.seed, "models": len(indices), "targets": list(targets), "by_form": dict(by_form),
                "by_stage": dict(by_stage), "ort_compared": ort_checked, "seconds": round(elapsed, 1),
                "failures": reports}
-    name = f"summary-s{args.seed}-n{len(indices)}-{'-'.join(targets)}.json"
+    name = f"summary-s{args.seed}-n{len(indices)}-{'-'.join(targets)}{''.join('-' + f for f in forms or [])}.json"
     (args.results / name).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     print(f"{len(indices)} models ({', '.join(f'{k} {v}' for k, v in sorted(by_form.items()))}) in {elapsed:.0f} s; "
           f"compared with onnxruntime: {ort_checked}; outcome: {dict(by_stage)}; summary in {args.results / name}")
