@@ -117,3 +117,28 @@ def test_bias_off_the_accumulator_grid_is_added_exactly() -> None:
 def test_bias_on_the_accumulator_grid_is_exact() -> None:
     outcome = check.run_case({**OFF_GRID_BIAS_SPEC, "off_grid": False}, ("ort",), vectors=24)
     assert outcome["ok"] and outcome["ort_max_steps"] == 0, outcome
+
+
+NONNEGATIVE_ACC_SPEC = {  # found by `python -m bench.fuzz --n 60 --seed 14 --targets ort,csim` (case 47,
+    # compile refused: "accumulator type int14 cannot hold the dot-product range [0, 15733]"), shrunk
+    "form": "graph_qdq", "seed": 1722092756, "width": 1, "tokens": 1, "out": 1, "off_grid": False,
+    "input": {"scale": 0.03125, "signed": False, "zero": 0}, "head": {"scale": 1.0, "signed": False, "zero": 36},
+    "blocks": [{"kind": "residual", "relu": False, "split": 7, "two_layers": False,
+                "act": {"scale": 0.25, "signed": True, "zero": 13}}]}
+
+
+def test_signed_accumulator_holds_nonnegative_dot_products() -> None:
+    """A Linear whose dot products are all >= 0 (uint8 input 0..255, weight 60, bias 433: up to
+    15733) got a signed accumulator sized by the unsigned bit count (int14, max 8191); compile
+    refused it.  Fixed in codegen/ir/build.py (make_linear)."""
+    from codegen.frontend import lower_model
+    from bench.fuzz.forms import FORMS
+
+    graph = lower_model(FORMS["graph_qdq"].build(NONNEGATIVE_ACC_SPEC).quantized)
+    assert check.ir_problem(graph) is None, check.ir_problem(graph)
+    assert graph.ops[0].acc_type.bits == 15
+
+
+def test_signed_accumulator_fix_compiles_and_simulates() -> None:
+    outcome = check.run_case(NONNEGATIVE_ACC_SPEC, ("ort", "csim"), vectors=8)
+    assert outcome["ok"], (outcome["stage"], outcome["detail"])

@@ -5,6 +5,8 @@ Stages, in order; the first that fails names the finding:
 * ``build``: the form wrote an ONNX model the ONNX checker rejects (a bug in the fuzzer);
 * ``refused``: einhls refused a model of a form it accepts (EinhlsError);
 * ``crash``: einhls raised anything else;
+* ``ir``: the IR breaks an invariant the hardware relies on (a Linear's accumulator type narrower
+  than the range of its dot products over its input type);
 * ``onnxruntime``: the integer reference differs from onnxruntime's float run by more than the
   form's tolerance (in output quantization steps);
 * ``compile``: compiling the model failed;
@@ -62,6 +64,10 @@ def _stages(spec: dict, targets: tuple[str, ...], vectors: int, folder: Path) ->
     except EinhlsError as exc:
         return {"ok": False, "stage": "refused", "detail": str(exc)}
 
+    problem = ir_problem(graph)
+    if problem:
+        return {"ok": False, "stage": "ir", "detail": problem}
+
     result = {"ok": True, "stage": None, "detail": "", "ort_max_steps": None}
     codes = random_inputs(graph, vectors, seed=spec["seed"] % 1000)
     if "ort" in targets and built.ort_tolerance is not None:
@@ -96,3 +102,18 @@ def _stages(spec: dict, targets: tuple[str, ...], vectors: int, folder: Path) ->
             if not check.passed:
                 return {**result, "ok": False, "stage": check.check, "detail": check.line()}
     return result
+
+
+def ir_problem(graph) -> str | None:
+    """The first Linear whose accumulator cannot hold its dot products (the hardware wraps)."""
+    from codegen.ir.types import bits_for_range, dot_product_range
+
+    for op in graph.ops:
+        if not hasattr(op, "acc_type") or not hasattr(op, "weight") or op.weight.ndim != 2:
+            continue
+        lo, hi = dot_product_range(op.weight, op.bias, op.in_type.min, op.in_type.max)
+        acc_bits = op.acc_type.bits if op.acc_type.signed else op.acc_type.bits + 1
+        if bits_for_range(min(lo, -1), hi) > acc_bits:
+            return (f"{op.name}: accumulator int{acc_bits} cannot hold the dot-product range [{lo}, {hi}] "
+                    f"of its input type {op.in_type.describe()}")
+    return None
