@@ -131,13 +131,33 @@ def _graph_tensors(graph: onnx.GraphProto):
                 yield from _graph_tensors(sub)
 
 
+def _raw_bytes(data_type: int, count: int) -> int | None:
+    """Bytes of raw data a tensor of ``count`` elements of ``data_type`` holds (None: not fixed)."""
+    if data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+        return None
+    sub_byte = {getattr(onnx.TensorProto, name, None): bits for name, bits in
+                (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))}
+    if data_type in sub_byte:   # packed several per byte
+        return (count * sub_byte[data_type] + 7) // 8
+    try:
+        return count * onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def check_declared_sizes(graph: onnx.GraphProto) -> None:
     """Refuse any tensor or value whose declared shape is beyond what einhls could hold."""
     for tensor, node in _graph_tensors(graph):
         if node is None:
-            _elements(tensor.dims, f"initializer {tensor.name!r}", tensor.name, "initializer")
+            count = _elements(tensor.dims, f"initializer {tensor.name!r}", tensor.name, "initializer")
+            where, name, op_type = f"initializer {tensor.name!r}", tensor.name, "initializer"
         else:
-            _elements(tensor.dims, "its constant tensor", node_label(node), node.op_type)
+            count = _elements(tensor.dims, "its constant tensor", node_label(node), node.op_type)
+            where, name, op_type = "its constant tensor", node_label(node), node.op_type
+        expected = _raw_bytes(tensor.data_type, count)
+        if tensor.HasField("raw_data") and expected is not None and len(tensor.raw_data) != expected:
+            raise EinhlsError(f"{where} holds {len(tensor.raw_data)} bytes of raw data, its shape "
+                              f"{list(tensor.dims)} and type need {expected}", name, op_type)
     for value in (*graph.input, *graph.output, *graph.value_info):
         dims = [d.dim_value for d in value.type.tensor_type.shape.dim if d.HasField("dim_value")]
         _elements(dims, f"value {value.name!r}", value.name, "value info")

@@ -250,6 +250,16 @@ def write_raw_data_size_mismatch(folder: Path) -> Path:
     return _save(model, folder)
 
 
+@case(r"bytes of raw data")
+def write_raw_data_too_long(folder: Path) -> Path:
+    """Found by bench/fuzz_loader.py: raw data longer than the shape needs passes the ONNX checker
+    (it only checks for too little) and numpy's reshape raised ValueError."""
+    model = demo_model()
+    bias = _init(model, "fc1.bias")
+    bias.raw_data = bias.raw_data * 5
+    return _save(model, folder)
+
+
 # --- external data pointing where it must not ---------------------------------------------------
 
 def _externalise(model: onnx.ModelProto, name: str, location: str, offset: int = 0,
