@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args) -> int:
+    from .schedule.boards import get_board
+    from .schedule.capacity import check_model_capacity
+
+    # before the front end (and its torch import): a model far too large is refused in seconds
+    check_model_capacity(args.model, get_board(args.board), args.max_util)
     from .project import CompileOptions, compile_model
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
@@ -79,7 +84,7 @@ def _compile(args) -> int:
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
           f"interval {t['ii']} cycles, latency {t['latency']} cycles, {t['dsp']} DSP, "
-          f"{t['bram36']:g} BRAM36, {t['lut']} LUT (estimates)")
+          f"{t['bram36']:g} BRAM36, {t.get('uram', 0)} URAM, {t['lut']} LUT (estimates)")
     return EXIT_OK
 
 

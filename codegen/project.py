@@ -141,8 +141,9 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             **contraction_fields(op), **butterfly_report_fields(op, s),
             "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
             **costs[op.name].to_json()})
-    utilisation = {key: round(totals[key] / limit, 4) for key, limit in
-                   (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff))}
+    utilisation = {key: round(totals[key] / limit, 4) if limit else 0.0 for key, limit in
+                   (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),
+                    ("lut", board.lut), ("ff", board.ff))}
     return {"board": board.name, "part": board.part, "clock_mhz": design.clock_mhz,
             "layers": layers, "contractions": contraction_summary(design.graph, costs), "totals": totals, "utilisation": utilisation,
             "throughput_fps": round(design.clock_mhz * 1e6 / (totals["ii"] * design.graph.tokens), 1),
@@ -170,6 +171,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     if not model.is_file():
         raise EinhlsError(f"model file {model} is not a regular file (a folder?)")
     board = get_board(options.board)
+    from .schedule.capacity import check_model_capacity
+    check_model_capacity(model, board, options.max_util)
     progress(f"[1/4] lowering {model.name}")
     graph = lower(model, options)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
@@ -209,6 +212,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
             "ir": graph.to_json(),
             "schedule": [s.__dict__ for s in design.schedules.values()],
             "fifo_depths": [{"op": op, "input": i, "depth": d} for (op, i), d in sorted(design.fifo_depths.items())],
+            "rom_kinds": dict(sorted(design.rom_kinds.items())),
         }
         (staging / "einhls.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         report = build_report(design, result.costs, result.totals, result.notes)
@@ -235,7 +239,8 @@ class Project:
         self.graph = Graph.from_json(self.meta["ir"], arrays)
         board = get_board(self.meta["board"]["name"])
         schedules = {d["op"]: OpSchedule(**d) for d in self.meta["schedule"]}
-        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"])
+        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"],
+                             rom_kinds=self.meta.get("rom_kinds", {}))
 
     @property
     def report(self) -> dict:

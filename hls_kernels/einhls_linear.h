@@ -167,6 +167,33 @@ write_beats:
     }
 }
 
+// Where the weight ROM lives is the scheduler's choice (cfg::ROM_KIND: 0 LUTRAM, 1 block RAM,
+// 2 UltraRAM; codegen/schedule/cost.py: place_roms).  A pragma cannot depend on a template
+// constant, so the UltraRAM binding is a specialisation; the other kinds leave it to HLS, which
+// picks LUTRAM or block RAM by size as the cost model does.
+template <class C, bool URAM = (C::ROM_KIND == 2)>
+struct linear_mac_array {
+    static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+        linear_compute<C>(x, y, weights, bias, mult);
+    }
+};
+
+template <class C>
+struct linear_mac_array<C, true> {
+    static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+#pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
+        linear_compute<C>(x, y, weights, bias, mult);
+    }
+};
+
 // The Linear unit: read, compute and write as a dataflow pipeline, so the activation and result
 // buffers become ping-pong buffers and the next frame loads while this one computes.  Partitioning
 // the buffers by group and lane (x) and by PE (y) makes every access of the MAC loop, the loop that
@@ -195,7 +222,7 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     typename C::out_t y[C::NF][C::PE];
 #pragma HLS ARRAY_PARTITION variable=y complete dim=2
     linear_read<C>(in, x);
-    linear_compute<C>(x, y, weights, bias, mult);
+    linear_mac_array<C>::run(x, y, weights, bias, mult);
     linear_write<C>(y, out);
 }
 

@@ -36,8 +36,8 @@ def test_synth_failure_carries_the_tool_message(tmp_path: Path) -> None:
 
 def test_count_cells_groups_xilinx_primitives() -> None:
     counts = count_cells({"LUT2": 3, "LUT6": 2, "RAM32M": 2, "FDRE": 5, "FDSE": 1, "DSP48E2": 4,
-                          "RAMB18E2": 3, "RAMB36E2": 1, "CARRY8": 2, "MUXF7": 9})
-    assert counts == {"LUT": 5, "LUT_MEM": 8, "FF": 6, "DSP": 4, "BRAM": 2.5, "CARRY": 2}
+                          "RAMB18E2": 3, "RAMB36E2": 1, "CARRY8": 2, "MUXF7": 9, "URAM288": 3})
+    assert counts == {"LUT": 5, "LUT_MEM": 8, "FF": 6, "DSP": 4, "BRAM": 2.5, "CARRY": 2, "URAM": 3}
 
 
 # --- the YoWASP first-use race and tool faults (issue 13) -------------------------------------

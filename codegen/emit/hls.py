@@ -37,6 +37,7 @@ from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
+from ..schedule.cost import ROM_KINDS, bram36_for
 from ..schedule.design import Design, StreamFormat, linear_folds
 from ..verify.csim import write_vectors
 
@@ -97,6 +98,7 @@ class LinearUnit:
     word_bits: int
     limb_bits: int          # ROM words are stored as unsigned integers of this width
     limbs: int              # ceil(word_bits / limb_bits)
+    rom_kind: int           # weight ROM placement, schedule/cost.py ROM_KINDS (0 LUTRAM, 1 BRAM, 2 URAM)
     in_t: CType
     w_t: CType
     acc_t: CType
@@ -274,6 +276,12 @@ def _rom_limbs(codes: np.ndarray, slot_bits: int, limb_bits: int) -> list:
     return text.reshape(*codes.shape[:-1], limbs).tolist()
 
 
+def _rom_kind(op: Linear, design: Design, width: int, depth: int) -> int:
+    """Where the scheduler placed the op's weight ROM (ROM_KINDS code); by shape when it did not."""
+    kind = design.rom_kinds.get(op.name) or ("bram" if bram36_for(width, depth) else "lutram")
+    return ROM_KINDS[kind]
+
+
 def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -> LinearUnit:
     s = design.schedule(op)
     nf, kf = linear_folds(op, s)
@@ -325,7 +333,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         kf=kf, nf=nf, in_beats=math.ceil(op.in_size / s.in_lanes),
         out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
         idx_bits=idx_bits, slot_bits=slot_bits, word_bits=word_bits, limb_bits=limb_bits,
-        limbs=math.ceil(word_bits / limb_bits),
+        limbs=math.ceil(word_bits / limb_bits), rom_kind=_rom_kind(op, design, word_bits * s.pe, nf * kf),
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,

@@ -33,9 +33,8 @@ from .joins import Join, finish_join, lower_join, lower_split
 from .load import opset_version
 from .messages import HOW_TO_QUANTIZE  # noqa: F401 (part of this module's interface)
 from .names import graph_name, node_label
-from .quantizers import (INTEGER_TYPES, dequantize_const, elem_type_of, element_type,
-                         fake_quantize_const, is_linear_quantizer, is_qonnx_quant, linear_quantizer,
-                         lossless_fixed_point, qonnx_quantizer, quantize_const)
+from .quantizers import (INTEGER_TYPES, elem_type_of, fold_constant_node, is_linear_quantizer, is_qonnx_quant,
+                         linear_quantizer, lossless_fixed_point, qonnx_quantizer)
 from .sparsity import choose_sparsity, declared_patterns
 from .stream import Stream
 from .values import Acc, Codes, Const, FloatInput, Real, Value, size_of
@@ -144,15 +143,7 @@ class Lowering:
 
     def fold(self, node: onnx.NodeProto, inputs: list[Const | None]) -> list[Const]:
         """Evaluate a node on constants (quantizers keep track of codes, scales and zero points)."""
-        rank = len(inputs[0].shape) if inputs and inputs[0] is not None else 0
-        if is_linear_quantizer(node) and node.op_type == "QuantizeLinear":
-            return [quantize_const(inputs[0], linear_quantizer(node, inputs, rank))]
-        if is_linear_quantizer(node):
-            quantizer = linear_quantizer(node, inputs, rank, element_type(inputs[0].value))
-            return [dequantize_const(inputs[0], quantizer)]
-        if is_qonnx_quant(node):
-            return [fake_quantize_const(inputs[0], qonnx_quantizer(node, inputs))]
-        return fold_node(node, inputs, self.opset)
+        return fold_constant_node(node, inputs, self.opset)
 
     def lower_activation(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Value:
         """Dispatch a node that has one activation input."""

@@ -85,6 +85,7 @@ def count_cells(cells: dict[str, int]) -> dict:
         "DSP": sum(n for c, n in cells.items() if c in DSP_CELLS),
         "BRAM": sum(n * BRAM36_EQUIV[c] for c, n in cells.items() if c in BRAM36_EQUIV),
         "CARRY": sum(n for c, n in cells.items() if c in CARRY_CELLS),
+        "URAM": sum(n for c, n in cells.items() if c.startswith("URAM288")),
     }
     counts["BRAM"] = float(counts["BRAM"])
     return counts
@@ -93,7 +94,7 @@ def count_cells(cells: dict[str, int]) -> dict:
 def synth_counts(rtl_dir: Path, top: str, family: str, work: Path) -> dict:
     """Synthesize ``top`` from the sources in ``rtl_dir`` (its filelist.f, or every .v file) with
     ``synth_xilinx -family <family>`` and return {"LUT", "LUT_MEM", "FF", "DSP", "BRAM" (36 Kb
-    equivalents), "CARRY", "cells" (the full histogram), "family", "yosys"}.
+    equivalents), "CARRY", "URAM" (URAM288 blocks), "cells" (the full histogram), "family", "yosys"}.
 
     Raises YosysError with the tool's message when synthesis fails.
     """
