@@ -588,7 +588,7 @@ def plan_hls(design: Design) -> HlsPlan:
 
 def _comment(text: object) -> str:
     """Text made safe for a // comment: one line, no backslash (which would splice the next line)."""
-    return " ".join(str(text).replace("\\", "/").split())
+    return " ".join(str(text).replace("\\", "/").replace("??/", "?? /").split())
 
 
 def _environment() -> jinja2.Environment:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .result import CheckResult, compare
+from .tools import exit_reason, kill_running_tools, run_tool
 
 CXX = "g++"
 CXXFLAGS = ("-std=c++14", "-O2", "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -90,10 +91,14 @@ def _first_lines(text: str, count: int = ERROR_LINES) -> str:
 def _tool(command: list[str]) -> str | None:
     """Run one compiler command: None on success, else the compiler's own first lines."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        done = run_tool(command, COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return f"{command[0]} did not finish within {COMPILE_TIMEOUT_S} s: {' '.join(command)}"
-    return None if done.returncode == 0 else _first_lines(done.stderr or done.stdout)
+    if done.returncode == 0:
+        return None
+    # never empty: a compiler that crashed without a word must still count as a failure
+    return (f"{command[0]} failed ({exit_reason(done.returncode)}): "
+            f"{_first_lines(done.stderr or done.stdout) or 'no output'}")
 
 
 def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
@@ -123,9 +128,16 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
         objects = [Path(tmp) / f"{i}_{unit.stem}.o" for i, unit in enumerate(units)]
 
         # The translation units are independent: compile them side by side.
-        with ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1)))
+        try:
             results = list(pool.map(lambda pair: _tool([CXX, *flags, "-c", str(pair[0]), "-o", str(pair[1])]),
                                     zip(units, objects)))
+        except BaseException:   # interrupted: drop the queued units, stop the running compilers
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_running_tools()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         for error in results:
             if error:
                 return None, error
@@ -195,9 +207,8 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     cycles_path.unlink(missing_ok=True)
     print(f"csim: running {vectors} vectors", file=sys.stderr, flush=True)
     try:
-        done = subprocess.run([str(binary), str(in_path), str(exp_path), str(out_path)], capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT_S, cwd=work,
-                              env={**os.environ, CYCLES_ENV: str(cycles_path)})
+        done = run_tool([str(binary), str(in_path), str(exp_path), str(out_path)], RUN_TIMEOUT_S, cwd=work,
+                        env={**os.environ, CYCLES_ENV: str(cycles_path)})
     except subprocess.TimeoutExpired:
         return CheckResult("csim", vectors, None, error=f"the C-sim binary did not finish within {RUN_TIMEOUT_S} s")
 
@@ -210,8 +221,8 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     except ValueError as exc:
         got, message = None, f"{exc}\n{message}"
     if done.returncode not in (0, 1) or got is None or got.shape[0] != vectors:
-        status = f"exit status {done.returncode}" if done.returncode >= 0 else f"signal {-done.returncode}"
-        return CheckResult("csim", vectors, got, error=f"the C-sim binary failed ({status}): {message}")
+        return CheckResult("csim", vectors, got,
+                           error=f"the C-sim binary failed ({exit_reason(done.returncode)}): {message}")
     result = compare("csim", expected, got, measured=read_cycles(cycles_path, vectors))
     if done.returncode == 1 and result.passed:
         # Every element matched, yet the testbench failed: the AXI4-Stream protocol was wrong.
