@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import EinhlsError
@@ -193,16 +195,32 @@ COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards":
             "demo": _demo, "deploy": _deploy}
 
 
+_received: list[int] = []
+
+
+def _interrupt(signum: int, _frame) -> None:
+    """SIGTERM is handled like Ctrl-C: unwinding removes the half-written output folder and the
+    tools' process groups (codegen.verify.tools.run_tool) instead of leaving them behind."""
+    _received.append(signum)
+    for other in (signal.SIGINT, signal.SIGTERM):   # a second signal must not cut the clean-up short
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except EinhlsError as exc:
-        print(f"einhls: error: {exc}", file=sys.stderr)
+        print(f"einhls: error: {' '.join(str(exc).split())}", file=sys.stderr)   # always one line
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("einhls: interrupted", file=sys.stderr)
-        return 130
+        signum = _received[-1] if _received else signal.SIGINT
+        print(f"einhls: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK

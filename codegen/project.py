@@ -168,8 +168,10 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     model, out = Path(model), Path(out)
     if out.exists() and not force:
         raise EinhlsError(f"output folder {out} exists; pass --force to overwrite it")
-    if not model.is_file():
+    if not model.exists():
         raise EinhlsError(f"model file {model} does not exist")
+    if not model.is_file():
+        raise EinhlsError(f"model file {model} is not a regular file (a folder?)")
     board = get_board(options.board)
     from .schedule.capacity import check_model_capacity
     check_model_capacity(model, board, options.max_util)

@@ -62,13 +62,13 @@ def _stored_bits_lower_bound(codes: np.ndarray, zero_point: np.ndarray | None) -
 def check_model_capacity(model_path: str | Path, board: Board, max_util: float) -> None:
     """Refuse a QDQ model whose integer weights alone exceed the board (see the module docstring).
 
-    Silent when the file cannot be read here: the front end then reports the problem properly."""
-    import onnx
+    The file is read by the front end's reader, so a hostile file is refused here with the same
+    message, before anything large is read or allocated (a plain onnx.load would read a 2 GiB file
+    and external data of any size, from anywhere)."""
     from onnx import numpy_helper
-    try:
-        model = onnx.load(str(model_path))
-    except Exception:   # noqa: BLE001 - any unreadable model is the front end's to explain
-        return
+
+    from ..frontend.load import read_model
+    model = read_model(Path(model_path))
     inits = {t.name: t for t in model.graph.initializer}
     total, layers, largest = 0, 0, (0, "", None)
     seen = set()

