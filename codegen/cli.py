@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="per-layer and total estimates (and measurements)")
     r.add_argument("out", type=Path)
     r.add_argument("--json", action="store_true")
-    r.add_argument("--synth", action="store_true", help="run Yosys synth_xilinx on the RTL and record its counts")
+    r.add_argument("--synth", action="store_true", help="run Yosys (synth_xilinx, or synth_ecp5 for ECP5 boards) on the RTL and record its counts")
     r.add_argument("--plot", type=Path, metavar="PNG", help="also draw per-layer cycles and resources")
 
     b = sub.add_parser("boards", help="list the known boards")
@@ -127,10 +127,14 @@ def _boards(args) -> int:
     if args.json:
         print(json.dumps({k: b.to_json() for k, b in boards.items()}, sort_keys=True))
         return EXIT_OK
-    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'FF':>8} {'BRAM36':>7} {'URAM':>5} {'DSP':>6} {'DSP kind':<9} {'MHz':>5}  PS")
+    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'LUT kind':<8} {'FF':>8} {'BRAM36':>7} {'block RAM':<13} "
+          f"{'URAM':>5} {'DSP':>6} {'DSP kind':<10} {'MHz':>5}  {'PS / host link':<18} flow")
     for b in boards.values():
-        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.ff:>8} {b.bram36:>7} {b.uram:>5} {b.dsp:>6} "
-              f"{b.dsp_kind:<9} {b.clock_mhz:>5g}  {b.ps}")
+        native = f"{b.bram_blocks:g} {b.bram_kind}" if b.bram_blocks else f"{b.bram36:g} {b.bram_kind}"
+        link = f"UART {b.uart['baud']} Bd" if b.open_flow else b.ps
+        flow = "open (yosys, nextpnr)" if b.open_flow else "vivado"
+        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.lut_kind:<8} {b.ff:>8} {b.bram36:>7g} {native:<13} "
+              f"{b.uram:>5} {b.dsp:>6} {b.dsp_kind:<10} {b.clock_mhz:>5g}  {link:<18} {flow}")
     return EXIT_OK
 
 
