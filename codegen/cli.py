@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--csim", action="store_true")
     v.add_argument("--rtlsim", action="store_true")
     v.add_argument("--pynq-sim", action="store_true")
+    v.add_argument("--uart-sim", action="store_true",
+                   help="ECP5 boards: the UART host driver against the simulated board top")
     v.add_argument("--vectors", type=int, default=64, help="random vectors on top of the stored ones")
     v.add_argument("--seed", type=int, default=1)
 
@@ -61,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", type=Path, default=Path("demo_out"))
     d.add_argument("--board", default="pynq-z2")
     d.add_argument("--vectors", type=int, default=64)
+
+    bit = sub.add_parser("bitstream", help="ECP5 boards: synth_ecp5, nextpnr-ecp5, ecppack (what `make bitstream` runs)")
+    bit.add_argument("out", type=Path)
+    bit.add_argument("--threads", type=int, default=2, help="nextpnr threads")
+    bit.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    bit.add_argument("--allow-timing-failure", action="store_true", help="pack a design that misses its clock")
 
     dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board")
     dep.add_argument("out", type=Path)
@@ -97,7 +105,8 @@ def _verify_project(out: Path, checks: tuple[str, ...], vectors: int, seed: int)
 
 def _verify(args) -> int:
     checks = tuple(name for name, on in (("csim", args.csim), ("rtlsim", args.rtlsim),
-                                         ("pynqsim", args.pynq_sim)) if on) or ("csim", "rtlsim")
+                                         ("pynqsim", args.pynq_sim), ("uartsim", args.uart_sim)) if on) \
+        or ("csim", "rtlsim")
     if args.vectors < 0:
         raise EinhlsError("--vectors must be >= 0")
     return _verify_project(args.out, checks, args.vectors, args.seed)
@@ -155,6 +164,21 @@ def _demo(args) -> int:
     return _verify_project(args.output, ("csim", "rtlsim"), args.vectors, 1)
 
 
+def _bitstream(args) -> int:
+    from .verify.openflow import TimingFailure, build_bitstream
+
+    try:
+        info = build_bitstream(args.out, args.threads, args.seed, args.allow_timing_failure,
+                               progress=lambda line: print(line, file=sys.stderr))
+    except TimingFailure as exc:
+        print(f"einhls: timing: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(f"open flow: Fmax {info['fmax_mhz']:.2f} MHz ({'meets' if info['met'] else 'MISSES'} "
+          f"{info['target_mhz']:g} MHz), bitstream {args.out / 'deploy' / str(info['bitstream'])}; "
+          f"synth {info['seconds']['synth']:.0f} s, place and route {info['seconds']['pnr']:.0f} s")
+    return EXIT_OK
+
+
 def _deploy(args) -> int:
     from .deploy import deploy
     print(deploy(args.out))
@@ -162,7 +186,7 @@ def _deploy(args) -> int:
 
 
 COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards": _boards,
-            "demo": _demo, "deploy": _deploy}
+            "demo": _demo, "deploy": _deploy, "bitstream": _bitstream}
 
 
 def main(argv: list[str] | None = None) -> int:

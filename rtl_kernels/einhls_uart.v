@@ -163,7 +163,8 @@ module einhls_uart_bridge #(
     localparam integer OUT_BEAT_BYTES = OUT_TDATA_BITS / 8;
     localparam integer IN_BYTES  = IN_BEATS * IN_BEAT_BYTES;
     localparam integer OUT_BYTES = OUT_BEATS * OUT_BEAT_BYTES;
-    localparam integer BEAT_AW = $clog2(IN_BEATS + 1);
+    localparam integer BEAT_AW = $clog2(IN_BEATS + 1);                 // counts 0..IN_BEATS
+    localparam integer INDEX_W = IN_BEATS > 1 ? $clog2(IN_BEATS) : 1;   // addresses 0..IN_BEATS-1
     localparam integer IN_BW   = $clog2(IN_BEAT_BYTES + 1);
     localparam integer OUT_BW  = $clog2(OUT_BEAT_BYTES + 1);
     localparam integer TW      = $clog2(TIMEOUT_CLKS + 1);
@@ -230,6 +231,11 @@ module einhls_uart_bridge #(
     // the input frame, one beat per word, written as its bytes arrive and read after the CRC
     reg [IN_TDATA_BITS-1:0] frame_buffer [0:IN_BEATS-1];
     reg [BEAT_AW-1:0] push_addr = 0;
+    /* verilator lint_off UNUSEDSIGNAL */   // the top bit of a counter only reaches IN_BEATS at the end
+    wire [BEAT_AW-1:0] write_addr = beat_addr, read_addr = push_addr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [INDEX_W-1:0] write_index = write_addr[INDEX_W-1:0];
+    wire [INDEX_W-1:0] read_index = read_addr[INDEX_W-1:0];
 
     // a response for the transmitter: posted by the receiver, taken when the transmitter is idle
     reg       respond = 1'b0;
@@ -289,7 +295,7 @@ module einhls_uart_bridge #(
                             byte_count <= byte_count + 1'b1;
                             if (beat_byte == LAST_IN_BYTE) begin
                                 beat_byte <= 0;
-                                frame_buffer[beat_addr] <= beat_next;
+                                frame_buffer[write_index] <= beat_next;
                                 beat_addr <= beat_addr + 1'b1;
                             end else begin
                                 beat_byte <= beat_byte + 1'b1;
@@ -315,7 +321,7 @@ module einhls_uart_bridge #(
                     // read the buffer one beat ahead of the accelerator (a registered read)
                     if (!m_axis_tvalid || m_axis_tready) begin
                         if (push_addr != LAST_ADDR) begin
-                            m_axis_tdata <= frame_buffer[push_addr];
+                            m_axis_tdata <= frame_buffer[read_index];
                             m_axis_tvalid <= 1'b1;
                             push_addr <= push_addr + 1'b1;
                         end else begin

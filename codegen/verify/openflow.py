@@ -89,8 +89,9 @@ def parse_timing(report: dict, target_mhz: float) -> Timing:
     fmax = report.get("fmax", {})
     if not fmax:
         raise EinhlsError("nextpnr reported no clock (is the oscillator connected to the design?)")
-    # the accelerator's clock: the slowest constrained clock domain
-    clock, entry = min(fmax.items(), key=lambda kv: kv[1]["achieved"])
+    # the clock domain furthest below (or least above) its constraint
+    clock, entry = min(fmax.items(), key=lambda kv: kv[1]["achieved"] / (kv[1].get("constraint") or target_mhz))
+    target_mhz = float(entry.get("constraint") or target_mhz)
     paths = [p for p in report.get("critical_paths", []) if p.get("path")]
     crit = next((p for p in paths if clock in (p.get("from"), p.get("to"))), paths[0] if paths else None)
     if crit is None:
@@ -193,25 +194,16 @@ def _record(out: Path, info: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codegen.verify.openflow",
-                                     description="synth_ecp5 -> nextpnr-ecp5 -> ecppack for an einhls output folder")
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--allow-timing-failure", type=int, default=0)
+    """`python -m codegen.verify.openflow OUT ...` (the generated Makefile): `einhls bitstream`."""
+    from ..cli import main as einhls_main
+    parser = argparse.ArgumentParser(prog="python -m codegen.verify.openflow")
+    parser.add_argument("out")
+    parser.add_argument("--threads", default="2")
+    parser.add_argument("--seed", default="1")
+    parser.add_argument("--allow-timing-failure", default="0")
     args = parser.parse_args(argv)
-    try:
-        info = build_bitstream(args.out, args.threads, args.seed, bool(args.allow_timing_failure))
-    except EinhlsError as exc:
-        print(f"einhls: error: {exc}", file=sys.stderr)
-        return 2
-    except TimingFailure as exc:
-        print(f"einhls: timing: {exc}", file=sys.stderr)
-        return 1
-    print(f"open flow: Fmax {info['fmax_mhz']:.2f} MHz ({'meets' if info['met'] else 'MISSES'} "
-          f"{info['target_mhz']:g} MHz), bitstream deploy/{info['bitstream']}; "
-          f"synth {info['seconds']['synth']:.0f} s, place and route {info['seconds']['pnr']:.0f} s")
-    return 0
+    flags = ["--allow-timing-failure"] if args.allow_timing_failure not in ("", "0") else []
+    return einhls_main(["bitstream", args.out, "--threads", args.threads, "--seed", args.seed, *flags])
 
 
 if __name__ == "__main__":
