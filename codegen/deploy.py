@@ -43,7 +43,7 @@ def deploy_members(out: Path) -> list[tuple[str, Path]]:
         raise EinhlsError(f"{meta_path} is unreadable: {exc}") from None
     deploy_dir = out / DEPLOY_DIR
     bit = deploy_dir / bitstream_name(top)
-    if json.loads(meta_path.read_text())["board"].get("vendor") == "lattice":
+    if json.loads(meta_path.read_text()).get("board", {}).get("vendor") == "lattice":
         return _open_flow_members(out, bit)
     hwh = bit.with_suffix(".hwh")
     if not bit.is_file():
@@ -130,7 +130,7 @@ def deploy(out: Path) -> str:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
             gz.write(_tar_bytes(members))
     meta = json.loads((out / "einhls.json").read_text())
-    if meta["board"].get("vendor") == "lattice":
+    if meta.get("board", {}).get("vendor") == "lattice":
         programmer = meta["board"].get("programmer") or "openFPGALoader"
         return (f"wrote {tarball} ({len(members)} files: bitstream, timing, UART driver; on the host: "
                 f"tar xzf {tarball.name} && cd {out.name} && {programmer} {bitstream_name(meta['top'])} "
