@@ -224,3 +224,18 @@ def test_a_clock_the_design_misses_is_exit_1_naming_the_path(tmp_path):
     assert not info["met"] and info["fmax_mhz"] < 200
     assert info["critical_from"] in done.stderr and info["critical_to"] in done.stderr
     assert not (out / "deploy" / "einhls_top.bit").exists()
+
+
+@pytest.mark.rtl
+def test_synth_ecp5_counts_one_mult18_per_product(tmp_path):
+    """Yosys synth_ecp5 on RTL emitted for the 85F: 4 x 2 int8 products are 8 MULT18X18D (no
+    packing); `einhls report --synth` reads the same counts."""
+    from codegen.emit.rtl import emit_rtl
+    from codegen.verify.yosys import count_cells, synth_counts
+    graph = linear_graph(16, 8, QType(True, 8, 2.0 ** -4), 8, QType(True, 8, 2.0 ** -3), seed=1)
+    design = manual_design(graph, {"layer0": (4, 2, 4, 2)}, board="ulx3s-85f")
+    emit_rtl(design, tmp_path)
+    counts = synth_counts(tmp_path / "rtl", design.top_name, "ecp5", tmp_path / "yosys")
+    assert counts["DSP"] == counts["cells"]["MULT18X18D"] == 8
+    assert counts["LUT"] == counts["cells"]["LUT4"] > 0 and counts["FF"] == counts["cells"]["TRELLIS_FF"]
+    assert count_cells({"DP16KD": 3, "TRELLIS_DPR16X4": 2, "CCU2C": 5})["BRAM"] == 1.5
