@@ -164,8 +164,9 @@ def test_driver_crc_and_frames(ecp5_project):
 @pytest.mark.rtl
 def test_driver_over_simulated_uart_resends_corrupted_frames(ecp5_project, tmp_path):
     """The generated driver, unchanged, over the simulated UART: stored + random vectors bit-exact,
-    with a corrupted payload byte, a corrupted length byte, a corrupted sync byte on the way to the
-    FPGA and a corrupted response byte on the way back; each is detected and the frame resent."""
+    with a corrupted payload byte, a corrupted length byte, a corrupted sync byte and a lost payload
+    byte on the way to the FPGA and a corrupted response byte on the way back; each is detected
+    and the frame resent."""
     from codegen.verify.uartsim import run_uartsim
     stored_in, _ = ecp5_project.stored_vectors()
     inputs = np.concatenate([stored_in, random_inputs(ecp5_project.graph, 8, seed=3)])
@@ -173,13 +174,14 @@ def test_driver_over_simulated_uart_resends_corrupted_frames(ecp5_project, tmp_p
     request, response = 16 + 6, 8 + 7           # bytes per frame each way
     result = run_uartsim(ecp5_project.path, inputs, expected, tmp_path,
                          corrupt_to_fpga=(request + 10, 3 * request + 3, 8 * request),
-                         corrupt_to_host=(5 * response + 8,), timeout_s=2.0)
+                         corrupt_to_host=(5 * response + 8,), drop_to_fpga=(14 * request + 12,), timeout_s=2.0)
     assert result.passed, result.line()
     m = result.measured
-    assert m["driver_exit"] == 0 and len(m["corrupted_to_fpga"]) == 3 and len(m["corrupted_to_host"]) == 1
+    assert m["driver_exit"] == 0 and len(m["corrupted_to_fpga"]) == 4 and len(m["corrupted_to_host"]) == 1
     reasons = " ".join(m["resend_reasons"])
-    assert m["resends"] == 4, reasons
-    for why in ("the FPGA saw a bad CRC", "the FPGA saw a bad length", "response with a bad CRC", "no response"):
+    assert m["resends"] == 5, reasons
+    for why in ("the FPGA saw a bad CRC", "the FPGA saw a bad length", "response with a bad CRC", "no response",
+                "the FPGA timed out mid-frame"):
         assert why in reasons
 
 

@@ -5,7 +5,8 @@ the cocotb module ``testbench/uart/einhls_uartsim_test.py``: cocotbext-uart driv
 pins, and the driver (``python -m driver --port socket://...``, pyserial) runs as its own process
 on the other end of a loopback TCP socket, so the code that runs on the host of a real board runs
 here unchanged.  Chosen bytes can be corrupted on the way (``corrupt_to_fpga``,
-``corrupt_to_host``: byte positions in each direction's traffic); the driver must detect them
+``corrupt_to_host``: byte positions in each direction's traffic) or lost (``drop_to_fpga``: the
+bridge's mid-frame timeout answers); the driver must detect them
 and resend, and the outputs it saved are compared element by element with ``expected`` (the
 reference's), here, not by the driver.
 
@@ -45,7 +46,7 @@ WALL_LIMIT_S = 600.0
 
 def run_uartsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path,
                 corrupt_to_fpga: tuple[int, ...] = (), corrupt_to_host: tuple[int, ...] = (),
-                timeout_s: float = 2.0) -> CheckResult:
+                drop_to_fpga: tuple[int, ...] = (), timeout_s: float = 2.0) -> CheckResult:
     """Run the driver over the simulated UART on ``inputs``; compare with ``expected``.
 
     ``measured`` of the result: bytes each way, the bytes corrupted, the frames the driver resent
@@ -110,7 +111,8 @@ def run_uartsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: P
               "vectors": str(vectors), "outputs": str(run_dir / "outputs.npy"),
               "driver_log": str(run_dir / "driver.log"), "results": str(run_dir / "results.json"),
               "timeout_s": timeout_s, "poll_cycles": POLL_CYCLES, "wall_limit_s": WALL_LIMIT_S,
-              "corrupt_to_fpga": list(corrupt_to_fpga), "corrupt_to_host": list(corrupt_to_host)}
+              "corrupt_to_fpga": list(corrupt_to_fpga), "corrupt_to_host": list(corrupt_to_host),
+              "drop_to_fpga": list(drop_to_fpga)}
     spec = {"top": top, "build_dir": str(build_dir), "test_dir": str(run_dir),
             "env": {"EINHLS_UARTSIM": json.dumps(config)}}
     print(f"uartsim: the driver sends {count} vectors over the simulated UART ...", flush=True)

@@ -5,7 +5,8 @@ serial pins are driven and read by cocotbext-uart.  The host driver (OUT/driver/
 process, ``python -m driver --port socket://127.0.0.1:PORT``: pyserial's socket URL is the serial
 line, and this test carries the bytes between that socket and the UART pins, as the FTDI chip
 would.  It can flip a bit of chosen bytes on the way (a noisy line): byte k of everything the host
-sent (``corrupt_to_fpga``), of everything the FPGA sent (``corrupt_to_host``).
+sent (``corrupt_to_fpga``), of everything the FPGA sent (``corrupt_to_host``), and lose bytes the
+host sent (``drop_to_fpga``).
 
 Configuration: JSON in EINHLS_UARTSIM (see codegen/verify/uartsim.py); a summary is written to its
 "results" path.  The comparison with the reference happens outside, on the outputs the driver saved.
@@ -27,13 +28,20 @@ from cocotbext.uart import UartSink, UartSource
 CORRUPTION = 0x10     # the bit flipped in a corrupted byte
 
 
-def _flip(data: bytes, first_index: int, positions: set[int]) -> tuple[bytes, list[int]]:
-    out = bytearray(data)
+def _flip(data: bytes, first_index: int, positions: set[int],
+          dropped: frozenset[int] = frozenset()) -> tuple[bytes, list[int]]:
+    """``data`` (bytes first_index... of one direction) with the bytes at ``positions`` corrupted
+    and those at ``dropped`` left out; the positions hit."""
+    out = bytearray()
     hit = []
-    for i in range(len(out)):
-        if first_index + i in positions:
-            out[i] ^= CORRUPTION
+    for i, byte in enumerate(data):
+        if first_index + i in dropped:
             hit.append(first_index + i)
+            continue
+        if first_index + i in positions:
+            byte ^= CORRUPTION
+            hit.append(first_index + i)
+        out.append(byte)
     return bytes(out), hit
 
 
@@ -66,6 +74,7 @@ async def driver_over_uart(dut):
         to_fpga = to_host = 0
         hits_fpga, hits_host = [], []
         corrupt_fpga, corrupt_host = set(cfg["corrupt_to_fpga"]), set(cfg["corrupt_to_host"])
+        dropped = frozenset(cfg["drop_to_fpga"])
         deadline = time.monotonic() + cfg["wall_limit_s"]
         closed = False
         while not closed and time.monotonic() < deadline:
@@ -75,10 +84,10 @@ async def driver_over_uart(dut):
             except BlockingIOError:
                 data = b""
             if data:
-                data, hit = _flip(data, to_fpga, corrupt_fpga)
+                sent, hit = _flip(data, to_fpga, corrupt_fpga, dropped)
                 hits_fpga += hit
                 to_fpga += len(data)
-                await source.write(data)
+                await source.write(sent)
             if not sink.empty():
                 back, hit = _flip(bytes(sink.read_nowait()), to_host, corrupt_host)
                 hits_host += hit
