@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from models.qdq_helper import QdqBuilder, save  # noqa: E402
 
 from codegen.cli import main  # noqa: E402
-from codegen.emit.ecp5 import board_outputs, plan_open_flow, plan_pll  # noqa: E402
+from codegen.emit.ecp5 import board_outputs, plan_pll  # noqa: E402
 from codegen.errors import EinhlsError  # noqa: E402
 from codegen.examples import linear_graph, manual_design  # noqa: E402
 from codegen.ir.reference import random_inputs, run_reference  # noqa: E402

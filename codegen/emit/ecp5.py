@@ -28,15 +28,12 @@ from .. import __version__
 from ..errors import EinhlsError
 from ..resources import resource_dir
 from ..schedule.design import Design
+from .driver import DRIVER_DIR, INTERFACE_FILE, INTERFACE_FORMAT, README   # one driver folder layout
 
 ECP5_DIR = "ecp5"
 FLOW_FILE = "flow.json"
 UART_KERNEL = "einhls_uart.v"
 MAKEFILE = "Makefile"
-DRIVER_DIR = "driver"
-INTERFACE_FILE = "einhls_interface.json"
-INTERFACE_FORMAT = "einhls-driver-interface/1"
-README = "README.md"
 DRIVER_MODULES = {"uart/__init__.py.j2": "__init__.py", "layout.py.j2": "layout.py",
                   "uart/link.py.j2": "link.py", "uart/__main__.py.j2": "__main__.py"}
 # the frame format of rtl_kernels/einhls_uart.v

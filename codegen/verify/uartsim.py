@@ -17,7 +17,6 @@ thousands of cycles instead of hundreds of thousands.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
