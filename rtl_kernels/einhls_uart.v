@@ -239,6 +239,7 @@ module einhls_uart_bridge #(
 
     // a response for the transmitter: posted by the receiver, taken when the transmitter is idle
     reg       respond = 1'b0;
+    reg       posted = 1'b0;     // the OK response of the frame being pushed has been posted
     reg [7:0] respond_status = 8'd0;
     wire      tx_idle;
 
@@ -256,6 +257,7 @@ module einhls_uart_bridge #(
             end else if (idle != TIMEOUT) begin
                 idle <= idle + 1'b1;
             end
+            if (respond && !tx_idle) respond <= 1'b0;   // the transmitter has taken it
             case (rstate)
                 R_SYNC0: if (rx_valid && !rx_frame_error && rx_data == 8'hA5) rstate <= R_SYNC1;
                 R_SYNC1: if (rx_valid) begin
@@ -308,6 +310,7 @@ module einhls_uart_bridge #(
                                 rstate <= R_RESPOND;
                             end else begin
                                 respond_status <= STATUS_OK;
+                                posted <= 1'b0;
                                 push_addr <= 0;
                                 rstate <= R_PUSH;
                             end
@@ -318,6 +321,12 @@ module einhls_uart_bridge #(
                     rstate <= R_RESPOND;
                 end
                 R_PUSH: begin
+                    // the OK response starts at once: its payload is the accelerator's output,
+                    // which a design without a whole-frame buffer produces while input still flows
+                    if (!posted && tx_idle && !respond) begin
+                        respond <= 1'b1;
+                        posted <= 1'b1;
+                    end
                     // read the buffer one beat ahead of the accelerator (a registered read)
                     if (!m_axis_tvalid || m_axis_tready) begin
                         if (push_addr != LAST_ADDR) begin
@@ -326,7 +335,7 @@ module einhls_uart_bridge #(
                             push_addr <= push_addr + 1'b1;
                         end else begin
                             m_axis_tvalid <= 1'b0;
-                            rstate <= R_RESPOND;
+                            rstate <= posted ? R_WAIT : R_RESPOND;
                         end
                     end
                 end
@@ -335,7 +344,6 @@ module einhls_uart_bridge #(
                     rstate <= R_WAIT;
                 end
                 default: begin   // R_WAIT: until the response has been sent
-                    if (respond && !tx_idle) respond <= 1'b0;
                     if (!respond && tx_idle) rstate <= R_SYNC0;
                 end
             endcase

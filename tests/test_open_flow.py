@@ -241,3 +241,20 @@ def test_synth_ecp5_counts_one_mult18_per_product(tmp_path):
     assert counts["DSP"] == counts["cells"]["MULT18X18D"] == 8
     assert counts["LUT"] == counts["cells"]["LUT4"] > 0 and counts["FF"] == counts["cells"]["TRELLIS_FF"]
     assert count_cells({"DP16KD": 3, "TRELLIS_DPR16X4": 2, "CCU2C": 5})["BRAM"] == 1.5
+
+
+@pytest.mark.rtl
+def test_streaming_design_over_uart(tmp_path):
+    """A design that emits output beats while its input still flows (one elementwise ReLU, 64
+    one-byte beats): the bridge must send the response while it pushes the frame, or both stall."""
+    from codegen.verify.uartsim import run_uartsim
+    b = QdqBuilder([1, 64])
+    x = b.qdq("x", 2 ** -4)
+    x = b.node("Relu", [x])
+    model = save(b.model(b.qdq(x, 2 ** -4)), tmp_path / "relu.onnx")
+    project = compile_model(model, tmp_path / "out", CompileOptions(board="ulx3s-25f", target_ii=64), **QUIET)
+    assert project.design.top_input.beats == 64
+    inputs, expected = project.stored_vectors()
+    result = run_uartsim(project.path, inputs[:6], expected[:6], tmp_path / "sim", corrupt_to_host=(30,))
+    assert result.passed, result.line()
+    assert result.measured["resends"] == 1
