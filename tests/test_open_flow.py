@@ -50,6 +50,21 @@ def tiny_model(path: Path) -> Path:
     return save(b.model(x), path)
 
 
+def load_driver(project: Project):
+    """OUT/driver/ imported under a name of its own (other tests import PYNQ drivers as `driver`)."""
+    import importlib.util
+    name = f"uart_driver_{abs(hash(str(project.path)))}"
+    if name not in sys.modules:
+        folder = project.path / "driver"
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        importlib.import_module(f"{name}.link")
+    return sys.modules[name]
+
+
 @pytest.fixture(scope="module")
 def ecp5_project(tmp_path_factory) -> Project:
     tmp = tmp_path_factory.mktemp("ecp5")
@@ -150,11 +165,8 @@ def test_board_top_lints_clean(ecp5_project):
 
 
 def test_driver_crc_and_frames(ecp5_project):
-    sys.path.insert(0, str(ecp5_project.path))
-    try:
-        from driver.link import crc8, request_frame
-    finally:
-        sys.path.pop(0)
+    link = load_driver(ecp5_project).link
+    crc8, request_frame = link.crc8, link.request_frame
     assert crc8(b"123456789") == 0xF4     # the CRC-8 (poly 0x07) check value
     frame = request_frame(7, bytes(range(16)))
     assert frame[:2] == b"\xa5\x5a" and frame[2] == 7 and frame[3:5] == (16).to_bytes(2, "little")
@@ -258,3 +270,44 @@ def test_streaming_design_over_uart(tmp_path):
     result = run_uartsim(project.path, inputs[:6], expected[:6], tmp_path / "sim", corrupt_to_host=(30,))
     assert result.passed, result.line()
     assert result.measured["resends"] == 1
+
+
+class _ReferenceBoard:
+    """A serial port whose far end answers each request frame with the reference's output frame
+    (packed with the design's StreamFormat), to check the driver's own packing and quantization."""
+
+    def __init__(self, project: Project) -> None:
+        self.project, self.pending = project, b""
+
+    def write(self, frame: bytes) -> None:
+        fin, fout = self.project.design.top_input, self.project.design.top_output
+        seq, payload = frame[2], frame[5:-1]
+        width = fin.tdata_bits // 8
+        beats = [int.from_bytes(payload[i:i + width], "little") for i in range(0, len(payload), width)]
+        out = run_reference(self.project.graph, fin.unpack(beats)[None, :])[0]
+        data = b"".join(b.to_bytes(fout.tdata_bits // 8, "little") for b in fout.pack(out))
+        crc8 = load_driver(self.project).crc8
+        body = bytes([0, seq]) + len(data).to_bytes(2, "little") + data
+        self.pending += b"\x5a\xa5" + body + bytes([crc8(body)])
+
+    def read(self, count: int) -> bytes:
+        data, self.pending = self.pending[:count], self.pending[count:]
+        return data
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_driver_predict_matches_the_project(ecp5_project):
+    UartAccelerator = load_driver(ecp5_project).UartAccelerator
+    accel = UartAccelerator("unused", serial_port=_ReferenceBoard(ecp5_project), timeout_s=1.0)
+    x = np.random.default_rng(5).normal(0, 2.0, size=(5, 16))
+    np.testing.assert_array_equal(accel.predict(x), ecp5_project.predict(x))
+    codes = random_inputs(ecp5_project.graph, 4, seed=9)
+    np.testing.assert_array_equal(accel.predict_codes(codes), run_reference(ecp5_project.graph, codes))
+    assert accel.resends == 0
+    # 16 bytes + 6 out, 8 bytes + 7 back, 10 bits a byte at 1 Mbaud
+    assert accel.throughput_bound() == pytest.approx(1e6 / (10 * (16 + 6 + 8 + 7)))
