@@ -38,6 +38,9 @@ def format_report(project) -> str:
     lines.append(f"estimated: interval {t['ii']} cycles ({report['throughput_fps']:g} frames/s), latency "
                  f"{t['latency']} cycles ({report['latency_us']:g} us); utilisation DSP {u['dsp']:.1%}, "
                  f"BRAM {u['bram36']:.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
+    if project.design.board.open_flow:
+        lines.append(f"units on {report['board']}: DSP = {project.design.board.dsp_kind}, LUT = "
+                     f"{project.design.board.lut_kind}, BRAM36 = two {project.design.board.bram_kind} (18 Kb each)")
     for note in report.get("notes", []):
         lines.append(f"schedule: {note}")
     for c in report.get("contractions", []):
