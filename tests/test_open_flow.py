@@ -311,3 +311,15 @@ def test_driver_predict_matches_the_project(ecp5_project):
     assert accel.resends == 0
     # 16 bytes + 6 out, 8 bytes + 7 back, 10 bits a byte at 1 Mbaud
     assert accel.throughput_bound() == pytest.approx(1e6 / (10 * (16 + 6 + 8 + 7)))
+
+
+def test_ecp5_output_is_deterministic(tmp_path):
+    model = tiny_model(tmp_path / "tiny.onnx")
+    for name in ("a", "b"):
+        compile_model(model, tmp_path / name, CompileOptions(board="ulx3s-45f", clock_mhz=50.0), **QUIET)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert Path("ecp5/einhls_top_board.v") in files and Path("ecp5/ulx3s-45f.lpf") in files
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    top = (tmp_path / "a" / "ecp5" / "einhls_top_board.v").read_text()
+    assert "EHXPLLL" in top and "CLKOP_DIV(12)" in top and "CLKFB_DIV(2)" in top   # 25 * 2 = 50, VCO 600
