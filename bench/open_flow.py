@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -136,6 +137,35 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_results(old: list[dict], new: list[dict], argv: list[str] | None) -> list[dict]:
+    """Merge ``new`` rows into the earlier ``old`` ones; write open_flow.json and open_flow.md."""
+    import platform
+    import subprocess
+    from codegen.verify.openflow import tool
+    done = {(r["model"], r["board"]) for r in new}
+    rows = [r for r in old if (r["model"], r["board"]) not in done] + new
+    order = {(m, b): (MODELS.index(m), BOARDS.index(b)) for m in MODELS for b in BOARDS}
+    rows.sort(key=lambda r: order[(r["model"], r["board"])])
+    versions = {}
+    for name in ("yosys", "nextpnr"):
+        done = subprocess.run([tool(name), "--version"], capture_output=True, text=True)
+        found = re.search(r"Yosys [0-9.+]+|nextpnr-[0-9.]+", done.stdout + done.stderr)
+        versions[name] = found.group(0) if found else "?"
+    (RESULTS / "open_flow.json").write_text(json.dumps({
+        "command": "python -m bench.open_flow " + " ".join(sys.argv[1:] if argv is None else argv),
+        "tools": versions, "rows": rows}, indent=1) + "\n")
+    (RESULTS / "open_flow.md").write_text(
+        "# Open FPGA flow on ULX3S (Lattice ECP5)\n\n"
+        f"`python -m bench.open_flow` (rows merged from runs with `--models` / `--boards` subsets), on a "
+        f"{platform.machine()} machine with 2 cores shared with other jobs (tool times are wall-clock and "
+        f"vary with the load); {versions['yosys']}; {versions['nextpnr']}. Each design "
+        "is the whole board top (UART bridge + accelerator) at the board's 25 MHz oscillator clock; "
+        "*est.* is the scheduler's estimate for the accelerator alone, *placed* is nextpnr's count for the "
+        "whole top. Fmax is nextpnr's static timing (speed grade 6); no board was programmed.\n\n"
+        + table(rows) + "\n")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.open_flow", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -145,38 +175,21 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     json_path = RESULTS / "open_flow.json"
     old = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+    rows = old
     work = Path(tempfile.mkdtemp(prefix="einhls_open_flow_")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
-    new = []
+    new: list[dict] = []
     try:
         for model in args.models:
             for board in args.boards:
                 print(f"{model} on {board} ...", flush=True)
                 row = run_pair(model, board, work)
-                print(f"  {json.dumps({k: v for k, v in row.items() if k != 'utilisation'})}", flush=True)
+                print(f"  {json.dumps(row)}", flush=True)
                 new.append(row)
+                rows = write_results(old, new, argv)   # after every pair: a stopped sweep keeps its rows
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    done = {(r["model"], r["board"]) for r in new}
-    rows = [r for r in old if (r["model"], r["board"]) not in done] + new
-    order = {(m, b): (MODELS.index(m), BOARDS.index(b)) for m in MODELS for b in BOARDS}
-    rows.sort(key=lambda r: order[(r["model"], r["board"])])
-    import platform
-    import subprocess
-    from codegen.verify.openflow import tool
-    versions = {name: subprocess.run([tool(name), "--version"], capture_output=True, text=True).stdout.strip()[:80]
-                for name in ("yosys", "nextpnr")}
-    json_path.write_text(json.dumps({"command": "python -m bench.open_flow " + " ".join(sys.argv[1:] if argv is None else argv),
-                                     "tools": versions, "rows": rows}, indent=1) + "\n")
-    (RESULTS / "open_flow.md").write_text(
-        "# Open FPGA flow on ULX3S (Lattice ECP5)\n\n"
-        f"`python -m bench.open_flow` (rows merged from runs with `--models` / `--boards` subsets), on a "
-        f"{platform.machine()} machine with 2 cores; {versions['yosys']}; {versions['nextpnr']}. Each design "
-        "is the whole board top (UART bridge + accelerator) at the board's 25 MHz oscillator clock; "
-        "*est.* is the scheduler's estimate for the accelerator alone, *placed* is nextpnr's count for the "
-        "whole top. Fmax is nextpnr's static timing (speed grade 6); no board was programmed.\n\n"
-        + table(rows) + "\n")
     print(table(rows))
     return 0
 
