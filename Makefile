@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einhls-installed
 JOBS   ?= 2
 
-.PHONY: setup demo test test-all bench bench-open-flow clean
+.PHONY: setup demo test test-all bench bench-open-flow clean fuzz
 
 setup: $(STAMP)
 
@@ -38,3 +38,10 @@ bench-open-flow: setup
 
 clean:
 	rm -rf demo_out build .pytest_cache
+
+# differential fuzzing: N random models through onnxruntime, the reference, C-sim and RTL sim
+N       ?= 50
+SEED    ?= 1
+TARGETS ?= ort,csim,rtlsim
+fuzz: setup
+	$(PY) -m bench.fuzz --n $(N) --seed $(SEED) --jobs $(JOBS) --targets $(TARGETS)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import EinhlsError
@@ -76,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args) -> int:
+    from .schedule.boards import get_board
+    from .schedule.capacity import check_model_capacity
+
+    # before the front end (and its torch import): a model far too large is refused in seconds
+    check_model_capacity(args.model, get_board(args.board), args.max_util)
     from .project import CompileOptions, compile_model
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
@@ -85,7 +92,7 @@ def _compile(args) -> int:
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
           f"interval {t['ii']} cycles, latency {t['latency']} cycles, {t['dsp']} DSP, "
-          f"{t['bram36']:g} BRAM36, {t['lut']} LUT (estimates)")
+          f"{t['bram36']:g} BRAM36, {t.get('uram', 0)} URAM, {t['lut']} LUT (estimates)")
     return EXIT_OK
 
 
@@ -189,16 +196,32 @@ COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards":
             "demo": _demo, "deploy": _deploy, "bitstream": _bitstream}
 
 
+_received: list[int] = []
+
+
+def _interrupt(signum: int, _frame) -> None:
+    """SIGTERM is handled like Ctrl-C: unwinding removes the half-written output folder and the
+    tools' process groups (codegen.verify.tools.run_tool) instead of leaving them behind."""
+    _received.append(signum)
+    for other in (signal.SIGINT, signal.SIGTERM):   # a second signal must not cut the clean-up short
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except EinhlsError as exc:
-        print(f"einhls: error: {exc}", file=sys.stderr)
+        print(f"einhls: error: {' '.join(str(exc).split())}", file=sys.stderr)   # always one line
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("einhls: interrupted", file=sys.stderr)
-        return 130
+        signum = _received[-1] if _received else signal.SIGINT
+        print(f"einhls: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK

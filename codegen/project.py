@@ -37,6 +37,9 @@ class CompileOptions:
     target_ii: int | None = None
     clock_mhz: float | None = None
     contraction_objective: str = "macs"   # path search objective: macs | latency | resources | product
+    # cap on the FIFO depths the schedule computes where paths reconverge (for experiments: a cap
+    # below the computed depth can deadlock the design, which verify then reports as a stall)
+    fifo_depth_limit: int | None = None
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -57,6 +60,7 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
     """Front end and IR passes: ONNX file -> optimised IR graph."""
     from .frontend import load_graph
     from .frontend.passes import fuse_relu
+    from .passes.graph import insert_forks
 
     default = None
     if options.default_type:
@@ -69,6 +73,7 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
     for ir_pass in (fuse_relu,):
         graph = ir_pass(graph)
     graph = expand_for_board(graph, options)
+    graph = insert_forks(graph)
     graph.check()
     return graph
 
@@ -136,11 +141,15 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             **contraction_fields(op), **butterfly_report_fields(op, s),
             "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
             **costs[op.name].to_json()})
-    utilisation = {key: round(totals[key] / limit, 4) for key, limit in
-                   (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff))}
+    utilisation = {key: round(totals[key] / limit, 4) if limit else 0.0 for key, limit in
+                   (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),
+                    ("lut", board.lut), ("ff", board.ff))}
     return {"board": board.name, "part": board.part, "clock_mhz": design.clock_mhz,
             "layers": layers, "contractions": contraction_summary(design.graph, costs), "totals": totals, "utilisation": utilisation,
-            "throughput_fps": round(design.clock_mhz * 1e6 / totals["ii"], 1),
+            "throughput_fps": round(design.clock_mhz * 1e6 / (totals["ii"] * design.graph.tokens), 1),
+            "tokens": design.graph.tokens,
+            "fifos": [{"op": op, "input": i, "tensor": design.graph.op(op).inputs[i], "depth": d}
+                      for (op, i), d in sorted(design.fifo_depths.items())],
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 
 
@@ -157,14 +166,26 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     model, out = Path(model), Path(out)
     if out.exists() and not force:
         raise EinhlsError(f"output folder {out} exists; pass --force to overwrite it")
-    if not model.is_file():
+    if not model.exists():
         raise EinhlsError(f"model file {model} does not exist")
+    if not model.is_file():
+        raise EinhlsError(f"model file {model} is not a regular file (a folder?)")
     board = get_board(options.board)
+    from .schedule.capacity import check_model_capacity
+    check_model_capacity(model, board, options.max_util)
     progress(f"[1/4] lowering {model.name}")
     graph = lower(model, options)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
     result = fold(graph, board, options.clock_mhz, options.max_util, options.target_ii)
     design = result.design
+    if options.fifo_depth_limit is not None:
+        if options.fifo_depth_limit < 2:
+            raise EinhlsError(f"fifo depth limit {options.fifo_depth_limit} must be at least 2")
+        capped = {k: min(v, options.fifo_depth_limit) for k, v in design.fifo_depths.items()}
+        if capped != design.fifo_depths:
+            result.notes.append(f"FIFO depths capped at {options.fifo_depth_limit} beats as asked "
+                                "(below the computed depths: the design may stall)")
+        design.fifo_depths = capped
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -197,6 +218,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
                           "output_type": graph.output_type.to_json()},
             "ir": graph.to_json(),
             "schedule": [s.__dict__ for s in design.schedules.values()],
+            "fifo_depths": [{"op": op, "input": i, "depth": d} for (op, i), d in sorted(design.fifo_depths.items())],
+            "rom_kinds": dict(sorted(design.rom_kinds.items())),
         }
         (staging / "einhls.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         report = build_report(design, result.costs, result.totals, result.notes)
@@ -223,7 +246,8 @@ class Project:
         self.graph = Graph.from_json(self.meta["ir"], arrays)
         board = get_board(self.meta["board"]["name"])
         schedules = {d["op"]: OpSchedule(**d) for d in self.meta["schedule"]}
-        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"])
+        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"],
+                             rom_kinds=self.meta.get("rom_kinds", {}))
 
     @property
     def report(self) -> dict:
@@ -246,7 +270,7 @@ class Project:
 
     def predict_codes(self, codes: np.ndarray, target: str = "reference") -> np.ndarray:
         """Integer codes in, integer codes out, on the reference or a simulated design."""
-        codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.graph.input_size)
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.graph.tokens * self.graph.input_size)
         expected = run_reference(self.graph, codes)
         if target == "reference":
             return expected

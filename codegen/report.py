@@ -5,7 +5,7 @@ from __future__ import annotations
 COLUMNS = (("layer", "name", "<"), ("kind", "kind", "<"), ("in>out", None, ">"), ("N:M", "sparsity", ">"),
            ("simd x pe", None, ">"), ("mults", "multipliers", ">"), ("dense eq.", "dense_multipliers", ">"),
            ("cycles", "cycles", ">"), ("II", "ii", ">"), ("DSP", "dsp", ">"), ("BRAM36", "bram36", ">"),
-           ("LUT", "lut", ">"), ("FF", "ff", ">"), ("MACs", "macs", ">"), ("weight bits", "weight_bits", ">"))
+           ("URAM", "uram", ">"), ("ROM in", "rom_kind", "<"), ("LUT", "lut", ">"), ("FF", "ff", ">"), ("MACs", "macs", ">"), ("weight bits", "weight_bits", ">"))
 
 
 def _cell(layer: dict, title: str, key: str | None) -> str:
@@ -18,7 +18,7 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
             return f"P={layer['units']}"
         return f"{layer['simd']}x{layer['pe']}" if layer["kind"] == "linear" else f"{layer['in_lanes']} lanes"
     value = layer.get(key)
-    if value is None:
+    if value is None or value == "":
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -28,16 +28,18 @@ def format_report(project) -> str:
     rows = [[_cell(layer, title, key) for title, key, _ in COLUMNS] for layer in report["layers"]]
     t = report["totals"]
     rows.append(["total", "", "", "", "", str(t["multipliers"]), "", "", str(t["ii"]), str(t["dsp"]),
-                 f"{t['bram36']:g}", str(t["lut"]), str(t["ff"]), str(t["macs"]), str(t["weight_bits"])])
+                 f"{t['bram36']:g}", str(t.get("uram", 0)), "", str(t["lut"]), str(t["ff"]), str(t["macs"]), str(t["weight_bits"])])
     widths = [max(len(title), *(len(r[i]) for r in rows)) for i, (title, _, _) in enumerate(COLUMNS)]
     fmt = lambda cells: "  ".join(f"{c:{a}{w}}" for c, w, (_, _, a) in zip(cells, widths, COLUMNS))
     lines = [f"einhls report: {project.path}  board {report['board']} ({report['part']}) at {report['clock_mhz']:g} MHz",
              fmt([title for title, _, _ in COLUMNS]), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows[:-1]] + [fmt(["-" * w for w in widths]), fmt(rows[-1])]
     u = report["utilisation"]
-    lines.append(f"estimated: interval {t['ii']} cycles ({report['throughput_fps']:g} frames/s), latency "
+    per_frame = "" if report.get("tokens", 1) == 1 else \
+        f" per token, {t['frame_interval']} per frame of {report['tokens']} tokens"
+    lines.append(f"estimated: interval {t['ii']} cycles{per_frame} ({report['throughput_fps']:g} frames/s), latency "
                  f"{t['latency']} cycles ({report['latency_us']:g} us); utilisation DSP {u['dsp']:.1%}, "
-                 f"BRAM {u['bram36']:.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
+                 f"BRAM {u['bram36']:.1%}, URAM {u.get('uram', 0):.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
     if project.design.board.open_flow:
         lines.append(f"units on {report['board']}: DSP = {project.design.board.dsp_kind}, LUT = "
                      f"{project.design.board.lut_kind}, BRAM36 = two {project.design.board.bram_kind} (18 Kb each)")
@@ -58,7 +60,10 @@ def format_report(project) -> str:
     if "rtlsim" in measured:
         m = measured["rtlsim"]
         lines.append(f"measured (RTL sim): latency {m.get('latency_cycles')} cycles (estimate {t['latency']}), "
-                     f"interval {m.get('interval_cycles')} cycles (estimate {t['ii']})")
+                     f"interval {m.get('interval_cycles')} cycles (estimate {t.get('frame_interval', t['ii'])})")
+    for fifo in report.get("fifos", []):
+        lines.append(f"fifo: {fifo['depth']} beats in front of {fifo['op']} input {fifo['input']} "
+                     f"({fifo['tensor']}), from the latency difference of the reconverging paths")
     if "yosys" in measured:
         y = measured["yosys"]
         if y.get("family") == "ecp5":

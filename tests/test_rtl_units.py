@@ -224,6 +224,16 @@ LINT_PARAMS = {
     "einhls_adder_tree": [[], ["-GN_IN=7", "-GSTAGE=1"], ["-GN_IN=1"]],
     "einhls_permute": [[], ["-GSIZE=96", "-GIN_LANES=3", "-GOUT_LANES=4", "-GBANKS=8", "-GSKEW=1", "-GSKEW_MUL=3",
                             "-GDIGITS=2", "-GEXTENTS=256'h0000000c00000008", "-GSTRIDES=256'h0000000100000008"]],
+    # graph units: more parameter sets (every case's) in tests/test_join_units.py
+    "einhls_fork": [[], ["-GN=8", "-GWIDTH=1"], ["-GN=3", "-GWIDTH=24"]],
+    "einhls_add": [[], ["-GLANES=3", "-GSIZE=7", "-GSHIFT=1", "-GA_SIGNED=0", "-GM_BITS=16"],
+                   ["-GSIZE=1", "-GSHIFT=40", "-GM_BITS=3"], ["-GMA=5", "-GMB=5", "-GM_BITS=3", "-GB_BITS=4"]],
+    "einhls_mul": [[], ["-GLANES=4", "-GSIZE=13", "-GSHIFT=9", "-GM_BITS=20", "-GB_SIGNED=0", "-GA_BITS=2"]],
+    "einhls_binop": [[], ["-GMUL=1", "-GLANES=2", "-GSIZE=3"]],
+    "einhls_concat": [[], ["-GN=3", "-GBEATS0=1", "-GBEATS1=5", "-GBEATS2=2"],
+                      ["-GN=4", "-GBEATS0=3", "-GBEATS1=1", "-GBEATS2=2", "-GBEATS3=7"]],
+    "einhls_slice": [[], ["-GIN_BEATS=1"], ["-GIN_BEATS=9", "-GFIRST=3", "-GCOUNT=2"],
+                     ["-GIN_BEATS=5", "-GFIRST=2", "-GCOUNT=3"]],
     # more parameter sets in tests/test_butterfly_rtl.py
     "einhls_butterfly": [[], ["-GN=64", "-GP=4", "-GSTACKS=3", "-GK=50", "-GM=150", "-GSTAGES=6", "-GMUL_RQ=1",
                               "-GM_BITS=12", "-GHAS_BIAS=1", "-GSH_BITS=5", "-GIN_SIGNED=0", "-GCTX=4"]],

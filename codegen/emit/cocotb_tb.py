@@ -44,7 +44,27 @@ def cycles_per_frame_bound(design: Design) -> int:
             nf, kf = stage_folds(op, design.schedule(op))
             cycles = max(cycles, op.repeats * nf * kf, op.in_size)
         worst = max(worst, cycles)
-    return worst + 8
+    return (worst + 8) * design.graph.tokens
+
+
+def stream_map(design: Design) -> list[dict]:
+    """Every wire of the Verilog top with its writer and reader (for naming a stalled stream)."""
+    from .rtl import plan_rtl
+    plan = plan_rtl(design)
+    writer = {plan.input_wire: "s_axis"}
+    reader = {plan.output_wire: "m_axis"}
+    for st in plan.stages:
+        for port in st.outputs:
+            writer.update({w: st.instance for w in port.wires})
+        for port in st.inputs:
+            reader.update({w: st.instance for w in port.wires})
+    return [{"wire": w.name, "from": writer.get(w.name, "?"), "to": reader.get(w.name, "?")} for w in plan.wires]
+
+
+def stall_bound(design: Design) -> int:
+    """Cycles without an output beat after which the test bench declares the design stalled: well
+    beyond the schedule's latency of a frame and the slowest unit's cycles per frame."""
+    return 4 * cycles_per_frame_bound(design) + 2 * sum(1 for _ in design.graph.ops) * 64 + 2000
 
 
 def tb_config(design: Design) -> dict:
@@ -53,7 +73,8 @@ def tb_config(design: Design) -> dict:
     return {"top": design.top_name, "input": _format_json(design.top_input),
             "output": _format_json(design.top_output), "cycles_per_frame_bound": bound,
             # the first frame crosses every unit: its pipeline and one frame of buffering each
-            "timeout_cycles": 1000 + ops * (2 * bound + 64)}
+            "timeout_cycles": 1000 + ops * (2 * bound + 64),
+            "stall_cycles": stall_bound(design), "streams": stream_map(design)}
 
 
 def emit_cocotb_tb(design: Design, out: Path) -> None:

@@ -29,16 +29,16 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
-from ..ir.butterfly import Butterfly
-from ..ir.contraction import ContractStage, Permute
-from ..ir.graph import Linear, Relu, Requant
+from ..ir.graph import GRAPH_INPUT, Linear, Requant
 from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
+from .hls_rules import check_hls
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
+from ..schedule.cost import ROM_KINDS, bram36_for
 from ..schedule.design import Design, StreamFormat, linear_folds
 from ..verify.csim import write_vectors
 
@@ -48,7 +48,7 @@ CSIM_TESTBENCH = "tb_top.cpp"
 CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
 KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h",
-                  "einhls_contract.h", "einhls_butterfly.h")
+                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h", "einhls_csim.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
@@ -99,6 +99,7 @@ class LinearUnit:
     word_bits: int
     limb_bits: int          # ROM words are stored as unsigned integers of this width
     limbs: int              # ceil(word_bits / limb_bits)
+    rom_kind: int           # weight ROM placement, schedule/cost.py ROM_KINDS (0 LUTRAM, 1 BRAM, 2 URAM)
     in_t: CType
     w_t: CType
     acc_t: CType
@@ -168,11 +169,33 @@ Unit = LinearUnit | RequantUnit | ReluUnit | Repack
 
 
 @dataclass
+class JoinUnit:
+    """A graph unit (einhls_graph.h): fork, add, mul, concat or slice; ``cfg`` holds what the
+    template needs (for add / mul also a parameter header: ``header``, ``ns``)."""
+    kind: str
+    op: str
+    source: str
+    summary: str
+    cfg: dict
+
+    @property
+    def header(self) -> str:
+        return self.cfg["header"]
+
+    @property
+    def ns(self) -> str:
+        return self.cfg["ns"]
+
+
+@dataclass
 class Stage:
-    """One process of the top's DATAFLOW region, reading stream ``src`` and writing ``dst``."""
+    """One process of the top's DATAFLOW region, reading stream ``src`` and writing ``dst``
+    (a graph unit reads ``srcs`` and writes ``dsts``)."""
     unit: Unit
     src: str
     dst: str
+    srcs: list[str] = field(default_factory=list)
+    dsts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +203,8 @@ class StreamDecl:
     name: str
     width: int
     comment: str
+    depth: int = 2
+    count: int = 1     # > 1: an array of streams (the copies of a fork)
 
 
 @dataclass
@@ -197,12 +222,14 @@ class HlsPlan:
     stream_depth: int = STREAM_DEPTH
     first: str = ""            # stream written by s_axis
     last: str = ""             # stream read by m_axis
+    tokens: int = 1            # every process runs once per token, TOKENS times per frame
 
     @property
     def param_units(self) -> list[LinearUnit | RequantUnit]:
         """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages
-                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit))]
+                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit))
+                or (isinstance(st.unit, JoinUnit) and "header" in st.unit.cfg)]
 
     @property
     def sources(self) -> list[str]:
@@ -248,6 +275,12 @@ def _rom_limbs(codes: np.ndarray, slot_bits: int, limb_bits: int) -> list:
     chars = np.array(list("0123456789abcdef"))[nibbles[:, ::-1]]
     text = np.array(["".join(row) for row in chars], dtype=object)
     return text.reshape(*codes.shape[:-1], limbs).tolist()
+
+
+def _rom_kind(op: Linear, design: Design, width: int, depth: int) -> int:
+    """Where the scheduler placed the op's weight ROM (ROM_KINDS code); by shape when it did not."""
+    kind = design.rom_kinds.get(op.name) or ("bram" if bram36_for(width, depth) else "lutram")
+    return ROM_KINDS[kind]
 
 
 def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -> LinearUnit:
@@ -301,7 +334,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         kf=kf, nf=nf, in_beats=math.ceil(op.in_size / s.in_lanes),
         out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
         idx_bits=idx_bits, slot_bits=slot_bits, word_bits=word_bits, limb_bits=limb_bits,
-        limbs=math.ceil(word_bits / limb_bits),
+        limbs=math.ceil(word_bits / limb_bits), rom_kind=_rom_kind(op, design, word_bits * s.pe, nf * kf),
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
@@ -337,13 +370,77 @@ def _requant_unit(index: int, op: Requant, design: Design, ns: str, header: str)
         offset=offset_table, mult=mult_table)
 
 
+def _hls_linear(index, op, design, ns, header):
+    unit = _linear_unit(index, op, design, ns, header)
+    return unit, [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits], \
+        design.schedule(op).out_lanes
+
+
+def _hls_requant(index, op, design, ns, header):
+    unit = _requant_unit(index, op, design, ns, header)
+    return unit, [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits], design.schedule(op).in_lanes
+
+
+def _hls_butterfly(index, op, design, ns, header):   # codegen/emit/butterfly.py
+    s = design.schedule(op)
+    unit = butterfly_hls_unit(index, op, s, ns, header, CType)
+    return unit, [unit.widest], s.out_lanes
+
+
+def _hls_relu(index, op, design, ns, header):
+    s = design.schedule(op)
+    unit = ReluUnit(index, op.name, op.source, f"ReLU of {op.in_size} elements, {s.in_lanes} per beat",
+                    op.in_size, s.in_lanes, CType.of(op.in_type), op.in_type.zero_point)
+    return unit, [unit.lanes * unit.t.bits], s.in_lanes
+
+
+def _hls_join(index, op, design, ns, header):
+    s = design.schedule(op)
+    widths = [s.in_lanes * t.bits for t in op.input_types] + [s.out_lanes * op.out_type.bits]
+    return _join_unit(op, s, ns, header), widths, s.out_lanes
+
+
+
+
+def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
+    """The einhls_graph.h call of a Fork / Add / Mul / Concat / Slice op."""
+    lanes = s.in_lanes
+    width = lanes * op.in_type.bits
+    beats = [math.ceil(size / lanes) for size in op.input_sizes]
+    if op.kind in ("add", "mul"):
+        from .joins import hls_unit
+        cfg = dict(hls_unit(op, lanes, ns))
+        cfg.setdefault("header", f"{ns}.h")
+        summary = f"{op.kind} of two streams of {op.in_size} elements, {lanes} per beat"
+    elif op.kind == "fork":
+        cfg = {"width": width, "beats": beats[0], "copies": op.n_outputs}
+        summary = f"{op.n_outputs} copies of {op.in_size} elements, {lanes} per beat"
+    elif op.kind == "concat":
+        if len(beats) > 4:
+            raise EinhlsError(f"Concat of {len(beats)} inputs: at most 4", node=op.name)
+        cfg = {"width": width, "beats": beats}
+        summary = f"concat of {', '.join(map(str, op.input_sizes))} elements, {lanes} per beat"
+    else:
+        cfg = {"width": width, "in_beats": beats[0], "first": op.start // lanes,
+               "count": math.ceil(op.out_size / lanes)}
+        summary = f"elements {op.start}..{op.start + op.out_size - 1} of {op.in_size}, {lanes} per beat"
+    return JoinUnit(op.kind, op.name, op.source, summary, cfg)
+
+
+#: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
+#: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
+HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
+             **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")}}
+
+
 @dataclass
 class TestbenchPlan:
-    """What the C-sim testbench needs: the top's name and its stream formats."""
+    """What the C-sim testbench needs: the top's name, its stream formats, calls per frame."""
     top: str
     graph: str
     axis_in: StreamFormat
     axis_out: StreamFormat
+    tokens: int = 1
 
 
 def _check_design(design: Design) -> None:
@@ -360,7 +457,44 @@ def _check_design(design: Design) -> None:
 
 def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
-    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output)
+    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output,
+                         design.graph.tokens)
+
+
+def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
+    """The widest ap_int of einhls::requantize (einhls_requant.h): the product v * m, one spare bit."""
+    return max(acc_bits + mult_bits + 1, shift + 1) + 2
+
+
+def internal_widths(unit: object) -> list[int]:
+    """Every ap_int / ap_uint width a unit's kernel instantiates inside itself (its words between
+    loops, its weight words, its requantization products): AP_INT_MAX_W must cover all of them,
+    not only the streams between the processes (C-sim aborts on the first wider one)."""
+    if isinstance(unit, LinearUnit):
+        return [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
+                unit.simd * unit.in_t.bits, unit.pe * unit.out_t.bits,
+                _requant_product_bits(unit.acc_t.bits, unit.mult_t.bits, unit.shift)]
+    if isinstance(unit, ContractUnit):   # XWord / YWord of einhls_contract.h, then the Linear unit's
+        return internal_widths(unit.linear)
+    if isinstance(unit, PermuteUnit):
+        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
+    if isinstance(unit, RequantUnit):
+        return [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits,
+                _requant_product_bits(unit.v_t.bits, unit.mult_t.bits, unit.shift)]
+    if isinstance(unit, ButterflyUnit):
+        return [unit.widest]
+    if isinstance(unit, ReluUnit):
+        return [unit.lanes * unit.t.bits]
+    if isinstance(unit, Repack):
+        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
+    if isinstance(unit, JoinUnit):
+        cfg = unit.cfg
+        if unit.kind in ("add", "mul"):   # the lane words and the value before the shift
+            lanes = cfg["lanes"]
+            return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
+                    cfg["v_t"].bits + cfg["shift"] + 2]
+        return [cfg["width"]]
+    raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
 
 
 def plan_hls(design: Design) -> HlsPlan:
@@ -371,46 +505,45 @@ def plan_hls(design: Design) -> HlsPlan:
                    clock_mhz=design.clock_mhz, period_ns=f"{1000.0 / design.clock_mhz:.3f}",
                    ap_int_max_w=None, axis_in=design.top_input, axis_out=design.top_output)
 
-    def new_stream(width: int, comment: str) -> str:
+    def new_stream(width: int, comment: str, count: int = 1) -> str:
         name = f"s{len(plan.streams)}"
-        plan.streams.append(StreamDecl(name, width, comment))
+        plan.streams.append(StreamDecl(name, width, comment, count=count))
         return name
 
     widths = [plan.axis_in.tdata_bits, plan.axis_out.tdata_bits]
-    lanes = plan.axis_in.lanes
-    plan.first = current = new_stream(plan.axis_in.width, "from s_axis")
+    plan.tokens = graph.tokens
+    plan.first = new_stream(plan.axis_in.width, "from s_axis")
+    source = {GRAPH_INPUT: (plan.first, plan.axis_in.lanes)}   # tensor -> (stream, lanes)
 
-    def repack_to(size: int, bits: int, to_lanes: int, why: str) -> None:
-        nonlocal current, lanes
+    def repack(src: str, size: int, bits: int, lanes: int, to_lanes: int, why: str) -> str:
         dst = new_stream(to_lanes * bits, f"{why}, {to_lanes} per beat")
         unit = Repack(f"re-pack {size} elements from {lanes} to {to_lanes} per beat ({why})",
                       size, bits, lanes, to_lanes)
-        plan.stages.append(Stage(unit, current, dst))
+        plan.stages.append(Stage(unit, src, dst))
         widths.append(to_lanes * bits)
-        current, lanes = dst, to_lanes
+        return dst
+
+    def reach(tensor: str, size: int, bits: int, lanes: int, why: str, depth: int | None = None) -> str:
+        stream, have = source[tensor]
+        if have != lanes:
+            stream = repack(stream, size, bits, have, lanes, why)
+        if depth is not None:
+            decl = next(d for d in plan.streams if d.name == stream.split("[")[0])
+            decl.depth = max(decl.depth, depth)
+        return stream
 
     for index, op in enumerate(graph.ops):
         s = design.schedule(op)
-        if s.in_lanes != lanes:
-            repack_to(op.in_size, op.in_type.bits, s.in_lanes, f"into {op.name}")
         ns, header = f"l{index:02d}_{_safe(op.name)}", f"params_{index:02d}_{_safe(op.name)}.h"
-        if isinstance(op, Linear):
-            unit = _linear_unit(index, op, design, ns, header)
-            widths += [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits]
-            out_lanes = s.out_lanes
-        elif isinstance(op, Requant):
-            unit = _requant_unit(index, op, design, ns, header)
-            widths += [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits]
-            out_lanes = s.in_lanes
-        elif isinstance(op, Butterfly):   # codegen/emit/butterfly.py
-            unit = butterfly_hls_unit(index, op, s, ns, header, CType)
-            widths.append(unit.widest)
-            out_lanes = s.out_lanes
-        elif isinstance(op, (ContractStage, Permute)):   # [permutation buffer] + Linear unit, R repeats
+        srcs = [reach(t, size, qtype.bits, s.in_lanes, f"into {op.name}", design.fifo_depths.get((op.name, i)))
+                for i, (t, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types))]
+        current = srcs[0]
+        if op.kind in ("contract", "permute"):   # [permutation buffer] + Linear unit, R repeats
+            lanes = s.in_lanes
             for unit, in_lanes, out_lanes, size, bits in contraction_hls_units(index, op, design, ns, header,
                                                                                _linear_unit):
                 if in_lanes != lanes:
-                    repack_to(size, bits, in_lanes, f"into {unit.op}")
+                    current = repack(current, size, bits, lanes, in_lanes, f"into {unit.op}")
                 if isinstance(unit, ContractUnit):
                     widths.append(unit.linear.word_bits)
                 dst = new_stream(out_lanes * (op.out_type.bits if isinstance(unit, ContractUnit) else bits),
@@ -418,22 +551,30 @@ def plan_hls(design: Design) -> HlsPlan:
                 plan.stages.append(Stage(unit, current, dst))
                 current, lanes = dst, out_lanes
             if s.out_lanes != lanes:
-                repack_to(op.out_size, op.out_type.bits, s.out_lanes, f"out of {op.name}")
+                current = repack(current, op.out_size, op.out_type.bits, lanes, s.out_lanes, f"out of {op.name}")
+            source[op.outputs[0]] = (current, s.out_lanes)
             continue
-        elif isinstance(op, Relu):
-            unit = ReluUnit(index, op.name, op.source, f"ReLU of {op.in_size} elements, {s.in_lanes} per beat",
-                            op.in_size, s.in_lanes, CType.of(op.in_type), op.in_type.zero_point)
-            widths.append(unit.lanes * unit.t.bits)
-            out_lanes = s.in_lanes
-        else:
+        builder = HLS_UNITS.get(op.kind)
+        if builder is None:
             raise EinhlsError(f"the HLS back end has no unit for IR op kind {op.kind!r}", node=op.name)
-        dst = new_stream(out_lanes * op.out_type.bits, f"from {op.name}")
-        plan.stages.append(Stage(unit, current, dst))
-        current, lanes = dst, out_lanes
-        if s.out_lanes != lanes:   # elementwise units keep their lanes; re-pack to the schedule's
-            repack_to(op.out_size, op.out_type.bits, s.out_lanes, f"out of {op.name}")
-    plan.last = current
+        unit, unit_widths, out_lanes = builder(index, op, design, ns, header)
+        widths += unit_widths
+        if op.n_outputs > 1:
+            dst = new_stream(out_lanes * op.out_type.bits, f"copies of {op.inputs[0]}", count=op.n_outputs)
+            dsts = [f"{dst}[{k}]" for k in range(op.n_outputs)]
+        else:
+            dsts = [new_stream(out_lanes * op.out_type.bits, f"from {op.name}")]
+        plan.stages.append(Stage(unit, srcs[0], dsts[0], srcs=srcs, dsts=dsts))
+        for tensor, dst in zip(op.outputs, dsts):
+            if s.out_lanes != out_lanes:   # elementwise units keep their lanes; re-pack to the schedule's
+                dst = repack(dst, op.out_size, op.out_type.bits, out_lanes, s.out_lanes, f"out of {op.name}")
+            source[tensor] = (dst, s.out_lanes)
+    out = plan.axis_out
+    plan.last = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "to m_axis")
 
+    widths += [st.width for st in plan.streams]
+    for st in plan.stages:
+        widths += internal_widths(st.unit)
     widest = max(widths)
     if widest > AP_INT_LIMIT_W:
         raise EinhlsError(f"a weight word or stream beat of {widest} bits exceeds the {AP_INT_LIMIT_W}-bit "
@@ -447,7 +588,7 @@ def plan_hls(design: Design) -> HlsPlan:
 
 def _comment(text: object) -> str:
     """Text made safe for a // comment: one line, no backslash (which would splice the next line)."""
-    return " ".join(str(text).replace("\\", "/").split())
+    return " ".join(str(text).replace("\\", "/").replace("??/", "?? /").split())
 
 
 def _environment() -> jinja2.Environment:
@@ -472,13 +613,17 @@ def emit_hls(design: Design, out: Path) -> None:
     _write(hls / f"{plan.top}.h", env.get_template("top.h.j2").render(plan=plan))
     _write(hls / f"{plan.top}.cpp", env.get_template("top.cpp.j2").render(plan=plan))
     for unit in plan.param_units:
-        _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
+        if isinstance(unit, JoinUnit):
+            _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))
+        else:
+            _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
     kernels = resource_dir("hls_kernels")
     for name in KERNEL_HEADERS:
         shutil.copyfile(kernels / name, hls / name)
     tb = f"../{CSIM_DIR}"
     _write(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
         plan=plan, tb_dir=tb, testbench=CSIM_TESTBENCH, inputs=CSIM_INPUTS, expected=CSIM_EXPECTED))
+    check_hls(plan, hls)   # the II = 1 rules (codegen/emit/hls_rules.py); EinhlsError when one is broken
 
 
 def emit_csim_testbench(design: Design, out: Path) -> None:

@@ -33,14 +33,14 @@ import jinja2
 import numpy as np
 
 from ..errors import EinhlsError
-from ..ir.butterfly import Butterfly
-from ..ir.contraction import ContractStage, Permute
-from ..ir.graph import Linear, Relu, Requant
+from ..ir.graph import GRAPH_INPUT, Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
-from ..ir.types import bits_for_range
+
 from ..resources import resource_dir
-from ..schedule.cost import LUT_MULT_MAX_BITS, bram36_for
+from ..schedule.cost import ROM_KINDS, bram36_for
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
+from ..schedule.packing import (lut_multipliers, pack_config, requant_lanes,  # noqa: F401 (re-exported)
+                                signed_bits as _signed_bits, weight_bits as _weight_bits)
 
 RTL_DIR = "rtl"
 FILELIST = "filelist.f"
@@ -51,6 +51,12 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_linear": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
     "einhls_permute": ("einhls_fifo",),
     "einhls_butterfly": ("einhls_lanes",),
+    "einhls_fork": (),
+    "einhls_add": ("einhls_binop",),
+    "einhls_mul": ("einhls_binop",),
+    "einhls_binop": (),
+    "einhls_concat": (),
+    "einhls_slice": (),
     "einhls_requant": (),
     "einhls_relu": (),
     "einhls_lanes": (),
@@ -62,9 +68,6 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
 # Adder-tree levels between pipeline registers in the MAC array (2: at most two adders and the
 # accumulator between registers).
 TREE_STAGE = 2
-# DSP pre-adder width (the packed weight pair goes through it) per DSP kind; B port width.
-DSP_PREADDER_BITS = {"DSP48E1": 25, "DSP48E2": 27}
-DSP_B_BITS = 18
 
 
 # --- what the template receives --------------------------------------------------------------
@@ -78,14 +81,44 @@ class Param:
 
 
 @dataclass
+class Port:
+    """A stream port of a unit instance connected to wires: ``prefix`` names the port
+    (``s_axis``, ``s1_axis``, ``m_axis``...); several wires make a flattened multi-stream port
+    (stream i in slice i of tdata/tvalid/tready)."""
+    prefix: str
+    wires: list[str]
+
+
+@dataclass
 class Stage:
-    """One unit instance of the top-level chain, from stream i to stream i+1."""
+    """One unit instance of the top level.  ``inputs``/``outputs`` are filled when the netlist is
+    wired (a unit with one input and one output only needs the widths)."""
     module: str
     instance: str
     comment: str
     params: list[Param]
     in_width: int
     out_width: int
+    inputs: list[Port] = field(default_factory=list)
+    outputs: list[Port] = field(default_factory=list)
+    side_inputs: list["SideInput"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SideInput:
+    """An input of a unit beside its streams: a top-level input ``<instance>_<port>`` when
+    ``top``, else tied to zero (the weight-load port of an einhls_linear whose weights are not in
+    UltraRAM)."""
+    port: str
+    width: int
+    top: bool
+
+
+@dataclass(frozen=True)
+class Wire:
+    """A stream between two instances: ``name``_tdata / _tvalid / _tready."""
+    name: str
+    width: int
 
 
 @dataclass
@@ -104,6 +137,15 @@ class RtlPlan:
     output: StreamFormat
     stages: list[Stage]
     mems: list[MemFile] = field(default_factory=list)
+    wires: list[Wire] = field(default_factory=list)
+    input_wire: str = ""
+    output_wire: str = ""
+
+    @property
+    def top_side_inputs(self) -> list[tuple[str, int]]:
+        """Top-level inputs beside the AXI4-Streams: (name, width) of every unit side input
+        routed to the top (UltraRAM weight-load ports)."""
+        return [(f"{st.instance}_{p.port}", p.width) for st in self.stages for p in st.side_inputs if p.top]
 
     @property
     def kernels(self) -> list[str]:
@@ -151,12 +193,6 @@ def _check_fits(what: str, values: np.ndarray, bits: int, signed: bool, node: st
 
 # --- parameters of each unit ------------------------------------------------------------------
 
-def requant_lanes(pe: int, kf: int) -> int:
-    """Outputs requantized per cycle in a Linear unit: the smallest divisor d of PE with
-    d * KF >= PE, so one row of PE sums (one every KF cycles) is requantized before the next."""
-    return next(d for d in range(1, pe + 1) if pe % d == 0 and d * kf >= pe)
-
-
 def _tree_registers(mults: int) -> int:
     levels = math.ceil(math.log2(mults)) if mults > 1 else 0
     return sum(1 for lv in range(1, levels + 1) if lv % TREE_STAGE == 0 or lv == levels)
@@ -164,11 +200,6 @@ def _tree_registers(mults: int) -> int:
 
 def _pow2_at_least(n: int) -> int:
     return 1 << max(1, math.ceil(math.log2(max(n, 2))))
-
-
-def _signed_bits(lo: int, hi: int) -> int:
-    """Two's complement width holding [lo, hi] (always signed)."""
-    return bits_for_range(min(int(lo), -1), max(int(hi), 0))
 
 
 def _requant_params(rq, v_bits: int, out_bits: int, node: str) -> tuple[list[Param], int]:
@@ -185,60 +216,11 @@ def _requant_params(rq, v_bits: int, out_bits: int, node: str) -> tuple[list[Par
     return params, v_bits
 
 
-def _weight_bits(op: Linear) -> int:
-    """Signed weight width: the declared type, one bit wider when it is unsigned."""
-    return op.weight_type.bits + (0 if op.weight_type.signed else 1)
-
-
-def lut_multipliers(op: Linear) -> bool:
-    """Products from LUT adders (einhls_linear MUL_LUT = 1) when an operand has at most
-    LUT_MULT_MAX_BITS bits: the scheduler's cost model (codegen/schedule/cost.py) assumes so, and a
-    DSP would be mostly idle (Yosys would otherwise put every product of 9+ bits in one)."""
-    return min(op.weight_type.bits, op.in_type.bits) <= LUT_MULT_MAX_BITS
-
-
-def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
-    """(S, chain) when PEs 2q and 2q+1 can share DSPs (einhls_linear PACK = 2), else (0, 1).
-
-    The DSP computes (w[2q+1] * 2^S + w[2q]) * x + 2^(S-1), and with chain 2 a second DSP adds
-    the packed product of the next input slot.  That is exact when every sum of ``chain``
-    products w[2q] * x of this layer lies in [-2^(S-1), 2^(S-1)): checked here from the actual
-    weights and the input range.  Chain 2 is preferred (it also halves the fabric adder tree);
-    chain 1 is the fallback when the two-product sum would not fit the DSP pre-adder.  Dense layers
-    only (an N:M multiplier has its own input), and only for DSP multipliers.
-    """
-    if (op.sparsity is not None and op.sparsity[0] < op.sparsity[1]) or s.pe < 2 or lut_multipliers(op):
-        return 0, 1
-    if dsp_kind not in DSP_PREADDER_BITS:   # no pre-adder (ECP5 MULT18X18D): one product per multiplier
-        return 0, 1
-    w_bits = _weight_bits(op)
-    x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
-    if x_bits > DSP_B_BITS:
-        return 0, 1
-    nf, kf = linear_folds(op, s)
-    weight = np.zeros((nf * s.pe, kf * s.simd), dtype=np.int64)
-    weight[:op.out_size, :op.in_size] = op.weight
-    slot_pe = np.arange(nf * s.pe) % s.pe
-    low = weight[(slot_pe % 2 == 0) & (slot_pe < 2 * (s.pe // 2))]
-    # per-term extremes over the input range, then summed over the products of one chain
-    terms_lo = np.minimum(low * op.in_type.min, low * op.in_type.max)
-    terms_hi = np.maximum(low * op.in_type.min, low * op.in_type.max)
-    limit = DSP_PREADDER_BITS.get(dsp_kind, 25)
-    for chain in (2, 1):
-        # pairs of slots (2c, 2c+1) inside each word; an odd SIMD's last slot pairs with a zero
-        words_lo = terms_lo.reshape(len(low), kf, s.simd)
-        words_hi = terms_hi.reshape(len(low), kf, s.simd)
-        if chain == 2:
-            pad = [(0, 0), (0, 0), (0, s.simd % 2)]
-            words_lo = np.pad(words_lo, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
-            words_hi = np.pad(words_hi, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
-        shift = max(2, _signed_bits(int(words_lo.min(initial=0)), int(words_hi.max(initial=0))))
-        if w_bits + shift + 1 <= limit:
-            return shift, chain
-    return 0, 1
-
-
-def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1") -> tuple[Stage, list[MemFile]]:
+def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1",
+                 rom_kind: str | None = None) -> tuple[Stage, list[MemFile]]:
+    """The einhls_linear instance of ``op`` and its memory files.  ``rom_kind`` is where the
+    scheduler placed the weight ROM (schedule/cost.py: place_roms); None: LUTs or block RAM by
+    the ROM's shape."""
     nf, kf = linear_folds(op, s)
     k_pad, n_pad = kf * s.simd, nf * s.pe
     w_bits = _weight_bits(op)
@@ -299,7 +281,7 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
               Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
-              Param("ROM_BLOCK", int(bram36_for(weights.width, nf * kf) > 0)),
+              Param("ROM_KIND", ROM_KINDS[rom_kind or ("bram" if bram36_for(weights.width, nf * kf) else "lutram")]),
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
     if rq.per_channel:
         params.append(Param("MULT_FILE", mems[2].name, "str"))
@@ -307,8 +289,15 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else ", in LUTs" if lut_mul else "")
     comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
+    # UltraRAM holds no bitstream contents: its weights are written through a load port that the
+    # top exposes; the other ROM kinds tie it to zero
+    in_uram = rom_kind == "uram"
+    loads = [SideInput("w_load_en", 1, in_uram), SideInput("w_load_addr", 32, in_uram),
+             SideInput("w_load_data", weights.width, in_uram)]
+    if in_uram:
+        comment += f"; weights in UltraRAM, loaded through {f'u{index}_{op.name}'}_w_load_*"
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
-                  s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits)
+                  s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, side_inputs=loads)
     return stage, mems
 
 
@@ -361,57 +350,159 @@ def _skid_stage(name: str, width: int, why: str) -> Stage:
     return Stage("einhls_skid", name, f"{why}: register slice", [Param("WIDTH", width)], width, width)
 
 
+def _fifo_stage(name: str, width: int, depth: int, why: str) -> Stage:
+    return Stage("einhls_fifo", name, f"{why}: FIFO of {depth} beats (from the schedule)",
+                 [Param("DEPTH", depth), Param("WIDTH", width)], width, width)
+
+
+def _unit_stages(index: int, op, design: Design) -> tuple[list[Stage], list[MemFile], bool]:
+    """The instances of one op (a chain: a contraction stage may need a permutation buffer and
+    converters in front of its MAC array), its ROMs, and whether it is elementwise (its output
+    lanes are its input lanes and its ready path is combinational)."""
+    s = design.schedule(op)
+    builder = RTL_UNITS.get(op.kind)
+    if builder is None:
+        raise EinhlsError(f"no Verilog unit for IR op kind {op.kind!r}", node=op.name)
+    return builder(index, op, s, design)
+
+
+def _linear_unit(index, op, s, design):
+    stage, mems = linear_stage(index, op, s, design.board.dsp_kind, design.rom_kinds.get(op.name))
+    return [stage], mems, False
+
+
+def _requant_unit(index, op, s, design):
+    stage, mems = requant_stage(index, op, s)
+    return [stage], mems, True
+
+
+def _relu_unit(index, op, s, design):
+    stage, mems = relu_stage(index, op, s)
+    return [stage], mems, True
+
+
+def _butterfly_unit(index, op, s, design):
+    from .butterfly import rtl_stage as butterfly_rtl_stage
+    stage, mems = butterfly_rtl_stage(index, op, s)
+    return [stage], mems, False
+
+
+def _contraction_unit(index, op, s, design):
+    from .contraction import rtl_stages as contraction_rtl_stages
+    stages, mems = contraction_rtl_stages(index, op, s, design.board.dsp_kind)
+    return stages, mems, False
+
+
+def _join_unit(index, op, s, design):
+    from .joins import rtl_unit
+    module, params = rtl_unit(op, s.in_lanes)
+    in_width = s.in_lanes * op.in_type.bits
+    out_width = s.out_lanes * op.out_type.bits
+    comment = f"{op.name}: {op.kind} of {', '.join(map(str, op.input_sizes))} features, {s.in_lanes} per beat"
+    # every graph unit passes m_axis_tready to s_axis_tready combinationally: a skid cuts the path
+    return [Stage(module, f"u{index}_{op.name}", comment, params, in_width, out_width)], [], True
+
+
+#: how each op kind becomes Verilog instances (one entry per kind)
+RTL_UNITS = {"linear": _linear_unit, "requant": _requant_unit, "relu": _relu_unit,
+             "butterfly": _butterfly_unit, "contract": _contraction_unit, "permute": _contraction_unit,
+             "add": _join_unit, "mul": _join_unit, "concat": _join_unit, "slice": _join_unit,
+             "fork": _join_unit}
+
+
+class _Netlist:
+    """Wires and instances of the top, built op by op."""
+
+    def __init__(self) -> None:
+        self.wires: list[Wire] = []
+        self.stages: list[Stage] = []
+
+    def wire(self, name: str, width: int) -> str:
+        self.wires.append(Wire(name, width))
+        return name
+
+    def chain(self, stage: Stage, source: str) -> str:
+        """Append a one-in one-out instance reading ``source``; returns its output wire."""
+        out = self.wire(f"w_{stage.instance}", stage.out_width)
+        stage.inputs, stage.outputs = [Port("s_axis", [source])], [Port("m_axis", [out])]
+        self.stages.append(stage)
+        return out
+
+
+def chain_plan(design: Design, stages: list[Stage], mems: list[MemFile]) -> RtlPlan:
+    """A top of one-in one-out instances in a row (unit test benches build these directly)."""
+    net = _Netlist()
+    wire = net.wire("w_input", stages[0].in_width)
+    for stage in stages:
+        wire = net.chain(stage, wire)
+    return RtlPlan(top=design.top_name, graph_name=design.graph.name, input=design.top_input,
+                   output=design.top_output, stages=net.stages, mems=mems, wires=net.wires,
+                   input_wire="w_input", output_wire=wire)
+
+
 def plan_rtl(design: Design) -> RtlPlan:
-    """Every unit, converter and ROM of the design's top level (no files written)."""
+    """Every unit, converter, FIFO and ROM of the design's top level, and the wires between them
+    (no files written).  Tensors read by several ops come with Fork ops (the pass
+    codegen.passes.graph.insert_forks), so every wire has one reader."""
     graph = design.graph
     if not graph.ops:
         raise EinhlsError("the graph has no operations to build hardware for")
     top = design.top_name
     if not top.isidentifier() or top in KERNEL_DEPS:
         raise EinhlsError(f"top module name {top!r} must be a Verilog identifier other than the kernel names")
-    stages: list[Stage] = []
+    net = _Netlist()
     mems: list[MemFile] = []
+    top_in = design.top_input
+    source = {GRAPH_INPUT: (net.wire("w_input", top_in.width), top_in.lanes)}   # tensor -> (wire, lanes)
+
+    def reach(tensor: str, size: int, bits: int, lanes: int, name: str, why: str,
+              depth: int | None = None) -> str:
+        wire, have = source[tensor]
+        if have != lanes:
+            wire = net.chain(_lanes_stage(f"{name}_lanes", size, bits, have, lanes, why), wire)
+        if depth is not None:
+            wire = net.chain(_fifo_stage(f"{name}_fifo", lanes * bits, depth, why), wire)
+        return wire
+
     for index, op in enumerate(graph.ops):
         s = design.schedule(op)
-        if isinstance(op, Linear):
-            stage, op_mems = linear_stage(index, op, s, design.board.dsp_kind)
-            elementwise = False
-        elif isinstance(op, Requant):
-            stage, op_mems = requant_stage(index, op, s)
-            elementwise = True
-        elif isinstance(op, Relu):
-            stage, op_mems = relu_stage(index, op, s)
-            elementwise = True
-        elif isinstance(op, Butterfly):   # codegen/emit/butterfly.py
-            from .butterfly import rtl_stage as butterfly_rtl_stage
-            stage, op_mems = butterfly_rtl_stage(index, op, s)
-            elementwise = False
-        elif isinstance(op, (ContractStage, Permute)):   # [permutation buffer] + Linear unit, R repeats
-            from .contraction import rtl_stages as contraction_rtl_stages
-            op_stages, op_mems = contraction_rtl_stages(index, op, s, design.board.dsp_kind)
-            stages += op_stages[:-1]
-            stage, elementwise = op_stages[-1], False
-        else:
-            raise EinhlsError(f"no Verilog unit for IR op kind {op.kind!r}", node=op.name)
-        stages.append(stage)
+        stages, op_mems, elementwise = _unit_stages(index, op, design)
         mems += op_mems
-        fmt = design.output_format(op)
+        main = stages[-1]
+        inputs = []
+        for i, (tensor, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types)):
+            suffix = f"_in{i}" if op.arity > 1 else "_in"
+            inputs.append(reach(tensor, size, qtype.bits, s.in_lanes, f"u{index}{suffix}", f"{op.name} input",
+                                design.fifo_depths.get((op.name, i))))
+        if len(stages) > 1:   # a chain of helper instances in front of the main unit
+            wire = inputs[0]
+            for stage in stages[:-1]:
+                wire = net.chain(stage, wire)
+            inputs = [wire]
+        outputs = [net.wire(f"w_{main.instance}" + (f"_{k}" if op.n_outputs > 1 else ""), main.out_width)
+                   for k in range(op.n_outputs)]
+        if op.kind == "concat":
+            main.inputs = [Port("s_axis", inputs)]
+        elif op.arity > 1:
+            main.inputs = [Port(f"s{i}_axis", [w]) for i, w in enumerate(inputs)]
+        else:
+            main.inputs = [Port("s_axis", inputs)]
+        main.outputs = [Port("m_axis", outputs)]
+        net.stages.append(main)
         lanes = s.in_lanes if elementwise else s.out_lanes
-        if elementwise:
-            # elementwise units pass m_axis_tready straight to s_axis_tready: cut the path
-            stages.append(_skid_stage(f"u{index}_skid", stage.out_width, f"after {op.name}"))
-        if lanes != fmt.lanes:
-            stages.append(_lanes_stage(f"u{index}_lanes", op.out_size, fmt.bits, lanes, fmt.lanes,
-                                       f"{op.name} output"))
-            lanes = fmt.lanes
-        if index + 1 < len(graph.ops):
-            nxt = graph.ops[index + 1]
-            want = design.input_format(nxt).lanes
-            if want != lanes:
-                stages.append(_lanes_stage(f"u{index + 1}_in_lanes", op.out_size, fmt.bits, lanes, want,
-                                           f"{nxt.name} input"))
-    return RtlPlan(top=top, graph_name=graph.name, input=design.top_input, output=design.top_output,
-                   stages=stages, mems=mems)
+        for k, (tensor, wire) in enumerate(zip(op.outputs, outputs)):
+            tag = f"u{index}" + (f"_{k}" if op.n_outputs > 1 else "")
+            if elementwise:   # elementwise units pass m_axis_tready straight to s_axis_tready: cut the path
+                wire = net.chain(_skid_stage(f"{tag}_skid", main.out_width, f"after {op.name}"), wire)
+            fmt = design.output_format(op)
+            if lanes != fmt.lanes:
+                wire = net.chain(_lanes_stage(f"{tag}_lanes", op.out_size, fmt.bits, lanes, fmt.lanes,
+                                              f"{op.name} output"), wire)
+            source[tensor] = (wire, fmt.lanes)
+    out = design.top_output
+    out_wire = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "out", "output")
+    return RtlPlan(top=top, graph_name=graph.name, input=top_in, output=out,
+                   stages=net.stages, mems=mems, wires=net.wires, input_wire="w_input", output_wire=out_wire)
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -446,15 +537,13 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
     env.filters["verilog_value"] = verilog_value
+    env.filters["add_suffix"] = lambda wire, field: f"{wire}_{field}"
     return env
 
 
 def render_top(plan: RtlPlan) -> str:
-    streams = [plan.stages[0].in_width] + [st.out_width for st in plan.stages]
     out_beat_bits = max(1, math.ceil(math.log2(plan.output.beats))) if plan.output.beats > 1 else 1
-    return _environment().get_template("top.v.j2").render(
-        top=plan.top, graph_name=plan.graph_name, input=plan.input, output=plan.output,
-        stages=plan.stages, streams=streams, out_beat_bits=out_beat_bits)
+    return _environment().get_template("top.v.j2").render(plan=plan, out_beat_bits=out_beat_bits)
 
 
 def emit_rtl(design: Design, out: Path) -> None:

@@ -44,10 +44,11 @@ from ..errors import EinhlsError
 from ..ir.butterfly import is_pow2, make_butterfly
 from ..ir.reference import quantize
 from ..ir.types import QType
-from .constants import LAYOUT_OPS, evaluate
+from .constants import evaluate
 from .names import node_label
-from .quantizers import (is_linear_quantizer, is_qonnx_quant, linear_quantizer, lossless_fixed_point,
-                         qonnx_quantizer)
+from .load import opset_version
+from .quantizers import (fold_constant_node, is_linear_quantizer, is_qonnx_quant, linear_quantizer,
+                         lossless_fixed_point, qonnx_quantizer)
 from .values import Codes, Const, Real, size_of
 
 DOMAIN = "einhls"
@@ -63,12 +64,9 @@ class GraphInfo:
     """Constants (folded as the lowering folds them), static shapes, producers and consumers."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
-        from .lower import Lowering   # the constant folding of quantizers lives there
-
         self.model = model
         graph = model.graph
-        self.lowering = Lowering(model)
-        self.opset = self.lowering.opset
+        self.opset = opset_version(model)
         self.shapes: dict[str, tuple[int, ...]] = {}
         for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
             dims = vi.type.tensor_type.shape.dim
@@ -91,12 +89,12 @@ class GraphInfo:
         try:
             if node.op_type in ("Shape", "Size") and node.domain in STANDARD and node.input[0] in self.shapes:
                 zeros = Const(np.zeros(self.shapes[node.input[0]], np.float32))
-                outputs = self.lowering.fold(node, [zeros] + [None] * (len(node.input) - 1))
+                outputs = fold_constant_node(node, [zeros] + [None] * (len(node.input) - 1), self.opset)
             elif names and all(name in self.consts for name in names) and (
                     node.domain in STANDARD or is_linear_quantizer(node) or is_qonnx_quant(node)):
-                outputs = self.lowering.fold(node, [self.consts[n] if n else None for n in node.input])
+                outputs = fold_constant_node(node, [self.consts[n] if n else None for n in node.input], self.opset)
             elif not names and node.domain in STANDARD:   # Constant nodes
-                outputs = self.lowering.fold(node, [])
+                outputs = fold_constant_node(node, [], self.opset)
             else:
                 return
         except Exception:   # not foldable here: the lowering folds or reports it itself
@@ -550,7 +548,7 @@ def fuse_butterflies(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
 
 def lower_butterfly(low, node: onnx.NodeProto, inputs: list):
     """The lowering of an ``einhls.Butterfly`` node (``low`` is the running Lowering)."""
-    from .lower import HOW_TO_QUANTIZE
+    from .messages import HOW_TO_QUANTIZE
 
     label = node_label(node)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}

@@ -1,8 +1,8 @@
-"""Graph shape checks: the model must be one chain, graph input -> nodes -> graph output.
+"""Graph shape checks: one activation input, one output, every activation reaching the output.
 
 Constants (initializers, Constant nodes, anything computed only from constants, and the static
-``Shape`` of a tensor) may branch freely; the activation path may not, since the accelerator is a
-single stream of layers.
+``Shape`` of a tensor) are folded; the activation path may branch and merge (skip connections,
+Concat, Split): the accelerator is a dataflow graph of streams.
 """
 from __future__ import annotations
 
@@ -39,41 +39,17 @@ def activation_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
     return inputs[0]
 
 
-def check_single_chain(graph: onnx.GraphProto) -> None:
-    """Refuse branches, merges and dead ends on the activation path, naming the node at fault."""
+def check_graph_shape(graph: onnx.GraphProto) -> None:
+    """One activation input, one output, and no dead ends: every activation a node computes is read
+    by another node or is the output (a stream nobody reads would stall the hardware)."""
     constants = constant_tensors(graph)
     activation_input(graph)
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        if node.op_type in SHAPE_ONLY_OPS:
-            continue
-        acts = [name for name in node.input if name and name not in constants]
-        if len(acts) > 1:
-            if node.op_type in ("Add", "Sum", "Sub"):
-                reason = ("adding two activations (a residual or skip connection) is not supported yet; "
-                          "only single chains input -> ... -> output are")
-            else:
-                reason = (f"combines {len(acts)} activations ({', '.join(map(repr, acts))}); only single "
-                          "chains input -> ... -> output are supported")
-            raise EinhlsError(reason, node_label(node), node.op_type)
-        for name in acts:
-            consumers.setdefault(name, []).append(node)
-    output = graph.output[0].name
-    for name, users in consumers.items():
-        if len(users) > 1 or (name == output and users):
-            user = users[1] if len(users) > 1 else users[0]
-            raise EinhlsError(f"tensor {name!r} feeds several nodes (a branch); only single chains "
-                              "input -> ... -> output are supported", node_label(user), user.op_type)
+    read = {name for node in graph.node if node.op_type not in SHAPE_ONLY_OPS for name in node.input if name}
+    read.add(graph.output[0].name)
     for node in graph.node:
         if node.op_type in SHAPE_ONLY_OPS or all(name in constants for name in node.input if name):
             continue
         for index, name in enumerate(node.output):
-            if not name:
-                continue
-            used = name in consumers or name == output
-            if index == 0 and not used:
-                raise EinhlsError(f"output {name!r} is never used (a dead-end branch); only single chains "
-                                  "input -> ... -> output are supported", node_label(node), node.op_type)
-            if index > 0 and used:
-                raise EinhlsError(f"uses the extra output {name!r}; only single chains are supported",
-                                  node_label(node), node.op_type)
+            if name and name not in read and (index == 0 or node.op_type == "Split"):
+                raise EinhlsError(f"output {name!r} is never used (a dead-end branch): every activation must "
+                                  "reach the graph output", node_label(node), node.op_type)

@@ -50,3 +50,15 @@ def fold_node(node: onnx.NodeProto, inputs: list[Const | None], opset: int) -> l
     for key in ("codes", "scale", "zero_point"):
         moved[key] = np.asarray(evaluate(node, [getattr(first, key)] + arrays[1:], opset)[0])
     return [Const(np.asarray(outputs[0]), **moved)]
+
+
+def broadcast_const(value: np.ndarray, shape: tuple[int, ...], node: onnx.NodeProto) -> np.ndarray:
+    """A constant broadcast to an activation's shape, flat float64; it may not grow the shape."""
+    try:
+        grown = np.broadcast_shapes(value.shape, shape)
+    except ValueError:
+        grown = None
+    if grown != tuple(shape):
+        raise EinhlsError(f"constant of shape {list(value.shape)} does not broadcast to the activation's "
+                          f"shape {list(shape)}", node_label(node), node.op_type)
+    return np.broadcast_to(value.astype(np.float64), shape).ravel()

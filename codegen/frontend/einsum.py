@@ -40,6 +40,7 @@ from ..ir.types import QType, bits_for_range
 from .constants import evaluate
 from .names import node_label
 from .quantizers import lossless_fixed_point
+from .constants import broadcast_const
 from .values import Acc, Const, Real, size_of
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
@@ -75,6 +76,7 @@ class Pending:
     hint: str
     sources: list[str] = field(default_factory=list)
     relu: bool = False
+    tensor: str | None = None   # the IR tensor the segment reads
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -152,7 +154,7 @@ def constant_operand(low, const: Const, node: onnx.NodeProto) -> tuple[np.ndarra
         from ..ir.reference import quantize
         t = low.default_type
         return quantize(const.value, t).astype(np.int64) - t.zero_point, np.full(const.shape, t.scale)
-    from .lower import HOW_TO_QUANTIZE
+    from .messages import HOW_TO_QUANTIZE
     what = ("the constant operand is not quantized (no DequantizeLinear or Quant on it, and its float "
             "values are not on a fixed-point grid of at most 16 bits): ") if low.quantized_model else \
         "the model is a float model: "
@@ -311,7 +313,6 @@ def pending_matmul(low, node: onnx.NodeProto, activation, weight: Const, transpo
 # --------------------------------------------------------------------------- ops on a pending
 
 def pending_add(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pending:
-    from .lower import broadcast_const
     p.bias = p.bias + np.rint(broadcast_const(const, p.shape, node) / p.scale).astype(np.int64)
     p.sources.append(node_label(node))
     return p
@@ -319,7 +320,6 @@ def pending_add(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pen
 
 def pending_mul(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pending | None:
     """A positive constant factor scales the pending value (ReLU commutes with it); None otherwise."""
-    from .lower import broadcast_const
     factor = broadcast_const(const, p.shape, node)
     if not np.all(factor > 0):
         return None
@@ -457,7 +457,8 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
                   offset=p.offset.astype(np.int64), bias=p.bias.astype(np.int64), acc_type=acc_type,
                   requant=requant, out_type=out_type, source=" + ".join(sources))
     ops = low.stream.ops
-    if p.start == len(ops) and ops and isinstance(ops[-1], Contraction):
+    if p.start == len(ops) and ops and isinstance(ops[-1], Contraction) and ops[-1].name == low.stream.focus \
+            and low.stream.readers(ops[-1].name) == 0:
         prev = ops[-1]
         ops[-1] = dataclasses.replace(prev, segments=prev.segments + [seg], out_type=out_type,
                                       out_size=seg.out_size, source=prev.source + " + " + seg.source)

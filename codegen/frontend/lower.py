@@ -21,19 +21,20 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import EinhlsError
 from ..ir.build import make_linear, make_relu, make_requant
-from ..ir.graph import Graph
+from ..ir.graph import GRAPH_INPUT, Graph
 from ..ir.reference import quantize
 from ..ir.types import QType, bits_for_range
-from .chain import activation_input, check_single_chain
+from .chain import activation_input, check_graph_shape
 from .butterfly import DOMAIN as BUTTERFLY_DOMAIN, OP_TYPE as BUTTERFLY_OP, lower_butterfly
-from .constants import LAYOUT_OPS, evaluate, fold_node
+from .constants import LAYOUT_OPS, broadcast_const, evaluate, fold_node
 from . import einsum as einsum_fe
 from .einsum import Pending
+from .joins import Join, finish_join, lower_join, lower_split
 from .load import opset_version
+from .messages import HOW_TO_QUANTIZE  # noqa: F401 (part of this module's interface)
 from .names import graph_name, node_label
-from .quantizers import (INTEGER_TYPES, dequantize_const, elem_type_of, element_type,
-                         fake_quantize_const, is_linear_quantizer, is_qonnx_quant, linear_quantizer,
-                         lossless_fixed_point, qonnx_quantizer, quantize_const)
+from .quantizers import (INTEGER_TYPES, elem_type_of, fold_constant_node, is_linear_quantizer, is_qonnx_quant,
+                         linear_quantizer, lossless_fixed_point, qonnx_quantizer)
 from .sparsity import choose_sparsity, declared_patterns
 from .stream import Stream
 from .values import Acc, Codes, Const, FloatInput, Real, Value, size_of
@@ -42,30 +43,14 @@ FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, Tenso
 QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
 QOPERATOR_OPS = frozenset({"MatMulInteger", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConv",
                            "ConvInteger", "DynamicQuantizeLinear", "QLinearMul"})
-HOW_TO_QUANTIZE = (
-    "quantize it first - QDQ format with onnxruntime.quantization.quantize_static(..., "
-    "quant_format=QuantFormat.QDQ), QONNX Quant nodes (Brevitas export_qonnx, or qonnx), "
-    "fake-quant exported by torch.onnx.export - or pass --default-type fixed<16,6> to quantize the "
-    "input, the weights and every layer output to one fixed-point type")
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
+REFINE_BITS = 8          # finer grid for a constant that is off it (see Lowering.refine_grid)
 
 
 def same_codes(have: QType, want: QType) -> bool:
     """Codes of type ``have`` are already valid codes of ``want`` (no op needed)."""
     return (have.signed, have.bits, have.scale, have.zero_point) == (
         want.signed, want.bits, want.scale, want.zero_point) and have.min >= want.min
-
-
-def broadcast_const(value: np.ndarray, shape: tuple[int, ...], node: onnx.NodeProto) -> np.ndarray:
-    """A constant broadcast to an activation's shape, flat float64; it may not grow the shape."""
-    try:
-        grown = np.broadcast_shapes(value.shape, shape)
-    except ValueError:
-        grown = None
-    if grown != tuple(shape):
-        raise EinhlsError(f"constant of shape {list(value.shape)} does not broadcast to the activation's "
-                          f"shape {list(shape)}", node_label(node), node.op_type)
-    return np.broadcast_to(value.astype(np.float64), shape).ravel()
 
 
 class Lowering:
@@ -81,10 +66,14 @@ class Lowering:
         self.values: dict[str, Value] = {}
         self.stream = Stream()
         self.raw_int_input = False  # the integer input has not been given a scale by a DequantizeLinear yet
+        self.readers: dict[str, int] = {}   # ONNX tensor -> number of node inputs reading it
 
     # ----- driver -----
     def run(self) -> Graph:
-        check_single_chain(self.graph)
+        check_graph_shape(self.graph)
+        for node in self.graph.node:
+            for name in node.input:
+                self.readers[name] = self.readers.get(name, 0) + 1
         if self.graph.sparse_initializer:
             raise EinhlsError("sparse initializers are not supported; store weights densely "
                               "(N:M sparsity is detected from the values)")
@@ -101,14 +90,21 @@ class Lowering:
     def set_input(self, info: onnx.ValueInfoProto) -> None:
         tensor = info.type.tensor_type
         shape = tuple(int(d.dim_value) for d in tensor.shape.dim)
-        self.stream.input_shape, self.stream.input_size = shape, size_of(shape)
+        # [1, L, C] in and [1, L, C'] out: a frame of L tokens of C features; anything else (a
+        # [1, a, b] input reshaped to one vector, say) is one vector per frame
+        out_dims = self.graph.output[0].type.tensor_type.shape.dim
+        out_shape = tuple(int(d.dim_value) for d in out_dims)
+        tokens = shape[1] if (len(shape) == 3 and shape[0] == 1 and shape[1] > 1 and len(out_shape) == 3
+                              and out_shape[1] == shape[1]) else 1
+        self.stream.input_shape, self.stream.tokens = shape, tokens
+        self.stream.input_size = size_of(shape) // tokens
         if tensor.elem_type in FLOAT_TYPES:
-            self.values[info.name] = FloatInput(shape)
+            self.values[info.name] = FloatInput(shape, tensor=GRAPH_INPUT)
         elif tensor.elem_type in INTEGER_TYPES:
             signed, bits = INTEGER_TYPES[tensor.elem_type]
             self.stream.input_type = QType(signed, bits)
             self.raw_int_input = True
-            self.values[info.name] = Codes(shape)
+            self.values[info.name] = Codes(shape, tensor=GRAPH_INPUT)
         else:
             raise EinhlsError(f"input element type {TensorProto.DataType.Name(tensor.elem_type)} is not "
                               "supported", info.name, "graph input")
@@ -120,22 +116,34 @@ class Lowering:
         elif all(value is None or isinstance(value, Const) for value in inputs):
             outputs = self.fold(node, inputs)
         else:
-            outputs = [self.lower_activation(node, inputs)]
+            activations = [i for i, v in enumerate(inputs) if v is not None and not isinstance(v, Const)]
+            for i in activations:   # a pending value read twice is closed first (it is mutable)
+                if isinstance(inputs[i], (Acc, Pending, Join)) and self.readers.get(node.input[i], 0) > 1:
+                    self.stream.focus_on(inputs[i].tensor)
+                    closed = self.real_of(inputs[i], node)
+                    if closed.tensor is None:
+                        closed = dataclasses.replace(closed, tensor=self.stream.focus)
+                    self.values[node.input[i]] = inputs[i] = closed
+            self.stream.focus_on(inputs[activations[0]].tensor)
+            if len(activations) > 1:
+                outputs = [lower_join(self, node, inputs)]
+            elif node.op_type in ("Split", "Slice") and node.domain in ("", "ai.onnx"):
+                outputs = lower_split(self, node, inputs)
+            else:
+                outputs = [self.lower_activation(node, inputs)]
+            for index, value in enumerate(outputs):
+                if getattr(value, "tensor", "const") is None:
+                    outputs[index] = dataclasses.replace(value, tensor=self.stream.focus) \
+                        if not isinstance(value, (Acc, Pending, Join)) else value
+                    if isinstance(value, (Acc, Pending, Join)):
+                        value.tensor = self.stream.focus
         for name, value in zip(node.output, outputs):
             if name:
                 self.values[name] = value
 
     def fold(self, node: onnx.NodeProto, inputs: list[Const | None]) -> list[Const]:
         """Evaluate a node on constants (quantizers keep track of codes, scales and zero points)."""
-        rank = len(inputs[0].shape) if inputs and inputs[0] is not None else 0
-        if is_linear_quantizer(node) and node.op_type == "QuantizeLinear":
-            return [quantize_const(inputs[0], linear_quantizer(node, inputs, rank))]
-        if is_linear_quantizer(node):
-            quantizer = linear_quantizer(node, inputs, rank, element_type(inputs[0].value))
-            return [dequantize_const(inputs[0], quantizer)]
-        if is_qonnx_quant(node):
-            return [fake_quantize_const(inputs[0], qonnx_quantizer(node, inputs))]
-        return fold_node(node, inputs, self.opset)
+        return fold_constant_node(node, inputs, self.opset)
 
     def lower_activation(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Value:
         """Dispatch a node that has one activation input."""
@@ -204,13 +212,15 @@ class Lowering:
             self.finish_acc(value, qtype, node)
         elif isinstance(value, Pending):
             einsum_fe.finish_pending(self, value, qtype, node)
+        elif isinstance(value, Join):
+            finish_join(self, value, qtype, node)
         elif isinstance(value, Real):
             if not (value.plain and np.all(value.scale == self.stream.type.scale)
                     and same_codes(self.stream.type, qtype)):
                 self.append_requant(value, qtype, value.scale / qtype.scale, node)
         else:
             raise EinhlsError("quantizing a value that is already integer codes", label, node.op_type)
-        return Codes(value.shape)
+        return Codes(value.shape, tensor=self.stream.focus)
 
     # ----- MatMul / Gemm -----
     def lower_matmul(self, node: onnx.NodeProto, inputs: list) -> Acc:
@@ -256,15 +266,16 @@ class Lowering:
         label = node_label(node)
         x = self.linear_input(activation, node)
         rows = size_of(x.shape[:-1])
-        if len(x.shape) == 0 or rows != 1:
+        if len(x.shape) == 0 or rows != self.stream.tokens:
             raise EinhlsError(f"{node.op_type} over {rows} rows (input shape {list(x.shape)}) is not "
-                              "supported: one vector per frame", label, node.op_type)
+                              f"supported: the frame has {self.stream.tokens} token(s) and a layer applies "
+                              "to each token", label, node.op_type)
         codes, w_scale = self.weight_codes(weight, node, transposed)
         if codes.shape[1] != x.shape[-1]:
             raise EinhlsError(f"weight has {codes.shape[1]} inputs, the activation {x.shape[-1]}",
                               label, node.op_type)
         out_shape = (1, codes.shape[0]) if node.op_type == "Gemm" else x.shape[:-1] + (codes.shape[0],)
-        return Acc(shape=out_shape, weight=codes, bias=codes @ x.offset,
+        return Acc(shape=out_shape, weight=codes, bias=codes @ self.per_token(x.offset, node),
                    scale=x.scale[0] * w_scale * alpha, node=node.name, hint=node.name or node.op_type,
                    sources=x.sources + [label])
 
@@ -312,7 +323,8 @@ class Lowering:
             raise EinhlsError(f"cannot build the layer: {exc}", acc.node or acc.hint, "MatMul/Gemm") from exc
         self.stream.append(op)
         if out_type is None:
-            return Real(acc.shape, acc.scale.copy(), np.zeros(acc.scale.size, np.int64))
+            scale = np.tile(acc.scale, self.stream.tokens)
+            return Real(acc.shape, scale, np.zeros(scale.size, np.int64))
         return Real.of_stream(acc.shape, out_type.scale)
 
     # ----- elementwise -----
@@ -345,15 +357,36 @@ class Lowering:
         steps = broadcast_const(const, real.shape, node) / real.scale
         rounded = np.rint(steps)
         if np.any(np.abs(steps - rounded) > OFFSET_TOLERANCE):
-            raise EinhlsError("the added constant is not a multiple of the activation's quantization step; "
-                              "quantize it with the same scale or add it before a MatMul (as a bias)",
-                              node_label(node), node.op_type)
+            real = self.refine_grid(real, node)
+            steps = broadcast_const(const, real.shape, node) / real.scale
+            rounded = np.rint(steps)
         return dataclasses.replace(real, offset=real.offset + rounded.astype(np.int64),
                                    sources=real.sources + [node_label(node)])
 
+    def refine_grid(self, real: Real, node: onnx.NodeProto) -> Real:
+        """A constant off the activation's grid (a bias added after a requantized MatMul, as
+        quantize_static writes it): the codes move, exactly, to a grid 2**-REFINE_BITS as fine, so
+        the constant is added with an error below 2**-(REFINE_BITS+1) input steps, before the one
+        rounding of the next quantizer."""
+        if real.uniform_scale is None:
+            raise EinhlsError("the added constant is not a multiple of the activation's quantization step "
+                              "and the activation has per-element scales: quantize the activation here",
+                              node_label(node), node.op_type)
+        have = self.stream.type
+        factor = 1 << REFINE_BITS
+        offsets = self.per_token(real.offset, node)
+        lo = (have.min - have.zero_point + int(offsets.min())) * factor
+        hi = (have.max - have.zero_point + int(offsets.max())) * factor
+        if real.relu:
+            lo, hi = max(lo, 0), max(hi, 0)
+        fine = QType(signed=lo < 0, bits=bits_for_range(lo, hi), scale=real.uniform_scale / factor)
+        self.append_requant(real, fine, float(factor), node)
+        return Real.of_stream(real.shape, fine.scale, 0)
+
     def add_bias(self, acc: Acc, const: np.ndarray, node: onnx.NodeProto, record: bool = True) -> None:
         """Fold a constant into the accumulator's bias (rounded to accumulator units, half to even)."""
-        acc.bias = acc.bias + np.rint(broadcast_const(const, acc.shape, node) / acc.scale).astype(np.int64)
+        per_token = self.per_token(broadcast_const(const, acc.shape, node), node)
+        acc.bias = acc.bias + np.rint(per_token / acc.scale).astype(np.int64)
         if record:
             acc.sources.append(node_label(node))
 
@@ -373,7 +406,7 @@ class Lowering:
             return value
         label = node_label(node)
         if isinstance(value, Acc):
-            factor = broadcast_const(const, value.shape, node)
+            factor = self.per_token(broadcast_const(const, value.shape, node), node)
             if not (value.relu and np.any(factor < 0)):
                 zero, negative = factor == 0, factor < 0
                 sign = np.where(negative, -1, 1) * np.where(zero, 0, 1)
@@ -393,6 +426,10 @@ class Lowering:
         value, label = inputs[0], node_label(node)
         if isinstance(value, Pending):
             return einsum_fe.pending_relu(self, value, node)
+        if isinstance(value, Join) and value.kind != "concat":
+            value.relu = True
+            value.sources.append(label)
+            return value
         if isinstance(value, Acc):
             value.relu = True
             value.sources.append(label)
@@ -402,7 +439,7 @@ class Lowering:
                 raise EinhlsError("Relu on integer codes with a non-zero zero point", label, node.op_type)
             self.stream.append(make_relu(self.stream.name(node.name or "relu"), label, self.stream.type,
                                          self.stream.size))
-            return value
+            return Codes(value.shape, tensor=self.stream.focus)
         if isinstance(value, FloatInput) and self.default_type is None and self.quantized_model:
             raise EinhlsError("Relu on the float input before its quantizer is not supported",
                               label, node.op_type)
@@ -414,7 +451,7 @@ class Lowering:
         sources = real.sources + [label]
         self.stream.append(make_relu(self.stream.name(node.name or "relu"), " + ".join(sources),
                                      self.stream.type, self.stream.size))
-        return dataclasses.replace(real, sources=[])
+        return dataclasses.replace(real, sources=[], tensor=self.stream.focus)
 
     # ----- layout and casts -----
     def lower_layout(self, node: onnx.NodeProto, inputs: list) -> Value:
@@ -454,6 +491,8 @@ class Lowering:
             return self.finish_acc(value, self.default_type, None)
         if isinstance(value, Pending):
             return einsum_fe.finish_pending(self, value, self.default_type, None)
+        if isinstance(value, Join):
+            return finish_join(self, value, None, None)
         if isinstance(value, FloatInput):
             if self.default_type is None:
                 what = ("the input is used before any quantizer: " if self.quantized_model
@@ -509,11 +548,32 @@ class Lowering:
         self.append_requant(real, exact, ratio.astype(np.float64), node)
         return Real.of_stream(real.shape, scale)
 
-    def append_requant(self, real: Real, out_type: QType, multiplier, node: onnx.NodeProto) -> None:
-        label = node_label(node)
+    def per_token(self, values: np.ndarray, node: onnx.NodeProto | None) -> np.ndarray:
+        """Per-element values of a whole frame -> those of one token (they must repeat per token)."""
+        values = np.asarray(values)
+        tokens = self.stream.tokens
+        if tokens == 1 or values.size <= 1:
+            return values
+        rows = values.reshape(tokens, -1)
+        if np.any(rows != rows[:1]):
+            raise EinhlsError("a constant that differs from token to token (e.g. a position embedding) is "
+                              "not supported on the activation path: add it on the host",
+                              node_label(node) if node is not None else None,
+                              node.op_type if node is not None else None)
+        return rows[0]
+
+    def append_requant(self, real: Real, out_type: QType, multiplier, node: onnx.NodeProto | None,
+                       label: str | None = None) -> None:
+        label = label or node_label(node)
+        hint = (node.name or node.op_type) if node is not None else "requant"
         try:
-            op = make_requant(self.stream.name(node.name or node.op_type), " + ".join(real.sources + [label]),
-                              self.stream.type, out_type, self.stream.size, offset=real.offset,
+            multiplier = self.per_token(np.broadcast_to(np.asarray(multiplier, dtype=np.float64),
+                                                        real.offset.shape), node)
+            if np.all(multiplier == multiplier.flat[0]):
+                multiplier = float(multiplier.flat[0])
+            op = make_requant(self.stream.name(hint), " + ".join(real.sources + [label]),
+                              self.stream.type, out_type, self.stream.size,
+                              offset=self.per_token(real.offset, node),
                               real_multiplier=multiplier, relu=real.relu)
         except ValueError as exc:
             raise EinhlsError(f"cannot requantize: {exc}", label, node.op_type) from exc
@@ -529,13 +589,15 @@ class Lowering:
         if producer is None:
             raise EinhlsError("the graph has no nodes", output, "graph output")
         is_float = not isinstance(value, Codes)
+        self.stream.focus_on(getattr(value, "tensor", None))
         if is_float:
             real = self.real_of(value, producer)
+            self.stream.focus_on(real.tensor)
             self.finish_real(real, producer)
         return Graph(name=graph_name(self.model), input_type=self.stream.input_type,
                      input_size=self.stream.input_size, ops=self.stream.ops,
                      input_shape=self.stream.input_shape, output_shape=tuple(value.shape),
-                     output_is_float=is_float)
+                     output_is_float=is_float, tokens=self.stream.tokens, output=self.stream.focus)
 
     def finish_real(self, real: Real, node: onnx.NodeProto) -> None:
         """Make the stream's last type mean exactly the output's real value."""

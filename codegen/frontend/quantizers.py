@@ -16,6 +16,7 @@ from ..errors import EinhlsError
 from ..ir.types import QType
 from .names import node_label
 from .values import Const
+from .constants import fold_node
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 #: Domains whose QuantizeLinear/DequantizeLinear have the ONNX semantics (onnxruntime's quantizer
@@ -272,3 +273,16 @@ def fake_quantize_const(const: Const, quantizer: Quantizer) -> Const:
     scale, zero_point = quantizer.full(codes.shape)
     dtype = const.value.dtype if np.issubdtype(const.value.dtype, np.floating) else np.float32
     return Const(quantizer.real(codes, dtype), codes, scale, zero_point)
+
+
+def fold_constant_node(node: onnx.NodeProto, inputs: list, opset: int) -> list:
+    """Evaluate a node on constants; quantizers keep track of codes, scales and zero points."""
+    rank = len(inputs[0].shape) if inputs and inputs[0] is not None else 0
+    if is_linear_quantizer(node) and node.op_type == "QuantizeLinear":
+        return [quantize_const(inputs[0], linear_quantizer(node, inputs, rank))]
+    if is_linear_quantizer(node):
+        quantizer = linear_quantizer(node, inputs, rank, element_type(inputs[0].value))
+        return [dequantize_const(inputs[0], quantizer)]
+    if is_qonnx_quant(node):
+        return [fake_quantize_const(inputs[0], qonnx_quantizer(node, inputs))]
+    return fold_node(node, inputs, opset)

@@ -5,14 +5,16 @@ Every tensor is exactly one of:
 * :class:`Const` - a constant, folded at compile time; when it came through a quantizer it also
   carries its integer codes and (per-element) scale and zero point;
 * :class:`FloatInput` - the float graph input before its first quantizer;
-* :class:`Codes` - the integer codes of the IR stream (a QuantizeLinear output, an integer input);
-* :class:`Real` - a real value exactly represented by the stream:
+* :class:`Codes` - the integer codes of an IR tensor (a QuantizeLinear output, an integer input);
+* :class:`Real` - a real value exactly represented by the codes of an IR tensor:
   ``scale[e] * (code[e] - zp + offset[e])``, optionally with a ReLU still to apply;
 * :class:`Acc` - a pending accumulator ``scale[n] * (bias[n] + sum_k weight[n, k] * x[k])`` of a
   MatMul/Gemm, which becomes an IR ``Linear`` once its output type is known.
 
-Per-element arrays (``scale``, ``offset``, ``bias``) are flat, in row-major element order, so
-reshapes that keep element order only change ``shape``.
+Every activation value names the IR tensor it stands for (``tensor``), so the graph may branch.
+Per-element arrays (``scale``, ``offset``) are flat over the whole value (all tokens), in row-major
+element order, so reshapes that keep element order only change ``shape``; ``Acc.bias`` and
+``Acc.scale`` are per output feature (one token).
 """
 from __future__ import annotations
 
@@ -48,12 +50,14 @@ class Const:
 class FloatInput:
     """The float graph input, not yet quantized."""
     shape: tuple[int, ...]
+    tensor: str | None = None
 
 
 @dataclass
 class Codes:
-    """The integer codes at the end of the IR stream (type: the stream's current type)."""
+    """The integer codes of an IR tensor (``tensor``; None until the lowering stamps it)."""
     shape: tuple[int, ...]
+    tensor: str | None = None
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Real:
     offset: np.ndarray  # int64 [size]
     relu: bool = False
     sources: list[str] = field(default_factory=list)  # ONNX nodes folded in, not yet in an op
+    tensor: str | None = None   # the IR tensor whose codes these are
 
     @staticmethod
     def of_stream(shape: tuple[int, ...], scale: float | np.ndarray, offset: int | np.ndarray = 0) -> "Real":
@@ -93,6 +98,7 @@ class Acc:
     hint: str           # naming hint for the IR op
     sources: list[str] = field(default_factory=list)  # the ONNX nodes folded in so far
     relu: bool = False
+    tensor: str | None = None   # the IR tensor the MatMul reads
 
 
 Value = Const | FloatInput | Codes | Real | Acc

@@ -1,1 +1,6 @@
-"""The typed intermediate representation: fixed-point types, ops, graph, integer reference."""
+"""The typed intermediate representation: fixed-point types, ops, graph, integer reference.
+
+Importing the package registers every op kind (their modules register themselves in
+``codegen.ir.graph.OP_KINDS``), so a graph read from JSON always finds its ops' classes.
+"""
+from . import butterfly, contraction, graph, joins  # noqa: F401

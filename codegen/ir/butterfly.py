@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .graph import OP_KINDS, Op, apply_requant
+from .graph import Op, apply_requant, register_op
 from .requant import RequantParams
 from .types import QType, bits_for_range
 
@@ -128,7 +128,7 @@ class Butterfly(Op):
                    requants=tuple(RequantParams.from_json(r) for r in d["requants"]))
 
 
-OP_KINDS[Butterfly.kind] = Butterfly
+register_op(Butterfly)
 
 
 # --- pair geometry ---------------------------------------------------------------------------

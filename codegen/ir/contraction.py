@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .graph import OP_KINDS, Linear, Op, apply_requant
+from .graph import Linear, Op, apply_requant, register_op
 from .requant import RequantParams
 from .types import QType
 
@@ -366,4 +366,4 @@ class Permute(Op):
 
 
 for _cls in (Contraction, ContractStage, Permute):
-    OP_KINDS[_cls.kind] = _cls
+    register_op(_cls)

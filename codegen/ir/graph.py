@@ -1,13 +1,20 @@
-"""IR ops and the graph that holds them.
+"""IR ops and the dataflow graph that holds them.
 
 An op owns its reference semantics (``reference``), its integer types and its parameters; the
 scheduler and emitters read these and nothing from ONNX.  Tensors are integer codes (see
-:mod:`codegen.ir.types`); every op consumes one tensor and produces one, which is what the streaming
-hardware builds.
+:mod:`codegen.ir.types`).
+
+The graph is a dataflow graph of *token streams*: a frame is a sequence of ``tokens`` (L) vectors,
+and every tensor carries L x features codes of one :class:`QType`.  Ops read one or more tensors
+and write one (``Fork`` writes several); a tensor is named after the op that writes it
+(``op.name``, or ``op.name:i`` for output i of a multi-output op) and the graph input is named
+:data:`GRAPH_INPUT`.  Ops are kept in a topological order.  Linear layers, contractions,
+butterflies and elementwise ops work token by token with the same parameters (weights stay in
+their ROMs, tokens stream through), so an op's ``in_size`` / ``out_size`` are features per token.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -16,6 +23,8 @@ import torch
 from .requant import RequantParams, rne_shift
 from .types import QType
 
+GRAPH_INPUT = "input"
+
 
 def apply_requant(value: torch.Tensor, rq: RequantParams) -> torch.Tensor:
     """value [B, C] int64 -> clamp(rne(value * M, shift) + zp, lo, hi) (the einhls rounding rule)."""
@@ -23,18 +32,48 @@ def apply_requant(value: torch.Tensor, rq: RequantParams) -> torch.Tensor:
     return torch.clamp(rne_shift(value * m, rq.shift) + rq.zero_point, rq.lo, rq.hi)
 
 
+#: every op kind, by its ``kind`` string (JSON, emitters and the cost model dispatch on it)
+OP_KINDS: dict[str, type["Op"]] = {}
+
+
+def register_op(cls: type["Op"]) -> type["Op"]:
+    """Class decorator: make an op kind known to the JSON loader (one entry per kind)."""
+    if cls.kind in OP_KINDS and OP_KINDS[cls.kind] is not cls:
+        raise ValueError(f"op kind {cls.kind!r} registered twice")
+    OP_KINDS[cls.kind] = cls
+    return cls
+
+
 @dataclass
 class Op:
     name: str           # identifier-safe, unique; used in generated code and file names
     source: str         # the ONNX node(s) it came from, for messages and reports only
-    in_type: QType
+    in_type: QType      # type of the first input
     out_type: QType
-    in_size: int
-    out_size: int
+    in_size: int        # features per token of the first input
+    out_size: int       # features per token of the output(s)
+    inputs: tuple[str, ...] = field(default=(), kw_only=True)  # tensors read; () = previous op's output
     kind: ClassVar[str] = "op"
+    arity: ClassVar[int] = 1        # number of inputs
+    n_outputs: ClassVar[int] = 1
 
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
+    def reference(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         raise NotImplementedError
+
+    @property
+    def input_types(self) -> tuple[QType, ...]:
+        return (self.in_type,)
+
+    @property
+    def input_sizes(self) -> tuple[int, ...]:
+        return (self.in_size,)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of the tensors this op writes."""
+        if self.n_outputs == 1:
+            return (self.name,)
+        return tuple(f"{self.name}:{i}" for i in range(self.n_outputs))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {}
@@ -44,10 +83,17 @@ class Op:
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "name": self.name, "source": self.source,
+                "inputs": list(self.inputs),
                 "in_type": self.in_type.to_json(), "out_type": self.out_type.to_json(),
                 "in_size": self.in_size, "out_size": self.out_size, **self.params_json()}
 
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Op":
+        """Rebuild an op from the common fields and its own (ops with parameters override this)."""
+        return cls(**common)
 
+
+@register_op
 @dataclass
 class Linear(Op):
     """y = requant(bias + W x): dense, or N:M sparse when ``sparsity`` = (n, m).
@@ -78,6 +124,13 @@ class Linear(Op):
                 "requant": self.requant.to_json(),
                 "sparsity": list(self.sparsity) if self.sparsity else None}
 
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Linear":
+        return cls(**common, weight=arrays[f"{d['name']}.weight"], bias=arrays[f"{d['name']}.bias"],
+                   weight_type=QType.from_json(d["weight_type"]), acc_type=QType.from_json(d["acc_type"]),
+                   requant=RequantParams.from_json(d["requant"]),
+                   sparsity=tuple(d["sparsity"]) if d["sparsity"] else None)
+
     @property
     def macs(self) -> int:
         return self.in_size * self.out_size
@@ -87,6 +140,7 @@ class Linear(Op):
         return int(np.count_nonzero(self.weight))
 
 
+@register_op
 @dataclass
 class Requant(Op):
     """Elementwise y = requant((x + offset) * 1): a change of scale, a constant add or multiply."""
@@ -104,7 +158,13 @@ class Requant(Op):
     def params_json(self) -> dict:
         return {"requant": self.requant.to_json()}
 
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Requant":
+        return cls(**common, offset=arrays[f"{d['name']}.offset"],
+                   requant=RequantParams.from_json(d["requant"]))
 
+
+@register_op
 @dataclass
 class Relu(Op):
     """y = max(x, zero point): ReLU on codes (same type in and out)."""
@@ -114,29 +174,79 @@ class Relu(Op):
         return torch.clamp(x.to(torch.int64), min=self.in_type.zero_point)
 
 
-OP_KINDS: dict[str, type[Op]] = {cls.kind: cls for cls in (Linear, Requant, Relu)}
-
-
 @dataclass
 class Graph:
-    """A chain of ops from one input vector to one output vector (one frame = one vector)."""
+    """A dataflow graph from one input tensor to one output tensor (see module docstring).
+
+    ``ops`` are in a topological order.  An op with ``inputs`` left empty reads the output of the
+    op before it (the graph input for the first op), so a chain needs no wiring; the constructor
+    fills in every op's inputs explicitly.
+    """
     name: str
     input_type: QType
-    input_size: int
+    input_size: int                      # features per token of the graph input
     ops: list[Op]
     input_name: str = "input"
     output_name: str = "output"
-    input_shape: tuple[int, ...] = ()   # the ONNX input shape (batch fixed to 1), for the driver
+    input_shape: tuple[int, ...] = ()    # the ONNX input shape (batch fixed to 1), for the driver
     output_shape: tuple[int, ...] = ()
-    output_is_float: bool = True        # the ONNX output is dequantized (float) rather than codes
+    output_is_float: bool = True         # the ONNX output is dequantized (float) rather than codes
+    tokens: int = 1                      # L: token vectors per frame
+    output: str = ""                     # the tensor that leaves the graph ("" = the last op's)
+
+    def __post_init__(self) -> None:
+        previous = GRAPH_INPUT
+        wired = []
+        for op in self.ops:
+            if not op.inputs:
+                op = replace(op, inputs=(previous,))
+            wired.append(op)
+            previous = op.outputs[0]
+        self.ops = wired
+        if not self.output:
+            self.output = self.ops[-1].outputs[0] if self.ops else GRAPH_INPUT
+
+    # --- tensors ---
+    def producer(self, tensor: str) -> Op | None:
+        """The op that writes ``tensor`` (None for the graph input)."""
+        if tensor == GRAPH_INPUT:
+            return None
+        return self.op(tensor.split(":")[0])
+
+    def tensor_type(self, tensor: str) -> QType:
+        op = self.producer(tensor)
+        return self.input_type if op is None else op.out_type
+
+    def tensor_size(self, tensor: str) -> int:
+        """Features per token of a tensor."""
+        op = self.producer(tensor)
+        return self.input_size if op is None else op.out_size
+
+    def tensors(self) -> list[str]:
+        """Every tensor, the graph input first, then in op order."""
+        return [GRAPH_INPUT] + [t for op in self.ops for t in op.outputs]
+
+    def consumers(self, tensor: str) -> list[tuple[Op, int]]:
+        """(op, input index) of every read of ``tensor``, in op order."""
+        return [(op, i) for op in self.ops for i, name in enumerate(op.inputs) if name == tensor]
+
+    @property
+    def is_chain(self) -> bool:
+        """Every op reads the previous op's output and nothing else reads it (the streaming chain)."""
+        previous = GRAPH_INPUT
+        for op in self.ops:
+            if op.inputs != (previous,) or op.n_outputs != 1 or len(self.consumers(previous)) != 1:
+                return False
+            previous = op.name
+        return self.output == previous
 
     @property
     def output_type(self) -> QType:
-        return self.ops[-1].out_type if self.ops else self.input_type
+        return self.tensor_type(self.output)
 
     @property
     def output_size(self) -> int:
-        return self.ops[-1].out_size if self.ops else self.input_size
+        return self.tensor_size(self.output)
 
     def op(self, name: str) -> Op:
         for op in self.ops:
@@ -145,21 +255,62 @@ class Graph:
         raise KeyError(name)
 
     def check(self) -> None:
-        """Invariants every pass keeps: sizes and types chain, names are unique identifiers."""
-        size, qtype, seen = self.input_size, self.input_type, set()
+        """Invariants every pass keeps: names are unique identifiers, ops are in topological order
+        (so the graph is acyclic), each input exists, and types and sizes agree on every edge."""
+        defined = {GRAPH_INPUT}
+        seen = set()
+        assert self.tokens >= 1, self.tokens
         for op in self.ops:
-            assert op.name.isidentifier() and op.name not in seen, op.name
+            assert op.name.isidentifier() and op.name not in seen and op.name != GRAPH_INPUT, op.name
             seen.add(op.name)
-            assert op.in_size == size, (op.name, op.in_size, size)
-            assert (op.in_type.signed, op.in_type.bits) == (qtype.signed, qtype.bits), op.name
-            size, qtype = op.out_size, op.out_type
+            assert len(op.inputs) == op.arity, (op.name, op.inputs, op.arity)
+            for tensor, want_type, want_size in zip(op.inputs, op.input_types, op.input_sizes):
+                assert tensor in defined, f"{op.name} reads {tensor!r} before it is written (cycle or order)"
+                have = self.tensor_type(tensor)
+                assert self.tensor_size(tensor) == want_size, (op.name, tensor, self.tensor_size(tensor), want_size)
+                assert (have.signed, have.bits) == (want_type.signed, want_type.bits), (op.name, tensor)
+            defined.update(op.outputs)
+        assert self.output in defined, self.output
+
+    # --- editing (passes build new graphs; the input graph is never modified) ---
+    def with_ops(self, ops: list[Op], renames: dict[str, str] | None = None) -> "Graph":
+        """The same graph with ``ops`` (already wired), every read of a tensor in ``renames``
+        redirected to its new name (including the graph output)."""
+        renames = renames or {}
+
+        def final(name: str) -> str:
+            while name in renames:
+                name = renames[name]
+            return name
+        wired = [replace(op, inputs=tuple(final(t) for t in op.inputs)) for op in ops]
+        return replace(self, ops=wired, output=final(self.output))
+
+    def replace_op(self, name: str, chain: list[Op]) -> "Graph":
+        """Op ``name`` replaced by a chain of ops: the first reads the old op's inputs, each next
+        one the previous one's output, and every reader of the old output reads the chain's end.
+        An empty chain removes a one-input op (its readers read its input)."""
+        old = self.op(name)
+        if not chain:
+            assert old.arity == 1 and old.n_outputs == 1, name
+            ops = [op for op in self.ops if op.name != name]
+            return self.with_ops(ops, {old.name: old.inputs[0]})
+        previous, wired = old.inputs, []
+        for op in chain:
+            op = replace(op, inputs=previous)
+            wired.append(op)
+            previous = (op.outputs[0],)
+        ops = []
+        for op in self.ops:
+            ops += wired if op.name == name else [op]
+        renames = {old.name: wired[-1].outputs[0]} if old.name != wired[-1].name else {}
+        return self.with_ops(ops, renames)
 
     # --- serialisation: structure as JSON, arrays as .npy files (deterministic bytes) ---
     def to_json(self) -> dict:
         return {"name": self.name, "input_name": self.input_name, "output_name": self.output_name,
                 "input_type": self.input_type.to_json(), "input_size": self.input_size,
                 "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
-                "output_is_float": self.output_is_float,
+                "output_is_float": self.output_is_float, "tokens": self.tokens, "output": self.output,
                 "ops": [op.to_json() for op in self.ops]}
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -171,30 +322,14 @@ class Graph:
         for od in d["ops"]:
             common = dict(name=od["name"], source=od["source"], in_type=QType.from_json(od["in_type"]),
                           out_type=QType.from_json(od["out_type"]), in_size=od["in_size"],
-                          out_size=od["out_size"])
-            kind = od["kind"]
-            if kind == "linear":
-                ops.append(Linear(**common, weight=arrays[f"{od['name']}.weight"],
-                                  bias=arrays[f"{od['name']}.bias"],
-                                  weight_type=QType.from_json(od["weight_type"]),
-                                  acc_type=QType.from_json(od["acc_type"]),
-                                  requant=RequantParams.from_json(od["requant"]),
-                                  sparsity=tuple(od["sparsity"]) if od["sparsity"] else None))
-            elif kind == "requant":
-                ops.append(Requant(**common, offset=arrays[f"{od['name']}.offset"],
-                                   requant=RequantParams.from_json(od["requant"])))
-            elif kind == "relu":
-                ops.append(Relu(**common))
-            elif hasattr(OP_KINDS.get(kind), "from_json_fields"):  # ops defined in their own modules
-                ops.append(OP_KINDS[kind].from_json_fields(common, od, arrays))
-            else:
-                raise ValueError(f"unknown IR op kind {kind!r}")
+                          out_size=od["out_size"], inputs=tuple(od.get("inputs", ())))
+            cls = OP_KINDS.get(od["kind"])
+            if cls is None:
+                raise ValueError(f"unknown IR op kind {od['kind']!r}")
+            ops.append(cls.from_json_fields(common, od, arrays))
         return Graph(name=d["name"], input_type=QType.from_json(d["input_type"]),
                      input_size=d["input_size"], ops=ops, input_name=d["input_name"],
                      output_name=d["output_name"], input_shape=tuple(d["input_shape"]),
-                     output_shape=tuple(d["output_shape"]), output_is_float=d["output_is_float"])
+                     output_shape=tuple(d["output_shape"]), output_is_float=d["output_is_float"],
+                     tokens=d.get("tokens", 1), output=d.get("output", ""))
 
-
-# ops defined in their own modules register themselves in OP_KINDS when imported
-from . import butterfly as _butterfly  # noqa: E402,F401
-from . import contraction as _contraction  # noqa: E402,F401

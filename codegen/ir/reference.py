@@ -9,30 +9,43 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .graph import Graph
+from .graph import GRAPH_INPUT, Graph
 from .types import QType
 
 
 def run_reference(graph: Graph, codes: np.ndarray | torch.Tensor, trace: bool = False):
-    """Run the graph on a batch of input codes [B, input_size]; returns output codes [B, output_size].
+    """Run the graph on a batch of input frames; returns output frames [B, tokens * output_size].
 
-    With ``trace`` also returns the codes after every op (name -> array), for debugging and for the
-    per-unit golden tests.
+    ``codes`` is [B, tokens * input_size] (or [B, tokens, input_size], or one frame).  Ops run in
+    the graph's topological order, each on every token of every frame ([B * tokens, features]).
+    With ``trace`` also returns every tensor (name -> [B, tokens * features] array), for debugging
+    and for the per-unit golden tests.
     """
     x = torch.as_tensor(np.asarray(codes), dtype=torch.int64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.shape[-1] != graph.input_size:
-        raise ValueError(f"input has {x.shape[-1]} elements, the graph expects {graph.input_size}")
+    frame = graph.tokens * graph.input_size
+    if x.ndim == 1 or (x.ndim == 2 and graph.tokens > 1 and x.shape[-1] == graph.input_size
+                       and x.shape[0] == graph.tokens):
+        x = x.reshape(1, -1)
+    x = x.reshape(x.shape[0], -1)
+    if x.shape[-1] != frame:
+        raise ValueError(f"input has {x.shape[-1]} elements per frame, the graph expects {frame} "
+                         f"({graph.tokens} tokens x {graph.input_size})")
     t = graph.input_type
-    if int(x.min()) < t.min or int(x.max()) > t.max:
+    if x.numel() and (int(x.min()) < t.min or int(x.max()) > t.max):
         raise ValueError(f"input codes outside the input type's range [{t.min}, {t.max}]")
-    steps = {}
+    batch = x.shape[0]
+    values = {GRAPH_INPUT: x.reshape(batch * graph.tokens, graph.input_size)}
     for op in graph.ops:
-        x = op.reference(x)
-        steps[op.name] = x.numpy().copy()
-    out = x.numpy().astype(np.int64)
-    return (out, steps) if trace else out
+        result = op.reference(*(values[name] for name in op.inputs))
+        results = result if isinstance(result, tuple) else (result,)
+        for name, value in zip(op.outputs, results):
+            values[name] = value
+    out = values[graph.output].reshape(batch, -1).numpy().astype(np.int64)
+    if not trace:
+        return out
+    steps = {name: value.reshape(batch, -1).numpy().copy() for name, value in values.items()
+             if name != GRAPH_INPUT}
+    return out, steps
 
 
 def quantize(real: np.ndarray, qtype: QType) -> np.ndarray:
@@ -46,7 +59,8 @@ def dequantize(codes: np.ndarray, qtype: QType) -> np.ndarray:
 
 
 def quantize_input(graph: Graph, real: np.ndarray) -> np.ndarray:
-    return quantize(np.asarray(real).reshape(-1, graph.input_size), graph.input_type)
+    """Real input frames -> codes [B, tokens * input_size]."""
+    return quantize(np.asarray(real).reshape(-1, graph.tokens * graph.input_size), graph.input_type)
 
 
 def dequantize_output(graph: Graph, codes: np.ndarray) -> np.ndarray:
@@ -57,7 +71,7 @@ def random_inputs(graph: Graph, count: int, seed: int) -> np.ndarray:
     """Random input codes over the whole input range, with the extremes always included."""
     t = graph.input_type
     rng = np.random.default_rng(seed)
-    vectors = rng.integers(t.min, t.max + 1, size=(count, graph.input_size), dtype=np.int64)
+    vectors = rng.integers(t.min, t.max + 1, size=(count, graph.tokens * graph.input_size), dtype=np.int64)
     if count >= 2:
         vectors[0, :] = t.min
         vectors[1, :] = t.max

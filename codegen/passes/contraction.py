@@ -303,16 +303,13 @@ def plan_contractions(graph: Graph, objective: str = "macs", **score_args) -> tu
     """The expanded graph and the path chosen for every segment (for report.json)."""
     if objective not in OBJECTIVES:
         raise EinhlsError(f"unknown contraction objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
-    ops: list[Op] = []
     plans: list[SegmentPlan] = []
     for op in graph.ops:
         if isinstance(op, Contraction):
             new, seg_plans = expand_contraction(op, objective, **score_args)
-            ops += new
+            graph = graph.replace_op(op.name, new)
             plans += seg_plans
-        else:
-            ops.append(op)
-    return dataclasses.replace(graph, ops=ops), plans
+    return graph, plans
 
 
 def expand_contractions(graph: Graph, objective: str = "macs", **score_args) -> Graph:

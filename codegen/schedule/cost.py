@@ -9,15 +9,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..ir.graph import Linear, Op, Relu, Requant
+from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
+from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
-LUT_MULT_MAX_BITS = 4     # multiplies with an operand this narrow are built from LUTs, not DSPs
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
-# (width, depth) shapes of one 36 Kb block RAM
+# (width, depth) shapes of one 36 Kb block RAM, and of one 18 Kb half (a RAMB18, 0.5 BRAM36)
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 LUTRAM_MAX_BITS = 2048    # small ROMs are left to LUTs (distributed memory)
 LUTRAM_MAX_DEPTH = 64     # shallow ROMs too: a BRAM this shallow wastes 94% of its bits
+# one URAM288: 72 bits x 4096 words, fixed shape; deeper memories cascade (UG573 / UG949)
+URAM_WIDTH, URAM_DEPTH = 72, 4096
+#: where a weight ROM lives, as the RTL parameter ROM_KIND and the HLS cfg::ROM_KIND encode it
+ROM_KINDS = {"lutram": 0, "bram": 1, "uram": 2}
 
 # Lattice ECP5 (the open flow).  Its multiplier has no pre-adder, so no two int8 products share
 # one (codegen/emit/rtl.py pack_config); its block RAM is the 18 Kb DP16KD, counted here in 36 Kb
@@ -44,17 +49,29 @@ class OpCost:
     effective_macs: int   # MACs the hardware really performs (non-zero slots)
     weight_bits: int      # stored weight memory, including N:M indices
     buffer_bits: int = 0  # on-chip activation buffers (contraction stages: ping-pong frames)
+    uram: int = 0         # UltraRAM blocks (URAM288)
+    rom_kind: str = ""    # where the weight ROM lives (a key of ROM_KINDS); "" when the op has none
+    rom_width: int = 0    # weight ROM word width (bits) and depth (words), for memory placement
+    rom_depth: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 def bram36_for(width: int, depth: int) -> float:
-    """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units."""
+    """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units; a ROM
+    that fits one 18 Kb half (RAMB18) counts 0.5."""
     if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
         return 0.0
+    if any(width <= w and depth <= d for w, d in BRAM18_SHAPES):
+        return 0.5
     best = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
     return float(best)
+
+
+def uram_for(width: int, depth: int) -> int:
+    """UltraRAM blocks for a memory of depth x width bits: the URAM288 has one shape, 72 x 4096."""
+    return math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
 
 
 def multiplier_dsps(a_bits: int, b_bits: int, dsp_kind: str) -> int:
@@ -88,7 +105,6 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
         word_bits = s.pe * s.simd * w_bits
     multipliers = s.pe * slots
     # count what the RTL emitter builds: its packing and requant decisions are functions of the op
-    from ..emit.rtl import pack_config, requant_lanes  # (function-level: emit imports this module)
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
     packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
     dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP
@@ -115,7 +131,37 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
                   latency=in_beats + cycles + PIPELINE_DEPTH + out_beats,
                   multipliers=multipliers, dense_multipliers=s.pe * s.simd, dsp=dsp,
                   bram36=weight_rom, lut=lut, ff=ff, macs=op.macs,
-                  effective_macs=multipliers * cycles, weight_bits=weight_bits)
+                  effective_macs=multipliers * cycles, weight_bits=weight_bits,
+                  rom_kind="bram" if weight_rom else "lutram", rom_width=word_bits, rom_depth=cycles)
+
+
+def place_roms(costs: dict[str, "OpCost"], board) -> None:
+    """Move weight ROMs from block RAM to UltraRAM where that lowers the memory utilisation.
+
+    A ROM first goes where ``linear_cost`` put it (LUTs when small or shallow, else block RAM).  On
+    a board with URAM, the block-RAM ROMs are then visited most URAM-efficient first (most BRAM36
+    saved per URAM288 spent, then largest) and each moves to URAM while block RAM is the more
+    loaded of the two (its utilisation after the move stays above URAM's): the binding memory
+    budget is what limits a design, so this spreads weights over both.  Deterministic: ties are
+    broken by op name.  Mutates ``costs`` (bram36, uram, rom_kind)."""
+    if not getattr(board, "uram", 0):
+        return
+    movable = [(name, c) for name, c in costs.items() if c.rom_kind == "bram" and c.rom_depth]
+    bram_used = sum(c.bram36 for c in costs.values())
+    uram_used = sum(c.uram for c in costs.values())
+
+    def order(item):
+        name, c = item
+        u = uram_for(c.rom_width, c.rom_depth)
+        return (-c.bram36 / u, -c.bram36, name)
+
+    for name, c in sorted(movable, key=order):
+        u = uram_for(c.rom_width, c.rom_depth)
+        if (uram_used + u) / board.uram >= bram_used / board.bram36:
+            continue
+        bram_used -= c.bram36
+        uram_used += u
+        c.bram36, c.uram, c.rom_kind = 0.0, u, "uram"
 
 
 def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
@@ -150,8 +196,64 @@ def ecp5_adjust(cost: OpCost, rom_shape: tuple[int, int] | None) -> OpCost:
     return cost
 
 
+def join_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    """Add / Mul of two streams: per lane one or two multipliers (none for a multiplier of 1), the
+    sum or product, rounding and clamp; Concat / Slice / Fork: handshakes and a register per port."""
+    lanes = s.in_lanes
+    beats = math.ceil(op.in_size / lanes)
+    out_beats = math.ceil(op.out_size / s.out_lanes)
+    bits = op.in_type.bits
+    dsp, lut = 0, 30
+    if op.kind in ("add", "mul"):
+        b_bits = op.input_types[1].bits
+        mults = [m for m in op.rq.multipliers if m != 1 and (m & (m - 1))]
+        if op.kind == "mul":
+            dsp += lanes * multiplier_dsps(bits + 1, b_bits + 1, dsp_kind)
+            lut += 0 if dsp else lanes * lut_multiplier(bits + 1, b_bits + 1)
+        for _ in mults:
+            per = multiplier_dsps(max(bits, b_bits) + 1, op.rq.multiplier_bits, dsp_kind)
+            dsp += lanes * per
+        lut += lanes * (bits + b_bits + op.out_type.bits + 16)
+        ff = lanes * (bits + b_bits + 2 * op.out_type.bits) + 16
+        latency = max(beats, out_beats) + 4
+    else:
+        ports = op.arity + op.n_outputs
+        lut += ports * 8 + lanes * bits * (op.arity if op.kind == "concat" else 1)
+        ff = ports * lanes * bits + 16
+        latency = (sum(math.ceil(n / lanes) for n in op.input_sizes) if op.kind == "concat" else beats) + 2
+    cycles = sum(math.ceil(n / lanes) for n in op.input_sizes) if op.kind == "concat" else max(beats, out_beats)
+    return OpCost(cycles=cycles, ii=cycles, latency=latency, multipliers=0, dense_multipliers=0,
+                  dsp=dsp, bram36=0.0, lut=lut, ff=ff, macs=0, effective_macs=0, weight_bits=0)
+
+
+def _butterfly_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .butterfly import butterfly_cost
+    return butterfly_cost(op, s, dsp_kind)
+
+
+def _stage_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .contraction import stage_cost
+    return stage_cost(op, s, dsp_kind)
+
+
+def _permute_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .contraction import permute_cost
+    return permute_cost(op, s, dsp_kind)
+
+
+#: the cost function of every op kind the hardware builds (one entry per kind)
+COST_FUNCTIONS = {
+    "linear": linear_cost, "requant": elementwise_cost, "relu": elementwise_cost,
+    "butterfly": _butterfly_cost, "contract": _stage_cost, "permute": _permute_cost,
+    "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
+}
+
+
 def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    cost = _op_cost(op, s, dsp_kind)
+    cost_function = COST_FUNCTIONS.get(op.kind)
+    if cost_function is None:
+        raise TypeError(f"no cost model for op kind {op.kind!r}")
+    cost = cost_function(op, s, dsp_kind)
     if dsp_kind == ECP5_MULTIPLIER:
         rom_shape = None
         if isinstance(op, Linear):
@@ -159,19 +261,3 @@ def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
             rom_shape = (word_bits, cost.cycles)
         return ecp5_adjust(cost, rom_shape)
     return cost
-
-
-def _op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from ..ir.butterfly import Butterfly
-    if isinstance(op, Butterfly):
-        from .butterfly import butterfly_cost
-        return butterfly_cost(op, s, dsp_kind)
-    from ..ir.contraction import ContractStage, Permute
-    if isinstance(op, (ContractStage, Permute)):
-        from .contraction import permute_cost, stage_cost
-        return stage_cost(op, s, dsp_kind) if isinstance(op, ContractStage) else permute_cost(op, s, dsp_kind)
-    if isinstance(op, Linear):
-        return linear_cost(op, s, dsp_kind)
-    if isinstance(op, (Requant, Relu)):
-        return elementwise_cost(op, s, dsp_kind)
-    raise TypeError(f"no cost model for {type(op).__name__}")

@@ -12,11 +12,11 @@ last beat of a frame; internally frames are delimited by counting beats.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..ir.graph import Graph, Linear, Op
+from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ class OpSchedule:
 
 @dataclass(frozen=True)
 class StreamFormat:
-    size: int      # elements per frame
+    size: int      # elements per frame (all tokens)
     bits: int      # bits per element
     signed: bool
-    lanes: int     # elements per beat
+    lanes: int     # elements per beat (divides the features per token when a frame has several tokens)
 
     @property
     def beats(self) -> int:
@@ -86,32 +86,65 @@ class StreamFormat:
                           "two's complement if signed, little-endian lanes, zero padding"}
 
 
+def divisor_at_most(size: int, lanes: int) -> int:
+    """The largest divisor of ``size`` that is at most ``lanes``."""
+    return max(d for d in range(1, max(1, min(size, lanes)) + 1) if size % d == 0)
+
+
 @dataclass
 class Design:
+    """The graph (forks explicit: every tensor has one reader), every op's parallelism, and the
+    depth of the FIFO in front of every op input (``fifo_depths[(op, input index)]``, beats;
+    absent: no FIFO beyond the units' own registers)."""
     graph: Graph
     schedules: dict[str, OpSchedule]
     board: "object"   # codegen.schedule.boards.Board
     clock_mhz: float
     top_name: str = "einhls_top"
+    fifo_depths: dict[tuple[str, int], int] = field(default_factory=dict)
+    # where each Linear op's weight ROM lives ("lutram" | "bram" | "uram"; schedule/cost.py:
+    # place_roms); absent: the emitters derive it from the ROM's shape (LUTs or block RAM)
+    rom_kinds: dict[str, str] = field(default_factory=dict)
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]
 
-    def input_format(self, op: Op) -> StreamFormat:
+    def input_format(self, op: Op, index: int = 0) -> StreamFormat:
+        """One token of input ``index`` as the op's unit reads it."""
         s = self.schedules[op.name]
-        return StreamFormat(op.in_size, op.in_type.bits, op.in_type.signed, s.in_lanes)
+        t = op.input_types[index]
+        return StreamFormat(op.input_sizes[index], t.bits, t.signed, s.in_lanes)
 
     def output_format(self, op: Op) -> StreamFormat:
+        """One token of the op's output as its unit writes it."""
         s = self.schedules[op.name]
         return StreamFormat(op.out_size, op.out_type.bits, op.out_type.signed, s.out_lanes)
 
+    def tensor_format(self, tensor: str) -> StreamFormat:
+        """One token of ``tensor`` as its producer writes it (the graph input: as the top delivers it)."""
+        producer = self.graph.producer(tensor)
+        if producer is None:
+            t = self.graph.input_type
+            return StreamFormat(self.graph.input_size, t.bits, t.signed, self.top_input.lanes)
+        return self.output_format(producer)
+
+    def _top_format(self, size: int, qtype, lanes: int) -> StreamFormat:
+        tokens = self.graph.tokens
+        if tokens > 1:   # lanes dividing the features: tokens follow one another without padding
+            lanes = divisor_at_most(size, lanes)
+        return StreamFormat(size * tokens, qtype.bits, qtype.signed, lanes)
+
     @property
     def top_input(self) -> StreamFormat:
-        return self.input_format(self.graph.ops[0])
+        graph = self.graph
+        first = graph.consumers(GRAPH_INPUT)[0][0]
+        return self._top_format(graph.input_size, graph.input_type, self.schedules[first.name].in_lanes)
 
     @property
     def top_output(self) -> StreamFormat:
-        return self.output_format(self.graph.ops[-1])
+        graph = self.graph
+        producer = graph.producer(graph.output)
+        return self._top_format(graph.output_size, graph.output_type, self.schedules[producer.name].out_lanes)
 
 
 def linear_folds(op: Linear, s: OpSchedule) -> tuple[int, int]:

@@ -19,10 +19,11 @@ import math
 from dataclasses import dataclass
 
 from ..errors import EinhlsError
-from ..ir.graph import Graph, Linear, Op
+from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 from .boards import Board
-from .cost import OpCost, op_cost
-from .design import Design, OpSchedule
+from .capacity import check_graph_capacity
+from .cost import OpCost, op_cost, place_roms
+from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
 
@@ -66,52 +67,111 @@ def _lanes(size: int, target: int) -> int:
     return max(1, min(size, math.ceil(size / target)))
 
 
-def _butterfly_lanes(graph: Graph, lanes: list[int]) -> None:
+def _butterfly_lanes(graph: Graph, lanes: dict[str, int]) -> None:
     """Lanes of the streams into and out of a butterfly unit become powers of two: it loads and
     drains words of 2P (a power of two) elements, and a lane count that does not divide 2P would
     cost a converter of lcm(lanes, 2P) lanes.  Rounded up (faster), but a top-level stream stays
     within MAX_TOP_TDATA_BITS (then rounded down)."""
-    types = [graph.input_type] + [op.out_type for op in graph.ops]
-    for i, op in enumerate(graph.ops):
+    for op in graph.ops:
         if op.kind != "butterfly":
             continue
-        for edge in (i, i + 1):
-            up = 1 << (lanes[edge] - 1).bit_length()
-            top = edge in (0, len(graph.ops))
-            if top and up * types[edge].bits > MAX_TOP_TDATA_BITS and up > lanes[edge]:
+        for tensor in (op.inputs[0], op.outputs[0]):
+            up = 1 << (lanes[tensor] - 1).bit_length()
+            top = tensor in (GRAPH_INPUT, graph.output)
+            if top and up * graph.tensor_type(tensor).bits > MAX_TOP_TDATA_BITS and up > lanes[tensor]:
                 up //= 2
-            lanes[edge] = up
+            lanes[tensor] = up
+
+
+#: ops whose unit has one lane count on every port and passes beats straight through
+ELEMENTWISE_KINDS = frozenset({"relu", "requant", "add", "mul", "fork"})
+
+
+def _aligned_lanes(op: Op, want: int) -> int:
+    """Lanes of a Concat or Slice unit: they must divide every boundary where a token is cut or
+    joined, so beats follow one another without re-alignment."""
+    if op.kind == "concat":
+        bound = 0
+        for size in op.sizes:
+            bound = math.gcd(bound, size)
+    else:   # slice: the start, and the stop unless it is the token's end
+        stop = op.start + op.out_size
+        bound = math.gcd(op.start, stop if stop < op.in_size else op.in_size)
+    return divisor_at_most(bound, want)
 
 
 def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
+    """Every op's parallelism for an interval of ``target`` cycles per token."""
     schedules = {}
-    edge_sizes = [graph.input_size] + [op.out_size for op in graph.ops]
-    lanes = [_lanes(size, target) for size in edge_sizes]
+    lanes = {t: _lanes(graph.tensor_size(t), target) for t in graph.tensors()}
     _butterfly_lanes(graph, lanes)
-    for i, op in enumerate(graph.ops):
+    # an elementwise unit has one lane count: its streams are widened to the widest of them
+    changed = True
+    while changed:
+        changed = False
+        for op in graph.ops:
+            if op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
+                tensors = list(op.inputs) + list(op.outputs)
+                widest = max(lanes[t] for t in tensors)
+                for t in tensors:
+                    if lanes[t] != widest:
+                        lanes[t], changed = widest, True
+    for op in graph.ops:
+        in_lanes, out_lanes = lanes[op.inputs[0]], lanes[op.outputs[0]]
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
             opts = options[op.name]
             _, simd, pe = next((o for o in opts if o[0] <= target), min(opts, key=lambda o: o[0]))
-        else:
-            simd = pe = lanes[i]
-        in_lanes, out_lanes = lanes[i], lanes[i + 1]
-        if op.name not in options:
-            in_lanes = out_lanes = max(in_lanes, out_lanes)
-            lanes[i] = lanes[i + 1] = in_lanes
+        elif op.kind in ("concat", "slice"):
+            in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
+        elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
             simd = pe = in_lanes
+        else:
+            simd = pe = in_lanes = out_lanes = max(in_lanes, out_lanes)
         schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
-    # a later elementwise op may have widened an edge: propagate to the neighbour's lanes
-    for i, op in enumerate(graph.ops):
-        s = schedules[op.name]
-        schedules[op.name] = OpSchedule(op.name, s.simd, s.pe, lanes[i], lanes[i + 1])
     return schedules
+
+
+def arrivals(graph: Graph, costs: dict[str, OpCost]) -> dict[str, int]:
+    """Latency of every tensor: the longest path of unit latencies from the graph input (cycles)."""
+    arrival = {GRAPH_INPUT: 0}
+    for op in graph.ops:
+        start = max(arrival[t] for t in op.inputs)
+        for t in op.outputs:
+            arrival[t] = start + costs[op.name].latency
+    return arrival
+
+
+def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpSchedule],
+                interval: int) -> dict[tuple[str, int], int]:
+    """Depth (beats) of the FIFO in front of every input of an op where paths reconverge.
+
+    Where a join (Add, Mul, Concat) reads streams that left a common fork along paths of different
+    latency, the early input must hold what arrives before the late one delivers: the latency
+    difference in beats at the design's rate (``interval`` cycles per token), plus one token of the
+    input and two beats of slack (a Concat reads its inputs one after the other within a token).
+    Latency of a tensor = the longest path of unit latencies from the graph input.
+    """
+    arrival = arrivals(graph, costs)
+    depths = {}
+    for op in graph.ops:
+        if len(op.inputs) < 2:
+            continue
+        latest = max(arrival[t] for t in op.inputs)
+        lanes = schedules[op.name].in_lanes
+        for index, (tensor, size) in enumerate(zip(op.inputs, op.input_sizes)):
+            beats = math.ceil(size / lanes)
+            waiting = math.ceil((latest - arrival[tensor]) * beats / max(interval, 1))
+            depth = waiting + beats + 2
+            depths[(op.name, index)] = 1 << max(1, (depth - 1).bit_length())
+    return depths
 
 
 def totals_of(costs: dict[str, OpCost]) -> dict:
     values = list(costs.values())
     return {"ii": max(c.ii for c in values), "latency": sum(c.latency for c in values),
             "dsp": sum(c.dsp for c in values), "bram36": sum(c.bram36 for c in values),
+            "uram": sum(c.uram for c in values),
             "lut": sum(c.lut for c in values), "ff": sum(c.ff for c in values),
             "multipliers": sum(c.multipliers for c in values),
             "macs": sum(c.macs for c in values), "weight_bits": sum(c.weight_bits for c in values),
@@ -121,8 +181,9 @@ def totals_of(costs: dict[str, OpCost]) -> dict:
 def fits(totals: dict, board: Board, max_util: float) -> list[str]:
     """Resources over budget, as readable strings (empty when the design fits)."""
     over = []
-    for key, limit in (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff)):
-        if totals[key] > max_util * limit:
+    for key, limit in (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),
+                       ("lut", board.lut), ("ff", board.ff)):
+        if totals.get(key, 0) > max_util * limit:
             over.append(f"{key.upper()} {totals[key]:g} > {max_util:.0%} of {limit}")
     return over
 
@@ -132,6 +193,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     """Choose every op's parallelism (see module docstring)."""
     if not graph.ops:
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
+    check_graph_capacity(graph, board, max_util)
     options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
     from .contraction import stage_options
     from ..ir.contraction import ContractStage
@@ -151,7 +213,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options)
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
-        return schedules, costs, totals_of(costs)
+        # only Linear units can hold their weights in URAM (the other units keep their memories)
+        place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
+        totals = totals_of(costs)
+        totals["latency"] = arrivals(graph, costs)[graph.output]   # the longest path, not the sum
+        totals["tokens"] = graph.tokens
+        totals["frame_interval"] = totals["ii"] * graph.tokens
+        return schedules, costs, totals
 
     if target_ii is not None:
         if target_ii < floor_ii:
@@ -167,8 +235,21 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     else:
         schedules, costs, totals = build(slowest)
         over = fits(totals, board, max_util)
+        if over and board.uram:
+            # UltraRAM has one shape (72 x 4096): the narrow, deep ROMs of the slowest design waste
+            # most of it, a faster design's wider words fill it, so memory is not monotonic in
+            # the interval here; find the slowest candidate that fits (at most 256 tried)
+            step = max(1, len(candidates) // 256)
+            for index in range(len(candidates) - 1, -1, -step):
+                if not fits(build(candidates[index])[2], board, max_util):
+                    notes.append(f"the slowest design ({slowest} cycles) does not fit {board.name} (its narrow "
+                                 f"ROMs waste UltraRAM); the slowest that fits: {candidates[index]} cycles")
+                    slowest, over = candidates[index], []
+                    candidates = candidates[:index + 1]
+                    break
         if over:
-            worst = max(costs, key=lambda name: (costs[name].dsp, costs[name].bram36, costs[name].lut))
+            worst = max(costs, key=lambda name: (costs[name].dsp, costs[name].bram36 + 8 * costs[name].uram,
+                                                 costs[name].lut))
             source = graph.op(worst).source
             raise EinhlsError(f"even the slowest design does not fit {board.name} at {max_util:.0%} "
                               f"utilisation: {'; '.join(over)}; the largest layer is {worst!r} "
@@ -185,5 +266,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         notes.append(f"smallest interval that fits {max_util:.0%} of {board.name}: {chosen} cycles "
                      f"(searched {len(candidates)} candidates down to the stream floor of {floor_ii})")
     clock = clock_mhz or board.clock_mhz
-    design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock)
+    depths = fifo_depths(graph, costs, schedules, totals["ii"])
+    rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
+    design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
+                    rom_kinds=rom_kinds)
     return FoldResult(design, costs, chosen, totals, notes)

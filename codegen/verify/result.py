@@ -32,6 +32,8 @@ class CheckResult:
         return self.error is None and self.mismatch is None
 
     def line(self) -> str:
+        if self.error and self.error.startswith("STALLED"):
+            return f"{self.check}: {self.error}"
         if self.error:
             return f"{self.check}: FAILED to run: {self.error}"
         if self.mismatch:

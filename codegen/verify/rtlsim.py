@@ -32,7 +32,7 @@ import numpy as np
 
 from ..emit.cocotb_tb import CONFIG, TB_DIR, TEST_MODULE
 from ..emit.rtl import LINT_WAIVERS, rtl_memories, rtl_sources
-from .tools import simulator_env, store_runtime, tool_error, verilator_bin
+from .tools import exit_reason, run_tool, simulator_env, store_runtime, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 BUILD_DIR = "rtlsim_build"
@@ -41,6 +41,8 @@ STAMP = "einhls_build.sha256"
 # -Wno-fatal: lint is checked separately (tests/test_rtl_units.py); a warning must not stop a run
 VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
+BUILD_TIMEOUT_S = 1800
+TEST_TIMEOUT_S = 7200
 
 
 def _tool_versions(verilator: Path) -> dict[str, str]:
@@ -51,7 +53,7 @@ def _tool_versions(verilator: Path) -> dict[str, str]:
         cocotb_version = version("cocotb")
     except PackageNotFoundError:
         cocotb_version = "?"
-    proc = subprocess.run([str(verilator / "verilator"), "--version"], capture_output=True, text=True)
+    proc = run_tool([str(verilator / "verilator"), "--version"], 120)
     return {"verilator": str(verilator.resolve()), "verilator_version": proc.stdout.strip(),
             "cocotb": cocotb_version}
 
@@ -81,6 +83,19 @@ def _restore_runtime(cache: Path, build_dir: Path) -> bool:
             if path.is_file():
                 shutil.copy2(path, build_dir / path.name)   # keeps the mtime: make sees it current
     return True
+
+
+def stall_message(stall: dict) -> str:
+    """One line naming the stream that stalled (the most downstream one holding an untaken beat)."""
+    text = (f"STALLED ({stall['phase']}): no output beat for {stall['cycles']} cycles after "
+            f"{stall['frames_done']} frames")
+    blocked = stall.get("blocked") or []
+    if not blocked:
+        return text + "; no stream holds a beat (the design is starved: an input was never completed)"
+    last = blocked[-1]
+    others = ", ".join(b["wire"] for b in blocked[:-1])
+    return (text + f"; stream {last['wire']} ({last['from']} -> {last['to']}) holds a beat its reader does "
+            "not take" + (f" (also blocked: {others})" if others else ""))
 
 
 def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path, seed: int = 0) -> CheckResult:
@@ -133,10 +148,14 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
         restored = _restore_runtime(cache, build_dir)
         spec = {"sources": [str(p) for p in [*waivers, *sources]], "top": top, "build_dir": str(build_dir),
                 "build_args": VERILATOR_ARGS, "assume_old_makefile": restored}
-        proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
-                              env=env, capture_output=True, text=True)
+        try:
+            proc = run_tool([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
+                            BUILD_TIMEOUT_S, env=env)
+        except subprocess.TimeoutExpired:
+            return failed(f"Verilator build did not finish within {BUILD_TIMEOUT_S} s")
         if proc.returncode != 0 or not (build_dir / top).is_file():
-            return failed("Verilator build failed: " + tool_error(proc.stdout + proc.stderr, "no output"))
+            return failed(f"Verilator build failed ({exit_reason(proc.returncode)}): "
+                          + tool_error(proc.stdout + proc.stderr, "no output"))
         stamp.write_text(digest)
         store_runtime(cache, build_dir, RUNTIME_OBJECTS)
 
@@ -154,12 +173,18 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
                     "EINHLS_EXPECTED": str(run_dir / "expected.npy"),
                     "EINHLS_RESULTS": str(results_file), "EINHLS_SEED": str(seed)}}
     print(f"rtlsim: simulating {count} vectors twice (back to back, then with random pauses) ...", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(spec)],
-                          env=env, capture_output=True, text=True)
+    try:
+        proc = run_tool([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(spec)],
+                        TEST_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        return failed(f"RTL simulation did not finish within {TEST_TIMEOUT_S} s")
     (run_dir / "sim.log").write_text(proc.stdout + proc.stderr)
     if not results_file.is_file():
-        return failed("RTL simulation failed: " + tool_error(proc.stdout + proc.stderr, f"exit code {proc.returncode}"))
+        return failed(f"RTL simulation failed ({exit_reason(proc.returncode)}): "
+                      + tool_error(proc.stdout + proc.stderr, "no output"))
     results = json.loads(results_file.read_text())
+    if "stall" in results:
+        return failed(stall_message(results["stall"]))
     measured = {"latency_cycles": results["latency_cycles"], "interval_cycles": results["interval_cycles"],
                 "mean_interval_cycles": results.get("mean_interval_cycles")}
     first = compare("rtlsim", expected, np.asarray(results["outputs"], dtype=np.int64), measured)
@@ -191,7 +216,8 @@ def _worker(mode: str, spec: dict) -> None:
         runner.build(sources=spec["sources"], hdl_toplevel=spec["top"], build_dir=spec["build_dir"],
                      build_args=spec["build_args"], always=True)
     else:
-        runner.test(test_module=TEST_MODULE, hdl_toplevel=spec["top"], hdl_toplevel_lang="verilog",
+        runner.test(test_module=spec.get("test_module", TEST_MODULE), hdl_toplevel=spec["top"],
+                    hdl_toplevel_lang="verilog",
                     build_dir=spec["build_dir"],
                     test_dir=spec["test_dir"], extra_env=spec["env"])
 

@@ -48,12 +48,20 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
     for check in checks:
         result = run_check(project, check, inputs, expected, seed)
         progress(result.line())
+        if check == "csim" and result.measured:
+            totals = project.report["totals"]
+            m = result.measured
+            rtl = project.measured.get("rtlsim", {}).get("interval_cycles")
+            progress(f"csim: HLS design {m['interval_cycles_ii1']} cycles per frame at II=1 (slowest process "
+                     f"{m['slowest_process']}); schedule estimate {totals['ii']}, RTL measured "
+                     f"{rtl if rtl is not None else 'not yet (run --rtlsim)'}")
+            project.save_measured({"csim": {k: v for k, v in m.items() if k != "processes"}})
         if check == "rtlsim" and result.measured:
             totals = project.report["totals"]
             m = result.measured
             progress(f"rtlsim: measured {m.get('latency_cycles')} cycles per frame (estimate "
                      f"{totals['latency']}), interval {m.get('interval_cycles')} cycles between frames "
-                     f"(mean {m.get('mean_interval_cycles')}; estimate {totals['ii']})")
+                     f"(mean {m.get('mean_interval_cycles')}; estimate {totals.get('frame_interval', totals['ii'])})")
             project.save_measured({"rtlsim": m})
         results.append(result)
     return results

@@ -9,6 +9,9 @@ passes through the environment:
     EINHLS_RESULTS   JSON file this test writes (outputs, first mismatch, measured cycles)
     EINHLS_SEED      seed of the random pauses of phase 2
 
+A watchdog stops the run when no output beat arrives for ``stall_cycles`` (from the schedule):
+the results then name the streams that hold a beat their reader does not take (the stall).
+
 Phase 1 sends every vector back to back with no pauses and an always-ready sink, and measures the
 latency (clock edges from the one accepting the first input beat to the one delivering the last
 output beat of frame 0) and the steady-state interval (the median number of cycles between the
@@ -30,7 +33,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 CONFIG_FILE = Path(__file__).with_name("einhls_tb.json")
@@ -99,6 +102,7 @@ class TB:
         self.first_input_cycle: int | None = None
         self.frame_done_cycles: list[int] = []
         self.extra_beats = 0
+        self.last_output_cycle = 0
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self) -> None:
@@ -110,9 +114,10 @@ class TB:
             if int(self.dut.s_axis_tvalid.value) and int(self.dut.s_axis_tready.value):
                 if self.first_input_cycle is None:
                     self.first_input_cycle = self.cycle
-            if (int(self.dut.m_axis_tvalid.value) and int(self.dut.m_axis_tready.value)
-                    and int(self.dut.m_axis_tlast.value)):
-                self.frame_done_cycles.append(self.cycle)
+            if int(self.dut.m_axis_tvalid.value) and int(self.dut.m_axis_tready.value):
+                self.last_output_cycle = self.cycle
+                if int(self.dut.m_axis_tlast.value):
+                    self.frame_done_cycles.append(self.cycle)
 
     async def reset(self) -> None:
         self.dut.ap_rst_n.value = 0
@@ -125,19 +130,46 @@ class TB:
         self.first_input_cycle = None
         self.frame_done_cycles = []
 
-    async def run(self, vectors: np.ndarray, timeout_cycles: int) -> list[list[int]]:
-        """Send every vector as one frame and return the output frames as element lists."""
+    def blocked_streams(self, streams: list[dict]) -> list[dict]:
+        """Streams whose writer offers a beat that the reader does not take (valid and not ready)."""
+        blocked = []
+        for st in streams:
+            try:
+                valid = int(getattr(self.dut, f"{st['wire']}_tvalid").value)
+                ready = int(getattr(self.dut, f"{st['wire']}_tready").value)
+            except (AttributeError, ValueError):
+                continue
+            if valid and not ready:
+                blocked.append(st)
+        return blocked
+
+    async def run(self, vectors: np.ndarray, stall_cycles: int) -> list[list[int]]:
+        """Send every vector as one frame and return the output frames as element lists; raises
+        Stalled when no output beat arrives for ``stall_cycles``."""
         for vector in vectors:
             await self.source.send(AxiStreamFrame(self.in_fmt.pack(vector)))
         outputs = []
+        self.last_output_cycle = self.cycle
         for _ in range(len(vectors)):
-            frame = await with_timeout(self.sink.recv(compact=False), timeout_cycles * CLOCK_NS, "ns")
+            while self.sink.empty():
+                await ClockCycles(self.dut.ap_clk, 16)
+                if self.cycle - self.last_output_cycle > stall_cycles:
+                    raise Stalled(self.cycle - self.last_output_cycle, len(outputs))
+            frame = self.sink.recv_nowait(compact=False)
             beats = [int(b) for b in frame.tdata]
             if len(beats) != self.out_fmt.beats:
                 raise AssertionError(f"output frame {len(outputs)} has {len(beats)} beats between "
                                      f"tlast markers, expected {self.out_fmt.beats}")
             outputs.append(self.out_fmt.unpack(beats))
         return outputs
+
+
+class Stalled(Exception):
+    """No output beat for too long: the design is deadlocked or starved."""
+
+    def __init__(self, cycles: int, frames_done: int) -> None:
+        super().__init__(f"no output beat for {cycles} cycles after {frames_done} frames")
+        self.cycles, self.frames_done = cycles, frames_done
 
 
 def first_mismatch(expected: np.ndarray | None, got: list[list[int]]) -> dict | None:
@@ -165,12 +197,22 @@ async def test_einhls_top(dut) -> None:
     count = len(inputs)
     timeout = config["timeout_cycles"] + count * config["cycles_per_frame_bound"] * 4
 
+    stall_cycles = config.get("stall_cycles", timeout)
     tb = TB(dut, in_fmt, out_fmt)
     await tb.reset()
 
+    async def guarded(phase: str, run):
+        try:
+            return await run
+        except Stalled as exc:
+            blocked = tb.blocked_streams(config.get("streams", []))
+            results_path.write_text(json.dumps({"stall": {"phase": phase, "cycles": exc.cycles,
+                                                          "frames_done": exc.frames_done, "blocked": blocked}}))
+            raise AssertionError(f"{phase}: stalled, {exc}; blocked streams: {blocked}") from None
+
     # phase 1: back to back, no pauses; latency and interval
     tb.start_measuring()
-    outputs = await tb.run(inputs, timeout)
+    outputs = await guarded("back to back", tb.run(inputs, stall_cycles))
     done = tb.frame_done_cycles[:count]
     latency = done[0] - tb.first_input_cycle if done and tb.first_input_cycle is not None else None
     gaps = [b - a for a, b in zip(done, done[1:])]
@@ -184,7 +226,7 @@ async def test_einhls_top(dut) -> None:
     rng = random.Random(seed)
     tb.source.set_pause_generator(random_pauses(rng, 0.3))
     tb.sink.set_pause_generator(random_pauses(rng, 0.3))
-    outputs_bp = await tb.run(inputs, timeout * 4)
+    outputs_bp = await guarded("random pauses", tb.run(inputs, stall_cycles * 4))
     mismatch_bp = first_mismatch(expected, outputs_bp)
 
     results = {"vectors": count, "outputs": outputs, "outputs_backpressure": outputs_bp,

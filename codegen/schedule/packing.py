@@ -1,0 +1,79 @@
+"""Decisions about how a Linear unit is built that the cost model and the Verilog emitter both need
+(one module both read, so the cost model counts what the emitter builds): DSP packing of two
+products per DSP, LUT multipliers for narrow operands, the requantization lanes."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Linear
+from ..ir.types import bits_for_range
+from .design import OpSchedule, linear_folds
+
+LUT_MULT_MAX_BITS = 4     # multiplies with an operand this narrow are built from LUTs, not DSPs
+# DSP pre-adder width (the packed weight pair goes through it) per DSP kind; B port width.
+DSP_PREADDER_BITS = {"DSP48E1": 25, "DSP48E2": 27}
+DSP_B_BITS = 18
+
+
+def requant_lanes(pe: int, kf: int) -> int:
+    """Outputs requantized per cycle in a Linear unit: the smallest divisor d of PE with
+    d * KF >= PE, so one row of PE sums (one every KF cycles) is requantized before the next."""
+    return next(d for d in range(1, pe + 1) if pe % d == 0 and d * kf >= pe)
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Two's complement width holding [lo, hi] (always signed)."""
+    return bits_for_range(min(int(lo), -1), max(int(hi), 0))
+
+
+def weight_bits(op: Linear) -> int:
+    """Signed weight width: the declared type, one bit wider when it is unsigned."""
+    return op.weight_type.bits + (0 if op.weight_type.signed else 1)
+
+
+def lut_multipliers(op: Linear) -> bool:
+    """Products from LUT adders (einhls_linear MUL_LUT = 1) when an operand has at most
+    LUT_MULT_MAX_BITS bits: the scheduler's cost model (codegen/schedule/cost.py) assumes so, and a
+    DSP would be mostly idle (Yosys would otherwise put every product of 9+ bits in one)."""
+    return min(op.weight_type.bits, op.in_type.bits) <= LUT_MULT_MAX_BITS
+
+
+def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
+    """(S, chain) when PEs 2q and 2q+1 can share DSPs (einhls_linear PACK = 2), else (0, 1).
+
+    The DSP computes (w[2q+1] * 2^S + w[2q]) * x + 2^(S-1), and with chain 2 a second DSP adds
+    the packed product of the next input slot.  That is exact when every sum of ``chain``
+    products w[2q] * x of this layer lies in [-2^(S-1), 2^(S-1)): checked here from the actual
+    weights and the input range.  Chain 2 is preferred (it also halves the fabric adder tree);
+    chain 1 is the fallback when the two-product sum would not fit the DSP pre-adder.  Dense layers
+    only (an N:M multiplier has its own input), and only for DSP multipliers.
+    """
+    if (op.sparsity is not None and op.sparsity[0] < op.sparsity[1]) or s.pe < 2 or lut_multipliers(op):
+        return 0, 1
+    if dsp_kind not in DSP_PREADDER_BITS:   # no pre-adder (ECP5 MULT18X18D): one product per multiplier
+        return 0, 1
+    w_bits = weight_bits(op)
+    x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
+    if x_bits > DSP_B_BITS:
+        return 0, 1
+    nf, kf = linear_folds(op, s)
+    weight = np.zeros((nf * s.pe, kf * s.simd), dtype=np.int64)
+    weight[:op.out_size, :op.in_size] = op.weight
+    slot_pe = np.arange(nf * s.pe) % s.pe
+    low = weight[(slot_pe % 2 == 0) & (slot_pe < 2 * (s.pe // 2))]
+    # per-term extremes over the input range, then summed over the products of one chain
+    terms_lo = np.minimum(low * op.in_type.min, low * op.in_type.max)
+    terms_hi = np.maximum(low * op.in_type.min, low * op.in_type.max)
+    limit = DSP_PREADDER_BITS.get(dsp_kind, 25)
+    for chain in (2, 1):
+        # pairs of slots (2c, 2c+1) inside each word; an odd SIMD's last slot pairs with a zero
+        words_lo = terms_lo.reshape(len(low), kf, s.simd)
+        words_hi = terms_hi.reshape(len(low), kf, s.simd)
+        if chain == 2:
+            pad = [(0, 0), (0, 0), (0, s.simd % 2)]
+            words_lo = np.pad(words_lo, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
+            words_hi = np.pad(words_hi, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
+        shift = max(2, signed_bits(int(words_lo.min(initial=0)), int(words_hi.max(initial=0))))
+        if w_bits + shift + 1 <= limit:
+            return shift, chain
+    return 0, 1
