@@ -42,6 +42,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: want an integer >= 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="einhls", description="Compile compressed neural networks from ONNX to verified FPGA accelerators.",
                 formatter_class=_Help)
@@ -72,13 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--csim", action="store_true", help="g++ C-simulation of the HLS C++")
     v.add_argument("--rtlsim", action="store_true", help="cocotb + Verilator simulation of the Verilog")
     v.add_argument("--pynq-sim", action="store_true", help="the PYNQ driver against the Verilated RTL")
+    v.add_argument("--uart-sim", action="store_true",
+                   help="ECP5 boards: the UART host driver against the simulated board top")
     v.add_argument("--vectors", type=_non_negative_int, default=64, help="random vectors on top of the 16 stored ones")
     v.add_argument("--seed", type=_non_negative_int, default=1, help="seed of the random vectors")
 
     r = sub.add_parser("report", help="per-layer and total estimates (and measurements)", formatter_class=_Help)
     r.add_argument("out", type=Path, help="an output folder of `einhls compile`")
     r.add_argument("--json", action="store_true", help="print report.json and the measurements as one JSON object")
-    r.add_argument("--synth", action="store_true", help="run Yosys synth_xilinx on the RTL and record its counts")
+    r.add_argument("--synth", action="store_true", help="run Yosys (synth_xilinx, or synth_ecp5 for ECP5 boards) on the RTL and record its counts")
     r.add_argument("--plot", type=Path, metavar="PNG",
                    help="also draw resources against the board, stage cycles against the interval, and MACs/cycle")
 
@@ -89,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", type=Path, default=Path("demo_out"), metavar="OUT", help="output folder (replaced)")
     d.add_argument("--board", default="pynq-z2", help="target board")
     d.add_argument("--vectors", type=_non_negative_int, default=64, help="random vectors on top of the 16 stored ones")
+
+    bit = sub.add_parser("bitstream", help="ECP5 boards: synth_ecp5, nextpnr-ecp5, ecppack (what `make bitstream` runs)",
+                         formatter_class=_Help)
+    bit.add_argument("out", type=Path, help="an output folder of `einhls compile` for an ECP5 board")
+    bit.add_argument("--threads", type=_positive_int, default=2, help="nextpnr threads")
+    bit.add_argument("--seed", type=_non_negative_int, default=1, help="nextpnr placer seed")
+    bit.add_argument("--allow-timing-failure", action="store_true", help="pack a design that misses its clock")
 
     dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board", formatter_class=_Help)
     dep.add_argument("out", type=Path, help="an output folder with a built bitstream")
@@ -132,7 +148,8 @@ def _verify_project(out: Path, checks: tuple[str, ...], vectors: int, seed: int)
 
 def _verify(args) -> int:
     checks = tuple(name for name, on in (("csim", args.csim), ("rtlsim", args.rtlsim),
-                                         ("pynqsim", args.pynq_sim)) if on) or ("csim", "rtlsim")
+                                         ("pynqsim", args.pynq_sim), ("uartsim", args.uart_sim)) if on) \
+        or ("csim", "rtlsim")
     return _verify_project(args.out, checks, args.vectors, args.seed)
 
 
@@ -161,10 +178,14 @@ def _boards(args) -> int:
     if args.json:
         print(json.dumps({k: b.to_json() for k, b in boards.items()}, sort_keys=True))
         return EXIT_OK
-    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'FF':>8} {'BRAM36':>7} {'URAM':>5} {'DSP':>6} {'DSP kind':<9} {'MHz':>5}  PS")
+    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'LUT kind':<8} {'FF':>8} {'BRAM36':>7} {'block RAM':<13} "
+          f"{'URAM':>5} {'DSP':>6} {'DSP kind':<10} {'MHz':>5}  {'PS / host link':<18} flow")
     for b in boards.values():
-        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.ff:>8} {b.bram36:>7} {b.uram:>5} {b.dsp:>6} "
-              f"{b.dsp_kind:<9} {b.clock_mhz:>5g}  {b.ps}")
+        native = f"{b.bram_blocks:g} {b.bram_kind}" if b.bram_blocks else f"{b.bram36:g} {b.bram_kind}"
+        link = f"UART {b.uart['baud']} Bd" if b.open_flow else b.ps
+        flow = "open (yosys, nextpnr)" if b.open_flow else "vivado"
+        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.lut_kind:<8} {b.ff:>8} {b.bram36:>7g} {native:<13} "
+              f"{b.uram:>5} {b.dsp:>6} {b.dsp_kind:<10} {b.clock_mhz:>5g}  {link:<18} {flow}")
     return EXIT_OK
 
 
@@ -185,6 +206,21 @@ def _demo(args) -> int:
     return _verify_project(args.output, ("csim", "rtlsim"), args.vectors, 1)
 
 
+def _bitstream(args) -> int:
+    from .verify.openflow import TimingFailure, build_bitstream
+
+    try:
+        info = build_bitstream(args.out, args.threads, args.seed, args.allow_timing_failure,
+                               progress=lambda line: print(line, file=sys.stderr))
+    except TimingFailure as exc:
+        print(f"einhls: timing: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(f"open flow: Fmax {info['fmax_mhz']:.2f} MHz ({'meets' if info['met'] else 'MISSES'} "
+          f"{info['target_mhz']:g} MHz), bitstream {args.out / 'deploy' / str(info['bitstream'])}; "
+          f"synth {info['seconds']['synth']:.0f} s, place and route {info['seconds']['pnr']:.0f} s")
+    return EXIT_OK
+
+
 def _deploy(args) -> int:
     from .deploy import deploy
     print(deploy(args.out))
@@ -192,7 +228,7 @@ def _deploy(args) -> int:
 
 
 COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards": _boards,
-            "demo": _demo, "deploy": _deploy}
+            "demo": _demo, "deploy": _deploy, "bitstream": _bitstream}
 
 
 _received: list[int] = []

@@ -192,13 +192,20 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        progress("[3/4] emitting HLS C++, Verilog, testbenches, Vivado scripts and the PYNQ driver")
+        if board.open_flow:
+            progress("[3/4] emitting HLS C++, Verilog, testbenches, the open-flow board top and the UART driver")
+        else:
+            progress("[3/4] emitting HLS C++, Verilog, testbenches, Vivado scripts and the PYNQ driver")
         emit_hls(design, staging)
         emit_rtl(design, staging)
         emit_csim_testbench(design, staging)
         emit_cocotb_tb(design, staging)
-        emit_vivado(design, staging)
-        emit_driver(design, staging)
+        if board.open_flow:   # Lattice ECP5: Yosys + nextpnr, a UART host link
+            from .emit.ecp5 import emit_open_flow
+            emit_open_flow(design, staging)
+        else:
+            emit_vivado(design, staging)
+            emit_driver(design, staging)
         progress(f"[4/4] computing {STORED_VECTORS} reference vectors")
         inputs = random_inputs(graph, STORED_VECTORS, options.seed)
         emit_csim_vectors(staging, inputs, run_reference(graph, inputs))

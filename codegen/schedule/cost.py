@@ -24,6 +24,15 @@ URAM_WIDTH, URAM_DEPTH = 72, 4096
 #: where a weight ROM lives, as the RTL parameter ROM_KIND and the HLS cfg::ROM_KIND encode it
 ROM_KINDS = {"lutram": 0, "bram": 1, "uram": 2}
 
+# Lattice ECP5 (the open flow).  Its multiplier has no pre-adder, so no two int8 products share
+# one (codegen/emit/rtl.py pack_config); its block RAM is the 18 Kb DP16KD, counted here in 36 Kb
+# equivalents like the Xilinx RAMB36; its LUTs have four inputs.
+ECP5_MULTIPLIER = "MULT18X18D"
+DP16KD_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+# LUT4s per LUT6 of the Xilinx estimate: the ratio of Yosys 0.70 synth_ecp5 to synth_xilinx
+# (xc7) LUT counts of the same generated RTL, 1.67 and 1.86 on a two-layer int8 MLP at two foldings
+ECP5_LUT4_PER_LUT6 = 1.75
+
 
 @dataclass
 class OpCost:
@@ -66,10 +75,10 @@ def uram_for(width: int, depth: int) -> int:
 
 
 def multiplier_dsps(a_bits: int, b_bits: int, dsp_kind: str) -> int:
-    """DSP slices for one a x b multiply (DSP48E1: 25x18, DSP48E2: 27x18)."""
+    """DSP slices for one a x b multiply (DSP48E1: 25x18, DSP48E2: 27x18, ECP5 MULT18X18D: 18x18)."""
     if min(a_bits, b_bits) <= LUT_MULT_MAX_BITS:
         return 0
-    wide = 25 if dsp_kind == "DSP48E1" else 27
+    wide = {"DSP48E1": 25, "DSP48E2": 27, ECP5_MULTIPLIER: 18}[dsp_kind]
     small, large = sorted((a_bits, b_bits))
     return math.ceil(small / 18) * math.ceil(large / wide)
 
@@ -170,6 +179,23 @@ def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
                   dsp=dsp, bram36=0.0, lut=lut, ff=ff, macs=0, effective_macs=0, weight_bits=0)
 
 
+def dp16kd_for(width: int, depth: int) -> int:
+    """ECP5 DP16KD blocks for a ROM of depth x width bits (0 when it stays in LUTs, as bram36_for)."""
+    if bram36_for(width, depth) == 0:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in DP16KD_SHAPES)
+
+
+def ecp5_adjust(cost: OpCost, rom_shape: tuple[int, int] | None) -> OpCost:
+    """The Xilinx-shaped estimate of one op restated for ECP5: LUT6 -> LUT4 (a measured ratio),
+    the weight ROM in DP16KD halves of a 36 Kb equivalent when its shape is known.  Multipliers
+    are already counted as MULT18X18D by multiplier_dsps."""
+    cost.lut = math.ceil(cost.lut * ECP5_LUT4_PER_LUT6)
+    if rom_shape is not None:
+        cost.bram36 = dp16kd_for(*rom_shape) / 2
+    return cost
+
+
 def join_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
     """Add / Mul of two streams: per lane one or two multipliers (none for a multiplier of 1), the
     sum or product, rounding and clamp; Concat / Slice / Fork: handshakes and a register per port."""
@@ -224,7 +250,14 @@ COST_FUNCTIONS = {
 
 
 def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    cost = COST_FUNCTIONS.get(op.kind)
-    if cost is None:
+    cost_function = COST_FUNCTIONS.get(op.kind)
+    if cost_function is None:
         raise TypeError(f"no cost model for op kind {op.kind!r}")
-    return cost(op, s, dsp_kind)
+    cost = cost_function(op, s, dsp_kind)
+    if dsp_kind == ECP5_MULTIPLIER:
+        rom_shape = None
+        if isinstance(op, Linear):
+            word_bits = cost.weight_bits // max(cost.cycles, 1)
+            rom_shape = (word_bits, cost.cycles)
+        return ecp5_adjust(cost, rom_shape)
+    return cost
