@@ -72,12 +72,9 @@ class ProcessCall {
 #define EINHLS_CSIM_PROCESS() ::einhls::csim::ProcessCall einhls_csim_call_(__PRETTY_FUNCTION__)
 #define EINHLS_CSIM_COUNT() einhls_csim_call_.iteration()
 #else
-#define EINHLS_CSIM_PROCESS() \
-    do {                      \
-    } while (0)
-#define EINHLS_CSIM_COUNT() \
-    do {                    \
-    } while (0)
+// (one line each: generated folders hold no line continuations, see tests/test_hostile.py)
+#define EINHLS_CSIM_PROCESS() do { } while (0)
+#define EINHLS_CSIM_COUNT() do { } while (0)
 #endif
 
 #if defined(EINHLS_CSIM_CHECKS) && !defined(__SYNTHESIS__)
