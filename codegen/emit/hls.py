@@ -33,6 +33,8 @@ from ..ir.graph import GRAPH_INPUT, Linear, Requant
 from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
+from .nonlinear import NonlinearUnit
+from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
@@ -46,7 +48,8 @@ CSIM_TESTBENCH = "tb_top.cpp"
 CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
 KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h",
-                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h")
+                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h",
+                  "einhls_softmax.h", "einhls_layernorm.h", "einhls_gelu.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
@@ -225,7 +228,8 @@ class HlsPlan:
     def param_units(self) -> list[LinearUnit | RequantUnit]:
         """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages
-                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit))
+                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit,
+                                    NonlinearUnit))
                 or (isinstance(st.unit, JoinUnit) and "header" in st.unit.cfg)]
 
     @property
@@ -418,10 +422,17 @@ def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
     return JoinUnit(op.kind, op.name, op.source, summary, cfg)
 
 
+def _hls_nonlinear(index, op, design, ns, header):
+    s = design.schedule(op)
+    unit = nonlinear_hls_unit(op, s.in_lanes, ns, header)
+    return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
+
+
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
-             **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")}}
+             **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
+             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}}
 
 
 @dataclass
@@ -565,6 +576,8 @@ def emit_hls(design: Design, out: Path) -> None:
     for unit in plan.param_units:
         if isinstance(unit, JoinUnit):
             _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))
+        elif isinstance(unit, NonlinearUnit):
+            _write(hls / unit.header, env.get_template("params_nonlinear.h.j2").render(plan=plan, u=unit))
         else:
             _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
     kernels = resource_dir("hls_kernels")

@@ -432,3 +432,66 @@ def nonlinear_from_json(d: dict, arrays: dict[str, np.ndarray] | None = None) ->
     if d.get("kind") not in UNIT_CLASSES:
         raise ValueError(f"unknown nonlinear unit kind {d.get('kind')!r}")
     return UNIT_CLASSES[d["kind"]].from_json(d, arrays or {})
+
+
+# =============================================================================== graph ops
+# The units above as ops of the dataflow graph (codegen.ir.graph): one token per call, the same
+# constants for every token.  ``unit`` holds every integer constant; the op adds the wiring.
+
+from dataclasses import field  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+from .graph import Op, register_op  # noqa: E402
+
+
+@dataclass
+class NonlinearGraphOp(Op):
+    """A Softmax / LayerNorm / GELU unit on each token's ``in_size`` features (same size out)."""
+    unit: NonlinearOp = field(default=None, repr=False)
+    unit_class: ClassVar[type] = None
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unit.reference(x.to(torch.int64))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.unit.arrays()
+
+    def params_json(self) -> dict:
+        return {"unit": self.unit.to_json()}
+
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "NonlinearGraphOp":
+        prefix = f"{d['name']}."
+        own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+        return cls(**common, unit=cls.unit_class.from_json(d["unit"], own))
+
+
+@register_op
+@dataclass
+class Softmax(NonlinearGraphOp):
+    kind: ClassVar[str] = "softmax"
+    unit_class: ClassVar[type] = IntSoftmax
+
+
+@register_op
+@dataclass
+class LayerNorm(NonlinearGraphOp):
+    kind: ClassVar[str] = "layernorm"
+    unit_class: ClassVar[type] = IntLayerNorm
+
+
+@register_op
+@dataclass
+class Gelu(NonlinearGraphOp):
+    kind: ClassVar[str] = "gelu"
+    unit_class: ClassVar[type] = IntGelu
+
+
+GRAPH_OP_CLASSES: dict[str, type[NonlinearGraphOp]] = {"softmax": Softmax, "layernorm": LayerNorm, "gelu": Gelu}
+
+
+def graph_op(name: str, source: str, unit: NonlinearOp) -> NonlinearGraphOp:
+    """The graph op of a unit built by make_softmax / make_layernorm / make_gelu."""
+    cls = GRAPH_OP_CLASSES[unit.kind]
+    return cls(name=name, source=source, in_type=unit.in_type, out_type=unit.out_type,
+               in_size=unit.size, out_size=unit.size, unit=unit)

@@ -83,7 +83,7 @@ def _butterfly_lanes(graph: Graph, lanes: dict[str, int]) -> None:
 
 
 #: ops whose unit has one lane count on every port and passes beats straight through
-ELEMENTWISE_KINDS = frozenset({"relu", "requant", "add", "mul", "fork"})
+ELEMENTWISE_KINDS = frozenset({"relu", "requant", "add", "mul", "fork", "gelu"})
 
 
 def _aligned_lanes(op: Op, want: int) -> int:
