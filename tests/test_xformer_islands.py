@@ -1,0 +1,141 @@
+"""Softmax, LayerNorm and GELU as graph ops, from the float islands onnxruntime's quantize_static
+leaves in a torch export: the integer units against onnxruntime on the same QDQ model (each unit
+alone on onnxruntime's own input codes, and the whole model), the graph ops' JSON round trip, the
+model compiled and bit-exact in C-sim and RTL sim, and an unrecognised island refused by name."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from codegen.errors import EinhlsError
+from codegen.frontend import load_graph
+from codegen.ir.graph import Graph
+from codegen.ir.nonlinear import graph_op, make_gelu, make_layernorm, make_softmax
+from codegen.ir.reference import quantize, run_reference
+from codegen.ir.types import QType
+from codegen.project import CompileOptions, compile_model
+from codegen.schedule.cost import COST_FUNCTIONS
+from codegen.verify.runner import verify
+
+from models.xformer_islands import islands_model, sigmoid_model
+
+QUIET = dict(progress=lambda *_: None)
+NONLINEAR = ("softmax", "layernorm", "gelu")
+SHAPE = (1, 4, 16)
+# measured below: LayerNorm and Softmax 1 step, GELU 2 (onnxruntime rounds erf, x (1 + erf) and
+# the product with 0.5 separately; the unit rounds once)
+MAX_STEPS = {"softmax": 1, "layernorm": 1, "gelu": 2}
+
+
+@pytest.fixture(scope="module")
+def islands(tmp_path_factory):
+    return islands_model(tmp_path_factory.mktemp("islands") / "islands.onnx")
+
+
+def _ort(model: onnx.ModelProto):
+    import onnxruntime as ort
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_quantize_static_islands_become_integer_units(islands):
+    graph = load_graph(islands)
+    kinds = [op.kind for op in graph.ops]
+    assert [k for k in kinds if k in NONLINEAR] == ["layernorm", "gelu", "softmax"], kinds
+    gelu = next(op for op in graph.ops if op.kind == "gelu")
+    # the whole Erf GELU (Div, Erf, Add, Mul, Mul and quantize_static's quantizers between them) is one unit
+    for node in ("/act/Div", "/act/Erf", "/act/Add", "/act/Mul", "/act/Mul_1"):
+        assert node in gelu.source.split(" + "), gelu.source
+    assert graph.output_is_float and graph.tokens == 4
+
+
+def test_each_unit_is_within_its_measured_error_of_onnxruntime(islands):
+    """Each unit on onnxruntime's own input codes against onnxruntime's output codes."""
+    model = onnx.load(islands)
+    graph = load_graph(islands)
+    nodes = {n.name: n for n in model.graph.node}
+    producer = {out: n for n in model.graph.node for out in n.output}
+    probes = {}
+    for op in graph.ops:
+        if op.kind in NONLINEAR:
+            labels = op.source.split(" + ")
+            codes_in = producer[nodes[labels[0]].input[0]].input[0]   # the DequantizeLinear's codes
+            codes_out = nodes[labels[-1]].output[0]                    # the QuantizeLinear's codes
+            assert nodes[labels[-1]].op_type == "QuantizeLinear"
+            probes[op.name] = (op, codes_in, codes_out)
+            for tensor in (codes_in, codes_out):
+                model.graph.output.append(helper.make_tensor_value_info(tensor, TensorProto.INT8, None))
+    session = _ort(model)
+    names = [o.name for o in session.get_outputs()]
+    rng = np.random.default_rng(3)
+    worst = {name: 0 for name in probes}
+    for _ in range(40):
+        x = rng.normal(0, 1.5, SHAPE).astype(np.float32)
+        outs = dict(zip(names, session.run(None, {"x": x})))
+        for name, (op, codes_in, codes_out) in probes.items():
+            x_codes = torch.as_tensor(outs[codes_in].reshape(-1, op.in_size).astype(np.int64))
+            y = op.reference(x_codes).numpy()
+            worst[name] = max(worst[name], int(np.abs(y - outs[codes_out].reshape(y.shape)).max()))
+    for name, (op, _, _) in probes.items():
+        assert worst[name] <= MAX_STEPS[op.kind], (name, worst[name])
+
+
+def test_model_reference_is_within_one_step_of_onnxruntime(islands):
+    graph = load_graph(islands)
+    session = _ort(onnx.load(islands))
+    rng = np.random.default_rng(5)
+    t = graph.output_type
+    for _ in range(20):
+        x = rng.normal(0, 1, SHAPE).astype(np.float32)
+        y = session.run(None, {"x": x})[0]
+        ours = run_reference(graph, quantize(x.reshape(1, -1), graph.input_type))
+        theirs = np.round(y.reshape(1, -1) / t.scale) + t.zero_point
+        assert np.abs(ours - theirs).max() <= 1
+
+
+def test_graph_ops_round_trip_through_json_and_have_costs():
+    s8, u8 = QType(True, 8, 0.05, 3), QType(False, 8, 1 / 256)
+    rng = np.random.default_rng(0)
+    units = [make_layernorm(16, s8, QType(True, 8, 0.03, -2), rng.uniform(0.5, 1.5, 16), rng.uniform(-1, 1, 16)),
+             make_gelu(16, QType(True, 8, 0.03, -2), s8), make_softmax(16, s8, u8)]
+    ops = [graph_op(f"n{i}_{u.kind}", u.kind, u) for i, u in enumerate(units)]
+    graph = Graph("nl", s8, 16, ops, tokens=3)
+    graph.check()
+    again = Graph.from_json(graph.to_json(), graph.arrays())
+    assert [op.unit for op in again.ops] == units
+    x = np.random.default_rng(1).integers(s8.min, s8.max + 1, (5, 48))
+    assert np.array_equal(run_reference(again, x), run_reference(graph, x))
+    # the graph op computes what its unit computes, token by token
+    codes = torch.as_tensor(x.reshape(-1, 16), dtype=torch.int64)
+    assert torch.equal(ops[0].reference(codes), units[0].reference(codes))
+    for kind in NONLINEAR:
+        assert kind in COST_FUNCTIONS
+
+
+def test_unrecognised_float_island_is_refused_naming_its_node(tmp_path):
+    model = sigmoid_model(tmp_path / "sigmoid.onnx")
+    with pytest.raises(EinhlsError, match=r"/Sigmoid.*not recognised"):
+        load_graph(model)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "codegen.cli", "compile", str(model), "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("einhls: error: node '/Sigmoid'"), run.stderr
+    assert "Traceback" not in run.stderr and not out.exists()
+
+
+@pytest.mark.rtl
+@pytest.mark.csim
+def test_islands_model_is_bit_exact_in_csim_and_rtlsim(islands, tmp_path):
+    project = compile_model(islands, tmp_path / "out", CompileOptions(board="pynq-z2"), **QUIET)
+    assert {op.kind for op in project.graph.ops} >= set(NONLINEAR)
+    results = verify(project, ("csim", "rtlsim"), vectors=8, **QUIET)
+    for result in results:
+        assert result.passed, result.line()
+    measured = results[1].measured
+    assert measured["interval_cycles"] <= project.report["totals"]["frame_interval"], measured
