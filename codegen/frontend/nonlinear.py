@@ -11,7 +11,10 @@ scale and zero point and the quantizer's type (``make_softmax`` / ``make_layerno
 Patterns (x is a plain real value of one IR tensor, the features of each token on the last axis):
 
 * ``Softmax(x)`` over the last axis;
-* ``LayerNormalization(x, gamma, beta)`` over the last axis (gamma, beta constants);
+* ``LayerNormalization(x, gamma, beta)`` over the last axis (gamma, beta constants), and its
+  decomposed form as opset < 17 exports write it: ``ReduceMean(x) -> Sub(x, mean) -> Pow 2 ->
+  ReduceMean -> Add eps -> Sqrt -> Div(x - mean, sqrt)``, then optionally ``Mul gamma`` and
+  ``Add beta`` (constants), all over the last axis;
 * GELU, erf form as exporters write it: ``Div(x, sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5``
   (a Mul by 1/sqrt 2 instead of the Div, the two Muls in either order; a QuantizeLinear /
   DequantizeLinear pair between two of these nodes, as quantize_static writes around Erf, Add and
@@ -37,7 +40,7 @@ from ..ir.types import QType
 from .names import node_label
 from .values import Const, Real
 
-ANCHORS = frozenset({"Softmax", "LayerNormalization", "Gelu", "Div", "Mul"})
+ANCHORS = frozenset({"Softmax", "LayerNormalization", "Gelu", "Div", "Mul", "ReduceMean"})
 QUANTIZERS = ("QuantizeLinear", "DequantizeLinear", "Quant")
 CONST_TOLERANCE = 2e-2    # relative: 1, 0.5 and sqrt 2 pass through 8-bit quantizers of the constants
 
@@ -175,6 +178,74 @@ def _match_gelu(low, graph: _Graph, node: onnx.NodeProto, x: str) -> Match | Non
     return Match("gelu", nodes, tensor)
 
 
+def _mean_over_last_axis(low, graph: _Graph, node: onnx.NodeProto, rank: int) -> bool:
+    attrs = _attrs(node)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = _const(low, graph, node.input[1])
+    if axes is None or attrs.get("keepdims", 1) != 1:
+        return False
+    return [int(a) % rank for a in np.asarray(axes).ravel()] == [rank - 1]
+
+
+def _match_decomposed_layernorm(low, graph: _Graph, mean: onnx.NodeProto, x: str, rank: int) -> Match | None:
+    """ReduceMean -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div [-> Mul gamma] [-> Add beta]."""
+    if not _mean_over_last_axis(low, graph, mean, rank):
+        return None
+    nodes = [mean]
+    tensor = graph.through_quantizers(mean.output[0], nodes)
+    sub = graph.only_reader(tensor)
+    if sub is None or sub.op_type != "Sub" or list(sub.input) != [x, tensor]:
+        return None
+    nodes.append(sub)
+    dev = graph.through_quantizers(sub.output[0], nodes)
+    readers = graph.consumers.get(dev, [])
+    pow_node = next((n for n in readers if n.op_type == "Pow" and n.input[0] == dev), None)
+    div = next((n for n in readers if n.op_type == "Div" and n.input[0] == dev), None)
+    if len(readers) != 2 or pow_node is None or div is None or dev in graph.outputs:
+        return None
+    if not _is_scalar(_const(low, graph, pow_node.input[1]), 2.0):
+        return None
+    nodes.append(pow_node)
+    tensor = graph.through_quantizers(pow_node.output[0], nodes)
+    var = graph.only_reader(tensor)
+    if var is None or var.op_type != "ReduceMean" or not _mean_over_last_axis(low, graph, var, rank):
+        return None
+    nodes.append(var)
+    tensor = graph.through_quantizers(var.output[0], nodes)
+    add = graph.only_reader(tensor)
+    eps = _const(low, graph, _other_input(add, tensor) or "") if add is not None and add.op_type == "Add" else None
+    if eps is None or eps.size != 1 or not 0 <= float(eps.flat[0]) < 1:
+        return None
+    nodes.append(add)
+    tensor = graph.through_quantizers(add.output[0], nodes)
+    sqrt = graph.only_reader(tensor)
+    if sqrt is None or sqrt.op_type != "Sqrt":
+        return None
+    nodes.append(sqrt)
+    tensor = graph.through_quantizers(sqrt.output[0], nodes)
+    if graph.only_reader(tensor) is not div or div.input[1] != tensor:
+        return None
+    nodes.append(div)
+    out, gamma, beta = div.output[0], np.ones(1), None
+    for op_type in ("Mul", "Add"):   # the optional affine part: Mul gamma, then Add beta
+        tentative: list[onnx.NodeProto] = []
+        tensor = graph.through_quantizers(out, tentative)
+        step = graph.only_reader(tensor)
+        if step is None or step.op_type != op_type:
+            continue
+        value = _const(low, graph, _other_input(step, tensor) or "")
+        if value is None or (value.ndim > 1 and any(d != 1 for d in value.shape[:-1])):
+            continue
+        if op_type == "Mul":
+            gamma = value.ravel()
+        else:
+            beta = value.ravel()
+        nodes += tentative + [step]
+        out = step.output[0]
+    return Match("layernorm", nodes, out, gamma=gamma, beta=beta, eps=float(eps.flat[0]))
+
+
 def match_island(low, node: onnx.NodeProto, inputs: list) -> Match | None:
     """The island that starts at ``node`` (its first input the activation), or None."""
     if node.op_type not in ANCHORS or node.domain not in ("", "ai.onnx") or not node.input:
@@ -211,6 +282,8 @@ def match_island(low, node: onnx.NodeProto, inputs: list) -> Match | None:
                               node_label(node), node.op_type)
         return Match("layernorm", [node], node.output[0], gamma=gamma, beta=beta,
                      eps=float(_attrs(node).get("epsilon", 1e-5)))
+    if node.op_type == "ReduceMean":
+        return _match_decomposed_layernorm(low, graph, node, x, rank)
     if node.op_type == "Gelu":
         return Match("gelu", [node], node.output[0])   # tanh form: the same unit (docs/nonlinear.md)
     return _match_gelu(low, graph, node, x)

@@ -43,14 +43,30 @@ class SigmoidIsland(nn.Module):
         return self.fc2(torch.sigmoid(self.fc1(x)))
 
 
+class DecomposedNorm(nn.Module):
+    """Linear -> LayerNorm -> Linear; exported at opset 16, LayerNorm becomes ReduceMean / Sub / Pow /
+    ReduceMean / Add / Sqrt / Div / Mul / Add."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.norm(self.fc1(x)))
+
+
 def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.normal(0, 1, size=shape).astype(np.float32) for _ in range(count)]
 
 
 def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 16), seed: int = 0,
-                     calibration: int = 32) -> Path:
-    """torch.onnx.export (opset 17, float) then quantize_static (QDQ, int8, per-channel weights);
+                     calibration: int = 32, opset: int = 17) -> Path:
+    """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights);
     the float model is written beside as ``<stem>_float.onnx``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -59,7 +75,7 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(*shape),), str(float_path), input_names=["x"],
-                          output_names=["y"], opset_version=17, dynamo=False)
+                          output_names=["y"], opset_version=opset, dynamo=False)
     samples = calibration_samples(shape, calibration, seed)
 
     class Reader(CalibrationDataReader):
@@ -84,3 +100,8 @@ def islands_model(path: Path, seed: int = 0) -> Path:
 def sigmoid_model(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     return export_quantized(SigmoidIsland(), path, seed=seed)
+
+
+def decomposed_norm_model(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    return export_quantized(DecomposedNorm(), path, seed=seed, opset=16)
