@@ -102,6 +102,7 @@ def sigmoid_model(path: Path, seed: int = 0) -> Path:
     return export_quantized(SigmoidIsland(), path, seed=seed)
 
 
-def decomposed_norm_model(path: Path, seed: int = 0) -> Path:
+def decomposed_norm_model(path: Path, seed: int = 0) -> tuple[Path, DecomposedNorm]:
     torch.manual_seed(seed)
-    return export_quantized(DecomposedNorm(), path, seed=seed, opset=16)
+    model = DecomposedNorm()
+    return export_quantized(model, path, seed=seed, opset=16), model
