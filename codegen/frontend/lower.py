@@ -129,7 +129,9 @@ class Lowering:
                         closed = dataclasses.replace(closed, tensor=self.stream.focus)
                     self.values[node.input[i]] = inputs[i] = closed
             self.stream.focus_on(inputs[activations[0]].tensor)
-            match = match_island(self, node, inputs) if len(activations) == 1 else None
+            # one activation (Mul(x, x) of the tanh GELU reads the same tensor twice)
+            one_tensor = len({node.input[i] for i in activations}) == 1
+            match = match_island(self, node, inputs) if one_tensor else None
             if match is not None:   # a float Softmax / LayerNorm / GELU: pending until its quantizer
                 island = open_island(self, match, node, inputs)
                 island.tensor = self.stream.focus

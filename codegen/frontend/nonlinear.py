@@ -19,7 +19,11 @@ Patterns (x is a plain real value of one IR tensor, the features of each token o
   (a Mul by 1/sqrt 2 instead of the Div, the two Muls in either order; a QuantizeLinear /
   DequantizeLinear pair between two of these nodes, as quantize_static writes around Erf, Add and
   Mul, is absorbed: the unit computes the whole GELU with one rounding); and the ONNX ``Gelu`` op
-  (opset 20, approximate "none" or "tanh").
+  (opset 20, approximate "none" or "tanh");
+* GELU, tanh form as torch.onnx.export writes it: ``x^3`` (``Mul(x, x) -> Mul x`` or ``Pow 3``)
+  ``-> Mul 0.044715 -> Add x -> Mul sqrt(2/pi) -> Tanh -> Add 1 -> Mul x, Mul 0.5``, quantizer
+  pairs between them absorbed; the integer unit is the erf-form one (docs/nonlinear.md measures
+  it against both).
 
 Any other float node on the activation path is refused, naming the float nodes of its island
 (:func:`refuse_island`).
@@ -40,7 +44,7 @@ from ..ir.types import QType
 from .names import node_label
 from .values import Const, Real
 
-ANCHORS = frozenset({"Softmax", "LayerNormalization", "Gelu", "Div", "Mul", "ReduceMean"})
+ANCHORS = frozenset({"Softmax", "LayerNormalization", "Gelu", "Div", "Mul", "ReduceMean", "Pow"})
 QUANTIZERS = ("QuantizeLinear", "DequantizeLinear", "Quant")
 CONST_TOLERANCE = 2e-2    # relative: 1, 0.5 and sqrt 2 pass through 8-bit quantizers of the constants
 
@@ -154,7 +158,11 @@ def _match_gelu(low, graph: _Graph, node: onnx.NodeProto, x: str) -> Match | Non
     if erf is None or erf.op_type != "Erf":
         return None
     nodes.append(erf)
-    tensor = graph.through_quantizers(erf.output[0], nodes)
+    return _gelu_tail(low, graph, graph.through_quantizers(erf.output[0], nodes), x, nodes)
+
+
+def _gelu_tail(low, graph: _Graph, tensor: str, x: str, nodes: list[onnx.NodeProto]) -> Match | None:
+    """... -> Add 1 -> Mul x, Mul 0.5 (either order): the end both GELU forms share."""
     add = graph.only_reader(tensor)
     if add is None or add.op_type != "Add" or not _is_scalar(_const(low, graph, _other_input(add, tensor) or ""), 1.0):
         return None
@@ -246,6 +254,47 @@ def _match_decomposed_layernorm(low, graph: _Graph, mean: onnx.NodeProto, x: str
     return Match("layernorm", nodes, out, gamma=gamma, beta=beta, eps=float(eps.flat[0]))
 
 
+def _match_gelu_tanh(low, graph: _Graph, node: onnx.NodeProto, x: str) -> Match | None:
+    """x^3 as Mul(x, x) -> Mul x (or Pow(x, 3)) -> Mul 0.044715 -> Add x -> Mul sqrt(2/pi) -> Tanh
+    -> Add 1 -> Mul x, Mul 0.5: the tanh GELU as torch.onnx.export writes it."""
+    nodes = [node]
+    if node.op_type == "Mul":
+        if list(node.input) != [x, x]:
+            return None
+        tensor = graph.through_quantizers(node.output[0], nodes)
+        cube = graph.only_reader(tensor)
+        if cube is None or cube.op_type != "Mul" or _other_input(cube, tensor) != x:
+            return None
+        nodes.append(cube)
+    elif node.op_type == "Pow" and node.input[0] == x and _is_scalar(_const(low, graph, node.input[1]), 3.0):
+        cube = node
+    else:
+        return None
+    tensor = graph.through_quantizers(cube.output[0], nodes)
+    kappa = graph.only_reader(tensor)
+    if kappa is None or kappa.op_type != "Mul" or not _is_scalar(
+            _const(low, graph, _other_input(kappa, tensor) or ""), 0.044715):
+        return None
+    nodes.append(kappa)
+    tensor = graph.through_quantizers(kappa.output[0], nodes)
+    inner = graph.only_reader(tensor)
+    if inner is None or inner.op_type != "Add" or _other_input(inner, tensor) != x:
+        return None
+    nodes.append(inner)
+    tensor = graph.through_quantizers(inner.output[0], nodes)
+    beta = graph.only_reader(tensor)
+    if beta is None or beta.op_type != "Mul" or not _is_scalar(
+            _const(low, graph, _other_input(beta, tensor) or ""), math.sqrt(2.0 / math.pi)):
+        return None
+    nodes.append(beta)
+    tensor = graph.through_quantizers(beta.output[0], nodes)
+    tanh = graph.only_reader(tensor)
+    if tanh is None or tanh.op_type != "Tanh":
+        return None
+    nodes.append(tanh)
+    return _gelu_tail(low, graph, graph.through_quantizers(tanh.output[0], nodes), x, nodes)
+
+
 def match_island(low, node: onnx.NodeProto, inputs: list) -> Match | None:
     """The island that starts at ``node`` (its first input the activation), or None."""
     if node.op_type not in ANCHORS or node.domain not in ("", "ai.onnx") or not node.input:
@@ -286,7 +335,11 @@ def match_island(low, node: onnx.NodeProto, inputs: list) -> Match | None:
         return _match_decomposed_layernorm(low, graph, node, x, rank)
     if node.op_type == "Gelu":
         return Match("gelu", [node], node.output[0])   # tanh form: the same unit (docs/nonlinear.md)
-    return _match_gelu(low, graph, node, x)
+    if node.op_type in ("Mul", "Pow"):
+        found = _match_gelu_tanh(low, graph, node, x)
+        if found is not None:
+            return found
+    return _match_gelu(low, graph, node, x) if node.op_type in ("Div", "Mul") else None
 
 
 def open_island(low, match: Match, node: onnx.NodeProto, inputs: list) -> Island:

@@ -59,6 +59,18 @@ class DecomposedNorm(nn.Module):
         return self.fc2(self.norm(self.fc1(x)))
 
 
+class TanhGelu(nn.Module):
+    """Linear -> GELU (tanh approximation) -> Linear."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+        self.act = nn.GELU(approximate="tanh")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
 def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.normal(0, 1, size=shape).astype(np.float32) for _ in range(count)]
@@ -106,3 +118,8 @@ def decomposed_norm_model(path: Path, seed: int = 0) -> tuple[Path, DecomposedNo
     torch.manual_seed(seed)
     model = DecomposedNorm()
     return export_quantized(model, path, seed=seed, opset=16), model
+
+
+def tanh_gelu_model(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    return export_quantized(TanhGelu(), path, seed=seed)
