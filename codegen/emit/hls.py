@@ -33,6 +33,7 @@ from ..ir.graph import GRAPH_INPUT, Linear, Requant
 from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
+from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
 from .nonlinear import NonlinearUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
@@ -48,8 +49,7 @@ CSIM_TESTBENCH = "tb_top.cpp"
 CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
 KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h",
-                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h",
-                  "einhls_softmax.h", "einhls_layernorm.h", "einhls_gelu.h")
+                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
@@ -235,7 +235,13 @@ class HlsPlan:
     @property
     def sources(self) -> list[str]:
         """Files of hls/ that Vitis compiles or includes, in a fixed order."""
-        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.param_units], *KERNEL_HEADERS]
+        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.param_units], *self.kernel_headers]
+
+    @property
+    def kernel_headers(self) -> list[str]:
+        """The kernel library headers copied into hls/: the common ones and the nonlinear units used."""
+        used = {st.unit.kind for st in self.stages if isinstance(st.unit, NonlinearUnit)}
+        return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used)]
 
 
 # --- planning: all decisions ----------------------------------------------------------------
@@ -581,7 +587,7 @@ def emit_hls(design: Design, out: Path) -> None:
         else:
             _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
     kernels = resource_dir("hls_kernels")
-    for name in KERNEL_HEADERS:
+    for name in plan.kernel_headers:
         shutil.copyfile(kernels / name, hls / name)
     tb = f"../{CSIM_DIR}"
     _write(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
