@@ -190,3 +190,34 @@ def test_islands_model_is_bit_exact_in_csim_and_rtlsim(islands, tmp_path):
         assert result.passed, result.line()
     measured = results[1].measured
     assert measured["interval_cycles"] <= project.report["totals"]["frame_interval"], measured
+
+
+def _verilog_int(text: str) -> int | str:
+    """A parameter literal of the unit-test harness as a number (strings stay strings)."""
+    if text.startswith('"'):
+        return text.strip('"')
+    sign = -1 if text.startswith("-") else 1
+    return sign * int(text.lstrip("-").split("'sd")[-1].split("'d")[-1])
+
+
+def test_compiler_unit_parameters_equal_the_unit_test_harness():
+    """codegen/emit/nonlinear.py (what einhls compile emits) and the stand-alone harness of the unit
+    tests (tests/models/nonlinear_units.py) configure every unit-test case identically."""
+    from codegen.emit.nonlinear import hls_unit, rtl_unit
+    from models.nonlinear_units import hls_params, rtl_params, unit_cases
+
+    for name, (factory, lanes) in unit_cases().items():
+        unit = factory()
+        op = graph_op("n0_unit", name, unit)
+        harness = hls_params(unit, lanes)
+        ours = hls_unit(op, lanes, "unit", "nonlinear_params.h")
+        for key in ("unsigned_constants", "int_constants", "wide_constants", "types", "arrays"):
+            assert [tuple(v) for v in getattr(ours, key)] == [tuple(v) for v in harness[key]], (name, key)
+        module, params, mems = rtl_unit(0, op, lanes)
+        want, want_mems = rtl_params(unit, lanes)
+        have = {p.name: p.value for p in params}
+        assert list(have) == [n for n, _ in want], name
+        for key, text in want:
+            if key not in ("GAMMA_FILE", "BETA_FILE"):
+                assert have[key] == _verilog_int(text), (name, key)
+        assert [m.words for m in mems] == list(want_mems.values()), name
