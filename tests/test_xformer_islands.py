@@ -221,3 +221,19 @@ def test_compiler_unit_parameters_equal_the_unit_test_harness():
             if key not in ("GAMMA_FILE", "BETA_FILE"):
                 assert have[key] == _verilog_int(text), (name, key)
         assert [m.words for m in mems] == list(want_mems.values()), name
+
+
+def test_folding_stops_at_the_interval_floor_of_the_serial_units(islands):
+    """LayerNorm's square root and reciprocal take a fixed number of cycles per token whatever its
+    lanes: the scheduler does not buy a faster interval elsewhere that the design cannot reach."""
+    from codegen.schedule.boards import get_board
+    from codegen.schedule.folding import fold
+
+    graph = load_graph(islands)
+    result = fold(graph, get_board("kv260"))
+    norm = next(op for op in graph.ops if op.kind == "layernorm")
+    floor = result.costs[norm.name].ii
+    assert result.totals["ii"] == floor == result.target_ii
+    for op in graph.ops:   # each Linear is folded to the floor, not fully parallel
+        if op.kind == "linear":
+            assert floor // 2 < result.costs[op.name].cycles <= floor, (op.name, result.costs[op.name].cycles)

@@ -82,6 +82,9 @@ def _butterfly_lanes(graph: Graph, lanes: dict[str, int]) -> None:
             lanes[tensor] = up
 
 
+#: ops with a per-token serial step (a division, a square root) that sets a floor on their interval
+SERIAL_KINDS = frozenset({"softmax", "layernorm"})
+
 #: ops whose unit has one lane count on every port and passes beats straight through
 ELEMENTWISE_KINDS = frozenset({"relu", "requant", "add", "mul", "fork", "gelu"})
 
@@ -202,8 +205,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                    math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)
     candidates = {c for opts in options.values() for c, _, _ in opts}
     candidates |= {graph.input_size} | {op.out_size for op in graph.ops}
+    # Softmax's division and LayerNorm's square root and reciprocal take a fixed number of cycles
+    # per token whatever the lanes: an interval below that only buys idle hardware elsewhere
+    unit_floor = max((op_cost(op, OpSchedule(op.name, op.in_size, op.in_size, op.in_size, op.in_size),
+                              board.dsp_kind).ii for op in graph.ops if op.kind in SERIAL_KINDS), default=1)
+    candidates.add(unit_floor)
     slowest = max(candidates)
-    candidates = sorted(c for c in candidates if c >= floor_ii) or [slowest]
+    candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor)) or [slowest]
     notes = []
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
@@ -245,7 +253,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         chosen = candidates[hi]
         schedules, costs, totals = build(chosen)
         notes.append(f"smallest interval that fits {max_util:.0%} of {board.name}: {chosen} cycles "
-                     f"(searched {len(candidates)} candidates down to the stream floor of {floor_ii})")
+                     f"(searched {len(candidates)} candidates down to the stream floor of {floor_ii}"
+                     + (f" and the {unit_floor}-cycle floor of the softmax / layernorm units)"
+                        if unit_floor > floor_ii else ")"))
     clock = clock_mhz or board.clock_mhz
     depths = fifo_depths(graph, costs, schedules, totals["ii"])
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths)
