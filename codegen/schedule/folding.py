@@ -209,7 +209,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     # per token whatever the lanes: an interval below that only buys idle hardware elsewhere
     unit_floor = max((op_cost(op, OpSchedule(op.name, op.in_size, op.in_size, op.in_size, op.in_size),
                               board.dsp_kind).ii for op in graph.ops if op.kind in SERIAL_KINDS), default=1)
-    candidates.add(unit_floor)
+    if any(op.kind in SERIAL_KINDS for op in graph.ops):
+        candidates.add(unit_floor)
     slowest = max(candidates)
     candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor)) or [slowest]
     notes = []
