@@ -182,9 +182,13 @@ def test_unrecognised_float_island_is_refused_naming_its_node(tmp_path):
 
 @pytest.mark.rtl
 @pytest.mark.csim
-def test_islands_model_is_bit_exact_in_csim_and_rtlsim(islands, tmp_path):
-    project = compile_model(islands, tmp_path / "out", CompileOptions(board="pynq-z2"), **QUIET)
+@pytest.mark.parametrize("target_ii", [None, 6])   # the units at 1 lane, and at 3 lanes (16 = 5 x 3 + 1)
+def test_islands_model_is_bit_exact_in_csim_and_rtlsim(islands, tmp_path, target_ii):
+    options = CompileOptions(board="pynq-z2", target_ii=target_ii)
+    project = compile_model(islands, tmp_path / "out", options, **QUIET)
     assert {op.kind for op in project.graph.ops} >= set(NONLINEAR)
+    lanes = {project.design.schedule(op).in_lanes for op in project.graph.ops if op.kind in NONLINEAR}
+    assert lanes == ({1} if target_ii is None else {3}), lanes
     results = verify(project, ("csim", "rtlsim"), vectors=8, **QUIET)
     for result in results:
         assert result.passed, result.line()
