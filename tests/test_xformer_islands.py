@@ -241,3 +241,45 @@ def test_folding_stops_at_the_interval_floor_of_the_serial_units(islands):
     for op in graph.ops:   # each Linear is folded to the floor, not fully parallel
         if op.kind == "linear":
             assert floor // 2 < result.costs[op.name].cycles <= floor, (op.name, result.costs[op.name].cycles)
+
+
+def _island_model(node: onnx.NodeProto, opset: int, quantized_output: bool = True) -> onnx.ModelProto:
+    """x [1, 4, 16] -> QuantizeLinear -> DequantizeLinear -> ``node`` (t -> u) [-> Q -> DQ] -> y."""
+    inits = [helper.make_tensor("s_in", TensorProto.FLOAT, [], [0.04]),
+             helper.make_tensor("z_in", TensorProto.INT8, [], [3]),
+             helper.make_tensor("s_out", TensorProto.FLOAT, [], [0.02]),
+             helper.make_tensor("z_out", TensorProto.INT8, [], [-20])]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_in", "z_in"], ["xq"], name="q_in"),
+             helper.make_node("DequantizeLinear", ["xq", "s_in", "z_in"], ["t"], name="dq_in"), node]
+    if quantized_output:
+        nodes += [helper.make_node("QuantizeLinear", ["u", "s_out", "z_out"], ["uq"], name="q_out"),
+                  helper.make_node("DequantizeLinear", ["uq", "s_out", "z_out"], ["y"], name="dq_out")]
+    out = "y" if quantized_output else "u"
+    graph = helper.make_graph(nodes, "island", [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, SHAPE)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_onnx_gelu_op_is_the_gelu_unit():
+    from codegen.frontend import lower_model
+
+    model = _island_model(helper.make_node("Gelu", ["t"], ["u"], name="gelu"), 20)
+    graph = lower_model(model)
+    assert [op.kind for op in graph.ops] == ["gelu"]
+    session = _ort(model)
+    x = np.random.default_rng(2).normal(0, 2, SHAPE).astype(np.float32)
+    ours = run_reference(graph, quantize(x.reshape(1, -1), graph.input_type))
+    t = graph.output_type
+    theirs = np.round(session.run(None, {"x": x})[0].reshape(1, -1) / t.scale) + t.zero_point
+    assert np.abs(ours - theirs).max() <= 1
+
+
+def test_softmax_over_another_axis_and_an_island_without_quantizer_are_refused():
+    from codegen.frontend import lower_model
+
+    model = _island_model(helper.make_node("Softmax", ["t"], ["u"], name="sm", axis=1), 17)
+    with pytest.raises(EinhlsError, match=r"node 'sm' \(Softmax\): Softmax over axis 1 .*only over the last axis"):
+        lower_model(model)
+    model = _island_model(helper.make_node("Softmax", ["t"], ["u"], name="sm"), 17, quantized_output=False)
+    with pytest.raises(EinhlsError, match=r"softmax island \(sm\) needs a QuantizeLinear"):
+        lower_model(model)
