@@ -9,8 +9,11 @@ lowest, the layout of every einhls ROM).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..errors import EinhlsError
 from ..ir.nonlinear import IntGelu, IntLayerNorm, IntSoftmax, NonlinearGraphOp
@@ -25,7 +28,7 @@ HLS_HEADERS = {"softmax": "einhls_softmax.h", "layernorm": "einhls_layernorm.h",
 
 
 def _check_lanes(op: NonlinearGraphOp, lanes: int) -> int:
-    if isinstance(lanes, bool) or not isinstance(lanes, int) and not hasattr(lanes, "__index__") or lanes < 1:
+    if isinstance(lanes, bool) or not isinstance(lanes, numbers.Integral) or lanes < 1:
         raise EinhlsError(f"lane count {lanes!r} must be a positive integer", node=op.name)
     return int(lanes)
 
@@ -75,8 +78,7 @@ def rtl_unit(index: int, op: NonlinearGraphOp, lanes: int) -> tuple[str, list["P
     return RTL_MODULES[op.kind], params, mems
 
 
-def _array(values: tuple[int, ...]):
-    import numpy as np
+def _array(values: tuple[int, ...]) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 

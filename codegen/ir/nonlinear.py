@@ -44,11 +44,13 @@ L(q) = sgn(q) (1 - 0.2888 (min(|q|, 1.769) - 1.769)^2):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from .graph import Op, register_op
 from .requant import RequantParams, multiplier_and_shift, multiplier_bits_for, rne_shift
 from .types import QType, bits_for_range
 
@@ -437,12 +439,6 @@ def nonlinear_from_json(d: dict, arrays: dict[str, np.ndarray] | None = None) ->
 # =============================================================================== graph ops
 # The units above as ops of the dataflow graph (codegen.ir.graph): one token per call, the same
 # constants for every token.  ``unit`` holds every integer constant; the op adds the wiring.
-
-from dataclasses import field  # noqa: E402
-from typing import ClassVar  # noqa: E402
-
-from .graph import Op, register_op  # noqa: E402
-
 
 @dataclass
 class NonlinearGraphOp(Op):

@@ -1,8 +1,9 @@
 """Stand-alone harness of the nonlinear units (tests/test_nonlinear_units.py): writes a C-sim project
 (hls/ + tb/csim/) or an RTL project (rtl/ + tb/cocotb/) for one IntSoftmax / IntLayerNorm / IntGelu
 with LANES elements per beat, runnable with codegen.verify.csim.run_csim and
-codegen.verify.rtlsim.run_rtlsim.  The unit is not yet a graph op, so this module decides its
-constants; the generated text comes from the templates in testbench/nonlinear/.
+codegen.verify.rtlsim.run_rtlsim.  This module decides the unit's constants on its own (the
+compiler's codegen/emit/nonlinear.py must agree: tests/test_xformer_islands.py checks it); the
+generated text comes from the templates in testbench/nonlinear/.
 """
 from __future__ import annotations
 
