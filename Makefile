@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einhls-installed
 JOBS   ?= 2
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench bench-open-flow clean fuzz
 
 setup: $(STAMP)
 
@@ -32,5 +32,16 @@ bench: setup
 	$(PY) -m bench.tt_ffn
 	$(PY) -m bench.butterfly
 
+# real ECP5 bitstreams of the example models for every ULX3S size (long: up to an hour on 2 cores)
+bench-open-flow: setup
+	$(PY) -m bench.open_flow
+
 clean:
 	rm -rf demo_out build .pytest_cache
+
+# differential fuzzing: N random models through onnxruntime, the reference, C-sim and RTL sim
+N       ?= 50
+SEED    ?= 1
+TARGETS ?= ort,csim,rtlsim
+fuzz: setup
+	$(PY) -m bench.fuzz --n $(N) --seed $(SEED) --jobs $(JOBS) --targets $(TARGETS)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import EinhlsError
@@ -45,13 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--csim", action="store_true")
     v.add_argument("--rtlsim", action="store_true")
     v.add_argument("--pynq-sim", action="store_true")
+    v.add_argument("--uart-sim", action="store_true",
+                   help="ECP5 boards: the UART host driver against the simulated board top")
     v.add_argument("--vectors", type=int, default=64, help="random vectors on top of the stored ones")
     v.add_argument("--seed", type=int, default=1)
 
     r = sub.add_parser("report", help="per-layer and total estimates (and measurements)")
     r.add_argument("out", type=Path)
     r.add_argument("--json", action="store_true")
-    r.add_argument("--synth", action="store_true", help="run Yosys synth_xilinx on the RTL and record its counts")
+    r.add_argument("--synth", action="store_true", help="run Yosys (synth_xilinx, or synth_ecp5 for ECP5 boards) on the RTL and record its counts")
     r.add_argument("--plot", type=Path, metavar="PNG", help="also draw per-layer cycles and resources")
 
     b = sub.add_parser("boards", help="list the known boards")
@@ -62,12 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--board", default="pynq-z2")
     d.add_argument("--vectors", type=int, default=64)
 
+    bit = sub.add_parser("bitstream", help="ECP5 boards: synth_ecp5, nextpnr-ecp5, ecppack (what `make bitstream` runs)")
+    bit.add_argument("out", type=Path)
+    bit.add_argument("--threads", type=int, default=2, help="nextpnr threads")
+    bit.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    bit.add_argument("--allow-timing-failure", action="store_true", help="pack a design that misses its clock")
+
     dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board")
     dep.add_argument("out", type=Path)
     return p
 
 
 def _compile(args) -> int:
+    from .schedule.boards import get_board
+    from .schedule.capacity import check_model_capacity
+
+    # before the front end (and its torch import): a model far too large is refused in seconds
+    check_model_capacity(args.model, get_board(args.board), args.max_util)
     from .project import CompileOptions, compile_model
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
@@ -77,7 +92,7 @@ def _compile(args) -> int:
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "
           f"interval {t['ii']} cycles, latency {t['latency']} cycles, {t['dsp']} DSP, "
-          f"{t['bram36']:g} BRAM36, {t['lut']} LUT (estimates)")
+          f"{t['bram36']:g} BRAM36, {t.get('uram', 0)} URAM, {t['lut']} LUT (estimates)")
     return EXIT_OK
 
 
@@ -97,7 +112,8 @@ def _verify_project(out: Path, checks: tuple[str, ...], vectors: int, seed: int)
 
 def _verify(args) -> int:
     checks = tuple(name for name, on in (("csim", args.csim), ("rtlsim", args.rtlsim),
-                                         ("pynqsim", args.pynq_sim)) if on) or ("csim", "rtlsim")
+                                         ("pynqsim", args.pynq_sim), ("uartsim", args.uart_sim)) if on) \
+        or ("csim", "rtlsim")
     if args.vectors < 0:
         raise EinhlsError("--vectors must be >= 0")
     return _verify_project(args.out, checks, args.vectors, args.seed)
@@ -127,10 +143,14 @@ def _boards(args) -> int:
     if args.json:
         print(json.dumps({k: b.to_json() for k, b in boards.items()}, sort_keys=True))
         return EXIT_OK
-    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'FF':>8} {'BRAM36':>7} {'URAM':>5} {'DSP':>6} {'DSP kind':<9} {'MHz':>5}  PS")
+    print(f"{'board':<12} {'part':<22} {'LUT':>8} {'LUT kind':<8} {'FF':>8} {'BRAM36':>7} {'block RAM':<13} "
+          f"{'URAM':>5} {'DSP':>6} {'DSP kind':<10} {'MHz':>5}  {'PS / host link':<18} flow")
     for b in boards.values():
-        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.ff:>8} {b.bram36:>7} {b.uram:>5} {b.dsp:>6} "
-              f"{b.dsp_kind:<9} {b.clock_mhz:>5g}  {b.ps}")
+        native = f"{b.bram_blocks:g} {b.bram_kind}" if b.bram_blocks else f"{b.bram36:g} {b.bram_kind}"
+        link = f"UART {b.uart['baud']} Bd" if b.open_flow else b.ps
+        flow = "open (yosys, nextpnr)" if b.open_flow else "vivado"
+        print(f"{b.name:<12} {b.part:<22} {b.lut:>8} {b.lut_kind:<8} {b.ff:>8} {b.bram36:>7g} {native:<13} "
+              f"{b.uram:>5} {b.dsp:>6} {b.dsp_kind:<10} {b.clock_mhz:>5g}  {link:<18} {flow}")
     return EXIT_OK
 
 
@@ -151,6 +171,21 @@ def _demo(args) -> int:
     return _verify_project(args.output, ("csim", "rtlsim"), args.vectors, 1)
 
 
+def _bitstream(args) -> int:
+    from .verify.openflow import TimingFailure, build_bitstream
+
+    try:
+        info = build_bitstream(args.out, args.threads, args.seed, args.allow_timing_failure,
+                               progress=lambda line: print(line, file=sys.stderr))
+    except TimingFailure as exc:
+        print(f"einhls: timing: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(f"open flow: Fmax {info['fmax_mhz']:.2f} MHz ({'meets' if info['met'] else 'MISSES'} "
+          f"{info['target_mhz']:g} MHz), bitstream {args.out / 'deploy' / str(info['bitstream'])}; "
+          f"synth {info['seconds']['synth']:.0f} s, place and route {info['seconds']['pnr']:.0f} s")
+    return EXIT_OK
+
+
 def _deploy(args) -> int:
     from .deploy import deploy
     print(deploy(args.out))
@@ -158,19 +193,35 @@ def _deploy(args) -> int:
 
 
 COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards": _boards,
-            "demo": _demo, "deploy": _deploy}
+            "demo": _demo, "deploy": _deploy, "bitstream": _bitstream}
+
+
+_received: list[int] = []
+
+
+def _interrupt(signum: int, _frame) -> None:
+    """SIGTERM is handled like Ctrl-C: unwinding removes the half-written output folder and the
+    tools' process groups (codegen.verify.tools.run_tool) instead of leaving them behind."""
+    _received.append(signum)
+    for other in (signal.SIGINT, signal.SIGTERM):   # a second signal must not cut the clean-up short
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except EinhlsError as exc:
-        print(f"einhls: error: {exc}", file=sys.stderr)
+        print(f"einhls: error: {' '.join(str(exc).split())}", file=sys.stderr)   # always one line
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("einhls: interrupted", file=sys.stderr)
-        return 130
+        signum = _received[-1] if _received else signal.SIGINT
+        print(f"einhls: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK

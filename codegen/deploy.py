@@ -8,6 +8,10 @@ The tarball ``OUT/<name>_deploy.tar.gz`` unpacks into one folder ``<name>/``::
     <name>/driver/                       the PYNQ driver package (OUT/driver/)
     <name>/vectors/                      the stored test vectors, for `python -m driver`
 
+For an ECP5 board (the open flow) the bitstream comes with its .svf, ``timing.txt`` and
+``build_info.json`` (Fmax, resources, tool times) instead of the .hwh, and ``driver/`` is the UART
+host driver; the README names the openFPGALoader command that programs the board.
+
 The tarball's bytes depend only on those files (sorted members, zero times and owners, gzip
 without a timestamp), so packing the same build twice gives the same file.
 """
@@ -39,6 +43,8 @@ def deploy_members(out: Path) -> list[tuple[str, Path]]:
         raise EinhlsError(f"{meta_path} is unreadable: {exc}") from None
     deploy_dir = out / DEPLOY_DIR
     bit = deploy_dir / bitstream_name(top)
+    if json.loads(meta_path.read_text()).get("board", {}).get("vendor") == "lattice":
+        return _open_flow_members(out, bit)
     hwh = bit.with_suffix(".hwh")
     if not bit.is_file():
         raise EinhlsError(f"no bitstream: {bit} does not exist. Build it first with `make -C {out} bitstream` "
@@ -54,6 +60,31 @@ def deploy_members(out: Path) -> list[tuple[str, Path]]:
     members = [(f"{name}/{bit.name}", bit), (f"{name}/{hwh.name}", hwh)]
     if (deploy_dir / BUILD_INFO).is_file():
         members.append((f"{name}/{BUILD_INFO}", deploy_dir / BUILD_INFO))
+    if (driver / README).is_file():
+        members.append((f"{name}/{README}", driver / README))
+    for path in sorted(driver.rglob("*")):
+        rel = path.relative_to(driver)
+        if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc" and rel.as_posix() != README:
+            members.append((f"{name}/{DRIVER_DIR}/{rel.as_posix()}", path))
+    for vector in VECTORS:
+        if (out / vector).is_file():
+            members.append((f"{name}/vectors/{Path(vector).name}", out / vector))
+    return members
+
+
+def _open_flow_members(out: Path, bit: Path) -> list[tuple[str, Path]]:
+    """An ECP5 build: .bit, .svf, timing and build info from deploy/, the UART driver, the vectors."""
+    if not bit.is_file():
+        raise EinhlsError(f"no bitstream: {bit} does not exist. Build it first with `make -C {out} bitstream` "
+                          "(Yosys, nextpnr-ecp5 and ecppack from the Python environment)")
+    driver = out / DRIVER_DIR
+    if not (driver / INTERFACE_FILE).is_file():
+        raise EinhlsError(f"{driver} has no {INTERFACE_FILE}: recompile the folder")
+    name = out.name
+    members = [(f"{name}/{bit.name}", bit)]
+    for extra in (bit.with_suffix(".svf"), bit.parent / "timing.txt", bit.parent / BUILD_INFO):
+        if extra.is_file():
+            members.append((f"{name}/{extra.name}", extra))
     if (driver / README).is_file():
         members.append((f"{name}/{README}", driver / README))
     for path in sorted(driver.rglob("*")):
@@ -98,5 +129,11 @@ def deploy(out: Path) -> str:
         # mtime=0 and no file name in the gzip header: the same members give the same bytes
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
             gz.write(_tar_bytes(members))
+    meta = json.loads((out / "einhls.json").read_text())
+    if meta.get("board", {}).get("vendor") == "lattice":
+        programmer = meta["board"].get("programmer") or "openFPGALoader"
+        return (f"wrote {tarball} ({len(members)} files: bitstream, timing, UART driver; on the host: "
+                f"tar xzf {tarball.name} && cd {out.name} && {programmer} {bitstream_name(meta['top'])} "
+                f"&& python3 -m driver --port /dev/ttyUSB0)")
     return (f"wrote {tarball} ({len(members)} files: bitstream, .hwh, driver; on the board: "
             f"tar xzf {tarball.name} && cd {out.name} && sudo -E python3 -m driver)")

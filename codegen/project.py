@@ -141,8 +141,9 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             **contraction_fields(op), **butterfly_report_fields(op, s),
             "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
             **costs[op.name].to_json()})
-    utilisation = {key: round(totals[key] / limit, 4) for key, limit in
-                   (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff))}
+    utilisation = {key: round(totals[key] / limit, 4) if limit else 0.0 for key, limit in
+                   (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),
+                    ("lut", board.lut), ("ff", board.ff))}
     return {"board": board.name, "part": board.part, "clock_mhz": design.clock_mhz,
             "layers": layers, "contractions": contraction_summary(design.graph, costs), "totals": totals, "utilisation": utilisation,
             "throughput_fps": round(design.clock_mhz * 1e6 / (totals["ii"] * design.graph.tokens), 1),
@@ -165,9 +166,13 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     model, out = Path(model), Path(out)
     if out.exists() and not force:
         raise EinhlsError(f"output folder {out} exists; pass --force to overwrite it")
-    if not model.is_file():
+    if not model.exists():
         raise EinhlsError(f"model file {model} does not exist")
+    if not model.is_file():
+        raise EinhlsError(f"model file {model} is not a regular file (a folder?)")
     board = get_board(options.board)
+    from .schedule.capacity import check_model_capacity
+    check_model_capacity(model, board, options.max_util)
     progress(f"[1/4] lowering {model.name}")
     graph = lower(model, options)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
@@ -185,13 +190,20 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        progress("[3/4] emitting HLS C++, Verilog, testbenches, Vivado scripts and the PYNQ driver")
+        if board.open_flow:
+            progress("[3/4] emitting HLS C++, Verilog, testbenches, the open-flow board top and the UART driver")
+        else:
+            progress("[3/4] emitting HLS C++, Verilog, testbenches, Vivado scripts and the PYNQ driver")
         emit_hls(design, staging)
         emit_rtl(design, staging)
         emit_csim_testbench(design, staging)
         emit_cocotb_tb(design, staging)
-        emit_vivado(design, staging)
-        emit_driver(design, staging)
+        if board.open_flow:   # Lattice ECP5: Yosys + nextpnr, a UART host link
+            from .emit.ecp5 import emit_open_flow
+            emit_open_flow(design, staging)
+        else:
+            emit_vivado(design, staging)
+            emit_driver(design, staging)
         progress(f"[4/4] computing {STORED_VECTORS} reference vectors")
         inputs = random_inputs(graph, STORED_VECTORS, options.seed)
         emit_csim_vectors(staging, inputs, run_reference(graph, inputs))
@@ -207,6 +219,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
             "ir": graph.to_json(),
             "schedule": [s.__dict__ for s in design.schedules.values()],
             "fifo_depths": [{"op": op, "input": i, "depth": d} for (op, i), d in sorted(design.fifo_depths.items())],
+            "rom_kinds": dict(sorted(design.rom_kinds.items())),
         }
         (staging / "einhls.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         report = build_report(design, result.costs, result.totals, result.notes)
@@ -233,7 +246,8 @@ class Project:
         self.graph = Graph.from_json(self.meta["ir"], arrays)
         board = get_board(self.meta["board"]["name"])
         schedules = {d["op"]: OpSchedule(**d) for d in self.meta["schedule"]}
-        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"])
+        self.design = Design(self.graph, schedules, board, self.meta["clock_mhz"], self.meta["top"],
+                             rom_kinds=self.meta.get("rom_kinds", {}))
 
     @property
     def report(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 COLUMNS = (("layer", "name", "<"), ("kind", "kind", "<"), ("in>out", None, ">"), ("N:M", "sparsity", ">"),
            ("simd x pe", None, ">"), ("mults", "multipliers", ">"), ("dense eq.", "dense_multipliers", ">"),
            ("cycles", "cycles", ">"), ("II", "ii", ">"), ("DSP", "dsp", ">"), ("BRAM36", "bram36", ">"),
-           ("LUT", "lut", ">"), ("FF", "ff", ">"), ("MACs", "macs", ">"), ("weight bits", "weight_bits", ">"))
+           ("URAM", "uram", ">"), ("ROM in", "rom_kind", "<"), ("LUT", "lut", ">"), ("FF", "ff", ">"), ("MACs", "macs", ">"), ("weight bits", "weight_bits", ">"))
 
 
 def _cell(layer: dict, title: str, key: str | None) -> str:
@@ -18,7 +18,7 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
             return f"P={layer['units']}"
         return f"{layer['simd']}x{layer['pe']}" if layer["kind"] == "linear" else f"{layer['in_lanes']} lanes"
     value = layer.get(key)
-    if value is None:
+    if value is None or value == "":
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -28,7 +28,7 @@ def format_report(project) -> str:
     rows = [[_cell(layer, title, key) for title, key, _ in COLUMNS] for layer in report["layers"]]
     t = report["totals"]
     rows.append(["total", "", "", "", "", str(t["multipliers"]), "", "", str(t["ii"]), str(t["dsp"]),
-                 f"{t['bram36']:g}", str(t["lut"]), str(t["ff"]), str(t["macs"]), str(t["weight_bits"])])
+                 f"{t['bram36']:g}", str(t.get("uram", 0)), "", str(t["lut"]), str(t["ff"]), str(t["macs"]), str(t["weight_bits"])])
     widths = [max(len(title), *(len(r[i]) for r in rows)) for i, (title, _, _) in enumerate(COLUMNS)]
     fmt = lambda cells: "  ".join(f"{c:{a}{w}}" for c, w, (_, _, a) in zip(cells, widths, COLUMNS))
     lines = [f"einhls report: {project.path}  board {report['board']} ({report['part']}) at {report['clock_mhz']:g} MHz",
@@ -39,7 +39,10 @@ def format_report(project) -> str:
         f" per token, {t['frame_interval']} per frame of {report['tokens']} tokens"
     lines.append(f"estimated: interval {t['ii']} cycles{per_frame} ({report['throughput_fps']:g} frames/s), latency "
                  f"{t['latency']} cycles ({report['latency_us']:g} us); utilisation DSP {u['dsp']:.1%}, "
-                 f"BRAM {u['bram36']:.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
+                 f"BRAM {u['bram36']:.1%}, URAM {u.get('uram', 0):.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
+    if project.design.board.open_flow:
+        lines.append(f"units on {report['board']}: DSP = {project.design.board.dsp_kind}, LUT = "
+                     f"{project.design.board.lut_kind}, BRAM36 = two {project.design.board.bram_kind} (18 Kb each)")
     for note in report.get("notes", []):
         lines.append(f"schedule: {note}")
     for c in report.get("contractions", []):
@@ -63,10 +66,26 @@ def format_report(project) -> str:
                      f"({fifo['tensor']}), from the latency difference of the reconverging paths")
     if "yosys" in measured:
         y = measured["yosys"]
-        lines.append(f"measured ({y.get('yosys', 'Yosys')} synth_xilinx -family {y.get('family')}): "
-                     f"LUT {y['LUT']} (+{y['LUT_MEM']} as ROM), FF {y['FF']}, DSP {y['DSP']}, "
-                     f"BRAM36 {y['BRAM']:g}, CARRY {y['CARRY']} "
-                     f"(estimates: LUT {t['lut']}, FF {t['ff']}, DSP {t['dsp']}, BRAM36 {t['bram36']:g})")
+        if y.get("family") == "ecp5":
+            cells = y.get("cells", {})
+            lines.append(f"measured ({y.get('yosys', 'Yosys')} synth_ecp5): LUT4 {y['LUT']} "
+                         f"(+{y['LUT_MEM']} as RAM), FF {y['FF']}, MULT18X18D {y['DSP']}, "
+                         f"DP16KD {cells.get('DP16KD', 0)} (= BRAM36 {y['BRAM']:g}), CCU2C {y['CARRY']} "
+                         f"(estimates: LUT4 {t['lut']}, FF {t['ff']}, MULT18X18D {t['dsp']}, BRAM36 {t['bram36']:g})")
+        else:
+            lines.append(f"measured ({y.get('yosys', 'Yosys')} synth_xilinx -family {y.get('family')}): "
+                         f"LUT {y['LUT']} (+{y['LUT_MEM']} as ROM), FF {y['FF']}, DSP {y['DSP']}, "
+                         f"BRAM36 {y['BRAM']:g}, CARRY {y['CARRY']} "
+                         f"(estimates: LUT {t['lut']}, FF {t['ff']}, DSP {t['dsp']}, BRAM36 {t['bram36']:g})")
+    if "nextpnr" in measured:
+        n = measured["nextpnr"]
+        verdict = "meets" if n["met"] else "MISSES"
+        lines.append(f"measured ({n.get('tool', 'nextpnr-ecp5')}, {n['device']}): Fmax {n['fmax_mhz']:.1f} MHz, "
+                     f"{verdict} the {n['target_mhz']:g} MHz clock; critical path {n['critical_from']} -> "
+                     f"{n['critical_to']}; placed LUT4 {n['utilisation'].get('LUT4', '?')}, "
+                     f"MULT18X18D {n['utilisation'].get('MULT18X18D', '?')}, DP16KD {n['utilisation'].get('DP16KD', '?')}; "
+                     f"synth {n['seconds']['synth']:.0f} s, place and route {n['seconds']['pnr']:.0f} s, "
+                     f"pack {n['seconds'].get('pack', 0):.0f} s")
     return "\n".join(lines)
 
 
@@ -75,7 +94,9 @@ def synthesize(project) -> dict:
     from .errors import EinhlsError
     from .verify.yosys import YosysError, synth_counts
 
-    print(f"yosys: synth_xilinx -family {project.design.board.yosys_family} on {project.path / 'rtl'} ...")
+    from .verify.yosys import synth_command
+    print(f"yosys: {synth_command(project.design.board.yosys_family, project.design.top_name)} "
+          f"on {project.path / 'rtl'} ...")
     try:
         counts = synth_counts(project.path / "rtl", project.design.top_name,
                               project.design.board.yosys_family, project.path / "build" / "yosys")

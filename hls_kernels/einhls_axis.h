@@ -40,27 +40,34 @@ namespace einhls {
 // s_axis -> internal stream of W-bit packed beats (the low W bits of tdata).
 template <int W, unsigned BEATS, class Packet>
 void axis_to_stream(hls::stream<Packet>& in, hls::stream<ap_uint<W> >& out) {
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const Packet packet = in.read();
         out.write(ap_uint<W>(packet.data.range(W - 1, 0)));
     }
 }
 
-// Internal stream of W-bit packed beats -> m_axis, tlast on the last beat of the frame.
-template <int W, unsigned BEATS, class Packet>
+// Internal stream of W-bit packed beats -> m_axis: BEATS beats a call (one token), tlast on the
+// last beat of the frame's last token (TOKENS calls a frame; a counter kept across calls).
+template <int W, unsigned BEATS, unsigned TOKENS = 1, class Packet>
 void stream_to_axis(hls::stream<ap_uint<W> >& in, hls::stream<Packet>& out) {
+    EINHLS_CSIM_PROCESS();
+    static unsigned token = 0;
 beats:
     for (unsigned b = 0; b < BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         Packet packet;
         packet.data = in.read();  // zero-extended to the byte-rounded tdata width
         packet.keep = -1;
         packet.strb = -1;
-        packet.last = (b == BEATS - 1);
+        packet.last = (b == BEATS - 1) && (token == TOKENS - 1);
         out.write(packet);
     }
+    token = (token == TOKENS - 1) ? 0 : token + 1;
 }
 
 }  // namespace einhls

@@ -8,24 +8,37 @@
 // Linear unit's configuration struct C (einhls_linear.h) describes one repeat; R is the number of
 // repeats.  Its weights, bias and multipliers are the same for every r.
 //
-// Permutation buffer (permute<P>): the frame is the row-major tensor of a transposition's source
-// shape; element e with digits d (digit 0 the innermost source axis, extent[d]) is written to
+// Permutation buffer (permute<P>), the architecture of rtl_kernels/einhls_permute.v: the frame is
+// the row-major tensor of a transposition's source shape; element e with digits d (digit 0 the
+// innermost source axis) goes to
 //
-//     pos(e) = sum_d digit_d(e) * stride[d]
+//     pos(e) = sum_d digit_d(e) * stride(d)
+//     row = pos >> LOG_BANKS,  col = pos mod BANKS,  address = row
+//     bank = col (SKEW 0),  (col + SKEW_MUL * row) mod BANKS (SKEW 1),  col ^ fold(row) (SKEW 2)
 //
-// of a ping-pong frame buffer, with one mixed-radix counter per input lane advanced by IN_LANES
-// per beat (no address table, no division), and read back in order.  The RTL unit
-// (rtl_kernels/einhls_permute.v) banks the buffer so IN_LANES writes never collide; here the
-// buffer is partitioned cyclically by BANKS and the tool schedules the writes.
+// Each input lane keeps a mixed-radix counter (the digits of e = beat * IN_LANES + lane), advanced
+// by IN_LANES per beat with carries against compile-time extents: no division, no address table.
+// The emitter (codegen/schedule/contraction.py permute_layout) checked exhaustively that the
+// lanes of every beat fall in distinct banks, so each bank, a memory of its own, takes at most one
+// write per cycle: the write to bank b is a fixed port fed by a lane multiplexer (the RTL's
+// per-bank "which lane writes me" loop), whatever the lane count.  Reads take OUT_LANES
+// consecutive positions, a power of two dividing BANKS: one row, OUT_LANES distinct banks.  The
+// buffer between the two processes is the DATAFLOW ping-pong (two frames), as in the RTL.
 //
-// P is a configuration struct written by the einhls emitter:
-//   SIZE, BITS, IN_LANES, OUT_LANES, BANKS, DIGITS; the arrays extent[DIGITS], stride[DIGITS].
+// P is a configuration struct written by the einhls emitter (templates/hls/params_permute.h.j2):
+//   SIZE, BITS, IN_LANES, OUT_LANES, IN_BEATS, OUT_BEATS, LAST_IN_LANES, BANKS, LOG_BANKS, ROWS,
+//   ROW_BITS, POS_BITS, DIGIT_BITS, SKEW, SKEW_MUL, DIGITS and the compile-time tables
+//   extent(d), stride(d), inc(d) (IN_LANES in the mixed radix), init(l, d) (the digits of lane l).
+//
+// Repeats: every process of contract_linear is one pipelined loop over the whole frame (R repeats
+// flattened, counters instead of division), so it rewinds from frame to frame.
 #ifndef EINHLS_CONTRACT_H
 #define EINHLS_CONTRACT_H
 
 #include <ap_int.h>
 #include <hls_stream.h>
 
+#include "einhls_csim.h"
 #include "einhls_linear.h"
 #include "einhls_stream.h"
 
@@ -34,58 +47,132 @@ namespace einhls {
 // ------------------------------------------------------------------ permutation buffer
 
 template <class P>
-void permute_write(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, ap_uint<P::BITS> buf[P::SIZE],
-                   const unsigned extent[P::DIGITS], const unsigned stride[P::DIGITS]) {
-    unsigned dig[P::IN_LANES][P::DIGITS];   // digits of e = b * IN_LANES + l, per lane
-#pragma HLS ARRAY_PARTITION variable=dig complete dim=0
-    unsigned inc[P::DIGITS];                 // IN_LANES in the same mixed radix
-#pragma HLS ARRAY_PARTITION variable=inc complete
-init:
-    for (unsigned d = 0, q = P::IN_LANES; d < P::DIGITS; d++) {
-        inc[d] = q % extent[d];
-        q /= extent[d];
-    }
-init_lanes:
-    for (unsigned l = 0; l < P::IN_LANES; l++) {
-        for (unsigned d = 0, q = l; d < P::DIGITS; d++) {
-            dig[l][d] = q % extent[d];
-            q /= extent[d];
+ap_uint<P::LOG_BANKS + 1> permute_bank(const ap_uint<P::LOG_BANKS + 1>& col, const ap_uint<P::ROW_BITS>& row) {
+#pragma HLS INLINE
+    const ap_uint<P::LOG_BANKS + 1> mask = P::BANKS - 1;
+    if (P::SKEW == 1) return (col + ap_uint<P::LOG_BANKS + 1>(P::SKEW_MUL) * ap_uint<P::LOG_BANKS + 1>(row)) & mask;
+    if (P::SKEW == 2 && P::LOG_BANKS > 0) {
+        ap_uint<P::LOG_BANKS + 1> fold = 0;
+    groups:
+        for (unsigned g = 0; g < P::ROW_BITS; g += (P::LOG_BANKS > 0 ? P::LOG_BANKS : 1)) {
+#pragma HLS UNROLL
+            fold ^= ap_uint<P::LOG_BANKS + 1>(row >> g) & mask;
         }
+        return (col ^ fold) & mask;
     }
+    return col & mask;
+}
+
+template <class P>
+void permute_write(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, ap_uint<P::BITS> buf[P::BANKS][P::ROWS]) {
+    EINHLS_CSIM_PROCESS();
+    // Digits of e = beat * IN_LANES + lane, per lane: registers, loaded with the lane's initial
+    // digits on the first beat of each frame (a multiplexer, no init loop before the pipeline).
+    ap_uint<P::DIGIT_BITS> dig[P::IN_LANES][P::DIGITS];
+#pragma HLS ARRAY_PARTITION variable=dig complete dim=0
 beats:
-    for (unsigned b = 0; b < beats(P::SIZE, P::IN_LANES); b++) {
+    for (unsigned b = 0; b < P::IN_BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const ap_uint<P::IN_LANES * P::BITS> word = in.read();
+        const bool first = b == 0, last = b == P::IN_BEATS - 1;
+        ap_uint<P::LOG_BANKS + 1> bank[P::IN_LANES];
+        ap_uint<P::ROW_BITS> row[P::IN_LANES];
+#pragma HLS ARRAY_PARTITION variable=bank complete
+#pragma HLS ARRAY_PARTITION variable=row complete
     lanes:
         for (unsigned l = 0; l < P::IN_LANES; l++) {
 #pragma HLS UNROLL
-            unsigned pos = 0;
-            unsigned carry = 0;
+            ap_uint<P::POS_BITS> pos = 0;
+            bool carry = false;
         digits:
             for (unsigned d = 0; d < P::DIGITS; d++) {
 #pragma HLS UNROLL
-                pos += dig[l][d] * stride[d];
-                unsigned t = dig[l][d] + inc[d] + carry;
-                carry = t >= extent[d];
-                dig[l][d] = carry ? t - extent[d] : t;
+                const ap_uint<P::DIGIT_BITS> now = first ? ap_uint<P::DIGIT_BITS>(P::init(l, d)) : dig[l][d];
+                pos += ap_uint<P::POS_BITS>(now) * P::stride(d);   // constant multiplier
+                const ap_uint<P::DIGIT_BITS + 1> t = now + P::inc(d) + (carry ? 1 : 0);
+                carry = t >= P::extent(d);
+                dig[l][d] = ap_uint<P::DIGIT_BITS>(carry ? ap_uint<P::DIGIT_BITS + 1>(t - P::extent(d)) : t);
             }
-            if (b * P::IN_LANES + l < P::SIZE) buf[pos] = get_lane<ap_uint<P::BITS>, P::BITS>(word, l);
+            row[l] = pos >> P::LOG_BANKS;
+            bank[l] = permute_bank<P>(ap_uint<P::LOG_BANKS + 1>(pos & (P::BANKS - 1)), row[l]);
+        }
+    banks:
+        for (unsigned k = 0; k < P::BANKS; k++) {
+#pragma HLS UNROLL
+            bool write = false;
+            ap_uint<P::ROW_BITS> addr = 0;
+            ap_uint<P::BITS> data = 0;
+        pick:
+            for (unsigned l = 0; l < P::IN_LANES; l++) {   // at most one lane hits bank k (checked by the emitter)
+#pragma HLS UNROLL
+                const bool live = !last || l < P::LAST_IN_LANES;
+                if (live && bank[l] == k) {
+                    write = true;
+                    addr = row[l];
+                    data = get_lane<ap_uint<P::BITS>, P::BITS>(word, l);
+                }
+            }
+#ifdef EINHLS_CSIM_CHECKS
+            unsigned hits = 0;
+            for (unsigned l = 0; l < P::IN_LANES; l++) hits += (!last || l < P::LAST_IN_LANES) && bank[l] == k;
+            einhls_csim_check_one_port(hits, "permute bank");
+#endif
+            if (write) buf[k][addr] = data;
         }
     }
 }
 
-// out = in permuted: written at generated addresses, read in order, as a DATAFLOW pair so the
-// buffer is a ping-pong buffer (the next frame is written while this one is read).
 template <class P>
-void permute(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out,
-             const unsigned extent[P::DIGITS], const unsigned stride[P::DIGITS]) {
+void permute_read(const ap_uint<P::BITS> buf[P::BANKS][P::ROWS], hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out) {
+    EINHLS_CSIM_PROCESS();
+    ap_uint<P::POS_BITS + 1> pos = 0;
+beats:
+    for (unsigned b = 0; b < P::OUT_BEATS; b++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        const ap_uint<P::ROW_BITS> row = pos >> P::LOG_BANKS;
+        ap_uint<P::BITS> q[P::BANKS];
+#pragma HLS ARRAY_PARTITION variable=q complete
+    read_banks:
+        for (unsigned k = 0; k < P::BANKS; k++) {
+#pragma HLS UNROLL
+            q[k] = buf[k][row];
+        }
+        ap_uint<P::OUT_LANES * P::BITS> word = 0;   // lanes past the end of the frame stay zero
+    lanes:
+        for (unsigned l = 0; l < P::OUT_LANES; l++) {
+#pragma HLS UNROLL
+            const ap_uint<P::LOG_BANKS + 1> sel =
+                permute_bank<P>(ap_uint<P::LOG_BANKS + 1>((pos & (P::BANKS - 1)) + l), row);
+            ap_uint<P::BITS> v = 0;
+        rotate:
+            for (unsigned k = 0; k < P::BANKS; k++) {   // the read rotation: a BANKS:1 multiplexer
+#pragma HLS UNROLL
+                if (sel == k) v = q[k];
+            }
+            if (pos + l < P::SIZE) set_lane<P::BITS>(word, l, v);
+        }
+        out.write(word);
+        pos += P::OUT_LANES;
+    }
+}
+
+// out = in permuted: written at generated addresses into skewed banks, read in order; the buffer
+// is the ping-pong channel of the DATAFLOW pair (the next frame is written while this one is read).
+template <class P>
+void permute(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out) {
 #pragma HLS DATAFLOW
-    const unsigned BANKS = P::BANKS;
-    (void)BANKS;  // read only by the pragma
-    ap_uint<P::BITS> buf[P::SIZE];
-#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=BANKS
-    permute_write<P>(in, buf, extent, stride);
-    frame_write<P::SIZE, P::BITS, P::OUT_LANES>(buf, out);
+    static_assert((1u << P::LOG_BANKS) == P::BANKS && P::BANKS >= 1, "BANKS is a power of two");
+    static_assert(P::BANKS % P::OUT_LANES == 0, "OUT_LANES divides BANKS: a read is one row");
+    static_assert(P::ROWS * P::BANKS >= P::SIZE, "ROWS = ceil(SIZE / BANKS)");
+    static_assert(P::IN_BEATS == (P::SIZE + P::IN_LANES - 1) / P::IN_LANES, "IN_BEATS = ceil(SIZE / IN_LANES)");
+    static_assert(P::OUT_BEATS == (P::SIZE + P::OUT_LANES - 1) / P::OUT_LANES, "OUT_BEATS = ceil(SIZE / OUT_LANES)");
+    static_assert(ap_fits(P::IN_LANES * P::BITS) && ap_fits(P::OUT_LANES * P::BITS), "permute: a beat exceeds AP_INT_MAX_W");
+    ap_uint<P::BITS> buf[P::BANKS][P::ROWS];
+#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
+    permute_write<P>(in, buf);
+    permute_read<P>(buf, out);
 }
 
 // ------------------------------------------------------------------ R repeats of a Linear unit
@@ -100,30 +187,40 @@ struct YWord {
     typedef ap_uint<C::PE * C::OUT_BITS> t;
 };
 
-// Inputs of each repeat as KF words of SIMD elements (zero padded).
+// The frame (R repeats of K elements, IN_LANES per beat, IN_LANES dividing SIMD and K) as KF words
+// of SIMD elements per repeat, zero padded: beat j of a word fills its lanes j * IN_LANES ...
+// (a fixed wiring per j), the word leaves when full or when the repeat ends.
 template <class C, unsigned R>
 void contract_read(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in, hls::stream<typename XWord<C>::t>& xs) {
-repeats:
-    for (unsigned r = 0; r < R; r++) {
-        typename C::in_t x[C::KF][C::GROUPS][C::GROUP];
-#pragma HLS ARRAY_PARTITION variable=x complete dim=2
-#pragma HLS ARRAY_PARTITION variable=x complete dim=3
-        linear_read<C>(in, x);
-    words:
-        for (unsigned kf = 0; kf < C::KF; kf++) {
+    EINHLS_CSIM_PROCESS();
+    const unsigned SLOTS = C::SIMD / C::IN_LANES;      // beats per word
+    const unsigned BEATS = C::K / C::IN_LANES;         // beats per repeat
+    typename XWord<C>::t word = 0;
+    unsigned slot = 0, beat = 0;
+beats:
+    for (unsigned t = 0; t < R * BEATS; t++) {
 #pragma HLS PIPELINE II=1
-            typename XWord<C>::t word = 0;
-            for (unsigned s = 0; s < C::SIMD; s++) {
+        EINHLS_CSIM_COUNT();
+        const ap_uint<C::IN_LANES * C::IN_BITS> data = in.read();
+    slots:
+        for (unsigned j = 0; j < SLOTS; j++) {
 #pragma HLS UNROLL
-                set_lane<C::IN_BITS>(word, s, x[kf][s / C::GROUP][s % C::GROUP]);
-            }
-            xs.write(word);
+            if (slot == j) word.range((j + 1) * C::IN_LANES * C::IN_BITS - 1, j * C::IN_LANES * C::IN_BITS) = data;
         }
+        const bool end_of_repeat = beat == BEATS - 1;
+        if (slot == SLOTS - 1 || end_of_repeat) {
+            xs.write(word);
+            word = 0;
+            slot = 0;
+        } else {
+            slot++;
+        }
+        beat = end_of_repeat ? 0 : beat + 1;
     }
 }
 
-// The MAC array, NF * KF steps per repeat.  The input words of a repeat arrive during its first
-// output fold (nf = 0) and are kept for the others.
+// The MAC array, NF * KF steps per repeat, R * NF * KF per frame in one flattened loop.  The input
+// words of a repeat arrive during its first output fold (nf = 0) and are kept for the others.
 template <class C, unsigned R>
 void contract_compute(hls::stream<typename XWord<C>::t>& xs, hls::stream<typename YWord<C>::t>& ys,
                       const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
@@ -133,74 +230,91 @@ void contract_compute(hls::stream<typename XWord<C>::t>& xs, hls::stream<typenam
 #pragma HLS ARRAY_PARTITION variable=weights complete dim=3
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
+    EINHLS_CSIM_PROCESS();
     typename XWord<C>::t xb[C::KF];
     typename C::acc_t acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
     typename YWord<C>::t row = 0;
-repeats:
-    for (unsigned r = 0; r < R; r++) {
-    fold_out:
-        for (unsigned nf = 0; nf < C::NF; nf++) {
-        fold_in:
-            for (unsigned kf = 0; kf < C::KF; kf++) {
+    unsigned nf = 0, kf = 0, step = 0;   // step = nf * KF + kf, the weight word
+steps:
+    for (unsigned t = 0; t < R * C::NF * C::KF; t++) {
 #pragma HLS PIPELINE II=1
-                typename XWord<C>::t xw;
-                if (nf == 0) {
-                    xw = xs.read();
-                    xb[kf] = xw;
-                } else {
-                    xw = xb[kf];
+        EINHLS_CSIM_COUNT();
+        typename XWord<C>::t xw;
+        if (nf == 0) {
+            xw = xs.read();
+            xb[kf] = xw;
+        } else {
+            xw = xb[kf];
+        }
+    pe:
+        for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+            const typename C::word_t word = load_word<C>(weights[p][step]);
+            typename C::acc_t dot = 0;   // modulo 2^ACC_BITS, exact at the end (einhls_linear.h)
+        group:
+            for (unsigned g = 0; g < C::GROUPS; g++) {
+#pragma HLS UNROLL
+            multiplier:
+                for (unsigned j = 0; j < C::NZ; j++) {
+#pragma HLS UNROLL
+                    const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
+                    const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
+                    const typename C::w_t w = typename C::w_t(raw);
+                    const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                    const typename C::in_t x = get_lane<typename C::in_t, C::IN_BITS>(xw, g * C::GROUP + i);
+                    dot += w * x;
                 }
-            pe:
-                for (unsigned p = 0; p < C::PE; p++) {
-#pragma HLS UNROLL
-                    const typename C::word_t word = load_word<C>(weights[p][nf * C::KF + kf]);
-                    typename C::acc_t dot = 0;   // modulo 2^ACC_BITS, exact at the end (einhls_linear.h)
-                group:
-                    for (unsigned g = 0; g < C::GROUPS; g++) {
-#pragma HLS UNROLL
-                    multiplier:
-                        for (unsigned j = 0; j < C::NZ; j++) {
-#pragma HLS UNROLL
-                            const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                            const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                            const typename C::w_t w = typename C::w_t(raw);
-                            const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
-                            const typename C::in_t x = get_lane<typename C::in_t, C::IN_BITS>(xw, g * C::GROUP + i);
-                            dot += w * x;
-                        }
-                    }
-                    const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
-                    acc[p] = sum;
-                    if (kf == C::KF - 1) {
-                        const typename C::out_t y = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                            sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                        set_lane<C::OUT_BITS>(row, p, y);
-                    }
-                }
-                if (kf == C::KF - 1) ys.write(row);
+            }
+            const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
+            acc[p] = sum;
+            if (kf == C::KF - 1) {
+                const typename C::out_t y = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+                    sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
+                set_lane<C::OUT_BITS>(row, p, y);
             }
         }
+        if (kf == C::KF - 1) ys.write(row);
+        // advance (nf, kf) of this repeat; the next repeat starts again at (0, 0)
+        if (kf == C::KF - 1) {
+            kf = 0;
+            nf = nf == C::NF - 1 ? 0 : nf + 1;
+        } else {
+            kf++;
+        }
+        step = (kf == 0 && nf == 0) ? 0 : step + 1;
     }
 }
 
-// The N outputs of each repeat, OUT_LANES per beat.
+// The N outputs of each repeat, OUT_LANES per beat (OUT_LANES dividing PE and N): beat j of a row
+// takes its lanes j * OUT_LANES ... (a fixed wiring per j); a new row is read at j = 0.
 template <class C, unsigned R>
 void contract_write(hls::stream<typename YWord<C>::t>& ys, hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
-repeats:
-    for (unsigned r = 0; r < R; r++) {
-        typename C::out_t y[C::NF][C::PE];
-#pragma HLS ARRAY_PARTITION variable=y complete dim=2
-    rows:
-        for (unsigned nf = 0; nf < C::NF; nf++) {
+    EINHLS_CSIM_PROCESS();
+    const unsigned SLOTS = C::PE / C::OUT_LANES;                           // beats per full row
+    const unsigned LAST_SLOTS = (C::N - (C::NF - 1) * C::PE) / C::OUT_LANES;   // beats of the last row
+    const unsigned BEATS = C::N / C::OUT_LANES;                            // beats per repeat
+    typename YWord<C>::t row = 0;
+    unsigned slot = 0, nf = 0;
+beats:
+    for (unsigned t = 0; t < R * BEATS; t++) {
 #pragma HLS PIPELINE II=1
-            const typename YWord<C>::t row = ys.read();
-            for (unsigned p = 0; p < C::PE; p++) {
+        EINHLS_CSIM_COUNT();
+        if (slot == 0) row = ys.read();
+        ap_uint<C::OUT_LANES * C::OUT_BITS> word = 0;
+    slots:
+        for (unsigned j = 0; j < SLOTS; j++) {
 #pragma HLS UNROLL
-                y[nf][p] = get_lane<typename C::out_t, C::OUT_BITS>(row, p);
-            }
+            if (slot == j) word = row.range((j + 1) * C::OUT_LANES * C::OUT_BITS - 1, j * C::OUT_LANES * C::OUT_BITS);
         }
-        linear_write<C>(y, out);
+        out.write(word);
+        const bool last_row = nf == C::NF - 1;
+        if (slot == (last_row ? LAST_SLOTS : SLOTS) - 1) {
+            slot = 0;
+            nf = last_row ? 0 : nf + 1;
+        } else {
+            slot++;
+        }
     }
 }
 
@@ -213,6 +327,15 @@ void contract_linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
                      const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS DATAFLOW
     static_assert(R >= 1, "at least one repeat");
+    static_assert(C::SIMD % C::IN_LANES == 0 && C::K % C::IN_LANES == 0,
+                  "contract_linear: IN_LANES divides SIMD and K (the emitter re-packs otherwise)");
+    static_assert(C::PE % C::OUT_LANES == 0 && C::N % C::OUT_LANES == 0,
+                  "contract_linear: OUT_LANES divides PE and N (the emitter re-packs otherwise)");
+    static_assert(ap_fits(C::WORD_BITS), "contract_linear: the weight word exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::SIMD * C::IN_BITS) && ap_fits(C::PE * C::OUT_BITS),
+                  "contract_linear: an internal word (SIMD inputs or PE outputs) exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
+                  "contract_linear: a stream beat exceeds AP_INT_MAX_W");
     hls::stream<typename XWord<C>::t> xs("xs");
 #pragma HLS STREAM variable=xs depth=C::KF
     hls::stream<typename YWord<C>::t> ys("ys");

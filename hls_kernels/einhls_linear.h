@@ -79,9 +79,11 @@ limbs:
 template <class C>
 void linear_read(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
                  typename C::in_t x[C::KF][C::GROUPS][C::GROUP]) {
+    EINHLS_CSIM_PROCESS();
 read_beats:
     for (unsigned b = 0; b < C::IN_BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const ap_uint<C::IN_LANES * C::IN_BITS> word = in.read();
     read_lanes:
         for (unsigned l = 0; l < C::IN_LANES; l++) {
@@ -92,13 +94,12 @@ read_beats:
                     get_lane<typename C::in_t, C::IN_BITS>(word, l);
         }
     }
-    // Padding columns meet zero weights, so their value never matters; zero them anyway so the
-    // buffer is fully defined (C-sim must not read uninitialised memory).
-pad:
-    for (unsigned e = C::K; e < C::KF * C::SIMD; e++) {
-#pragma HLS PIPELINE II=1
-        x[e / C::SIMD][e % C::SIMD / C::GROUP][e % C::GROUP] = 0;
-    }
+    // Padding columns meet zero weights, so their value never matters and the hardware leaves
+    // them alone (the process stays one pipelined loop).  C-sim zeroes them so the buffer is fully
+    // defined (no read of uninitialised memory); no cycles are counted for it.
+#ifndef __SYNTHESIS__
+    for (unsigned e = C::K; e < C::KF * C::SIMD; e++) x[e / C::SIMD][e % C::SIMD / C::GROUP][e % C::GROUP] = 0;
+#endif
 }
 
 // Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
@@ -107,6 +108,7 @@ void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typena
                     const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+    EINHLS_CSIM_PROCESS();
 #pragma HLS ARRAY_PARTITION variable=weights complete dim=1
 #pragma HLS ARRAY_PARTITION variable=weights complete dim=3
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=1
@@ -119,6 +121,7 @@ fold_out:
     fold_in:
         for (unsigned kf = 0; kf < C::KF; kf++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
@@ -153,9 +156,11 @@ fold_out:
 // Stage 3: the N outputs of the frame, OUT_LANES per beat.
 template <class C>
 void linear_write(const typename C::out_t y[C::NF][C::PE], hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+    EINHLS_CSIM_PROCESS();
 write_beats:
     for (unsigned b = 0; b < C::OUT_BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         ap_uint<C::OUT_LANES * C::OUT_BITS> word = 0;  // lanes past the end of the frame stay zero
     write_lanes:
         for (unsigned l = 0; l < C::OUT_LANES; l++) {
@@ -166,6 +171,33 @@ write_beats:
         out.write(word);
     }
 }
+
+// Where the weight ROM lives is the scheduler's choice (cfg::ROM_KIND: 0 LUTRAM, 1 block RAM,
+// 2 UltraRAM; codegen/schedule/cost.py: place_roms).  A pragma cannot depend on a template
+// constant, so the UltraRAM binding is a specialisation; the other kinds leave it to HLS, which
+// picks LUTRAM or block RAM by size as the cost model does.
+template <class C, bool URAM = (C::ROM_KIND == 2)>
+struct linear_mac_array {
+    static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+        linear_compute<C>(x, y, weights, bias, mult);
+    }
+};
+
+template <class C>
+struct linear_mac_array<C, true> {
+    static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+#pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
+        linear_compute<C>(x, y, weights, bias, mult);
+    }
+};
 
 // The Linear unit: read, compute and write as a dataflow pipeline, so the activation and result
 // buffers become ping-pong buffers and the next frame loads while this one computes.  Partitioning
@@ -189,13 +221,16 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     static_assert(C::LIMBS * C::LIMB_BITS >= C::WORD_BITS && (C::LIMBS - 1) * C::LIMB_BITS < C::WORD_BITS,
                   "LIMBS must be ceil(WORD_BITS / LIMB_BITS)");
     static_assert(C::MULT_DEPTH == 1 || C::MULT_DEPTH == C::NF, "multipliers are per tensor or per channel");
+    static_assert(ap_fits(C::WORD_BITS), "linear: the weight word exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
+                  "linear: a stream beat exceeds AP_INT_MAX_W");
     typename C::in_t x[C::KF][C::GROUPS][C::GROUP];
 #pragma HLS ARRAY_PARTITION variable=x complete dim=2
 #pragma HLS ARRAY_PARTITION variable=x complete dim=3
     typename C::out_t y[C::NF][C::PE];
 #pragma HLS ARRAY_PARTITION variable=y complete dim=2
     linear_read<C>(in, x);
-    linear_compute<C>(x, y, weights, bias, mult);
+    linear_mac_array<C>::run(x, y, weights, bias, mult);
     linear_write<C>(y, out);
 }
 

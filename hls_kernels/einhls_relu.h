@@ -12,9 +12,11 @@ namespace einhls {
 
 template <unsigned SIZE, unsigned LANES, class T, int BITS, long long ZP>
 void relu_stream(hls::stream<ap_uint<LANES * BITS> >& in, hls::stream<ap_uint<LANES * BITS> >& out) {
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const ap_uint<LANES * BITS> word = in.read();
         ap_uint<LANES * BITS> result = 0;
     lanes:

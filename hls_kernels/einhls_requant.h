@@ -79,6 +79,7 @@ void requant_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
                     hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out,
                     const typename C::offset_t offset[C::LANES][C::OFF_DEPTH],
                     const typename C::mult_t mult[C::LANES][C::MULT_DEPTH]) {
+    EINHLS_CSIM_PROCESS();
 #pragma HLS ARRAY_PARTITION variable=offset complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
     static_assert(C::BEATS == (C::SIZE + C::LANES - 1) / C::LANES, "BEATS must be ceil(SIZE / LANES)");
@@ -87,6 +88,7 @@ void requant_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
 beats:
     for (unsigned b = 0; b < C::BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const ap_uint<C::LANES * C::IN_BITS> word = in.read();
         ap_uint<C::LANES * C::OUT_BITS> result = 0;
     lanes:

@@ -10,7 +10,15 @@
 #include <ap_int.h>
 #include <hls_stream.h>
 
+#include "einhls_csim.h"
+
 namespace einhls {
+
+// True when an ap_int / ap_uint of W bits is allowed by the current AP_INT_MAX_W.  Every kernel
+// asserts it for the words it builds, so a width the emitter forgot to announce (AP_INT_MAX_W is
+// defined before <ap_int.h> in the top's header) stops the compile with a message naming the word
+// instead of aborting C-sim at run time or failing late in synthesis.
+constexpr bool ap_fits(int w) { return w >= 1 && w <= AP_INT_MAX_W; }
 
 // Elements of a frame -> beats of LANES elements.
 constexpr unsigned beats(unsigned size, unsigned lanes) { return (size + lanes - 1) / lanes; }
@@ -31,51 +39,96 @@ void set_lane(ap_uint<W>& word, unsigned l, const T& value) {
     word.range(l * BITS + BITS - 1, l * BITS) = ap_uint<BITS>(value);
 }
 
-template <unsigned SIZE, int BITS, unsigned LANES>
-void frame_read(hls::stream<ap_uint<LANES * BITS> >& in, ap_uint<BITS> frame[SIZE]) {
+constexpr unsigned gcd_of(unsigned a, unsigned b) { return b == 0 ? a : gcd_of(b, a % b); }
+constexpr unsigned lcm_of(unsigned a, unsigned b) { return a / gcd_of(a, b) * b; }
+
+// The frame buffer of a re-pack: element e in bank e mod BANKS at row e / BANKS, BANKS = lcm(IN_LANES,
+// OUT_LANES).  A beat then covers the banks phase * LANES ... phase * LANES + LANES - 1 of one row
+// (phase = beat mod (BANKS / LANES)), so with a phase counter every lane-to-bank connection is a
+// compile-time choice among BANKS / LANES, and each bank takes at most one access per cycle.
+template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
+struct RepackBuffer {
+    static const unsigned BANKS = lcm_of(IN_LANES, OUT_LANES);
+    static const unsigned ROWS = (SIZE + BANKS - 1) / BANKS;
+};
+
+template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
+void repack_write(hls::stream<ap_uint<IN_LANES * BITS> >& in,
+                  ap_uint<BITS> frame[RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES>::BANKS]
+                                     [RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES>::ROWS]) {
+    EINHLS_CSIM_PROCESS();
+    const unsigned BANKS = RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES>::BANKS;
+    const unsigned PHASES = BANKS / IN_LANES;
+    unsigned phase = 0, row = 0;
 beats:
-    for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
+    for (unsigned b = 0; b < beats(SIZE, IN_LANES); b++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<LANES * BITS> word = in.read();
-    lanes:
-        for (unsigned l = 0; l < LANES; l++) {
+        EINHLS_CSIM_COUNT();
+        const ap_uint<IN_LANES * BITS> word = in.read();
+    banks:
+        for (unsigned k = 0; k < BANKS; k++) {
 #pragma HLS UNROLL
-            const unsigned e = b * LANES + l;
-            if (e < SIZE) frame[e] = get_lane<ap_uint<BITS>, BITS>(word, l);
+            const unsigned lane = k % IN_LANES;     // constant: the lane that may write bank k
+            if (phase == k / IN_LANES && b * IN_LANES + lane < SIZE)
+                frame[k][row] = get_lane<ap_uint<BITS>, BITS>(word, lane);
+        }
+        if (phase == PHASES - 1) {
+            phase = 0;
+            row++;
+        } else {
+            phase++;
         }
     }
 }
 
-template <unsigned SIZE, int BITS, unsigned LANES>
-void frame_write(const ap_uint<BITS> frame[SIZE], hls::stream<ap_uint<LANES * BITS> >& out) {
+template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
+void repack_read(const ap_uint<BITS> frame[RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES>::BANKS]
+                                           [RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES>::ROWS],
+                 hls::stream<ap_uint<OUT_LANES * BITS> >& out) {
+    EINHLS_CSIM_PROCESS();
+    const unsigned BANKS = RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES>::BANKS;
+    const unsigned PHASES = BANKS / OUT_LANES;
+    unsigned phase = 0, row = 0;
 beats:
-    for (unsigned b = 0; b < beats(SIZE, LANES); b++) {
+    for (unsigned b = 0; b < beats(SIZE, OUT_LANES); b++) {
 #pragma HLS PIPELINE II=1
-        ap_uint<LANES * BITS> word = 0;  // lanes past the end of the frame stay zero
+        EINHLS_CSIM_COUNT();
+        ap_uint<OUT_LANES * BITS> word = 0;  // lanes past the end of the frame stay zero
     lanes:
-        for (unsigned l = 0; l < LANES; l++) {
+        for (unsigned l = 0; l < OUT_LANES; l++) {
 #pragma HLS UNROLL
-            const unsigned e = b * LANES + l;
-            if (e < SIZE) set_lane<BITS>(word, l, frame[e]);
+            ap_uint<BITS> v = 0;
+        phases:
+            for (unsigned j = 0; j < PHASES; j++) {   // a PHASES:1 choice of constant banks
+#pragma HLS UNROLL
+                if (phase == j) v = frame[j * OUT_LANES + l][row];
+            }
+            if (b * OUT_LANES + l < SIZE) set_lane<BITS>(word, l, v);
         }
         out.write(word);
+        if (phase == PHASES - 1) {
+            phase = 0;
+            row++;
+        } else {
+            phase++;
+        }
     }
 }
 
 // Re-packs a frame of SIZE elements from IN_LANES to OUT_LANES elements per beat, used where a
 // producer's output beats differ from its consumer's input beats.  The frame is buffered whole
 // (valid for any pair of lane counts) in a ping-pong buffer, so reading frame f + 1 overlaps
-// writing frame f.  The cyclic partition by the larger lane count puts the lanes of one beat in
-// distinct banks, so both loops reach II=1.
+// writing frame f.  The buffer has lcm(IN_LANES, OUT_LANES) banks, so every beat on either side is
+// one row of distinct banks chosen at compile time per phase (RepackBuffer): both loops reach II=1.
 template <unsigned SIZE, int BITS, unsigned IN_LANES, unsigned OUT_LANES>
 void repack(hls::stream<ap_uint<IN_LANES * BITS> >& in, hls::stream<ap_uint<OUT_LANES * BITS> >& out) {
 #pragma HLS DATAFLOW
-    const unsigned BANKS = IN_LANES > OUT_LANES ? IN_LANES : OUT_LANES;
-    (void)BANKS;  // read only by the pragma (pragmas take plain constants, not expressions)
-    ap_uint<BITS> frame[SIZE];
-#pragma HLS ARRAY_PARTITION variable=frame cyclic factor=BANKS
-    frame_read<SIZE, BITS, IN_LANES>(in, frame);
-    frame_write<SIZE, BITS, OUT_LANES>(frame, out);
+    static_assert(ap_fits(IN_LANES * BITS) && ap_fits(OUT_LANES * BITS), "repack: a beat exceeds AP_INT_MAX_W");
+    typedef RepackBuffer<SIZE, BITS, IN_LANES, OUT_LANES> B;
+    ap_uint<BITS> frame[B::BANKS][B::ROWS];
+#pragma HLS ARRAY_PARTITION variable=frame complete dim=1
+    repack_write<SIZE, BITS, IN_LANES, OUT_LANES>(in, frame);
+    repack_read<SIZE, BITS, IN_LANES, OUT_LANES>(frame, out);
 }
 
 }  // namespace einhls

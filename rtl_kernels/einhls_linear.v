@@ -36,7 +36,8 @@
 // outputs at once: the emitter picks RQ_LANES (a divisor of PE) just large enough to keep up with
 // one row every KF cycles, so a layer with KF >= PE needs a single requant multiplier.
 //
-// Weight ROM: synchronous read, $readmemh(WEIGHT_FILE), NF*KF words (block RAM when large).
+// Weight ROM: synchronous read, $readmemh(WEIGHT_FILE), NF*KF words; ROM_KIND says where it lives
+// (LUTs, block RAM, UltraRAM), chosen by the scheduler (codegen/schedule/cost.py: place_roms).
 // Bias and per-channel multipliers: ROMs of einhls_requant, RQ_LANES values per word.
 
 `resetall
@@ -75,7 +76,10 @@ module einhls_linear #(
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
-    parameter integer ROM_BLOCK  = 1,      // weight ROM in block RAM (1) or LUTs (0): the cost model decides
+    parameter integer ROM_KIND   = 1,
+    // width of a weight word (= WWORD below; a parameter because the w_load_data port needs it)
+    parameter integer W_LOAD_BITS = PE * ((NNZ != GROUP) ? SIMD / GROUP * NNZ : SIMD)
+                                  * (W_BITS + ((NNZ != GROUP) ? ((GROUP <= 2) ? 1 : $clog2(GROUP)) : 0)),      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
     parameter         WEIGHT_FILE = "weights.mem",
     parameter         BIAS_FILE   = "bias.mem",
     parameter         MULT_FILE   = "mult.mem"
@@ -89,7 +93,15 @@ module einhls_linear #(
 
     output wire [OUT_LANES*OUT_BITS-1:0] m_axis_tdata,
     output wire                          m_axis_tvalid,
-    input  wire                          m_axis_tready
+    input  wire                          m_axis_tready,
+
+    // weight load (ROM_KIND = 2 only: UltraRAM holds no bitstream contents): word w_load_addr of
+    // the weight memory, in the layout of WEIGHT_FILE; unused (tie to zero) for the other kinds
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire                          w_load_en,
+    input  wire [31:0]                   w_load_addr,
+    input  wire [W_LOAD_BITS-1:0]        w_load_data
+    /* verilator lint_on UNUSEDSIGNAL */
 );
 
     function integer cw(input integer n);   // counter width for 0..n-1, at least 1
@@ -229,10 +241,27 @@ module einhls_linear #(
 
     // ============================================================ stage 1: memory reads
     reg [WWORD-1:0] w1 = 0;
-    // Deep ROMs go to block RAM; shallow ones (a few words of a wide word) would waste almost all of
-    // a BRAM's bits, so the scheduler's cost model (codegen/schedule/cost.py) puts them in LUTs.
+    // Deep ROMs go to block RAM or UltraRAM; shallow ones (a few words of a wide word) would waste
+    // almost all of a BRAM's bits, so the scheduler's cost model puts them in LUTs.
     generate
-        if (ROM_BLOCK != 0) begin : g_rom_block
+        if (ROM_KIND == 2) begin : g_rom_ultra
+            // UltraScale+ UltraRAM has no INIT contents: it powers up as zero (UG901, "Differences
+            // between UltraRAM and Block RAM"), so the bitstream cannot hold these weights and
+            // synthesis (Vivado, Yosys) maps only a memory with a write port to URAM288.  The
+            // weights are written through the w_load port after configuration; a simulation
+            // starts with them loaded (the `$readmemh` is not seen by synthesis).
+            (* ram_style = "ultra" *)
+            reg [WWORD-1:0] wrom [0:STEPS-1];
+`ifndef SYNTHESIS
+            initial begin
+                $readmemh(WEIGHT_FILE, wrom);
+            end
+`endif
+            always @(posedge clk) begin
+                if (w_load_en) wrom[w_load_addr[SW-1:0]] <= w_load_data;
+            end
+            always @(posedge clk) w1 <= wrom[step];
+        end else if (ROM_KIND == 1) begin : g_rom_block
             (* rom_style = "block" *)
             reg [WWORD-1:0] wrom [0:STEPS-1];
             initial begin

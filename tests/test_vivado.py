@@ -367,7 +367,7 @@ def test_board_files_of_another_version_are_used(tmp_path: Path) -> None:
     assert calls.named("apply_bd_automation")
 
 
-@pytest.mark.parametrize("name", sorted(known_boards()))
+@pytest.mark.parametrize("name", sorted(n for n, b in known_boards().items() if not b.open_flow))
 def test_every_board_renders(name: str, tmp_path: Path) -> None:
     """Part, PS and clock of each boards/*.json reach the scripts; all scripts are complete Tcl."""
     board = known_boards()[name]
@@ -424,6 +424,7 @@ def test_makefile_names_the_missing_tool(tmp_path: Path) -> None:
     done = subprocess.run(["make", "-C", str(out), "bitstream"], env=env, capture_output=True, text=True)
     assert done.returncode != 0
     assert "'vitis_hls' is not on PATH" in done.stderr and "Vitis HLS" in done.stderr
+    assert "'vitis-run'" in done.stderr
     done = subprocess.run(["make", "-C", str(out), "bitstream", "VARIANT=rtl"], env=env, capture_output=True,
                           text=True)
     assert done.returncode != 0 and "'vivado' is not on PATH" in done.stderr
@@ -469,3 +470,23 @@ mkdir -p {design.top_name}_prj/solution1/impl/ip && echo '<component/>' > {desig
         assert ran == [f"vivado vivado/{PACKAGE_SCRIPT} ", f"vivado vivado/{BUILD_SCRIPT} rtl 1 0"]
     assert (out / "deploy" / f"{design.top_name}.bit").is_file()
     assert (out / "deploy" / f"{design.top_name}.hwh").is_file()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_makefile_prefers_vitis_run_when_installed(tmp_path: Path) -> None:
+    """Vitis 2024.2 and later: `vitis-run --mode hls --tcl run_hls.tcl` in hls/ (before vitis_hls)."""
+    out, design = emitted(tmp_path, "pynq-z2")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("vitis-run", "vitis_hls"):
+        fake_tool(tools, name, f"""
+echo "{name} $(pwd) $*" >> "{tmp_path}/tools.log"
+mkdir -p {design.top_name}_prj/solution1/impl/ip && echo '<component/>' > {design.top_name}_prj/solution1/impl/ip/component.xml
+""")
+    (out / "hls").mkdir(exist_ok=True)
+    (out / "hls" / "run_hls.tcl").write_text("# from the HLS back end\n")
+    env = {**os.environ, "PATH": f"{tools}:/usr/bin:/bin"}
+    done = subprocess.run(["make", "-C", str(out), "hls-ip"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "tools.log").read_text().splitlines() == [
+        f"vitis-run {out / 'hls'} --mode hls --tcl run_hls.tcl"]

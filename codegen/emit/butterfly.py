@@ -15,8 +15,8 @@ import numpy as np
 from ..errors import EinhlsError
 from ..ir.butterfly import Butterfly, pair_elements
 from ..ir.types import bits_for_range
-from ..schedule.butterfly import (has_bias, log2i, needs_requant_multiplier, storage_bits,
-                                  timing)
+from ..schedule.butterfly import (RTL_READ_AFTER_WRITE, has_bias, log2i, needs_requant_multiplier,
+                                  storage_bits, timing)
 from ..schedule.cost import LUT_MULT_MAX_BITS, bram36_for
 from ..schedule.design import OpSchedule
 
@@ -218,6 +218,13 @@ class ButterflyUnit:
     lo: list[str]
     hi: list[str]
     widest: int               # widest ap_int the unit uses (AP_INT_MAX_W above 1024)
+    log_c1: int
+    log_ct: int
+    log_rom: int              # bits of the ROM word index s * CT + c
+    in_words: int             # words of 2P elements the loader writes
+    issue: int                # compute loop iterations per frame: STAGES * CT + sum of the gaps
+    raw_distance: int         # every read of the working buffer is this many issue cycles after its write
+    c_bits: int               # rounding and clamping width (einhls_butterfly.v CWD)
 
 
 def _c_int(value: int) -> str:
@@ -229,6 +236,7 @@ def _c_int(value: int) -> str:
 def hls_unit(index: int, op: Butterfly, s: OpSchedule, ns: str, header: str, ctype) -> ButterflyUnit:
     """The template data of one Butterfly op; ``ctype`` is codegen.emit.hls.CType."""
     cfg = butterfly_config(op, s)
+    c_bits = max(cfg.v_bits + cfg.m_bits + 1, cfg.w_bits) + 2
     if cfg.acc_bits > 64 or cfg.w_bits > 64:
         raise EinhlsError(f"accumulator of {cfg.acc_bits} bits: the HLS butterfly stores constants in 64 bits",
                           node=op.name)
@@ -246,8 +254,12 @@ def hls_unit(index: int, op: Butterfly, s: OpSchedule, ns: str, header: str, cty
         tw_int=tw_int, twiddle_rows=twiddle_rows, bias_rows=bias_rows,
         mult=[f"{m}ULL" for m in (cfg.mult if cfg.mul_rq else [1] * cfg.stages)],
         lo=[_c_int(v) for v in cfg.lo], hi=[_c_int(v) for v in cfg.hi],
-        widest=max(s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits,
-                   cfg.v_bits + cfg.m_bits + 67))
+        widest=max(s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, c_bits,
+                   cfg.banks * op.in_type.bits, cfg.banks * op.out_type.bits),
+        log_c1=log2i(op.n // cfg.banks), log_ct=log2i(cfg.stage_cycles),
+        log_rom=max(1, (cfg.stages * cfg.stage_cycles - 1).bit_length()),
+        in_words=math.ceil(op.in_size / cfg.banks),
+        issue=cfg.stages * cfg.stage_cycles + sum(cfg.gaps), raw_distance=RTL_READ_AFTER_WRITE, c_bits=c_bits)
 
 
 # --- standalone unit testbenches (tests/test_butterfly_rtl.py, tests/test_butterfly_csim.py) ----
@@ -319,6 +331,6 @@ def emit_unit_csim(design, out) -> ButterflyUnit:
     env.filters["comment"] = _comment
     (out / unit.header).write_text(env.get_template("params_butterfly.h.j2").render(u=unit))
     (out / "butterfly_unit.cpp").write_text(env.get_template("butterfly_unit.cpp.j2").render(u=unit))
-    for header in ("einhls_butterfly.h", "einhls_stream.h"):
+    for header in ("einhls_butterfly.h", "einhls_stream.h", "einhls_csim.h"):
         shutil.copyfile(resource_dir("hls_kernels") / header, out / header)
     return unit

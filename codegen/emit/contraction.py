@@ -13,6 +13,7 @@ estimate and the hardware cannot drift apart.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..ir.contraction import ContractStage, Permute
@@ -31,6 +32,15 @@ def packed_digits(values: list[int]) -> int:
     for i, v in enumerate(values):
         word |= int(v) << (32 * i)
     return word
+
+
+def mixed_radix_digits(value: int, extents: list[int]) -> list[int]:
+    """``value`` in the mixed radix of ``extents`` (digit 0 first); the top digit keeps the rest."""
+    digits = []
+    for e in extents:
+        digits.append(value % e)
+        value //= e
+    return digits
 
 
 def linear_schedule(op: ContractStage, s: OpSchedule) -> OpSchedule:
@@ -117,14 +127,36 @@ class PermuteUnit:
     banks: int
     extents: list[int]
     strides: list[int]
+    skew: int                  # bank mapping of codegen.schedule.contraction.bank_of
+    skew_mul: int
+    inc: list[int]             # IN_LANES in the mixed radix of the extents
+    init: list[list[int]]      # [lane][digit]: the digits of element `lane`
+    in_beats: int
+    out_beats: int
+    last_in_lanes: int         # valid lanes of the last input beat
+    log_banks: int
+    rows: int
+    digit_bits: int
+    pos_bits: int
+    row_bits: int
 
     @staticmethod
     def of(index: int, op_name: str, source: str, ns: str, header: str, layout: PermuteLayout,
            bits: int) -> "PermuteUnit":
+        extents = [e for e, _ in layout.digits]
         return PermuteUnit(index=index, op=op_name, source=source, ns=ns, header=header,
                            summary=permute_comment(op_name, layout), size=layout.size, bits=bits,
                            in_lanes=layout.write_lanes, out_lanes=layout.read_lanes, banks=layout.banks,
-                           extents=[e for e, _ in layout.digits], strides=[st for _, st in layout.digits])
+                           extents=extents, strides=[st for _, st in layout.digits],
+                           skew=layout.skew, skew_mul=layout.skew_mul,
+                           inc=mixed_radix_digits(layout.write_lanes, extents),
+                           init=[mixed_radix_digits(lane, extents) for lane in range(layout.write_lanes)],
+                           in_beats=layout.write_beats, out_beats=layout.read_beats,
+                           last_in_lanes=layout.size - (layout.write_beats - 1) * layout.write_lanes,
+                           log_banks=layout.banks.bit_length() - 1, rows=layout.rows,
+                           digit_bits=max(1, max(extents).bit_length()),
+                           pos_bits=max(1, layout.size.bit_length()),
+                           row_bits=max(1, (layout.rows - 1).bit_length()))
 
 
 @dataclass
@@ -156,6 +188,16 @@ class ContractUnit:
         return f"contraction stage ({self.step}): {self.repeats} repeats of {self.linear.summary}"
 
 
+def hls_linear_schedule(op: ContractStage, s: OpSchedule) -> OpSchedule:
+    """The Linear unit of one repeat in HLS: the RTL's lanes where einhls::contract_linear can wire
+    them without run-time selection (input lanes dividing SIMD, output lanes dividing PE), else
+    the largest lane count that divides both (the emitter re-packs the stream to it)."""
+    inner = linear_schedule(op, s)
+    in_lanes = inner.in_lanes if s.simd % inner.in_lanes == 0 else math.gcd(s.simd, op.k)
+    out_lanes = inner.out_lanes if s.pe % inner.out_lanes == 0 else math.gcd(s.pe, op.n)
+    return OpSchedule(inner.op, inner.simd, inner.pe, in_lanes, out_lanes)
+
+
 def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: str, linear_unit):
     """The HLS processes of one contraction op, in order, as (unit, in_lanes, out_lanes, in_size,
     in_bits): [einhls::permute] then [einhls::contract_linear].  ``linear_unit`` is
@@ -171,7 +213,7 @@ def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: 
                                      op.in_type.bits),
                       layout.write_lanes, layout.read_lanes, op.in_size, op.in_type.bits))
     if isinstance(op, ContractStage):
-        inner = linear_schedule(op, s)
+        inner = hls_linear_schedule(op, s)
         one = dataclasses.replace(design, schedules={**design.schedules, op.name: inner})
         unit = ContractUnit(linear_unit(index, op.as_linear(), one, ns, header), op.repeats, op.step)
         units.append((unit, inner.in_lanes, inner.out_lanes, op.in_size, op.in_type.bits))

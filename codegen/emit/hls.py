@@ -33,6 +33,7 @@ from ..ir.graph import GRAPH_INPUT, Linear, Requant
 from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
+from .hls_rules import check_hls
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
 from .nonlinear import NonlinearUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
@@ -40,6 +41,7 @@ from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
+from ..schedule.cost import ROM_KINDS, bram36_for
 from ..schedule.design import Design, StreamFormat, linear_folds
 from ..verify.csim import write_vectors
 
@@ -49,7 +51,7 @@ CSIM_TESTBENCH = "tb_top.cpp"
 CSIM_INPUTS = "inputs.txt"
 CSIM_EXPECTED = "expected.txt"
 KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhls_linear.h", "einhls_axis.h",
-                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h")
+                  "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h", "einhls_csim.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
@@ -100,6 +102,7 @@ class LinearUnit:
     word_bits: int
     limb_bits: int          # ROM words are stored as unsigned integers of this width
     limbs: int              # ceil(word_bits / limb_bits)
+    rom_kind: int           # weight ROM placement, schedule/cost.py ROM_KINDS (0 LUTRAM, 1 BRAM, 2 URAM)
     in_t: CType
     w_t: CType
     acc_t: CType
@@ -284,6 +287,12 @@ def _rom_limbs(codes: np.ndarray, slot_bits: int, limb_bits: int) -> list:
     return text.reshape(*codes.shape[:-1], limbs).tolist()
 
 
+def _rom_kind(op: Linear, design: Design, width: int, depth: int) -> int:
+    """Where the scheduler placed the op's weight ROM (ROM_KINDS code); by shape when it did not."""
+    kind = design.rom_kinds.get(op.name) or ("bram" if bram36_for(width, depth) else "lutram")
+    return ROM_KINDS[kind]
+
+
 def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -> LinearUnit:
     s = design.schedule(op)
     nf, kf = linear_folds(op, s)
@@ -335,7 +344,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         kf=kf, nf=nf, in_beats=math.ceil(op.in_size / s.in_lanes),
         out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
         idx_bits=idx_bits, slot_bits=slot_bits, word_bits=word_bits, limb_bits=limb_bits,
-        limbs=math.ceil(word_bits / limb_bits),
+        limbs=math.ceil(word_bits / limb_bits), rom_kind=_rom_kind(op, design, word_bits * s.pe, nf * kf),
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
@@ -443,11 +452,12 @@ HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_b
 
 @dataclass
 class TestbenchPlan:
-    """What the C-sim testbench needs: the top's name and its stream formats."""
+    """What the C-sim testbench needs: the top's name, its stream formats, calls per frame."""
     top: str
     graph: str
     axis_in: StreamFormat
     axis_out: StreamFormat
+    tokens: int = 1
 
 
 def _check_design(design: Design) -> None:
@@ -464,7 +474,52 @@ def _check_design(design: Design) -> None:
 
 def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
-    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output)
+    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output,
+                         design.graph.tokens)
+
+
+def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
+    """The widest ap_int of einhls::requantize (einhls_requant.h): the product v * m, one spare bit."""
+    return max(acc_bits + mult_bits + 1, shift + 1) + 2
+
+
+def internal_widths(unit: object) -> list[int]:
+    """Every ap_int / ap_uint width a unit's kernel instantiates inside itself (its words between
+    loops, its weight words, its requantization products): AP_INT_MAX_W must cover all of them,
+    not only the streams between the processes (C-sim aborts on the first wider one)."""
+    if isinstance(unit, LinearUnit):
+        return [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
+                unit.simd * unit.in_t.bits, unit.pe * unit.out_t.bits,
+                _requant_product_bits(unit.acc_t.bits, unit.mult_t.bits, unit.shift)]
+    if isinstance(unit, ContractUnit):   # XWord / YWord of einhls_contract.h, then the Linear unit's
+        return internal_widths(unit.linear)
+    if isinstance(unit, PermuteUnit):
+        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
+    if isinstance(unit, RequantUnit):
+        return [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits,
+                _requant_product_bits(unit.v_t.bits, unit.mult_t.bits, unit.shift)]
+    if isinstance(unit, ButterflyUnit):
+        return [unit.widest]
+    if isinstance(unit, ReluUnit):
+        return [unit.lanes * unit.t.bits]
+    if isinstance(unit, Repack):
+        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
+    if isinstance(unit, JoinUnit):
+        cfg = unit.cfg
+        if unit.kind in ("add", "mul"):   # the lane words and the value before the shift
+            lanes = cfg["lanes"]
+            return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
+                    cfg["v_t"].bits + cfg["shift"] + 2]
+        return [cfg["width"]]
+    if isinstance(unit, NonlinearUnit):   # the lane words, 64-bit intermediates, the requantization
+        c = dict(unit.int_constants)
+        widths = [unit.lanes * c["IN_BITS"], unit.lanes * c["OUT_BITS"], 65]
+        if unit.kind == "softmax":
+            return widths + [2 * c["F"] + 8, _requant_product_bits(c["E_BITS"] + 1, c["RECIP_BITS"], c["K"])]
+        if unit.kind == "layernorm":
+            return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
+        return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
+    raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
 
 
 def plan_hls(design: Design) -> HlsPlan:
@@ -542,6 +597,9 @@ def plan_hls(design: Design) -> HlsPlan:
     out = plan.axis_out
     plan.last = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "to m_axis")
 
+    widths += [st.width for st in plan.streams]
+    for st in plan.stages:
+        widths += internal_widths(st.unit)
     widest = max(widths)
     if widest > AP_INT_LIMIT_W:
         raise EinhlsError(f"a weight word or stream beat of {widest} bits exceeds the {AP_INT_LIMIT_W}-bit "
@@ -555,7 +613,7 @@ def plan_hls(design: Design) -> HlsPlan:
 
 def _comment(text: object) -> str:
     """Text made safe for a // comment: one line, no backslash (which would splice the next line)."""
-    return " ".join(str(text).replace("\\", "/").split())
+    return " ".join(str(text).replace("\\", "/").replace("??/", "?? /").split())
 
 
 def _environment() -> jinja2.Environment:
@@ -592,6 +650,7 @@ def emit_hls(design: Design, out: Path) -> None:
     tb = f"../{CSIM_DIR}"
     _write(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
         plan=plan, tb_dir=tb, testbench=CSIM_TESTBENCH, inputs=CSIM_INPUTS, expected=CSIM_EXPECTED))
+    check_hls(plan, hls)   # the II = 1 rules (codegen/emit/hls_rules.py); EinhlsError when one is broken
 
 
 def emit_csim_testbench(design: Design, out: Path) -> None:

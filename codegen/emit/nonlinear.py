@@ -128,7 +128,7 @@ def hls_unit(op: NonlinearGraphOp, lanes: int, ns: str, header: str) -> Nonlinea
     if isinstance(unit, IntSoftmax):
         ints += [("F", unit.frac_bits), ("EXP_SHIFT", unit.exp_shift), ("K", unit.div_shift),
                  ("E_BITS", unit.exp_max.bit_length()), ("SUM_BITS", unit.sum_bits),
-                 ("RECIP_BITS", unit.recip_bits)]
+                 ("RECIP_BITS", unit.recip_bits), ("NUM_BITS", unit.numerator.bit_length())]
         wide = [("EXP_MULT", unit.exp_mult), ("POLY_A", unit.poly_a), ("POLY_B", unit.poly_b),
                 ("POLY_C", unit.poly_c), ("NUM", unit.numerator), ("ZP", unit.out_type.zero_point),
                 ("LO", unit.out_type.min), ("HI", unit.out_type.max)]

@@ -37,7 +37,7 @@ from ..ir.graph import GRAPH_INPUT, Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
 
 from ..resources import resource_dir
-from ..schedule.cost import bram36_for
+from ..schedule.cost import ROM_KINDS, bram36_for
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
 from ..schedule.packing import (lut_multipliers, pack_config, requant_lanes,  # noqa: F401 (re-exported)
                                 signed_bits as _signed_bits, weight_bits as _weight_bits)
@@ -104,6 +104,17 @@ class Stage:
     out_width: int
     inputs: list[Port] = field(default_factory=list)
     outputs: list[Port] = field(default_factory=list)
+    side_inputs: list["SideInput"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SideInput:
+    """An input of a unit beside its streams: a top-level input ``<instance>_<port>`` when
+    ``top``, else tied to zero (the weight-load port of an einhls_linear whose weights are not in
+    UltraRAM)."""
+    port: str
+    width: int
+    top: bool
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,12 @@ class RtlPlan:
     wires: list[Wire] = field(default_factory=list)
     input_wire: str = ""
     output_wire: str = ""
+
+    @property
+    def top_side_inputs(self) -> list[tuple[str, int]]:
+        """Top-level inputs beside the AXI4-Streams: (name, width) of every unit side input
+        routed to the top (UltraRAM weight-load ports)."""
+        return [(f"{st.instance}_{p.port}", p.width) for st in self.stages for p in st.side_inputs if p.top]
 
     @property
     def kernels(self) -> list[str]:
@@ -202,7 +219,11 @@ def _requant_params(rq, v_bits: int, out_bits: int, node: str) -> tuple[list[Par
     return params, v_bits
 
 
-def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1") -> tuple[Stage, list[MemFile]]:
+def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1",
+                 rom_kind: str | None = None) -> tuple[Stage, list[MemFile]]:
+    """The einhls_linear instance of ``op`` and its memory files.  ``rom_kind`` is where the
+    scheduler placed the weight ROM (schedule/cost.py: place_roms); None: LUTs or block RAM by
+    the ROM's shape."""
     nf, kf = linear_folds(op, s)
     k_pad, n_pad = kf * s.simd, nf * s.pe
     w_bits = _weight_bits(op)
@@ -263,7 +284,7 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
               Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
-              Param("ROM_BLOCK", int(bram36_for(weights.width, nf * kf) > 0)),
+              Param("ROM_KIND", ROM_KINDS[rom_kind or ("bram" if bram36_for(weights.width, nf * kf) else "lutram")]),
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
     if rq.per_channel:
         params.append(Param("MULT_FILE", mems[2].name, "str"))
@@ -271,8 +292,15 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else ", in LUTs" if lut_mul else "")
     comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
+    # UltraRAM holds no bitstream contents: its weights are written through a load port that the
+    # top exposes; the other ROM kinds tie it to zero
+    in_uram = rom_kind == "uram"
+    loads = [SideInput("w_load_en", 1, in_uram), SideInput("w_load_addr", 32, in_uram),
+             SideInput("w_load_data", weights.width, in_uram)]
+    if in_uram:
+        comment += f"; weights in UltraRAM, loaded through {f'u{index}_{op.name}'}_w_load_*"
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
-                  s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits)
+                  s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, side_inputs=loads)
     return stage, mems
 
 
@@ -342,7 +370,7 @@ def _unit_stages(index: int, op, design: Design) -> tuple[list[Stage], list[MemF
 
 
 def _linear_unit(index, op, s, design):
-    stage, mems = linear_stage(index, op, s, design.board.dsp_kind)
+    stage, mems = linear_stage(index, op, s, design.board.dsp_kind, design.rom_kinds.get(op.name))
     return [stage], mems, False
 
 

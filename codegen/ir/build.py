@@ -36,7 +36,9 @@ def make_linear(name: str, source: str, weight: np.ndarray, bias: np.ndarray | N
     weight_type = QType(signed=w_lo < 0, bits=bits_for_range(w_lo, w_hi))
     lo, hi = dot_product_range(weight, bias, in_type.min, in_type.max)
     acc_scales = np.broadcast_to(np.asarray(acc_scale, dtype=np.float64), (n_out,))
-    acc_type = QType(signed=True, bits=max(bits_for_range(lo, hi), 2), scale=float(acc_scales[0]))
+    # signed, so its bits are counted as signed even when every dot product is >= 0 (an unsigned
+    # count would be one short: found by bench/fuzz)
+    acc_type = QType(signed=True, bits=max(bits_for_range(min(lo, -1), hi), 2), scale=float(acc_scales[0]))
     if out_type is None:
         if not np.all(acc_scales == acc_scales[0]):
             raise ValueError("an unrequantized output needs one accumulator scale for all channels")

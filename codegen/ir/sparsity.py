@@ -47,13 +47,14 @@ def compress_nm(weight: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndar
     padded = np.zeros((n_out, groups * m), dtype=np.int64)
     padded[:, :n_in] = weight
     padded = padded.reshape(n_out, groups, m)
-    values = np.zeros((n_out, groups, n), dtype=np.int64)
-    indices = np.zeros((n_out, groups, n), dtype=np.int64)
-    for o in range(n_out):
-        for g in range(groups):
-            nz = np.flatnonzero(padded[o, g])
-            if nz.size > n:
-                raise ValueError(f"row {o} group {g} has {nz.size} non-zeros, more than {n}:{m} allows")
-            values[o, g, :nz.size] = padded[o, g, nz]
-            indices[o, g, :nz.size] = nz
+    nonzero = padded != 0
+    counts = nonzero.sum(axis=2)
+    if counts.size and counts.max() > n:
+        o, g = np.argwhere(counts > n)[0]
+        raise ValueError(f"row {o} group {g} has {counts[o, g]} non-zeros, more than {n}:{m} allows")
+    # a stable sort of "is zero" puts each group's non-zero positions first, in ascending order
+    order = np.argsort(~nonzero, axis=2, kind="stable")[:, :, :n]
+    used = np.arange(n)[None, None, :] < counts[:, :, None]
+    values = np.where(used, np.take_along_axis(padded, order, axis=2), 0).astype(np.int64)
+    indices = np.where(used, order, 0).astype(np.int64)
     return values, indices

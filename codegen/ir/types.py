@@ -92,8 +92,23 @@ def dot_product_range(weights: np.ndarray, bias: np.ndarray, x_min: int, x_max: 
 
     Bit growth is computed from the actual weights, so the accumulator is the narrowest one that can
     never overflow for any input (never a guess, and tighter than ceil(log2 K) + wa + ww).
+
+    Each term is largest at x_max for a positive weight and at x_min for a negative one, so a row's
+    extremes are x_max * P + x_min * Q (+ bias) with P, Q the sums of its positive and negative
+    weights.  P and Q are summed in int64 when K * max|w| cannot overflow it (otherwise as Python
+    integers), and the products with x and the bias use Python integers: exact at any width.
     """
-    w = weights.astype(object)
-    hi_terms = np.maximum(w * x_min, w * x_max).sum(axis=1) + bias.astype(object)
-    lo_terms = np.minimum(w * x_min, w * x_max).sum(axis=1) + bias.astype(object)
+    x_lo, x_hi = min(int(x_min), int(x_max)), max(int(x_min), int(x_max))
+    w = np.asarray(weights)
+    if w.dtype.kind in "iu" and w.size and max(int(w.max()), -int(w.min())) * w.shape[1] < (1 << 62):
+        w64 = w.astype(np.int64, copy=False)
+        pos = np.where(w64 > 0, w64, 0).sum(axis=1).astype(object)
+        neg = np.where(w64 < 0, w64, 0).sum(axis=1).astype(object)
+    else:   # object or very wide weights: the same sums in Python integers
+        wo = w.astype(object)
+        pos = np.where(wo > 0, wo, 0).sum(axis=1) if w.size else np.zeros(w.shape[0], dtype=object)
+        neg = np.where(wo < 0, wo, 0).sum(axis=1) if w.size else np.zeros(w.shape[0], dtype=object)
+    b = np.asarray(bias).astype(object)
+    hi_terms = pos * x_hi + neg * x_lo + b
+    lo_terms = pos * x_lo + neg * x_hi + b
     return int(min(lo_terms.min(), 0)), int(max(hi_terms.max(), 0))

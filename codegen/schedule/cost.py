@@ -14,10 +14,24 @@ from .design import OpSchedule
 from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
-# (width, depth) shapes of one 36 Kb block RAM
+# (width, depth) shapes of one 36 Kb block RAM, and of one 18 Kb half (a RAMB18, 0.5 BRAM36)
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 LUTRAM_MAX_BITS = 2048    # small ROMs are left to LUTs (distributed memory)
 LUTRAM_MAX_DEPTH = 64     # shallow ROMs too: a BRAM this shallow wastes 94% of its bits
+# one URAM288: 72 bits x 4096 words, fixed shape; deeper memories cascade (UG573 / UG949)
+URAM_WIDTH, URAM_DEPTH = 72, 4096
+#: where a weight ROM lives, as the RTL parameter ROM_KIND and the HLS cfg::ROM_KIND encode it
+ROM_KINDS = {"lutram": 0, "bram": 1, "uram": 2}
+
+# Lattice ECP5 (the open flow).  Its multiplier has no pre-adder, so no two int8 products share
+# one (codegen/emit/rtl.py pack_config); its block RAM is the 18 Kb DP16KD, counted here in 36 Kb
+# equivalents like the Xilinx RAMB36; its LUTs have four inputs.
+ECP5_MULTIPLIER = "MULT18X18D"
+DP16KD_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+# LUT4s per LUT6 of the Xilinx estimate: the ratio of Yosys 0.70 synth_ecp5 to synth_xilinx
+# (xc7) LUT counts of the same generated RTL, 1.67 and 1.86 on a two-layer int8 MLP at two foldings
+ECP5_LUT4_PER_LUT6 = 1.75
 
 
 @dataclass
@@ -35,24 +49,36 @@ class OpCost:
     effective_macs: int   # MACs the hardware really performs (non-zero slots)
     weight_bits: int      # stored weight memory, including N:M indices
     buffer_bits: int = 0  # on-chip activation buffers (contraction stages: ping-pong frames)
+    uram: int = 0         # UltraRAM blocks (URAM288)
+    rom_kind: str = ""    # where the weight ROM lives (a key of ROM_KINDS); "" when the op has none
+    rom_width: int = 0    # weight ROM word width (bits) and depth (words), for memory placement
+    rom_depth: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 def bram36_for(width: int, depth: int) -> float:
-    """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units."""
+    """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units; a ROM
+    that fits one 18 Kb half (RAMB18) counts 0.5."""
     if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
         return 0.0
+    if any(width <= w and depth <= d for w, d in BRAM18_SHAPES):
+        return 0.5
     best = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
     return float(best)
 
 
+def uram_for(width: int, depth: int) -> int:
+    """UltraRAM blocks for a memory of depth x width bits: the URAM288 has one shape, 72 x 4096."""
+    return math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
+
+
 def multiplier_dsps(a_bits: int, b_bits: int, dsp_kind: str) -> int:
-    """DSP slices for one a x b multiply (DSP48E1: 25x18, DSP48E2: 27x18)."""
+    """DSP slices for one a x b multiply (DSP48E1: 25x18, DSP48E2: 27x18, ECP5 MULT18X18D: 18x18)."""
     if min(a_bits, b_bits) <= LUT_MULT_MAX_BITS:
         return 0
-    wide = 25 if dsp_kind == "DSP48E1" else 27
+    wide = {"DSP48E1": 25, "DSP48E2": 27, ECP5_MULTIPLIER: 18}[dsp_kind]
     small, large = sorted((a_bits, b_bits))
     return math.ceil(small / 18) * math.ceil(large / wide)
 
@@ -105,7 +131,37 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
                   latency=in_beats + cycles + PIPELINE_DEPTH + out_beats,
                   multipliers=multipliers, dense_multipliers=s.pe * s.simd, dsp=dsp,
                   bram36=weight_rom, lut=lut, ff=ff, macs=op.macs,
-                  effective_macs=multipliers * cycles, weight_bits=weight_bits)
+                  effective_macs=multipliers * cycles, weight_bits=weight_bits,
+                  rom_kind="bram" if weight_rom else "lutram", rom_width=word_bits, rom_depth=cycles)
+
+
+def place_roms(costs: dict[str, "OpCost"], board) -> None:
+    """Move weight ROMs from block RAM to UltraRAM where that lowers the memory utilisation.
+
+    A ROM first goes where ``linear_cost`` put it (LUTs when small or shallow, else block RAM).  On
+    a board with URAM, the block-RAM ROMs are then visited most URAM-efficient first (most BRAM36
+    saved per URAM288 spent, then largest) and each moves to URAM while block RAM is the more
+    loaded of the two (its utilisation after the move stays above URAM's): the binding memory
+    budget is what limits a design, so this spreads weights over both.  Deterministic: ties are
+    broken by op name.  Mutates ``costs`` (bram36, uram, rom_kind)."""
+    if not getattr(board, "uram", 0):
+        return
+    movable = [(name, c) for name, c in costs.items() if c.rom_kind == "bram" and c.rom_depth]
+    bram_used = sum(c.bram36 for c in costs.values())
+    uram_used = sum(c.uram for c in costs.values())
+
+    def order(item):
+        name, c = item
+        u = uram_for(c.rom_width, c.rom_depth)
+        return (-c.bram36 / u, -c.bram36, name)
+
+    for name, c in sorted(movable, key=order):
+        u = uram_for(c.rom_width, c.rom_depth)
+        if (uram_used + u) / board.uram >= bram_used / board.bram36:
+            continue
+        bram_used -= c.bram36
+        uram_used += u
+        c.bram36, c.uram, c.rom_kind = 0.0, u, "uram"
 
 
 def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
@@ -121,6 +177,23 @@ def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
     ff = lanes * (op.in_type.bits + op.out_type.bits) * 2 + 32
     return OpCost(cycles=beats, ii=beats, latency=beats + 3, multipliers=0, dense_multipliers=0,
                   dsp=dsp, bram36=0.0, lut=lut, ff=ff, macs=0, effective_macs=0, weight_bits=0)
+
+
+def dp16kd_for(width: int, depth: int) -> int:
+    """ECP5 DP16KD blocks for a ROM of depth x width bits (0 when it stays in LUTs, as bram36_for)."""
+    if bram36_for(width, depth) == 0:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in DP16KD_SHAPES)
+
+
+def ecp5_adjust(cost: OpCost, rom_shape: tuple[int, int] | None) -> OpCost:
+    """The Xilinx-shaped estimate of one op restated for ECP5: LUT6 -> LUT4 (a measured ratio),
+    the weight ROM in DP16KD halves of a 36 Kb equivalent when its shape is known.  Multipliers
+    are already counted as MULT18X18D by multiplier_dsps."""
+    cost.lut = math.ceil(cost.lut * ECP5_LUT4_PER_LUT6)
+    if rom_shape is not None:
+        cost.bram36 = dp16kd_for(*rom_shape) / 2
+    return cost
 
 
 def join_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
@@ -184,7 +257,14 @@ COST_FUNCTIONS = {
 
 
 def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    cost = COST_FUNCTIONS.get(op.kind)
-    if cost is None:
+    cost_function = COST_FUNCTIONS.get(op.kind)
+    if cost_function is None:
         raise TypeError(f"no cost model for op kind {op.kind!r}")
-    return cost(op, s, dsp_kind)
+    cost = cost_function(op, s, dsp_kind)
+    if dsp_kind == ECP5_MULTIPLIER:
+        rom_shape = None
+        if isinstance(op, Linear):
+            word_bits = cost.weight_bits // max(cost.cycles, 1)
+            rom_shape = (word_bits, cost.cycles)
+        return ecp5_adjust(cost, rom_shape)
+    return cost

@@ -102,6 +102,9 @@ class Design:
     clock_mhz: float
     top_name: str = "einhls_top"
     fifo_depths: dict[tuple[str, int], int] = field(default_factory=dict)
+    # where each Linear op's weight ROM lives ("lutram" | "bram" | "uram"; schedule/cost.py:
+    # place_roms); absent: the emitters derive it from the ROM's shape (LUTs or block RAM)
+    rom_kinds: dict[str, str] = field(default_factory=dict)
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 from .boards import Board
-from .cost import OpCost, op_cost
+from .capacity import check_graph_capacity
+from .cost import OpCost, op_cost, place_roms
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -173,6 +174,7 @@ def totals_of(costs: dict[str, OpCost]) -> dict:
     values = list(costs.values())
     return {"ii": max(c.ii for c in values), "latency": sum(c.latency for c in values),
             "dsp": sum(c.dsp for c in values), "bram36": sum(c.bram36 for c in values),
+            "uram": sum(c.uram for c in values),
             "lut": sum(c.lut for c in values), "ff": sum(c.ff for c in values),
             "multipliers": sum(c.multipliers for c in values),
             "macs": sum(c.macs for c in values), "weight_bits": sum(c.weight_bits for c in values),
@@ -182,8 +184,9 @@ def totals_of(costs: dict[str, OpCost]) -> dict:
 def fits(totals: dict, board: Board, max_util: float) -> list[str]:
     """Resources over budget, as readable strings (empty when the design fits)."""
     over = []
-    for key, limit in (("dsp", board.dsp), ("bram36", board.bram36), ("lut", board.lut), ("ff", board.ff)):
-        if totals[key] > max_util * limit:
+    for key, limit in (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),
+                       ("lut", board.lut), ("ff", board.ff)):
+        if totals.get(key, 0) > max_util * limit:
             over.append(f"{key.upper()} {totals[key]:g} > {max_util:.0%} of {limit}")
     return over
 
@@ -193,6 +196,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     """Choose every op's parallelism (see module docstring)."""
     if not graph.ops:
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
+    check_graph_capacity(graph, board, max_util)
     options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
     from .contraction import stage_options
     from ..ir.contraction import ContractStage
@@ -218,6 +222,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options)
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        # only Linear units can hold their weights in URAM (the other units keep their memories)
+        place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
         totals = totals_of(costs)
         totals["latency"] = arrivals(graph, costs)[graph.output]   # the longest path, not the sum
         totals["tokens"] = graph.tokens
@@ -238,8 +244,21 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     else:
         schedules, costs, totals = build(slowest)
         over = fits(totals, board, max_util)
+        if over and board.uram:
+            # UltraRAM has one shape (72 x 4096): the narrow, deep ROMs of the slowest design waste
+            # most of it, a faster design's wider words fill it, so memory is not monotonic in
+            # the interval here; find the slowest candidate that fits (at most 256 tried)
+            step = max(1, len(candidates) // 256)
+            for index in range(len(candidates) - 1, -1, -step):
+                if not fits(build(candidates[index])[2], board, max_util):
+                    notes.append(f"the slowest design ({slowest} cycles) does not fit {board.name} (its narrow "
+                                 f"ROMs waste UltraRAM); the slowest that fits: {candidates[index]} cycles")
+                    slowest, over = candidates[index], []
+                    candidates = candidates[:index + 1]
+                    break
         if over:
-            worst = max(costs, key=lambda name: (costs[name].dsp, costs[name].bram36, costs[name].lut))
+            worst = max(costs, key=lambda name: (costs[name].dsp, costs[name].bram36 + 8 * costs[name].uram,
+                                                 costs[name].lut))
             source = graph.op(worst).source
             raise EinhlsError(f"even the slowest design does not fit {board.name} at {max_util:.0%} "
                               f"utilisation: {'; '.join(over)}; the largest layer is {worst!r} "
@@ -259,5 +278,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                         if unit_floor > floor_ii else ")"))
     clock = clock_mhz or board.clock_mhz
     depths = fifo_depths(graph, costs, schedules, totals["ii"])
-    design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths)
+    rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
+    design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
+                    rom_kinds=rom_kinds)
     return FoldResult(design, costs, chosen, totals, notes)

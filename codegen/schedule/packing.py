@@ -50,6 +50,8 @@ def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     """
     if (op.sparsity is not None and op.sparsity[0] < op.sparsity[1]) or s.pe < 2 or lut_multipliers(op):
         return 0, 1
+    if dsp_kind not in DSP_PREADDER_BITS:   # no pre-adder (ECP5 MULT18X18D): one product per multiplier
+        return 0, 1
     w_bits = weight_bits(op)
     x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
     if x_bits > DSP_B_BITS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from .result import CheckResult, compare
+from .tools import exit_reason, kill_running_tools, run_tool
 
 CXX = "g++"
 CXXFLAGS = ("-std=c++14", "-O2", "-Wno-unknown-pragmas", "-Wno-unused-label")
+# C-sim builds only (hls_kernels/einhls_csim.h): count each process's pipelined-loop iterations per
+# frame, and check the hardware rules sequential C cannot show (read-after-write distances, one
+# write per bank and cycle).  Vitis never sees these macros.
+CSIM_DEFINES = ("-DEINHLS_CSIM_CYCLES", "-DEINHLS_CSIM_CHECKS")
+CYCLES_ENV = "EINHLS_CSIM_CYCLES_FILE"
+CYCLES_FILE = "csim_cycles.tsv"
 SOURCE_SUFFIXES = (".h", ".hpp", ".cpp", ".cc")
 ERROR_LINES = 20          # lines of g++'s own message kept in CheckResult.error
 COMPILE_TIMEOUT_S = 900
@@ -83,10 +91,14 @@ def _first_lines(text: str, count: int = ERROR_LINES) -> str:
 def _tool(command: list[str]) -> str | None:
     """Run one compiler command: None on success, else the compiler's own first lines."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        done = run_tool(command, COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return f"{command[0]} did not finish within {COMPILE_TIMEOUT_S} s: {' '.join(command)}"
-    return None if done.returncode == 0 else _first_lines(done.stderr or done.stdout)
+    if done.returncode == 0:
+        return None
+    # never empty: a compiler that crashed without a word must still count as a failure
+    return (f"{command[0]} failed ({exit_reason(done.returncode)}): "
+            f"{_first_lines(done.stderr or done.stdout) or 'no output'}")
 
 
 def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
@@ -101,7 +113,7 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
     if not any(p.parent == project / "tb" / "csim" for p in units):
         return None, f"no C-sim testbench in {project / 'tb' / 'csim'} (emit_csim_testbench writes it)"
 
-    flags = [*CXXFLAGS, "-isystem", str(include), "-I", str(project / "hls"), "-I", str(project / "tb" / "csim")]
+    flags = [*CXXFLAGS, *CSIM_DEFINES, "-isystem", str(include), "-I", str(project / "hls"), "-I", str(project / "tb" / "csim")]
     digest = hashlib.sha256("\0".join([CXX, *flags]).encode())
     for path in files:
         digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -116,9 +128,16 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
         objects = [Path(tmp) / f"{i}_{unit.stem}.o" for i, unit in enumerate(units)]
 
         # The translation units are independent: compile them side by side.
-        with ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1)))
+        try:
             results = list(pool.map(lambda pair: _tool([CXX, *flags, "-c", str(pair[0]), "-o", str(pair[1])]),
                                     zip(units, objects)))
+        except BaseException:   # interrupted: drop the queued units, stop the running compilers
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_running_tools()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         for error in results:
             if error:
                 return None, error
@@ -128,6 +147,39 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
             return None, error
         os.replace(staged, binary)   # atomic: a half-written binary is never found by the cache
     return binary, None
+
+
+# --- cycles -----------------------------------------------------------------------------------
+
+def process_label(signature: str) -> str:
+    """A short name for a process from its C++ signature (__PRETTY_FUNCTION__): the kernel function
+    and its template arguments, e.g. ``contract_compute<C = l02_st3::cfg; R = 64>``."""
+    name = re.search(r"(\w+)\s*\(", signature)
+    bindings = re.search(r"\[with (.*)\]\s*$", signature)
+    label = name.group(1) if name else signature.strip()
+    if bindings:
+        args = re.sub(r"\b(unsigned int|int|long long int|class) ", "", bindings.group(1))
+        args = "; ".join(a for a in args.split("; ") if not a.startswith(("typename ", "Packet =", "T =")))
+        label += f"<{args}>"
+    return label
+
+
+def read_cycles(path: Path, frames: int) -> dict:
+    """The C-sim cycle counts (hls_kernels/einhls_csim.h) as measured fields: per process its
+    calls and most pipelined-loop iterations in one call (cycles per frame at II = 1), and the
+    design's interval at II = 1, the slowest process's.  Empty when the file is missing."""
+    if not Path(path).is_file():
+        return {}
+    processes = []
+    for line in Path(path).read_text().splitlines():
+        calls, most, total, signature = line.split("\t", 3)
+        processes.append({"process": process_label(signature), "calls": int(calls),
+                          "cycles_per_frame": int(most), "total": int(total)})
+    if not processes:
+        return {}
+    processes.sort(key=lambda p: -p["cycles_per_frame"])
+    return {"interval_cycles_ii1": processes[0]["cycles_per_frame"], "slowest_process": processes[0]["process"],
+            "frames": frames, "processes": processes}
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -150,11 +202,13 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     in_path, exp_path, out_path = work / "csim_inputs.txt", work / "csim_expected.txt", work / "csim_outputs.txt"
     write_vectors(in_path, inputs)
     write_vectors(exp_path, expected)
+    cycles_path = work / CYCLES_FILE
     out_path.unlink(missing_ok=True)
+    cycles_path.unlink(missing_ok=True)
     print(f"csim: running {vectors} vectors", file=sys.stderr, flush=True)
     try:
-        done = subprocess.run([str(binary), str(in_path), str(exp_path), str(out_path)], capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT_S, cwd=work)
+        done = run_tool([str(binary), str(in_path), str(exp_path), str(out_path)], RUN_TIMEOUT_S, cwd=work,
+                        env={**os.environ, CYCLES_ENV: str(cycles_path)})
     except subprocess.TimeoutExpired:
         return CheckResult("csim", vectors, None, error=f"the C-sim binary did not finish within {RUN_TIMEOUT_S} s")
 
@@ -167,9 +221,9 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     except ValueError as exc:
         got, message = None, f"{exc}\n{message}"
     if done.returncode not in (0, 1) or got is None or got.shape[0] != vectors:
-        status = f"exit status {done.returncode}" if done.returncode >= 0 else f"signal {-done.returncode}"
-        return CheckResult("csim", vectors, got, error=f"the C-sim binary failed ({status}): {message}")
-    result = compare("csim", expected, got)
+        return CheckResult("csim", vectors, got,
+                           error=f"the C-sim binary failed ({exit_reason(done.returncode)}): {message}")
+    result = compare("csim", expected, got, measured=read_cycles(cycles_path, vectors))
     if done.returncode == 1 and result.passed:
         # Every element matched, yet the testbench failed: the AXI4-Stream protocol was wrong.
         return CheckResult("csim", vectors, got, error=f"the C-sim testbench reported: {message}")

@@ -120,6 +120,10 @@ def _run_child(args: list[str], env: dict[str, str], limit_s: float, log: Path) 
             os.killpg(proc.pid, signal.SIGKILL)     # the child and the simulator it started
             proc.wait()
             code = None
+        except BaseException:                       # interrupted: leave no simulator running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     return code, log.read_text(errors="replace")
 
 

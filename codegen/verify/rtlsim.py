@@ -32,7 +32,7 @@ import numpy as np
 
 from ..emit.cocotb_tb import CONFIG, TB_DIR, TEST_MODULE
 from ..emit.rtl import LINT_WAIVERS, rtl_memories, rtl_sources
-from .tools import simulator_env, store_runtime, tool_error, verilator_bin
+from .tools import exit_reason, run_tool, simulator_env, store_runtime, tool_error, verilator_bin
 from .result import CheckResult, compare
 
 BUILD_DIR = "rtlsim_build"
@@ -41,6 +41,8 @@ STAMP = "einhls_build.sha256"
 # -Wno-fatal: lint is checked separately (tests/test_rtl_units.py); a warning must not stop a run
 VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
+BUILD_TIMEOUT_S = 1800
+TEST_TIMEOUT_S = 7200
 
 
 def _tool_versions(verilator: Path) -> dict[str, str]:
@@ -51,7 +53,7 @@ def _tool_versions(verilator: Path) -> dict[str, str]:
         cocotb_version = version("cocotb")
     except PackageNotFoundError:
         cocotb_version = "?"
-    proc = subprocess.run([str(verilator / "verilator"), "--version"], capture_output=True, text=True)
+    proc = run_tool([str(verilator / "verilator"), "--version"], 120)
     return {"verilator": str(verilator.resolve()), "verilator_version": proc.stdout.strip(),
             "cocotb": cocotb_version}
 
@@ -146,10 +148,14 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
         restored = _restore_runtime(cache, build_dir)
         spec = {"sources": [str(p) for p in [*waivers, *sources]], "top": top, "build_dir": str(build_dir),
                 "build_args": VERILATOR_ARGS, "assume_old_makefile": restored}
-        proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
-                              env=env, capture_output=True, text=True)
+        try:
+            proc = run_tool([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(spec)],
+                            BUILD_TIMEOUT_S, env=env)
+        except subprocess.TimeoutExpired:
+            return failed(f"Verilator build did not finish within {BUILD_TIMEOUT_S} s")
         if proc.returncode != 0 or not (build_dir / top).is_file():
-            return failed("Verilator build failed: " + tool_error(proc.stdout + proc.stderr, "no output"))
+            return failed(f"Verilator build failed ({exit_reason(proc.returncode)}): "
+                          + tool_error(proc.stdout + proc.stderr, "no output"))
         stamp.write_text(digest)
         store_runtime(cache, build_dir, RUNTIME_OBJECTS)
 
@@ -167,11 +173,15 @@ def run_rtlsim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Pa
                     "EINHLS_EXPECTED": str(run_dir / "expected.npy"),
                     "EINHLS_RESULTS": str(results_file), "EINHLS_SEED": str(seed)}}
     print(f"rtlsim: simulating {count} vectors twice (back to back, then with random pauses) ...", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(spec)],
-                          env=env, capture_output=True, text=True)
+    try:
+        proc = run_tool([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(spec)],
+                        TEST_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        return failed(f"RTL simulation did not finish within {TEST_TIMEOUT_S} s")
     (run_dir / "sim.log").write_text(proc.stdout + proc.stderr)
     if not results_file.is_file():
-        return failed("RTL simulation failed: " + tool_error(proc.stdout + proc.stderr, f"exit code {proc.returncode}"))
+        return failed(f"RTL simulation failed ({exit_reason(proc.returncode)}): "
+                      + tool_error(proc.stdout + proc.stderr, "no output"))
     results = json.loads(results_file.read_text())
     if "stall" in results:
         return failed(stall_message(results["stall"]))

@@ -7,7 +7,7 @@ import numpy as np
 from ..ir.reference import random_inputs, run_reference
 from .result import CheckResult
 
-CHECKS = ("csim", "rtlsim", "pynqsim")
+CHECKS = ("csim", "rtlsim", "pynqsim", "uartsim")
 
 
 def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, seed: int = 0) -> CheckResult:
@@ -20,8 +20,15 @@ def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, see
         from .rtlsim import run_rtlsim
         return run_rtlsim(project.path, inputs, expected, work, seed=seed)
     if check == "pynqsim":
+        if project.design.board.open_flow:
+            from ..errors import EinhlsError
+            raise EinhlsError(f"--pynq-sim: {project.design.board.name} has no processor and no PYNQ; "
+                              "use --uart-sim for its UART host link")
         from .pynqsim import run_pynqsim
         return run_pynqsim(project.path, inputs, expected, work)
+    if check == "uartsim":
+        from .uartsim import run_uartsim
+        return run_uartsim(project.path, inputs, expected, work)
     raise ValueError(f"unknown check {check!r}; choose from {', '.join(CHECKS)}")
 
 
@@ -41,6 +48,14 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
     for check in checks:
         result = run_check(project, check, inputs, expected, seed)
         progress(result.line())
+        if check == "csim" and result.measured:
+            totals = project.report["totals"]
+            m = result.measured
+            rtl = project.measured.get("rtlsim", {}).get("interval_cycles")
+            progress(f"csim: HLS design {m['interval_cycles_ii1']} cycles per frame at II=1 (slowest process "
+                     f"{m['slowest_process']}); schedule estimate {totals['ii']}, RTL measured "
+                     f"{rtl if rtl is not None else 'not yet (run --rtlsim)'}")
+            project.save_measured({"csim": {k: v for k, v in m.items() if k != "processes"}})
         if check == "rtlsim" and result.measured:
             totals = project.report["totals"]
             m = result.measured

@@ -23,7 +23,7 @@ from codegen.resources import resource_dir
 KERNELS = {"softmax": ("einhls_softmax.h", "softmax_stream"),
            "layernorm": ("einhls_layernorm.h", "layernorm_stream"),
            "gelu": ("einhls_gelu.h", "gelu_stream")}
-HLS_SUPPORT = ("einhls_requant.h", "einhls_stream.h")
+HLS_SUPPORT = ("einhls_requant.h", "einhls_stream.h", "einhls_csim.h")
 PARAMS_HEADER = "nonlinear_params.h"
 
 
@@ -56,7 +56,8 @@ def hls_params(op: NonlinearOp, lanes: int) -> dict:
     arrays: list[tuple[str, str, list[list[int]]]] = []
     if isinstance(op, IntSoftmax):
         ints += [("F", op.frac_bits), ("EXP_SHIFT", op.exp_shift), ("K", op.div_shift),
-                 ("E_BITS", op.exp_max.bit_length()), ("SUM_BITS", op.sum_bits), ("RECIP_BITS", op.recip_bits)]
+                 ("E_BITS", op.exp_max.bit_length()), ("SUM_BITS", op.sum_bits), ("RECIP_BITS", op.recip_bits),
+                 ("NUM_BITS", op.numerator.bit_length())]
         wide = [("EXP_MULT", op.exp_mult), ("POLY_A", op.poly_a), ("POLY_B", op.poly_b), ("POLY_C", op.poly_c),
                 ("NUM", op.numerator), ("ZP", op.out_type.zero_point), ("LO", op.out_type.min),
                 ("HI", op.out_type.max)]

@@ -1,0 +1,186 @@
+"""Tool faults and interrupts (issue 13): a crashing, hanging or missing g++ / Verilator gives its own
+error text; SIGINT and SIGTERM leave no output folder and no process behind; compiling and
+verifying write nothing outside OUT and the cache folder."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.ir.reference import random_inputs, run_reference
+
+FAKE_TOOL = '''#!/bin/sh
+# a stand-in for {name}: {what}
+{body}
+'''
+
+
+def fake_tool(folder: Path, name: str, what: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(FAKE_TOOL.format(name=name, what=what, body=body))
+    path.chmod(0o755)
+    return folder
+
+
+def _vectors(project, count: int = 4):
+    inputs = random_inputs(project.graph, count, seed=5)
+    return inputs, run_reference(project.graph, inputs)
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for a reaper counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state or "\nState:\tX" in state
+
+
+def test_gpp_crash_without_output_is_an_error(demo_project, tmp_path: Path, monkeypatch) -> None:
+    from codegen.verify.csim import run_csim
+
+    bin_dir = fake_tool(tmp_path / "bin", "g++", "dies of SIGSEGV without a word", "kill -SEGV $$")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    result = run_csim(demo_project.path, *_vectors(demo_project), tmp_path / "work")
+    assert not result.passed
+    assert "g++ failed (killed by signal SIGSEGV)" in result.error, result.error
+
+
+def test_gpp_timeout_kills_the_compiler_and_its_children(demo_project, tmp_path: Path, monkeypatch) -> None:
+    from codegen.verify import csim
+
+    pids = tmp_path / "pids"
+    body = f'sleep 300 &\necho $! >> {pids}\necho $$ >> {pids}\nwait'
+    bin_dir = fake_tool(tmp_path / "bin", "g++", "hangs, with a child of its own", body)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(csim, "COMPILE_TIMEOUT_S", 2)
+    result = csim.run_csim(demo_project.path, *_vectors(demo_project), tmp_path / "work")
+    assert not result.passed and "did not finish within 2 s" in result.error, result.error
+    started = [int(p) for p in pids.read_text().split()]
+    assert started and all(_gone(pid) for pid in started), started
+
+
+def test_gpp_missing(demo_project, tmp_path: Path, monkeypatch) -> None:
+    from codegen.verify.csim import run_csim
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = run_csim(demo_project.path, *_vectors(demo_project), tmp_path / "work")
+    assert not result.passed and "g++ not found on PATH" in result.error
+
+
+def test_csim_binary_crash_is_named(demo_project, tmp_path: Path, monkeypatch) -> None:
+    """The testbench binary itself dies (here: g++ 'builds' a program that aborts)."""
+    from codegen.verify.csim import run_csim
+
+    body = 'out=""\nwhile [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done\n' \
+           'printf "#!/bin/sh\\nkill -ABRT \\$\\$\\n" > "$out"; chmod +x "$out"'
+    bin_dir = fake_tool(tmp_path / "bin", "g++", "writes a program that aborts", body)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    result = run_csim(demo_project.path, *_vectors(demo_project), tmp_path / "work")
+    assert not result.passed
+    assert "the C-sim binary failed (killed by signal SIGABRT)" in result.error, result.error
+
+
+@pytest.mark.rtl
+def test_verilator_crash_is_an_error(demo_project, tmp_path: Path, monkeypatch) -> None:
+    from codegen.verify import rtlsim
+
+    body = 'if [ "$1" = "--version" ]; then echo "Verilator 0.0 fake"; exit 0; fi\n' \
+           'echo "%Error: internal fault (fake)" >&2\nkill -SEGV $$'
+    bin_dir = fake_tool(tmp_path / "bin", "verilator", "crashes on every build", body)
+    monkeypatch.setattr(rtlsim, "verilator_bin", lambda: bin_dir)
+    result = rtlsim.run_rtlsim(demo_project.path, *_vectors(demo_project), tmp_path / "work")
+    assert not result.passed
+    assert result.error.startswith("Verilator build failed"), result.error
+
+
+# --- interrupts -----------------------------------------------------------------------------
+
+INTERRUPTED_COMPILE = '''
+import os, signal, sys
+import codegen.emit.vivado as vivado
+emit = vivado.emit_vivado
+def emit_then_signal(*args, **kwargs):
+    emit(*args, **kwargs)   # OUT's staging folder is half written now
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+vivado.emit_vivado = emit_then_signal
+from codegen.cli import main
+sys.exit(main(["compile", sys.argv[2], "-o", sys.argv[3]]))
+'''
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupted_compile_leaves_no_output_folder(demo_model: Path, tmp_path: Path, signame: str) -> None:
+    """The signal arrives in the middle of emitting (deterministically: from inside the emitter)."""
+    out_parent = tmp_path / "outs"
+    out_parent.mkdir()
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_COMPILE, signame, str(demo_model), str(out_parent / "out")],
+                          capture_output=True, text=True, timeout=300)
+    signum = getattr(signal, signame)
+    assert proc.returncode == 128 + signum, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"einhls: interrupted ({signame})", proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(out_parent.iterdir()) == [], "an output or staging folder was left behind"
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_interrupted_verify_leaves_no_process(demo_project, tmp_path: Path, signame: str) -> None:
+    """`einhls verify --csim` is stopped while g++ (and a child of it) runs: both are gone after."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(demo_project.path, project, ignore=shutil.ignore_patterns("build"))
+    pids = tmp_path / "pids"
+    body = f'sleep 300 &\necho $! >> {pids}\necho $$ >> {pids}\nwait'
+    bin_dir = fake_tool(tmp_path / "bin", "g++", "hangs, with a child of its own", body)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen([sys.executable, "-m", "codegen.cli", "verify", str(project), "--csim", "--vectors", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(pids.read_text().split()) < 2 if pids.exists() else True:   # wait until g++ runs
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "g++ never started"
+        time.sleep(0.1)
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + getattr(signal, signame), err
+    assert f"einhls: interrupted ({signame})" in err and "Traceback" not in err, err
+    started = [int(p) for p in pids.read_text().split()]
+    assert all(_gone(pid) for pid in started), f"left running: {[p for p in started if not _gone(p)]}"
+
+
+# --- where files go ----------------------------------------------------------------------------
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("checks", [["--csim"], pytest.param(["--csim", "--rtlsim"], marks=pytest.mark.slow)])
+def test_compile_and_verify_write_only_out_and_the_cache(demo_model: Path, tmp_path: Path, checks) -> None:
+    """With a fresh HOME, cache and TMPDIR and an empty working folder: after `compile` and
+    `verify`, the working folder holds OUT only, TMPDIR is empty, and HOME holds only the cache
+    folder.  (With --rtlsim it builds Verilator's runtime from scratch: minutes, so slow.)"""
+    cwd, home, tmp = tmp_path / "cwd", tmp_path / "home", tmp_path / "tmp"
+    for folder in (cwd, home, tmp):
+        folder.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "TMPDIR": str(tmp)}
+    env.pop("YOWASP_CACHE_DIR", None)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(demo_model.read_bytes())
+    for args in (["compile", str(model), "-o", "out"], ["verify", "out", "--vectors", "4", *checks]):
+        proc = subprocess.run([sys.executable, "-m", "codegen.cli", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(os.listdir(cwd)) == ["out"]
+    assert _tree(tmp) == []
+    assert sorted(os.listdir(home)) in ([], [".cache"]), _tree(home)
+    if (home / ".cache").exists():
+        assert sorted(os.listdir(home / ".cache")) == ["einhls"], _tree(home / ".cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "home", "model.onnx", "tmp"]
