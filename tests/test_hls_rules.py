@@ -32,17 +32,7 @@ def rules(violations) -> set[str]:
     return {v.rule for v in violations}
 
 
-#: kernels that do not yet meet the rules, and why (strict: the mark fails once they do)
-KNOWN_BREAKS = {
-    "einhls_softmax.h": "one token at a time in phases (max, exp+sum, divide): not yet one rewinding loop; "
-                        "not used by any compiled design until the Transformer ops are wired",
-    "einhls_layernorm.h": "one token at a time in phases (sums, root+reciprocal, normalise): as softmax",
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(p.name, marks=pytest.mark.xfail(reason=KNOWN_BREAKS[p.name], strict=True))
-                                  if p.name in KNOWN_BREAKS else p.name
-                                  for p in sorted(KERNELS.glob("*.h"))])
+@pytest.mark.parametrize("name", sorted(p.name for p in KERNELS.glob("*.h")))
 def test_shipped_kernels_pass_every_rule(name):
     assert check_kernel_text(name, kernel(name)) == []
 

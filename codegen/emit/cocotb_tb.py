@@ -43,6 +43,9 @@ def cycles_per_frame_bound(design: Design) -> int:
             from ..schedule.contraction import stage_folds
             nf, kf = stage_folds(op, design.schedule(op))
             cycles = max(cycles, op.repeats * nf * kf, op.in_size)
+        elif op.kind in ("softmax", "layernorm", "gelu"):   # a token alone, all phases
+            from ..schedule.nonlinear_cost import nonlinear_cost
+            cycles = max(cycles, nonlinear_cost(op.unit, design.schedule(op).in_lanes, "DSP48E2").latency)
         worst = max(worst, cycles)
     return (worst + 8) * design.graph.tokens
 

@@ -34,6 +34,9 @@ from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
+from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
+from .nonlinear import NonlinearUnit
+from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
@@ -228,13 +231,20 @@ class HlsPlan:
     def param_units(self) -> list[LinearUnit | RequantUnit]:
         """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages
-                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit))
+                if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit,
+                                    NonlinearUnit))
                 or (isinstance(st.unit, JoinUnit) and "header" in st.unit.cfg)]
 
     @property
     def sources(self) -> list[str]:
         """Files of hls/ that Vitis compiles or includes, in a fixed order."""
-        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.param_units], *KERNEL_HEADERS]
+        return [f"{self.top}.cpp", f"{self.top}.h", *[u.header for u in self.param_units], *self.kernel_headers]
+
+    @property
+    def kernel_headers(self) -> list[str]:
+        """The kernel library headers copied into hls/: the common ones and the nonlinear units used."""
+        used = {st.unit.kind for st in self.stages if isinstance(st.unit, NonlinearUnit)}
+        return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used)]
 
 
 # --- planning: all decisions ----------------------------------------------------------------
@@ -427,10 +437,17 @@ def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
     return JoinUnit(op.kind, op.name, op.source, summary, cfg)
 
 
+def _hls_nonlinear(index, op, design, ns, header):
+    s = design.schedule(op)
+    unit = nonlinear_hls_unit(op, s.in_lanes, ns, header)
+    return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
+
+
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
-             **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")}}
+             **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
+             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}}
 
 
 @dataclass
@@ -494,6 +511,14 @@ def internal_widths(unit: object) -> list[int]:
             return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
                     cfg["v_t"].bits + cfg["shift"] + 2]
         return [cfg["width"]]
+    if isinstance(unit, NonlinearUnit):   # the lane words, 64-bit intermediates, the requantization
+        c = dict(unit.int_constants)
+        widths = [unit.lanes * c["IN_BITS"], unit.lanes * c["OUT_BITS"], 65]
+        if unit.kind == "softmax":
+            return widths + [2 * c["F"] + 8, _requant_product_bits(c["E_BITS"] + 1, c["RECIP_BITS"], c["K"])]
+        if unit.kind == "layernorm":
+            return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
+        return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
     raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
 
 
@@ -615,10 +640,12 @@ def emit_hls(design: Design, out: Path) -> None:
     for unit in plan.param_units:
         if isinstance(unit, JoinUnit):
             _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))
+        elif isinstance(unit, NonlinearUnit):
+            _write(hls / unit.header, env.get_template("params_nonlinear.h.j2").render(plan=plan, u=unit))
         else:
             _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
     kernels = resource_dir("hls_kernels")
-    for name in KERNEL_HEADERS:
+    for name in plan.kernel_headers:
         shutil.copyfile(kernels / name, hls / name)
     tb = f"../{CSIM_DIR}"
     _write(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(

@@ -52,6 +52,9 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_permute": ("einhls_fifo",),
     "einhls_butterfly": ("einhls_lanes",),
     "einhls_fork": (),
+    "einhls_softmax": ("einhls_requant",),
+    "einhls_layernorm": ("einhls_requant",),
+    "einhls_gelu": ("einhls_requant",),
     "einhls_add": ("einhls_binop",),
     "einhls_mul": ("einhls_binop",),
     "einhls_binop": (),
@@ -403,11 +406,22 @@ def _join_unit(index, op, s, design):
     return [Stage(module, f"u{index}_{op.name}", comment, params, in_width, out_width)], [], True
 
 
+def _nonlinear_unit(index, op, s, design):
+    from .nonlinear import rtl_unit as nonlinear_rtl_unit
+    module, params, mems = nonlinear_rtl_unit(index, op, s.in_lanes)
+    comment = f"{op.name}: {op.kind} of {op.in_size} features per token, {s.in_lanes} per beat"
+    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
+                  s.in_lanes * op.out_type.bits)
+    # a register slice after the unit, as after the elementwise units (same lanes in and out)
+    return [stage], mems, True
+
+
 #: how each op kind becomes Verilog instances (one entry per kind)
 RTL_UNITS = {"linear": _linear_unit, "requant": _requant_unit, "relu": _relu_unit,
              "butterfly": _butterfly_unit, "contract": _contraction_unit, "permute": _contraction_unit,
              "add": _join_unit, "mul": _join_unit, "concat": _join_unit, "slice": _join_unit,
-             "fork": _join_unit}
+             "fork": _join_unit, "softmax": _nonlinear_unit, "layernorm": _nonlinear_unit,
+             "gelu": _nonlinear_unit}
 
 
 class _Netlist:

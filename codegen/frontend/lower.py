@@ -30,6 +30,7 @@ from .constants import LAYOUT_OPS, broadcast_const, evaluate, fold_node
 from . import einsum as einsum_fe
 from .einsum import Pending
 from .joins import Join, finish_join, lower_join, lower_split
+from .nonlinear import Island, finish_island, match_island, open_island, refuse_island
 from .load import opset_version
 from .messages import HOW_TO_QUANTIZE, INPUT_NOT_QUANTIZED  # noqa: F401 (part of this module's interface)
 from .names import graph_name, node_label
@@ -67,6 +68,7 @@ class Lowering:
         self.stream = Stream()
         self.raw_int_input = False  # the integer input has not been given a scale by a DequantizeLinear yet
         self.readers: dict[str, int] = {}   # ONNX tensor -> number of node inputs reading it
+        self.absorbed: set[str] = set()     # outputs of ONNX nodes a recognised float island replaced
 
     # ----- driver -----
     def run(self) -> Graph:
@@ -110,6 +112,8 @@ class Lowering:
                               "supported", info.name, "graph input")
 
     def lower_node(self, node: onnx.NodeProto) -> None:
+        if node.output and all(name in self.absorbed for name in node.output if name):
+            return   # part of a float island already replaced by its integer unit
         inputs = [self.values[name] if name else None for name in node.input]
         if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
             outputs = fold_node(node, [Const(np.zeros(inputs[0].shape, np.float32))], self.opset)
@@ -118,13 +122,23 @@ class Lowering:
         else:
             activations = [i for i, v in enumerate(inputs) if v is not None and not isinstance(v, Const)]
             for i in activations:   # a pending value read twice is closed first (it is mutable)
-                if isinstance(inputs[i], (Acc, Pending, Join)) and self.readers.get(node.input[i], 0) > 1:
+                if isinstance(inputs[i], (Acc, Pending, Join, Island)) and self.readers.get(node.input[i], 0) > 1:
                     self.stream.focus_on(inputs[i].tensor)
                     closed = self.real_of(inputs[i], node)
                     if closed.tensor is None:
                         closed = dataclasses.replace(closed, tensor=self.stream.focus)
                     self.values[node.input[i]] = inputs[i] = closed
             self.stream.focus_on(inputs[activations[0]].tensor)
+            # one activation (Mul(x, x) of the tanh GELU reads the same tensor twice)
+            one_tensor = len({node.input[i] for i in activations}) == 1
+            match = match_island(self, node, inputs) if one_tensor else None
+            if match is not None:   # a float Softmax / LayerNorm / GELU: pending until its quantizer
+                island = open_island(self, match, node, inputs)
+                island.tensor = self.stream.focus
+                for inner in match.nodes:
+                    self.absorbed.update(name for name in inner.output if name)
+                self.values[match.output] = island
+                return
             if len(activations) > 1:
                 outputs = [lower_join(self, node, inputs)]
             elif node.op_type in ("Split", "Slice") and node.domain in ("", "ai.onnx"):
@@ -134,8 +148,8 @@ class Lowering:
             for index, value in enumerate(outputs):
                 if getattr(value, "tensor", "const") is None:
                     outputs[index] = dataclasses.replace(value, tensor=self.stream.focus) \
-                        if not isinstance(value, (Acc, Pending, Join)) else value
-                    if isinstance(value, (Acc, Pending, Join)):
+                        if not isinstance(value, (Acc, Pending, Join, Island)) else value
+                    if isinstance(value, (Acc, Pending, Join, Island)):
                         value.tensor = self.stream.focus
         for name, value in zip(node.output, outputs):
             if name:
@@ -167,6 +181,8 @@ class Lowering:
         if handler is None and op in LAYOUT_OPS:
             handler = self.lower_layout
         if handler is None:
+            if self.quantized_model:
+                raise refuse_island(self, node)
             raise EinhlsError("unsupported operator on the activation path", node_label(node), op)
         return handler(node, inputs)
 
@@ -214,6 +230,8 @@ class Lowering:
             einsum_fe.finish_pending(self, value, qtype, node)
         elif isinstance(value, Join):
             finish_join(self, value, qtype, node)
+        elif isinstance(value, Island):
+            finish_island(self, value, qtype, node)
         elif isinstance(value, Real):
             if not (value.plain and np.all(value.scale == self.stream.type.scale)
                     and same_codes(self.stream.type, qtype)):
@@ -493,6 +511,8 @@ class Lowering:
             return einsum_fe.finish_pending(self, value, self.default_type, None)
         if isinstance(value, Join):
             return finish_join(self, value, None, None)
+        if isinstance(value, Island):
+            return finish_island(self, value, None, None)
         if isinstance(value, FloatInput):
             if self.default_type is None:
                 what = INPUT_NOT_QUANTIZED if self.quantized_model else "the model is a float model: " + HOW_TO_QUANTIZE

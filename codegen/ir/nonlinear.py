@@ -44,11 +44,13 @@ L(q) = sgn(q) (1 - 0.2888 (min(|q|, 1.769) - 1.769)^2):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from .graph import Op, register_op
 from .requant import RequantParams, multiplier_and_shift, multiplier_bits_for, rne_shift
 from .types import QType, bits_for_range
 
@@ -432,3 +434,60 @@ def nonlinear_from_json(d: dict, arrays: dict[str, np.ndarray] | None = None) ->
     if d.get("kind") not in UNIT_CLASSES:
         raise ValueError(f"unknown nonlinear unit kind {d.get('kind')!r}")
     return UNIT_CLASSES[d["kind"]].from_json(d, arrays or {})
+
+
+# =============================================================================== graph ops
+# The units above as ops of the dataflow graph (codegen.ir.graph): one token per call, the same
+# constants for every token.  ``unit`` holds every integer constant; the op adds the wiring.
+
+@dataclass
+class NonlinearGraphOp(Op):
+    """A Softmax / LayerNorm / GELU unit on each token's ``in_size`` features (same size out)."""
+    unit: NonlinearOp = field(default=None, repr=False)
+    unit_class: ClassVar[type] = None
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unit.reference(x.to(torch.int64))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.unit.arrays()
+
+    def params_json(self) -> dict:
+        return {"unit": self.unit.to_json()}
+
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "NonlinearGraphOp":
+        prefix = f"{d['name']}."
+        own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+        return cls(**common, unit=cls.unit_class.from_json(d["unit"], own))
+
+
+@register_op
+@dataclass
+class Softmax(NonlinearGraphOp):
+    kind: ClassVar[str] = "softmax"
+    unit_class: ClassVar[type] = IntSoftmax
+
+
+@register_op
+@dataclass
+class LayerNorm(NonlinearGraphOp):
+    kind: ClassVar[str] = "layernorm"
+    unit_class: ClassVar[type] = IntLayerNorm
+
+
+@register_op
+@dataclass
+class Gelu(NonlinearGraphOp):
+    kind: ClassVar[str] = "gelu"
+    unit_class: ClassVar[type] = IntGelu
+
+
+GRAPH_OP_CLASSES: dict[str, type[NonlinearGraphOp]] = {"softmax": Softmax, "layernorm": LayerNorm, "gelu": Gelu}
+
+
+def graph_op(name: str, source: str, unit: NonlinearOp) -> NonlinearGraphOp:
+    """The graph op of a unit built by make_softmax / make_layernorm / make_gelu."""
+    cls = GRAPH_OP_CLASSES[unit.kind]
+    return cls(name=name, source=source, in_type=unit.in_type, out_type=unit.out_type,
+               in_size=unit.size, out_size=unit.size, unit=unit)

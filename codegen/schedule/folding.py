@@ -83,8 +83,11 @@ def _butterfly_lanes(graph: Graph, lanes: dict[str, int]) -> None:
             lanes[tensor] = up
 
 
+#: ops with a per-token serial step (a division, a square root) that sets a floor on their interval
+SERIAL_KINDS = frozenset({"softmax", "layernorm"})
+
 #: ops whose unit has one lane count on every port and passes beats straight through
-ELEMENTWISE_KINDS = frozenset({"relu", "requant", "add", "mul", "fork"})
+ELEMENTWISE_KINDS = frozenset({"relu", "requant", "add", "mul", "fork", "gelu"})
 
 
 def _aligned_lanes(op: Op, want: int) -> int:
@@ -214,8 +217,14 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         floor_why = f"the floor of {floor_ii} that {bound!r} needs at full parallelism"
     candidates = {c for opts in options.values() for c, _, _ in opts}
     candidates |= {graph.input_size} | {op.out_size for op in graph.ops}
+    # Softmax's division and LayerNorm's square root and reciprocal take a fixed number of cycles
+    # per token whatever the lanes: an interval below that only buys idle hardware elsewhere
+    unit_floor = max((op_cost(op, OpSchedule(op.name, op.in_size, op.in_size, op.in_size, op.in_size),
+                              board.dsp_kind).ii for op in graph.ops if op.kind in SERIAL_KINDS), default=1)
+    if any(op.kind in SERIAL_KINDS for op in graph.ops):
+        candidates.add(unit_floor)
     slowest = max(candidates)
-    candidates = sorted(c for c in candidates if c >= floor_ii) or [slowest]
+    candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor)) or [slowest]
     notes = []
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
@@ -275,7 +284,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         chosen = candidates[hi]
         schedules, costs, totals = build(chosen)
         notes.append(f"smallest interval that fits {max_util:.0%} of {board.name}: {chosen} cycles "
-                     f"(searched {len(candidates)} candidates down to {floor_why})")
+                     f"(searched {len(candidates)} candidates down to {floor_why}"
+                     + (f" and the {unit_floor}-cycle floor of the softmax / layernorm units)"
+                        if unit_floor > floor_ii else ")"))
     if totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
         slow = max(costs, key=lambda name: costs[name].ii)
         notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {costs[slow].ii}")

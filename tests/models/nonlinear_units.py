@@ -1,8 +1,9 @@
 """Stand-alone harness of the nonlinear units (tests/test_nonlinear_units.py): writes a C-sim project
 (hls/ + tb/csim/) or an RTL project (rtl/ + tb/cocotb/) for one IntSoftmax / IntLayerNorm / IntGelu
 with LANES elements per beat, runnable with codegen.verify.csim.run_csim and
-codegen.verify.rtlsim.run_rtlsim.  The unit is not yet a graph op, so this module decides its
-constants; the generated text comes from the templates in testbench/nonlinear/.
+codegen.verify.rtlsim.run_rtlsim.  This module decides the unit's constants on its own (the
+compiler's codegen/emit/nonlinear.py must agree: tests/test_xformer_islands.py checks it); the
+generated text comes from the templates in testbench/nonlinear/.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from codegen.resources import resource_dir
 KERNELS = {"softmax": ("einhls_softmax.h", "softmax_stream"),
            "layernorm": ("einhls_layernorm.h", "layernorm_stream"),
            "gelu": ("einhls_gelu.h", "gelu_stream")}
-HLS_SUPPORT = ("einhls_requant.h", "einhls_stream.h")
+HLS_SUPPORT = ("einhls_requant.h", "einhls_stream.h", "einhls_csim.h")
 PARAMS_HEADER = "nonlinear_params.h"
 
 
@@ -55,7 +56,8 @@ def hls_params(op: NonlinearOp, lanes: int) -> dict:
     arrays: list[tuple[str, str, list[list[int]]]] = []
     if isinstance(op, IntSoftmax):
         ints += [("F", op.frac_bits), ("EXP_SHIFT", op.exp_shift), ("K", op.div_shift),
-                 ("E_BITS", op.exp_max.bit_length()), ("SUM_BITS", op.sum_bits), ("RECIP_BITS", op.recip_bits)]
+                 ("E_BITS", op.exp_max.bit_length()), ("SUM_BITS", op.sum_bits), ("RECIP_BITS", op.recip_bits),
+                 ("NUM_BITS", op.numerator.bit_length())]
         wide = [("EXP_MULT", op.exp_mult), ("POLY_A", op.poly_a), ("POLY_B", op.poly_b), ("POLY_C", op.poly_c),
                 ("NUM", op.numerator), ("ZP", op.out_type.zero_point), ("LO", op.out_type.min),
                 ("HI", op.out_type.max)]
