@@ -406,7 +406,7 @@ def run_csim(cases: list[Case], folder: Path, tokens: int, seed: int) -> list[tu
 
     env = _environment()
     folder.mkdir(parents=True, exist_ok=True)
-    for header in ("einhls_stream.h", "einhls_requant.h", "einhls_graph.h"):
+    for header in ("einhls_stream.h", "einhls_requant.h", "einhls_graph.h", "einhls_csim.h"):
         shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
     specs, expected_all = [], []
     for index, case in enumerate(cases):
