@@ -56,13 +56,11 @@ def _centered_range(t: QType) -> tuple[int, int]:
     return t.min - t.zero_point, t.max - t.zero_point
 
 
-@register_op
 @dataclass
-class Add(Op):
-    """Residual connection ``a + b`` (see module docstring); ``in_type`` is a's type."""
+class _TwoStreams(Op):
+    """An elementwise op of two streams of the same features (``in_type`` is a's type)."""
     in_type_b: QType = None
     rq: JoinRequant = None
-    kind: ClassVar[str] = "add"
     arity: ClassVar[int] = 2
 
     @property
@@ -72,6 +70,23 @@ class Add(Op):
     @property
     def input_sizes(self) -> tuple[int, ...]:
         return (self.in_size, self.in_size)
+
+    def centered(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return a.to(torch.int64) - self.in_type.zero_point, b.to(torch.int64) - self.in_type_b.zero_point
+
+    def params_json(self) -> dict:
+        return {"in_type_b": self.in_type_b.to_json(), "rq": self.rq.to_json()}
+
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "_TwoStreams":
+        return cls(**common, in_type_b=QType.from_json(d["in_type_b"]), rq=JoinRequant.from_json(d["rq"]))
+
+
+@register_op
+@dataclass
+class Add(_TwoStreams):
+    """Residual connection ``a + b`` (see module docstring)."""
+    kind: ClassVar[str] = "add"
 
     @property
     def value_range(self) -> tuple[int, int]:
@@ -82,34 +97,15 @@ class Add(Op):
 
     def reference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ma, mb = self.rq.multipliers
-        value = (a.to(torch.int64) - self.in_type.zero_point) * ma \
-            + (b.to(torch.int64) - self.in_type_b.zero_point) * mb
-        return self.rq.apply(value)
-
-    def params_json(self) -> dict:
-        return {"in_type_b": self.in_type_b.to_json(), "rq": self.rq.to_json()}
-
-    @classmethod
-    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Add":
-        return cls(**common, in_type_b=QType.from_json(d["in_type_b"]), rq=JoinRequant.from_json(d["rq"]))
+        a, b = self.centered(a, b)
+        return self.rq.apply(a * ma + b * mb)
 
 
 @register_op
 @dataclass
-class Mul(Op):
+class Mul(_TwoStreams):
     """Elementwise product of two activations (see module docstring)."""
-    in_type_b: QType = None
-    rq: JoinRequant = None
     kind: ClassVar[str] = "mul"
-    arity: ClassVar[int] = 2
-
-    @property
-    def input_types(self) -> tuple[QType, ...]:
-        return (self.in_type, self.in_type_b)
-
-    @property
-    def input_sizes(self) -> tuple[int, ...]:
-        return (self.in_size, self.in_size)
 
     @property
     def value_range(self) -> tuple[int, int]:
@@ -120,15 +116,8 @@ class Mul(Op):
         return min(products) * m, max(products) * m
 
     def reference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        value = (a.to(torch.int64) - self.in_type.zero_point) * (b.to(torch.int64) - self.in_type_b.zero_point)
-        return self.rq.apply(value * self.rq.multipliers[0])
-
-    def params_json(self) -> dict:
-        return {"in_type_b": self.in_type_b.to_json(), "rq": self.rq.to_json()}
-
-    @classmethod
-    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Mul":
-        return cls(**common, in_type_b=QType.from_json(d["in_type_b"]), rq=JoinRequant.from_json(d["rq"]))
+        a, b = self.centered(a, b)
+        return self.rq.apply(a * b * self.rq.multipliers[0])
 
 
 @register_op

@@ -4,12 +4,12 @@ a float torch module, ``torch.onnx.export``, then ``onnxruntime.quantization.qua
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
+
+from .ort_qdq import export_quantized as quantize_module
 
 
 class ResidualMLP(nn.Module):
@@ -72,29 +72,8 @@ MODELS = {"residual_mlp": (ResidualMLP, (1, 16)), "two_branch_concat": (TwoBranc
 def export_quantized(name: str, path: Path, seed: int = 0, calibration: int = 64) -> nn.Module:
     """Export MODELS[name] with torch.onnx.export (float), then quantize_static to QDQ int8 with
     per-channel weights; the float model is written beside as ``<stem>_float.onnx``."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
     cls, shape = MODELS[name]
     torch.manual_seed(seed)
     model = cls().eval()
-    float_path = path.with_name(path.stem + "_float.onnx")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(*shape),), str(float_path), input_names=["x"],
-                          output_names=["y"], opset_version=18, dynamo=False)
-    rng = np.random.default_rng(seed)
-    samples = [rng.normal(0, 1, size=shape).astype(np.float32) for _ in range(calibration)]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter({"x": s} for s in samples)
-
-        def get_next(self):
-            return next(self.items, None)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    quantize_module(model, path, shape=shape, seed=seed, calibration=calibration, opset=18)
     return model

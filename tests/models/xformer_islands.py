@@ -6,12 +6,12 @@ DequantizeLinear and a QuantizeLinear; einhls replaces every such island by its 
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
+
+from .ort_qdq import export_quantized
 
 
 class FloatIslands(nn.Module):
@@ -69,39 +69,6 @@ class TanhGelu(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
-
-
-def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.normal(0, 1, size=shape).astype(np.float32) for _ in range(count)]
-
-
-def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 16), seed: int = 0,
-                     calibration: int = 32, opset: int = 17) -> Path:
-    """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights);
-    the float model is written beside as ``<stem>_float.onnx``."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    model = model.eval()
-    float_path = path.with_name(path.stem + "_float.onnx")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(*shape),), str(float_path), input_names=["x"],
-                          output_names=["y"], opset_version=opset, dynamo=False)
-    samples = calibration_samples(shape, calibration, seed)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter({"x": s} for s in samples)
-
-        def get_next(self):
-            return next(self.items, None)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return path
 
 
 def islands_model(path: Path, seed: int = 0) -> Path:
