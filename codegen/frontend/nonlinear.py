@@ -408,6 +408,6 @@ def refuse_island(low, node: onnx.NodeProto) -> EinhlsError:
                 todo.append(producer)
     order = [node_label(n) for n in low.graph.node if node_label(n) in seen]
     listing = ", ".join(f"{label} ({seen[label].op_type})" for label in order)
-    return EinhlsError(f"float subgraph [{listing}] between quantizers is not recognised: einhls replaces only "
+    return EinhlsError(f"float subgraph [{listing}] between quantizers is not supported (not recognised as a unit): einhls replaces only "
                        "Softmax over the last axis, LayerNormalization and GELU (erf form) by integer units; "
                        "quantize around this operator or remove it", node_label(node), node.op_type)
