@@ -297,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "butterfly.md").write_text(markdown(rows, sweep_rows, args.board, not args.no_measure))
-    (RESULTS / "butterfly.json").write_text(json.dumps({"rows": rows, "sweep": sweep_rows}, indent=1) + "\n")
+    (RESULTS / "butterfly.json").write_text(json.dumps({"command": "python -m bench.butterfly", "rows": rows,
+                                                        "sweep": sweep_rows}, indent=1) + "\n")
     print((RESULTS / "butterfly.md").read_text())
     failed = [r for r in rows if r.get("bit_exact") is False] + [r for r in sweep_rows if not r["bit_exact"]]
     return 1 if failed else 0

@@ -62,7 +62,8 @@ def main() -> None:
                          "yosys": counts["yosys"]})
             print(rows[-1], flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "join_units.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (RESULTS / "join_units.json").write_text(json.dumps({"command": "python -m bench.join_units", "rows": rows},
+                                                         indent=1) + "\n")
     lines = ["# Graph units: throughput, latency and resources", "",
              f"`python -m bench.join_units`: int8 tokens of {SIZE} features at {LANES} lanes ({SIZE // LANES} beats "
              f"per token), {TOKENS} tokens back to back in RTL simulation (Verilator, every output element checked "

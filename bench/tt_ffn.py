@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(markdown(full, reduced, args.board, args.small_board, time.time() - start))
         args.out.with_suffix(".json").write_text(json.dumps(
-            {"full": [r.__dict__ for r in full], "reduced": [r.__dict__ for r in reduced]}, indent=1) + "\n")
+            {"command": "python -m bench.tt_ffn " + " ".join(sys.argv[1:]),
+             "full": [r.__dict__ for r in full], "reduced": [r.__dict__ for r in reduced]}, indent=1) + "\n")
         print(f"wrote {args.out}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
