@@ -49,9 +49,7 @@ def _plain(low, value, node: onnx.NodeProto) -> Real:
         low.stream.focus_on(value.tensor)
     real = low.real_of(value, node)
     if not real.plain or real.uniform_scale is None:
-        real = low.materialize(real, node)
-        if not real.plain or real.uniform_scale is None:
-            real = low.materialize(dataclasses.replace(real), node)
+        real = low.materialize(real, node)   # always plain, one scale
     if real.tensor is None:
         real = dataclasses.replace(real, tensor=low.stream.focus)
     return real
@@ -84,9 +82,6 @@ def lower_join(low, node: onnx.NodeProto, inputs: list) -> Join:
             raise EinhlsError("Mul of more than two activations", label, op_type)
         shape = values[0].shape
     terms = [_plain(low, v, node) for v in values]
-    if len({t.tensor for t in terms}) < len(terms) and kind != "concat":
-        # x + x or x * x of one tensor: both inputs of the unit read the same stream (a fork)
-        pass
     return Join(kind, terms, tuple(shape), label, sources=[label])
 
 

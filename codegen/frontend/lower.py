@@ -145,12 +145,13 @@ class Lowering:
                 outputs = lower_split(self, node, inputs)
             else:
                 outputs = [self.lower_activation(node, inputs)]
-            for index, value in enumerate(outputs):
-                if getattr(value, "tensor", "const") is None:
-                    outputs[index] = dataclasses.replace(value, tensor=self.stream.focus) \
-                        if not isinstance(value, (Acc, Pending, Join, Island)) else value
-                    if isinstance(value, (Acc, Pending, Join, Island)):
-                        value.tensor = self.stream.focus
+            for index, value in enumerate(outputs):   # new values stand for the focus tensor
+                if getattr(value, "tensor", "const") is not None:
+                    continue
+                if isinstance(value, (Acc, Pending, Join, Island)):   # pending: updated in place later
+                    value.tensor = self.stream.focus
+                else:
+                    outputs[index] = dataclasses.replace(value, tensor=self.stream.focus)
         for name, value in zip(node.output, outputs):
             if name:
                 self.values[name] = value

@@ -192,8 +192,8 @@ class Fork(Op):
 
 # --- constructors: every integer parameter derived from the scales in one place ---------------
 
-def _join_requant(real: list[float], value_range: tuple[int, int], out_type: QType, relu: bool,
-                  name: str) -> JoinRequant:
+def _join_requant(real: list[float], value_range: tuple[int, int], out_type: QType,
+                  relu: bool) -> JoinRequant:
     lo_v, hi_v = value_range
     value_bits = bits_for_range(min(lo_v, -1), max(hi_v, 1))
     mults, shift = multiplier_and_shift(np.asarray(real), multiplier_bits_for(out_type.bits, value_bits))
@@ -209,7 +209,7 @@ def make_add(name: str, source: str, a_type: QType, b_type: QType, out_type: QTy
     (alo, ahi), (blo, bhi) = _centered_range(a_type), _centered_range(b_type)
     bound = max(abs(alo), abs(ahi)) + max(abs(blo), abs(bhi))
     rq = _join_requant([a_type.scale / out_type.scale, b_type.scale / out_type.scale], (-bound, bound),
-                       out_type, relu, name)
+                       out_type, relu)
     return Add(name=name, source=source, in_type=a_type, in_type_b=b_type, out_type=out_type,
                in_size=size, out_size=size, rq=rq)
 
@@ -220,7 +220,7 @@ def make_mul(name: str, source: str, a_type: QType, b_type: QType, out_type: QTy
     (alo, ahi), (blo, bhi) = _centered_range(a_type), _centered_range(b_type)
     products = [x * y for x in (alo, ahi) for y in (blo, bhi)]
     rq = _join_requant([a_type.scale * b_type.scale / out_type.scale], (min(products), max(products)),
-                       out_type, relu, name)
+                       out_type, relu)
     return Mul(name=name, source=source, in_type=a_type, in_type_b=b_type, out_type=out_type,
                in_size=size, out_size=size, rq=rq)
 
