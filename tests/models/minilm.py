@@ -92,3 +92,65 @@ def export_layers(path: Path, length: int, start: int = 0, stop: int = 1,
     samples = hidden_states(texts, length, start)
     return export_quantized(Layers(model, start, stop), Path(path), shape=(1, length, HIDDEN), samples=samples,
                             activation_bits=activation_bits)
+
+
+def prune_n_m(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Magnitude N:M pruning along the inputs of a torch Linear weight [out, in]: in every group of
+    m consecutive inputs of an output row the n largest |w| stay (einhls' N:M layout)."""
+    out_features, in_features = weight.shape
+    groups = weight.reshape(out_features, in_features // m, m)
+    keep = groups.abs().topk(n, dim=-1).indices
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, keep, True)
+    return (groups * mask).reshape(out_features, in_features)
+
+
+def compressed_copy(attention: tuple[int, int] | None, ffn: tuple[int, int] | None) -> nn.Module:
+    """A copy of the model with N:M attention projections (query, key, value, output) and FFN
+    weights, by magnitude, without retraining."""
+    import copy
+    _, model = load()
+    model = copy.deepcopy(model)
+    for layer in model.encoder.layer:
+        targets = []
+        if attention:
+            targets += [(layer.attention.self.query, attention), (layer.attention.self.key, attention),
+                        (layer.attention.self.value, attention), (layer.attention.output.dense, attention)]
+        if ffn:
+            targets += [(layer.intermediate.dense, ffn), (layer.output.dense, ffn)]
+        with torch.no_grad():
+            for linear, (n, m) in targets:
+                linear.weight.copy_(prune_n_m(linear.weight, n, m))
+    return model
+
+
+def export_compressed(path: Path, length: int, layers: int = 6, attention: tuple[int, int] | None = (2, 8),
+                      ffn: tuple[int, int] | None = (1, 8), weight_bits: int = 4) -> Path:
+    """The first ``layers`` encoder layers, N:M-pruned (no retraining), exported and quantized with
+    ``weight_bits``-bit per-channel weights (QInt4 or QInt8) and int8 activations: a configuration
+    whose weights fit a KV260's on-chip memory."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    import warnings
+
+    model = compressed_copy(attention, ffn)
+    path = Path(path)
+    float_path = path.with_name(path.stem + "_float.onnx")
+    module = Layers(model, 0, layers)
+    samples = [torch.as_tensor(x) for x in hidden_states(sentences(), length, 0)]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (samples[0],), str(float_path), input_names=["x"], output_names=["y"],
+                          opset_version=17, dynamo=False)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter({"x": s.numpy()} for s in samples)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt4 if weight_bits == 4 else QuantType.QInt8)
+    return path
