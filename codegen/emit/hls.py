@@ -19,6 +19,8 @@ Everything depends only on the Design, so the same design gives the same bytes.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import re
 import shutil
@@ -226,6 +228,7 @@ class HlsPlan:
     first: str = ""            # stream written by s_axis
     last: str = ""             # stream read by m_axis
     tokens: int = 1            # every process runs once per token, TOKENS times per frame
+    frame_calls: bool = False  # one call of the top a frame (attention buffers a sequence)
 
     @property
     def param_units(self) -> list[LinearUnit | RequantUnit]:
@@ -439,7 +442,7 @@ def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
 
 def _hls_nonlinear(index, op, design, ns, header):
     s = design.schedule(op)
-    unit = nonlinear_hls_unit(op, s.in_lanes, ns, header)
+    unit = dataclasses.replace(nonlinear_hls_unit(op, s.in_lanes, ns, header), rows=op.rows)
     return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
 
 
@@ -458,6 +461,13 @@ class TestbenchPlan:
     axis_in: StreamFormat
     axis_out: StreamFormat
     tokens: int = 1
+    frame_calls: bool = False   # one call of the top a frame, not one a token
+
+
+def frame_calls(graph) -> bool:
+    """Whether the HLS top handles a whole frame per call: an attention product buffers a sequence,
+    so the per-token calls of the other designs would leave its readers with nothing to read."""
+    return graph.tokens > 1 and any(op.kind == "actmatmul" for op in graph.ops)
 
 
 def _check_design(design: Design) -> None:
@@ -475,7 +485,7 @@ def _check_design(design: Design) -> None:
 def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
     return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output,
-                         design.graph.tokens)
+                         design.graph.tokens, frame_calls(design.graph))
 
 
 def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
@@ -537,6 +547,7 @@ def plan_hls(design: Design) -> HlsPlan:
 
     widths = [plan.axis_in.tdata_bits, plan.axis_out.tdata_bits]
     plan.tokens = graph.tokens
+    plan.frame_calls = frame_calls(graph)
     plan.first = new_stream(plan.axis_in.width, "from s_axis")
     source = {GRAPH_INPUT: (plan.first, plan.axis_in.lanes)}   # tensor -> (stream, lanes)
 
