@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 from .boards import Board
-from .capacity import check_graph_capacity
+from .capacity import check_graph_capacity, check_sequence_buffers
 from .cost import OpCost, bram36_for, op_cost, place_roms
 from .design import Design, OpSchedule, divisor_at_most
 
@@ -229,6 +229,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     if not graph.ops:
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
     check_graph_capacity(graph, board, max_util)
+    check_sequence_buffers(graph, board, max_util)
     options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
     from .contraction import stage_options
     from ..ir.contraction import ContractStage
