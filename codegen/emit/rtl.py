@@ -55,6 +55,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_softmax": ("einhls_requant",),
     "einhls_layernorm": ("einhls_requant",),
     "einhls_gelu": ("einhls_requant",),
+    "einhls_actmatmul": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
     "einhls_add": ("einhls_binop",),
     "einhls_mul": ("einhls_binop",),
     "einhls_binop": (),
