@@ -33,7 +33,8 @@ import numpy as np
 import pytest
 import torch
 
-from codegen.emit.attention import fifo_depth, folding, rtl_unit
+from codegen.emit.attention import fifo_depth, folding, hls_unit, rtl_unit
+from codegen.emit.hls_rules import check_kernel_text
 from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS, verilog_value
 from codegen.errors import EinhlsError
 from codegen.ir.attention import ActMatMul, make_actmatmul
@@ -41,8 +42,10 @@ from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.schedule.attention_cost import actmatmul_cost, actmatmul_options
 from codegen.schedule.design import OpSchedule
+from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
 
 RTL_GROUP = pytest.mark.xdist_group("attention_units_rtl")
+CSIM_GROUP = pytest.mark.xdist_group("attention_units_csim")
 WRAPPER_TOP = "actmatmul_units_top"
 SEQUENCES = 6           # per case in the RTL run: four of extremes, then random
 RTL_MODULES = ("einhls_actmatmul",)
@@ -332,3 +335,95 @@ def test_rtl_unit_matches_reference(name: str, rtl_results) -> None:
     if name.endswith("_latency"):
         cost = actmatmul_cost(c.op, c.schedule, "DSP48E2")
         assert timing["latency"] == cost.latency, (timing, cost.latency)
+
+
+# --- C simulation --------------------------------------------------------------------------------
+
+CSIM_SEQUENCES = 12
+
+
+def needs_csim(test):
+    """Marks a C-sim test (marker ``csim``), skipped without g++ or the ap_types headers."""
+    test = pytest.mark.csim(test)
+    test = pytest.mark.skipif(shutil.which(CXX) is None, reason="g++ not installed")(test)
+    return pytest.mark.skipif(ap_types_dir() is None, reason="ap_types headers (hls4ml) not installed")(test)
+
+
+def test_hls_kernel_follows_the_rules() -> None:
+    """One pipelined loop per process, unrolled inner loops, a DATAFLOW region of calls only, no
+    run-time division (codegen/emit/hls_rules.py, the checks einhls compile runs)."""
+    text = (resource_dir("hls_kernels") / "einhls_actmatmul.h").read_text()
+    assert check_kernel_text("einhls_actmatmul.h", text) == []
+    from codegen.emit.hls_rules import DIVISION_FREE_KERNELS
+    assert "einhls_actmatmul.h" in DIVISION_FREE_KERNELS
+
+
+def hls_interval(c: Case) -> int:
+    """Iterations per token of the slowest process of einhls_actmatmul.h (its header)."""
+    unit = hls_unit(c.op, c.schedule, "x", "x.h", c.b_lanes)
+    k = dict(unit.unsigned_constants)
+    return max(k["D"], k["FA"] // k["GA"], k["FB"] // k["GB"], k["FO"] // k["GO"])
+
+
+def run_csim(cases: list[Case], folder: Path, count: int, seed: int) -> list[tuple[Case, np.ndarray, np.ndarray]]:
+    """One g++ build running every case through einhls_actmatmul.h; returns (case, outputs, expected)
+    and leaves the per-process iteration counts in folder/cycles.tsv."""
+    from codegen.emit.hls import _environment
+
+    env = _environment()
+    folder.mkdir(parents=True, exist_ok=True)
+    for header in ("einhls_stream.h", "einhls_requant.h", "einhls_csim.h", "einhls_actmatmul.h"):
+        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
+    specs, expected = [], []
+    for index, c in enumerate(cases):
+        a, b = sequences(c.op, count, seed + index)
+        expected.append(reference(c.op, a, b))
+        write_vectors(folder / f"c{index}_a.txt", a)
+        write_vectors(folder / f"c{index}_b.txt", b)
+        unit = hls_unit(c.op, c.schedule, f"amm{index}", f"amm{index}.h", c.b_lanes)
+        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "widths": unit.widths})
+    widest = max(w for spec in specs for w in spec["widths"])
+    source = folder / "actmatmul_units.cpp"
+    source.write_text(env.get_template("actmatmul_units.cpp.j2").render(cases=specs, widest=widest))
+    binary = folder / "actmatmul_units"
+    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
+                           str(source), "-o", str(binary)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    import os
+    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
+                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
+    assert proc.returncode == 0, proc.stderr
+    return [(c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
+            for i, (c, e) in enumerate(zip(cases, expected))]
+
+
+def process_counts(folder: Path) -> dict[str, tuple[int, int]]:
+    """(calls, most iterations in one call) of every process, by its C++ signature."""
+    counts = {}
+    for line in (folder / "cycles.tsv").read_text().splitlines():
+        calls, most, _, signature = line.split("\t", 3)
+        counts[signature] = (int(calls), int(most))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def csim_results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("attention_csim")
+    runs = run_csim(list(CASES.values()), folder, CSIM_SEQUENCES, seed=23)
+    return {c.name: (c, got, expected) for c, got, expected in runs}, process_counts(folder)
+
+
+@needs_csim
+@CSIM_GROUP
+@pytest.mark.parametrize("name", CASES)
+def test_csim_unit_matches_reference(name: str, csim_results) -> None:
+    runs, counts = csim_results
+    c, got, expected = runs[name]
+    np.testing.assert_array_equal(got, expected, err_msg=name)
+    # every process of this case ran once per sequence; the slowest took the interval per token
+    index = list(CASES).index(name)
+    mine = {sig: v for sig, v in counts.items() if f"amm{index}::cfg" in sig}
+    assert len(mine) == 4, sorted(counts)
+    assert {calls for calls, _ in mine.values()} == {CSIM_SEQUENCES}
+    assert max(most for _, most in mine.values()) == c.op.tokens * hls_interval(c)

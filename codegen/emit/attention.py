@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import EinhlsError
@@ -156,3 +156,68 @@ def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
               Param("MUL_LUT", int(lut_products(op))), Param("TREE_STAGE", TREE_STAGE),
               Param("FIFO_DEPTH", fifo_depth(op, f))]
     return RTL_MODULE, params, []
+
+
+@dataclass
+class ActMatMulUnit:
+    """What ``templates/hls/params_nonlinear.h.j2`` (a cfg struct of constants and types) and the
+    call of ``einhls::actmatmul<ns::cfg>(a, b, out)`` need; one call is one sequence."""
+    kind: str
+    op: str
+    source: str
+    ns: str
+    header: str
+    summary: str
+    function: str
+    unsigned_constants: list[tuple[str, int]]
+    int_constants: list[tuple[str, int]]
+    wide_constants: list[tuple[str, int]]
+    types: list[tuple[str, str]]
+    arrays: list = field(default_factory=list)
+    widths: list[int] = field(default_factory=list)   # every ap_int width the kernel builds
+
+    @property
+    def array_names(self) -> list[str]:
+        return []
+
+
+def _ctype(signed: bool, bits: int) -> str:
+    return f"ap_{'int' if signed else 'uint'}<{bits}>"
+
+
+def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
+             b_lanes: int | None = None) -> ActMatMulUnit:
+    """The C++ configuration of ``op``'s unit (hls_kernels/einhls_actmatmul.h) at schedule ``s``."""
+    if not ns.isidentifier():
+        raise EinhlsError(f"namespace {ns!r} is not a C++ identifier", node=op.name)
+    f = folding(op, s, b_lanes)
+    _check_requant(op)
+    rq = op.requant
+    nt = op.layout == "nt"
+    kf, nf = op.inner // f.simd, op.cols // f.pe
+    nb, wc = (f.pe, f.simd) if nt else (f.simd, f.pe)
+    ga, gb, go = math.gcd(f.a_lanes, f.simd), math.gcd(f.b_lanes, wc), math.gcd(f.pe, f.out_lanes)
+    a, b, out = op.in_type, op.in_type_b, op.out_type
+    acc_bits = _acc_bits(op)
+    sizes = [("HEADS", op.heads), ("INNER", op.inner), ("COLS", op.cols), ("TOKENS", op.tokens),
+             ("LAYOUT", 0 if nt else 1), ("SIMD", f.simd), ("PE", f.pe), ("KF", kf), ("NF", nf),
+             ("D", op.heads * kf * nf), ("NB", nb), ("WC", wc), ("FA", op.in_size), ("FB", op.in_size_b),
+             ("FO", op.out_size), ("A_LANES", f.a_lanes), ("B_LANES", f.b_lanes), ("OUT_LANES", f.out_lanes),
+             ("GA", ga), ("GB", gb), ("GO", go),
+             ("LO_N", kf if nt else nf), ("LO_STRIDE", 1 if nt else kf), ("HI_STRIDE", nf * kf),
+             ("G_STRIDE", kf if nt else 1), ("GROUPS", op.tokens // nb)]
+    ints = [("A_BITS", a.bits), ("B_BITS", b.bits), ("OUT_BITS", out.bits), ("SHIFT", rq.shift)]
+    wide = [("A_ZP", a.zero_point), ("B_ZP", b.zero_point), ("MULT", int(rq.multiplier[0])),
+            ("ZP", rq.zero_point), ("LO", rq.lo), ("HI", rq.hi)]
+    types = [("a_t", _ctype(a.signed, a.bits)), ("b_t", _ctype(b.signed, b.bits)),
+             ("ac_t", _ctype(True, a.bits + 1)), ("bc_t", _ctype(True, b.bits + 1)),
+             ("acc_t", _ctype(True, acc_bits)), ("mult_t", _ctype(False, rq.multiplier_bits)),
+             ("out_t", _ctype(out.signed, out.bits))]
+    product = max(acc_bits + rq.multiplier_bits + 1, rq.shift + 1) + 2   # einhls::requantize's widest
+    widths = [f.a_lanes * a.bits, f.b_lanes * b.bits, f.out_lanes * out.bits, f.simd * a.bits,
+              f.pe * out.bits, a.bits + b.bits + 2, product]
+    summary = (f"attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
+               f"SIMD {f.simd} x PE {f.pe}, {op.heads * kf * nf} cycles per token")
+    return ActMatMulUnit(kind=op.kind, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
+                         function=HLS_FUNCTION, unsigned_constants=sizes, int_constants=ints,
+                         wide_constants=[(n, int(v)) for n, v in wide], types=types, widths=widths)
