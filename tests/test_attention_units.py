@@ -427,3 +427,111 @@ def test_csim_unit_matches_reference(name: str, csim_results) -> None:
     assert len(mine) == 4, sorted(counts)
     assert {calls for calls, _ in mine.values()} == {CSIM_SEQUENCES}
     assert max(most for _, most in mine.values()) == c.op.tokens * hls_interval(c)
+
+
+# --- registration in the back ends and a whole design --------------------------------------------
+
+def test_registered_in_cost_and_unit_tables() -> None:
+    from types import SimpleNamespace
+
+    from codegen.emit.hls import HLS_UNITS
+    from codegen.emit.rtl import RTL_UNITS
+    from codegen.schedule.cost import COST_FUNCTIONS, op_cost
+
+    c = CASES["nt_h2_k6_l4"]
+    s_ = OpSchedule(c.op.name, 2, 2, 3, 2)
+    assert "actmatmul" in COST_FUNCTIONS and op_cost(c.op, s_, "DSP48E1") == actmatmul_cost(c.op, s_, "DSP48E1")
+    design = SimpleNamespace(schedule=lambda op: s_)
+    stages, mems, elementwise = RTL_UNITS["actmatmul"](3, c.op, s_, design)
+    assert [st.module for st in stages] == ["einhls_actmatmul"] and mems == [] and not elementwise
+    assert stages[0].instance == "u3_nt_h2_k6_l4" and stages[0].out_width == 2 * 8
+    unit, widths, out_lanes = HLS_UNITS["actmatmul"](3, c.op, design, "l03_amm", "params_03_amm.h")
+    assert unit.function == "actmatmul" and unit.header == "params_03_amm.h" and out_lanes == 2
+    assert max(widths) >= 3 * 8
+
+
+def fork_and_scores_design(heads: int, inner: int, tokens: int):
+    """x -> Fork -> ActMatMul(x, x) (nt): the scores of a sequence against itself, through the
+    generated top (plan_rtl wires a to s0, b to s1; the FIFO in front of a holds a sequence of a,
+    which the unit does not take before b of the sequence is in)."""
+    from codegen.examples import manual_design
+    from codegen.ir.graph import Graph
+    from codegen.ir.joins import make_fork
+
+    x = s(8, 3)
+    fork = make_fork("fork", "Fork_0", x, heads * inner, 2)
+    amm = make_actmatmul("amm", "MatMul_0", x, x, heads, inner, tokens, tokens, "nt", s(8, -2), 0.002,
+                         inputs=(fork.outputs[0], fork.outputs[1]))
+    graph = Graph("xxt", x, heads * inner, [fork, amm], tokens=tokens, input_shape=(1, tokens, heads * inner),
+                  output_shape=(1, tokens, heads * tokens))
+    design = manual_design(graph, {"fork": (2, 2, 2, 2), "amm": (3, 2, 2, 4)})
+    design.fifo_depths[("amm", 0)] = tokens * heads * inner // 2 + 4
+    return design
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_whole_design_rtl_is_bit_exact(tmp_path: Path) -> None:
+    """The unit inside an emitted top (emit_rtl, the project's cocotb bench): bit-exact with random
+    pauses, and one sequence every TOKENS x ii cycles."""
+    from codegen.emit.cocotb_tb import emit_cocotb_tb
+    from codegen.emit.rtl import emit_rtl
+    from codegen.ir.reference import random_inputs, run_reference
+    from codegen.verify.rtlsim import run_rtlsim
+
+    _verilator()
+    design = fork_and_scores_design(2, 3, 4)
+    emit_rtl(design, tmp_path)
+    emit_cocotb_tb(design, tmp_path)
+    inputs = random_inputs(design.graph, 6, seed=1)
+    result = run_rtlsim(tmp_path, inputs, run_reference(design.graph, inputs), tmp_path / "work")
+    assert result.passed, result.line()
+    amm = design.graph.ops[1]
+    assert result.measured["interval_cycles"] == amm.tokens * actmatmul_cost(amm, design.schedule(amm), "DSP48E1").ii
+
+
+# --- the wide random sweep ------------------------------------------------------------------------
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def random_cases(count: int, seed: int) -> list[Case]:
+    """Any layout, 1-3 heads, inner / cols 1-8, 2- to 10-bit codes of either signedness with random
+    zero points, every legal SIMD, PE and lane count."""
+    rng = np.random.default_rng(seed)
+
+    def qtype() -> QType:
+        bits, signed = int(rng.integers(2, 11)), bool(rng.integers(2))
+        t = QType(signed, bits, 0.05)
+        return QType(signed, bits, 0.05, int(rng.integers(t.min, t.max + 1)))
+
+    def pick(values: list[int]) -> int:
+        return int(values[int(rng.integers(len(values)))])
+
+    cases = []
+    for n in range(count):
+        layout = "nt" if n % 2 == 0 else "nn"
+        heads, inner, cols = int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        a, b, out = qtype(), qtype(), qtype()
+        fb = heads * (inner if layout == "nt" else cols)
+        m = spread_multiplier(a, b, inner, out) * float(np.exp(rng.uniform(-1, 1)))
+        c = case(f"r{n}_{layout}", layout, heads, inner, cols, a, b, out, pick(_divisors(inner)),
+                 pick(_divisors(cols)), pick(_divisors(heads * inner)), pick(_divisors(fb)),
+                 pick(_divisors(heads * cols)), multiplier=m)
+        cases.append(c)
+    return cases
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_rtl_random_sweep(tmp_path: Path) -> None:
+    for c, got, expected in run_rtl(random_cases(24, seed=2026), tmp_path, 4, seed=3):
+        check_rtl_case(c, got, expected)
+
+
+@needs_csim
+@pytest.mark.slow
+def test_csim_random_sweep(tmp_path: Path) -> None:
+    for c, got, expected in run_csim(random_cases(24, seed=2027), tmp_path, 6, seed=5):
+        np.testing.assert_array_equal(got, expected, err_msg=c.name)
