@@ -49,6 +49,28 @@
 
 namespace einhls {
 
+// Operand B[h, kf*SIMD + s, nf*PE + p] of the step reading word `step`: bank p code s (nt) or
+// bank s code p (nn).  A struct so that each layout indexes only its own bounds.
+template <int LAYOUT>
+struct BOperand {
+    template <class C>
+    static typename C::bc_t get(const typename C::bc_t bbuf[C::NB][C::D][C::WC], unsigned step, unsigned p,
+                                unsigned s) {
+#pragma HLS INLINE
+        return bbuf[p][step][s];
+    }
+};
+
+template <>
+struct BOperand<1> {
+    template <class C>
+    static typename C::bc_t get(const typename C::bc_t bbuf[C::NB][C::D][C::WC], unsigned step, unsigned p,
+                                unsigned s) {
+#pragma HLS INLINE
+        return bbuf[s][step][p];
+    }
+};
+
 // Words of SIMD codes of every a row, in order h * KF + kf.
 template <class C>
 void actmatmul_read_a(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& in,
@@ -176,7 +198,7 @@ steps:
         simd:
             for (unsigned s = 0; s < C::SIMD; s++) {
 #pragma HLS UNROLL
-                const typename C::bc_t b = C::LAYOUT == 0 ? bbuf[p][step][s] : bbuf[s][step][p];
+                const typename C::bc_t b = BOperand<C::LAYOUT>::template get<C>(bbuf, step, p, s);
                 dot += x[s] * b;
             }
             const typename C::acc_t sum = (kf == 0 ? typename C::acc_t(0) : acc[p]) + dot;
