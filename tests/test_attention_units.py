@@ -475,7 +475,7 @@ def test_whole_design_rtl_is_bit_exact(tmp_path: Path) -> None:
     """The unit inside an emitted top (emit_rtl, the project's cocotb bench): bit-exact with random
     pauses, and one sequence every TOKENS x ii cycles."""
     from codegen.emit.cocotb_tb import emit_cocotb_tb
-    from codegen.emit.rtl import emit_rtl
+    from codegen.emit.rtl import emit_rtl, rtl_sources
     from codegen.ir.reference import random_inputs, run_reference
     from codegen.verify.rtlsim import run_rtlsim
 
@@ -483,6 +483,10 @@ def test_whole_design_rtl_is_bit_exact(tmp_path: Path) -> None:
     design = fork_and_scores_design(2, 3, 4)
     emit_rtl(design, tmp_path)
     emit_cocotb_tb(design, tmp_path)
+    sources = rtl_sources(tmp_path)
+    lint = subprocess.run([_verilator(), "--lint-only", "-Wall", str(sources[0].parent / LINT_WAIVERS),
+                           *map(str, sources), "--top-module", sources[-1].stem], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stderr
     inputs = random_inputs(design.graph, 6, seed=1)
     result = run_rtlsim(tmp_path, inputs, run_reference(design.graph, inputs), tmp_path / "work")
     assert result.passed, result.line()
