@@ -446,11 +446,18 @@ def _hls_nonlinear(index, op, design, ns, header):
     return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
 
 
+def _hls_actmatmul(index, op, design, ns, header):   # codegen/emit/attention.py; one call = one sequence
+    from .attention import hls_unit as actmatmul_hls_unit
+    s = design.schedule(op)
+    unit = actmatmul_hls_unit(op, s, ns, header)
+    return unit, unit.widths, s.out_lanes
+
+
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
-             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}}
+             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}, "actmatmul": _hls_actmatmul}
 
 
 @dataclass

@@ -252,12 +252,18 @@ def _nonlinear_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
                    latency=row.latency + (op.rows - 1) * row.ii)
 
 
+def _actmatmul_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .attention_cost import actmatmul_cost
+    return actmatmul_cost(op, s, dsp_kind)
+
+
 #: the cost function of every op kind the hardware builds (one entry per kind)
 COST_FUNCTIONS = {
     "linear": linear_cost, "requant": elementwise_cost, "relu": elementwise_cost,
     "butterfly": _butterfly_cost, "contract": _stage_cost, "permute": _permute_cost,
     "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
     "softmax": _nonlinear_cost, "layernorm": _nonlinear_cost, "gelu": _nonlinear_cost,
+    "actmatmul": _actmatmul_cost,
 }
 
 
