@@ -106,6 +106,7 @@ def _cases() -> list[Case]:
         # a long row and a short b: the row's a beats arrive after b, so the latency is measured
         case("nt_h1_k8_l1_latency", "nt", 1, 8, 1, s(8, 0), s(8, 9), s(8, 5), 4, 1, 1, 8, 1),
         case("nn_h1_l1_n4_latency", "nn", 1, 1, 4, u(8, 3), s(8, -9), s(8, 5), 1, 4, 1, 4, 1),
+        case("nt_h2_k8_l1_split_latency", "nt", 2, 8, 1, s(8, 0), u(8, 9), s(8, 5), 2, 1, 16, 16, 2),
     ]
 
 

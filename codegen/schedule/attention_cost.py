@@ -14,19 +14,21 @@ whichever stream is the bound.
 Latency (``OpCost.latency``): cycles from the first a beat of a row to the last output beat of that
 row, with b of its sequence already in the buffer and the unit otherwise idle:
 
-    a beats + HEADS*KF*NF + adder-tree registers + DRAIN + (beats of the row's last group of PE
-            outputs - 1) + 1 for each lane converter on the way (a -> SIMD, PE -> requant lanes,
-            requant lanes -> output lanes)
+    max(a beats, HEADS*KF a words) + HEADS*KF*NF + adder-tree registers + DRAIN
+            + (beats of the row's last group of PE outputs - 1)
+            + 1 for each lane converter on the way (a -> SIMD, PE -> requant lanes, requant lanes
+              -> output lanes)
 
 (DRAIN measured in RTL simulation: the a-buffer flag before the first step; memory read,
 operands, products, accumulator, FIFO, requant and the output register after the last; the last
-group leaves at the slower of its requant lanes and its output lanes).  The lane-converter term
-is exact when SIMD is a multiple of the a lanes (a gather); with more a lanes than SIMD the words
-of the row's last beat leave the converter one per cycle, which adds up to A_LANES/SIMD - 1.
+group leaves at the slower of its requant lanes and its output lanes).  Three cases of the unit
+test (a gather, a split and no converter in front of the array) measure it exactly.
+
 b's sequence load adds to it for the first row of a sequence when b arrives late: that row cannot
-start before TOKENS * (b beats) cycles of b loading (plus BUFFER_WRITE cycles) are over, so the first row of a sequence whose keys / values arrive with its queries
-waits for the whole sequence of b: this is the cost of buffering K / V on chip, and the front end
-must buffer the a stream for that long (a FIFO of a sequence of a tokens).
+start before the TOKENS x (b beats) cycles of loading b are over (plus BUFFER_WRITE).  So the first
+row of a sequence whose keys / values arrive with its queries waits for the whole sequence of b:
+the cost of holding K / V on chip; the a stream must be buffered that long in front of the unit
+(a FIFO of a sequence of a tokens).
 
 Resources:
 
@@ -116,7 +118,8 @@ def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str) -> OpCost:
     ii = max(compute, a_beats, b_beats, out_beats)
     converters = (f.a_lanes != f.simd) + (f.pe != rq_lanes) + (rq_lanes != f.out_lanes)
     group_beats = max(math.ceil(f.pe / f.out_lanes), f.pe // rq_lanes)
-    latency = a_beats + converters + compute + tree_registers(f.simd) + DRAIN + group_beats - 1
+    row_in = max(a_beats, op.heads * kf)     # the a converter emits one word of SIMD codes a cycle
+    latency = row_in + converters + compute + tree_registers(f.simd) + DRAIN + group_beats - 1
     buffer_bits = 2 * op.tokens * op.in_size_b * b_bits + a_depth * f.simd * a_bits
     return OpCost(cycles=compute, ii=ii, latency=latency, multipliers=products, dense_multipliers=products,
                   dsp=dsp, bram36=bram, lut=lut, ff=ff, macs=op.macs, effective_macs=products * compute,
