@@ -38,6 +38,7 @@ from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
 from .nonlinear import NonlinearUnit
+from .attention import ActMatMulUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
@@ -202,6 +203,12 @@ class Stage:
     srcs: list[str] = field(default_factory=list)
     dsts: list[str] = field(default_factory=list)
 
+    @property
+    def args(self) -> list[str]:
+        """The streams the process's kernel takes, inputs first (a fork's copies as one array)."""
+        outputs = [self.dsts[0].split("[")[0]] if self.dsts else [self.dst]
+        return (self.srcs or [self.src]) + outputs
+
 
 @dataclass
 class StreamDecl:
@@ -235,7 +242,7 @@ class HlsPlan:
         """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages
                 if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit,
-                                    NonlinearUnit))
+                                    NonlinearUnit, ActMatMulUnit))
                 or (isinstance(st.unit, JoinUnit) and "header" in st.unit.cfg)]
 
     @property
@@ -246,8 +253,9 @@ class HlsPlan:
     @property
     def kernel_headers(self) -> list[str]:
         """The kernel library headers copied into hls/: the common ones and the nonlinear units used."""
-        used = {st.unit.kind for st in self.stages if isinstance(st.unit, NonlinearUnit)}
-        return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used)]
+        used = {st.unit.kind for st in self.stages if isinstance(st.unit, (NonlinearUnit, ActMatMulUnit))}
+        return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used),
+                *(["einhls_actmatmul.h"] if "actmatmul" in used else [])]
 
 
 # --- planning: all decisions ----------------------------------------------------------------
@@ -536,6 +544,8 @@ def internal_widths(unit: object) -> list[int]:
         if unit.kind == "layernorm":
             return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
         return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
+    if getattr(unit, "kind", None) == "actmatmul":   # codegen/emit/attention.py lists its own
+        return list(unit.widths)
     raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
 
 
@@ -658,7 +668,7 @@ def emit_hls(design: Design, out: Path) -> None:
     for unit in plan.param_units:
         if isinstance(unit, JoinUnit):
             _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))
-        elif isinstance(unit, NonlinearUnit):
+        elif isinstance(unit, (NonlinearUnit, ActMatMulUnit)):   # a cfg struct of constants and types
             _write(hls / unit.header, env.get_template("params_nonlinear.h.j2").render(plan=plan, u=unit))
         else:
             _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))
