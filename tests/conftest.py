@@ -36,3 +36,12 @@ def demo_project(tmp_path_factory, demo_model):
 
     out = tmp_path_factory.mktemp("demo_out") / "out"
     return compile_model(demo_model, out, CompileOptions(board="pynq-z2"), progress=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def minilm_layer(tmp_path_factory) -> Path:
+    """Encoder layer 0 of all-MiniLM-L6-v2 at 16 tokens, torch.onnx.export + quantize_static (QDQ,
+    int8), calibrated on tests/data/sentences.txt (tests/models/minilm.py)."""
+    from models import minilm
+
+    return minilm.export_layers(tmp_path_factory.mktemp("minilm") / "layer.onnx", 16)

@@ -22,7 +22,7 @@ from codegen.passes.sequence import with_tokens
 
 from models import minilm
 
-LENGTH = 16
+LENGTH = 16   # the conftest fixture minilm_layer's
 
 
 @pytest.mark.parametrize("layout", ["nt", "nn"])
@@ -63,11 +63,6 @@ def test_actmatmul_refuses_inconsistent_shapes():
 
 
 # --- a real MiniLM layer -------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def minilm_layer(tmp_path_factory):
-    return minilm.export_layers(tmp_path_factory.mktemp("minilm") / "layer.onnx", LENGTH)
-
 
 def _session(path):
     import onnxruntime as ort

@@ -1,0 +1,78 @@
+"""A real encoder layer end to end: all-MiniLM-L6-v2's layer 0 (torch.onnx.export, onnxruntime
+quantize_static) compiled for kv260 and zcu104 at 16 tokens, bit-exact in C-sim and RTL sim; the
+same ONNX at 128 tokens (``--sequence-length``) scheduled on both boards, and bit-exact in C-sim
+(slow); the whole 6-layer encoder in a configuration whose weights fit a KV260 (4-bit, 2:8
+attention projections, 1:8 FFN), compiled and bit-exact in C-sim (slow)."""
+from __future__ import annotations
+
+import pytest
+
+from codegen.errors import EinhlsError
+from codegen.project import CompileOptions, compile_model
+from codegen.verify.runner import verify
+
+from models import minilm
+
+QUIET = dict(progress=lambda *_: None)
+SHARED = pytest.mark.xdist_group("minilm_e2e")   # one worker builds the layer once
+
+
+@pytest.fixture(scope="module")
+def kv260_layer(minilm_layer, tmp_path_factory):
+    return compile_model(minilm_layer, tmp_path_factory.mktemp("minilm_kv260") / "out",
+                         CompileOptions(board="kv260"), **QUIET)
+
+
+@SHARED
+def test_layer_schedule_on_kv260(kv260_layer):
+    report = kv260_layer.report
+    kinds = {row["kind"] for row in report["layers"]}
+    assert {"actmatmul", "softmax", "layernorm", "gelu", "linear", "add"} <= kinds
+    totals = report["totals"]
+    assert totals["tokens"] == 16 and totals["frame_interval"] == 16 * totals["ii"]
+    # the query FIFO holds a whole sequence while the keys load
+    scores = next(row["name"] for row in report["layers"] if row["kind"] == "actmatmul")
+    fifo = next(f for f in report["fifos"] if f["op"] == scores and f["input"] == 0)
+    lanes = next(row for row in report["layers"] if row["name"] == scores)
+    assert fifo["depth"] >= 16, (fifo, lanes)
+
+
+@SHARED
+def test_layer_is_bit_exact_in_csim_and_rtlsim(kv260_layer):
+    results = verify(kv260_layer, ("csim", "rtlsim"), vectors=3, **QUIET)
+    for result in results:
+        assert result.passed, result.line()
+    measured = results[1].measured
+    assert measured["interval_cycles"] <= kv260_layer.report["totals"]["frame_interval"], measured
+
+
+def test_layer_compiles_for_zcu104_at_128_tokens(minilm_layer, tmp_path):
+    project = compile_model(minilm_layer, tmp_path / "out", CompileOptions(board="zcu104", sequence_length=128),
+                            **QUIET)
+    totals = project.report["totals"]
+    assert project.graph.tokens == 128 and totals["frame_interval"] == 128 * totals["ii"]
+    scores = next(op for op in project.graph.ops if op.kind == "actmatmul")
+    assert scores.cols == 128
+
+
+def test_a_sequence_too_long_for_the_buffers_is_refused(minilm_layer, tmp_path):
+    with pytest.raises(EinhlsError, match=r"sequence of 8192 tokens does not fit on chip.*n9_scores|sequence of 8192"):
+        compile_model(minilm_layer, tmp_path / "out", CompileOptions(board="kv260", sequence_length=8192), **QUIET)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_layer_at_128_tokens_is_bit_exact_in_csim(minilm_layer, tmp_path):
+    project = compile_model(minilm_layer, tmp_path / "out", CompileOptions(board="kv260", sequence_length=128),
+                            **QUIET)
+    (result,) = verify(project, ("csim",), vectors=1, **QUIET)
+    assert result.passed, result.line()
+
+
+@pytest.mark.slow
+def test_whole_encoder_fits_kv260_and_is_bit_exact_in_csim(tmp_path):
+    path = minilm.export_compressed(tmp_path / "encoder.onnx", 16, layers=6)
+    project = compile_model(path, tmp_path / "out", CompileOptions(board="kv260"), **QUIET)
+    assert sum(op.kind == "actmatmul" for op in project.graph.ops) == 12
+    (result,) = verify(project, ("csim",), vectors=1, **QUIET)
+    assert result.passed, result.line()
