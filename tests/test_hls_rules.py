@@ -123,13 +123,26 @@ def test_lanes_that_do_not_divide_simd_are_refused(tt512_plan):
 
 
 def test_butterfly_without_its_gaps_is_refused():
+    """A stage group that holds stages with gaps between them (the Verilog's P, one group): without
+    the gaps stage s + 1 reads a result 1 cycle after its write."""
+    from codegen.emit.butterfly import StageGroup, hls_unit
+    from codegen.emit.hls import CType
+    from codegen.schedule.butterfly import timing
+
     design = CASES["n8_p4_int4"]()
     plan = plan_hls(design)
     assert check_plan(plan) == []
     (stage,) = [st for st in plan.stages if st.unit.kind == "butterfly"]
+    op = design.graph.ops[0]
+    s = design.schedule(op)
+    ct = timing(op, s.pe).stage_cycles
     unit = stage.unit
-    cfg = dataclasses.replace(unit.c, gaps=[0] * unit.c.stages)
-    stage.unit = dataclasses.replace(unit, c=cfg, issue=unit.c.stages * unit.c.stage_cycles)
+    stage.unit = hls_unit(unit.index, op, s, unit.ns, unit.header, CType,
+                          (s.pe, [StageGroup(0, op.stages, op.stages * ct + sum(timing(op, s.pe).gaps))]))
+    assert check_plan(plan) == []
+    roms = stage.unit.groups[0]
+    bad = dataclasses.replace(roms, gaps=[0] * op.stages, group=StageGroup(0, op.stages, op.stages * ct))
+    stage.unit = dataclasses.replace(stage.unit, groups=[bad])
     (v,) = check_plan(plan)
     assert v.rule == "butterfly-raw-distance" and "1 cycles after its write" in v.detail
 
