@@ -68,6 +68,20 @@ def test_runtime_division_in_address_arithmetic_is_refused():
     assert v.rule == "no-runtime-division" and "(permute_write)" in v.place
 
 
+def test_division_in_the_linear_read_and_write_is_refused():
+    """The Linear unit's beat-to-register addresses once were e / SIMD, e % SIMD (and e / PE, e % PE):
+    a divider per lane.  Put back, the rule names the process."""
+    text = kernel("einhls_linear.h")
+    read = text.replace("x[kf + R::fold(j, l)][R::group(j, l)][R::member(j, l)] =",
+                        "x[(b * C::IN_LANES + l) / C::SIMD][(b * C::IN_LANES + l) % C::SIMD / C::GROUP][R::member(j, l)] =")
+    write = text.replace("y[nf + R::fold(j, l)][R::pos(j, l)]", "y[(b * C::OUT_LANES + l) / C::PE][R::pos(j, l)]")
+    assert read != text and write != text
+    found = check_kernel_text("einhls_linear.h", read)
+    assert rules(found) == {"no-runtime-division"} and all("(linear_read)" in v.place for v in found), found
+    (v,) = check_kernel_text("einhls_linear.h", write)
+    assert v.rule == "no-runtime-division" and "(linear_write)" in v.place
+
+
 def test_inner_loop_without_unroll_is_refused():
     text = kernel("einhls_butterfly.h").replace(
         "        for (unsigned k = 0; k < C::BANKS; k++) {\n#pragma HLS UNROLL\n            const typename C::in_t lane0",

@@ -16,7 +16,7 @@ never show (docs/hardware.md, "HLS rules"):
 ``dataflow-calls-only``
     A ``DATAFLOW`` function holds no loop: only declarations and process calls (canonical form).
 ``no-runtime-division``
-    In the contraction and butterfly kernels, ``/`` and ``%`` appear only between compile-time
+    In the Linear, contraction and butterfly kernels, ``/`` and ``%`` appear only between compile-time
     constants (configuration members, upper-case constants, literals): address arithmetic uses
     counters and compile-time tables.
 ``lanes-divide``
@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import EinhlsError
 
-DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h")
+DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_linear.h")
 AP_INT_DEFAULT_MAX_W = 1024
 
 
