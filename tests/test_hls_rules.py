@@ -82,6 +82,21 @@ def test_division_in_the_linear_read_and_write_is_refused():
     assert v.rule == "no-runtime-division" and "(linear_write)" in v.place
 
 
+def test_every_kernel_is_held_to_the_division_rule():
+    from codegen.emit.hls_rules import DIVISION_FREE_KERNELS
+
+    assert sorted(p.name for p in KERNELS.glob("*.h")) == sorted(DIVISION_FREE_KERNELS)
+
+
+def test_division_in_the_repack_is_refused():
+    """The re-pack once chose each bank's lane by k % IN_LANES and its phase by k / IN_LANES."""
+    text = kernel("einhls_stream.h")
+    broken = text.replace("frame[j * IN_LANES + l][row]", "frame[(b * IN_LANES + l) % PHASES][row]")
+    assert broken != text
+    (v,) = check_kernel_text("einhls_stream.h", broken)
+    assert v.rule == "no-runtime-division" and "(repack_write)" in v.place
+
+
 def test_inner_loop_without_unroll_is_refused():
     text = kernel("einhls_butterfly.h").replace(
         "        for (unsigned k = 0; k < C::BANKS; k++) {\n#pragma HLS UNROLL\n            const typename C::in_t lane0",

@@ -16,9 +16,10 @@ never show (docs/hardware.md, "HLS rules"):
 ``dataflow-calls-only``
     A ``DATAFLOW`` function holds no loop: only declarations and process calls (canonical form).
 ``no-runtime-division``
-    In the Linear, contraction and butterfly kernels, ``/`` and ``%`` appear only between compile-time
-    constants (configuration members, upper-case constants, literals): address arithmetic uses
-    counters and compile-time tables.
+    In every kernel of the library (the processes' pipelined bodies), ``/`` and ``%`` appear only
+    between compile-time constants (configuration members, upper-case constants, literals):
+    address arithmetic uses counters, compile-time tables and nested unrolled loops (an unrolled
+    index is a constant to the tool, but not to this text check, so none is divided).
 ``lanes-divide``
     A contraction's Linear unit takes input lanes dividing SIMD and output lanes dividing PE (fixed
     wiring, no run-time lane selection); a permutation buffer reads a power of two of lanes dividing
@@ -44,7 +45,9 @@ import numpy as np
 
 from ..errors import EinhlsError
 
-DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_linear.h")
+DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_linear.h", "einhls_stream.h",
+                         "einhls_softmax.h", "einhls_layernorm.h", "einhls_gelu.h", "einhls_requant.h",
+                         "einhls_relu.h", "einhls_graph.h", "einhls_axis.h", "einhls_csim.h")
 AP_INT_DEFAULT_MAX_W = 1024
 
 
