@@ -29,8 +29,8 @@ def estimate_of(op, s) -> int:
     return max(timing(op, s.pe).compute, math.ceil(op.in_size / s.in_lanes), math.ceil(op.out_size / s.out_lanes))
 
 
-def issue_of(op, units: int, first: int, last: int) -> int:
-    gaps = stage_gaps(op.n, op.stacks, op.strides, units)
+def issue_of(op, units: int, first: int, last: int, gaps: list[int] | None = None) -> int:
+    gaps = gaps if gaps is not None else stage_gaps(op.n, op.stacks, op.strides, units)
     return (last - first) * op.total // (2 * units) + sum(gaps[first:last - 1])
 
 
@@ -59,9 +59,10 @@ def test_no_cut_at_any_uniform_units_has_fewer_multipliers(name):
     for p in unit_options(op):
         if max(op.n // (2 * p), math.ceil(op.out_size / (2 * p))) > estimate:
             continue
+        gaps = stage_gaps(op.n, op.stacks, op.strides, p)
         for cuts in itertools.product([False, True], repeat=op.stages - 1):
             bounds = [0, *[i + 1 for i, cut in enumerate(cuts) if cut], op.stages]
-            if all(issue_of(op, p, a, b) <= estimate for a, b in zip(bounds, bounds[1:])):
+            if all(issue_of(op, p, a, b, gaps) <= estimate for a, b in zip(bounds, bounds[1:])):
                 count = (len(bounds) - 1) * p
                 best = count if best is None else min(best, count)
     assert best is not None and units * len(groups) == best, (units, len(groups), best)
