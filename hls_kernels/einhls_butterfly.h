@@ -17,11 +17,19 @@
 // elements (what the loader writes and the drain reads) is one per bank too: lane j of word w is
 // in bank j ^ (parity(w) << p), a 2:1 choice per bank.
 //
-// Processes (one DATAFLOW region, each one pipelined loop):
+// Frames in flight: the Verilog time-shares its P units between up to 8 frames, issuing a stage of
+// one while another waits its gap.  A dataflow process here is called once per frame, so instead
+// the stages are cut into groups of consecutive stages (codegen/emit/butterfly.py
+// hls_stage_groups), each group one process with its own P units (P is the HLS unit's, chosen so
+// the slowest process meets the schedule's cycles per frame) and a ping-pong buffer on each side:
+// group g works on frame f while group g + 1 works on frame f - 1.
+//
+// Processes (one DATAFLOW region, generated per unit in its params header, each one pipelined loop):
 //   lanes in   IN_LANES -> 2P elements per beat (einhls_lanes in the RTL)
 //   load       one word of 2P elements per cycle into the IN buffer x (C1 cycles)
-//   compute    ISSUE = STAGES * CT + sum(gap) cycles: one (stage, cycle) per cycle, then gap[s]
-//              idle cycles after stage s, as the RTL's issue logic runs one frame
+//   compute    one per stage group G: G::ISSUE = G::STAGES * CT + its inner gaps cycles, one
+//              (stage, cycle) per cycle, then gap[s] idle cycles after stage s, as the RTL's issue
+//              logic runs one frame; it reads the previous group's buffer and writes the next one
 //   drain      one word of 2P elements per cycle out of the OUT buffer y (OUT_WORDS cycles)
 //   lanes out  2P -> OUT_LANES elements per beat
 //
@@ -38,13 +46,16 @@
 //
 // C is a configuration struct written by the einhls emitter (templates/hls/params_butterfly.h.j2):
 //   N, STACKS, STAGES, P, K, M, IN_LANES, OUT_LANES    geometry
-//   LOG_P, BANKS, C1, CT, IN_WORDS, OUT_WORDS, IN_BEATS, OUT_BEATS, ISSUE, RAW_DISTANCE
+//   LOG_P, BANKS, C1, CT, IN_WORDS, OUT_WORDS, IN_BEATS, OUT_BEATS, RAW_DISTANCE
 //   IN_BITS, OUT_BITS, in_t, out_t                      stream element types
 //   w_t (stored codes, W_BITS), acc_t (exact accumulator), V_BITS, M_BITS (requant product widths),
 //   C_BITS (rounding and clamping width, the RTL's CWD)
 //   tw_int, bias_int                                    integer types the ROM arrays are stored in
-// and the ROMs: twiddle[STAGES * CT][P][4] (t00, t10, t01, t11: t[i][j] is input i's coefficient in
-// output j), bias[STAGES * CT][P][2] (of e0, e1), stride_log, gap, mult, shift, zp, lo, hi [STAGES].
+// A stage group G derives from C: STAGES (its own), ISSUE, LOG_ROM, IN_DEPTH and OUT_DEPTH (words per
+// bank of its input and output buffers), FROM_INPUT (its first stage is stage 0: it reads the
+// loaded words, each stack the same), store_t (out_t for the last group, else w_t); and its ROMs:
+// twiddle[STAGES * CT][P][4] (t00, t10, t01, t11: t[i][j] is input i's coefficient in output j),
+// bias[STAGES * CT][P][2] (of e0, e1), stride_log, gap, mult, shift, zp, lo, hi [STAGES].
 #ifndef EINHLS_BUTTERFLY_H
 #define EINHLS_BUTTERFLY_H
 
@@ -113,6 +124,19 @@ struct Relane<SIZE, BITS, LANES, LANES> {
 // The loader: word w of 2P input elements into the IN buffer, padding words zero.
 template <class C>
 void butterfly_load(hls::stream<ap_uint<C::BANKS * C::IN_BITS> >& in, typename C::w_t x[C::BANKS][C::C1]) {
+    static_assert((C::P & (C::P - 1)) == 0 && (1u << C::LOG_P) == C::P, "P must be a power of two, LOG_P its log");
+    static_assert(C::BANKS == 2 * C::P && C::C1 * C::BANKS == C::N, "BANKS = 2P, C1 = N / (2P)");
+    static_assert((1u << C::LOG_C1) == C::C1 && (1u << C::LOG_CT) == C::CT, "C1 and CT are powers of two");
+    static_assert(C::CT == C::STACKS * C::C1, "CT = STACKS * N / (2P) cycles per stage");
+    static_assert(C::K <= C::N && C::M <= C::STACKS * C::N, "K <= N, M <= STACKS * N");
+    static_assert(C::IN_WORDS == (C::K + C::BANKS - 1) / C::BANKS, "IN_WORDS = ceil(K / (2P))");
+    static_assert(C::OUT_WORDS == (C::M + C::BANKS - 1) / C::BANKS, "OUT_WORDS = ceil(M / (2P))");
+    static_assert(C::IN_BEATS == (C::K + C::IN_LANES - 1) / C::IN_LANES, "IN_BEATS = ceil(K / IN_LANES)");
+    static_assert(C::OUT_BEATS == (C::M + C::OUT_LANES - 1) / C::OUT_LANES, "OUT_BEATS = ceil(M / OUT_LANES)");
+    static_assert(C::C_BITS >= C::W_BITS + 2 && C::C_BITS >= C::V_BITS + C::M_BITS + 3, "C_BITS is the RTL's CWD");
+    static_assert(ap_fits(C::BANKS * C::IN_BITS) && ap_fits(C::BANKS * C::OUT_BITS) && ap_fits(C::C_BITS)
+                  && ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
+                  "butterfly: a word exceeds AP_INT_MAX_W");
     EINHLS_CSIM_PROCESS();
     ap_uint<C::LOG_C1 + 1> w = 0;
 load:
@@ -132,9 +156,11 @@ load:
     }
 }
 
-// The STAGES stages on P units: one flattened pipelined loop over the issue cycles of a frame.
+// The STAGES stages of group C on P units: one flattened pipelined loop over the issue cycles of a
+// frame, from the input buffer x (the loaded words, or the previous group's last stage) to y (the
+// next group's input, or the words the drain sends).
 template <class C>
-void butterfly_compute(const typename C::w_t x[C::BANKS][C::C1], typename C::out_t y[C::BANKS][C::OUT_WORDS],
+void butterfly_compute(const typename C::w_t x[C::BANKS][C::IN_DEPTH], typename C::store_t y[C::BANKS][C::OUT_DEPTH],
                        const typename C::tw_int twiddle[C::STAGES * C::CT][C::P][4],
                        const typename C::bias_int bias[C::STAGES * C::CT][C::P][2],
                        const unsigned char stride_log[C::STAGES], const unsigned char gap[C::STAGES],
@@ -144,6 +170,10 @@ void butterfly_compute(const typename C::w_t x[C::BANKS][C::C1], typename C::out
 #pragma HLS ARRAY_PARTITION variable=twiddle complete dim=3
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=2
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=3
+    static_assert(C::STAGES >= 1 && C::STAGES < 256, "a group of 1 .. 255 stages (8-bit stage counter)");
+    static_assert(C::STAGES * C::CT <= (1u << C::LOG_ROM), "LOG_ROM holds the ROM word index");
+    static_assert(C::IN_DEPTH == (C::FROM_INPUT ? C::C1 : C::CT), "the loaded words, or a whole stage");
+    static_assert(C::OUT_DEPTH == C::OUT_WORDS || C::OUT_DEPTH == C::CT, "the drained words, or a whole stage");
     EINHLS_CSIM_PROCESS();
     typename C::w_t wk[2][C::BANKS][C::CT];   // stage s writes half s % 2, stage s + 1 reads it
 #pragma HLS ARRAY_PARTITION variable=wk complete dim=2
@@ -189,8 +219,8 @@ issue:
 #pragma HLS UNROLL
                 const bool upper = (k >= C::P) != par;               // bank k holds a position >= P
                 const unsigned addr = upper ? a1 : a0;
-                if (first) {
-                    bank[k] = x[k][addr];
+                if (first) {   // the loaded words are the same for every stack
+                    bank[k] = x[k][C::FROM_INPUT ? addr : unsigned(stack_base + addr)];
                 } else {
                     const unsigned at = stack_base + addr;
                     bank[k] = wk[(s + 1) & 1][k][at];
@@ -252,7 +282,7 @@ issue:
                 const unsigned at = stack_base + (upper ? a1 : a0);
                 const typename C::w_t value = par ? result[k ^ C::P] : result[k];
                 if (last) {
-                    if (at < C::OUT_WORDS) y[k][at] = typename C::out_t(value);
+                    if (at < C::OUT_DEPTH) y[k][at] = typename C::store_t(value);
                 } else {
                     wk[s & 1][k][at] = value;
 #ifdef EINHLS_CSIM_CHECKS
@@ -301,47 +331,6 @@ drain:
         out.write(word);
         local_word = local_word == C::C1 - 1 ? ap_uint<C::LOG_C1 + 1>(0) : ap_uint<C::LOG_C1 + 1>(local_word + 1);
     }
-}
-
-// The butterfly unit: lanes, load, compute, drain, lanes as a dataflow pipeline (x and y become
-// ping-pong buffers, so the next frame loads while this one computes and the previous one drains).
-template <class C>
-void butterfly(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
-               hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
-               const typename C::tw_int twiddle[C::STAGES * C::CT][C::P][4],
-               const typename C::bias_int bias[C::STAGES * C::CT][C::P][2],
-               const unsigned char stride_log[C::STAGES], const unsigned char gap[C::STAGES],
-               const unsigned long long mult[C::STAGES], const unsigned char shift[C::STAGES],
-               const long long zp[C::STAGES], const long long lo[C::STAGES], const long long hi[C::STAGES]) {
-#pragma HLS DATAFLOW
-    static_assert((C::P & (C::P - 1)) == 0 && (1u << C::LOG_P) == C::P, "P must be a power of two, LOG_P its log");
-    static_assert(C::BANKS == 2 * C::P && C::C1 * C::BANKS == C::N, "BANKS = 2P, C1 = N / (2P)");
-    static_assert((1u << C::LOG_C1) == C::C1 && (1u << C::LOG_CT) == C::CT, "C1 and CT are powers of two");
-    static_assert(C::CT == C::STACKS * C::C1, "CT = STACKS * N / (2P) cycles per stage");
-    static_assert(C::STAGES * C::CT <= (1u << C::LOG_ROM), "LOG_ROM holds the ROM word index");
-    static_assert(C::K <= C::N && C::M <= C::STACKS * C::N, "K <= N, M <= STACKS * N");
-    static_assert(C::IN_WORDS == (C::K + C::BANKS - 1) / C::BANKS, "IN_WORDS = ceil(K / (2P))");
-    static_assert(C::OUT_WORDS == (C::M + C::BANKS - 1) / C::BANKS, "OUT_WORDS = ceil(M / (2P))");
-    static_assert(C::IN_BEATS == (C::K + C::IN_LANES - 1) / C::IN_LANES, "IN_BEATS = ceil(K / IN_LANES)");
-    static_assert(C::OUT_BEATS == (C::M + C::OUT_LANES - 1) / C::OUT_LANES, "OUT_BEATS = ceil(M / OUT_LANES)");
-    static_assert(C::STAGES < 256, "stage counter of 8 bits");
-    static_assert(C::C_BITS >= C::W_BITS + 2 && C::C_BITS >= C::V_BITS + C::M_BITS + 3, "C_BITS is the RTL's CWD");
-    static_assert(ap_fits(C::BANKS * C::IN_BITS) && ap_fits(C::BANKS * C::OUT_BITS) && ap_fits(C::C_BITS)
-                  && ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
-                  "butterfly: a word exceeds AP_INT_MAX_W");
-    hls::stream<ap_uint<C::BANKS * C::IN_BITS> > words_in("words_in");
-    hls::stream<ap_uint<C::BANKS * C::OUT_BITS> > words_out("words_out");
-#pragma HLS STREAM variable=words_in depth=2
-#pragma HLS STREAM variable=words_out depth=2
-    typename C::w_t x[C::BANKS][C::C1];
-#pragma HLS ARRAY_PARTITION variable=x complete dim=1
-    typename C::out_t y[C::BANKS][C::OUT_WORDS];
-#pragma HLS ARRAY_PARTITION variable=y complete dim=1
-    Relane<C::K, C::IN_BITS, C::IN_LANES, C::BANKS>::run(in, words_in);
-    butterfly_load<C>(words_in, x);
-    butterfly_compute<C>(x, y, twiddle, bias, stride_log, gap, mult, shift, zp, lo, hi);
-    butterfly_drain<C>(y, words_out);
-    Relane<C::M, C::OUT_BITS, C::BANKS, C::OUT_LANES>::run(words_out, out);
 }
 
 }  // namespace einhls

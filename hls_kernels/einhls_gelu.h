@@ -22,9 +22,11 @@ template <class C>
 void gelu_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
                  hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out) {
     static_assert(C::BEATS == (C::SIZE + C::LANES - 1) / C::LANES, "BEATS must be ceil(SIZE / LANES)");
+    EINHLS_CSIM_PROCESS();
 beats:
     for (unsigned b = 0; b < C::BEATS; b++) {
 #pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
         const ap_uint<C::LANES * C::IN_BITS> word = in.read();
         ap_uint<C::LANES * C::OUT_BITS> result = 0;
         for (unsigned l = 0; l < C::LANES; l++) {

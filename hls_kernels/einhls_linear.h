@@ -74,25 +74,56 @@ limbs:
     return word;
 }
 
+// Beats of LANES elements into (or out of) rows of WIDTH elements without run-time division: beat
+// b starts at element b * LANES, at position (b * LANES) mod WIDTH of its row, which repeats with
+// period PHASES = WIDTH / gcd(WIDTH, LANES).  A phase counter and a row counter (advanced by a
+// per-phase constant) replace e / WIDTH and e % WIDTH; lane l of phase j lands in row + fold(j, l)
+// at position pos(j, l) (group pos / GROUP, member pos % GROUP), all compile-time constants, so
+// every lane-to-register connection is a PHASES:1 choice of fixed wires (as in einhls_stream.h's
+// re-pack).
+template <unsigned LANES, unsigned WIDTH, unsigned GROUP = 1>
+struct BeatRows {
+    static const unsigned PHASES = WIDTH / gcd_of(WIDTH, LANES);
+    static constexpr unsigned start(unsigned j) { return j * LANES % WIDTH; }
+    static constexpr unsigned fold(unsigned j, unsigned l) { return (start(j) + l) / WIDTH; }
+    static constexpr unsigned pos(unsigned j, unsigned l) { return (start(j) + l) % WIDTH; }
+    static constexpr unsigned advance(unsigned j) { return (start(j) + LANES) / WIDTH; }   // rows per beat
+    static constexpr unsigned group(unsigned j, unsigned l) { return pos(j, l) / GROUP; }
+    static constexpr unsigned member(unsigned j, unsigned l) { return pos(j, l) % GROUP; }
+};
+
 // Stage 1: one input frame into the activation buffer x[kf][g][i] = element kf*SIMD + g*GROUP + i
 // (K elements, zero padding up to KF * SIMD).
 template <class C>
 void linear_read(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
                  typename C::in_t x[C::KF][C::GROUPS][C::GROUP]) {
+    typedef BeatRows<C::IN_LANES, C::SIMD, C::GROUP> R;
+    const unsigned LAST_LANES = C::K - (C::IN_BEATS - 1) * C::IN_LANES;   // lanes of the last beat
     EINHLS_CSIM_PROCESS();
+    unsigned phase = 0, kf = 0;   // b mod PHASES, (b * IN_LANES) / SIMD
 read_beats:
     for (unsigned b = 0; b < C::IN_BEATS; b++) {
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
         const ap_uint<C::IN_LANES * C::IN_BITS> word = in.read();
-    read_lanes:
-        for (unsigned l = 0; l < C::IN_LANES; l++) {
+        const bool last = b == C::IN_BEATS - 1;
+        unsigned next_kf = kf;
+    phases:
+        for (unsigned j = 0; j < R::PHASES; j++) {
 #pragma HLS UNROLL
-            const unsigned e = b * C::IN_LANES + l;
-            if (e < C::K)
-                x[e / C::SIMD][e % C::SIMD / C::GROUP][e % C::GROUP] =
-                    get_lane<typename C::in_t, C::IN_BITS>(word, l);
+            if (phase == j) {
+            read_lanes:
+                for (unsigned l = 0; l < C::IN_LANES; l++) {
+#pragma HLS UNROLL
+                    if (!last || l < LAST_LANES)
+                        x[kf + R::fold(j, l)][R::group(j, l)][R::member(j, l)] =
+                            get_lane<typename C::in_t, C::IN_BITS>(word, l);
+                }
+                next_kf = kf + R::advance(j);
+            }
         }
+        kf = next_kf;
+        phase = phase == R::PHASES - 1 ? 0 : phase + 1;
     }
     // Padding columns meet zero weights, so their value never matters and the hardware leaves
     // them alone (the process stays one pipelined loop).  C-sim zeroes them so the buffer is fully
@@ -153,22 +184,35 @@ fold_out:
     }
 }
 
-// Stage 3: the N outputs of the frame, OUT_LANES per beat.
+// Stage 3: the N outputs of the frame, OUT_LANES per beat (rows of PE results, BeatRows).
 template <class C>
 void linear_write(const typename C::out_t y[C::NF][C::PE], hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+    typedef BeatRows<C::OUT_LANES, C::PE> R;
+    const unsigned LAST_LANES = C::N - (C::OUT_BEATS - 1) * C::OUT_LANES;   // lanes of the last beat
     EINHLS_CSIM_PROCESS();
+    unsigned phase = 0, nf = 0;   // b mod PHASES, (b * OUT_LANES) / PE
 write_beats:
     for (unsigned b = 0; b < C::OUT_BEATS; b++) {
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
         ap_uint<C::OUT_LANES * C::OUT_BITS> word = 0;  // lanes past the end of the frame stay zero
-    write_lanes:
-        for (unsigned l = 0; l < C::OUT_LANES; l++) {
+        const bool last = b == C::OUT_BEATS - 1;
+        unsigned next_nf = nf;
+    phases:
+        for (unsigned j = 0; j < R::PHASES; j++) {
 #pragma HLS UNROLL
-            const unsigned e = b * C::OUT_LANES + l;
-            if (e < C::N) set_lane<C::OUT_BITS>(word, l, y[e / C::PE][e % C::PE]);
+            if (phase == j) {
+            write_lanes:
+                for (unsigned l = 0; l < C::OUT_LANES; l++) {
+#pragma HLS UNROLL
+                    if (!last || l < LAST_LANES) set_lane<C::OUT_BITS>(word, l, y[nf + R::fold(j, l)][R::pos(j, l)]);
+                }
+                next_nf = nf + R::advance(j);
+            }
         }
         out.write(word);
+        nf = next_nf;
+        phase = phase == R::PHASES - 1 ? 0 : phase + 1;
     }
 }
 

@@ -65,12 +65,15 @@ beats:
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
         const ap_uint<IN_LANES * BITS> word = in.read();
-    banks:
-        for (unsigned k = 0; k < BANKS; k++) {
+    phases:
+        for (unsigned j = 0; j < PHASES; j++) {      // bank j * IN_LANES + l takes lane l in phase j
 #pragma HLS UNROLL
-            const unsigned lane = k % IN_LANES;     // constant: the lane that may write bank k
-            if (phase == k / IN_LANES && b * IN_LANES + lane < SIZE)
-                frame[k][row] = get_lane<ap_uint<BITS>, BITS>(word, lane);
+        lanes:
+            for (unsigned l = 0; l < IN_LANES; l++) {
+#pragma HLS UNROLL
+                if (phase == j && b * IN_LANES + l < SIZE)
+                    frame[j * IN_LANES + l][row] = get_lane<ap_uint<BITS>, BITS>(word, l);
+            }
         }
         if (phase == PHASES - 1) {
             phase = 0;

@@ -68,6 +68,35 @@ def test_runtime_division_in_address_arithmetic_is_refused():
     assert v.rule == "no-runtime-division" and "(permute_write)" in v.place
 
 
+def test_division_in_the_linear_read_and_write_is_refused():
+    """The Linear unit's beat-to-register addresses once were e / SIMD, e % SIMD (and e / PE, e % PE):
+    a divider per lane.  Put back, the rule names the process."""
+    text = kernel("einhls_linear.h")
+    read = text.replace("x[kf + R::fold(j, l)][R::group(j, l)][R::member(j, l)] =",
+                        "x[(b * C::IN_LANES + l) / C::SIMD][(b * C::IN_LANES + l) % C::SIMD / C::GROUP][R::member(j, l)] =")
+    write = text.replace("y[nf + R::fold(j, l)][R::pos(j, l)]", "y[(b * C::OUT_LANES + l) / C::PE][R::pos(j, l)]")
+    assert read != text and write != text
+    found = check_kernel_text("einhls_linear.h", read)
+    assert rules(found) == {"no-runtime-division"} and all("(linear_read)" in v.place for v in found), found
+    (v,) = check_kernel_text("einhls_linear.h", write)
+    assert v.rule == "no-runtime-division" and "(linear_write)" in v.place
+
+
+def test_every_kernel_is_held_to_the_division_rule():
+    from codegen.emit.hls_rules import DIVISION_FREE_KERNELS
+
+    assert sorted(p.name for p in KERNELS.glob("*.h")) == sorted(DIVISION_FREE_KERNELS)
+
+
+def test_division_in_the_repack_is_refused():
+    """The re-pack once chose each bank's lane by k % IN_LANES and its phase by k / IN_LANES."""
+    text = kernel("einhls_stream.h")
+    broken = text.replace("frame[j * IN_LANES + l][row]", "frame[(b * IN_LANES + l) % PHASES][row]")
+    assert broken != text
+    (v,) = check_kernel_text("einhls_stream.h", broken)
+    assert v.rule == "no-runtime-division" and "(repack_write)" in v.place
+
+
 def test_inner_loop_without_unroll_is_refused():
     text = kernel("einhls_butterfly.h").replace(
         "        for (unsigned k = 0; k < C::BANKS; k++) {\n#pragma HLS UNROLL\n            const typename C::in_t lane0",
@@ -123,13 +152,26 @@ def test_lanes_that_do_not_divide_simd_are_refused(tt512_plan):
 
 
 def test_butterfly_without_its_gaps_is_refused():
+    """A stage group that holds stages with gaps between them (the Verilog's P, one group): without
+    the gaps stage s + 1 reads a result 1 cycle after its write."""
+    from codegen.emit.butterfly import StageGroup, hls_unit
+    from codegen.emit.hls import CType
+    from codegen.schedule.butterfly import timing
+
     design = CASES["n8_p4_int4"]()
     plan = plan_hls(design)
     assert check_plan(plan) == []
     (stage,) = [st for st in plan.stages if st.unit.kind == "butterfly"]
+    op = design.graph.ops[0]
+    s = design.schedule(op)
+    ct = timing(op, s.pe).stage_cycles
     unit = stage.unit
-    cfg = dataclasses.replace(unit.c, gaps=[0] * unit.c.stages)
-    stage.unit = dataclasses.replace(unit, c=cfg, issue=unit.c.stages * unit.c.stage_cycles)
+    stage.unit = hls_unit(unit.index, op, s, unit.ns, unit.header, CType,
+                          (s.pe, [StageGroup(0, op.stages, op.stages * ct + sum(timing(op, s.pe).gaps))]))
+    assert check_plan(plan) == []
+    roms = stage.unit.groups[0]
+    bad = dataclasses.replace(roms, gaps=[0] * op.stages, group=StageGroup(0, op.stages, op.stages * ct))
+    stage.unit = dataclasses.replace(stage.unit, groups=[bad])
     (v,) = check_plan(plan)
     assert v.rule == "butterfly-raw-distance" and "1 cycles after its write" in v.detail
 

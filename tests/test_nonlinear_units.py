@@ -51,6 +51,15 @@ def test_csim_matches_reference(name: str, tmp_path: Path) -> None:
     np.testing.assert_array_equal(result.outputs, expected)
     # the cases must exercise the output range, not only one corner of it
     assert len(np.unique(expected)) > 2
+    # the cycle check (hls_kernels/einhls_csim.h): every process once per token, and the slowest
+    # one's loop iterations per token (the interval at II = 1) within 10% of the Verilog's interval
+    # (codegen/schedule/nonlinear_cost.py, which RTL simulation measures below): the stages work
+    # on consecutive tokens as the Verilog's do
+    measured = result.measured
+    assert measured["processes"] and all(p["calls"] == CSIM_TOKENS for p in measured["processes"]), measured
+    cost = nonlinear_cost(op, lanes, "DSP48E2")
+    assert measured["interval_cycles_ii1"] <= 1.1 * cost.ii, (measured["slowest_process"],
+                                                             measured["interval_cycles_ii1"], cost.ii)
 
 
 def _rtl_params():

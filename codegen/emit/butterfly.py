@@ -7,6 +7,7 @@ memory layout and schedule both implement.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from ..errors import EinhlsError
 from ..ir.butterfly import Butterfly, pair_elements
 from ..ir.types import bits_for_range
 from ..schedule.butterfly import (RTL_READ_AFTER_WRITE, has_bias, log2i, needs_requant_multiplier,
-                                  storage_bits, timing)
+                                  stage_gaps, storage_bits, timing, unit_options)
 from ..schedule.cost import LUT_MULT_MAX_BITS, bram36_for
 from ..schedule.design import OpSchedule
 
@@ -193,6 +194,89 @@ def rtl_stage(index: int, op: Butterfly, s: OpSchedule):
 
 
 # --- the HLS unit (codegen/emit/hls.py plan_hls, templates/hls/params_butterfly.h.j2) -----------
+#
+# The Verilog keeps up to 8 frames in its P units at once: while one frame waits the gap after a
+# stage (its next stage would read results still in the pipeline), another frame's stage issues.
+# An HLS dataflow process is called once per frame and cannot start frame f + 1 inside the call of
+# frame f, so the HLS unit keeps its frames in flight the dataflow way: the stages are cut into
+# groups of consecutive stages, each group a process with its own P' units and ping-pong buffers on
+# both sides, so group g works on frame f while group g + 1 works on frame f - 1.  Inside a group
+# the stages run one after the other as in the Verilog (same layout, issue order, gaps).
+# ``hls_stage_groups`` picks P' and the cut: the fewest units (then the fewest groups) whose
+# slowest process meets the schedule's cycles per frame.
+
+
+@dataclass(frozen=True)
+class StageGroup:
+    """Stages ``first`` .. ``last - 1`` in one process: ``issue`` loop iterations per frame."""
+    first: int
+    last: int
+    issue: int
+
+    @property
+    def stages(self) -> int:
+        return self.last - self.first
+
+
+def _greedy_groups(ct: int, gaps: list[int], stages: int, target: int) -> list[StageGroup] | None:
+    """The fewest groups of consecutive stages whose issue loops take at most ``target`` cycles
+    (a group ends where the next stage would push it past; the gap between two groups is not
+    issued, the ping-pong buffer between them holds the whole frame)."""
+    if ct > target:
+        return None
+    groups, first, cycles = [], 0, ct
+    for stage in range(1, stages):
+        more = gaps[stage - 1] + ct
+        if cycles + more <= target:
+            cycles += more
+        else:
+            groups.append(StageGroup(first, stage, cycles))
+            first, cycles = stage, ct
+    groups.append(StageGroup(first, stages, cycles))
+    return groups
+
+
+def hls_stage_groups(op: Butterfly, s: OpSchedule) -> tuple[int, list[StageGroup]]:
+    """(P' units per group, the groups) of the HLS unit: the fewest units in all, then the fewest
+    groups, whose every process (load C1' words, each group's issue loop, drain) meets the
+    schedule's cycles per frame max(compute, input beats, output beats).  The Verilog's own P in
+    one group when nothing does."""
+    tm = timing(op, s.pe)
+    target = max(tm.compute, math.ceil(op.in_size / s.in_lanes), math.ceil(op.out_size / s.out_lanes))
+    best: tuple[int, int, int, list[StageGroup]] | None = None
+    for units in unit_options(op):
+        banks = 2 * units
+        if max(op.n // banks, math.ceil(op.out_size / banks)) > target:
+            continue
+        groups = _greedy_groups(op.total // banks, stage_gaps(op.n, op.stacks, op.strides, units), op.stages, target)
+        if groups is None:
+            continue
+        key = (len(groups) * units, len(groups))
+        if best is None or key < best[:2]:
+            best = (*key, units, groups)
+    if best is None:
+        gaps = list(tm.gaps)
+        return s.pe, [StageGroup(0, op.stages, op.stages * tm.stage_cycles + sum(gaps))]
+    return best[2], best[3]
+
+
+@dataclass
+class GroupRoms:
+    """One group's slice of the ROMs and stage constants (each process reads its own copy)."""
+    group: StageGroup
+    twiddle_rows: list[str]
+    bias_rows: list[str]
+    stride_log: list[int]
+    gaps: list[int]           # idle cycles after each of its stages; none after its last
+    mult: list[str]
+    shift: list[int]
+    zp: list[int]
+    lo: list[str]
+    hi: list[str]
+    log_rom: int
+    in_depth: str             # the words per bank of its input and output buffers (C++ constants)
+    out_depth: str
+
 
 @dataclass
 class ButterflyUnit:
@@ -203,7 +287,7 @@ class ButterflyUnit:
     ns: str
     header: str
     summary: str
-    c: ButterflyConfig
+    c: ButterflyConfig        # at the HLS unit's P' units per group
     in_t: object              # codegen.emit.hls.CType
     out_t: object
     log_p: int
@@ -212,19 +296,19 @@ class ButterflyUnit:
     in_beats: int
     out_beats: int
     tw_int: str
-    twiddle_rows: list[str]
-    bias_rows: list[str]
-    mult: list[str]
-    lo: list[str]
-    hi: list[str]
+    groups: list[GroupRoms]
+    rtl_units: int            # P of the Verilog unit (the schedule's)
     widest: int               # widest ap_int the unit uses (AP_INT_MAX_W above 1024)
     log_c1: int
     log_ct: int
-    log_rom: int              # bits of the ROM word index s * CT + c
     in_words: int             # words of 2P elements the loader writes
-    issue: int                # compute loop iterations per frame: STAGES * CT + sum of the gaps
     raw_distance: int         # every read of the working buffer is this many issue cycles after its write
     c_bits: int               # rounding and clamping width (einhls_butterfly.v CWD)
+
+    @property
+    def issue(self) -> int:
+        """Iterations per frame of the slowest group's issue loop."""
+        return max(g.group.issue for g in self.groups)
 
 
 def _c_int(value: int) -> str:
@@ -233,33 +317,57 @@ def _c_int(value: int) -> str:
     return f"({value + 1}LL - 1)" if value == -(1 << 63) else f"{value}LL"
 
 
-def hls_unit(index: int, op: Butterfly, s: OpSchedule, ns: str, header: str, ctype) -> ButterflyUnit:
-    """The template data of one Butterfly op; ``ctype`` is codegen.emit.hls.CType."""
-    cfg = butterfly_config(op, s)
+def group_roms(cfg: ButterflyConfig, group: StageGroup, out_words: int) -> GroupRoms:
+    """The ROM rows and stage constants of ``group`` at the configuration's P units."""
+    rows = slice(group.first * cfg.stage_cycles, group.last * cfg.stage_cycles)
+    stages = slice(group.first, group.last)
+    gaps = cfg.gaps[stages][:-1] + [0]
+    issue = group.stages * cfg.stage_cycles + sum(gaps)
+    if issue != group.issue:
+        raise EinhlsError(f"stage group {group.first}..{group.last - 1}: {issue} issue cycles, planned {group.issue}")
+    return GroupRoms(
+        group=group,
+        twiddle_rows=["{ " + ", ".join("{" + ", ".join(str(int(v)) for v in unit) + "}" for unit in word) + " }"
+                      for word in cfg.twiddle[rows].tolist()],
+        bias_rows=["{ " + ", ".join("{" + ", ".join(_c_int(v) for v in unit) + "}" for unit in word) + " }"
+                   for word in cfg.bias[rows].tolist()],
+        stride_log=cfg.stride_log[stages], gaps=gaps,
+        mult=[f"{m}ULL" for m in (cfg.mult[stages] if cfg.mul_rq else [1] * group.stages)],
+        shift=cfg.shift[stages], zp=cfg.zp[stages], lo=[_c_int(v) for v in cfg.lo[stages]],
+        hi=[_c_int(v) for v in cfg.hi[stages]],
+        log_rom=max(1, (group.stages * cfg.stage_cycles - 1).bit_length()),
+        in_depth="C1" if group.first == 0 else "CT",
+        out_depth="OUT_WORDS" if group.last == cfg.stages else "CT")
+
+
+def hls_unit(index: int, op: Butterfly, s: OpSchedule, ns: str, header: str, ctype,
+             groups: tuple[int, list[StageGroup]] | None = None) -> ButterflyUnit:
+    """The template data of one Butterfly op; ``ctype`` is codegen.emit.hls.CType; ``groups`` (P'
+    and the stage groups) overrides :func:`hls_stage_groups` (tests)."""
+    units, stage_groups = groups or hls_stage_groups(op, s)
+    cfg = butterfly_config(op, dataclasses.replace(s, pe=units))
     c_bits = max(cfg.v_bits + cfg.m_bits + 1, cfg.w_bits) + 2
     if cfg.acc_bits > 64 or cfg.w_bits > 64:
         raise EinhlsError(f"accumulator of {cfg.acc_bits} bits: the HLS butterfly stores constants in 64 bits",
                           node=op.name)
+    if [g.first for g in stage_groups] != [0, *[g.last for g in stage_groups[:-1]]] or stage_groups[-1].last != op.stages:
+        raise EinhlsError(f"stage groups {stage_groups} do not cover the {op.stages} stages in order", node=op.name)
     tw_int = next(t for bits, t in ((8, "signed char"), (16, "short"), (32, "int"), (64, "long long"))
                   if cfg.t_bits <= bits)
-    twiddle_rows = ["{ " + ", ".join("{" + ", ".join(str(int(v)) for v in unit) + "}" for unit in word) + " }"
-                    for word in cfg.twiddle.tolist()]
-    bias_rows = ["{ " + ", ".join("{" + ", ".join(_c_int(v) for v in unit) + "}" for unit in word) + " }"
-                 for word in cfg.bias.tolist()]
+    out_words = math.ceil(op.out_size / cfg.banks)
+    rtl = butterfly_config(op, s)
+    hls_note = (f"; HLS: {len(stage_groups)} stage process(es) of {units} unit(s) "
+                f"({4 * units * len(stage_groups)} multipliers, the Verilog {4 * rtl.units})")
     return ButterflyUnit(
-        index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary(op, cfg), c=cfg,
+        index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary(op, rtl) + hls_note, c=cfg,
         in_t=ctype(op.in_type.signed, op.in_type.bits), out_t=ctype(op.out_type.signed, op.out_type.bits),
-        log_p=log2i(cfg.units), c1=op.n // cfg.banks, out_words=math.ceil(op.out_size / cfg.banks),
+        log_p=log2i(cfg.units), c1=op.n // cfg.banks, out_words=out_words,
         in_beats=math.ceil(op.in_size / s.in_lanes), out_beats=math.ceil(op.out_size / s.out_lanes),
-        tw_int=tw_int, twiddle_rows=twiddle_rows, bias_rows=bias_rows,
-        mult=[f"{m}ULL" for m in (cfg.mult if cfg.mul_rq else [1] * cfg.stages)],
-        lo=[_c_int(v) for v in cfg.lo], hi=[_c_int(v) for v in cfg.hi],
+        tw_int=tw_int, groups=[group_roms(cfg, g, out_words) for g in stage_groups], rtl_units=s.pe,
         widest=max(s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, c_bits,
                    cfg.banks * op.in_type.bits, cfg.banks * op.out_type.bits),
         log_c1=log2i(op.n // cfg.banks), log_ct=log2i(cfg.stage_cycles),
-        log_rom=max(1, (cfg.stages * cfg.stage_cycles - 1).bit_length()),
-        in_words=math.ceil(op.in_size / cfg.banks),
-        issue=cfg.stages * cfg.stage_cycles + sum(cfg.gaps), raw_distance=RTL_READ_AFTER_WRITE, c_bits=c_bits)
+        in_words=math.ceil(op.in_size / cfg.banks), raw_distance=RTL_READ_AFTER_WRITE, c_bits=c_bits)
 
 
 # --- standalone unit testbenches (tests/test_butterfly_rtl.py, tests/test_butterfly_csim.py) ----
@@ -310,8 +418,9 @@ def emit_unit_rtl(design, out) -> ButterflyConfig:
     return cfg
 
 
-def emit_unit_csim(design, out) -> ButterflyUnit:
-    """OUT/ with the kernel headers, the unit's parameter header and testbench/csim/butterfly_unit.cpp."""
+def emit_unit_csim(design, out, groups: tuple[int, list[StageGroup]] | None = None) -> ButterflyUnit:
+    """OUT/ with the kernel headers, the unit's parameter header and testbench/csim/butterfly_unit.cpp
+    (``groups`` as for :func:`hls_unit`)."""
     import shutil
     from pathlib import Path
 
@@ -323,7 +432,7 @@ def emit_unit_csim(design, out) -> ButterflyUnit:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (op,) = design.graph.ops
-    unit = hls_unit(0, op, design.schedule(op), UNIT_CSIM_NS, UNIT_CSIM_HEADER, CType)
+    unit = hls_unit(0, op, design.schedule(op), UNIT_CSIM_NS, UNIT_CSIM_HEADER, CType, groups)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(resource_dir("templates") / "hls"),
                                                             str(resource_dir("testbench") / "csim")]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,

@@ -16,9 +16,10 @@ never show (docs/hardware.md, "HLS rules"):
 ``dataflow-calls-only``
     A ``DATAFLOW`` function holds no loop: only declarations and process calls (canonical form).
 ``no-runtime-division``
-    In the contraction and butterfly kernels, ``/`` and ``%`` appear only between compile-time
-    constants (configuration members, upper-case constants, literals): address arithmetic uses
-    counters and compile-time tables.
+    In every kernel of the library (the processes' pipelined bodies), ``/`` and ``%`` appear only
+    between compile-time constants (configuration members, upper-case constants, literals):
+    address arithmetic uses counters, compile-time tables and nested unrolled loops (an unrolled
+    index is a constant to the tool, but not to this text check, so none is divided).
 ``lanes-divide``
     A contraction's Linear unit takes input lanes dividing SIMD and output lanes dividing PE (fixed
     wiring, no run-time lane selection); a permutation buffer reads a power of two of lanes dividing
@@ -27,9 +28,9 @@ never show (docs/hardware.md, "HLS rules"):
     Every input beat of a permutation buffer writes distinct banks under the emitted skew
     (rechecked exhaustively here), so each bank has one write port.
 ``butterfly-raw-distance``
-    Simulating the butterfly's issue loop (stage, cycle and gap counters as the kernel runs them),
-    every read of the working buffer comes at least RAW_DISTANCE cycles after the write it needs:
-    the distance its DEPENDENCE pragma declares.
+    Simulating each butterfly stage group's issue loop (stage, cycle and gap counters as the kernel
+    runs them), every read of the working buffer comes at least RAW_DISTANCE cycles after the write
+    it needs: the distance its DEPENDENCE pragma declares.
 ``ap-int-width``
     AP_INT_MAX_W covers every ap_int width the kernels build (checked again in C++ by static_assert).
 """
@@ -44,7 +45,9 @@ import numpy as np
 
 from ..errors import EinhlsError
 
-DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_actmatmul.h")
+DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_linear.h", "einhls_stream.h",
+                         "einhls_softmax.h", "einhls_layernorm.h", "einhls_gelu.h", "einhls_requant.h",
+                         "einhls_relu.h", "einhls_graph.h", "einhls_axis.h", "einhls_csim.h", "einhls_actmatmul.h")
 AP_INT_DEFAULT_MAX_W = 1024
 
 
@@ -267,30 +270,36 @@ def _runtime_divisions(file: str, text: str, func: _Function) -> list[Violation]
 
 def _butterfly_raw_distance(unit) -> int:
     """The smallest distance, in issue cycles, between a working-buffer write and the read of the
-    next stage, with the issue loop run as the kernel runs it (counters and gaps)."""
+    next stage in the same stage group (one process), with each group's issue loop run as the
+    kernel runs it (counters and gaps); -1 when a group's loop count is not its stages and gaps."""
     from ..ir.butterfly import pair_elements
 
     c = unit.c
     total = c.n * c.stacks
-    issue_of_stage = []            # issue cycle of each stage's cycle 0
-    t = 0
-    for s in range(c.stages):
-        issue_of_stage.append(t)
-        t += c.stage_cycles + c.gaps[s]
-    if t != unit.issue:
-        return -1
+
+    def cycle_of(stage: int) -> np.ndarray:
+        e0, e1 = pair_elements(total, 1 << c.stride_log[stage])
+        cyc = np.empty(total, dtype=np.int64)
+        q = np.arange(total // 2)
+        cyc[e0] = q // c.units
+        cyc[e1] = q // c.units
+        return cyc
+
     smallest = math.inf
-    for s in range(c.stages - 1):
-        def cycle_of(stage: int) -> np.ndarray:
-            e0, e1 = pair_elements(total, 1 << c.stride_log[stage])
-            cyc = np.empty(total, dtype=np.int64)
-            q = np.arange(total // 2)
-            cyc[e0] = q // c.units
-            cyc[e1] = q // c.units
-            return cyc
-        written = issue_of_stage[s] + cycle_of(s)
-        read = issue_of_stage[s + 1] + cycle_of(s + 1)
-        smallest = min(smallest, int(np.min(read - written)))
+    for roms in unit.groups:
+        group = roms.group
+        issue_of_stage = []            # issue cycle of each stage's cycle 0, from the group's start
+        t = 0
+        for local in range(group.stages):
+            issue_of_stage.append(t)
+            t += c.stage_cycles + roms.gaps[local]
+        if t != group.issue:
+            return -1
+        for local in range(group.stages - 1):
+            s = group.first + local
+            written = issue_of_stage[local] + cycle_of(s)
+            read = issue_of_stage[local + 1] + cycle_of(s + 1)
+            smallest = min(smallest, int(np.min(read - written)))
     return int(smallest) if smallest != math.inf else unit.raw_distance
 
 
