@@ -37,13 +37,36 @@ def test_layer_schedule_on_kv260(kv260_layer):
     assert fifo["depth"] >= 16, (fifo, lanes)
 
 
+@pytest.fixture(scope="module")
+def zcu104_layer(minilm_layer, tmp_path_factory):
+    return compile_model(minilm_layer, tmp_path_factory.mktemp("minilm_zcu104") / "out",
+                         CompileOptions(board="zcu104"), **QUIET)
+
+
 @SHARED
-def test_layer_is_bit_exact_in_csim_and_rtlsim(kv260_layer):
-    results = verify(kv260_layer, ("csim", "rtlsim"), vectors=3, **QUIET)
-    for result in results:
-        assert result.passed, result.line()
-    measured = results[1].measured
-    assert measured["interval_cycles"] <= kv260_layer.report["totals"]["frame_interval"], measured
+def test_layer_is_bit_exact_in_csim_on_kv260(kv260_layer):
+    (result,) = verify(kv260_layer, ("csim",), vectors=1, stored=2, **QUIET)
+    assert result.passed, result.line()
+    # every HLS process within the schedule's interval per token at II = 1
+    assert result.measured["interval_cycles_ii1"] <= kv260_layer.report["totals"]["ii"], result.measured
+
+
+@SHARED
+def test_layer_is_bit_exact_in_rtlsim_on_zcu104(zcu104_layer):
+    """Three sequences of 16 tokens through the Verilog (random input gaps, output back-pressure):
+    about 100k cycles of a 29-unit design."""
+    (result,) = verify(zcu104_layer, ("rtlsim",), vectors=1, stored=2, **QUIET)
+    assert result.passed, result.line()
+    totals = zcu104_layer.report["totals"]
+    assert result.measured["interval_cycles"] <= totals["frame_interval"], (result.measured, totals)
+
+
+@pytest.mark.slow
+def test_layer_is_bit_exact_in_rtlsim_on_kv260_and_csim_on_zcu104(kv260_layer, zcu104_layer):
+    (rtl,) = verify(kv260_layer, ("rtlsim",), vectors=0, stored=3, **QUIET)
+    assert rtl.passed, rtl.line()
+    (csim,) = verify(zcu104_layer, ("csim",), vectors=0, stored=3, **QUIET)
+    assert csim.passed, csim.line()
 
 
 def test_layer_compiles_for_zcu104_at_128_tokens(minilm_layer, tmp_path):

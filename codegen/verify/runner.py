@@ -33,8 +33,9 @@ def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, see
 
 
 def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int = 64, seed: int = 1,
-           progress=print) -> list[CheckResult]:
-    """Run each check on the stored vectors plus ``vectors`` random ones; returns the results.
+           progress=print, stored: int | None = None) -> list[CheckResult]:
+    """Run each check on the stored vectors (the first ``stored`` of them when given: a large
+    design simulates a few frames) plus ``vectors`` random ones; returns the results.
 
     Expected outputs come from the PyTorch integer reference of the IR, computed here, never from
     the design under test.  Measured cycles are saved to measured.json for `einhls report`.
@@ -42,6 +43,8 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
     stored_in, stored_out = project.stored_vectors()
     if not np.array_equal(run_reference(project.graph, stored_in), stored_out):
         raise RuntimeError("the stored expected vectors no longer match the reference of the stored IR")
+    if stored is not None:
+        stored_in = stored_in[:stored]
     inputs = np.concatenate([stored_in, random_inputs(project.graph, vectors, seed)]) if vectors else stored_in
     expected = run_reference(project.graph, inputs)
     results = []
@@ -52,7 +55,8 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
             totals = project.report["totals"]
             m = result.measured
             rtl = project.measured.get("rtlsim", {}).get("interval_cycles")
-            progress(f"csim: HLS design {m['interval_cycles_ii1']} cycles per frame at II=1 (slowest process "
+            per = "token" if project.graph.tokens > 1 else "frame"
+            progress(f"csim: HLS design {m['interval_cycles_ii1']} cycles per {per} at II=1 (slowest process "
                      f"{m['slowest_process']}); schedule estimate {totals['ii']}, RTL measured "
                      f"{rtl if rtl is not None else 'not yet (run --rtlsim)'}")
             project.save_measured({"csim": {k: v for k, v in m.items() if k != "processes"}})
