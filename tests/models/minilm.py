@@ -124,10 +124,10 @@ def compressed_copy(attention: tuple[int, int] | None, ffn: tuple[int, int] | No
 
 
 def export_compressed(path: Path, length: int, layers: int = 6, attention: tuple[int, int] | None = (2, 8),
-                      ffn: tuple[int, int] | None = (1, 8), weight_bits: int = 4) -> Path:
+                      ffn: tuple[int, int] | None = (1, 8), weight_bits: int = 4, activation_bits: int = 8) -> Path:
     """The first ``layers`` encoder layers, N:M-pruned (no retraining), exported and quantized with
-    ``weight_bits``-bit per-channel weights (QInt4 or QInt8) and int8 activations: a configuration
-    whose weights fit a KV260's on-chip memory."""
+    ``weight_bits``-bit per-channel weights (QInt4 or QInt8) and ``activation_bits`` activations;
+    the defaults are a configuration whose weights fit a KV260's on-chip memory."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     import warnings
 
@@ -151,6 +151,6 @@ def export_compressed(path: Path, length: int, layers: int = 6, attention: tuple
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8,
                         weight_type=QuantType.QInt4 if weight_bits == 4 else QuantType.QInt8)
     return path
