@@ -284,7 +284,8 @@ class Project:
 
     def predict(self, x: np.ndarray, target: str = "reference") -> np.ndarray:
         """Real-valued input (quantized with the model's input quantizer) -> real-valued output."""
-        from .ir.reference import dequantize_output, quantize_input
+        from .ir.reference import channels_first_output, dequantize_output, quantize_input
         codes = self.predict_codes(quantize_input(self.graph, x), target)
-        out = dequantize_output(self.graph, codes) if self.graph.output_is_float else codes
+        out = dequantize_output(self.graph, codes) if self.graph.output_is_float else \
+            channels_first_output(self.graph, codes)
         return out.reshape((-1,) + tuple(self.graph.output_shape[1:]))

@@ -60,6 +60,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_binop": (),
     "einhls_concat": (),
     "einhls_slice": (),
+    "einhls_window": (),
     "einhls_requant": (),
     "einhls_relu": (),
     "einhls_lanes": (),
@@ -416,12 +417,22 @@ def _nonlinear_unit(index, op, s, design):
     return [stage], mems, True
 
 
+def _window_unit(index, op, s, design):
+    from .conv import rtl_window_unit
+    return rtl_window_unit(index, op, s, design)
+
+
+def _regroup_unit(index, op, s, design):
+    from .conv import rtl_regroup_unit
+    return rtl_regroup_unit(index, op, s, design)
+
+
 #: how each op kind becomes Verilog instances (one entry per kind)
 RTL_UNITS = {"linear": _linear_unit, "requant": _requant_unit, "relu": _relu_unit,
              "butterfly": _butterfly_unit, "contract": _contraction_unit, "permute": _contraction_unit,
              "add": _join_unit, "mul": _join_unit, "concat": _join_unit, "slice": _join_unit,
              "fork": _join_unit, "softmax": _nonlinear_unit, "layernorm": _nonlinear_unit,
-             "gelu": _nonlinear_unit}
+             "gelu": _nonlinear_unit, "window": _window_unit, "regroup": _regroup_unit}
 
 
 class _Netlist:

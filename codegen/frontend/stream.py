@@ -22,8 +22,21 @@ class Stream:
         self.input_type: QType | None = None
         self.input_size = 0            # features per token
         self.input_shape: tuple[int, ...] = ()
-        self.tokens = 1
+        self.input_tokens = 1          # token vectors per frame of the graph input
         self.focus = GRAPH_INPUT
+
+    @property
+    def tokens(self) -> int:
+        """Token vectors per frame of the focus tensor (a sliding window changes the count)."""
+        return self.tokens_of(self.focus)
+
+    @tokens.setter
+    def tokens(self, count: int) -> None:
+        self.input_tokens = count
+
+    def tokens_of(self, tensor: str) -> int:
+        op = self.producer(tensor)
+        return self.input_tokens if op is None else op.out_tokens(self.tokens_of(op.inputs[0]))
 
     def focus_on(self, tensor: str | None) -> None:
         if tensor is not None:

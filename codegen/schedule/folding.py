@@ -103,10 +103,26 @@ def _aligned_lanes(op: Op, want: int) -> int:
     return divisor_at_most(bound, want)
 
 
+def token_counts(graph: Graph) -> dict[str, int]:
+    """Vectors per frame of every tensor (the same everywhere unless a window or regroup changes it)."""
+    counts = {GRAPH_INPUT: graph.tokens}
+    for op in graph.ops:
+        for t in op.outputs:
+            counts[t] = op.out_tokens(counts[op.inputs[0]])
+    return counts
+
+
+def _per_token(target: int, graph: Graph, tokens: int) -> int:
+    """A target in cycles per graph-input token, restated per token of a tensor of ``tokens`` vectors
+    a frame (the same number unless a window or regroup changed the count)."""
+    return max(1, target * graph.tokens // tokens)
+
+
 def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
-    """Every op's parallelism for an interval of ``target`` cycles per token."""
+    """Every op's parallelism for an interval of ``target`` cycles per token of the graph input."""
     schedules = {}
-    lanes = {t: _lanes(graph.tensor_size(t), target) for t in graph.tensors()}
+    counts = token_counts(graph)
+    lanes = {t: _lanes(graph.tensor_size(t), _per_token(target, graph, counts[t])) for t in graph.tensors()}
     _butterfly_lanes(graph, lanes)
     # an elementwise unit has one lane count: its streams are widened to the widest of them
     changed = True
@@ -123,8 +139,12 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
         in_lanes, out_lanes = lanes[op.inputs[0]], lanes[op.outputs[0]]
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
-            opts = options[op.name]
-            _, simd, pe = next((o for o in opts if o[0] <= target), min(opts, key=lambda o: o[0]))
+            opts, op_target = options[op.name], _per_token(target, graph, counts[op.outputs[0]])
+            _, simd, pe = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
+        elif op.kind in ("window", "regroup"):   # lanes dividing the channels (codegen/schedule/conv_cost.py)
+            from .conv_cost import regroup_lanes, window_lanes
+            chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else regroup_lanes(op, in_lanes)
+            in_lanes = out_lanes = simd = pe = lanes[op.outputs[0]] = chosen
         elif op.kind in ("concat", "slice"):
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
@@ -135,13 +155,20 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
     return schedules
 
 
-def arrivals(graph: Graph, costs: dict[str, OpCost]) -> dict[str, int]:
-    """Latency of every tensor: the longest path of unit latencies from the graph input (cycles)."""
+def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int = 0) -> dict[str, int]:
+    """Latency of every tensor: the longest path of unit latencies from the graph input (cycles).
+
+    A sliding window answers only once the first rows of its input are in: with ``interval``
+    (cycles per graph-input token) those input tokens are counted at the design's rate."""
     arrival = {GRAPH_INPUT: 0}
+    counts = token_counts(graph) if interval else {}
     for op in graph.ops:
         start = max(arrival[t] for t in op.inputs)
+        wait = 0
+        if interval and op.kind == "window":
+            wait = math.ceil(op.first_output_tokens * interval * graph.tokens / counts[op.inputs[0]])
         for t in op.outputs:
-            arrival[t] = start + costs[op.name].latency
+            arrival[t] = start + costs[op.name].latency + wait
     return arrival
 
 
@@ -155,7 +182,8 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
     input and two beats of slack (a Concat reads its inputs one after the other within a token).
     Latency of a tensor = the longest path of unit latencies from the graph input.
     """
-    arrival = arrivals(graph, costs)
+    arrival = arrivals(graph, costs, interval)
+    counts = token_counts(graph)
     depths = {}
     for op in graph.ops:
         if len(op.inputs) < 2:
@@ -164,7 +192,7 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
         lanes = schedules[op.name].in_lanes
         for index, (tensor, size) in enumerate(zip(op.inputs, op.input_sizes)):
             beats = math.ceil(size / lanes)
-            waiting = math.ceil((latest - arrival[tensor]) * beats / max(interval, 1))
+            waiting = math.ceil((latest - arrival[tensor]) * beats / _per_token(max(interval, 1), graph, counts[tensor]))
             depth = waiting + beats + 2
             depths[(op.name, index)] = 1 << max(1, (depth - 1).bit_length())
     return depths
@@ -205,17 +233,22 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     from ..ir.butterfly import Butterfly
     options.update({op.name: butterfly_options(op) for op in graph.ops if isinstance(op, Butterfly)})
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
+    counts = token_counts(graph)
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
-                   math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)
+                   math.ceil(graph.output_size * graph.output_type.bits * counts[graph.output]
+                             / (MAX_TOP_TDATA_BITS * graph.tokens)), 1)
     floor_why = f"the stream floor of {floor_ii}"
     # no op can run faster than its fastest option (a contraction stage repeats R times per frame):
     # a target below that would fold the other ops for an interval the pipeline never reaches
-    fastest = {name: min(c for c, _, _ in opts) for name, opts in options.items()}
+    # option cycles are per token of the op's own tensors: restated per graph-input token
+    options_at_input = {name: [(math.ceil(c * counts[name] / graph.tokens), simd, pe) for c, simd, pe in opts]
+                        for name, opts in options.items()}
+    fastest = {name: min(c for c, _, _ in opts) for name, opts in options_at_input.items()}
     bound = max(fastest, key=lambda name: fastest[name], default=None)
     if bound is not None and fastest[bound] > floor_ii:
         floor_ii = fastest[bound]
         floor_why = f"the floor of {floor_ii} that {bound!r} needs at full parallelism"
-    candidates = {c for opts in options.values() for c, _, _ in opts}
+    candidates = {c for opts in options_at_input.values() for c, _, _ in opts}
     candidates |= {graph.input_size} | {op.out_size for op in graph.ops}
     # Softmax's division and LayerNorm's square root and reciprocal take a fixed number of cycles
     # per token whatever the lanes: an interval below that only buys idle hardware elsewhere
@@ -233,9 +266,11 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # only Linear units can hold their weights in URAM (the other units keep their memories)
         place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
         totals = totals_of(costs)
-        totals["latency"] = arrivals(graph, costs)[graph.output]   # the longest path, not the sum
+        # a stage's cycles per frame: its cycles per token times the tokens it handles
+        totals["frame_interval"] = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
+        totals["ii"] = math.ceil(totals["frame_interval"] / graph.tokens)
+        totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
         totals["tokens"] = graph.tokens
-        totals["frame_interval"] = totals["ii"] * graph.tokens
         return schedules, costs, totals
 
     if target_ii is not None:
