@@ -79,7 +79,10 @@ module einhls_window #(
     assign s_axis_tready = w_ok;
     wire w_fire = s_axis_tvalid && w_ok;
     wire [ROWS_LOG-1:0] w_slot = w_row[ROWS_LOG-1:0];
+    // addresses are computed in 32 bits; only the low AW (row slot: ROWS_LOG) bits index the buffer
+    /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] w_addr = ({{(32-ROWS_LOG){1'b0}}, w_slot} * WIDTH_PX + w_col) * CB + w_beat;
+    /* verilator lint_on UNUSEDSIGNAL */
 
     // the last input pixel (raster order) the current window reads
     wire signed [31:0] last_row_rel = (iy0 + LAST_TAP_ROW > HEIGHT - 1) ? HEIGHT - 1 : iy0 + LAST_TAP_ROW;
@@ -92,9 +95,11 @@ module einhls_window #(
     wire signed [31:0] iy = iy0 + $signed(ky) * DH;
     wire signed [31:0] ix = ix0 + $signed(kx) * DW;
     wire outside = iy < 0 || iy > HEIGHT - 1 || ix < 0 || ix > WIDTH_PX - 1;
+    /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] r_row = f_base + iy;
     wire [ROWS_LOG-1:0] r_slot = r_row[ROWS_LOG-1:0];
     wire [31:0] r_addr = ({{(32-ROWS_LOG){1'b0}}, r_slot} * WIDTH_PX + ix) * CB + r_beat;
+    /* verilator lint_on UNUSEDSIGNAL */
 
     reg [LANES*BITS-1:0] y = 0;
     reg                  valid = 1'b0;
