@@ -197,6 +197,29 @@ def lower_global_average_pool(lowering, node: onnx.NodeProto, inputs: list) -> A
     return _sum_pool(lowering, node, x, (h, w), (1, 1), (0, 0, 0, 0), (1, 1))
 
 
+def lower_reduce_mean(lowering, node: onnx.NodeProto, inputs: list):
+    """ReduceMean over the spatial axes of a [1, C, H, W] / [1, C, L] pixel stream (how the dynamo
+    exporter writes AdaptiveAvgPool2d(1)) is a GlobalAveragePool; any other ReduceMean is refused as
+    before (a float island einhls has no unit for)."""
+    x = inputs[0]
+    rank = len(getattr(x, "shape", ()))
+    attrs = _attrs(node)
+    axes = attrs.get("axes")
+    if axes is None and len(inputs) > 1 and isinstance(inputs[1], Const):
+        axes = inputs[1].value.ravel().tolist()
+    spatial = set(range(2, rank))
+    if rank in (3, 4) and axes is not None and {int(a) % rank for a in axes} == spatial \
+            and lowering.stream.tokens == size_of(x.shape[2:]) > 1:
+        acc = lower_global_average_pool(lowering, node, [x])
+        if not int(attrs.get("keepdims", 1)):
+            acc.shape = tuple(acc.shape[:2])
+        return acc
+    from .nonlinear import refuse_island
+    if lowering.quantized_model:
+        raise refuse_island(lowering, node)
+    raise _refuse(node, "unsupported operator on the activation path")
+
+
 def lower_average_pool(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
     attrs = _attrs(node)
     x = inputs[0]

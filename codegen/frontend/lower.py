@@ -186,6 +186,7 @@ class Lowering:
             "AveragePool": lambda n, i: conv_fe.lower_average_pool(self, n, i),
             "MaxPool": lambda n, i: conv_fe.lower_max_pool(self, n, i),
             "BatchNormalization": lambda n, i: conv_fe.lower_batch_norm(self, n, i),
+            "ReduceMean": lambda n, i: conv_fe.lower_reduce_mean(self, n, i),
         }.get(op)
         if handler is None and op in LAYOUT_OPS:
             handler = self.lower_layout
