@@ -98,6 +98,36 @@ steps:
     }
 }
 
+// One window of TAPS taps of CHANNELS / LANES beats in; per channel the largest code out (the
+// beats of the last tap leave as they arrive).  Codes compare as numbers (SIGNED or not).
+template <int CHANNELS, int LANES, int BITS, int SIGNED, int TAPS>
+void tapmax_stream(hls::stream<ap_uint<LANES * BITS> >& in, hls::stream<ap_uint<LANES * BITS> >& out) {
+    EINHLS_CSIM_PROCESS();
+    static_assert(CHANNELS % LANES == 0, "the lanes divide the channels");
+    const int GROUPS = CHANNELS / LANES;
+    ap_uint<LANES * BITS> running[GROUPS];
+beats:
+    for (int i = 0; i < TAPS * GROUPS; i++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        const int group = i % GROUPS, tap = i / GROUPS;
+        const ap_uint<LANES * BITS> word = in.read();
+        ap_uint<LANES * BITS> larger = 0;
+    lanes:
+        for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+            const ap_uint<BITS> a = word.range((l + 1) * BITS - 1, l * BITS);
+            const ap_uint<BITS> b = running[group].range((l + 1) * BITS - 1, l * BITS);
+            // BITS+1-bit signed numbers: the code's value whether the type is signed or not
+            const ap_int<BITS + 1> a_s = SIGNED ? ap_int<BITS + 1>(ap_int<BITS>(a)) : ap_int<BITS + 1>(a);
+            const ap_int<BITS + 1> b_s = SIGNED ? ap_int<BITS + 1>(ap_int<BITS>(b)) : ap_int<BITS + 1>(b);
+            larger.range((l + 1) * BITS - 1, l * BITS) = (tap == 0 || a_s > b_s) ? a : b;
+        }
+        running[group] = larger;
+        if (tap == TAPS - 1) out.write(larger);
+    }
+}
+
 template <int W, unsigned BEATS>
 void copy_beats(hls::stream<ap_uint<W> >& in, hls::stream<ap_uint<W> >& out) {
 beats:

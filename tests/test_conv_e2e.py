@@ -134,3 +134,137 @@ def test_same_upper_float_conv_compiles(tmp_path):
     expected = np.concatenate([ort.InferenceSession(str(path)).run(None, {"x": x[i:i + 1]})[0] for i in range(4)])
     got = project.predict(x)
     assert np.abs(got - expected).max() <= project.graph.output_type.scale, np.abs(got - expected).max()
+
+
+# --- the residual digits CNN (scikit-learn 8x8 digits), QDQ and Brevitas QONNX ---------------------
+
+@pytest.fixture(scope="module")
+def digits_projects(tmp_path_factory):
+    """Both exports trained here (a few CPU seconds each), compiled; with the float / Brevitas
+    accuracies to compare with."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("brevitas")
+    from models.digits_cnn import export_brevitas, export_qdq
+    folder = tmp_path_factory.mktemp("digits")
+    qdq, float_acc = export_qdq(folder / "digits_qdq.onnx")
+    brevitas, brevitas_acc, _ = export_brevitas(folder / "digits_brevitas.onnx")
+    options = CompileOptions(board="pynq-z2")
+    return {"qdq": (qdq, float_acc, compile_model(qdq, folder / "out_qdq", options, **QUIET)),
+            "brevitas": (brevitas, brevitas_acc, compile_model(brevitas, folder / "out_brevitas", options, **QUIET))}
+
+
+@pytest.mark.xdist_group("conv_digits")
+@pytest.mark.parametrize("kind", ["qdq", "brevitas"])
+def test_digits_accuracy_of_the_reference(digits_projects, kind):
+    """Test-set accuracy of the integer reference against the model it came from (the float torch
+    model for QDQ, the Brevitas model in torch for QONNX): within 1.5 points; the graph has the
+    residual add, the windows and the pooling."""
+    from models.digits_cnn import accuracy, load_digits_split
+    _, _, x_test, y_test = load_digits_split()
+    _, source_acc, project = digits_projects[kind]
+    ours = accuracy(project.predict(x_test), y_test)
+    assert ours >= 0.9 and abs(ours - source_acc) <= 0.015, (ours, source_acc)
+    kinds = [op.kind for op in project.graph.ops]
+    assert {"window", "linear", "add", "fork"} <= set(kinds)
+
+
+@pytest.mark.xdist_group("conv_digits")
+def test_digits_qdq_reference_matches_onnxruntime(digits_projects):
+    import onnxruntime as ort
+    from models.digits_cnn import load_digits_split
+    _, _, x_test, _ = load_digits_split()
+    model, _, project = digits_projects["qdq"]
+    session = ort.InferenceSession(str(model))
+    x = x_test[:64]
+    expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
+    steps = np.abs(project.predict(x) - expected) / project.graph.output_type.scale
+    assert steps.max() <= 1 + 1e-6, steps.max()
+
+
+@pytest.mark.xdist_group("conv_digits")
+@pytest.mark.csim
+@pytest.mark.parametrize("kind", ["qdq", "brevitas"])
+def test_digits_csim(digits_projects, kind):
+    result, = verify(digits_projects[kind][2], ("csim",), vectors=4, **QUIET)
+    assert result.passed, result.line()
+
+
+@pytest.mark.xdist_group("conv_digits")
+@pytest.mark.slow
+@pytest.mark.rtl
+@pytest.mark.parametrize("kind", ["qdq", "brevitas"])
+def test_digits_rtlsim_at_the_scheduled_interval(digits_projects, kind):
+    project = digits_projects[kind][2]
+    result, = verify(project, ("rtlsim",), vectors=4, **QUIET)
+    assert result.passed, result.line()
+    assert result.measured["interval_cycles"] <= project.report["totals"]["frame_interval"]
+
+
+# --- the float CNNs shipped inside the qonnx package, with --default-type -------------------------
+
+def _qonnx_model(name: str):
+    qonnx = pytest.importorskip("qonnx")
+    from pathlib import Path
+    return Path(qonnx.__file__).parent / "data" / "onnx" / name
+
+
+def _mnist_conv_opset13(path):
+    """mnist-conv/model.onnx is opset 8 (einhls reads 13+): converted by onnx.version_converter, IR
+    version raised so initializers need not be graph inputs; nothing else changes."""
+    from onnx import version_converter
+    model = version_converter.convert_version(onnx.load(_qonnx_model("mnist-conv/model.onnx")), 13)
+    model.ir_version = 7
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def qonnx_projects(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qonnx_cnns")
+    mnist = _mnist_conv_opset13(folder / "mnist_conv.onnx")
+    residual = _qonnx_model("residual_block_clean.onnx")
+    return {
+        # 28x28 digits: conv 5x5 SAME_UPPER, bias, ReLU, MaxPool 2x2, again with MaxPool 3x3, Reshape, MatMul
+        "mnist_conv": (mnist, compile_model(mnist, folder / "out_mnist", CompileOptions(default_type="fixed<16,6>"),
+                                            **QUIET)),
+        # 200x200: conv 8x8 stride 4, two 3x3 convs with ReLU, a skip Add, MaxPool 4x4 stride 4
+        "residual_block": (residual, compile_model(residual, folder / "out_residual",
+                                                   CompileOptions(default_type="fixed<24,9>"), **QUIET)),
+    }
+
+
+@pytest.mark.xdist_group("conv_qonnx")
+@pytest.mark.parametrize("name, scale, tolerance", [("mnist_conv", 4.0, 0.1), ("residual_block", 1.0, 0.05)])
+def test_qonnx_float_cnns_match_onnxruntime(qonnx_projects, name, scale, tolerance):
+    """The reference in fixed point against onnxruntime in float: the difference is the fixed-point
+    rounding of weights and activations (absolute tolerance, outputs of magnitude ~10 and ~100)."""
+    import onnxruntime as ort
+    model, project = qonnx_projects[name]
+    session = ort.InferenceSession(str(model))
+    feed = session.get_inputs()[0]
+    shape = [int(d) for d in project.graph.input_shape]
+    x = (np.random.default_rng(2).uniform(0 if name == "mnist_conv" else -1, 1, size=[2] + shape[1:]) * scale
+         ).astype(np.float32)
+    expected = np.concatenate([session.run(None, {feed.name: x[i:i + 1]})[0] for i in range(len(x))])
+    got = project.predict(x)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= tolerance, np.abs(got - expected).max()
+    assert "tapmax" in {op.kind for op in project.graph.ops}
+
+
+@pytest.mark.xdist_group("conv_qonnx")
+@pytest.mark.csim
+def test_mnist_conv_csim(qonnx_projects):
+    result, = verify(qonnx_projects["mnist_conv"][1], ("csim",), vectors=4, **QUIET)
+    assert result.passed, result.line()
+
+
+@pytest.mark.xdist_group("conv_qonnx")
+@pytest.mark.slow
+@pytest.mark.csim
+@pytest.mark.rtl
+@pytest.mark.parametrize("name", ["mnist_conv", "residual_block"])
+def test_qonnx_float_cnns_csim_rtlsim(qonnx_projects, name):
+    project = qonnx_projects[name][1]
+    for result in verify(project, ("csim", "rtlsim"), vectors=2, **QUIET):
+        assert result.passed, result.line()

@@ -21,7 +21,7 @@ from ..ir.graph import GRAPH_INPUT, Graph
 
 #: the op kinds the frame-mode HLS top knows how to call
 FRAME_MODE_KINDS = frozenset({"linear", "requant", "relu", "fork", "add", "mul", "concat", "slice",
-                              "window", "regroup"})
+                              "window", "regroup", "tapmax"})
 
 
 def _window_params(op: Window, lanes: int) -> list[tuple[str, int]]:
@@ -51,6 +51,42 @@ def rtl_regroup_unit(index, op, s, design):
     width = s.in_lanes * op.in_type.bits
     comment = f"{op.name}: {op.group} tokens of {op.in_size} features become one (a wire), {s.in_lanes} per beat"
     return [Stage("einhls_skid", f"u{index}_{op.name}", comment, [Param("WIDTH", width)], width, width)], [], False
+
+
+def rtl_tapmax_unit(index, op, s, design):
+    """The einhls_tapmax instance of a TapMax op (MaxPool after a window)."""
+    from .rtl import Param, Stage
+    if op.out_size % s.in_lanes:
+        raise EinhlsError(f"{s.in_lanes} lanes do not divide the {op.out_size} channels", node=op.name)
+    params = [Param("CHANNELS", op.out_size), Param("LANES", s.in_lanes), Param("BITS", op.in_type.bits),
+              Param("SIGNED", int(op.in_type.signed)), Param("TAPS", op.taps)]
+    width = s.in_lanes * op.in_type.bits
+    comment = f"{op.name}: per channel the largest of {op.taps} taps of {op.out_size} channels, {s.in_lanes} per beat"
+    return [Stage("einhls_tapmax", f"u{index}_{op.name}", comment, params, width, width)], [], False
+
+
+@dataclass
+class TapMaxUnit:
+    """einhls::tapmax_stream of a TapMax op: one window in, its per-channel maximum out."""
+    op: str
+    source: str
+    summary: str
+    lanes: int
+    bits: int
+    signed: bool
+    channels: int
+    taps: int
+    kind: str = "tapmax"
+
+    def internal_widths(self) -> list[int]:
+        return [self.lanes * self.bits, self.bits + 1]
+
+
+def hls_tapmax_unit(index, op, design, ns, header):
+    s = design.schedule(op)
+    unit = TapMaxUnit(op.name, op.source, f"per channel the largest of {op.taps} taps, {s.in_lanes} per beat",
+                      s.in_lanes, op.in_type.bits, op.in_type.signed, op.out_size, op.taps)
+    return unit, [s.in_lanes * op.in_type.bits], s.out_lanes
 
 
 @dataclass

@@ -442,8 +442,9 @@ def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
 
 
 def _hls_conv(kind, index, op, design, ns, header):   # codegen/emit/conv.py
-    from .conv import hls_regroup_unit, hls_window_unit
-    return (hls_window_unit if kind == "window" else hls_regroup_unit)(index, op, design, ns, header)
+    from .conv import hls_regroup_unit, hls_tapmax_unit, hls_window_unit
+    builder = {"window": hls_window_unit, "regroup": hls_regroup_unit, "tapmax": hls_tapmax_unit}[kind]
+    return builder(index, op, design, ns, header)
 
 
 def _hls_nonlinear(index, op, design, ns, header):
@@ -457,7 +458,7 @@ def _hls_nonlinear(index, op, design, ns, header):
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
              **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")},
-             "window": lambda *a: _hls_conv("window", *a), "regroup": lambda *a: _hls_conv("regroup", *a)}
+             **{kind: (lambda kind: lambda *a: _hls_conv(kind, *a))(kind) for kind in ("window", "regroup", "tapmax")}}
 
 
 @dataclass

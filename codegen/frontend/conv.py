@@ -17,9 +17,13 @@ their order does not matter.
   become one); the classifier's weight columns are reordered from ONNX's (c, h, w) to the stream's
   (h, w, c) order, so nothing moves in hardware.
 
+* ``MaxPool`` -> a window padded with the type's minimum + :class:`~codegen.ir.conv.TapMax`.
+* ``ReduceMean`` over the spatial axes (the dynamo export of AdaptiveAvgPool2d(1)) -> as
+  GlobalAveragePool.
+
 Refused by name: 3-D (and higher) convolutions, grouped and depthwise convolutions, auto_pad
 values other than NOTSET / VALID / SAME_UPPER / SAME_LOWER, padding as wide as the kernel,
-AveragePool that excludes the padding from the count, MaxPool (no max unit yet), ceil_mode.
+AveragePool that excludes the padding from the count, ceil_mode, MaxPool's Indices output.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import onnx
 from onnx import helper
 
 from ..errors import EinhlsError
-from ..ir.conv import Regroup, conv_weight_matrix, make_regroup, make_window
+from ..ir.conv import Regroup, conv_weight_matrix, make_regroup, make_tapmax, make_window
 from .names import node_label
 from .values import Acc, Codes, Const, Real, size_of
 
@@ -232,8 +236,42 @@ def lower_average_pool(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
     return _sum_pool(lowering, node, x, kernel, stride, pads, dilation)
 
 
-def lower_max_pool(lowering, node: onnx.NodeProto, inputs: list):
-    raise _refuse(node, "MaxPool is not supported yet (no max unit): use AveragePool or a strided Conv")
+def lower_max_pool(lowering, node: onnx.NodeProto, inputs: list) -> Real:
+    """MaxPool -> a window padded with the type's minimum + TapMax.  The max of codes is the code of
+    the max (positive scale), and a pending ReLU or offset commutes with it, so they stay pending."""
+    attrs = _attrs(node)
+    if int(attrs.get("ceil_mode", 0)):
+        raise _refuse(node, "ceil_mode=1 is not supported")
+    if len(node.output) > 1 and node.output[1]:
+        raise _refuse(node, "the Indices output of MaxPool is not supported")
+    x = inputs[0]
+    real = lowering.real_of(x, node)
+    if real.uniform_scale is None or np.any(real.offset != real.offset[0]):
+        real = lowering.materialize(real, node)
+    c, h, w = _spatial(lowering, x, node)
+    kernel, stride, pads, dilation = _geometry(node, attrs, tuple(x.shape), tuple(attrs["kernel_shape"]))
+    stream = lowering.stream
+    try:
+        window = make_window(stream.name((node.name or "maxpool") + "_window"), node_label(node), stream.type,
+                             c, h, w, kernel, stride, pads, dilation, stream.type.min)
+    except ValueError as exc:
+        raise _refuse(node, str(exc)) from exc
+    stream.append(window)
+    stream.append(make_tapmax(stream.name(node.name or "maxpool"), node_label(node), stream.type, c,
+                              kernel[0] * kernel[1]))
+    shape = _out_shape(c, h, w, kernel, stride, pads, dilation, len(x.shape) - 2)
+    return dataclasses.replace(real, shape=shape, scale=np.full(size_of(shape), real.scale[0]),
+                               offset=np.full(size_of(shape), real.offset[0]), tensor=stream.focus,
+                               sources=real.sources + [node_label(node)])
+
+
+def per_pixel(values: np.ndarray, tokens: int) -> np.ndarray | None:
+    """Per-element values of a [1, C, H, W] activation in ONNX (channel-major) order -> one pixel's
+    [C], or None when they vary from pixel to pixel."""
+    if values.size % tokens:
+        return None
+    rows = values.reshape(-1, tokens)
+    return rows[:, 0].copy() if np.all(rows == rows[:, :1]) else None
 
 
 def lower_batch_norm(lowering, node: onnx.NodeProto, inputs: list) -> Acc:

@@ -587,6 +587,10 @@ class Lowering:
         tokens = self.stream.tokens
         if tokens == 1 or values.size <= 1:
             return values
+        if self.channels_first_input:   # a CNN: per-element values are in ONNX's channel-major order
+            pixel = conv_fe.per_pixel(values, tokens)
+            if pixel is not None:
+                return pixel
         rows = values.reshape(tokens, -1)
         if np.any(rows != rows[:1]):
             raise EinhlsError("a constant that differs from token to token (e.g. a position embedding) is "

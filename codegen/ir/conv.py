@@ -11,7 +11,8 @@ row, left to right).  A convolution is two ops:
 * a :class:`~codegen.ir.graph.Linear` on that vector, whose weight is the kernel laid out the same
   way ([out, kh, kw, C] flattened): the existing dense or N:M MAC array, folded by the scheduler.
 
-1-D convolutions are the same with a height of one.  :class:`Regroup` turns ``group`` consecutive
+1-D convolutions are the same with a height of one.  MaxPool is a window padded with the type's
+minimum followed by :class:`TapMax` (the largest code of each channel over the taps).  :class:`Regroup` turns ``group`` consecutive
 tokens into one token of their features one after the other (Flatten in front of a classifier):
 the element order of the stream does not change, so its hardware is a wire.
 """
@@ -124,6 +125,31 @@ class Regroup(Op):
     @classmethod
     def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Regroup":
         return cls(**common, group=d["group"])
+
+
+@register_op
+@dataclass
+class TapMax(Op):
+    """Per channel, the largest of the ``taps`` pixels of a window vector (the max of MaxPool after a
+    :class:`Window` padded with the type's minimum): [taps * C] -> [C], codes compared as numbers,
+    so it is exact for any scale and zero point."""
+    taps: int = 1
+    kind: ClassVar[str] = "tapmax"
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.int64).reshape(-1, self.taps, self.out_size).amax(dim=1)
+
+    def params_json(self) -> dict:
+        return {"taps": self.taps}
+
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "TapMax":
+        return cls(**common, taps=d["taps"])
+
+
+def make_tapmax(name: str, source: str, qtype: QType, channels: int, taps: int) -> TapMax:
+    return TapMax(name=name, source=source, in_type=qtype, out_type=qtype, in_size=taps * channels,
+                  out_size=channels, taps=taps)
 
 
 def _pair(values, what: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..ir.conv import Regroup, Window
+from ..ir.conv import Regroup, TapMax, Window
 from .cost import OpCost, bram36_for
 from .design import OpSchedule, divisor_at_most
 
@@ -62,3 +62,18 @@ def regroup_cost(op: Regroup, s: OpSchedule, dsp_kind: str) -> OpCost:
 def regroup_lanes(op: Regroup, want: int) -> int:
     """Lanes dividing the features of an input token: the tokens then join without padding between."""
     return divisor_at_most(op.in_size, want)
+
+
+def tapmax_cost(op: TapMax, s: OpSchedule, dsp_kind: str) -> OpCost:
+    """Per lane a comparator and a running maximum of one beat per channel group."""
+    lanes, bits = s.in_lanes, op.in_type.bits
+    in_beats = op.taps * math.ceil(op.out_size / lanes)
+    groups = math.ceil(op.out_size / lanes)
+    return OpCost(cycles=in_beats, ii=in_beats, latency=in_beats + 2, multipliers=0, dense_multipliers=0, dsp=0,
+                  bram36=0.0, lut=40 + lanes * bits * 2, ff=(groups + 1) * lanes * bits + 64, macs=0,
+                  effective_macs=0, weight_bits=0)
+
+
+def tapmax_lanes(op: TapMax, want: int) -> int:
+    """Lanes dividing the channels: every beat of a window holds one tap's channels."""
+    return divisor_at_most(op.out_size, want)

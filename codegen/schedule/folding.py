@@ -141,9 +141,10 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
             # the cheapest that meets the target; the fastest when the target is below the op's floor
             opts, op_target = options[op.name], _per_token(target, graph, counts[op.outputs[0]])
             _, simd, pe = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
-        elif op.kind in ("window", "regroup"):   # lanes dividing the channels (codegen/schedule/conv_cost.py)
-            from .conv_cost import regroup_lanes, window_lanes
-            chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else regroup_lanes(op, in_lanes)
+        elif op.kind in ("window", "regroup", "tapmax"):   # lanes dividing the channels (schedule/conv_cost.py)
+            from .conv_cost import regroup_lanes, tapmax_lanes, window_lanes
+            chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else \
+                regroup_lanes(op, in_lanes) if op.kind == "regroup" else tapmax_lanes(op, in_lanes)
             in_lanes = out_lanes = simd = pe = lanes[op.outputs[0]] = chosen
         elif op.kind in ("concat", "slice"):
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
