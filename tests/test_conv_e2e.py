@@ -46,7 +46,7 @@ def test_reference_matches_onnxruntime(conv_projects, name):
     got = project.predict(x)
     assert got.shape == expected.shape
     steps = np.abs(got - expected) / project.graph.output_type.scale
-    assert steps.max() <= 1 + 1e-6, steps.max()
+    assert steps.max() <= 1 + 1e-4, steps.max()   # float32 rounding of the step
     kinds = {op.kind for op in project.graph.ops}
     assert {"window", "linear"} <= kinds
 
@@ -65,8 +65,19 @@ def test_conv2d_model_bit_exact_at_the_scheduled_interval(conv_projects):
 
 
 @SHARED
+def test_separable_block_is_compressed(conv_projects):
+    """Depthwise 3x3 = window + a Linear whose kernel is zero outside each channel: found 1:8 sparse
+    (one multiplier slot per 8 input channels); the pruned pointwise conv 2:4 along its input
+    channels; the Tucker chain three convs of their own sizes (4 channels in the 3x3 core)."""
+    _, project = conv_projects["separable_block"]
+    linears = [op for op in project.graph.ops if op.kind == "linear"]
+    assert [op.sparsity for op in linears[:2]] == [(1, 8), (2, 4)]
+    assert [(op.in_size, op.out_size) for op in linears[2:]] == [(16, 4), (36, 4), (4, 16)]
+
+
+@SHARED
 @pytest.mark.csim
-@pytest.mark.parametrize("name", ["conv1d_small", "conv_classifier"])
+@pytest.mark.parametrize("name", ["conv1d_small", "conv_classifier", "separable_block"])
 def test_conv_models_csim(conv_projects, name):
     _, project = conv_projects[name]
     result, = verify(project, ("csim",), vectors=8, **QUIET)
@@ -76,7 +87,7 @@ def test_conv_models_csim(conv_projects, name):
 @SHARED
 @pytest.mark.slow
 @pytest.mark.rtl
-@pytest.mark.parametrize("name", ["conv1d_small", "conv_classifier"])
+@pytest.mark.parametrize("name", ["conv1d_small", "conv_classifier", "separable_block"])
 def test_conv_models_rtlsim(conv_projects, name):
     _, project = conv_projects[name]
     result, = verify(project, ("rtlsim",), vectors=8, **QUIET)
@@ -103,7 +114,7 @@ def _compile(path, out):
 
 @pytest.mark.parametrize("case, x_shape, w_shape, attrs, message", [
     ("conv3d", [1, 2, 4, 4, 4], [3, 2, 3, 3, 3], {}, "3-D convolution"),
-    ("grouped", [1, 4, 6, 6], [4, 2, 3, 3], {"group": 2}, "grouped convolution"),
+    ("group_mismatch", [1, 4, 6, 6], [3, 2, 3, 3], {"group": 3}, "group=3 does not fit"),
     ("auto_pad", [1, 2, 6, 6], [3, 2, 3, 3], {"auto_pad": "SAME_SIDEWAYS"}, "auto_pad 'SAME_SIDEWAYS'"),
     ("pads_too_wide", [1, 2, 6, 6], [3, 2, 3, 3], {"pads": [3, 0, 0, 0]}, "padding"),
 ])
@@ -178,7 +189,7 @@ def test_digits_qdq_reference_matches_onnxruntime(digits_projects):
     x = x_test[:64]
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     steps = np.abs(project.predict(x) - expected) / project.graph.output_type.scale
-    assert steps.max() <= 1 + 1e-6, steps.max()
+    assert steps.max() <= 1 + 1e-4, steps.max()   # float32 rounding of the step
 
 
 @pytest.mark.xdist_group("conv_digits")

@@ -21,7 +21,11 @@ their order does not matter.
 * ``ReduceMean`` over the spatial axes (the dynamo export of AdaptiveAvgPool2d(1)) -> as
   GlobalAveragePool.
 
-Refused by name: 3-D (and higher) convolutions, grouped and depthwise convolutions, auto_pad
+Grouped and depthwise convolutions (``group`` > 1) become the same window + Linear with a kernel
+that is zero outside each group (the N:M detection then finds the sparse pattern along the input
+channels; a depthwise-specific unit with k*k MACs per channel does not exist yet).
+
+Refused by name: 3-D (and higher) convolutions, auto_pad
 values other than NOTSET / VALID / SAME_UPPER / SAME_LOWER, padding as wide as the kernel,
 AveragePool that excludes the padding from the count, ceil_mode, MaxPool's Indices output.
 """
@@ -153,13 +157,13 @@ def lower_conv(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
         raise _refuse(node, "the weight must be a constant")
     if len(weight.shape) == 5 or len(x.shape) == 5:
         raise _refuse(node, f"3-D convolution (weight shape {list(weight.shape)}) is not supported: 1-D and 2-D only")
-    if int(attrs.get("group", 1)) != 1:
-        raise _refuse(node, f"grouped convolution (group={attrs['group']}) is not supported yet, depthwise "
-                            "included: only group=1")
     real = _uniform_real(lowering, x, node)
     c, h, w = _spatial(lowering, x, node)
-    if weight.shape[1] != c:
-        raise _refuse(node, f"the weight has {weight.shape[1]} input channels, the activation {c}")
+    group = int(attrs.get("group", 1))
+    if group < 1 or c % group or weight.shape[0] % group or weight.shape[1] * group != c:
+        raise _refuse(node, f"group={group} does not fit {c} input channels and a weight of shape {list(weight.shape)}")
+    if group > 1:
+        weight = _block_diagonal(weight, group)
     rank = len(x.shape) - 2
     kernel, stride, pads, dilation = _geometry(node, attrs, tuple(x.shape), tuple(weight.shape[2:]))
     if (kernel, stride, pads) != ((1, 1), (1, 1), (0, 0, 0, 0)):   # a pointwise conv is a Linear per pixel
@@ -179,6 +183,30 @@ def lower_conv(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
             raise _refuse(node, "the bias must be a constant of one value per output channel")
         acc.bias = acc.bias + np.rint(bias.value.astype(np.float64).ravel() / acc.scale).astype(np.int64)
     return acc
+
+
+def _block_diagonal(weight: Const, group: int) -> Const:
+    """A grouped (depthwise: group = C) kernel [out, C/group, ...] as a dense one [out, C, ...] that is
+    zero outside each output's group: the window + Linear path then computes it, and the zeros make
+    the N:M detection pick a sparse pattern (1 of M for depthwise) along the input channels."""
+    out, per_group = weight.shape[:2]
+    outs_per_group = out // group
+
+    def expand(array: np.ndarray | None, outside) -> np.ndarray | None:
+        if array is None:
+            return None
+        full = np.empty((out, per_group * group) + array.shape[2:], dtype=array.dtype)
+        for o in range(out):
+            g = o // outs_per_group
+            full[o] = outside(array, o)
+            full[o, g * per_group:(g + 1) * per_group] = array[o]
+        return full
+
+    first = lambda a, o: a[o].flat[0]   # noqa: E731 (a per-output value: scale, zero point)
+    zero_point = weight.zero_point
+    return Const(expand(weight.value, lambda a, o: 0),
+                 expand(weight.codes, lambda a, o: zero_point[o].flat[0]) if weight.codes is not None else None,
+                 expand(weight.scale, first), expand(zero_point, first))
 
 
 def _sum_pool(lowering, node: onnx.NodeProto, x, kernel, stride, pads, dilation) -> Acc:

@@ -46,7 +46,7 @@ def window_cost(op: Window, s: OpSchedule, dsp_kind: str) -> OpCost:
     lut = 200 + (0 if bram else width * math.ceil(depth / 64)) + width   # counters, address, pad mux
     pixel_beats = math.ceil(op.channels / lanes)
     latency = op.first_output_tokens * pixel_beats + op.kernel[0] * op.kernel[1] * pixel_beats + 2
-    return OpCost(cycles=frame, ii=math.ceil(frame / windows), latency=latency, multipliers=0,
+    return OpCost(cycles=math.ceil(frame / windows), ii=math.ceil(frame / windows), latency=latency, multipliers=0,
                   dense_multipliers=0, dsp=0, bram36=bram, lut=lut, ff=width + 12 * 32, macs=0,
                   effective_macs=0, weight_bits=0, buffer_bits=width * depth)
 

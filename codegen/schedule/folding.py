@@ -257,8 +257,16 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                               board.dsp_kind).ii for op in graph.ops if op.kind in SERIAL_KINDS), default=1)
     if any(op.kind in SERIAL_KINDS for op in graph.ops):
         candidates.add(unit_floor)
+    # a sliding window sends at most all the channels of one tap per beat: its frame takes at least
+    # max(pixels, windows x taps) beats, which bounds the interval of the whole pipeline
+    from .conv_cost import window_frame_cycles
+    window_floor = max((math.ceil(window_frame_cycles(op, op.channels) / graph.tokens)
+                        for op in graph.ops if op.kind == "window"), default=1)
+    if window_floor > max(floor_ii, unit_floor):
+        candidates.add(window_floor)
+        floor_why = f"the floor of {window_floor} cycles of the sliding windows (all channels of a tap per beat)"
     slowest = max(candidates)
-    candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor)) or [slowest]
+    candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor, window_floor)) or [slowest]
     notes = []
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
@@ -324,8 +332,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                      + (f" and the {unit_floor}-cycle floor of the softmax / layernorm units)"
                         if unit_floor > floor_ii else ")"))
     if totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
-        slow = max(costs, key=lambda name: costs[name].ii)
-        notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {costs[slow].ii}")
+        slow = max(costs, key=lambda name: costs[name].ii * counts[name.split(":")[0]])
+        need = math.ceil(costs[slow].ii * counts[slow] / graph.tokens)
+        notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {need}")
     clock = clock_mhz or board.clock_mhz
     depths = fifo_depths(graph, costs, schedules, totals["ii"])
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}

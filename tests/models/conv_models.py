@@ -50,11 +50,36 @@ class ConvClassifier(nn.Module):
         return self.fc(torch.flatten(h, 1))
 
 
+class SeparableBlock(nn.Module):
+    """MobileNet-style: depthwise 3x3 (groups = channels) + BN + ReLU, a 2:4-sparse pointwise conv
+    (two of every four consecutive input channels pruned per output), ReLU, then a Tucker-decomposed
+    3x3 conv as exporters write it: 1x1 (16 -> 4), 3x3 core (4 -> 4), 1x1 (4 -> 16)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.bn = nn.BatchNorm2d(8)
+        self.pw = nn.Conv2d(8, 16, 1)
+        with torch.no_grad():   # 2:4 along the input channels
+            w = self.pw.weight.view(16, 2, 4)
+            keep = w.abs().topk(2, dim=2).indices
+            mask = torch.zeros_like(w).scatter_(2, keep, 1.0)
+            self.pw.weight.copy_((w * mask).view(16, 8, 1, 1))
+        self.tucker_in = nn.Conv2d(16, 4, 1, bias=False)
+        self.tucker_core = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.tucker_out = nn.Conv2d(4, 16, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.pw(torch.relu(self.bn(self.dw(x)))))
+        return self.tucker_out(self.tucker_core(self.tucker_in(h)))
+
+
 #: name -> (module factory, input shape)
 MODELS = {
     "conv2d_small": (Conv2dSmall, (1, 3, 8, 8)),
     "conv1d_small": (Conv1dSmall, (1, 4, 16)),
     "conv_classifier": (ConvClassifier, (1, 2, 6, 6)),
+    "separable_block": (SeparableBlock, (1, 8, 6, 6)),
 }
 
 
