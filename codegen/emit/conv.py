@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 from ..errors import EinhlsError
-from ..ir.conv import Regroup, Window
-from ..ir.graph import GRAPH_INPUT, Graph
+from ..ir.conv import Window
+from ..ir.graph import Graph
 
 #: the op kinds the frame-mode HLS top knows how to call
 FRAME_MODE_KINDS = frozenset({"linear", "requant", "relu", "fork", "add", "mul", "concat", "slice",

@@ -41,7 +41,7 @@ from onnx import helper
 from ..errors import EinhlsError
 from ..ir.conv import Regroup, conv_weight_matrix, make_regroup, make_tapmax, make_window
 from .names import node_label
-from .values import Acc, Codes, Const, Real, size_of
+from .values import Acc, Const, Real, size_of
 
 SPATIAL_OPS = frozenset({"Conv", "GlobalAveragePool", "AveragePool", "MaxPool"})
 

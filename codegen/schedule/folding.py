@@ -332,8 +332,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                      + (f" and the {unit_floor}-cycle floor of the softmax / layernorm units)"
                         if unit_floor > floor_ii else ")"))
     if totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
-        slow = max(costs, key=lambda name: costs[name].ii * counts[name.split(":")[0]])
-        need = math.ceil(costs[slow].ii * counts[slow] / graph.tokens)
+        frame_cycles = {name: costs[name].ii * counts[graph.op(name).outputs[0]] for name in costs}
+        slow = max(frame_cycles, key=frame_cycles.get)
+        need = math.ceil(frame_cycles[slow] / graph.tokens)
         notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {need}")
     clock = clock_mhz or board.clock_mhz
     depths = fifo_depths(graph, costs, schedules, totals["ii"])
