@@ -279,3 +279,20 @@ def test_qonnx_float_cnns_csim_rtlsim(qonnx_projects, name):
     project = qonnx_projects[name][1]
     for result in verify(project, ("csim", "rtlsim"), vectors=2, **QUIET):
         assert result.passed, result.line()
+
+
+@SHARED
+def test_pynq_driver_predict_takes_channels_first_frames(conv_projects, tmp_path, monkeypatch):
+    """The generated PYNQ driver (against the fake DMA of tests/test_driver.py, a model of the
+    accelerator from the integer reference) takes [B, C, H, W] like Project.predict and returns
+    [B, C', H', W']: it transposes to and from the pixel stream."""
+    from codegen.emit.driver import emit_driver
+    from test_driver import fake_pynq, load_driver
+    _, project = conv_projects["conv2d_small"]
+    emit_driver(project.design, tmp_path / "out")
+    driver = load_driver(tmp_path / "out", monkeypatch, fake_pynq(project.design))
+    accel = driver.EinhlsOverlay("/nowhere/einhls_top.bit", max_batch=4)
+    x = np.random.default_rng(6).normal(0, 1, size=(5, 3, 8, 8))
+    want = project.predict(x)
+    got = accel.predict(x)
+    assert np.array_equal(got.reshape(want.shape), want)
