@@ -62,7 +62,8 @@ def rtl_tapmax_unit(index, op, s, design):
               Param("SIGNED", int(op.in_type.signed)), Param("TAPS", op.taps)]
     width = s.in_lanes * op.in_type.bits
     comment = f"{op.name}: per channel the largest of {op.taps} taps of {op.out_size} channels, {s.in_lanes} per beat"
-    return [Stage("einhls_tapmax", f"u{index}_{op.name}", comment, params, width, width)], [], False
+    # its s_axis_tready follows m_axis_tready on the last tap: True puts a register slice after it
+    return [Stage("einhls_tapmax", f"u{index}_{op.name}", comment, params, width, width)], [], True
 
 
 @dataclass
