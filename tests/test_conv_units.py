@@ -3,7 +3,7 @@
 
 * Reference: ``Window.reference`` against torch's ``unfold`` (the im2col of a convolution) on
   kernels, strides, paddings (asymmetric too), dilations, 1-D and 2-D, several zero points.
-* Units: IR graphs of windows alone (input -> window -> window -> output), built with the IR
+* Units: IR graphs of windows alone (input -> window -> window -> tap maximum), built with the IR
   constructors and compiled by ``compile_graph`` exactly as a model is; expected codes come from the
   reference; C-sim runs the HLS units, RTL sim the Verilog ones first back to back, then with random
   input gaps and output back-pressure (testbench/cocotb/test_einhls.py), element by element.  The
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from codegen.errors import EinhlsError
-from codegen.ir.conv import make_window
+from codegen.ir.conv import make_tapmax, make_window
 from codegen.ir.graph import Graph
 from codegen.ir.types import QType
 from codegen.project import CompileOptions, compile_graph
@@ -60,6 +60,12 @@ def test_window_reference_equals_unfold(case, qtype):
     assert torch.equal(got, unfold_windows(x, case, qtype.zero_point))
 
 
+def test_tapmax_reference():
+    op = make_tapmax("m", "test", QType(False, 4, 0.2, 5), 3, 4)
+    x = torch.as_tensor(np.random.default_rng(3).integers(0, 16, size=(10, 12)))
+    assert torch.equal(op.reference(x), x.reshape(10, 4, 3).amax(dim=1))
+
+
 def test_window_refusals():
     t = QType(True, 8, 0.1, 0)
     with pytest.raises(ValueError, match="padding"):
@@ -74,13 +80,16 @@ def test_window_refusals():
 
 def window_chain(qtype: QType) -> Graph:
     """5x7 pixels of 2 channels -> a 3x2 window (stride 2x1, asymmetric pads, dilation 2x1) -> a 1x3
-    window (stride 1x2, pads left and right) over the 2x7 windows of 12 features."""
+    window (stride 1x2, pads left and right) over the 2x7 windows of 12 features -> per feature the
+    largest of the 3 taps."""
     first = make_window("win_a", "test", qtype, 2, 5, 7, (3, 2), (2, 1), (1, 1, 1, 0), (2, 1))
     assert (first.out_height, first.out_width) == (2, 7)
     second = make_window("win_b", "test", qtype, first.out_size, 2, 7, (1, 3), (1, 2), (0, 1, 0, 1), (1, 1),
-                         pad_code=qtype.max)   # any code may pad (here not the zero point): it is a parameter
-    return Graph(name="window_chain", input_type=qtype, input_size=2, ops=[first, second],
-                 input_shape=(1, 2, 5, 7), output_shape=(1, 36, 2, 4), output_is_float=False, tokens=35)
+                         pad_code=qtype.min + 1)   # any code may pad (here not the zero point): it is a parameter
+    # then the largest of the 3 taps per channel (MaxPool's second half)
+    biggest = make_tapmax("max_b", "test", qtype, first.out_size, 3)
+    return Graph(name="window_chain", input_type=qtype, input_size=2, ops=[first, second, biggest],
+                 input_shape=(1, 2, 5, 7), output_shape=(1, 12, 2, 4), output_is_float=False, tokens=35)
 
 
 def _check_units(graph: Graph, folder, **options):
@@ -98,7 +107,7 @@ def _check_units(graph: Graph, folder, **options):
 @pytest.mark.rtl
 @pytest.mark.csim
 def test_window_units_bit_exact_with_pauses(tmp_path):
-    """int8 with a zero point, one lane per beat: both units, back to back and with random pauses."""
+    """int8 with a zero point: windows and tap maximum, back to back and with random pauses."""
     _check_units(window_chain(QType(True, 8, 0.1, -3)), tmp_path / "chain")
 
 
