@@ -52,8 +52,10 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
             totals = project.report["totals"]
             m = result.measured
             rtl = project.measured.get("rtlsim", {}).get("interval_cycles")
+            from ..emit.conv import changes_tokens   # a CNN's HLS top runs once per frame, not per token
+            estimate = totals.get("frame_interval", totals["ii"]) if changes_tokens(project.graph) else totals["ii"]
             progress(f"csim: HLS design {m['interval_cycles_ii1']} cycles per frame at II=1 (slowest process "
-                     f"{m['slowest_process']}); schedule estimate {totals['ii']}, RTL measured "
+                     f"{m['slowest_process']}); schedule estimate {estimate}, RTL measured "
                      f"{rtl if rtl is not None else 'not yet (run --rtlsim)'}")
             project.save_measured({"csim": {k: v for k, v in m.items() if k != "processes"}})
         if check == "rtlsim" and result.measured:
