@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--target-ii", type=int, metavar="CYCLES",
                    help="ask for this initiation interval, cycles per frame (default: the smallest that fits)")
     c.add_argument("--clock-mhz", type=float, help="design clock in MHz (default: the board's)")
+    c.add_argument("--sequence-length", type=int, metavar="L",
+                   help="tokens per sequence, for a Transformer exported at another length (same scales)")
     c.add_argument("--contraction-objective", default="macs",
                    choices=("macs", "latency", "resources", "product"),
                    help="what the einsum contraction path search minimises")
@@ -123,7 +125,8 @@ def _compile(args) -> int:
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
                              max_util=args.max_util, target_ii=args.target_ii, clock_mhz=args.clock_mhz,
-                             contraction_objective=args.contraction_objective)
+                             contraction_objective=args.contraction_objective,
+                             sequence_length=args.sequence_length)
     project = compile_model(args.model, args.output, options, force=args.force)
     t = project.report["totals"]
     print(f"compiled {args.model} for {args.board} into {args.output}: {len(project.graph.ops)} ops, "

@@ -6,6 +6,7 @@ import math
 from .errors import EinhlsError
 
 MAX_CLOCK_MHZ = 1000.0   # above any FPGA fabric clock einhls targets; a typo, not a design
+MAX_SEQUENCE_LENGTH = 65536   # far above what any board here buffers; the capacity check says why
 
 
 def check_options(options, flag=lambda field: field) -> None:
@@ -25,3 +26,6 @@ def check_options(options, flag=lambda field: field) -> None:
     if options.clock_mhz is not None and not (math.isfinite(options.clock_mhz)
                                               and 0 < options.clock_mhz <= MAX_CLOCK_MHZ):
         raise bad("clock_mhz", options.clock_mhz, f"want MHz, 0 < f <= {MAX_CLOCK_MHZ:g}")
+    length = getattr(options, "sequence_length", None)
+    if length is not None and (not isinstance(length, int) or not 1 <= length <= MAX_SEQUENCE_LENGTH):
+        raise bad("sequence_length", length, f"want tokens, 1 <= L <= {MAX_SEQUENCE_LENGTH}")

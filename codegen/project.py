@@ -41,6 +41,9 @@ class CompileOptions:
     # cap on the FIFO depths the schedule computes where paths reconverge (for experiments: a cap
     # below the computed depth can deadlock the design, which verify then reports as a stall)
     fifo_depth_limit: int | None = None
+    # tokens per sequence when it differs from the exported model's (attention models): the graph is
+    # rebuilt for this length with the scales of the export (codegen/passes/sequence.py)
+    sequence_length: int | None = None
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -71,6 +74,15 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
         except ValueError as exc:
             raise EinhlsError(str(exc)) from None
     graph = load_graph(model_path, default_type=default)
+    if options.sequence_length is not None and options.sequence_length != graph.tokens:
+        from .passes.sequence import with_tokens
+        if graph.tokens == 1:
+            raise EinhlsError("--sequence-length applies to models with a token axis ([1, L, C] input and "
+                              "output); this model has one vector per frame")
+        try:
+            graph = with_tokens(graph, options.sequence_length)
+        except ValueError as exc:
+            raise EinhlsError(f"cannot change the sequence length: {exc}") from None
     for ir_pass in (fuse_relu,):
         graph = ir_pass(graph)
     graph = expand_for_board(graph, options)

@@ -19,6 +19,8 @@ Everything depends only on the Design, so the same design gives the same bytes.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import re
 import shutil
@@ -36,6 +38,7 @@ from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
 from .nonlinear import NonlinearUnit
+from .attention import ActMatMulUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
@@ -200,6 +203,12 @@ class Stage:
     srcs: list[str] = field(default_factory=list)
     dsts: list[str] = field(default_factory=list)
 
+    @property
+    def args(self) -> list[str]:
+        """The streams the process's kernel takes, inputs first (a fork's copies as one array)."""
+        outputs = [self.dsts[0].split("[")[0]] if self.dsts else [self.dst]
+        return (self.srcs or [self.src]) + outputs
+
 
 @dataclass
 class StreamDecl:
@@ -226,6 +235,7 @@ class HlsPlan:
     first: str = ""            # stream written by s_axis
     last: str = ""             # stream read by m_axis
     tokens: int = 1            # every process runs once per token, TOKENS times per frame
+    frame_calls: bool = False  # one call of the top a frame (attention buffers a sequence)
     # a graph whose token count changes (a CNN): one wrapper per stage that calls it as often as it
     # runs a frame, the top runs once a frame (templates/hls/top_frames.cpp.j2); empty otherwise
     frame_stages: list = field(default_factory=list)
@@ -235,7 +245,7 @@ class HlsPlan:
         """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages
                 if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit,
-                                    NonlinearUnit))
+                                    NonlinearUnit, ActMatMulUnit))
                 or (isinstance(st.unit, JoinUnit) and "header" in st.unit.cfg)]
 
     @property
@@ -246,8 +256,9 @@ class HlsPlan:
     @property
     def kernel_headers(self) -> list[str]:
         """The kernel library headers copied into hls/: the common ones and the nonlinear units used."""
-        used = {st.unit.kind for st in self.stages if isinstance(st.unit, NonlinearUnit)}
+        used = {st.unit.kind for st in self.stages if isinstance(st.unit, (NonlinearUnit, ActMatMulUnit))}
         return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used),
+                *(["einhls_actmatmul.h"] if "actmatmul" in used else []),
                 *(["einhls_window.h"] if self.frame_stages else [])]
 
 
@@ -449,15 +460,22 @@ def _hls_conv(kind, index, op, design, ns, header):   # codegen/emit/conv.py
 
 def _hls_nonlinear(index, op, design, ns, header):
     s = design.schedule(op)
-    unit = nonlinear_hls_unit(op, s.in_lanes, ns, header)
+    unit = dataclasses.replace(nonlinear_hls_unit(op, s.in_lanes, ns, header), rows=op.rows)
     return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
+
+
+def _hls_actmatmul(index, op, design, ns, header):   # codegen/emit/attention.py; one call = one sequence
+    from .attention import hls_unit as actmatmul_hls_unit
+    s = design.schedule(op)
+    unit = actmatmul_hls_unit(op, s, ns, header)
+    return unit, unit.widths, s.out_lanes
 
 
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
-             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")},
+             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}, "actmatmul": _hls_actmatmul,
              **{kind: (lambda kind: lambda *a: _hls_conv(kind, *a))(kind) for kind in ("window", "regroup", "tapmax")}}
 
 
@@ -469,6 +487,13 @@ class TestbenchPlan:
     axis_in: StreamFormat
     axis_out: StreamFormat
     tokens: int = 1
+    frame_calls: bool = False   # one call of the top a frame, not one a token
+
+
+def frame_calls(graph) -> bool:
+    """Whether the HLS top handles a whole frame per call: an attention product buffers a sequence,
+    so the per-token calls of the other designs would leave its readers with nothing to read."""
+    return graph.tokens > 1 and any(op.kind == "actmatmul" for op in graph.ops)
 
 
 def _check_design(design: Design) -> None:
@@ -487,7 +512,8 @@ def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
     from .conv import changes_tokens
     tokens = 1 if changes_tokens(design.graph) else design.graph.tokens   # a CNN's top takes whole frames
-    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output, tokens)
+    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output,
+                         tokens, frame_calls(design.graph))
 
 
 def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
@@ -533,6 +559,8 @@ def internal_widths(unit: object) -> list[int]:
         if unit.kind == "layernorm":
             return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
         return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
+    if getattr(unit, "kind", None) == "actmatmul":   # codegen/emit/attention.py lists its own
+        return list(unit.widths)
     raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
 
 
@@ -551,6 +579,7 @@ def plan_hls(design: Design) -> HlsPlan:
 
     widths = [plan.axis_in.tdata_bits, plan.axis_out.tdata_bits]
     plan.tokens = graph.tokens
+    plan.frame_calls = frame_calls(graph)
     plan.first = new_stream(plan.axis_in.width, "from s_axis")
     source = {GRAPH_INPUT: (plan.first, plan.axis_in.lanes)}   # tensor -> (stream, lanes)
 
@@ -659,7 +688,7 @@ def emit_hls(design: Design, out: Path) -> None:
     for unit in plan.param_units:
         if isinstance(unit, JoinUnit):
             _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))
-        elif isinstance(unit, NonlinearUnit):
+        elif isinstance(unit, (NonlinearUnit, ActMatMulUnit)):   # a cfg struct of constants and types
             _write(hls / unit.header, env.get_template("params_nonlinear.h.j2").render(plan=plan, u=unit))
         else:
             _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import EinhlsError
 
-DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h")
+DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_actmatmul.h")
 AP_INT_DEFAULT_MAX_W = 1024
 
 

@@ -109,6 +109,7 @@ class NonlinearUnit:
     wide_constants: list[tuple[str, int]]
     types: list[tuple[str, str]]
     arrays: list[tuple[str, str, list[list[int]]]] = field(default_factory=list)
+    rows: int = 1   # calls per token: a softmax over attention heads handles one row of L per call
 
     @property
     def array_names(self) -> list[str]:

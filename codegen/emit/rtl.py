@@ -55,6 +55,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_softmax": ("einhls_requant",),
     "einhls_layernorm": ("einhls_requant",),
     "einhls_gelu": ("einhls_requant",),
+    "einhls_actmatmul": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
     "einhls_add": ("einhls_binop",),
     "einhls_mul": ("einhls_binop",),
     "einhls_binop": (),
@@ -433,12 +434,23 @@ def _regroup_unit(index, op, s, design):
     return rtl_regroup_unit(index, op, s, design)
 
 
+def _actmatmul_unit(index, op, s, design):
+    from .attention import rtl_unit as actmatmul_rtl_unit
+    module, params, mems = actmatmul_rtl_unit(index, op, s)
+    comment = (f"{op.name}: attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
+               f"SIMD {s.simd} x PE {s.pe}")
+    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
+                  s.out_lanes * op.out_type.bits)
+    return [stage], mems, False
+
+
 #: how each op kind becomes Verilog instances (one entry per kind)
 RTL_UNITS = {"linear": _linear_unit, "requant": _requant_unit, "relu": _relu_unit,
              "butterfly": _butterfly_unit, "contract": _contraction_unit, "permute": _contraction_unit,
              "add": _join_unit, "mul": _join_unit, "concat": _join_unit, "slice": _join_unit,
              "fork": _join_unit, "softmax": _nonlinear_unit, "layernorm": _nonlinear_unit,
-             "gelu": _nonlinear_unit, "window": _window_unit, "regroup": _regroup_unit, "tapmax": _tapmax_unit}
+             "gelu": _nonlinear_unit, "actmatmul": _actmatmul_unit, "window": _window_unit, "regroup": _regroup_unit,
+             "tapmax": _tapmax_unit}
 
 
 class _Netlist:

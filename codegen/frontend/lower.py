@@ -40,6 +40,7 @@ from .quantizers import (INTEGER_TYPES, elem_type_of, fold_constant_node, is_lin
 from .sparsity import choose_sparsity, declared_patterns
 from .stream import Stream
 from .values import Acc, Codes, Const, FloatInput, Real, Value, size_of
+from . import attention as attention_fe
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
@@ -53,6 +54,10 @@ def same_codes(have: QType, want: QType) -> bool:
     """Codes of type ``have`` are already valid codes of ``want`` (no op needed)."""
     return (have.signed, have.bits, have.scale, have.zero_point) == (
         want.signed, want.bits, want.scale, want.zero_point) and have.min >= want.min
+
+
+#: values that wait for the quantizer after them to become an op (updated in place until then)
+PENDING_KINDS = (Acc, Pending, Join, Island, attention_fe.ActAcc)
 
 
 class Lowering:
@@ -125,7 +130,7 @@ class Lowering:
         else:
             activations = [i for i, v in enumerate(inputs) if v is not None and not isinstance(v, Const)]
             for i in activations:   # a pending value read twice is closed first (it is mutable)
-                if isinstance(inputs[i], (Acc, Pending, Join, Island)) and self.readers.get(node.input[i], 0) > 1:
+                if isinstance(inputs[i], PENDING_KINDS) and self.readers.get(node.input[i], 0) > 1:
                     self.stream.focus_on(inputs[i].tensor)
                     closed = self.real_of(inputs[i], node)
                     if closed.tensor is None:
@@ -142,7 +147,9 @@ class Lowering:
                     self.absorbed.update(name for name in inner.output if name)
                 self.values[match.output] = island
                 return
-            if len(activations) > 1:
+            if len(activations) == 2 and node.op_type == "MatMul" and node.domain in ("", "ai.onnx"):
+                outputs = [attention_fe.lower_act_matmul(self, node, inputs)]
+            elif len(activations) > 1:
                 outputs = [lower_join(self, node, inputs)]
             elif node.op_type in ("Split", "Slice") and node.domain in ("", "ai.onnx"):
                 outputs = lower_split(self, node, inputs)
@@ -151,10 +158,20 @@ class Lowering:
             for index, value in enumerate(outputs):   # new values stand for the focus tensor
                 if getattr(value, "tensor", "const") is not None:
                     continue
-                if isinstance(value, (Acc, Pending, Join, Island)):   # pending: updated in place later
+                if isinstance(value, PENDING_KINDS):   # pending: updated in place later
                     value.tensor = self.stream.focus
                 else:
                     outputs[index] = dataclasses.replace(value, tensor=self.stream.focus)
+            if node.op_type not in LAYOUT_OPS:   # elementwise results keep their input's head view
+                views = {getattr(inputs[i], "view", None) for i in activations}
+                view = views.pop() if len(views) == 1 else None
+                for index, value in enumerate(outputs):
+                    if view is not None and hasattr(value, "view") and value.view is None \
+                            and tuple(value.shape) == tuple(inputs[activations[0]].shape):
+                        if isinstance(value, PENDING_KINDS):
+                            value.view = view
+                        else:
+                            outputs[index] = dataclasses.replace(value, view=view)
         for name, value in zip(node.output, outputs):
             if name:
                 self.values[name] = value
@@ -242,6 +259,8 @@ class Lowering:
             finish_join(self, value, qtype, node)
         elif isinstance(value, Island):
             finish_island(self, value, qtype, node)
+        elif isinstance(value, attention_fe.ActAcc):
+            attention_fe.finish_act_matmul(self, value, qtype, node)
         elif isinstance(value, Real):
             if not (value.plain and np.all(value.scale == self.stream.type.scale)
                     and same_codes(self.stream.type, qtype)):
@@ -488,6 +507,14 @@ class Lowering:
         value = inputs[0]
         if isinstance(value, Pending):
             return einsum_fe.pending_layout(self, node, inputs)
+        if node.op_type == "Transpose":
+            moved = attention_fe.view_transpose(self, node, value)
+            if moved is not None:
+                return moved
+        if getattr(value, "view", None) is not None and node.op_type != "Identity":
+            raise EinhlsError(f"{node.op_type} of a value split into {value.view.heads} heads "
+                              f"(shape {list(value.shape)}): only the head merge Transpose(0, 2, 1, 3) is "
+                              "supported before reshaping", node_label(node), node.op_type)
         size = size_of(value.shape)
         probe = np.arange(size, dtype=np.int64).reshape(value.shape)
         rest = [c.value if c is not None else None for c in inputs[1:]]
@@ -527,6 +554,8 @@ class Lowering:
             return finish_join(self, value, None, None)
         if isinstance(value, Island):
             return finish_island(self, value, None, None)
+        if isinstance(value, attention_fe.ActAcc):
+            return attention_fe.finish_act_matmul(self, value, None, None)
         if isinstance(value, FloatInput):
             if self.default_type is None:
                 what = INPUT_NOT_QUANTIZED if self.quantized_model else "the model is a float model: " + HOW_TO_QUANTIZE

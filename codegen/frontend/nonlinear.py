@@ -61,6 +61,7 @@ class Island:
     eps: float = 1e-5
     sources: list[str] = field(default_factory=list)
     tensor: str | None = None
+    view: object | None = None     # the input's head view (softmax over attention scores)
 
     @property
     def description(self) -> str:
@@ -351,7 +352,13 @@ def open_island(low, match: Match, node: onnx.NodeProto, inputs: list) -> Island
     term = _plain(low, x, node)
     shape = tuple(term.shape)
     features = low.stream.size_of(term.tensor)
-    if not shape or shape[-1] != features:
+    view = getattr(term, "view", None)
+    if view is not None and match.kind == "softmax" and view.kind == "heads" and shape[-1] == view.depth:
+        pass   # softmax over each head's row of scores: a token carries heads x L codes, rows of L
+    elif view is not None:
+        raise EinhlsError(f"{match.kind} of a value split into heads (shape {list(shape)}) is not supported: "
+                          "only Softmax over the last axis of attention scores", labels[0], node.op_type)
+    elif not shape or shape[-1] != features:
         raise EinhlsError(f"{match.kind} over the last axis of shape {list(shape)}, but a token of the stream has "
                           f"{features} features: only per-token {match.kind} is supported", labels[0], node.op_type)
     if match.gamma is not None:
@@ -359,7 +366,7 @@ def open_island(low, match: Match, node: onnx.NodeProto, inputs: list) -> Island
         beta = np.zeros(features) if match.beta is None else np.broadcast_to(match.beta, (features,)).astype(np.float64)
     else:
         gamma = beta = None
-    return Island(match.kind, term, shape, labels, gamma, beta, match.eps, sources=list(labels))
+    return Island(match.kind, term, shape, labels, gamma, beta, match.eps, sources=list(labels), view=view)
 
 
 def finish_island(low, island: Island, out_type: QType | None, node: onnx.NodeProto | None) -> Real:
@@ -370,7 +377,8 @@ def finish_island(low, island: Island, out_type: QType | None, node: onnx.NodePr
                           "output a type, or --default-type", island.nodes[-1], island.kind)
     term = island.term
     in_type = dataclasses.replace(low.stream.type_of(term.tensor), scale=term.uniform_scale)
-    size = low.stream.size_of(term.tensor)
+    features = low.stream.size_of(term.tensor)
+    size = island.shape[-1]   # one row: a token's features, or one head's scores
     source = " + ".join(island.sources + ([node_label(node)] if node is not None else []))
     try:
         if island.kind == "softmax":
@@ -381,9 +389,9 @@ def finish_island(low, island: Island, out_type: QType | None, node: onnx.NodePr
             unit = make_gelu(size, in_type, out_type)
     except ValueError as exc:
         raise EinhlsError(f"cannot build the integer {island.kind}: {exc}", island.nodes[0], island.kind) from exc
-    op = dataclasses.replace(graph_op(low.stream.name(island.kind), source, unit), inputs=(term.tensor,))
+    op = dataclasses.replace(graph_op(low.stream.name(island.kind), source, unit, features), inputs=(term.tensor,))
     low.stream.append(op)
-    return Real.of_stream(island.shape, out_type.scale)
+    return dataclasses.replace(Real.of_stream(island.shape, out_type.scale), view=island.view)
 
 
 def refuse_island(low, node: onnx.NodeProto) -> EinhlsError:

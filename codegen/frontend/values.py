@@ -58,6 +58,7 @@ class Codes:
     """The integer codes of an IR tensor (``tensor``; None until the lowering stamps it)."""
     shape: tuple[int, ...]
     tensor: str | None = None
+    view: object | None = None   # a frontend.attention.HeadView when the value is split into heads
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Real:
     relu: bool = False
     sources: list[str] = field(default_factory=list)  # ONNX nodes folded in, not yet in an op
     tensor: str | None = None   # the IR tensor whose codes these are
+    view: object | None = None   # a frontend.attention.HeadView when the value is split into heads
 
     @staticmethod
     def of_stream(shape: tuple[int, ...], scale: float | np.ndarray, offset: int | np.ndarray = 0) -> "Real":

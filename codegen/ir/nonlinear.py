@@ -446,8 +446,14 @@ class NonlinearGraphOp(Op):
     unit: NonlinearOp = field(default=None, repr=False)
     unit_class: ClassVar[type] = None
 
+    @property
+    def rows(self) -> int:
+        """Rows of ``unit.size`` codes per token (several for a softmax over attention heads)."""
+        return self.in_size // self.unit.size
+
     def reference(self, x: torch.Tensor) -> torch.Tensor:
-        return self.unit.reference(x.to(torch.int64))
+        rows = x.to(torch.int64).reshape(-1, self.unit.size)
+        return self.unit.reference(rows).reshape(x.shape[0], self.out_size)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return self.unit.arrays()
@@ -486,8 +492,13 @@ class Gelu(NonlinearGraphOp):
 GRAPH_OP_CLASSES: dict[str, type[NonlinearGraphOp]] = {"softmax": Softmax, "layernorm": LayerNorm, "gelu": Gelu}
 
 
-def graph_op(name: str, source: str, unit: NonlinearOp) -> NonlinearGraphOp:
-    """The graph op of a unit built by make_softmax / make_layernorm / make_gelu."""
+def graph_op(name: str, source: str, unit: NonlinearOp, features: int | None = None) -> NonlinearGraphOp:
+    """The graph op of a unit built by make_softmax / make_layernorm / make_gelu, on tokens of
+    ``features`` codes (default: one row, ``unit.size``; a softmax over attention heads has
+    heads x L codes per token, rows of L)."""
+    features = unit.size if features is None else features
+    if features % unit.size or (features != unit.size and unit.kind != "softmax"):
+        raise ValueError(f"{unit.kind}: {features} features per token are not whole rows of {unit.size}")
     cls = GRAPH_OP_CLASSES[unit.kind]
     return cls(name=name, source=source, in_type=unit.in_type, out_type=unit.out_type,
-               in_size=unit.size, out_size=unit.size, unit=unit)
+               in_size=features, out_size=features, unit=unit)

@@ -114,3 +114,26 @@ def check_graph_capacity(graph, board: Board, max_util: float) -> None:
         big = max(linears, key=stored)
         _refuse(total, len(linears), board, max_util,
                 f"{big.name!r} ({big.in_size} -> {big.out_size}, {big.weight_type.bits}-bit weights)", big.source)
+
+
+def sequence_buffer_bits(op) -> int:
+    """Bits an attention product keeps on chip: two sequences of its input b (keys or values)."""
+    return 2 * op.tokens * op.in_size_b * (op.in_type_b.bits + 1)
+
+
+def check_sequence_buffers(graph, board: Board, max_util: float) -> None:
+    """Refuse a sequence length whose key / value buffers alone exceed the board's memory, naming
+    the largest buffer and its size (the weights are checked by :func:`check_graph_capacity`)."""
+    products = [op for op in graph.ops if op.kind == "actmatmul"]
+    if not products:
+        return
+    total = sum(sequence_buffer_bits(op) for op in products)
+    available = max_util * on_chip_memory_bits(board)
+    if total > available:
+        big = max(products, key=sequence_buffer_bits)
+        raise EinhlsError(
+            f"a sequence of {graph.tokens} tokens does not fit on chip: the attention products buffer "
+            f"{total / 8e6:.2f} MB of keys and values ({len(products)} buffers; the largest, {big.name!r}, "
+            f"holds 2 x {big.tokens} tokens x {big.in_size_b} codes = {sequence_buffer_bits(big)} bits) "
+            f"and {board.name} has {available / 8e6:.2f} MB at {max_util:.0%}: use a shorter sequence",
+            node=big.source)

@@ -7,7 +7,7 @@ total is the sum (resources) or the maximum (initiation interval).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
@@ -244,7 +244,17 @@ def _permute_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
 def _nonlinear_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
     """Softmax / LayerNorm / GELU: one lane count in and out (codegen/schedule/nonlinear_cost.py)."""
     from .nonlinear_cost import nonlinear_cost
-    return nonlinear_cost(op.unit, s.in_lanes, dsp_kind)
+    row = nonlinear_cost(op.unit, s.in_lanes, dsp_kind)
+    if op.rows == 1:
+        return row
+    # a softmax over attention heads: the rows of a token pass one after another through one unit
+    return replace(row, cycles=row.cycles * op.rows, ii=row.ii * op.rows,
+                   latency=row.latency + (op.rows - 1) * row.ii)
+
+
+def _actmatmul_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .attention_cost import actmatmul_cost
+    return actmatmul_cost(op, s, dsp_kind)
 
 
 def _window_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
@@ -269,6 +279,7 @@ COST_FUNCTIONS = {
     "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
     "softmax": _nonlinear_cost, "layernorm": _nonlinear_cost, "gelu": _nonlinear_cost,
     "window": _window_cost, "regroup": _regroup_cost, "tapmax": _tapmax_cost,
+    "actmatmul": _actmatmul_cost,
 }
 
 

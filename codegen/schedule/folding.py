@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 from .boards import Board
-from .capacity import check_graph_capacity
-from .cost import OpCost, op_cost, place_roms
+from .capacity import check_graph_capacity, check_sequence_buffers
+from .cost import OpCost, bram36_for, op_cost, place_roms
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -148,6 +148,8 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
             in_lanes = out_lanes = simd = pe = lanes[op.outputs[0]] = chosen
         elif op.kind in ("concat", "slice"):
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
+        elif op.kind == "softmax" and op.rows > 1:   # a beat never holds two heads' rows
+            simd = pe = in_lanes = out_lanes = divisor_at_most(op.unit.size, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
             simd = pe = in_lanes
         else:
@@ -156,15 +158,31 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
     return schedules
 
 
-def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int = 0) -> dict[str, int]:
-    """Latency of every tensor: the longest path of unit latencies from the graph input (cycles).
+def input_ready(op: Op, arrival: dict[str, int], interval: int) -> list[int]:
+    """Cycle at which ``op`` reads the first beat of each input, given when each arrives.
+
+    Most units read all inputs together, as soon as the last one arrives.  An attention product
+    (ActMatMul) first buffers the whole sequence of its input b (one token per ``interval``), then
+    streams the rows of a: a waits for b's sequence, and b, with two sequence buffers, is read up
+    to a sequence ahead of a."""
+    times = [arrival[t] for t in op.inputs]
+    if op.kind != "actmatmul":
+        return [max(times)] * len(times)
+    sequence = op.tokens * interval
+    a, b = times
+    return [max(a, b + sequence), max(b, a - sequence)]
+
+
+def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None) -> dict[str, int]:
+    """Latency of every tensor: the longest path of unit latencies from the graph input (cycles);
+    ``interval`` (default: each unit's own) paces the sequence buffers of attention products.
 
     A sliding window answers only once the first rows of its input are in: with ``interval``
     (cycles per graph-input token) those input tokens are counted at the design's rate."""
     arrival = {GRAPH_INPUT: 0}
     counts = token_counts(graph) if interval else {}
     for op in graph.ops:
-        start = max(arrival[t] for t in op.inputs)
+        start = input_ready(op, arrival, interval or costs[op.name].ii)[0]
         wait = 0
         if interval and op.kind == "window":
             wait = math.ceil(op.first_output_tokens * interval * graph.tokens / counts[op.inputs[0]])
@@ -189,14 +207,29 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
     for op in graph.ops:
         if len(op.inputs) < 2:
             continue
-        latest = max(arrival[t] for t in op.inputs)
+        ready = input_ready(op, arrival, interval)
         lanes = schedules[op.name].in_lanes
         for index, (tensor, size) in enumerate(zip(op.inputs, op.input_sizes)):
             beats = math.ceil(size / lanes)
-            waiting = math.ceil((latest - arrival[tensor]) * beats / _per_token(max(interval, 1), graph, counts[tensor]))
+            waiting = math.ceil((ready[index] - arrival[tensor]) * beats
+                                / _per_token(max(interval, 1), graph, counts[tensor]))
             depth = waiting + beats + 2
             depths[(op.name, index)] = 1 << max(1, (depth - 1).bit_length())
     return depths
+
+
+def fifo_memory(graph: Graph, depths: dict[tuple[str, int], int],
+                schedules: dict[str, OpSchedule]) -> tuple[float, int, int]:
+    """(BRAM36, LUTs, bits) of the FIFOs of ``depths`` (LUT RAM below a block RAM's worth)."""
+    bram, lut, bits = 0.0, 0, 0
+    for (name, index), depth in depths.items():
+        op = graph.op(name)
+        width = schedules[name].in_lanes * graph.tensor_type(op.inputs[index]).bits
+        blocks = bram36_for(width, depth)
+        bram += blocks
+        lut += 0 if blocks else width * math.ceil(depth / 64)
+        bits += width * depth
+    return bram, lut, bits
 
 
 def totals_of(costs: dict[str, OpCost]) -> dict:
@@ -226,6 +259,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     if not graph.ops:
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
     check_graph_capacity(graph, board, max_util)
+    check_sequence_buffers(graph, board, max_util)
     options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
     from .contraction import stage_options
     from ..ir.contraction import ContractStage
@@ -233,6 +267,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     from .butterfly import butterfly_options
     from ..ir.butterfly import Butterfly
     options.update({op.name: butterfly_options(op) for op in graph.ops if isinstance(op, Butterfly)})
+    from .attention_cost import actmatmul_options
+    options.update({op.name: actmatmul_options(op) for op in graph.ops if op.kind == "actmatmul"})
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
     counts = token_counts(graph)
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
@@ -279,6 +315,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["frame_interval"] = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
         totals["ii"] = math.ceil(totals["frame_interval"] / graph.tokens)
         totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
+        # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
+        fifo_bram, fifo_lut, fifo_bits = fifo_memory(graph, fifo_depths(graph, costs, schedules, totals["ii"]),
+                                                     schedules)
+        totals["bram36"] += fifo_bram
+        totals["lut"] += fifo_lut
+        totals["buffer_bits"] += fifo_bits
+        totals["fifo_bram36"] = fifo_bram
         totals["tokens"] = graph.tokens
         return schedules, costs, totals
 

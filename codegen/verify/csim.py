@@ -164,17 +164,21 @@ def process_label(signature: str) -> str:
     return label
 
 
-def read_cycles(path: Path, frames: int) -> dict:
+def read_cycles(path: Path, frames: int, tokens: int = 1) -> dict:
     """The C-sim cycle counts (hls_kernels/einhls_csim.h) as measured fields: per process its
-    calls and most pipelined-loop iterations in one call (cycles per frame at II = 1), and the
-    design's interval at II = 1, the slowest process's.  Empty when the file is missing."""
+    calls and its pipelined-loop iterations per token (``cycles_per_frame``: cycles at II = 1 of
+    one token, the schedule's interval; the most in one call, times the calls a token makes -
+    several for a softmax over heads, a fraction for a process that handles a whole sequence per
+    call), and the design's interval at II = 1, the slowest process's.  Empty when the file is
+    missing."""
     if not Path(path).is_file():
         return {}
     processes = []
     for line in Path(path).read_text().splitlines():
         calls, most, total, signature = line.split("\t", 3)
+        per_token = int(most) * int(calls) / (frames * tokens)
         processes.append({"process": process_label(signature), "calls": int(calls),
-                          "cycles_per_frame": int(most), "total": int(total)})
+                          "cycles_per_frame": int(round(per_token)), "total": int(total)})
     if not processes:
         return {}
     processes.sort(key=lambda p: -p["cycles_per_frame"])
@@ -184,7 +188,7 @@ def read_cycles(path: Path, frames: int) -> dict:
 
 # --- run --------------------------------------------------------------------------------------
 
-def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path) -> CheckResult:
+def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path, tokens: int = 1) -> CheckResult:
     """C-simulate the HLS design of ``project`` on ``inputs``; compare with ``expected`` codes.
 
     ``inputs`` [vectors, in_size] and ``expected`` [vectors, out_size] are integer codes (the
@@ -223,7 +227,7 @@ def run_csim(project: Path, inputs: np.ndarray, expected: np.ndarray, work: Path
     if done.returncode not in (0, 1) or got is None or got.shape[0] != vectors:
         return CheckResult("csim", vectors, got,
                            error=f"the C-sim binary failed ({exit_reason(done.returncode)}): {message}")
-    result = compare("csim", expected, got, measured=read_cycles(cycles_path, vectors))
+    result = compare("csim", expected, got, measured=read_cycles(cycles_path, vectors, tokens))
     if done.returncode == 1 and result.passed:
         # Every element matched, yet the testbench failed: the AXI4-Stream protocol was wrong.
         return CheckResult("csim", vectors, got, error=f"the C-sim testbench reported: {message}")

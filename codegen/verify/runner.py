@@ -15,7 +15,7 @@ def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, see
     work.mkdir(parents=True, exist_ok=True)
     if check == "csim":
         from .csim import run_csim
-        return run_csim(project.path, inputs, expected, work)
+        return run_csim(project.path, inputs, expected, work, project.graph.tokens)
     if check == "rtlsim":
         from .rtlsim import run_rtlsim
         return run_rtlsim(project.path, inputs, expected, work, seed=seed)

@@ -16,9 +16,11 @@ def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[n
 
 
 def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 16), seed: int = 0,
-                     calibration: int = 32, opset: int = 17) -> Path:
-    """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights);
-    the float model is written beside as ``<stem>_float.onnx``."""
+                     calibration: int = 32, opset: int = 17, samples: list[np.ndarray] | None = None,
+                     activation_bits: int = 8) -> Path:
+    """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights)
+    calibrated on ``samples`` (default: seeded normal ones); the float model is written beside as
+    ``<stem>_float.onnx``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     model = model.eval()
@@ -27,7 +29,8 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(*shape),), str(float_path), input_names=["x"],
                           output_names=["y"], opset_version=opset, dynamo=False)
-    samples = calibration_samples(shape, calibration, seed)
+    if samples is None:
+        samples = calibration_samples(shape, calibration, seed)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -39,5 +42,6 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8)
     return path

@@ -1,0 +1,80 @@
+"""Benchmark: Yosys resource counts of the attention product unit against its cost model.
+
+    python -m bench.attention_units         # a few minutes (Yosys synth_xilinx, one unit at a time)
+
+einhls_actmatmul (rtl_kernels/einhls_actmatmul.v with its lane converters, FIFO, adder tree and
+requant stage), instantiated alone as in its unit test (tests/test_attention_units.py), is
+synthesized with Yosys `synth_xilinx -family xc7` at the sizes of a MiniLM encoder layer: 12 heads
+of 32, scores Q K^T (layout nt, b = the keys) and context P V (layout nn, b = the values), int8 Q,
+K, V and uint8 P, sequence length 16 and 128.  Next to the counts: codegen/schedule/attention_cost.py's
+estimate (DSP48E1) and its interval in cycles per token (equal to RTL simulation in the unit test).
+Writes bench/results/attention_units.json and .md.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT.parent / "tests"))
+
+from codegen.ir.types import QType  # noqa: E402
+from codegen.schedule.attention_cost import actmatmul_cost  # noqa: E402
+from codegen.verify.yosys import synth_counts, yosys_version  # noqa: E402
+from test_attention_units import WRAPPER_TOP, case, rtl_case_spec, write_wrapper  # noqa: E402
+
+COMMAND = "python -m bench.attention_units"
+
+
+def units() -> list:
+    int8, uint8 = QType(True, 8, 0.05, 0), QType(False, 8, 1 / 256, 0)
+    return [
+        case("scores_L16", "nt", 12, 32, 16, int8, int8, int8, 8, 2, 8, 8, 8),
+        case("context_L16", "nn", 12, 16, 32, uint8, int8, int8, 8, 2, 8, 8, 8),
+        case("scores_L128", "nt", 12, 32, 128, int8, int8, int8, 8, 4, 8, 8, 8),
+        case("context_L128", "nn", 12, 128, 32, uint8, int8, int8, 8, 4, 8, 8, 8),
+    ]
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in units():
+            start = time.time()
+            work = Path(tmp) / c.name
+            spec, _ = rtl_case_spec(0, c, 1, 0)
+            write_wrapper([spec], work / "rtl")
+            counts = synth_counts(work / "rtl", WRAPPER_TOP, "xc7", work / "yosys")
+            cost = actmatmul_cost(c.op, c.schedule, "DSP48E1")
+            rows.append({"unit": c.name, "layout": c.op.layout, "heads": c.op.heads, "inner": c.op.inner,
+                         "cols": c.op.cols, "tokens": c.op.tokens, "simd": c.simd, "pe": c.pe,
+                         "interval_cycles": cost.ii, "latency_cycles": cost.latency,
+                         "yosys": {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM", "CARRY")},
+                         "model": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp, "BRAM36": cost.bram36},
+                         "seconds": round(time.time() - start, 1)})
+            print(rows[-1], flush=True)
+    lines = ["| unit | heads x inner x cols, tokens | SIMD x PE | cycles / token | LUT (+LUTRAM) | FF | DSP48E1 | "
+             "BRAM36 | model LUT | model FF | model DSP | model BRAM36 |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        y, m = r["yosys"], r["model"]
+        lines.append(f"| {r['unit']} ({r['layout']}) | {r['heads']} x {r['inner']} x {r['cols']}, {r['tokens']} | "
+                     f"{r['simd']} x {r['pe']} | {r['interval_cycles']} | {y['LUT']:,} (+{y['LUT_MEM']}) | "
+                     f"{y['FF']:,} | {y['DSP']} | {y['BRAM']:g} | {m['LUT']:,} | {m['FF']:,} | {m['DSP']} | "
+                     f"{m['BRAM36']:g} |")
+    table = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "attention_units.json").write_text(json.dumps(
+        {"command": COMMAND, "yosys": yosys_version(), "family": "xc7", "rows": rows}, indent=2) + "\n")
+    (RESULTS / "attention_units.md").write_text(
+        f"Made by `{COMMAND}` ({yosys_version()}, synth_xilinx -family xc7).\n\n" + table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The sequence length as a compile-time parameter: the same graph at another number of tokens.
+
+Every op of an encoder works token by token with the same constants except attention: the
+:class:`~codegen.ir.attention.ActMatMul` units buffer a whole sequence, and the scores between them
+(and the softmax over them, and any elementwise op on the way) carry heads x L codes per token.
+``with_tokens`` rebuilds those for another L; the quantization (every scale and zero point) stays
+that of the model as exported, so a model calibrated once can be evaluated, or compiled, at the
+length of each input without a new export.  Without an attention mask, this is how sentences of
+different lengths are run exactly (no padding tokens to attend to).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..ir.attention import ActMatMul
+from ..ir.graph import GRAPH_INPUT, Graph, Op, Requant
+from ..ir.nonlinear import IntSoftmax, graph_op, make_softmax
+from ..ir.types import QType, bits_for_range
+
+#: op kinds that keep their constants when the features per token change (one value per tensor)
+PER_TENSOR_KINDS = frozenset({"requant", "relu", "fork"})
+
+
+def _resized(op: Op, size: int, tokens: int) -> Op:
+    """An elementwise op on streams of ``size`` features instead of ``op.in_size``."""
+    if op.kind == "softmax" and isinstance(op.unit, IntSoftmax):
+        heads = op.rows
+        if size % heads:
+            raise ValueError(f"op {op.name!r}: {size} features are not {heads} rows")
+        unit = make_softmax(size // heads, op.unit.in_type, op.unit.out_type)
+        return dataclasses.replace(graph_op(op.name, op.source, unit, size), inputs=op.inputs)
+    if op.kind not in PER_TENSOR_KINDS:
+        raise ValueError(f"op {op.name!r} ({op.kind}) has per-feature constants and cannot change its "
+                         f"{op.in_size} features per token to {size}")
+    changes = dict(in_size=size, out_size=size)
+    if isinstance(op, Requant):
+        offset = np.broadcast_to(op.offset, (op.in_size,))
+        if np.any(offset != offset[0]) or op.requant.per_channel:
+            raise ValueError(f"op {op.name!r}: per-feature requantization of attention scores")
+        changes["offset"] = np.full(size, offset[0], dtype=np.int64)
+    return dataclasses.replace(op, **changes)
+
+
+def _actmatmul(op: ActMatMul, tokens: int) -> ActMatMul:
+    if op.layout == "nt":
+        changes = dict(cols=tokens, out_size=op.heads * tokens)
+    else:
+        changes = dict(inner=tokens, in_size=op.heads * tokens)
+    draft = dataclasses.replace(op, tokens=tokens, **changes)
+    lo, hi = draft.acc_range
+    return dataclasses.replace(draft, acc_type=QType(True, max(bits_for_range(min(lo, -1), hi), 2)))
+
+
+def with_tokens(graph: Graph, tokens: int) -> Graph:
+    """``graph`` for sequences of ``tokens`` tokens (see module docstring)."""
+    if tokens < 1:
+        raise ValueError(f"sequence length must be positive, got {tokens}")
+    if tokens == graph.tokens:
+        return graph
+    sizes = {GRAPH_INPUT: graph.input_size}
+    ops: list[Op] = []
+    for op in graph.ops:
+        if isinstance(op, ActMatMul):
+            op = _actmatmul(op, tokens)
+        elif sizes[op.inputs[0]] != op.in_size:
+            op = _resized(op, sizes[op.inputs[0]], tokens)
+        for tensor, want in zip(op.inputs, op.input_sizes):
+            if sizes[tensor] != want:
+                raise ValueError(f"op {op.name!r} reads {sizes[tensor]} features of {tensor!r}, wants {want}")
+        for tensor in op.outputs:
+            sizes[tensor] = op.out_size
+        ops.append(op)
+    return dataclasses.replace(graph, ops=ops, tokens=tokens, input_shape=_at_length(graph.input_shape, tokens),
+                               output_shape=_at_length(graph.output_shape, tokens))
+
+
+def _at_length(shape: tuple[int, ...], tokens: int) -> tuple[int, ...]:
+    """[1, L, C] -> [1, tokens, C]."""
+    return (shape[0], tokens) + tuple(shape[2:]) if len(shape) == 3 else tuple(shape)
