@@ -35,8 +35,17 @@ class Stream:
         self.input_tokens = count
 
     def tokens_of(self, tensor: str) -> int:
+        if not any(op.kind in ("window", "regroup") for op in self.ops):
+            return self.input_tokens    # the usual case: every tensor has the input's count
+        chain = []   # the producers back to the input, walked without recursion
         op = self.producer(tensor)
-        return self.input_tokens if op is None else op.out_tokens(self.tokens_of(op.inputs[0]))
+        while op is not None:
+            chain.append(op)
+            op = self.producer(op.inputs[0])
+        count = self.input_tokens
+        for op in reversed(chain):
+            count = op.out_tokens(count)
+        return count
 
     def focus_on(self, tensor: str | None) -> None:
         if tensor is not None:

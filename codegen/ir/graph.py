@@ -233,10 +233,13 @@ class Graph:
     def tensor_tokens(self, tensor: str) -> int:
         """Vectors per frame of a tensor: ``tokens`` at the input, then as each op states it
         (the same everywhere unless a sliding window or a regrouping changes it)."""
-        op = self.producer(tensor)
-        if op is None:
-            return self.tokens
-        return op.out_tokens(self.tensor_tokens(op.inputs[0]))
+        counts = {GRAPH_INPUT: self.tokens}
+        for op in self.ops:   # in topological order: no recursion, however deep the graph
+            if tensor in counts:
+                break
+            for name in op.outputs:
+                counts[name] = op.out_tokens(counts[op.inputs[0]])
+        return counts[tensor]
 
     @property
     def output_tokens(self) -> int:
