@@ -169,12 +169,6 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions | None = None,
                   force: bool = False, progress=print) -> "Project":
     """Lower, schedule and emit MODEL into the folder OUT (layout: docs/interface.md)."""
-    from .emit.hls import emit_csim_testbench, emit_csim_vectors, emit_hls
-    from .emit.rtl import emit_rtl
-    from .emit.cocotb_tb import emit_cocotb_tb
-    from .emit.driver import emit_driver
-    from .emit.vivado import emit_vivado
-
     options = options or CompileOptions()
     check_options(options)
     model, out = Path(model), Path(out)
@@ -189,6 +183,33 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
     check_model_capacity(model, board, options.max_util)
     progress(f"[1/4] lowering {model.name}")
     graph = lower(model, options)
+    source = {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    return _build(graph, out, options, source, progress)
+
+
+def compile_graph(graph: Graph, out: str | Path, options: CompileOptions | None = None, force: bool = False,
+                  progress=print) -> "Project":
+    """Schedule and emit an IR graph built in Python (unit tests of single ops, the Python API)
+    into the folder OUT, as compile_model does after lowering."""
+    options = options or CompileOptions()
+    check_options(options)
+    out = Path(out)
+    if out.exists() and not force:
+        raise EinhlsError(f"output folder {out} exists; pass --force to overwrite it")
+    graph.check()
+    text = json.dumps(graph.to_json(), sort_keys=True).encode()
+    source = {"file": None, "sha256": hashlib.sha256(text).hexdigest()}
+    return _build(graph, out, options, source, progress)
+
+
+def _build(graph: Graph, out: Path, options: CompileOptions, source: dict, progress) -> "Project":
+    from .emit.hls import emit_csim_testbench, emit_csim_vectors, emit_hls
+    from .emit.rtl import emit_rtl
+    from .emit.cocotb_tb import emit_cocotb_tb
+    from .emit.driver import emit_driver
+    from .emit.vivado import emit_vivado
+
+    board = get_board(options.board)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
     result = fold(graph, board, options.clock_mhz, options.max_util, options.target_ii)
     design = result.design
@@ -224,7 +245,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions | 
         _save_arrays(staging / "ir", graph.arrays())
         meta = {
             "tool": "einhls", "version": __version__,
-            "input": {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()},
+            "input": source,
             "options": options.to_json(), "board": board.to_json(), "clock_mhz": design.clock_mhz,
             "top": design.top_name,
             "interface": {"input": design.top_input.to_json(), "output": design.top_output.to_json(),
@@ -296,7 +317,8 @@ class Project:
 
     def predict(self, x: np.ndarray, target: str = "reference") -> np.ndarray:
         """Real-valued input (quantized with the model's input quantizer) -> real-valued output."""
-        from .ir.reference import dequantize_output, quantize_input
+        from .ir.reference import channels_first_output, dequantize_output, quantize_input
         codes = self.predict_codes(quantize_input(self.graph, x), target)
-        out = dequantize_output(self.graph, codes) if self.graph.output_is_float else codes
+        out = dequantize_output(self.graph, codes) if self.graph.output_is_float else \
+            channels_first_output(self.graph, codes)
         return out.reshape((-1,) + tuple(self.graph.output_shape[1:]))

@@ -241,6 +241,10 @@ LINT_PARAMS = {
                       ["-GN=4", "-GBEATS0=3", "-GBEATS1=1", "-GBEATS2=2", "-GBEATS3=7"]],
     "einhls_slice": [[], ["-GIN_BEATS=1"], ["-GIN_BEATS=9", "-GFIRST=3", "-GCOUNT=2"],
                      ["-GIN_BEATS=5", "-GFIRST=2", "-GCOUNT=3"]],
+    "einhls_window": [[], ["-GCHANNELS=6", "-GLANES=3", "-GHEIGHT=5", "-GWIDTH_PX=7", "-GKH=3", "-GKW=2", "-GSH=2",
+                           "-GPT=1", "-GPL=1", "-GDH=2", "-GOH=2", "-GOW=6", "-GROWS_LOG=3", "-GPAD=-3"]],
+    "einhls_tapmax": [[], ["-GCHANNELS=6", "-GLANES=2", "-GTAPS=9", "-GSIGNED=0", "-GBITS=5"],
+                      ["-GCHANNELS=4", "-GLANES=4", "-GTAPS=2"]],
     # more parameter sets in tests/test_butterfly_rtl.py
     "einhls_butterfly": [[], ["-GN=64", "-GP=4", "-GSTACKS=3", "-GK=50", "-GM=150", "-GSTAGES=6", "-GMUL_RQ=1",
                               "-GM_BITS=12", "-GHAS_BIAS=1", "-GSH_BITS=5", "-GIN_SIGNED=0", "-GCTX=4"]],

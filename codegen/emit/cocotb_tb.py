@@ -47,7 +47,8 @@ def cycles_per_frame_bound(design: Design) -> int:
             from ..schedule.nonlinear_cost import nonlinear_cost
             cycles = max(cycles, nonlinear_cost(op.unit, design.schedule(op).in_lanes, "DSP48E2").latency)
         worst = max(worst, cycles)
-    return (worst + 8) * design.graph.tokens
+    from ..schedule.folding import token_counts
+    return (worst + 8) * max(token_counts(design.graph).values())   # the most tokens any tensor has
 
 
 def stream_map(design: Design) -> list[dict]:

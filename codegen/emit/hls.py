@@ -236,6 +236,9 @@ class HlsPlan:
     last: str = ""             # stream read by m_axis
     tokens: int = 1            # every process runs once per token, TOKENS times per frame
     frame_calls: bool = False  # one call of the top a frame (attention buffers a sequence)
+    # a graph whose token count changes (a CNN): one wrapper per stage that calls it as often as it
+    # runs a frame, the top runs once a frame (templates/hls/top_frames.cpp.j2); empty otherwise
+    frame_stages: list = field(default_factory=list)
 
     @property
     def param_units(self) -> list[LinearUnit | RequantUnit]:
@@ -255,7 +258,8 @@ class HlsPlan:
         """The kernel library headers copied into hls/: the common ones and the nonlinear units used."""
         used = {st.unit.kind for st in self.stages if isinstance(st.unit, (NonlinearUnit, ActMatMulUnit))}
         return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used),
-                *(["einhls_actmatmul.h"] if "actmatmul" in used else [])]
+                *(["einhls_actmatmul.h"] if "actmatmul" in used else []),
+                *(["einhls_window.h"] if self.frame_stages else [])]
 
 
 # --- planning: all decisions ----------------------------------------------------------------
@@ -448,6 +452,12 @@ def _join_unit(op, s, ns: str, header: str) -> JoinUnit:
     return JoinUnit(op.kind, op.name, op.source, summary, cfg)
 
 
+def _hls_conv(kind, index, op, design, ns, header):   # codegen/emit/conv.py
+    from .conv import hls_regroup_unit, hls_tapmax_unit, hls_window_unit
+    builder = {"window": hls_window_unit, "regroup": hls_regroup_unit, "tapmax": hls_tapmax_unit}[kind]
+    return builder(index, op, design, ns, header)
+
+
 def _hls_nonlinear(index, op, design, ns, header):
     s = design.schedule(op)
     unit = dataclasses.replace(nonlinear_hls_unit(op, s.in_lanes, ns, header), rows=op.rows)
@@ -465,7 +475,8 @@ def _hls_actmatmul(index, op, design, ns, header):   # codegen/emit/attention.py
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
-             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}, "actmatmul": _hls_actmatmul}
+             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}, "actmatmul": _hls_actmatmul,
+             **{kind: (lambda kind: lambda *a: _hls_conv(kind, *a))(kind) for kind in ("window", "regroup", "tapmax")}}
 
 
 @dataclass
@@ -499,8 +510,10 @@ def _check_design(design: Design) -> None:
 
 def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
+    from .conv import changes_tokens
+    tokens = 1 if changes_tokens(design.graph) else design.graph.tokens   # a CNN's top takes whole frames
     return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output,
-                         design.graph.tokens, frame_calls(design.graph))
+                         tokens, frame_calls(design.graph))
 
 
 def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
@@ -536,6 +549,8 @@ def internal_widths(unit: object) -> list[int]:
             return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
                     cfg["v_t"].bits + cfg["shift"] + 2]
         return [cfg["width"]]
+    if hasattr(unit, "internal_widths"):   # units that state their own (codegen/emit/conv.py)
+        return unit.internal_widths()
     if isinstance(unit, NonlinearUnit):   # the lane words, 64-bit intermediates, the requantization
         c = dict(unit.int_constants)
         widths = [unit.lanes * c["IN_BITS"], unit.lanes * c["OUT_BITS"], 65]
@@ -625,6 +640,10 @@ def plan_hls(design: Design) -> HlsPlan:
     out = plan.axis_out
     plan.last = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "to m_axis")
 
+    from .conv import changes_tokens, frame_stages
+    if changes_tokens(graph):   # a CNN: the top takes whole frames, each process loops over its tokens
+        plan.tokens = 1
+        plan.frame_stages = frame_stages(graph, plan)
     widths += [st.width for st in plan.streams]
     for st in plan.stages:
         widths += internal_widths(st.unit)
@@ -664,7 +683,8 @@ def emit_hls(design: Design, out: Path) -> None:
     hls = Path(out) / HLS_DIR
     hls.mkdir(parents=True, exist_ok=True)
     _write(hls / f"{plan.top}.h", env.get_template("top.h.j2").render(plan=plan))
-    _write(hls / f"{plan.top}.cpp", env.get_template("top.cpp.j2").render(plan=plan))
+    top_template = "top_frames.cpp.j2" if plan.frame_stages else "top.cpp.j2"
+    _write(hls / f"{plan.top}.cpp", env.get_template(top_template).render(plan=plan))
     for unit in plan.param_units:
         if isinstance(unit, JoinUnit):
             _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))

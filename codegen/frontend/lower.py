@@ -27,6 +27,7 @@ from ..ir.types import QType, bits_for_range
 from .chain import activation_input, check_graph_shape
 from .butterfly import DOMAIN as BUTTERFLY_DOMAIN, OP_TYPE as BUTTERFLY_OP, lower_butterfly
 from .constants import LAYOUT_OPS, broadcast_const, evaluate, fold_node
+from . import conv as conv_fe
 from . import einsum as einsum_fe
 from .einsum import Pending
 from .joins import Join, finish_join, lower_join, lower_split
@@ -105,6 +106,8 @@ class Lowering:
                               and out_shape[1] == shape[1]) else 1
         self.stream.input_shape, self.stream.tokens = shape, tokens
         self.stream.input_size = size_of(shape) // tokens
+        self.channels_first_input = False
+        conv_fe.set_spatial_input(self, shape)   # a CNN streams pixel by pixel (frontend/conv.py)
         if tensor.elem_type in FLOAT_TYPES:
             self.values[info.name] = FloatInput(shape, tensor=GRAPH_INPUT)
         elif tensor.elem_type in INTEGER_TYPES:
@@ -195,6 +198,12 @@ class Lowering:
             "Add": self.lower_add, "Sub": self.lower_sub, "Mul": self.lower_mul, "Div": self.lower_div,
             "Relu": self.lower_relu, "Cast": self.lower_cast,
             "Einsum": lambda n, i: einsum_fe.lower_einsum(self, n, i),
+            "Conv": lambda n, i: conv_fe.lower_conv(self, n, i),
+            "GlobalAveragePool": lambda n, i: conv_fe.lower_global_average_pool(self, n, i),
+            "AveragePool": lambda n, i: conv_fe.lower_average_pool(self, n, i),
+            "MaxPool": lambda n, i: conv_fe.lower_max_pool(self, n, i),
+            "BatchNormalization": lambda n, i: conv_fe.lower_batch_norm(self, n, i),
+            "ReduceMean": lambda n, i: conv_fe.lower_reduce_mean(self, n, i),
         }.get(op)
         if handler is None and op in LAYOUT_OPS:
             handler = self.lower_layout
@@ -309,6 +318,7 @@ class Lowering:
                               f"supported: the frame has {self.stream.tokens} token(s) and a layer applies "
                               "to each token", label, node.op_type)
         codes, w_scale = self.weight_codes(weight, node, transposed)
+        codes = conv_fe.classifier_columns(self, codes)   # after a flattened pixel stream: (h, w, c) order
         if codes.shape[1] != x.shape[-1]:
             raise EinhlsError(f"weight has {codes.shape[1]} inputs, the activation {x.shape[-1]}",
                               label, node.op_type)
@@ -513,6 +523,9 @@ class Lowering:
         except Exception as exc:
             raise EinhlsError(f"cannot apply to shape {list(value.shape)}: {exc}", node_label(node),
                               node.op_type) from exc
+        regrouped = conv_fe.flatten_pixels(self, value, node, tuple(moved.shape))
+        if regrouped is not None:   # a pixel stream flattened for a classifier
+            return regrouped
         if moved.size != size or not np.array_equal(moved.ravel(), np.arange(size)):
             raise EinhlsError("changes the order of the activation's elements; only reshapes that keep "
                               "the order are supported", node_label(node), node.op_type)
@@ -603,6 +616,10 @@ class Lowering:
         tokens = self.stream.tokens
         if tokens == 1 or values.size <= 1:
             return values
+        if self.channels_first_input:   # a CNN: per-element values are in ONNX's channel-major order
+            pixel = conv_fe.per_pixel(values, tokens)
+            if pixel is not None:
+                return pixel
         rows = values.reshape(tokens, -1)
         if np.any(rows != rows[:1]):
             raise EinhlsError("a constant that differs from token to token (e.g. a position embedding) is "
@@ -646,7 +663,8 @@ class Lowering:
         return Graph(name=graph_name(self.model), input_type=self.stream.input_type,
                      input_size=self.stream.input_size, ops=self.stream.ops,
                      input_shape=self.stream.input_shape, output_shape=tuple(value.shape),
-                     output_is_float=is_float, tokens=self.stream.tokens, output=self.stream.focus)
+                     output_is_float=is_float, tokens=self.stream.input_tokens, output=self.stream.focus,
+                     channels_first=self.channels_first_input)
 
     def finish_real(self, real: Real, node: onnx.NodeProto) -> None:
         """Make the stream's last type mean exactly the output's real value."""

@@ -22,8 +22,30 @@ class Stream:
         self.input_type: QType | None = None
         self.input_size = 0            # features per token
         self.input_shape: tuple[int, ...] = ()
-        self.tokens = 1
+        self.input_tokens = 1          # token vectors per frame of the graph input
         self.focus = GRAPH_INPUT
+
+    @property
+    def tokens(self) -> int:
+        """Token vectors per frame of the focus tensor (a sliding window changes the count)."""
+        return self.tokens_of(self.focus)
+
+    @tokens.setter
+    def tokens(self, count: int) -> None:
+        self.input_tokens = count
+
+    def tokens_of(self, tensor: str) -> int:
+        if not any(op.kind in ("window", "regroup") for op in self.ops):
+            return self.input_tokens    # the usual case: every tensor has the input's count
+        chain = []   # the producers back to the input, walked without recursion
+        op = self.producer(tensor)
+        while op is not None:
+            chain.append(op)
+            op = self.producer(op.inputs[0])
+        count = self.input_tokens
+        for op in reversed(chain):
+            count = op.out_tokens(count)
+        return count
 
     def focus_on(self, tensor: str | None) -> None:
         if tensor is not None:

@@ -78,6 +78,11 @@ class Op:
     def arrays(self) -> dict[str, np.ndarray]:
         return {}
 
+    def out_tokens(self, in_tokens: int) -> int:
+        """Vectors per frame of the output, given those of the inputs (all inputs have the same
+        count); every op but a sliding window or a regrouping keeps it."""
+        return in_tokens
+
     def params_json(self) -> dict:
         return {}
 
@@ -191,8 +196,11 @@ class Graph:
     input_shape: tuple[int, ...] = ()    # the ONNX input shape (batch fixed to 1), for the driver
     output_shape: tuple[int, ...] = ()
     output_is_float: bool = True         # the ONNX output is dequantized (float) rather than codes
-    tokens: int = 1                      # L: token vectors per frame
+    tokens: int = 1                      # L: token vectors per frame of the graph input
     output: str = ""                     # the tensor that leaves the graph ("" = the last op's)
+    # a CNN: the ONNX input (and a spatial output) is [1, C, H, W] while frames stream pixel by
+    # pixel, [H*W, C] (codegen/ir/reference.py quantize_input / dequantize_output transpose)
+    channels_first: bool = False
 
     def __post_init__(self) -> None:
         previous = GRAPH_INPUT
@@ -221,6 +229,21 @@ class Graph:
         """Features per token of a tensor."""
         op = self.producer(tensor)
         return self.input_size if op is None else op.out_size
+
+    def tensor_tokens(self, tensor: str) -> int:
+        """Vectors per frame of a tensor: ``tokens`` at the input, then as each op states it
+        (the same everywhere unless a sliding window or a regrouping changes it)."""
+        counts = {GRAPH_INPUT: self.tokens}
+        for op in self.ops:   # in topological order: no recursion, however deep the graph
+            if tensor in counts:
+                break
+            for name in op.outputs:
+                counts[name] = op.out_tokens(counts[op.inputs[0]])
+        return counts[tensor]
+
+    @property
+    def output_tokens(self) -> int:
+        return self.tensor_tokens(self.output)
 
     def tensors(self) -> list[str]:
         """Every tensor, the graph input first, then in op order."""
@@ -269,6 +292,7 @@ class Graph:
                 have = self.tensor_type(tensor)
                 assert self.tensor_size(tensor) == want_size, (op.name, tensor, self.tensor_size(tensor), want_size)
                 assert (have.signed, have.bits) == (want_type.signed, want_type.bits), (op.name, tensor)
+            assert len({self.tensor_tokens(t) for t in op.inputs}) == 1, (op.name, "inputs of different lengths")
             defined.update(op.outputs)
         assert self.output in defined, self.output
 
@@ -311,6 +335,7 @@ class Graph:
                 "input_type": self.input_type.to_json(), "input_size": self.input_size,
                 "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
                 "output_is_float": self.output_is_float, "tokens": self.tokens, "output": self.output,
+                "channels_first": self.channels_first,
                 "ops": [op.to_json() for op in self.ops]}
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -331,5 +356,6 @@ class Graph:
                      input_size=d["input_size"], ops=ops, input_name=d["input_name"],
                      output_name=d["output_name"], input_shape=tuple(d["input_shape"]),
                      output_shape=tuple(d["output_shape"]), output_is_float=d["output_is_float"],
-                     tokens=d.get("tokens", 1), output=d.get("output", ""))
+                     tokens=d.get("tokens", 1), output=d.get("output", ""),
+                     channels_first=d.get("channels_first", False))
 

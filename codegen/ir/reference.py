@@ -59,12 +59,24 @@ def dequantize(codes: np.ndarray, qtype: QType) -> np.ndarray:
 
 
 def quantize_input(graph: Graph, real: np.ndarray) -> np.ndarray:
-    """Real input frames -> codes [B, tokens * input_size]."""
-    return quantize(np.asarray(real).reshape(-1, graph.tokens * graph.input_size), graph.input_type)
+    """Real input frames -> codes [B, tokens * input_size] (a CNN's [B, C, H, W] to pixel order)."""
+    real = np.asarray(real)
+    if graph.channels_first:
+        real = real.reshape(-1, graph.input_size, graph.tokens).transpose(0, 2, 1)
+    return quantize(real.reshape(-1, graph.tokens * graph.input_size), graph.input_type)
 
 
 def dequantize_output(graph: Graph, codes: np.ndarray) -> np.ndarray:
-    return dequantize(codes, graph.output_type)
+    return dequantize(channels_first_output(graph, codes), graph.output_type)
+
+
+def channels_first_output(graph: Graph, codes: np.ndarray) -> np.ndarray:
+    """Output frames in the ONNX order: a CNN's pixel stream [B, H*W, C] back to [B, C*H*W]."""
+    codes = np.asarray(codes)
+    tokens = graph.output_tokens
+    if not graph.channels_first or tokens == 1:
+        return codes
+    return codes.reshape(-1, tokens, graph.output_size).transpose(0, 2, 1).reshape(codes.shape[0], -1)
 
 
 def random_inputs(graph: Graph, count: int, seed: int) -> np.ndarray:

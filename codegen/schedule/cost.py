@@ -257,12 +257,28 @@ def _actmatmul_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
     return actmatmul_cost(op, s, dsp_kind)
 
 
+def _window_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .conv_cost import window_cost
+    return window_cost(op, s, dsp_kind)
+
+
+def _regroup_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .conv_cost import regroup_cost
+    return regroup_cost(op, s, dsp_kind)
+
+
+def _tapmax_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .conv_cost import tapmax_cost
+    return tapmax_cost(op, s, dsp_kind)
+
+
 #: the cost function of every op kind the hardware builds (one entry per kind)
 COST_FUNCTIONS = {
     "linear": linear_cost, "requant": elementwise_cost, "relu": elementwise_cost,
     "butterfly": _butterfly_cost, "contract": _stage_cost, "permute": _permute_cost,
     "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
     "softmax": _nonlinear_cost, "layernorm": _nonlinear_cost, "gelu": _nonlinear_cost,
+    "window": _window_cost, "regroup": _regroup_cost, "tapmax": _tapmax_cost,
     "actmatmul": _actmatmul_cost,
 }
 

@@ -128,8 +128,7 @@ class Design:
             return StreamFormat(self.graph.input_size, t.bits, t.signed, self.top_input.lanes)
         return self.output_format(producer)
 
-    def _top_format(self, size: int, qtype, lanes: int) -> StreamFormat:
-        tokens = self.graph.tokens
+    def _top_format(self, size: int, qtype, lanes: int, tokens: int) -> StreamFormat:
         if tokens > 1:   # lanes dividing the features: tokens follow one another without padding
             lanes = divisor_at_most(size, lanes)
         return StreamFormat(size * tokens, qtype.bits, qtype.signed, lanes)
@@ -138,13 +137,15 @@ class Design:
     def top_input(self) -> StreamFormat:
         graph = self.graph
         first = graph.consumers(GRAPH_INPUT)[0][0]
-        return self._top_format(graph.input_size, graph.input_type, self.schedules[first.name].in_lanes)
+        return self._top_format(graph.input_size, graph.input_type, self.schedules[first.name].in_lanes,
+                                graph.tokens)
 
     @property
     def top_output(self) -> StreamFormat:
         graph = self.graph
         producer = graph.producer(graph.output)
-        return self._top_format(graph.output_size, graph.output_type, self.schedules[producer.name].out_lanes)
+        return self._top_format(graph.output_size, graph.output_type, self.schedules[producer.name].out_lanes,
+                                graph.output_tokens)
 
 
 def linear_folds(op: Linear, s: OpSchedule) -> tuple[int, int]:

@@ -103,10 +103,26 @@ def _aligned_lanes(op: Op, want: int) -> int:
     return divisor_at_most(bound, want)
 
 
+def token_counts(graph: Graph) -> dict[str, int]:
+    """Vectors per frame of every tensor (the same everywhere unless a window or regroup changes it)."""
+    counts = {GRAPH_INPUT: graph.tokens}
+    for op in graph.ops:
+        for t in op.outputs:
+            counts[t] = op.out_tokens(counts[op.inputs[0]])
+    return counts
+
+
+def _per_token(target: int, graph: Graph, tokens: int) -> int:
+    """A target in cycles per graph-input token, restated per token of a tensor of ``tokens`` vectors
+    a frame (the same number unless a window or regroup changed the count)."""
+    return max(1, target * graph.tokens // tokens)
+
+
 def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
-    """Every op's parallelism for an interval of ``target`` cycles per token."""
+    """Every op's parallelism for an interval of ``target`` cycles per token of the graph input."""
     schedules = {}
-    lanes = {t: _lanes(graph.tensor_size(t), target) for t in graph.tensors()}
+    counts = token_counts(graph)
+    lanes = {t: _lanes(graph.tensor_size(t), _per_token(target, graph, counts[t])) for t in graph.tensors()}
     _butterfly_lanes(graph, lanes)
     # an elementwise unit has one lane count: its streams are widened to the widest of them
     changed = True
@@ -123,8 +139,13 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
         in_lanes, out_lanes = lanes[op.inputs[0]], lanes[op.outputs[0]]
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
-            opts = options[op.name]
-            _, simd, pe = next((o for o in opts if o[0] <= target), min(opts, key=lambda o: o[0]))
+            opts, op_target = options[op.name], _per_token(target, graph, counts[op.outputs[0]])
+            _, simd, pe = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
+        elif op.kind in ("window", "regroup", "tapmax"):   # lanes dividing the channels (schedule/conv_cost.py)
+            from .conv_cost import regroup_lanes, tapmax_lanes, window_lanes
+            chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else \
+                regroup_lanes(op, in_lanes) if op.kind == "regroup" else tapmax_lanes(op, in_lanes)
+            in_lanes = out_lanes = simd = pe = lanes[op.outputs[0]] = chosen
         elif op.kind in ("concat", "slice"):
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
         elif op.kind == "softmax" and op.rows > 1:   # a beat never holds two heads' rows
@@ -154,12 +175,19 @@ def input_ready(op: Op, arrival: dict[str, int], interval: int) -> list[int]:
 
 def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None) -> dict[str, int]:
     """Latency of every tensor: the longest path of unit latencies from the graph input (cycles);
-    ``interval`` (default: each unit's own) paces the sequence buffers of attention products."""
+    ``interval`` (default: each unit's own) paces the sequence buffers of attention products.
+
+    A sliding window answers only once the first rows of its input are in: with ``interval``
+    (cycles per graph-input token) those input tokens are counted at the design's rate."""
     arrival = {GRAPH_INPUT: 0}
+    counts = token_counts(graph) if interval else {}
     for op in graph.ops:
         start = input_ready(op, arrival, interval or costs[op.name].ii)[0]
+        wait = 0
+        if interval and op.kind == "window":
+            wait = math.ceil(op.first_output_tokens * interval * graph.tokens / counts[op.inputs[0]])
         for t in op.outputs:
-            arrival[t] = start + costs[op.name].latency
+            arrival[t] = start + costs[op.name].latency + wait
     return arrival
 
 
@@ -174,6 +202,7 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
     Latency of a tensor = the longest path of unit latencies from the graph input.
     """
     arrival = arrivals(graph, costs, interval)
+    counts = token_counts(graph)
     depths = {}
     for op in graph.ops:
         if len(op.inputs) < 2:
@@ -182,7 +211,8 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
         lanes = schedules[op.name].in_lanes
         for index, (tensor, size) in enumerate(zip(op.inputs, op.input_sizes)):
             beats = math.ceil(size / lanes)
-            waiting = math.ceil((ready[index] - arrival[tensor]) * beats / max(interval, 1))
+            waiting = math.ceil((ready[index] - arrival[tensor]) * beats
+                                / _per_token(max(interval, 1), graph, counts[tensor]))
             depth = waiting + beats + 2
             depths[(op.name, index)] = 1 << max(1, (depth - 1).bit_length())
     return depths
@@ -240,17 +270,22 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     from .attention_cost import actmatmul_options
     options.update({op.name: actmatmul_options(op) for op in graph.ops if op.kind == "actmatmul"})
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
+    counts = token_counts(graph)
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
-                   math.ceil(graph.output_size * graph.output_type.bits / MAX_TOP_TDATA_BITS), 1)
+                   math.ceil(graph.output_size * graph.output_type.bits * counts[graph.output]
+                             / (MAX_TOP_TDATA_BITS * graph.tokens)), 1)
     floor_why = f"the stream floor of {floor_ii}"
     # no op can run faster than its fastest option (a contraction stage repeats R times per frame):
     # a target below that would fold the other ops for an interval the pipeline never reaches
-    fastest = {name: min(c for c, _, _ in opts) for name, opts in options.items()}
+    # option cycles are per token of the op's own tensors: restated per graph-input token
+    options_at_input = {name: [(math.ceil(c * counts[name] / graph.tokens), simd, pe) for c, simd, pe in opts]
+                        for name, opts in options.items()}
+    fastest = {name: min(c for c, _, _ in opts) for name, opts in options_at_input.items()}
     bound = max(fastest, key=lambda name: fastest[name], default=None)
     if bound is not None and fastest[bound] > floor_ii:
         floor_ii = fastest[bound]
         floor_why = f"the floor of {floor_ii} that {bound!r} needs at full parallelism"
-    candidates = {c for opts in options.values() for c, _, _ in opts}
+    candidates = {c for opts in options_at_input.values() for c, _, _ in opts}
     candidates |= {graph.input_size} | {op.out_size for op in graph.ops}
     # Softmax's division and LayerNorm's square root and reciprocal take a fixed number of cycles
     # per token whatever the lanes: an interval below that only buys idle hardware elsewhere
@@ -258,8 +293,16 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                               board.dsp_kind).ii for op in graph.ops if op.kind in SERIAL_KINDS), default=1)
     if any(op.kind in SERIAL_KINDS for op in graph.ops):
         candidates.add(unit_floor)
+    # a sliding window sends at most all the channels of one tap per beat: its frame takes at least
+    # max(pixels, windows x taps) beats, which bounds the interval of the whole pipeline
+    from .conv_cost import window_frame_cycles
+    window_floor = max((math.ceil(window_frame_cycles(op, op.channels) / graph.tokens)
+                        for op in graph.ops if op.kind == "window"), default=1)
+    if window_floor > max(floor_ii, unit_floor):
+        candidates.add(window_floor)
+        floor_why = f"the floor of {window_floor} cycles of the sliding windows (all channels of a tap per beat)"
     slowest = max(candidates)
-    candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor)) or [slowest]
+    candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor, window_floor)) or [slowest]
     notes = []
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
@@ -268,6 +311,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # only Linear units can hold their weights in URAM (the other units keep their memories)
         place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
         totals = totals_of(costs)
+        # a stage's cycles per frame: its cycles per token times the tokens it handles
+        totals["frame_interval"] = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
+        totals["ii"] = math.ceil(totals["frame_interval"] / graph.tokens)
         totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
         fifo_bram, fifo_lut, fifo_bits = fifo_memory(graph, fifo_depths(graph, costs, schedules, totals["ii"]),
@@ -277,7 +323,6 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["buffer_bits"] += fifo_bits
         totals["fifo_bram36"] = fifo_bram
         totals["tokens"] = graph.tokens
-        totals["frame_interval"] = totals["ii"] * graph.tokens
         return schedules, costs, totals
 
     if target_ii is not None:
@@ -330,8 +375,10 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                      + (f" and the {unit_floor}-cycle floor of the softmax / layernorm units)"
                         if unit_floor > floor_ii else ")"))
     if totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
-        slow = max(costs, key=lambda name: costs[name].ii)
-        notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {costs[slow].ii}")
+        frame_cycles = {name: costs[name].ii * counts[graph.op(name).outputs[0]] for name in costs}
+        slow = max(frame_cycles, key=frame_cycles.get)
+        need = math.ceil(frame_cycles[slow] / graph.tokens)
+        notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {need}")
     clock = clock_mhz or board.clock_mhz
     depths = fifo_depths(graph, costs, schedules, totals["ii"])
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
