@@ -355,11 +355,23 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                     candidates = candidates[:index + 1]
                     break
         if over:
-            worst = max(costs, key=lambda name: (costs[name].dsp, costs[name].bram36 + 8 * costs[name].uram,
-                                                 costs[name].lut))
+            memory = any(item.startswith(("BRAM36", "URAM")) for item in over)
+            # the op that uses most of what is over: memory first when memory is over
+            rank = (lambda name: (costs[name].bram36 + 8 * costs[name].uram, costs[name].dsp)) if memory else \
+                (lambda name: (costs[name].dsp, costs[name].bram36 + 8 * costs[name].uram, costs[name].lut))
+            worst = max(costs, key=rank)
             source = graph.op(worst).source
+            split = ""
+            if memory:
+                kinds = {}
+                for name, c in costs.items():
+                    what = {"linear": "weights", "actmatmul": "key/value buffers"}.get(graph.op(name).kind, "other units")
+                    kinds[what] = kinds.get(what, 0.0) + c.bram36 + 8 * c.uram
+                kinds["FIFOs between paths"] = totals.get("fifo_bram36", 0.0)
+                split = " (memory in BRAM36 equivalents, a URAM = 8: " + ", ".join(
+                    f"{what} {amount:g}" for what, amount in sorted(kinds.items(), key=lambda kv: -kv[1]) if amount) + ")"
             raise EinhlsError(f"even the slowest design does not fit {board.name} at {max_util:.0%} "
-                              f"utilisation: {'; '.join(over)}; the largest layer is {worst!r} "
+                              f"utilisation: {'; '.join(over)}{split}; the largest layer is {worst!r} "
                               f"(from {source!r})", node=source)
         lo, hi = 0, len(candidates) - 1   # candidates[hi] fits; find the smallest that fits
         while lo < hi:
