@@ -46,6 +46,7 @@ from .values import Acc, Const, Real, size_of
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 MAX_ACC_BITS = 48            # widest exact value the IR carries (QType limit)
 FLOAT_EXACT = 2.0 ** 52      # below this, float64 sums of integer products are exact
+ISLAND_WEIGHT_BITS = 12       # width of the float Einsum constants of a QDQ model (island_weight_codes)
 
 _atom_ids = itertools.count()
 
@@ -154,11 +155,30 @@ def constant_operand(low, const: Const, node: onnx.NodeProto) -> tuple[np.ndarra
         from ..ir.reference import quantize
         t = low.default_type
         return quantize(const.value, t).astype(np.int64) - t.zero_point, np.full(const.shape, t.scale)
+    if low.quantized_model and np.issubdtype(const.value.dtype, np.floating) and np.all(np.isfinite(const.value)):
+        return island_weight_codes(const.value)
     from .messages import HOW_TO_QUANTIZE
     what = ("the constant operand is not quantized (no DequantizeLinear or Quant on it, and its float "
             "values are not on a fixed-point grid of at most 16 bits): ") if low.quantized_model else \
         "the model is a float model: "
     raise EinhlsError(what + HOW_TO_QUANTIZE, label, node.op_type)
+
+
+def island_weight_codes(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and scale of a float constant of an Einsum in an otherwise quantized model.
+
+    onnxruntime's quantize_static has no QDQ rule for Einsum, so it leaves the factors of a
+    factorized layer (tensorly-torch ``FactorizedLinear``, ``implementation="factorized"``) as float
+    initializers between the activation's DequantizeLinear and the next QuantizeLinear.  They are
+    quantized here as quantize_static quantizes a weight: symmetric, per tensor, ISLAND_WEIGHT_BITS
+    bits (scale max|w| / 127, codes -127..127, round half to even); the accumulator and the
+    requantization follow from these scales as for a QDQ weight.  An all-zero factor gets scale 1.
+    """
+    limit = (1 << (ISLAND_WEIGHT_BITS - 1)) - 1
+    peak = float(np.max(np.abs(value), initial=0.0))
+    scale = peak / limit if peak > 0 else 1.0
+    codes = np.clip(np.rint(value.astype(np.float64) / scale), -limit, limit).astype(np.int64)
+    return codes, np.full(value.shape, scale, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- building segments
