@@ -29,11 +29,10 @@ PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 #: ties.  Odd zero points on QONNX activations are drawn only when this is True (so the fuzzer
 #: keeps looking for other bugs until that one is fixed).
 ODD_QONNX_ZERO_POINTS = False
-#: Known finding (tests/test_fuzz.py::test_bias_off_the_accumulator_grid_is_added_exactly): a bias
-#: on a grid finer than input scale x weight scale (as quantize_static leaves it) is rounded to the
-#: accumulator's grid, so outputs near a rounding boundary come out one step off.  Such biases are
-#: drawn (spec "off_grid") only when this is True.
-OFF_GRID_BIASES = False
+#: Finding, fixed (tests/test_fuzz.py::test_bias_off_the_accumulator_grid_is_added_exactly): a bias
+#: on a grid finer than input scale x weight scale was rounded to the accumulator's grid, so outputs
+#: near a rounding boundary came out one step off.  Such biases are drawn (spec "off_grid") when True.
+OFF_GRID_BIASES = True
 
 FORMS: dict[str, "Form"] = {}
 
@@ -346,12 +345,14 @@ class TensorTrain(Form):
         return {"form": self.name, "seed": int(rng.integers(2**31)),
                 "in_factors": [int(rng.choice([1, 2, 3, 4, 5])) for _ in range(d)],
                 "out_factors": [int(rng.choice([1, 2, 3, 4, 5])) for _ in range(d)],
-                "ranks": [int(rng.integers(1, 5)) for _ in range(d - 1)], "bias": bool(rng.random() < 0.7)}
+                "ranks": [int(rng.integers(1, 5)) for _ in range(d - 1)], "bias": bool(rng.random() < 0.7),
+                "off_grid": bool(rng.random() < 0.3) and OFF_GRID_BIASES}
 
     def build(self, spec: dict) -> Built:
         from tests.models.einsum_models import tt_model
 
-        model = tt_model(spec["in_factors"], spec["out_factors"], spec["ranks"], seed=spec["seed"], bias=spec["bias"])
+        model = tt_model(spec["in_factors"], spec["out_factors"], spec["ranks"], seed=spec["seed"], bias=spec["bias"],
+                         bias_grid=16 if spec.get("off_grid") else 1)
         return Built(model, model, 1)   # one layer; onnxruntime's float32 sums may round once
 
     def smaller(self, spec: dict) -> Iterator[dict]:

@@ -37,6 +37,7 @@ from ..ir.build import output_requant
 from ..ir.contraction import Contraction, Segment, refine
 from ..ir.requant import RequantParams
 from ..ir.types import QType, bits_for_range
+from .bias import refinement_bits
 from .constants import evaluate
 from .names import node_label
 from .quantizers import lossless_fixed_point
@@ -333,7 +334,15 @@ def pending_matmul(low, node: onnx.NodeProto, activation, weight: Const, transpo
 # --------------------------------------------------------------------------- ops on a pending
 
 def pending_add(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pending:
-    p.bias = p.bias + np.rint(broadcast_const(const, p.shape, node) / p.scale).astype(np.int64)
+    """A constant added to the segment: into its bias, exactly (on a finer grid than the
+    accumulator's, the segment counts in finer units first: codegen/frontend/bias.py)."""
+    steps = broadcast_const(const, p.shape, node) / p.scale
+    refine = 1 << refinement_bits(steps) if p.consts else 1
+    if refine > 1:   # the einsum is linear in each constant: scaling one scales the sum
+        atoms, codes = p.consts[-1]
+        p.consts[-1] = (atoms, codes * refine)
+        p.bias, p.scale = p.bias * refine, p.scale / refine
+    p.bias = p.bias + np.rint(steps * refine).astype(np.int64)
     p.sources.append(node_label(node))
     return p
 

@@ -25,6 +25,7 @@ from ..ir.graph import GRAPH_INPUT, Graph
 from ..ir.reference import quantize
 from ..ir.types import QType, bits_for_range
 from .chain import activation_input, check_graph_shape
+from .bias import refinement_bits
 from .butterfly import DOMAIN as BUTTERFLY_DOMAIN, OP_TYPE as BUTTERFLY_OP, lower_butterfly
 from .constants import LAYOUT_OPS, broadcast_const, evaluate, fold_node
 from . import einsum as einsum_fe
@@ -403,9 +404,13 @@ class Lowering:
         return Real.of_stream(real.shape, fine.scale, 0)
 
     def add_bias(self, acc: Acc, const: np.ndarray, node: onnx.NodeProto, record: bool = True) -> None:
-        """Fold a constant into the accumulator's bias (rounded to accumulator units, half to even)."""
-        per_token = self.per_token(broadcast_const(const, acc.shape, node), node)
-        acc.bias = acc.bias + np.rint(per_token / acc.scale).astype(np.int64)
+        """Fold a constant into the accumulator's bias; one finer than the accumulator's grid makes
+        the accumulator count in finer units first (codegen/frontend/bias.py)."""
+        steps = self.per_token(broadcast_const(const, acc.shape, node), node) / acc.scale
+        refine = 1 << refinement_bits(steps)
+        if refine > 1:
+            acc.weight, acc.bias, acc.scale = acc.weight * refine, acc.bias * refine, acc.scale / refine
+        acc.bias = acc.bias + np.rint(steps * refine).astype(np.int64)
         if record:
             acc.sources.append(node_label(node))
 
