@@ -82,12 +82,28 @@ ODD_ZERO_POINT_SPEC = {  # found by `python -m bench.fuzz --n 300 --seed 1 --tar
                 "w_bits": 3, "w_narrow": True, "out": {"bits": 11, "scale": 0.5, "signed": True, "zero": 83}}]}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="einhls rounds x/s then adds the zero point (ONNX QuantizeLinear); "
-                   "QONNX Quant rounds x/s + z, so with an odd zero point ties go the other way "
-                   "(reported to the lead: the fix is in the lowering / requant rule)")
 def test_qonnx_activation_with_odd_zero_point_rounds_ties_like_qonnx() -> None:
+    """einhls rounded x/s then added the zero point (ONNX QuantizeLinear); QONNX Quant rounds
+    x/s + z, so with an odd zero point ties went the other way.  Fixed in codegen/ir/build.py
+    (round_with_zero_point: the zero point joins the accumulator before the rounding)."""
     outcome = check.run_case(ODD_ZERO_POINT_SPEC, ("ort",), vectors=24)
-    assert outcome["ok"], outcome["detail"]
+    assert outcome["ok"] and outcome["ort_max_steps"] == 0, outcome["detail"]
+
+
+def test_qonnx_odd_zero_point_fix_compiles_and_simulates() -> None:
+    from codegen.frontend import lower_model
+    from bench.fuzz.forms import FORMS
+
+    linear = lower_model(FORMS["mlp_qonnx"].build(ODD_ZERO_POINT_SPEC).quantized).ops[-1]
+    assert linear.requant.zero_point == 0 and linear.out_type.zero_point == 83
+    outcome = check.run_case(ODD_ZERO_POINT_SPEC, ("ort", "csim"), vectors=8)
+    assert outcome["ok"], (outcome["stage"], outcome["detail"])
+
+
+@pytest.mark.rtl
+def test_qonnx_odd_zero_point_fix_rtlsim() -> None:
+    outcome = check.run_case(ODD_ZERO_POINT_SPEC, ("rtlsim",), vectors=8)
+    assert outcome["ok"], (outcome["stage"], outcome["detail"])
 
 
 def test_qonnx_activation_with_even_zero_point_is_exact() -> None:

@@ -24,11 +24,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
-#: Known finding (tests/test_fuzz.py::test_qonnx_activation_with_odd_zero_point_rounds_ties_like_qonnx):
-#: QONNX Quant rounds x/s + z, einhls rounds x/s then adds z; with an odd z the two differ at
-#: ties.  Odd zero points on QONNX activations are drawn only when this is True (so the fuzzer
-#: keeps looking for other bugs until that one is fixed).
-ODD_QONNX_ZERO_POINTS = False
+#: Finding, fixed (tests/test_fuzz.py::test_qonnx_activation_with_odd_zero_point_rounds_ties_like_qonnx):
+#: QONNX Quant rounds x/s + z, einhls rounded x/s then added z; with an odd z the two differed at
+#: ties.  Odd zero points on QONNX activations are drawn when this is True.
+ODD_QONNX_ZERO_POINTS = True
 #: Finding, fixed (tests/test_fuzz.py::test_bias_off_the_accumulator_grid_is_added_exactly): a bias
 #: on a grid finer than input scale x weight scale was rounded to the accumulator's grid, so outputs
 #: near a rounding boundary came out one step off.  Such biases are drawn (spec "off_grid") when True.

@@ -20,8 +20,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import EinhlsError
-from ..ir.build import make_linear, make_relu, make_requant
-from ..ir.graph import GRAPH_INPUT, Graph
+from ..ir.build import make_linear, make_relu, make_requant, round_with_zero_point
+from ..ir.graph import GRAPH_INPUT, Graph, Linear, Requant
 from ..ir.reference import quantize
 from ..ir.types import QType, bits_for_range
 from .chain import activation_input, check_graph_shape
@@ -216,7 +216,10 @@ class Lowering:
 
     def lower_qonnx_quant(self, node: onnx.NodeProto, inputs: list) -> Real:
         qtype = qonnx_quantizer(node, inputs).qtype(node)
+        before = len(self.stream.ops)
         self.quantize_to(inputs[0], qtype, node)
+        if len(self.stream.ops) > before and isinstance(self.stream.ops[-1], (Linear, Requant)):
+            self.stream.ops[-1] = round_with_zero_point(self.stream.ops[-1])   # QONNX: round(x/s + zp)
         return Real.of_stream(inputs[0].shape, qtype.scale)
 
     def quantize_to(self, value: Value, qtype: QType, node: onnx.NodeProto) -> Codes:
