@@ -38,6 +38,15 @@ def test_fuzz_csim_on_random_models() -> None:
         assert outcome["ok"], (spec, outcome["stage"], outcome["detail"])
 
 
+@pytest.mark.parametrize("form", ["split_qdq", "xformer_qdq"])
+def test_fuzz_csim_on_split_and_transformer_forms(form: str) -> None:
+    """One small random model of each of the newer forms (Split/Slice/Concat graphs; LayerNorm,
+    GELU and Softmax islands from quantize_static) in C-sim."""
+    spec = small_specs(23, 1, 300, [form])[0]
+    outcome = check.run_case(spec, ("ort", "csim"), vectors=8)
+    assert outcome["ok"], (spec, outcome["stage"], outcome["detail"])
+
+
 @pytest.mark.rtl
 def test_fuzz_rtlsim_on_a_random_model() -> None:
     spec = small_specs(22, 1, 200)[0]

@@ -124,6 +124,13 @@ class Graph:
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
         return out
 
+    def nodes_multi(self, op: str, inputs: list[str], outputs: int, **attrs) -> list[str]:
+        """A node with several outputs (Split)."""
+        stem = self.fresh(op.lower())
+        names = [f"{stem}_out{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op, inputs, names, name=stem, **attrs))
+        return names
+
     def model(self, x_shape: list[int], y: str, y_shape: list[int], opsets: list, name: str) -> onnx.ModelProto:
         self.nodes[-1].output[0] = "y"
         assert y == self.nodes[-1].name
@@ -485,6 +492,24 @@ class GraphQdq(Form):
                 b = linear(x, scale, width, width, False, act, f"b{index}_right")
                 x = qdq(g.node("Concat", [a, b], axis=-1), act, f"b{index}_cat")
                 x = linear(x, act["scale"], left + width, width, False, act, f"b{index}_mix")
+            elif block["kind"] == "split":
+                # Split into 2-3 parts (sizes from "split"), a Linear on each part (the first part
+                # straight into the Concat when "passthrough"), Concat back to the width
+                sizes = split_sizes(width, block["split"], block.get("parts", 2))
+                parts = g.nodes_multi("Split", [x, g.const(np.array(sizes), "split", np.int64)], len(sizes), axis=-1)
+                outs = [part if i == 0 and block.get("passthrough") else
+                        linear(part, scale, size, size, block["relu"] and i > 0, act, f"b{index}_part{i}")
+                        for i, (part, size) in enumerate(zip(parts, sizes))]
+                x = qdq(g.node("Concat", outs, axis=-1), act, f"b{index}_cat")
+            elif block["kind"] == "slice":
+                # a Slice of a feature range [lo, hi) -> Linear back to the width -> residual Add
+                lo = block["split"] % width
+                hi = lo + 1 + (block["split"] * 7) % (width - lo)
+                part = g.node("Slice", [x, g.const(np.array([lo]), "starts", np.int64),
+                                        g.const(np.array([hi]), "ends", np.int64),
+                                        g.const(np.array([-1]), "axes", np.int64)])
+                h = linear(part, scale, hi - lo, width, block["relu"], inner, f"b{index}_slice")
+                x = qdq(g.node("Add", [x, h]), act, f"b{index}_add")
             else:
                 gate = linear(x, scale, width, width, True, inner, f"b{index}_gate")
                 x = qdq(g.node("Mul", [x, gate]), act, f"b{index}_mul")
@@ -510,6 +535,129 @@ class GraphQdq(Form):
                     yield {**spec, "blocks": blocks[:i] + [{**block, key: plain}] + blocks[i + 1:]}
 
 
+def split_sizes(width: int, seed: int, parts: int) -> list[int]:
+    """``width`` features in ``parts`` (<= width) non-empty pieces, unequal where possible."""
+    parts = max(1, min(parts, width))
+    cuts = sorted({1 + (seed * (7 + 5 * i)) % (width - 1) for i in range(parts - 1)}) if width > 1 else []
+    bounds = [0, *cuts, width]
+    return [b - a for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+@register
+class SplitConcatQdq(GraphQdq):
+    """The graph form with Split and Slice: x [1, C] or [1, L, C] -> Q/DQ -> blocks -> head Linear
+    -> Q/DQ -> y, each block one of: Split into 2-3 unequal parts, a Linear on each (or the first
+    part straight through) and Concat back; a Slice of a feature range, a Linear back to the width
+    and a residual Add; or a plain Concat or residual block (as graph_qdq)."""
+    name = "split_qdq"
+    BLOCKS = ("split", "split", "slice", "concat", "residual")
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        spec = super().sample(rng)
+        spec["form"] = self.name
+        spec["width"] = max(2, spec["width"])
+        for block in spec["blocks"]:
+            block["parts"] = int(rng.integers(2, 4))
+            block["passthrough"] = bool(rng.random() < 0.4)
+        return spec
+
+    def smaller(self, spec: dict) -> Iterator[dict]:
+        for candidate in super().smaller(spec):
+            if candidate["width"] >= 2:
+                yield candidate
+        for i, block in enumerate(spec["blocks"]):
+            if block.get("parts", 2) > 2:
+                yield {**spec, "blocks": spec["blocks"][:i] + [{**block, "parts": 2}] + spec["blocks"][i + 1:]}
+
+
+# --- Transformer units: float islands quantize_static leaves, replaced by integer units ------------
+
+#: the measured error of each unit against onnxruntime (tests/test_xformer_islands.py: MAX_STEPS);
+#: None: not compared (onnxruntime rounds the tanh GELU's inner terms to int8 on the way)
+ISLAND_STEPS = {"layernorm": 1, "softmax": 1, "gelu": 2, "gelu_tanh": None}
+
+
+@register
+class XformerIslands(Form):
+    """x [1, L, C] -> [Linear -> LayerNorm | GELU (erf or tanh) | Softmax(last axis)] x B [-> Linear]
+    as a torch module, exported (opset 17) and quantized by onnxruntime quantize_static (QDQ, int8,
+    per-channel weights): every nonlinearity a float island between DequantizeLinear and
+    QuantizeLinear.  Compared with onnxruntime where the model is one unit without a head (to
+    within the unit's measured error); otherwise the reference, C-sim and RTL sim only."""
+    name = "xformer_qdq"
+    KINDS = tuple(ISLAND_STEPS)
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        blocks = [str(self.KINDS[int(rng.integers(len(self.KINDS)))]) for _ in range(int(rng.integers(1, 3)))]
+        return {"form": self.name, "seed": int(rng.integers(2**31)), "tokens": int(rng.integers(1, 5)),
+                "width": int(draw_size(rng) % 23 + 2), "blocks": blocks, "head": bool(rng.random() < 0.4),
+                "spread": float(rng.choice([0.5, 1.0, 2.0]))}
+
+    def build(self, spec: dict) -> Built:
+        import logging
+        import tempfile
+        import warnings
+        from pathlib import Path
+
+        import torch
+
+        from tests.models.ort_qdq import export_quantized
+
+        torch.manual_seed(spec["seed"])
+        module = _xformer_module(spec)
+        shape = (1, spec["tokens"], spec["width"])
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)   # quantize_static's advice on pre-processing, once per model
+        try:
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                path = export_quantized(module, Path(tmp) / "xformer.onnx", shape=shape, seed=spec["seed"] % 1000)
+                model = onnx.load(str(path))
+        finally:
+            root.setLevel(level)
+        tolerance = ISLAND_STEPS[spec["blocks"][0]] if len(spec["blocks"]) == 1 and not spec["head"] else None
+        return Built(model, model, tolerance)
+
+    def smaller(self, spec: dict) -> Iterator[dict]:
+        blocks = spec["blocks"]
+        for drop in range(len(blocks)):
+            if len(blocks) > 1:
+                yield {**spec, "blocks": blocks[:drop] + blocks[drop + 1:]}
+        if spec["head"]:
+            yield {**spec, "head": False}
+        for key, least in (("width", 2), ("tokens", 1)):
+            for value in sorted({least, spec[key] // 2} - {spec[key]}):
+                if value >= least:
+                    yield {**spec, key: value}
+
+
+def _xformer_module(spec: dict):
+    import torch
+    from torch import nn
+
+    width = spec["width"]
+    layers: list[nn.Module] = []
+    for kind in spec["blocks"]:
+        linear = nn.Linear(width, width)
+        with torch.no_grad():   # spread the pre-activations so the nonlinearity's whole range is used
+            linear.weight.mul_(spec["spread"] * 2.0)
+        layers.append(linear)
+        if kind == "layernorm":
+            norm = nn.LayerNorm(width)
+            with torch.no_grad():
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.uniform_(-0.5, 0.5)
+            layers.append(norm)
+        elif kind == "softmax":
+            layers.append(nn.Softmax(dim=-1))
+        else:
+            layers.append(nn.GELU(approximate="tanh" if kind == "gelu_tanh" else "none"))
+    if spec["head"]:
+        layers.append(nn.Linear(width, width))
+    return nn.Sequential(*layers)
+
+
 def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
     names = forms or sorted(FORMS)
     return FORMS[names[int(rng.integers(len(names)))]].sample(rng)
@@ -517,7 +665,9 @@ def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
 
 def model_size(spec: dict) -> int:
     """A rough size for ordering shrink candidates (weights + layers)."""
-    if spec["form"] == "graph_qdq":
+    if spec["form"] == "xformer_qdq":
+        return spec["width"] ** 2 * (len(spec["blocks"]) + spec["head"]) * spec["tokens"]
+    if spec["form"] in ("graph_qdq", "split_qdq"):
         return spec["width"] ** 2 * (1 + 2 * len(spec["blocks"])) * spec["tokens"] + spec["width"] * spec["out"]
     if spec["form"] == "butterfly":
         return spec["in"] * spec["out"] * spec["nblocks"]
