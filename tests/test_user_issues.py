@@ -131,7 +131,7 @@ def test_too_wide_contraction_stage_names_the_stage_and_the_remedy(tmp_path):
 
 # ---------------------------------------------------------------------------------- item 3
 
-def _tltorch_blocktt_qdq(path: Path, force_input: bool) -> Path:
+def _tltorch_blocktt_qdq(path: Path, force_input: bool, factorization: str = "blocktt") -> Path:
     """The issue's layer + ReLU, exported float and quantized by onnxruntime quantize_static (QDQ,
     the recipe of tests/models/ort_qdq.py); ``force_input`` adds ForceQuantizeNoInputCheck."""
     torch = pytest.importorskip("torch")
@@ -140,7 +140,8 @@ def _tltorch_blocktt_qdq(path: Path, force_input: bool) -> Path:
 
     torch.manual_seed(0)
     layer = tltorch.FactorizedLinear(in_tensorized_features=(4, 4, 4), out_tensorized_features=(4, 4, 2),
-                                     factorization="blocktt", rank=4, implementation="factorized")
+                                     factorization=factorization, rank=4 if factorization == "blocktt" else 0.5,
+                                     implementation="factorized")
     extra = {"ForceQuantizeNoInputCheck": True} if force_input else None
     return export_quantized(torch.nn.Sequential(layer, torch.nn.ReLU()), path, shape=(1, 64), extra_options=extra)
 
@@ -191,6 +192,14 @@ def test_tltorch_quantize_static_float_einsum_csim_is_bit_exact(tltorch_qdq):
     _, project = tltorch_qdq
     results = verify(project, ("csim",), vectors=16, progress=lambda *_: None)
     assert [r.passed for r in results] == [True], [r.line() for r in results]
+
+
+def test_tltorch_quantize_static_tucker_is_refused_naming_what_works(tmp_path):
+    """A Tucker layer's 7 float factors at 12 bits would need a 64-bit exact accumulator."""
+    model = _tltorch_blocktt_qdq(tmp_path / "tucker.onnx", force_input=True, factorization="tucker")
+    r = run("compile", str(model), "-o", str(tmp_path / "out"))
+    assert_one_line_error(r, "64 bits", "tucker or cp", "blocktt layer is supported")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.rtl

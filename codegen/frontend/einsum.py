@@ -79,6 +79,7 @@ class Pending:
     sources: list[str] = field(default_factory=list)
     relu: bool = False
     tensor: str | None = None   # the IR tensor the segment reads
+    island_constants: bool = False   # some constants were float, quantized here (island_weight_codes)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -241,6 +242,8 @@ def apply_einsum(low, p: Pending, act: str, consts: list[tuple[str, Const]], out
     terms, codes_list, scales = [], [], []
     for letters, const in consts:
         codes, scale = constant_operand(low, const, node)
+        p.island_constants = p.island_constants or not (const.quantized or lossless_fixed_point(const.value) is not None
+                                                        or low.default_type is not None)
         if len(set(letters)) != len(letters):           # a diagonal of a constant: take it now
             unique = "".join(dict.fromkeys(letters))
             codes = np.einsum(f"{letters}->{unique}", codes)
@@ -460,6 +463,12 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
     lo, hi = int(lo_e.min(initial=0)), int(hi_e.max(initial=0))
     lo, hi = min(lo, 0), max(hi, 0)
     acc_bits = max(bits_for_range(lo, hi), 2)
+    if acc_bits > MAX_ACC_BITS and p.island_constants:
+        raise EinhlsError(f"the exact accumulator of this contraction needs {acc_bits} bits (more than "
+                          f"{MAX_ACC_BITS}): its float factors, left by the quantizer and quantized by einhls to "
+                          f"{ISLAND_WEIGHT_BITS} bits, are too many to multiply exactly (a tensorly-torch tucker or "
+                          "cp layer); quantize_static of a blocktt layer is supported, or fake-quantize the "
+                          "factors in PyTorch", label, "Einsum")
     if acc_bits > MAX_ACC_BITS:
         raise EinhlsError(f"the exact accumulator of this contraction needs {acc_bits} bits (more than "
                           f"{MAX_ACC_BITS}); quantize between the einsum steps (a QuantizeLinear/Quant on the "
