@@ -572,8 +572,14 @@ class SplitConcatQdq(GraphQdq):
 
 # --- Transformer units: float islands quantize_static leaves, replaced by integer units ------------
 
-#: the measured error of each unit against onnxruntime (tests/test_xformer_islands.py: MAX_STEPS);
-#: None: not compared (onnxruntime rounds the tanh GELU's inner terms to int8 on the way)
+#: how far (output steps) a unit may be from onnxruntime computing the island in float between its
+#: input DequantizeLinear and output QuantizeLinear (see without_inner_quantizers): the unit's
+#: approximation plus one rounding.  quantize_static also puts Q/DQ pairs *inside* an island
+#: (after Div, Erf, Add and Mul of the erf GELU); onnxruntime's run of that model rounds to int8
+#: several times and was 3 steps from the unit where the unit was 0.4 steps from the exact GELU
+#: (bench.fuzz seed 42 case 3), so those inner pairs are removed for the comparison.  The GELU
+#: unit (I-BERT's erf polynomial) is up to ~0.018 off in the negative tail (x near -2.3), 1.5 steps
+#: of a 0.016 output scale, hence 2.  The tanh GELU is computed with the erf polynomial: not compared.
 ISLAND_STEPS = {"layernorm": 1, "softmax": 1, "gelu": 2, "gelu_tanh": None}
 
 
@@ -617,7 +623,7 @@ class XformerIslands(Form):
         finally:
             root.setLevel(level)
         tolerance = ISLAND_STEPS[spec["blocks"][0]] if len(spec["blocks"]) == 1 and not spec["head"] else None
-        return Built(model, model, tolerance)
+        return Built(model, without_inner_quantizers(model), tolerance)
 
     def smaller(self, spec: dict) -> Iterator[dict]:
         blocks = spec["blocks"]
@@ -630,6 +636,54 @@ class XformerIslands(Form):
             for value in sorted({least, spec[key] // 2} - {spec[key]}):
                 if value >= least:
                     yield {**spec, key: value}
+
+
+def without_inner_quantizers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with the QuantizeLinear/DequantizeLinear pairs inside each float island removed
+    (the island's nodes as einhls groups them: the unit's ``source``), so that onnxruntime computes
+    the island in float between its input and output quantizers, the function the unit implements.
+    A model einhls refuses is returned as is (the fuzz check reports the refusal)."""
+    from codegen.errors import EinhlsError
+    from codegen.frontend import lower_model
+
+    try:
+        graph = lower_model(model)
+    except EinhlsError:
+        return model
+    inner_q = set()
+    for op in graph.ops:
+        if op.kind in ("gelu", "layernorm", "softmax"):
+            labels = op.source.split(" + ")
+            inner_q.update(labels[:-1])   # the last one is the island's output quantizer
+    nodes = {n.name: n for n in model.graph.node}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    rename, drop = {}, set()
+    for name in inner_q:
+        q = nodes.get(name)
+        if q is None or q.op_type != "QuantizeLinear":
+            continue
+        dqs = consumers.get(q.output[0], [])
+        if not dqs or any(d.op_type != "DequantizeLinear" for d in dqs):
+            continue
+        drop.add(q.name)
+        for d in dqs:
+            drop.add(d.name)
+            rename[d.output[0]] = q.input[0]
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    for n in model.graph.node:
+        if n.name in drop:
+            continue
+        copy = onnx.NodeProto()
+        copy.CopyFrom(n)
+        for i, name in enumerate(copy.input):
+            copy.input[i] = rename.get(name, name)
+        out.graph.node.append(copy)
+    return out
 
 
 def _xformer_module(spec: dict):

@@ -46,7 +46,7 @@ QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
 QOPERATOR_OPS = frozenset({"MatMulInteger", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConv",
                            "ConvInteger", "DynamicQuantizeLinear", "QLinearMul"})
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
-REFINE_BITS = 8          # finer grid for a constant that is off it (see Lowering.refine_grid)
+REFINE_BITS = 16         # finer grid for a constant that is off it (see Lowering.refine_grid)
 
 
 def same_codes(have: QType, want: QType) -> bool:
