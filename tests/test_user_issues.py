@@ -133,17 +133,36 @@ def test_too_wide_contraction_stage_names_the_stage_and_the_remedy(tmp_path):
 
 def _tltorch_blocktt_qdq(path: Path, force_input: bool, factorization: str = "blocktt") -> Path:
     """The issue's layer + ReLU, exported float and quantized by onnxruntime quantize_static (QDQ,
-    the recipe of tests/models/ort_qdq.py); ``force_input`` adds ForceQuantizeNoInputCheck."""
+    int8, per-channel weights, as tests/models/ort_qdq.py); ``force_input`` adds
+    ForceQuantizeNoInputCheck."""
+    import warnings
+
     torch = pytest.importorskip("torch")
     tltorch = pytest.importorskip("tltorch")
-    from models.ort_qdq import export_quantized
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from models.ort_qdq import calibration_samples
 
     torch.manual_seed(0)
     layer = tltorch.FactorizedLinear(in_tensorized_features=(4, 4, 4), out_tensorized_features=(4, 4, 2),
                                      factorization=factorization, rank=4 if factorization == "blocktt" else 0.5,
                                      implementation="factorized")
-    extra = {"ForceQuantizeNoInputCheck": True} if force_input else None
-    return export_quantized(torch.nn.Sequential(layer, torch.nn.ReLU()), path, shape=(1, 64), extra_options=extra)
+    float_path = path.with_name(path.stem + "_float.onnx")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.Sequential(layer, torch.nn.ReLU()).eval(), (torch.zeros(1, 64),), str(float_path),
+                          input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    samples = iter({"x": s} for s in calibration_samples((1, 64), 32, 0))
+
+    class Reader(CalibrationDataReader):
+        def get_next(self):
+            return next(samples, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        extra_options={"ForceQuantizeNoInputCheck": True} if force_input else {})
+    return path
 
 
 @pytest.fixture(scope="module")

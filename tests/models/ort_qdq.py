@@ -16,9 +16,9 @@ def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[n
 
 
 def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 16), seed: int = 0,
-                     calibration: int = 32, opset: int = 17, extra_options: dict | None = None) -> Path:
+                     calibration: int = 32, opset: int = 17) -> Path:
     """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights);
-    the float model is written beside as ``<stem>_float.onnx``; ``extra_options`` go to quantize_static."""
+    the float model is written beside as ``<stem>_float.onnx``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     model = model.eval()
@@ -39,6 +39,5 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        extra_options=extra_options or {})
+                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     return path
