@@ -77,7 +77,7 @@ def make_relu(name: str, source: str, in_type: QType, size: int) -> Relu:
 def round_with_zero_point(op: Linear | Requant) -> Linear | Requant:
     """``op`` rounding as a QONNX ``Quant`` does: y = clamp(rne(v * M / 2**shift + zp), lo, hi).
 
-    The einsum rule adds the output zero point after rounding (ONNX QuantizeLinear:
+    The einhls rule adds the output zero point after rounding (ONNX QuantizeLinear:
     round(x / s) + zp); QONNX rounds x / s + zp.  With an odd zero point the two differ at ties
     (found by bench/fuzz, tests/test_fuzz.py).  When zp * 2**shift is a whole multiple of every
     multiplier M (a power-of-two scale ratio: the only case where the real value lands exactly on a

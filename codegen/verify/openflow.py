@@ -88,7 +88,7 @@ def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> float:
     return seconds
 
 
-def _text(data) -> str:
+def _text(data: str | bytes | None) -> str:
     if data is None:
         return ""
     return data.decode(errors="replace") if isinstance(data, bytes) else data
