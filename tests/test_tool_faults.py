@@ -1,5 +1,6 @@
-"""Tool faults and interrupts (issue 13): a crashing, hanging or missing g++ / Verilator gives its own
-error text; SIGINT and SIGTERM leave no output folder and no process behind; compiling and
+"""Tool faults and interrupts (issue 13): a crashing, hanging or missing g++ / Verilator, and a
+failing, crashing, hanging or reportless Yosys / nextpnr-ecp5 in the open flow, gives its own error
+text and a non-zero exit; SIGINT and SIGTERM leave no output folder and no process behind; compiling and
 verifying write nothing outside OUT and the cache folder."""
 from __future__ import annotations
 
@@ -184,3 +185,93 @@ def test_compile_and_verify_write_only_out_and_the_cache(demo_model: Path, tmp_p
     if (home / ".cache").exists():
         assert sorted(os.listdir(home / ".cache")) == ["einhls"], _tree(home / ".cache")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "home", "model.onnx", "tmp"]
+
+
+# --- the open flow (Yosys, nextpnr-ecp5, ecppack) ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ecp5_out(tmp_path_factory, demo_model: Path) -> Path:
+    """The demo model compiled for an ECP5 board (compile only: the flow's tools are faked)."""
+    from codegen.project import CompileOptions, compile_model
+
+    out = tmp_path_factory.mktemp("ecp5_faults") / "out"
+    compile_model(demo_model, out, CompileOptions(board="ulx3s-85f"), progress=lambda *_: None)
+    return out
+
+
+def _open_flow(monkeypatch, capsys, out: Path, tools: dict[str, Path]) -> tuple[int, str]:
+    """`einhls bitstream OUT` in this process, with the named tools replaced by stand-ins; (exit
+    code, last stderr line)."""
+    from codegen.cli import main
+    from codegen.verify import openflow
+
+    real = openflow.tool
+    monkeypatch.setattr(openflow, "tool", lambda name: str(tools[name]) if name in tools else real(name))
+    code = main(["bitstream", str(out)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err.strip().splitlines()[-1]
+
+
+def _fake_yosys(folder: Path) -> Path:
+    return fake_tool(folder, "yosys", "synthesises nothing, quickly", "exit 0") / "yosys"
+
+
+def test_nextpnr_error_is_named_with_its_own_text(ecp5_out, tmp_path, monkeypatch, capsys) -> None:
+    body = 'echo "Info: placing..."\necho "ERROR: Failed to route design: congestion (fake)"\nexit 1'
+    pnr = fake_tool(tmp_path / "bin", "nextpnr-ecp5", "fails to route", body) / "nextpnr-ecp5"
+    code, line = _open_flow(monkeypatch, capsys, ecp5_out, {"yosys": _fake_yosys(tmp_path / "y"), "nextpnr": pnr})
+    assert code == 2
+    assert line.startswith("einhls: error: nextpnr-ecp5 failed (exit status 1"), line
+    assert "ERROR: Failed to route design: congestion (fake)" in line, line
+    assert "Failed to route" in (ecp5_out / "build" / "ecp5" / "nextpnr.out").read_text()
+
+
+def test_nextpnr_crash_without_output_is_named(ecp5_out, tmp_path, monkeypatch, capsys) -> None:
+    pnr = fake_tool(tmp_path / "bin", "nextpnr-ecp5", "dies of SIGSEGV without a word", "kill -SEGV $$") / "nextpnr-ecp5"
+    code, line = _open_flow(monkeypatch, capsys, ecp5_out, {"yosys": _fake_yosys(tmp_path / "y"), "nextpnr": pnr})
+    assert code == 2
+    assert line.startswith("einhls: error: nextpnr-ecp5 failed (killed by signal SIGSEGV"), line
+    assert line.endswith("no output"), line
+
+
+def test_nextpnr_timeout_kills_it_and_its_children(ecp5_out, tmp_path, monkeypatch, capsys) -> None:
+    from codegen.verify import openflow
+
+    pids = tmp_path / "pids"
+    body = f'sleep 300 &\necho $! >> {pids}\necho $$ >> {pids}\nwait'
+    pnr = fake_tool(tmp_path / "bin", "nextpnr-ecp5", "hangs, with a child of its own", body) / "nextpnr-ecp5"
+    monkeypatch.setitem(openflow.TOOL_TIMEOUT_S, "nextpnr-ecp5", 2)
+    code, line = _open_flow(monkeypatch, capsys, ecp5_out, {"yosys": _fake_yosys(tmp_path / "y"), "nextpnr": pnr})
+    assert code == 2
+    assert line.startswith("einhls: error: nextpnr-ecp5 did not finish within 2 s and was stopped"), line
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 2 and all(_gone(pid) for pid in started), started
+
+
+def test_nextpnr_exit_zero_without_a_report_is_an_error(ecp5_out, tmp_path, monkeypatch, capsys) -> None:
+    """A tool that claims success but wrote no report (a stale one of an earlier run is not read)."""
+    (ecp5_out / "build" / "ecp5").mkdir(parents=True, exist_ok=True)
+    (ecp5_out / "build" / "ecp5" / "report.json").write_text('{"fmax": {"clk": {"achieved": 99.0}}}')
+    pnr = fake_tool(tmp_path / "bin", "nextpnr-ecp5", "exits 0 and writes nothing", "exit 0") / "nextpnr-ecp5"
+    code, line = _open_flow(monkeypatch, capsys, ecp5_out, {"yosys": _fake_yosys(tmp_path / "y"), "nextpnr": pnr})
+    assert code == 2
+    assert line.startswith("einhls: error: nextpnr-ecp5 finished but its report"), line
+    assert "missing or unreadable" in line, line
+
+
+def test_nextpnr_half_written_report_is_an_error(ecp5_out, tmp_path, monkeypatch, capsys) -> None:
+    report = ecp5_out / "build" / "ecp5" / "report.json"
+    pnr = fake_tool(tmp_path / "bin", "nextpnr-ecp5", "writes half a report", f"printf '{{\"fmax\": {{' > {report}") \
+        / "nextpnr-ecp5"
+    code, line = _open_flow(monkeypatch, capsys, ecp5_out, {"yosys": _fake_yosys(tmp_path / "y"), "nextpnr": pnr})
+    assert code == 2 and "missing or unreadable (JSONDecodeError)" in line, line
+
+
+def test_open_flow_yosys_crash_is_named(ecp5_out, tmp_path, monkeypatch, capsys) -> None:
+    yosys = fake_tool(tmp_path / "bin", "yosys", "dies of SIGBUS mid-pass", 'echo "8.3. Executing AIGMAP pass."\nkill -BUS $$') \
+        / "yosys"
+    code, line = _open_flow(monkeypatch, capsys, ecp5_out, {"yosys": yosys})
+    assert code == 2
+    assert line.startswith("einhls: error: Yosys synth_ecp5 failed (killed by signal SIGBUS"), line
+    assert "AIGMAP" in line, line

@@ -37,6 +37,7 @@ from ..ir.build import output_requant
 from ..ir.contraction import Contraction, Segment, refine
 from ..ir.requant import RequantParams
 from ..ir.types import QType, bits_for_range
+from .bias import refinement_bits
 from .constants import evaluate
 from .names import node_label
 from .quantizers import lossless_fixed_point
@@ -46,6 +47,7 @@ from .values import Acc, Const, Real, size_of
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 MAX_ACC_BITS = 48            # widest exact value the IR carries (QType limit)
 FLOAT_EXACT = 2.0 ** 52      # below this, float64 sums of integer products are exact
+ISLAND_WEIGHT_BITS = 12       # width of the float Einsum constants of a QDQ model (island_weight_codes)
 
 _atom_ids = itertools.count()
 
@@ -77,6 +79,7 @@ class Pending:
     sources: list[str] = field(default_factory=list)
     relu: bool = False
     tensor: str | None = None   # the IR tensor the segment reads
+    island_constants: bool = False   # some constants were float, quantized here (island_weight_codes)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -154,11 +157,32 @@ def constant_operand(low, const: Const, node: onnx.NodeProto) -> tuple[np.ndarra
         from ..ir.reference import quantize
         t = low.default_type
         return quantize(const.value, t).astype(np.int64) - t.zero_point, np.full(const.shape, t.scale)
+    if low.quantized_model and np.issubdtype(const.value.dtype, np.floating) and np.all(np.isfinite(const.value)):
+        return island_weight_codes(const.value)
     from .messages import HOW_TO_QUANTIZE
     what = ("the constant operand is not quantized (no DequantizeLinear or Quant on it, and its float "
             "values are not on a fixed-point grid of at most 16 bits): ") if low.quantized_model else \
         "the model is a float model: "
     raise EinhlsError(what + HOW_TO_QUANTIZE, label, node.op_type)
+
+
+def island_weight_codes(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and scale of a float constant of an Einsum in an otherwise quantized model.
+
+    onnxruntime's quantize_static has no QDQ rule for Einsum, so it leaves the factors of a
+    factorized layer (tensorly-torch ``FactorizedLinear``, ``implementation="factorized"``) as float
+    initializers between the activation's DequantizeLinear and the next QuantizeLinear.  They are
+    quantized here as quantize_static quantizes a weight, symmetric and per tensor, but at
+    ISLAND_WEIGHT_BITS bits (scale max|w| / 2047, codes -2047..2047, round half to even: at 8 bits
+    the three factors of a block-TT layer put the output up to 7 steps from onnxruntime, at 12 bits
+    2); the accumulator and the requantization follow from these scales as for a QDQ weight.  An
+    all-zero factor gets scale 1.
+    """
+    limit = (1 << (ISLAND_WEIGHT_BITS - 1)) - 1
+    peak = float(np.max(np.abs(value), initial=0.0))
+    scale = peak / limit if peak > 0 else 1.0
+    codes = np.clip(np.rint(value.astype(np.float64) / scale), -limit, limit).astype(np.int64)
+    return codes, np.full(value.shape, scale, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- building segments
@@ -220,6 +244,8 @@ def apply_einsum(low, p: Pending, act: str, consts: list[tuple[str, Const]], out
     terms, codes_list, scales = [], [], []
     for letters, const in consts:
         codes, scale = constant_operand(low, const, node)
+        p.island_constants = p.island_constants or not (const.quantized or lossless_fixed_point(const.value) is not None
+                                                        or low.default_type is not None)
         if len(set(letters)) != len(letters):           # a diagonal of a constant: take it now
             unique = "".join(dict.fromkeys(letters))
             codes = np.einsum(f"{letters}->{unique}", codes)
@@ -313,7 +339,15 @@ def pending_matmul(low, node: onnx.NodeProto, activation, weight: Const, transpo
 # --------------------------------------------------------------------------- ops on a pending
 
 def pending_add(low, p: Pending, const: np.ndarray, node: onnx.NodeProto) -> Pending:
-    p.bias = p.bias + np.rint(broadcast_const(const, p.shape, node) / p.scale).astype(np.int64)
+    """A constant added to the segment: into its bias, exactly (on a finer grid than the
+    accumulator's, the segment counts in finer units first: codegen/frontend/bias.py)."""
+    steps = broadcast_const(const, p.shape, node) / p.scale
+    refine = 1 << refinement_bits(steps) if p.consts else 1
+    if refine > 1:   # the einsum is linear in each constant: scaling one scales the sum
+        atoms, codes = p.consts[-1]
+        p.consts[-1] = (atoms, codes * refine)
+        p.bias, p.scale = p.bias * refine, p.scale / refine
+    p.bias = p.bias + np.rint(steps * refine).astype(np.int64)
     p.sources.append(node_label(node))
     return p
 
@@ -431,6 +465,12 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
     lo, hi = int(lo_e.min(initial=0)), int(hi_e.max(initial=0))
     lo, hi = min(lo, 0), max(hi, 0)
     acc_bits = max(bits_for_range(lo, hi), 2)
+    if acc_bits > MAX_ACC_BITS and p.island_constants:
+        raise EinhlsError(f"the exact accumulator of this contraction needs {acc_bits} bits (more than "
+                          f"{MAX_ACC_BITS}): its float factors, left by the quantizer and quantized by einhls to "
+                          f"{ISLAND_WEIGHT_BITS} bits, are too many to multiply exactly (a tensorly-torch tucker or "
+                          "cp layer); quantize_static of a blocktt layer is supported, or fake-quantize the "
+                          "factors in PyTorch", label, "Einsum")
     if acc_bits > MAX_ACC_BITS:
         raise EinhlsError(f"the exact accumulator of this contraction needs {acc_bits} bits (more than "
                           f"{MAX_ACC_BITS}); quantize between the einsum steps (a QuantizeLinear/Quant on the "

@@ -20,11 +20,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import EinhlsError
-from ..ir.build import make_linear, make_relu, make_requant
-from ..ir.graph import GRAPH_INPUT, Graph
+from ..ir.build import make_linear, make_relu, make_requant, round_with_zero_point
+from ..ir.graph import GRAPH_INPUT, Graph, Linear, Requant
 from ..ir.reference import quantize
 from ..ir.types import QType, bits_for_range
 from .chain import activation_input, check_graph_shape
+from .bias import refinement_bits
 from .butterfly import DOMAIN as BUTTERFLY_DOMAIN, OP_TYPE as BUTTERFLY_OP, lower_butterfly
 from .constants import LAYOUT_OPS, broadcast_const, evaluate, fold_node
 from . import conv as conv_fe
@@ -47,7 +48,7 @@ QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
 QOPERATOR_OPS = frozenset({"MatMulInteger", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConv",
                            "ConvInteger", "DynamicQuantizeLinear", "QLinearMul"})
 OFFSET_TOLERANCE = 1e-3  # how far (in steps) a constant added to an activation may be off the grid
-REFINE_BITS = 8          # finer grid for a constant that is off it (see Lowering.refine_grid)
+REFINE_BITS = 16         # finer grid for a constant that is off it (see Lowering.refine_grid)
 
 
 def same_codes(have: QType, want: QType) -> bool:
@@ -241,7 +242,10 @@ class Lowering:
 
     def lower_qonnx_quant(self, node: onnx.NodeProto, inputs: list) -> Real:
         qtype = qonnx_quantizer(node, inputs).qtype(node)
+        before = len(self.stream.ops)
         self.quantize_to(inputs[0], qtype, node)
+        if len(self.stream.ops) > before and isinstance(self.stream.ops[-1], (Linear, Requant)):
+            self.stream.ops[-1] = round_with_zero_point(self.stream.ops[-1])   # QONNX: round(x/s + zp)
         return Real.of_stream(inputs[0].shape, qtype.scale)
 
     def quantize_to(self, value: Value, qtype: QType, node: onnx.NodeProto) -> Codes:
@@ -432,9 +436,13 @@ class Lowering:
         return Real.of_stream(real.shape, fine.scale, 0)
 
     def add_bias(self, acc: Acc, const: np.ndarray, node: onnx.NodeProto, record: bool = True) -> None:
-        """Fold a constant into the accumulator's bias (rounded to accumulator units, half to even)."""
-        per_token = self.per_token(broadcast_const(const, acc.shape, node), node)
-        acc.bias = acc.bias + np.rint(per_token / acc.scale).astype(np.int64)
+        """Fold a constant into the accumulator's bias; one finer than the accumulator's grid makes
+        the accumulator count in finer units first (codegen/frontend/bias.py)."""
+        steps = self.per_token(broadcast_const(const, acc.shape, node), node) / acc.scale
+        refine = 1 << refinement_bits(steps)
+        if refine > 1:
+            acc.weight, acc.bias, acc.scale = acc.weight * refine, acc.bias * refine, acc.scale / refine
+        acc.bias = acc.bias + np.rint(steps * refine).astype(np.int64)
         if record:
             acc.sources.append(node_label(node))
 

@@ -5,11 +5,15 @@ parameters are computed in one place.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .graph import Linear, Relu, Requant
-from .requant import RequantParams, multiplier_and_shift, multiplier_bits_for
+from .requant import PRODUCT_BITS_MAX, RequantParams, multiplier_and_shift, multiplier_bits_for
 from .types import QType, bits_for_range, dot_product_range
+
+QTYPE_MAX_BITS = 48   # the widest QType (codegen/ir/types.py)
 
 
 def output_requant(real_multiplier: np.ndarray | float, out_type: QType, relu: bool,
@@ -68,3 +72,39 @@ def make_requant(name: str, source: str, in_type: QType, out_type: QType, size: 
 
 def make_relu(name: str, source: str, in_type: QType, size: int) -> Relu:
     return Relu(name=name, source=source, in_type=in_type, out_type=in_type, in_size=size, out_size=size)
+
+
+def round_with_zero_point(op: Linear | Requant) -> Linear | Requant:
+    """``op`` rounding as a QONNX ``Quant`` does: y = clamp(rne(v * M / 2**shift + zp), lo, hi).
+
+    The einhls rule adds the output zero point after rounding (ONNX QuantizeLinear:
+    round(x / s) + zp); QONNX rounds x / s + zp.  With an odd zero point the two differ at ties
+    (found by bench/fuzz, tests/test_fuzz.py).  When zp * 2**shift is a whole multiple of every
+    multiplier M (a power-of-two scale ratio: the only case where the real value lands exactly on a
+    tie), the zero point moves into the rounding as an addend of the accumulator (Linear: its bias;
+    Requant: its offset) and the requant's own zero point becomes 0 - the hardware rule is
+    unchanged.  Otherwise (an approximated multiplier, or no tie possible) ``op`` is returned as is.
+    """
+    rq = op.requant
+    if rq.zero_point % 2 == 0 or rq.shift == 0:
+        return op
+    channels = op.out_size if isinstance(op, Linear) else op.in_size
+    mults = rq.multiplier_for(channels)
+    step = rq.zero_point << rq.shift
+    if np.any(step % mults != 0):
+        return op
+    addend = step // mults
+    requant = RequantParams(rq.multiplier, rq.shift, 0, rq.lo, rq.hi)
+    if isinstance(op, Linear):
+        bias = op.bias + addend
+        lo, hi = dot_product_range(op.weight, bias, op.in_type.min, op.in_type.max)
+        bits = max(bits_for_range(min(lo, -1), hi), 2)
+        if bits + rq.multiplier_bits > PRODUCT_BITS_MAX or bits > QTYPE_MAX_BITS:
+            return op
+        acc_type = QType(signed=True, bits=bits, scale=op.acc_type.scale)
+        return dataclasses.replace(op, bias=bias, acc_type=acc_type, requant=requant)
+    offset = np.broadcast_to(op.offset, (channels,)) + addend
+    value_bits = bits_for_range(op.in_type.min + int(offset.min()), op.in_type.max + int(offset.max()))
+    if value_bits + rq.multiplier_bits > PRODUCT_BITS_MAX:
+        return op
+    return dataclasses.replace(op, offset=offset.astype(np.int64), requant=requant)

@@ -60,17 +60,47 @@ def tool(name: str) -> str:
                       "(requirements.txt pins both)")
 
 
+#: the longest one step of the flow may run (a hung tool is killed, with its children)
+TOOL_TIMEOUT_S = {"Yosys synth_ecp5": 3600, "nextpnr-ecp5": 3600, "ecppack": 600}
+
+
 def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> float:
-    """Run one tool (its output to ``log``); the seconds it took.  EinhlsError with its errors."""
+    """Run one tool (its output to ``log``); the seconds it took.  EinhlsError naming the tool and
+    how it ended (its error lines, the signal that killed it, or the timeout)."""
+    from .tools import exit_reason, run_tool
+
+    timeout = TOOL_TIMEOUT_S.get(what, 3600)
     start = time.monotonic()
-    with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, text=True)
+    try:
+        proc = run_tool(cmd, timeout, cwd=cwd)
+    except subprocess.TimeoutExpired as exc:
+        log.write_text(_text(exc.stdout) + _text(exc.stderr))
+        raise EinhlsError(f"{what} did not finish within {timeout:g} s and was stopped (log {log})") from None
+    except OSError as exc:   # found a moment ago, but not runnable (permissions, a broken file)
+        raise EinhlsError(f"{what} could not be started: {exc}") from None
     seconds = time.monotonic() - start
+    log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        lines = log.read_text(errors="replace").splitlines()
-        errors = [ln.strip() for ln in lines if "ERROR" in ln or "error:" in ln.lower()] or lines[-5:]
-        raise EinhlsError(f"{what} failed (exit {proc.returncode}, log {log}): {' | '.join(errors[:5])[:1200]}")
+        lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "ERROR" in ln or "error:" in ln.lower()] or lines[-5:] or ["no output"]
+        raise EinhlsError(f"{what} failed ({exit_reason(proc.returncode)}, log {log}): "
+                          f"{' | '.join(errors[:5])[:1200]}")
     return seconds
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _read_report(path: Path) -> dict:
+    """nextpnr's --report JSON; EinhlsError when it exited 0 but left none (or half of one)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EinhlsError(f"nextpnr-ecp5 finished but its report {path} is missing or unreadable "
+                          f"({type(exc).__name__}); see build/ecp5/nextpnr.out") from None
 
 
 @dataclass
@@ -152,8 +182,9 @@ def build_bitstream(out: Path, threads: int = 2, seed: int = 1, allow_timing_fai
            "--log", f"{BUILD.as_posix()}/nextpnr.log", "--seed", str(seed), "--threads", str(threads),
            "--timing-allow-fail", "-q"]
     progress(f"[2/3] nextpnr-ecp5 --{flow['device']} --package {flow['package']} (place and route)")
+    (build / "report.json").unlink(missing_ok=True)   # never read the report of an earlier run
     seconds["pnr"] = _run(pnr, out, build / "nextpnr.out", "nextpnr-ecp5")
-    report = json.loads((build / "report.json").read_text())
+    report = _read_report(build / "report.json")
     timing = parse_timing(report, float(flow["clock_mhz"]))
     used = utilisation(report)
     bit = deploy / flow["bitstream"]

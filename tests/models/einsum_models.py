@@ -85,8 +85,11 @@ def random_codes(rng: np.random.Generator, shape, bits: int) -> np.ndarray:
 
 
 def tt_model(in_factors, out_factors, ranks, seed: int = 0, bits: int = 8, act_bits: int = 8,
-             shuffle: bool = True, bias: bool = True, out_bits: int | None = None) -> onnx.ModelProto:
+             shuffle: bool = True, bias: bool = True, out_bits: int | None = None,
+             bias_grid: int = 1) -> onnx.ModelProto:
     """A TT-matrix layer x [1, prod n] -> y [1, prod m] as ONE Einsum with scrambled letters/order.
+
+    ``bias_grid``: the bias is on a grid that many times finer than the accumulator's.
 
     Cores G_k of shape (r_{k-1}, m_k, n_k, r_k) (r_0 = r_d = 1, kept as size-1 axes like TTLinear),
     each axis order permuted, the operands of the Einsum shuffled (activation anywhere).
@@ -124,7 +127,8 @@ def tt_model(in_factors, out_factors, ranks, seed: int = 0, bits: int = 8, act_b
     y = b.reshape(y, [1, m_total])
     acc_scale = in_scale * w_scale ** d
     if bias:
-        y = b.node("Add", [y, b.const((rng.integers(-2000, 2000, m_total) * acc_scale).astype(np.float32), "bias")])
+        y = b.node("Add", [y, b.const((rng.integers(-2000, 2000, m_total) * acc_scale / bias_grid).astype(np.float32),
+                                      "bias")])
     out_bits = out_bits or act_bits
     y = b.qdq(y, 2.0 ** -3 if out_bits > 4 else 2.0 ** 3, out_bits)
     return b.model([1, math.prod(in_factors)], y, [1, m_total], name=f"tt_{d}")
