@@ -36,6 +36,7 @@ void window_stream(hls::stream<ap_uint<C::LANES * C::BITS> >& in,
     EINHLS_CSIM_PROCESS();
     typedef ap_uint<C::LANES * C::BITS> Word;
     static_assert(C::CHANNELS % C::LANES == 0, "the lanes divide the channels: a pixel is whole beats");
+    static_assert((C::ROWS & (C::ROWS - 1)) == 0, "a power of two of buffered rows: the row is a mask, not a division");
     const int CB = C::CHANNELS / C::LANES;
     const int IN_BEATS = C::HEIGHT * C::WIDTH * CB;
     const int OUT_BEATS = C::OH * C::OW * C::KH * C::KW * CB;
@@ -56,7 +57,7 @@ steps:
         if (have) {
             const int iy = iy0 + ky * C::DH, ix = ix0 + kx * C::DW;
             const bool outside = iy < 0 || iy >= C::HEIGHT || ix < 0 || ix >= C::WIDTH;
-            out.write(outside ? pad_word : line[outside ? 0 : iy % C::ROWS][outside ? 0 : ix * CB + r_beat]);
+            out.write(outside ? pad_word : line[outside ? 0 : iy & (C::ROWS - 1)][outside ? 0 : ix * CB + r_beat]);
             if (r_beat < CB - 1) {
                 r_beat++;
             } else {
@@ -82,7 +83,7 @@ steps:
                 }
             }
         } else {
-            line[w_row % C::ROWS][w_col * CB + w_beat] = in.read();
+            line[w_row & (C::ROWS - 1)][w_col * CB + w_beat] = in.read();
             if (w_beat < CB - 1) {
                 w_beat++;
             } else {
@@ -106,11 +107,11 @@ void tapmax_stream(hls::stream<ap_uint<LANES * BITS> >& in, hls::stream<ap_uint<
     static_assert(CHANNELS % LANES == 0, "the lanes divide the channels");
     const int GROUPS = CHANNELS / LANES;
     ap_uint<LANES * BITS> running[GROUPS];
+    int group = 0, tap = 0;   // counters, not i % GROUPS and i / GROUPS
 beats:
     for (int i = 0; i < TAPS * GROUPS; i++) {
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
-        const int group = i % GROUPS, tap = i / GROUPS;
         const ap_uint<LANES * BITS> word = in.read();
         ap_uint<LANES * BITS> larger = 0;
     lanes:
@@ -125,6 +126,12 @@ beats:
         }
         running[group] = larger;
         if (tap == TAPS - 1) out.write(larger);
+        if (group < GROUPS - 1) {
+            group++;
+        } else {
+            group = 0;
+            tap++;
+        }
     }
 }
 

@@ -20,8 +20,9 @@ from ..ir.conv import Window
 from ..ir.graph import Graph
 
 #: the op kinds the frame-mode HLS top knows how to call
-FRAME_MODE_KINDS = frozenset({"linear", "requant", "relu", "fork", "add", "mul", "concat", "slice",
-                              "window", "regroup", "tapmax"})
+#: op kinds whose kernel runs once a frame in the frame-per-call top (every other kernel runs once
+#: per token it writes; a softmax over attention heads once per row)
+ONCE_A_FRAME = frozenset({"window", "actmatmul"})
 
 
 def _window_params(op: Window, lanes: int) -> list[tuple[str, int]]:
@@ -142,8 +143,15 @@ def hls_regroup_unit(index, op, design, ns, header):
 
 
 def changes_tokens(graph: Graph) -> bool:
-    """Whether some op changes the number of tokens (the HLS top then runs once per frame)."""
+    """Whether some op changes the number of tokens."""
     return any(op.kind in ("window", "regroup") for op in graph.ops)
+
+
+def frame_per_call(graph: Graph) -> bool:
+    """Whether the HLS top handles a whole frame per call (templates/hls/top_frames.cpp.j2): when
+    the token count changes, or an attention product buffers a sequence, the per-token calls of the
+    other designs would leave a reader with nothing to read."""
+    return changes_tokens(graph) or (graph.tokens > 1 and any(op.kind == "actmatmul" for op in graph.ops))
 
 
 def frame_stages(graph: Graph, plan) -> list[dict]:
@@ -164,11 +172,8 @@ def frame_stages(graph: Graph, plan) -> list[dict]:
             calls, out = have, have
         else:
             op = graph.op(unit.op)
-            if op.kind not in FRAME_MODE_KINDS:
-                raise EinhlsError(f"op kind {op.kind!r} is not supported by the HLS back end in a graph whose "
-                                  "token count changes (a convolutional network)", node=op.name)
             out = counts[op.outputs[0]]
-            calls = 1 if op.kind == "window" else out
+            calls = 1 if op.kind in ONCE_A_FRAME else out * getattr(unit, "rows", 1)
         decls, args = [], []
         for i, name in enumerate(srcs):
             decls.append(f"hls::stream<ap_uint<{widths[name.split('[')[0]]}> >& in{i}")
@@ -186,6 +191,5 @@ def frame_stages(graph: Graph, plan) -> list[dict]:
             stream_tokens[dst.split("[")[0]] = out
         inner_srcs = [f"in{i}" for i in range(len(srcs))]
         wrappers.append({"name": f"stage{index:02d}", "repeats": calls, "decls": decls, "args": args,
-                         "st": {"unit": unit, "src": inner_srcs[0], "dst": inner_dsts[0],
-                                "srcs": inner_srcs, "dsts": inner_dsts}})
+                         "st": {"unit": unit, "args": inner_srcs + (["out"] if array else ["out0"])}})
     return wrappers

@@ -235,7 +235,6 @@ class HlsPlan:
     first: str = ""            # stream written by s_axis
     last: str = ""             # stream read by m_axis
     tokens: int = 1            # every process runs once per token, TOKENS times per frame
-    frame_calls: bool = False  # one call of the top a frame (attention buffers a sequence)
     # a graph whose token count changes (a CNN): one wrapper per stage that calls it as often as it
     # runs a frame, the top runs once a frame (templates/hls/top_frames.cpp.j2); empty otherwise
     frame_stages: list = field(default_factory=list)
@@ -259,7 +258,8 @@ class HlsPlan:
         used = {st.unit.kind for st in self.stages if isinstance(st.unit, (NonlinearUnit, ActMatMulUnit))}
         return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used),
                 *(["einhls_actmatmul.h"] if "actmatmul" in used else []),
-                *(["einhls_window.h"] if self.frame_stages else [])]
+                *(["einhls_window.h"] if any(st.unit.kind in ("window", "tapmax", "regroup") for st in self.stages)
+                  else [])]
 
 
 # --- planning: all decisions ----------------------------------------------------------------
@@ -487,13 +487,6 @@ class TestbenchPlan:
     axis_in: StreamFormat
     axis_out: StreamFormat
     tokens: int = 1
-    frame_calls: bool = False   # one call of the top a frame, not one a token
-
-
-def frame_calls(graph) -> bool:
-    """Whether the HLS top handles a whole frame per call: an attention product buffers a sequence,
-    so the per-token calls of the other designs would leave its readers with nothing to read."""
-    return graph.tokens > 1 and any(op.kind == "actmatmul" for op in graph.ops)
 
 
 def _check_design(design: Design) -> None:
@@ -510,10 +503,9 @@ def _check_design(design: Design) -> None:
 
 def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
-    from .conv import changes_tokens
-    tokens = 1 if changes_tokens(design.graph) else design.graph.tokens   # a CNN's top takes whole frames
-    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output,
-                         tokens, frame_calls(design.graph))
+    from .conv import frame_per_call
+    tokens = 1 if frame_per_call(design.graph) else design.graph.tokens   # one call a frame
+    return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output, tokens)
 
 
 def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
@@ -579,7 +571,6 @@ def plan_hls(design: Design) -> HlsPlan:
 
     widths = [plan.axis_in.tdata_bits, plan.axis_out.tdata_bits]
     plan.tokens = graph.tokens
-    plan.frame_calls = frame_calls(graph)
     plan.first = new_stream(plan.axis_in.width, "from s_axis")
     source = {GRAPH_INPUT: (plan.first, plan.axis_in.lanes)}   # tensor -> (stream, lanes)
 
@@ -640,8 +631,8 @@ def plan_hls(design: Design) -> HlsPlan:
     out = plan.axis_out
     plan.last = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "to m_axis")
 
-    from .conv import changes_tokens, frame_stages
-    if changes_tokens(graph):   # a CNN: the top takes whole frames, each process loops over its tokens
+    from .conv import frame_per_call, frame_stages
+    if frame_per_call(graph):   # the top takes whole frames, each process loops over its calls
         plan.tokens = 1
         plan.frame_stages = frame_stages(graph, plan)
     widths += [st.width for st in plan.streams]
