@@ -236,3 +236,16 @@ def test_cli_compresses_a_float_onnx_mlp(digits, tmp_path, capsys):
     assert "chosen:" in capsys.readouterr().out
     chosen = json.loads((tmp_path / "out" / "config.json").read_text())["chosen"]
     assert chosen["accuracy"] >= 0.98
+
+
+@pytest.mark.slow
+def test_exported_onnx_rtl_sim_cycles(searched, tmp_path):
+    """The compressed digits MLP in RTL simulation: bit-exact, and the measured interval is the
+    scheduler's."""
+    from codegen.project import CompileOptions, compile_model
+    from codegen.verify.runner import verify
+    project = compile_model(searched.output / "model.onnx", tmp_path / "hw", CompileOptions(board="pynq-z2"),
+                            progress=lambda *_: None)
+    (result,) = verify(project, ("rtlsim",), vectors=8, seed=1, progress=lambda *_: None)
+    assert result.passed, result.line()
+    assert result.measured["interval_cycles"] == project.report["totals"]["ii"]

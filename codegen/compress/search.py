@@ -441,9 +441,10 @@ def evaluate(target: Target, layers: list[Layer], config: dict[str, Spec], graph
     return Point(label, dict(config), acc, cost, fps, origin)
 
 
-def versus_uniform(points: list[Point]) -> list[dict]:
+def versus_uniform(points: list[Point], board=None) -> list[dict]:
     """For every uniform setting, the searched configuration of lowest cycles x DSP that is at least
-    as accurate (None when no searched point reaches its accuracy)."""
+    as accurate (None when no searched point reaches its accuracy); with a board, the area-time
+    (cycles x board share, LUT multipliers included) of both as well."""
     searched = [p for p in points if p.origin == "search"]
     rows = []
     for u in (p for p in points if p.origin == "uniform"):
@@ -454,4 +455,10 @@ def versus_uniform(points: list[Point]) -> list[dict]:
                      "search": best.label if best else None, "search_accuracy": best.accuracy if best else None,
                      "search_cycles": best.cost.cycles if best else None,
                      "search_cycles_x_dsp": best.cost.cycles_x_dsp if best else None})
+        if board is not None:
+            rows[-1]["uniform_area_time"] = u.cost.area_time(board)
+            rows[-1]["search_area_time"] = best.cost.area_time(board) if best else None
+            at_best = min(ok, key=lambda s: s.cost.area_time(board), default=None)
+            rows[-1]["search_least_area_time"] = at_best.label if at_best else None
+            rows[-1]["search_least_area_time_value"] = at_best.cost.area_time(board) if at_best else None
     return rows
