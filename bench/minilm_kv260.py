@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         "target_fps": args.target_fps,
         "sequences_per_s": chosen.fps if chosen else None,
         "cosine_heldout": heldout_cos,
+        "cosine_heldout_model": (chosen.label if chosen else
+                                 next((p.label + " (not chosen: it does not meet the objective)"
+                                       for p in result.points if p.origin == "distilled"), None)),
         "cosine_search_split": chosen.accuracy if chosen else None,
         "weights_on_chip_bits": chosen.cost.weight_bits if chosen else None,
         "onchip_capacity_bits": summary["onchip_capacity_bits"],
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "heldout_text": "fortunes" if fortunes else "written sentences",
         "heldout_samples": len(heldout), "train_samples": len(train),
         "budget_s": args.budget_s, "elapsed_s": round(elapsed, 1),
-        "hardware": f"{platform.machine()} CPU ({torch.get_num_threads()} torch threads), shared",
+        "hardware": f"{platform.machine()} CPU, 2 cores shared with other jobs (load ~12), torch threads 1, "
+                    f"{args.workers} worker processes",
         "device": summary["device"],
         "scope": "linear layers only (Q, K, V, O, FFN up/down x 6), by the scheduler; not run in RTL sim",
         "command": command,

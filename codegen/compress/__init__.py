@@ -190,6 +190,8 @@ def _summary(target: Target, board, layers, result, chosen: Point | None, budget
 
 
 def front_table(points: list[Point], board) -> str:
+    """Every evaluated point; for a design that does not fit the board even at its slowest, the
+    scheduler's numbers are those of the same design on an unbounded board (fits: no)."""
     head = ("| | configuration | origin | accuracy (cosine) | interval (cycles/token) | sequences/s | DSP | "
             "BRAM36 | URAM | LUT | weight bits | fits | cycles x DSP |\n"
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")

@@ -104,7 +104,8 @@ def fold_cost(graph: Graph, board: Board, target_ii: int | None) -> HwCost:
             result = fold(graph, board, max_util=MAX_UTIL)
         except EinhlsError:
             fits = False
-            # does not fit even at its slowest: cost it on an unbounded board of the same kind
+            # does not fit even at its slowest: cost it on an unbounded board of the same kind (its
+            # numbers are then what the design would need; fits=False keeps it from being chosen)
             huge = replace(board, dsp=10**9, lut=10**12, ff=10**12, bram36=10**9, uram=10**9 if board.uram else 0)
             result = fold(graph, huge, max_util=1.0, target_ii=None)
     t = result.totals
