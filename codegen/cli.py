@@ -108,6 +108,24 @@ def _parser() -> argparse.ArgumentParser:
     bit.add_argument("--seed", type=_non_negative_int, default=1, help="nextpnr placer seed")
     bit.add_argument("--allow-timing-failure", action="store_true", help="pack a design that misses its clock")
 
+    cmp = sub.add_parser("compress", help="choose per-layer sparsity, factorization and precision for a board",
+                         formatter_class=_Help,
+                         description="Search per-linear-layer compression (N:M, tensor-train, low rank, butterfly, "
+                                     "4/8-bit weights) costed by the scheduler on the board, distill, write OUT.")
+    cmp.add_argument("model", type=Path, help="an ONNX file with float weights, or a Hugging Face model folder")
+    cmp.add_argument("--board", required=True, help="target board (`einhls boards` lists them)")
+    cmp.add_argument("--data", type=Path, required=True, help=".npy samples (first axis), or text, one sample a line")
+    cmp.add_argument("--target-fps", type=float, help="frames (sequences) per second the design must reach")
+    cmp.add_argument("--min-accuracy", type=float, help="accuracy floor: output cosine to the original (default 0.99)")
+    cmp.add_argument("--budget-s", type=float, default=300.0, help="wall-clock seconds for search and distillation")
+    cmp.add_argument("--seed", type=_non_negative_int, default=0, help="seed of sampling, splits and training")
+    cmp.add_argument("--ray-address", help="run on this Ray cluster (\"local\" starts one) instead of a process pool")
+    cmp.add_argument("--workers", type=_positive_int, help="local processes (default: up to 4)")
+    cmp.add_argument("--candidates", choices=("full", "small"), default="full", help="candidate set per layer")
+    cmp.add_argument("--no-distill", action="store_true", help="skip the recovery by distillation")
+    cmp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder to create")
+    cmp.add_argument("--force", action="store_true", help="overwrite an existing output folder")
+
     dep = sub.add_parser("deploy", help="pack bitstream, .hwh and driver for the board", formatter_class=_Help)
     dep.add_argument("out", type=Path, help="an output folder with a built bitstream")
     return p
@@ -224,6 +242,24 @@ def _bitstream(args) -> int:
     return EXIT_OK
 
 
+def _compress(args) -> int:
+    from .compress import compress
+
+    command = "einhls " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("einhls") else ""
+    result = compress(args.model, args.data, args.board, args.output, target_fps=args.target_fps,
+                      min_accuracy=args.min_accuracy, budget_s=args.budget_s, seed=args.seed,
+                      ray_address=args.ray_address, workers=args.workers, level=args.candidates,
+                      distill=not args.no_distill, force=args.force, command=command)
+    c = result.chosen
+    if c is None:
+        print(f"no configuration met the objective; the front is in {args.output}/front.md")
+        return EXIT_MISMATCH
+    print(f"chosen: {c.label}: accuracy {c.accuracy:.4f}, {c.cost.cycles} cycles/token, {c.fps:.1f} frames/s, "
+          f"{c.cost.dsp} DSP, {c.cost.bram36:g} BRAM36, {c.cost.uram} URAM, {c.cost.lut} LUT "
+          f"({'fits' if c.cost.fits else 'does not fit'} {args.board}); written to {args.output}")
+    return EXIT_OK
+
+
 def _deploy(args) -> int:
     from .deploy import deploy
     print(deploy(args.out))
@@ -231,7 +267,7 @@ def _deploy(args) -> int:
 
 
 COMMANDS = {"compile": _compile, "verify": _verify, "report": _report, "boards": _boards,
-            "demo": _demo, "deploy": _deploy, "bitstream": _bitstream}
+            "demo": _demo, "deploy": _deploy, "compress": _compress, "bitstream": _bitstream}
 
 
 _received: list[int] = []

@@ -1,0 +1,269 @@
+"""`einhls compress`: hardware-aware choice of factorization, sparsity and precision per linear
+layer, with distillation (see docs/compress.md and codegen/compress/search.py)."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import EinhlsError
+from .costing import board_of, capacity_bits, export_onnx
+from .distill import end_to_end, layerwise
+from .executor import make_executor
+from .modules import fake_quant
+from .search import Point, Progress, apply_config, choose, evaluate, pareto, record_layers, search
+from .targets import Target, load_target
+
+
+@dataclass
+class CompressResult:
+    chosen: Point | None
+    front: list[Point]
+    points: list[Point]
+    model: nn.Module | None
+    output: Path
+    summary: dict
+
+
+class _ChainExport(nn.Module):
+    """The compressed model's linear layers as one chain with an int8 output quantizer: what
+    `einhls compile` builds.  For an nn.Sequential MLP it is the model itself."""
+
+    def __init__(self, parts: list[nn.Module], out_scale: float) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+        self.out_scale = out_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for part in self.parts:
+            x = part(x)
+        return fake_quant(x, self.out_scale)
+
+
+def _check_options(board: str, target_fps: float | None, min_accuracy: float | None, budget_s: float,
+                   seed: int) -> None:
+    board_of(board)   # an unknown board is refused here, naming the known ones
+    if target_fps is not None and not (target_fps > 0 and math.isfinite(target_fps)):
+        raise EinhlsError(f"--target-fps {target_fps}: want a positive number of frames per second")
+    if min_accuracy is not None and not (0 < min_accuracy <= 1):
+        raise EinhlsError(f"--min-accuracy {min_accuracy}: want a cosine in (0, 1]")
+    if not (budget_s > 0 and math.isfinite(budget_s)):
+        raise EinhlsError(f"--budget-s {budget_s}: want a positive number of seconds")
+    if seed < 0:
+        raise EinhlsError(f"--seed {seed}: want an integer >= 0")
+
+
+def compress(model: nn.Module | str | Path, data: object, board: str, output: str | Path,
+             target_fps: float | None = None, min_accuracy: float | None = None, budget_s: float = 300.0,
+             seed: int = 0, ray_address: str | None = None, workers: int | None = None,
+             level: str = "full", distill: bool = True, force: bool = False, progress: bool = True,
+             command: str = "", distill_steps: tuple[int, int] = (300, 100000),
+             torch_threads: int = 1) -> CompressResult:
+    """Search per-layer compression for ``board``, distill the chosen configuration, write ``output``.
+
+    ``model``: a torch module, an ONNX file with float weights, or a Hugging Face model folder;
+    ``data``: an array / tensor of samples, a .npy file, or (text models) a text file or list of
+    sentences.  ``level``: "full" candidate set or "small" (fewer ranks and shapes, for tests).
+    ``distill_steps``: most (layer-wise, end-to-end) steps; each stage also stops at its share of
+    the budget.  ``torch_threads``: torch's intra-op threads in this process while compressing
+    (the executor's processes are the parallelism; more threads than free cores slow small
+    matrix products down by an order of magnitude on a shared machine).
+    Returns the chosen point, the front, all evaluated points and the compressed model."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, torch_threads))
+    try:
+        return _compress(model, data, board, output, target_fps, min_accuracy, budget_s, seed, ray_address,
+                         workers, level, distill, force, progress, command, distill_steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_s: float, seed: int,
+              ray_address, workers, level: str, distill: bool, force: bool, progress: bool, command: str,
+              distill_steps: tuple[int, int]) -> CompressResult:
+    start = time.monotonic()
+    _check_options(board, target_fps, min_accuracy, budget_s, seed)
+    if level not in ("full", "small"):
+        raise EinhlsError(f"level {level!r}: want full or small")
+    output = Path(output)
+    if output.exists() and not force:
+        raise EinhlsError(f"output folder {str(output)!r} exists (use --force to replace it)")
+    if isinstance(data, list) and not isinstance(model, (str, Path)):
+        raise EinhlsError("text data needs a model with a tokenizer (a Hugging Face model folder)")
+    target = load_target(model, data)
+    board_obj = board_of(board)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(target.count())
+    held = max(1, target.count() // 5)
+    heldout, train = target.subset(np.sort(order[:held])), target.subset(np.sort(order[held:]))
+    with torch.no_grad():
+        teacher_held = target.run(target.model, heldout)
+        teacher_train = target.run(target.model, train)
+    bars = Progress(progress)
+    layers = record_layers(target, train, seed)
+    executor = make_executor(ray_address, workers)
+    deadline = start + 0.5 * budget_s
+    result = search(target, layers, heldout, teacher_held, board, executor, seed, deadline, target_fps, level,
+                    bars, eval_deadline=start + 0.7 * budget_s)
+    if not result.points:
+        raise EinhlsError(f"--budget-s {budget_s:g}: no configuration was evaluated in time "
+                          f"(every layer needs at least one costed candidate); give more time")
+    points = result.points
+    chosen = choose(points, min_accuracy, target_fps)
+    student = None
+    if chosen is not None and distill and any(s.kind != "dense" for s in chosen.config.values()) \
+            or (chosen is None and distill):
+        # nothing met the objective before recovery: distill the most accurate point among the
+        # fastest half that fits (the one recovery is most likely to lift over the floor)
+        base = chosen or _recovery_candidate(points, target_fps)
+        if base is not None:
+            student = apply_config(target.model, layers, base.config, seed, result.modules)
+            remaining = start + budget_s - time.monotonic()
+            stage1_end = time.monotonic() + 0.4 * max(remaining, 0)
+            layerwise(student, layers, executor, steps=distill_steps[0], seed=seed, deadline=stage1_end,
+                      progress=bars.phase("distill: layer-wise", len(layers)))
+            stage2_end = start + budget_s - 0.05 * budget_s
+            steps = end_to_end(target, student, train, teacher_train, seed, stage2_end, max_steps=distill_steps[1],
+                               lr=1e-4 if target.kind == "text" else 1e-3,
+                               progress=bars.phase("distill: end to end", None))
+            bars.close()
+            distilled = evaluate(target, layers, base.config, result.graphs, heldout, teacher_held, board_obj,
+                                 seed, f"{base.label} + distillation", "distilled", model=student)
+            distilled.extra = {"distill_steps": steps, "before_distillation": base.accuracy}
+            points.append(distilled)
+            chosen = choose(points, min_accuracy, target_fps) or chosen
+    front = pareto(points)
+    for p in front:
+        p.front = True
+    if chosen is not None:
+        chosen.chosen = True
+        if chosen.origin != "distilled":
+            student = apply_config(target.model, layers, chosen.config, seed, result.modules)
+    if hasattr(executor, "shutdown") and ray_address:
+        executor.shutdown()
+    summary = _summary(target, board_obj, layers, result, chosen, budget_s, time.monotonic() - start, seed,
+                       target_fps, min_accuracy, command)
+    _write(output, force, target, board_obj, layers, points, chosen, student, summary)
+    return CompressResult(chosen, front, points, student, output, summary)
+
+
+def _recovery_candidate(points: list[Point], target_fps: float | None) -> Point | None:
+    """What to distill when nothing meets the objective yet: among the points that fit and reach
+    the throughput (else those that fit, else all), the most accurate of the fastest half."""
+    pool = [p for p in points if p.cost.fits and (target_fps is None or p.fps >= target_fps)] \
+        or [p for p in points if p.cost.fits] or list(points)
+    if not pool:
+        return None
+    pool.sort(key=lambda p: p.cost.cycles)
+    fast = pool[:max(1, math.ceil(len(pool) / 2))]
+    return max(fast, key=lambda p: p.accuracy)
+
+
+def _summary(target: Target, board, layers, result, chosen: Point | None, budget_s: float, elapsed: float,
+             seed: int, target_fps, min_accuracy, command: str) -> dict:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {
+        "board": board.name, "tokens_per_frame": target.tokens, "reference_interval_cycles": result.reference_ii,
+        "layers": len(layers), "budget_s": budget_s, "elapsed_s": round(elapsed, 1), "device": device,
+        "seed": seed, "target_fps": target_fps, "min_accuracy": min_accuracy, "command": command,
+        "onchip_capacity_bits": capacity_bits(board),
+        "candidates_evaluated": sum(len(v) for v in result.candidates.values()),
+        "candidates_not_buildable": result.skipped,
+        "chosen": None if chosen is None else {
+            "label": chosen.label, "origin": chosen.origin, "accuracy": chosen.accuracy,
+            "sequences_per_s": chosen.fps, "weights_on_chip_bits": chosen.cost.weight_bits,
+            **chosen.cost.to_json(board), **chosen.extra,
+            "layers": {name: spec.to_json() for name, spec in chosen.config.items()}},
+        "objective": "fastest meeting the accuracy floor" if target_fps is None or min_accuracy is not None
+        else "most accurate reaching the throughput",
+    }
+
+
+def front_table(points: list[Point], board) -> str:
+    """Every evaluated point; for a design that does not fit the board even at its slowest, the
+    scheduler's numbers are those of the same design on an unbounded board (fits: no)."""
+    head = ("| | configuration | origin | accuracy (cosine) | interval (cycles/token) | sequences/s | DSP | "
+            "BRAM36 | URAM | LUT | weight bits | fits | cycles x DSP |\n"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+    rows = []
+    for p in sorted(points, key=lambda p: (p.cost.cycles, -p.accuracy)):
+        mark = "**chosen**" if p.chosen else ("front" if p.front else "")
+        c = p.cost
+        rows.append(f"| {mark} | {p.label} | {p.origin} | {p.accuracy:.4f} | {c.cycles} | {p.fps:.1f} | {c.dsp} | "
+                    f"{c.bram36:g} | {c.uram} | {c.lut} | {c.weight_bits} | {'yes' if c.fits else 'no'} | "
+                    f"{c.cycles_x_dsp} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def _plot(points: list[Point], path: Path, board) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for origin, marker in (("uniform", "s"), ("search", "o"), ("distilled", "^")):
+        ps = [p for p in points if p.origin == origin]
+        if ps:
+            ax.scatter([p.cost.cycles for p in ps], [p.accuracy for p in ps], marker=marker, label=origin, alpha=0.7)
+    front = sorted([p for p in points if p.front], key=lambda p: p.cost.cycles)
+    ax.plot([p.cost.cycles for p in front], [p.accuracy for p in front], "k--", lw=1, label="Pareto front")
+    for p in points:
+        if p.chosen:
+            ax.scatter([p.cost.cycles], [p.accuracy], s=220, facecolors="none", edgecolors="red", lw=2,
+                       label="chosen")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"interval, cycles per token (scheduler, {board.name})")
+    ax.set_ylabel("accuracy (output cosine to the original)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _export_parts(target: Target, student: nn.Module, layers) -> tuple[list[nn.Module], bool]:
+    """The modules to export in order, and whether that is the whole model (an MLP) or only its
+    chain of linear layers."""
+    if isinstance(student, nn.Sequential) and all(isinstance(m, nn.ReLU) or not isinstance(m, (nn.Sequential,))
+                                                  for m in student):
+        return list(student), True
+    modules = dict(student.named_modules())
+    return [modules[layer.name] for layer in layers], False
+
+
+def _write(output: Path, force: bool, target: Target, board, layers, points, chosen, student, summary) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        (staging / "front.md").write_text(front_table(points, board))
+        (staging / "front.json").write_text(json.dumps([p.row(board) for p in points], indent=1, sort_keys=True))
+        _plot(points, staging / "front.png", board)
+        if chosen is not None and student is not None:
+            parts, whole = _export_parts(target, student, layers)
+            summary["onnx"] = "model.onnx: the whole compressed model" if whole else \
+                "linear_chain.onnx: the compressed linear layers as one chain (the units costed); the " \
+                "model's other operators are not exported"
+            torch.save(student, staging / "model.pt")
+            out_scale = layers[-1].out_scale
+            export_onnx(_ChainExport(parts, out_scale), layers[0].shape[0],
+                        staging / ("model.onnx" if whole else "linear_chain.onnx"))
+        (staging / "config.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"wrote {output}", file=sys.stderr)
+
+
+__all__ = ["compress", "CompressResult", "front_table"]

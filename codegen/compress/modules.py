@@ -1,0 +1,216 @@
+"""Compressed replacements of one ``nn.Linear``, as fake-quantized torch modules.
+
+Every module here computes in float what einhls computes in integers: the input is quantized to
+int8 at a calibrated per-tensor scale, the weights to ``bits`` (4 or 8) at per-tensor scales, and
+the exported ONNX (``torch.onnx.export``) is a QDQ model the front end lowers as is.  4-bit
+weights are exported in int8 containers holding codes in [-8, 7] at the same scale (the front end
+derives a weight's width from its codes, so the hardware stores and multiplies 4 bits).
+
+Masks (N:M) are buffers: distillation trains the kept weights and never revives a pruned one.
+Fake quantization uses a straight-through estimator so the modules can be fine-tuned.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn.butterfly import ButterflyLinear, ButterflyQuant
+from ..nn.tt import TTLinear, factorize_linear, tt_equation
+
+
+def fake_quant(t: torch.Tensor, scale: float, bits: int = 8) -> torch.Tensor:
+    """Per-tensor symmetric fake quantization; exports as QuantizeLinear/DequantizeLinear.
+
+    Narrower than 8 bits: the values are first clamped onto the narrow grid, then the int8 fake
+    quantizer at the same scale keeps them exactly (so the export stays an int8 QDQ pair)."""
+    if bits < 8:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        t = torch.clamp(t, lo * scale, hi * scale)
+    return torch.fake_quantize_per_tensor_affine(t, float(scale), 0, -128, 127)
+
+
+def weight_scale(w: torch.Tensor, bits: int) -> float:
+    """Power-of-two scale that spans ``w`` with ``bits``-bit signed codes (at least 2^-20)."""
+    qmax = (1 << (bits - 1)) - 1
+    peak = float(w.detach().abs().max()) if w.numel() else 0.0
+    return 2.0 ** math.ceil(math.log2(max(peak, 2.0 ** -20) / qmax))
+
+
+def act_scale(peak: float) -> float:
+    """Power-of-two int8 scale spanning an activation's calibrated magnitude."""
+    return 2.0 ** math.ceil(math.log2(max(float(peak), 2.0 ** -12) / 127))
+
+
+def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Keep the ``n`` largest-magnitude weights of every group of ``m`` consecutive inputs."""
+    out_f, in_f = weight.shape
+    pad = (-in_f) % m
+    w = torch.nn.functional.pad(weight.detach().abs(), (0, pad)).reshape(out_f, -1, m)
+    keep = torch.zeros_like(w, dtype=torch.bool)
+    idx = torch.topk(w, n, dim=2).indices
+    keep.scatter_(2, idx, True)
+    return keep.reshape(out_f, -1)[:, :in_f].to(weight.dtype)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One candidate form of a linear layer.
+
+    kind: ``dense`` | ``nm`` (n:m magnitude sparsity) | ``lowrank`` (rank) | ``tt`` (in/out
+    factors, rank) | ``butterfly`` (square layers); ``bits``: weight bits (4 or 8)."""
+    kind: str
+    bits: int = 8
+    n: int = 0
+    m: int = 0
+    rank: int = 0
+    in_factors: tuple[int, ...] = field(default_factory=tuple)
+    out_factors: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "nm":
+            return f"{self.n}:{self.m} w{self.bits}"
+        if self.kind == "lowrank":
+            return f"lowrank r{self.rank} w{self.bits}"
+        if self.kind == "tt":
+            return (f"tt {'x'.join(map(str, self.in_factors))}->{'x'.join(map(str, self.out_factors))} "
+                    f"r{self.rank} w{self.bits}")
+        return f"{self.kind} w{self.bits}"
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["in_factors"], d["out_factors"] = list(self.in_factors), list(self.out_factors)
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> "Spec":
+        return Spec(kind=d["kind"], bits=int(d["bits"]), n=int(d.get("n", 0)), m=int(d.get("m", 0)),
+                    rank=int(d.get("rank", 0)), in_factors=tuple(d.get("in_factors", ())),
+                    out_factors=tuple(d.get("out_factors", ())))
+
+
+class QuantLinear(nn.Module):
+    """Dense or N:M-masked linear layer with fake-quantized input (int8) and weights (``bits``)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, bits: int, in_scale: float,
+                 mask: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone().float())
+        self.bias = nn.Parameter(bias.detach().clone().float()) if bias is not None else None
+        self.register_buffer("mask", mask.float() if mask is not None else torch.ones_like(self.weight))
+        self.bits, self.in_scale = bits, float(in_scale)
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+
+    def effective_weight(self) -> torch.Tensor:
+        w = self.weight * self.mask
+        return fake_quant(w, weight_scale(w, self.bits), self.bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(fake_quant(x, self.in_scale), self.effective_weight(), self.bias)
+
+
+class LowRank(nn.Module):
+    """y = U (V x) + b: two quantized linear layers; the rank-r activation is requantized to int8."""
+
+    def __init__(self, first: QuantLinear, second: QuantLinear) -> None:
+        super().__init__()
+        self.first, self.second = first, second
+        self.in_features, self.out_features = first.in_features, second.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x))
+
+
+class QuantTT(nn.Module):
+    """A TTLinear with fake-quantized input (int8) and cores (``bits``, one scale per core)."""
+
+    def __init__(self, tt: TTLinear, bits: int, in_scale: float) -> None:
+        super().__init__()
+        self.tt, self.bits, self.in_scale = tt, bits, float(in_scale)
+        self.in_features, self.out_features = tt.in_features, tt.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cores = [fake_quant(c, weight_scale(c, self.bits), self.bits) for c in self.tt.cores]
+        lead = x.shape[:-1]
+        y = torch.einsum(self.tt.equation, fake_quant(x, self.in_scale).reshape(-1, *self.tt.in_factors), *cores)
+        y = y.reshape(*lead, self.out_features)
+        return y + self.tt.bias if self.tt.bias is not None else y
+
+
+class QuantButterfly(nn.Module):
+    """A ButterflyLinear (square layer) fitted to the dense layer, weights fake-quantized."""
+
+    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float) -> None:
+        super().__init__()
+        self.bfly, self.bits, self.in_scale = bfly, bits, float(in_scale)
+        self.in_features, self.out_features = bfly.in_features, bfly.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x = fake_quant(x, self.in_scale).reshape(-1, self.in_features)
+        b = self.bfly
+        batch, total = x.shape[0], b.stacks * b.n
+        if self.in_features < b.n:
+            x = nn.functional.pad(x, (0, b.n - self.in_features))
+        for s, st in enumerate(b.strides):
+            t = b.twiddles[s]
+            t = fake_quant(t, weight_scale(t, self.bits), self.bits)
+            x = torch.einsum("...aib,aijb->...ajb", x.reshape(batch, total // (2 * st), 2, st), t).reshape(batch, total)
+        x = x[:, :self.out_features]
+        if b.bias is not None:
+            x = x + b.bias
+        return x.reshape(*lead, self.out_features)
+
+
+def build(spec: Spec, linear: nn.Linear, in_scale: float, calib_x: torch.Tensor | None = None,
+          seed: int = 0) -> nn.Module:
+    """The compressed module of ``spec`` initialised from a trained ``linear`` (magnitude masks,
+    SVD, TT-SVD; a butterfly is fitted by least squares on ``calib_x``)."""
+    w = linear.weight.detach().float()
+    b = linear.bias.detach().float() if linear.bias is not None else None
+    if spec.kind == "dense":
+        return QuantLinear(w, b, spec.bits, in_scale)
+    if spec.kind == "nm":
+        return QuantLinear(w, b, spec.bits, in_scale, mask=nm_mask(w, spec.n, spec.m))
+    if spec.kind == "lowrank":
+        u, s, vt = torch.linalg.svd(w.double(), full_matrices=False)
+        root = s[:spec.rank].sqrt()
+        v_w = (vt[:spec.rank] * root[:, None]).float()
+        u_w = (u[:, :spec.rank] * root).float()
+        first = QuantLinear(v_w, None, spec.bits, in_scale)
+        mid = calib_x @ v_w.T if calib_x is not None else None
+        mid_scale = act_scale(float(mid.abs().max())) if mid is not None else in_scale
+        return LowRank(first, QuantLinear(u_w, b, spec.bits, mid_scale))
+    if spec.kind == "tt":
+        tt = factorize_linear(linear, spec.in_factors, spec.out_factors, max_rank=spec.rank)
+        return QuantTT(tt, spec.bits, in_scale)
+    if spec.kind == "butterfly":
+        return QuantButterfly(fit_butterfly(linear, calib_x, seed), spec.bits, in_scale)
+    raise ValueError(f"unknown candidate kind {spec.kind!r}")
+
+
+def fit_butterfly(linear: nn.Linear, calib_x: torch.Tensor | None, seed: int, steps: int = 150) -> ButterflyLinear:
+    """A butterfly matrix fitted to a square dense layer by Adam on its outputs (calibration inputs,
+    or random ones without them); deterministic for a seed."""
+    torch.manual_seed(seed)
+    n = linear.in_features
+    bfly = ButterflyLinear(n, linear.out_features, bias=linear.bias is not None, init="ortho", seed=seed)
+    x = calib_x if calib_x is not None else torch.randn(256, n)
+    x = x.reshape(-1, n)[:512]
+    with torch.no_grad():
+        target = nn.functional.linear(x, linear.weight.detach(), None)
+        if bfly.bias is not None:
+            bfly.bias.copy_(linear.bias.detach())
+    opt = torch.optim.Adam([p for name, p in bfly.named_parameters() if name != "bias"], lr=0.02)
+    for _ in range(steps):
+        opt.zero_grad()
+        pred = bfly(x) - (bfly.bias if bfly.bias is not None else 0)
+        loss = ((pred - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+    return bfly
+

@@ -1,0 +1,251 @@
+"""`einhls compress`: candidates, scheduler costs, the search on a digits MLP, its ONNX export through
+`einhls compile` + `einhls verify`, executors (process pool, Ray) and the command line."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from codegen.compress.modules import Spec, build, fake_quant, nm_mask, weight_scale
+from codegen.compress.search import balanced_factors, candidate_specs, factorizations, versus_uniform
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from codegen.compress.digits import train_digits_mlp
+    torch.set_num_threads(1)   # tiny products: more threads than free cores only slow them down
+    model, x, test_acc = train_digits_mlp(hidden=64, seed=0, epochs=25)
+    assert test_acc > 0.9   # a real classifier, so accuracy losses mean something
+    return model, x[:300]
+
+
+@pytest.fixture(scope="module")
+def searched(digits, tmp_path_factory):
+    """One search + distillation on the digits MLP (shared by the tests that read its outputs)."""
+    from codegen.compress import compress
+    model, x = digits
+    out = tmp_path_factory.mktemp("compress") / "digits"
+    result = compress(model, x, "pynq-z2", out, min_accuracy=0.99, budget_s=900, seed=0, workers=1,
+                      level="small", progress=False, distill_steps=(100, 300))
+    return result
+
+
+def test_factorizations_cover_two_to_five_factors():
+    for n in (64, 384, 1536):
+        for d in range(2, 6):
+            options = factorizations(n, d)
+            assert options, (n, d)
+            assert all(math.prod(f) == n and len(f) == d and min(f) >= 2 for f in options)
+        assert max(balanced_factors(n, 3)) == min(max(f) for f in factorizations(n, 3))
+    assert factorizations(7, 2) == []
+
+
+def test_candidate_set_per_layer():
+    square = candidate_specs(384, 384)
+    kinds = {s.kind for s in square}
+    assert kinds == {"dense", "nm", "lowrank", "tt", "butterfly"}
+    assert {(s.n, s.m) for s in square if s.kind == "nm"} == {(1, 4), (2, 4), (2, 8), (4, 8)}
+    assert {len(s.in_factors) for s in square if s.kind == "tt"} == {2, 3, 4, 5}
+    assert {s.bits for s in square} == {4, 8}
+    assert "butterfly" not in {s.kind for s in candidate_specs(384, 1536)}
+    # low rank only where it stores fewer weights than the dense layer
+    assert all(s.rank * (384 + 1536) < 384 * 1536 for s in candidate_specs(384, 1536) if s.kind == "lowrank")
+
+
+def test_nm_mask_and_narrow_weights():
+    torch.manual_seed(0)
+    w = torch.randn(6, 16)
+    mask = nm_mask(w, 2, 8)
+    groups = (mask.reshape(6, 2, 8) != 0).sum(-1)
+    assert torch.all(groups == 2)
+    # the kept ones are the two largest magnitudes of each group (numpy reference)
+    wn = np.abs(w.numpy()).reshape(6, 2, 8)
+    top = np.sort(np.argsort(-wn, axis=-1)[..., :2], axis=-1)
+    kept = np.sort(np.nonzero(mask.numpy().reshape(6, 2, 8))[-1].reshape(6, 2, 2), axis=-1)
+    assert np.array_equal(top, kept)
+    lin = nn.Linear(16, 6)
+    q = build(Spec("nm", 4, n=2, m=8), lin, 2 ** -5)
+    eff = q.effective_weight().detach()
+    scale = weight_scale(lin.weight * q.mask, 4)
+    codes = eff / scale
+    assert torch.equal(codes, codes.round()) and codes.min() >= -8 and codes.max() <= 7
+    assert torch.all((eff.reshape(6, 2, 8) != 0).sum(-1) <= 2)
+    x = torch.tensor([0.3, -0.04, 5.0])
+    assert torch.allclose(fake_quant(x, 2 ** -5), torch.tensor([0.3125, -0.03125, 127 / 32]))
+
+
+def test_scheduler_costs_follow_the_form():
+    """Costs come from einhls' fold of the lowered layer: checked against what the forms imply."""
+    from codegen.compress.costing import fold_cost, lower_layer
+    from codegen.schedule.boards import get_board
+    torch.manual_seed(1)
+    lin = nn.Linear(64, 64)
+    board = get_board("pynq-z2")
+    costs = {}
+    for spec in (Spec("dense", 8), Spec("nm", 8, n=2, m=4), Spec("dense", 4), Spec("lowrank", 8, rank=8)):
+        graph = lower_layer(build(spec, lin, 2 ** -5, torch.randn(32, 64)), 2 ** -4, "pynq-z2")
+        costs[spec.label] = fold_cost(graph, board, target_ii=16)
+    assert costs["dense w8"].weight_bits == 64 * 64 * 8
+    assert costs["dense w4"].weight_bits == 64 * 64 * 4
+    assert costs["2:4 w8"].effective_macs * 2 == costs["dense w8"].effective_macs
+    assert costs["lowrank r8 w8"].effective_macs == 2 * 64 * 8
+    assert costs["dense w4"].dsp < costs["dense w8"].dsp   # 4-bit products are built from LUTs
+    assert all(c.cycles == 16 and c.fits for c in costs.values())
+
+
+def test_search_front_choice_and_outputs(searched):
+    result = searched
+    out = result.output
+    for name in ("front.md", "front.png", "front.json", "config.json", "model.pt", "model.onnx"):
+        assert (out / name).exists(), name
+    assert result.chosen is not None and result.chosen.accuracy >= 0.99 and result.chosen.cost.fits
+    # the chosen point is the fastest that meets the floor
+    meeting = [p for p in result.points if p.accuracy >= 0.99 and p.cost.fits]
+    assert result.chosen.cost.cycles == min(p.cost.cycles for p in meeting)
+    # the front: nothing evaluated is both faster and more accurate than a front point
+    for p in result.front:
+        assert not any(q.cost.cycles < p.cost.cycles and q.accuracy > p.accuracy for q in result.points)
+    config = json.loads((out / "config.json").read_text())
+    assert config["chosen"]["label"] == result.chosen.label
+    assert set(config["chosen"]["layers"]) == {"0", "2", "4"}
+    assert "**chosen**" in (out / "front.md").read_text()
+
+
+def test_search_beats_uniform_settings(searched):
+    """At equal or better accuracy, a searched mixed configuration costs fewer cycles x DSP than
+    the int8 hand settings: uniform 2:4, uniform low rank, uniform TT rank.  (Uniform 4-bit
+    settings use LUT multipliers, 0 DSP: cycles x DSP cannot rank them.)"""
+    rows = {r["uniform"]: r for r in versus_uniform(searched.points)}
+    hand = [label for label in rows if label.startswith(("uniform 2:4", "uniform lowrank", "uniform tt"))
+            and label.endswith("w8")]
+    assert hand
+    for label in hand:
+        r = rows[label]
+        assert r["search"] is not None, label
+        assert r["search_accuracy"] >= r["uniform_accuracy"]
+        assert r["search_cycles_x_dsp"] < r["uniform_cycles_x_dsp"], r
+
+
+def test_distillation_recovers(searched):
+    distilled = [p for p in searched.points if p.origin == "distilled"]
+    assert distilled
+    assert distilled[0].accuracy >= distilled[0].extra["before_distillation"]
+
+
+def test_exported_onnx_matches_torch_and_compiles(searched, tmp_path):
+    """model.onnx is what the compressed torch model computes, and `einhls compile` + C-sim take it
+    as is (bit-exact against the IR reference)."""
+    import onnxruntime as ort
+
+    from codegen.project import CompileOptions, compile_model
+    from codegen.verify.runner import verify
+    out = searched.output
+    model = torch.load(out / "model.pt", weights_only=False)
+    x = torch.rand(8, 64)
+    session = ort.InferenceSession(str(out / "model.onnx"))
+    got = np.concatenate([session.run(None, {"x": row[None].numpy()})[0] for row in x])
+    with torch.no_grad():
+        want = model(x).numpy()
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.99
+    project = compile_model(out / "model.onnx", tmp_path / "hw", CompileOptions(board="pynq-z2"),
+                            progress=lambda *_: None)
+    (result,) = verify(project, ("csim",), vectors=8, seed=1, progress=lambda *_: None)
+    assert result.passed, result.line()
+
+
+def test_same_seed_same_front_any_worker_count(digits, tmp_path):
+    from codegen.compress import compress
+    model, x = digits
+    fronts = []
+    for workers in (1, 2):
+        r = compress(model, x[:150], "pynq-z2", tmp_path / f"w{workers}", min_accuracy=0.95, budget_s=200,
+                     seed=3, workers=workers, level="small", distill=False, progress=False)
+        fronts.append([(p.label, round(p.accuracy, 10), p.cost.cycles, p.cost.dsp, p.cost.lut) for p in r.front])
+    assert fronts[0] == fronts[1] and fronts[0]
+
+
+def test_ray_local_same_front_as_pool(digits, tmp_path):
+    pytest.importorskip("ray")
+    from codegen.compress import compress
+    model, x = digits
+    fronts = []
+    for ray_address in (None, "local"):
+        r = compress(model, x[:150], "pynq-z2", tmp_path / f"r{ray_address}", min_accuracy=0.95, budget_s=400,
+                     seed=3, workers=1, level="small", distill=False, progress=False, ray_address=ray_address)
+        fronts.append([(p.label, round(p.accuracy, 10), p.cost.cycles, p.cost.dsp, p.cost.lut) for p in r.front])
+    assert fronts[0] == fronts[1] and fronts[0]
+
+
+def _float_onnx(model: nn.Module, path: Path) -> Path:
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 64),), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"])
+    return path
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--target-fps", "-3"], "--target-fps"),
+    (["--min-accuracy", "1.5"], "--min-accuracy"),
+    (["--budget-s", "0"], "--budget-s"),
+    (["--board", "nosuchboard"], "unknown board"),
+])
+def test_cli_bad_options_exit_2_one_line(digits, tmp_path, capsys, extra, needle):
+    from codegen.cli import main
+    model, x = digits
+    onnx_path = _float_onnx(model, tmp_path / "mlp.onnx")
+    np.save(tmp_path / "x.npy", x[:20])
+    args = ["compress", str(onnx_path), "--board", "pynq-z2", "--data", str(tmp_path / "x.npy"),
+            "-o", str(tmp_path / "out")] + extra
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("einhls: error:") and needle in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_text_data_for_tensor_model_and_quantized_onnx(digits, tmp_path, capsys, demo_model):
+    from codegen.cli import main
+    model, x = digits
+    onnx_path = _float_onnx(model, tmp_path / "mlp.onnx")
+    text = tmp_path / "t.txt"
+    text.write_text("one sentence\nanother one\n")
+    assert main(["compress", str(onnx_path), "--board", "pynq-z2", "--data", str(text), "-o", str(tmp_path / "o")]) == 2
+    assert "tokenizer" in capsys.readouterr().err
+    np.save(tmp_path / "x.npy", x[:20])
+    assert main(["compress", str(demo_model), "--board", "pynq-z2", "--data", str(tmp_path / "x.npy"),
+                 "-o", str(tmp_path / "o")]) == 2
+    assert "float weights" in capsys.readouterr().err
+
+
+def test_cli_compresses_a_float_onnx_mlp(digits, tmp_path, capsys):
+    from codegen.cli import main
+    model, x = digits
+    onnx_path = _float_onnx(model, tmp_path / "mlp.onnx")
+    np.save(tmp_path / "x.npy", x[:150])
+    rc = main(["compress", str(onnx_path), "--board", "pynq-z2", "--data", str(tmp_path / "x.npy"),
+               "--min-accuracy", "0.98", "--budget-s", "60", "--candidates", "small", "--no-distill",
+               "--workers", "2", "-o", str(tmp_path / "out")])
+    assert rc == 0
+    assert "chosen:" in capsys.readouterr().out
+    chosen = json.loads((tmp_path / "out" / "config.json").read_text())["chosen"]
+    assert chosen["accuracy"] >= 0.98
+
+
+@pytest.mark.slow
+def test_exported_onnx_rtl_sim_cycles(searched, tmp_path):
+    """The compressed digits MLP in RTL simulation: bit-exact, and the measured interval is the
+    scheduler's."""
+    from codegen.project import CompileOptions, compile_model
+    from codegen.verify.runner import verify
+    project = compile_model(searched.output / "model.onnx", tmp_path / "hw", CompileOptions(board="pynq-z2"),
+                            progress=lambda *_: None)
+    (result,) = verify(project, ("rtlsim",), vectors=8, seed=1, progress=lambda *_: None)
+    assert result.passed, result.line()
+    assert result.measured["interval_cycles"] == project.report["totals"]["ii"]
