@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 from .boards import Board
+from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity
+from .choice import ShapeChooser
 from .cost import OpCost, op_cost, place_roms
 from .design import Design, OpSchedule, divisor_at_most
 
@@ -103,8 +105,10 @@ def _aligned_lanes(op: Op, want: int) -> int:
     return divisor_at_most(bound, want)
 
 
-def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
-    """Every op's parallelism for an interval of ``target`` cycles per token."""
+def fold_for_target(graph: Graph, target: int, options: dict[str, list],
+                    chooser: ShapeChooser | None = None) -> dict[str, OpSchedule]:
+    """Every op's parallelism for an interval of ``target`` cycles per token (a Linear op's shape
+    by ``chooser``, the calibrated shape search, where given)."""
     schedules = {}
     lanes = {t: _lanes(graph.tensor_size(t), target) for t in graph.tensors()}
     _butterfly_lanes(graph, lanes)
@@ -124,7 +128,10 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
             opts = options[op.name]
-            _, simd, pe = next((o for o in opts if o[0] <= target), min(opts, key=lambda o: o[0]))
+            if chooser is not None:
+                _, simd, pe = chooser.pick(op, opts, target, in_lanes, out_lanes)
+            else:
+                _, simd, pe = next((o for o in opts if o[0] <= target), min(opts, key=lambda o: o[0]))
         elif op.kind in ("concat", "slice"):
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
@@ -226,10 +233,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     slowest = max(candidates)
     candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor)) or [slowest]
     notes = []
+    chooser = ShapeChooser(board) if board.dsp_kind in FAMILY_OF_DSP else None
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
-        schedules = fold_for_target(graph, target, options)
+        schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        if chooser is not None:
+            chooser.place(graph, schedules, costs)
         # only Linear units can hold their weights in URAM (the other units keep their memories)
         place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
         totals = totals_of(costs)

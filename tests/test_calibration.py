@@ -1,0 +1,123 @@
+"""The calibrated cost model against its stored measurements (bench/calibrate.py), and the shape
+search that uses it (codegen/schedule/choice.py).
+
+The default tests read bench/results/calibration.json (Yosys counts of the sweep, stored with the
+command that made it) and run no tool: they rebuild every point's design, ask the scheduler's cost
+model for its estimate, and compare.  The slow test synthesizes the chosen design with Yosys.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import calibrate
+from codegen.examples import linear_graph
+from codegen.ir.types import QType
+from codegen.schedule.boards import get_board
+from codegen.schedule.calibration import CALIBRATED_PATH
+from codegen.schedule.folding import fold
+
+TOLERANCE = 0.15
+#: FINN's RTL MVU on the same dense 64x64 int8 layer, same Yosys (README, the dense-unit yardstick)
+FINN_MVU_INT8 = {"LUT": 2176, "DSP": 32}
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return json.loads((calibrate.RESULTS / "calibration.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def summary(data) -> dict:
+    return calibrate.compare(data)
+
+
+def test_sweep_covers_every_unit_kind_on_both_families(data) -> None:
+    assert data["command"] == calibrate.COMMAND
+    kinds = {p["kind"] for p in data["points"] if set(p.get("yosys", {})) == set(calibrate.FAMILIES)}
+    assert kinds >= {"linear", "linear_nm", "requant", "add", "butterfly", "contract", "softmax",
+                     "layernorm", "gelu"}, kinds
+    back = calibrate.held_back(data)
+    assert {p["kind"] for p in data["points"] if p["key"] in back} == kinds
+
+
+@pytest.mark.parametrize("target", ["lut", "ff", "dsp", "bram36"])
+def test_held_back_estimates_within_15_percent(summary, target: str) -> None:
+    """Every point kept out of the fit: the scheduler's estimate within 15% of Yosys."""
+    rows = [r for r in summary["rows"] if r["held_back"]]
+    assert len(rows) >= 20
+    off = []
+    for r in rows:
+        est, meas = r["estimate"][target], r["measured"][target]
+        if abs(est - meas) > TOLERANCE * max(meas, 1):
+            off.append((r["key"], r["family"], est, meas))
+    assert not off, off
+
+
+def test_stored_coefficients_are_the_fit_of_the_stored_sweep(data) -> None:
+    stored = json.loads(CALIBRATED_PATH.read_text())
+    refit = calibrate.fit_model(data)
+    assert stored["held_back"] == refit["held_back"]
+    for family, groups in refit["families"].items():
+        for group, targets in groups.items():
+            for target, coef in targets.items():
+                for name, value in coef.items():
+                    assert stored["families"][family][group][target][name] == pytest.approx(value, abs=1e-5)
+
+
+def dense_64x64(w_bits: int = 8, a_bits: int = 8):
+    return linear_graph(64, 64, QType(True, a_bits, 2.0 ** -4), w_bits, QType(True, a_bits, 2.0 ** -3), seed=1)
+
+
+def test_choice_dense_64x64_int8_at_interval_64(data) -> None:
+    """The shape search picks, among the shapes that reach 64 cycles, one whose measured cost is at
+    FINN's MVU or below and within 15% of the cheapest measured shape of the sweep."""
+    result = fold(dense_64x64(), get_board("pynq-z2"), target_ii=64)
+    s = result.design.schedules["layer0"]
+    rom = result.design.rom_kinds["layer0"]
+    cost = result.costs["layer0"]
+    assert cost.ii <= 64 and cost.dsp <= FINN_MVU_INT8["DSP"]
+    assert (s.simd, s.pe) != (1, 64)          # the old choice: fewest multipliers, first in order
+    swept = {}
+    for p in data["points"]:
+        q = p["params"]
+        if p["kind"] == "linear" and (q["k"], q["n"], q["a"], q["w"]) == (64, 64, 8, 8) \
+                and q["simd"] * q["pe"] == 64:
+            y = p["yosys"]["xc7"]
+            swept[(q["simd"], q["pe"], q.get("rom", "lutram"))] = y["LUT"] + y["LUT_MEM"]
+    assert (s.simd, s.pe, rom) in swept, ((s.simd, s.pe, rom), sorted(swept))
+    measured = swept[(s.simd, s.pe, rom)]
+    assert measured <= FINN_MVU_INT8["LUT"], measured
+    assert measured <= (1 + TOLERANCE) * min(swept.values()), (measured, swept)
+
+
+def test_choice_takes_no_more_dsps_than_the_fewest_multipliers_shape() -> None:
+    """At every interval the chosen shape reaches the interval with no more DSPs than the shape
+    of fewest multipliers (the old choice) needs."""
+    from codegen.schedule.cost import op_cost
+    from codegen.schedule.folding import fold_for_target, linear_options
+
+    board, graph = get_board("pynq-z2"), dense_64x64()
+    options = {"layer0": linear_options(graph.ops[0])}
+    for target in (16, 32, 64, 128, 256, 512):
+        result = fold(graph, board, target_ii=target)
+        old = fold_for_target(graph, target, options)["layer0"]
+        assert result.costs["layer0"].ii <= target
+        assert result.costs["layer0"].dsp <= op_cost(graph.ops[0], old, board.dsp_kind).dsp
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_chosen_dense_64x64_measured_at_or_below_finn(tmp_path: Path) -> None:
+    """einhls compile's choice for the dense 64x64 int8 layer at interval 64 on pynq-z2, synthesized
+    by Yosys (synth_xilinx -family xc7): at or below FINN's MVU (2,176 LUT, 32 DSP)."""
+    from codegen.emit.rtl import emit_rtl
+    from codegen.verify.yosys import synth_counts
+
+    result = fold(dense_64x64(), get_board("pynq-z2"), target_ii=64)
+    emit_rtl(result.design, tmp_path)
+    counts = synth_counts(tmp_path / "rtl", result.design.top_name, "xc7", tmp_path / "yosys")
+    assert counts["LUT"] + counts["LUT_MEM"] <= FINN_MVU_INT8["LUT"], counts
+    assert counts["DSP"] <= FINN_MVU_INT8["DSP"], counts
