@@ -54,35 +54,46 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
     rq_lanes = requant_lanes(s.pe, kf)
     rom_lut = cost.rom_kind == "lutram" and cost.rom_width > 0
     word_bits, depth = cost.rom_width, cost.rom_depth
+    # packed DSPs sum two input slots in their cascade (PACK_CHAIN 2): the fabric tree gets half
+    tree_inputs = -(-slots // 2) if packed else slots
     lut = {
-        "const": 1.0,
+        "const": 1.0, "const_neg": -1.0,
         "lut_multipliers": 0.0 if dsp_mult else multipliers * lut_multiplier(a_bits, w_bits),
         "dsp_products": multipliers * (a_bits + w_bits) if dsp_mult and not packed else 0.0,
         "packed_products": multipliers * (a_bits + w_bits) if packed else 0.0,
-        "adder_tree": s.pe * max(slots - 1, 0) * acc,
+        "adder_tree": s.pe * max(tree_inputs - 1, 0) * acc,
         "accumulators": s.pe * acc,
         "nm_select": multipliers * a_bits * math.ceil(m / 4) if op.sparsity else 0.0,
         "input_read": s.simd * a_bits * math.ceil(kf / 4),
         "requant_select": rq_lanes * acc * math.ceil(s.pe / rq_lanes / 4) if s.pe > 1 else 0.0,
         "output": s.pe * out_bits + s.out_lanes * out_bits * math.ceil(s.pe / s.out_lanes / 4),
-        "rom_lut": word_bits * math.ceil(depth / 64) if rom_lut else 0.0,
+        # a ROM in logic: about one LUT per word bit up to 16 words, then one per 16 stored bits
+        "rom_lut": word_bits * max(1.0, depth / 16) if rom_lut else 0.0,
         "rom_bram": cost.bram36 if cost.rom_kind == "bram" else 0.0,
     }
     ff = {
-        "const": 1.0,
+        "const": 1.0, "const_neg": -1.0,
         "input_buffer": 2 * kf * s.simd * a_bits,
         "output_buffer": 2 * nf * s.pe * out_bits,
-        "operands": multipliers * (a_bits + w_bits),
+        # one activation operand per DSP (two PEs share it when packed)
+        "operands": (math.ceil(s.pe / 2) * slots if packed else multipliers) * a_bits
+        if dsp_mult and not op.sparsity else 0.0,
+        "nm_operands": multipliers * a_bits if op.sparsity else 0.0,
+        "lut_products": 0.0 if dsp_mult else multipliers * (a_bits + w_bits),
+        "weight_operands": multipliers * w_bits if rom_lut else 0.0,   # block RAM: its output register
         "accumulators": s.pe * acc,
-        "adder_tree": s.pe * max(slots - 1, 0) * acc / 2,
-        "rom_word": word_bits,
+        # the tree holds a register every TREE_STAGE = 2 levels
+        "adder_tree": s.pe * acc * math.ceil(math.log2(max(tree_inputs, 1)) / 2),
+        "rom_word": word_bits if rom_lut else 0.0,   # a block RAM registers its output inside
     }
     return {"lut": lut, "ff": ff}
 
 
 def generic_features(op, s, dsp_kind: str, cost) -> dict[str, dict[str, float]]:
-    """Units without a term-by-term model: an offset and a scale of the first-order estimate."""
-    return {"lut": {"const": 1.0, "model": float(cost.lut)}, "ff": {"const": 1.0, "model": float(cost.ff)}}
+    """Units without a term-by-term model: an offset (either sign: the fit is non-negative, so
+    the offset is two columns) and a scale of the first-order estimate."""
+    return {target: {"const": 1.0, "const_neg": -1.0, "model": float(getattr(cost, target))}
+            for target in ("lut", "ff")}
 
 
 def features(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
