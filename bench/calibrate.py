@@ -60,7 +60,7 @@ GRID: list[tuple[str, dict]] = [
       for si, pe in ((8, 8), (4, 16))],
     *[("requant", {"size": 64, "lanes": lanes}) for lanes in (1, 4, 16)],
     *[("add", {"size": 64, "lanes": lanes}) for lanes in (1, 4, 16)],
-    *[("butterfly", {"n": 64, "units": p}) for p in (1, 4, 16)],
+    *[("butterfly", {"n": 64, "units": p}) for p in (1, 4, 16, 2, 8)],
     *[("contract", {"target": t}) for t in (64, 128, 256)],
     *[(kind, {"lanes": lanes}) for kind in ("softmax", "layernorm", "gelu") for lanes in (1, 2, 4)],
 ]
@@ -284,6 +284,9 @@ def fit_model(data: dict) -> dict:
                 rows[target].append((feats, measured_value(point["yosys"][family], target)))
         groups: dict = {}
         for target, target_rows in rows.items():
+            target_rows = [(feats, y) for feats, y in target_rows if any(f for _, f in feats)]
+            if not target_rows:
+                continue
             for group, coef in calibration.fit(target_rows).items():
                 groups.setdefault(group, {})[target] = {k: round(v, 6) for k, v in coef.items()}
         model["families"][family] = groups
@@ -315,7 +318,7 @@ def compare(data: dict) -> dict:
                                  "latency_meas": point["rtlsim"]["latency_cycles"]}
             rows.append(row)
             if row["held_back"]:
-                for target in ("lut", "ff"):
+                for target in ("lut", "ff", "dsp", "bram36"):
                     error = abs(est[target] - meas[target]) / max(meas[target], 1)
                     worst[target] = max(worst.get(target, 0.0), round(error, 4))
     return {"worst_held_back_error": worst, "rows": rows}

@@ -14,6 +14,10 @@ from .design import OpSchedule
 from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
+# a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
+# (bench/calibrate.py --cycles: 9 to 11 cycles at SIMD x PE 1x64, 8x8, 4x4 and 2:4 8x8; the
+# largest is used so that FIFO depths sized from latency differences never come out short)
+LINEAR_PIPELINE_DEPTH = 11
 # (width, depth) shapes of one 36 Kb block RAM, and of one 18 Kb half (a RAMB18, 0.5 BRAM36)
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
 BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
@@ -146,7 +150,10 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
         + multipliers * (a_bits + w_bits) + s.pe * op.acc_type.bits * 2 + word_bits + 64
     weight_bits = word_bits * cycles
     return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats),
-                  latency=in_beats + cycles + PIPELINE_DEPTH + out_beats,
+                  # the frame's last row leaves PE / OUT_LANES beats after it is computed; an
+                  # output-bound unit instead drains the whole frame from its first row (KF cycles)
+                  latency=in_beats + max(cycles + math.ceil(s.pe / s.out_lanes), kf + out_beats)
+                  + LINEAR_PIPELINE_DEPTH,
                   multipliers=multipliers, dense_multipliers=s.pe * s.simd, dsp=dsp,
                   bram36=weight_rom, lut=lut, ff=ff, macs=op.macs,
                   effective_macs=multipliers * cycles, weight_bits=weight_bits,
