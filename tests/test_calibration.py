@@ -148,3 +148,65 @@ def test_chosen_dense_64x64_measured_at_or_below_finn(tmp_path: Path) -> None:
     counts = synth_counts(tmp_path / "rtl", result.design.top_name, "xc7", tmp_path / "yosys")
     assert counts["LUT"] + counts["LUT_MEM"] <= FINN_MVU_INT8["LUT"], counts
     assert counts["DSP"] <= FINN_MVU_INT8["DSP"], counts
+
+
+# --- --target-fps and the report's balance lines (issue 11, item 5) -----------------------------
+
+@pytest.fixture(scope="module")
+def mlp_model(tmp_path_factory) -> Path:
+    from models.torch_qdq import export_mlp
+    path = tmp_path_factory.mktemp("mlp") / "mlp.onnx"
+    export_mlp(path)
+    return path
+
+
+def _run_cli(*args: str):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "codegen.cli", *args], capture_output=True, text=True)
+
+
+def test_target_fps_folds_for_the_slowest_interval_that_meets_it(mlp_model, tmp_path) -> None:
+    from codegen.project import CompileOptions, compile_model
+
+    quiet = {"progress": lambda *_: None}
+    fps = 100e6 / 40.5          # pynq-z2 at 100 MHz: at most 40 cycles per frame
+    by_fps = compile_model(mlp_model, tmp_path / "fps", CompileOptions(target_fps=fps), **quiet)
+    by_ii = compile_model(mlp_model, tmp_path / "ii", CompileOptions(target_ii=40), **quiet)
+    totals = by_fps.report["totals"]
+    assert totals["ii"] <= 40 and by_fps.report["throughput_fps"] >= fps
+    assert by_fps.design.schedules == by_ii.design.schedules     # the same fold as --target-ii 40
+    assert any("frames/s asked" in note and "40 cycles" in note for note in by_fps.report["notes"])
+    fastest = compile_model(mlp_model, tmp_path / "fast", CompileOptions(), **quiet).report["totals"]
+    assert totals["ii"] >= fastest["ii"] and totals["dsp"] + totals["lut"] <= fastest["dsp"] + fastest["lut"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--target-fps", "1e9"), ["--target-fps", "out of reach"]),
+    (("--target-fps", "1000", "--target-ii", "8"), ["--target-ii", "--target-fps"]),
+    (("--target-fps", "-5"), ["--target-fps", "out of range"]),
+])
+def test_target_fps_refusals_are_one_line(mlp_model, tmp_path, args, words) -> None:
+    r = _run_cli("compile", str(mlp_model), "-o", str(tmp_path / "o"), *args)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("einhls: error:")]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_report_names_binding_stage_shares_and_board_roofline(mlp_model, tmp_path) -> None:
+    from codegen.project import CompileOptions, compile_model
+    from codegen.report import format_report
+
+    project = compile_model(mlp_model, tmp_path / "o", CompileOptions(), progress=lambda *_: None)
+    text = format_report(project).splitlines()
+    interval = project.report["totals"]["ii"]
+    from codegen.report import plot_data
+    assert f"binding: {plot_data(project)['binds']}" in text
+    stages = next(ln for ln in text if ln.startswith("stages "))
+    for layer in project.report["layers"]:
+        assert f"{layer['name']} {layer['ii']} ({100.0 * layer['ii'] / interval:.0f}%)" in stages
+    roof = next(ln for ln in text if ln.startswith("roofline: "))
+    board = project.design.board
+    # an int8 MLP: two products per DSP48 at the board's peak, no LUT multipliers
+    assert f"{board.dsp * 2} the board's peak ({board.dsp} DSPs x 2 products)" in roof, roof
