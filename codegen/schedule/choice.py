@@ -8,9 +8,10 @@ the candidates are every (simd, pe) whose fold count is <= T with at most ``SLAC
 fewest multipliers that reach T (more multipliers than that only buys idle hardware), each with
 its ROM in LUTs or in block RAM, and the cheapest is chosen by
 
-    (the largest share of any board resource the unit takes, its LUTs, its FFs, its BRAM36)
+    (the largest share of any board resource the unit takes, its DSPs, LUTs, FFs, BRAM36)
 
-i.e. first what makes the unit hard to fit, then the fabric it uses.  The ranking assumes DSP
+i.e. first what makes the unit hard to fit, then the scarcest fabric it uses (a ROM that may move
+to UltraRAM counts at the smaller of its block-RAM and UltraRAM shares).  The ranking assumes DSP
 packing wherever it is possible in principle (the exact check scans the weights); the chosen shape
 is then costed exactly.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from ..ir.graph import Linear, Op
 from .boards import Board
 from .calibration import apply as apply_calibration
-from .cost import OpCost, bram36_for, linear_cost
+from .cost import OpCost, bram36_for, linear_cost, uram_for
 from .design import OpSchedule
 from .packing import pack_config
 
@@ -41,9 +42,12 @@ def rom_kinds_for(op: Linear, s: OpSchedule, board: Board) -> tuple[str, ...]:
 
 
 def _key(cost: OpCost, board: Board) -> tuple:
-    shares = [cost.dsp / max(board.dsp, 1), cost.lut / max(board.lut, 1),
-              cost.bram36 / max(board.bram36, 1), cost.ff / max(board.ff, 1)]
-    return (round(max(shares), 4), cost.lut, cost.ff, cost.bram36)
+    memory = cost.bram36 / max(board.bram36, 1)
+    if board.uram and cost.rom_kind == "bram":
+        # place_roms may move this ROM to UltraRAM, whose one shape (72 x 4096) favours other words
+        memory = min(memory, uram_for(cost.rom_width, cost.rom_depth) / board.uram)
+    shares = [cost.dsp / max(board.dsp, 1), cost.lut / max(board.lut, 1), memory, cost.ff / max(board.ff, 1)]
+    return (round(max(shares), 4), cost.dsp, cost.lut, cost.ff, cost.bram36)
 
 
 class ShapeChooser:
