@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="fraction (0 < f <= 1) of the board's DSP/BRAM/LUT/FF the design may use")
     c.add_argument("--target-ii", type=int, metavar="CYCLES",
                    help="ask for this initiation interval, cycles per frame (default: the smallest that fits)")
+    c.add_argument("--target-fps", type=float, metavar="FRAMES",
+                   help="ask for at least this many frames per second with the least resources "
+                        "(the slowest interval that meets it; instead of --target-ii)")
     c.add_argument("--clock-mhz", type=float, help="design clock in MHz (default: the board's)")
     c.add_argument("--sequence-length", type=int, metavar="L",
                    help="tokens per sequence, for a Transformer exported at another length (same scales)")
@@ -143,7 +146,7 @@ def _compile(args) -> int:
 
     options = CompileOptions(board=args.board, seed=args.seed, default_type=args.default_type,
                              max_util=args.max_util, target_ii=args.target_ii, clock_mhz=args.clock_mhz,
-                             contraction_objective=args.contraction_objective,
+                             target_fps=args.target_fps, contraction_objective=args.contraction_objective,
                              sequence_length=args.sequence_length)
     project = compile_model(args.model, args.output, options, force=args.force)
     t = project.report["totals"]

@@ -23,6 +23,11 @@ def check_options(options, flag=lambda field: field) -> None:
         raise bad("max_util", options.max_util, "want a fraction of the board, 0 < f <= 1")
     if options.target_ii is not None and (not isinstance(options.target_ii, int) or options.target_ii < 1):
         raise bad("target_ii", options.target_ii, "want a whole number of cycles >= 1")
+    target_fps = getattr(options, "target_fps", None)
+    if target_fps is not None and not (math.isfinite(target_fps) and target_fps > 0):
+        raise bad("target_fps", target_fps, "want frames per second > 0")
+    if target_fps is not None and options.target_ii is not None:
+        raise EinhlsError(f"{flag('target_ii')} and {flag('target_fps')} both ask for a speed: give one of them")
     if options.clock_mhz is not None and not (math.isfinite(options.clock_mhz)
                                               and 0 < options.clock_mhz <= MAX_CLOCK_MHZ):
         raise bad("clock_mhz", options.clock_mhz, f"want MHz, 0 < f <= {MAX_CLOCK_MHZ:g}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class CompileOptions:
     default_type: str | None = None
     max_util: float = 0.8
     target_ii: int | None = None
+    target_fps: float | None = None   # frames per second: the slowest interval that reaches it
     clock_mhz: float | None = None
     contraction_objective: str = "macs"   # path search objective: macs | latency | resources | product
     # cap on the FIFO depths the schedule computes where paths reconverge (for experiments: a cap
@@ -166,6 +168,16 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 
 
+def interval_for_fps(fps: float, tokens: int, clock_mhz: float) -> tuple[int, str]:
+    """The slowest interval (cycles per token) that still gives ``fps`` frames per second, and
+    that reasoning in words; a rate beyond one token per cycle is refused."""
+    cycles = math.floor(clock_mhz * 1e6 / (fps * max(tokens, 1)))
+    if cycles < 1:
+        raise EinhlsError(f"--target-fps {fps:g} is out of reach: {tokens} token(s) per frame at "
+                          f"{clock_mhz:g} MHz allow at most {clock_mhz * 1e6 / max(tokens, 1):.6g} frames/s")
+    return cycles, f"an interval of at most {cycles} cycles per token at {clock_mhz:g} MHz"
+
+
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions | None = None,
                   force: bool = False, progress=print) -> "Project":
     """Lower, schedule and emit MODEL into the folder OUT (layout: docs/interface.md)."""
@@ -211,7 +223,19 @@ def _build(graph: Graph, out: Path, options: CompileOptions, source: dict, progr
 
     board = get_board(options.board)
     progress(f"[2/4] scheduling {len(graph.ops)} ops for {board.name}")
-    result = fold(graph, board, options.clock_mhz, options.max_util, options.target_ii)
+    target_ii, fps_note = options.target_ii, None
+    if options.target_fps is not None:
+        target_ii, fps_note = interval_for_fps(options.target_fps, graph.tokens,
+                                               options.clock_mhz or board.clock_mhz)
+    try:
+        result = fold(graph, board, options.clock_mhz, options.max_util, target_ii)
+    except EinhlsError as exc:
+        if fps_note is None:
+            raise
+        raise EinhlsError(f"--target-fps {options.target_fps:g}: {fps_note}, but {exc}") from None
+    if fps_note is not None:
+        result.notes.append(f"{options.target_fps:g} frames/s asked: {fps_note}; the least resources "
+                            f"that meet it")
     design = result.design
     if options.fifo_depth_limit is not None:
         if options.fifo_depth_limit < 2:

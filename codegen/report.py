@@ -54,6 +54,7 @@ def format_report(project) -> str:
     lines.append(f"estimated: interval {t['ii']} cycles{per_frame} ({report['throughput_fps']:g} frames/s), latency "
                  f"{t['latency']} cycles ({report['latency_us']:g} us); utilisation DSP {u['dsp']:.1%}, "
                  f"BRAM {u['bram36']:.1%}, URAM {u.get('uram', 0):.1%}, LUT {u['lut']:.1%}, FF {u['ff']:.1%}")
+    lines += balance_lines(project)
     if project.design.board.open_flow:
         lines.append(f"units on {report['board']}: DSP = {project.design.board.dsp_kind}, LUT = "
                      f"{project.design.board.lut_kind}, BRAM36 = two {project.design.board.bram_kind} (18 Kb each)")
@@ -102,6 +103,38 @@ def format_report(project) -> str:
                      f"synth {n['seconds']['synth']:.0f} s, place and route {n['seconds']['pnr']:.0f} s, "
                      f"pack {n['seconds'].get('pack', 0):.0f} s")
     return "\n".join(lines)
+
+
+def balance_lines(project) -> list[str]:
+    """What binds the design, each stage's distance from the interval, and the MACs per cycle
+    achieved against the board's peak (the roofline of ``einhls report --plot``)."""
+    data = plot_data(project)
+    interval = data["stages"]["interval"]
+    stages = ", ".join(f"{name} {cycles} ({100.0 * cycles / interval:.0f}%)"
+                       for name, cycles in zip(data["names"], data["stages"]["cycles"]))
+    roof = data["roofline"]
+    return [f"binding: {data['binds']}",
+            f"stages (cycles per token, % of the {interval}-cycle interval): {stages}",
+            f"roofline: {roof['achieved']:.4g} MACs per cycle achieved, {roof['design_peak']} the design's "
+            f"multipliers could do, {roof['board_peak']} the board's peak ({roof['dsp']} DSPs x "
+            f"{roof['per_dsp']} products{' + LUT multipliers' if roof['lut_peak'] else ''})"]
+
+
+def board_peak(project) -> dict:
+    """The board's MACs per cycle: every DSP busy with as many products as the design's widths let
+    it pack (two int8 products per DSP48 pre-adder; one when an operand is wider), plus the LUT
+    multipliers the design already has (they are not bounded by the DSP count)."""
+    from .ir.graph import Linear
+    from .schedule.packing import DSP_PREADDER_BITS, lut_multipliers
+
+    board = project.design.board
+    wide = [op for op in project.graph.ops if isinstance(op, Linear) and not lut_multipliers(op)]
+    per_dsp = 2 if board.dsp_kind in DSP_PREADDER_BITS and all(
+        max(op.in_type.bits, op.weight_type.bits) <= 8 for op in wide) else 1
+    lut_peak = sum(layer["multipliers"] for layer in project.report["layers"]
+                   if layer.get("dsp", 0) == 0 and layer["multipliers"])
+    return {"dsp": board.dsp, "per_dsp": per_dsp, "lut_peak": lut_peak,
+            "board_peak": board.dsp * per_dsp + lut_peak}
 
 
 def _dense_twin(op):
@@ -239,6 +272,8 @@ def plot_data(project) -> dict:
             "stages": {"cycles": [layer["ii"] for layer in layers], "interval": interval,
                        "measured": project.measured.get("rtlsim", {}).get("interval_cycles")},
             "macs": macs,
+            "roofline": {**board_peak(project), "achieved": sum(m["achieved"] for m in macs),
+                         "design_peak": sum(m["peak"] for m in macs)},
             "macs_total": {"achieved": sum(m["achieved"] for m in macs), "peak": sum(m["peak"] for m in macs)}}
 
 
@@ -270,8 +305,17 @@ def next_faster_design(project, budget: float) -> tuple[int | None, list[str]]:
     if not faster:
         return None, []
     target = max(faster)
-    schedules = fold_for_target(graph, target, options)
-    totals = totals_of({op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops})
+    # the same search as the scheduler's (codegen/schedule/folding.py fold): shapes, ROM kinds
+    from .schedule.calibration import FAMILY_OF_DSP
+    from .schedule.choice import ShapeChooser
+    from .schedule.cost import place_roms
+    chooser = ShapeChooser(board) if board.dsp_kind in FAMILY_OF_DSP else None
+    schedules = fold_for_target(graph, target, options, chooser)
+    costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+    if chooser is not None:
+        chooser.place(graph, schedules, costs)
+    place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
+    totals = totals_of(costs)
     over = fits(totals, board, budget)
     return target, [item.split()[0] for item in over]
 
@@ -364,7 +408,9 @@ def draw_report(project):
     ax_mac.set_ylim(len(macs) - 0.5, -0.5)
     ax_mac.set_xlim(0, max([m["peak"] for m in macs] + [1]) * 1.45)
     t = data["macs_total"]
-    ax_mac.set_xlabel(f"MACs per cycle; design: {t['achieved']:.4g} of {t['peak']} peak")
+    roof = data["roofline"]
+    ax_mac.set_xlabel(f"MACs per cycle; design: {t['achieved']:.4g} of {t['peak']} peak; board peak "
+                      f"{roof['board_peak']} ({100.0 * t['achieved'] / max(roof['board_peak'], 1):.0f}% of it)")
     ax_mac.set_title("MACs per cycle: achieved (orange) against the peak (gray, one per multiplier)",
                      loc="left", fontsize=10)
 

@@ -14,6 +14,10 @@ from .design import OpSchedule
 from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
+# a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
+# (bench/calibrate.py --cycles: 9 to 11 cycles at SIMD x PE 1x64, 8x8, 4x4 and 2:4 8x8; the
+# largest is used so that FIFO depths sized from latency differences never come out short)
+LINEAR_PIPELINE_DEPTH = 11
 # (width, depth) shapes of one 36 Kb block RAM, and of one 18 Kb half (a RAMB18, 0.5 BRAM36)
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
 BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
@@ -87,7 +91,18 @@ def lut_multiplier(a_bits: int, b_bits: int) -> int:
     return math.ceil(a_bits * b_bits * 0.6)
 
 
-def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
+def bram36_forced(width: int, depth: int) -> float:
+    """Block RAMs for a ROM placed in block RAM whatever its size (RAMB18 halves or RAMB36)."""
+    half = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM18_SHAPES) / 2
+    full = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
+    return float(min(half, full))
+
+
+def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None = None,
+                assume_packing: bool | None = None) -> OpCost:
+    """``rom_kind`` "lutram" or "bram" places the weight ROM there (None: by size, bram36_for).
+    ``assume_packing`` skips the weight scan of pack_config (the shape search ranks thousands of
+    shapes of a large layer; the chosen one is costed exactly)."""
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     cycles = nf * kf
     in_beats = math.ceil(op.in_size / s.in_lanes)
@@ -106,7 +121,10 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
     multipliers = s.pe * slots
     # count what the RTL emitter builds: its packing and requant decisions are functions of the op
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
-    packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
+    if assume_packing is not None:
+        packed = bool(assume_packing and per_mult_dsp and s.pe >= 2)
+    else:
+        packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
     dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP
     rq = op.requant
     requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
@@ -122,13 +140,20 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str) -> OpCost:
     lut += s.simd * a_bits * math.ceil(kf / 4)                     # input buffer read port
     lut += s.pe * (op.out_type.bits + 8)                           # rounding, clamp
     weight_rom = bram36_for(word_bits, cycles)
+    if rom_kind == "lutram":
+        weight_rom = 0.0
+    elif rom_kind == "bram":
+        weight_rom = bram36_forced(word_bits, cycles)
     if weight_rom == 0:
         lut += word_bits * math.ceil(cycles / 64)  # one LUT6 per bit per 64 words
     ff = 2 * kf * s.simd * a_bits + 2 * nf * s.pe * op.out_type.bits \
         + multipliers * (a_bits + w_bits) + s.pe * op.acc_type.bits * 2 + word_bits + 64
     weight_bits = word_bits * cycles
     return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats),
-                  latency=in_beats + cycles + PIPELINE_DEPTH + out_beats,
+                  # the frame's last row leaves PE / OUT_LANES beats after it is computed; an
+                  # output-bound unit instead drains the whole frame from its first row (KF cycles)
+                  latency=in_beats + max(cycles + math.ceil(s.pe / s.out_lanes), kf + out_beats)
+                  + LINEAR_PIPELINE_DEPTH,
                   multipliers=multipliers, dense_multipliers=s.pe * s.simd, dsp=dsp,
                   bram36=weight_rom, lut=lut, ff=ff, macs=op.macs,
                   effective_macs=multipliers * cycles, weight_bits=weight_bits,
@@ -288,6 +313,9 @@ def op_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
     if cost_function is None:
         raise TypeError(f"no cost model for op kind {op.kind!r}")
     cost = cost_function(op, s, dsp_kind)
+    # LUT and FF fitted to Yosys counts where bench/calibrate.py measured the unit kind
+    from .calibration import apply as apply_calibration
+    apply_calibration(op.kind, op, s, dsp_kind, cost)
     if dsp_kind == ECP5_MULTIPLIER:
         rom_shape = None
         if isinstance(op, Linear):

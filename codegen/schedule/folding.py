@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
 from .boards import Board
+from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
+from .choice import ShapeChooser
 from .cost import OpCost, bram36_for, op_cost, place_roms
 from .design import Design, OpSchedule, divisor_at_most
 
@@ -118,8 +120,10 @@ def _per_token(target: int, graph: Graph, tokens: int) -> int:
     return max(1, target * graph.tokens // tokens)
 
 
-def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict[str, OpSchedule]:
-    """Every op's parallelism for an interval of ``target`` cycles per token of the graph input."""
+def fold_for_target(graph: Graph, target: int, options: dict[str, list],
+                    chooser: ShapeChooser | None = None) -> dict[str, OpSchedule]:
+    """Every op's parallelism for an interval of ``target`` cycles per token of the graph input (a
+    Linear op's shape by ``chooser``, the calibrated shape search, where given)."""
     schedules = {}
     counts = token_counts(graph)
     lanes = {t: _lanes(graph.tensor_size(t), _per_token(target, graph, counts[t])) for t in graph.tensors()}
@@ -140,7 +144,10 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list]) -> dict
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
             opts, op_target = options[op.name], _per_token(target, graph, counts[op.outputs[0]])
-            _, simd, pe = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
+            if chooser is not None and op.kind == "linear":
+                _, simd, pe = chooser.pick(op, opts, op_target, in_lanes, out_lanes)
+            else:
+                _, simd, pe = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
         elif op.kind in ("window", "regroup", "tapmax"):   # lanes dividing the channels (schedule/conv_cost.py)
             from .conv_cost import regroup_lanes, tapmax_lanes, window_lanes
             chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else \
@@ -304,10 +311,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     slowest = max(candidates)
     candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor, window_floor)) or [slowest]
     notes = []
+    chooser = ShapeChooser(board) if board.dsp_kind in FAMILY_OF_DSP else None
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
-        schedules = fold_for_target(graph, target, options)
+        schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        if chooser is not None:
+            chooser.place(graph, schedules, costs)
         # only Linear units can hold their weights in URAM (the other units keep their memories)
         place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
         totals = totals_of(costs)

@@ -1,0 +1,418 @@
+"""Calibration of the scheduler's cost model against Yosys (and RTL simulation where cheap).
+
+    python -m bench.calibrate                  # sweep (Yosys xc7 + xcup, about 20 minutes), then fit
+    python -m bench.calibrate --fit            # refit from the stored sweep only (seconds, no Yosys)
+    python -m bench.calibrate --only linear    # sweep the missing points of one unit kind only
+
+Every point of the sweep is a one-unit design (a dense or N:M Linear, a requant, an Add, a butterfly,
+a tensor-train contraction pipeline) built by the same code the compiler uses: the IR op, a
+schedule, ``emit_rtl`` and Yosys ``synth_xilinx -family xc7`` and ``-family xcup`` on the whole
+generated top, as ``einhls report --synth`` does; the nonlinear units (softmax, layernorm, gelu) go
+under the AXI4-Stream top of their unit tests.  Measured: LUT (logic), LUT_MEM (LUTs used as
+memory), FF, DSP, BRAM (36 Kb equivalents); with ``--cycles``, the interval and latency of the dense
+and sparse Linear points in Verilator (the unit-test harness, bit-exact against the reference).
+
+The fit (codegen/schedule/calibration.py) writes codegen/schedule/calibrated.json: per unit kind and
+family, non-negative least-squares coefficients on the features of that unit (the terms of the
+first-order model in codegen/schedule/cost.py), fitted on the points not held back; every third
+point of each unit kind (``held_back``) is kept out of the fit and checked by
+tests/test_calibration.py.  Data: bench/results/calibration.json, table: calibration.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT.parent / "tests"))
+
+COMMAND = "python -m bench.calibrate"
+FAMILIES = ("xc7", "xcup")
+MEASURES = ("LUT", "LUT_MEM", "FF", "DSP", "BRAM", "CARRY", "URAM")
+
+# --- the grid -----------------------------------------------------------------------------------
+# (kind, params); params rebuild the point with calibration.build_point (cheap, no tools)
+GRID: list[tuple[str, dict]] = [
+    # dense int8 64x64 (power-of-two scales: requant by shifting) at every SIMD x PE of 64 and 16 products
+    *[("linear", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe})
+      for si, pe in ((1, 64), (2, 32), (4, 16), (8, 8), (16, 4), (32, 2), (64, 1), (4, 4), (8, 2), (2, 8),
+                     (16, 16), (8, 16))],
+    ("linear", {"k": 128, "n": 32, "a": 8, "w": 8, "simd": 16, "pe": 4}),
+    ("linear", {"k": 32, "n": 128, "a": 8, "w": 8, "simd": 4, "pe": 16}),
+    # 4-bit: LUT multipliers
+    *[("linear", {"k": 64, "n": 64, "a": 4, "w": 4, "simd": si, "pe": pe})
+      for si, pe in ((8, 8), (4, 4), (16, 8))],
+    # 2:4 sparse int8
+    *[("linear_nm", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "nm": [2, 4]})
+      for si, pe in ((8, 8), (4, 16), (16, 4), (8, 4))],
+    # the same layers with the weight ROM forced into block RAM (the scheduler chooses between the two)
+    *[("linear", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "rom": "bram"})
+      for si, pe in ((1, 64), (4, 16), (8, 8), (16, 4))],
+    ("linear", {"k": 64, "n": 64, "a": 4, "w": 4, "simd": 8, "pe": 8, "rom": "bram"}),
+    *[("linear_nm", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "nm": [2, 4], "rom": "bram"})
+      for si, pe in ((8, 8), (4, 16))],
+    *[("requant", {"size": 64, "lanes": lanes}) for lanes in (1, 4, 16)],
+    *[("add", {"size": 64, "lanes": lanes}) for lanes in (1, 4, 16)],
+    *[("butterfly", {"n": 64, "units": p}) for p in (1, 4, 16, 2, 8)],
+    *[("contract", {"target": t}) for t in (64, 128, 256)],
+    *[(kind, {"lanes": lanes}) for kind in ("softmax", "layernorm", "gelu") for lanes in (1, 2, 4)],
+]
+
+DSP_KIND = {"xc7": "DSP48E1", "xcup": "DSP48E2"}
+
+
+def point_key(kind: str, params: dict) -> str:
+    return kind + ":" + ",".join(f"{k}={params[k]}" for k in sorted(params))
+
+
+NONLINEAR_KINDS = ("softmax", "layernorm", "gelu")
+NONLINEAR_SIZE = 64
+
+
+def _lanes(size: int, cycles: int) -> int:
+    return max(1, min(size, math.ceil(size / cycles)))
+
+
+def nonlinear_unit(kind: str):
+    """The softmax / layernorm / gelu unit of a point (int8, 64 features, seeded parameters)."""
+    import numpy as np
+
+    from codegen.ir.nonlinear import make_gelu, make_layernorm, make_softmax
+    from codegen.ir.types import QType
+
+    rng = np.random.default_rng(0)
+    int8 = QType(True, 8, 0.05)
+    if kind == "softmax":
+        return make_softmax(NONLINEAR_SIZE, QType(True, 8, 1 / 16), QType(False, 8, 1 / 256))
+    if kind == "layernorm":
+        return make_layernorm(NONLINEAR_SIZE, int8, QType(True, 8, 1 / 32), rng.uniform(0.5, 1.5, NONLINEAR_SIZE),
+                              rng.uniform(-0.5, 0.5, NONLINEAR_SIZE))
+    return make_gelu(NONLINEAR_SIZE, int8, int8)
+
+
+def build_point(kind: str, params: dict):
+    """The Design of one grid point (no tools run; a few milliseconds, a TT model a second)."""
+    import dataclasses
+
+    from codegen.examples import linear_graph, manual_design
+    from codegen.ir.build import make_requant
+    from codegen.ir.graph import GRAPH_INPUT, Graph
+    from codegen.ir.joins import make_add
+    from codegen.ir.types import QType
+    from codegen.passes.graph import insert_forks
+    from codegen.schedule.boards import get_board
+    from codegen.schedule.folding import fold
+
+    if kind in ("linear", "linear_nm"):
+        k, n, simd, pe = params["k"], params["n"], params["simd"], params["pe"]
+        nm = tuple(params["nm"]) if params.get("nm") else None
+        out_type = QType(True, params["a"], 2.0 ** -3)
+        graph = linear_graph(k, n, QType(True, params["a"], 2.0 ** -4), params["w"], out_type, sparsity=nm, seed=1)
+        cycles = math.ceil(k / simd) * math.ceil(n / pe)
+        design = manual_design(graph, {"layer0": (simd, pe, _lanes(k, cycles), _lanes(n, cycles))})
+        if params.get("rom"):
+            design.rom_kinds["layer0"] = params["rom"]
+        return design
+    if kind == "requant":
+        size, lanes = params["size"], params["lanes"]
+        op = make_requant("rq", "rq", QType(True, 16, 2.0 ** -8), QType(True, 8, 0.0517), size)
+        graph = Graph(name="unit", input_type=op.in_type, input_size=size, ops=[op],
+                      input_shape=(1, size), output_shape=(1, size))
+        return manual_design(graph, {"rq": (lanes, lanes, lanes, lanes)})
+    if kind == "add":
+        size, lanes = params["size"], params["lanes"]
+        a, b = QType(True, 8, 0.05), QType(True, 8, 0.07)
+        add = dataclasses.replace(make_add("add", "add", a, b, QType(True, 8, 0.1), size),
+                                  inputs=(GRAPH_INPUT, GRAPH_INPUT))
+        graph = insert_forks(Graph(name="unit", input_type=a, input_size=size, ops=[add],
+                                   input_shape=(1, size), output_shape=(1, size)))
+        return manual_design(graph, {op.name: (lanes, lanes, lanes, lanes) for op in graph.ops})
+    if kind == "butterfly":
+        from codegen.examples import butterfly_graph
+        t = QType(True, 8, 2.0 ** -4)
+        graph = butterfly_graph(params["n"], t, 8, t, t)
+        op = graph.ops[0]
+        from codegen.schedule.butterfly import timing
+        target = timing(op, params["units"]).compute
+        return fold(graph, get_board("zcu104"), target_ii=target).design
+    if kind == "contract":
+        return fold(tt_graph(), get_board("zcu104"), target_ii=params["target"]).design
+    raise ValueError(kind)
+
+
+def tt_graph():
+    """A tensor-train layer 64 -> 64 (cores 4x4x4, ranks 4), int8, lowered as the compiler does."""
+    from codegen.project import CompileOptions, lower
+    from models.einsum_models import tt_model
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tt.onnx"
+        onnx.save(tt_model((4, 4, 4), (4, 4, 4), (4, 4), seed=3), str(path))
+        return lower(path, CompileOptions(board="zcu104"))
+
+
+def emit_point(kind: str, params: dict, work: Path) -> tuple[Path, str]:
+    """Write the point's Verilog; returns (rtl folder, top module)."""
+    if kind in NONLINEAR_KINDS:
+        from models.nonlinear_units import TOP, emit_rtl_project
+        emit_rtl_project(nonlinear_unit(kind), params["lanes"], work)
+        return work / "rtl", TOP
+    from codegen.emit.rtl import emit_rtl
+    design = build_point(kind, params)
+    emit_rtl(design, work)
+    return work / "rtl", design.top_name
+
+
+def synth_point(kind: str, params: dict, work: Path) -> dict:
+    """Yosys counts of one point on both families."""
+    from codegen.verify.yosys import synth_counts
+
+    rtl, top = emit_point(kind, params, work)
+    out = {}
+    for family in FAMILIES:
+        counts = synth_counts(rtl, top, family, work / f"yosys_{family}")
+        out[family] = {k: counts[k] for k in MEASURES}
+    return out
+
+
+#: the Linear points whose interval and latency are measured in RTL simulation (--cycles)
+CYCLE_POINTS = {("linear", 1, 64, 8), ("linear", 8, 8, 8), ("linear", 4, 4, 8), ("linear_nm", 8, 8, 8)}
+
+
+def cycles_point(kind: str, params: dict, work: Path) -> dict | None:
+    """Interval and latency in Verilator (the unit-test harness) for the CYCLE_POINTS."""
+    if kind not in ("linear", "linear_nm") or params.get("rom") or params["k"] != 64 or params["n"] != 64 \
+            or (kind, params["simd"], params["pe"], params["a"]) not in CYCLE_POINTS:
+        return None
+    from codegen.emit.cocotb_tb import emit_cocotb_tb
+    from codegen.emit.rtl import emit_rtl
+    from codegen.ir.reference import random_inputs, run_reference
+    from codegen.verify.rtlsim import run_rtlsim
+
+    design = build_point(kind, params)
+    emit_rtl(design, work)
+    emit_cocotb_tb(design, work)
+    inputs = random_inputs(design.graph, 6, seed=100)
+    result = run_rtlsim(work, inputs, run_reference(design.graph, inputs), work / "work", seed=100)
+    if not result.passed:
+        raise RuntimeError(f"{point_key(kind, params)}: {result.line()}")
+    return {k: result.measured[k] for k in ("interval_cycles", "latency_cycles")}
+
+
+def held_back(data: dict) -> set[str]:
+    """Every third point of each unit kind (the 2nd, 5th, ...): kept out of the fit, checked by
+    tests/test_calibration.py."""
+    keys, seen = set(), {}
+    for point in data["points"]:
+        index = seen.get(point["kind"], 0)
+        seen[point["kind"]] = index + 1
+        if index % 3 == 1:
+            keys.add(point["key"])
+    return keys
+
+
+def point_ops(kind: str, params: dict, dsp_kind: str, calibrated: bool) -> list[tuple[str, object, object, object]]:
+    """(op kind, op, schedule, cost) of every op of a point: the first-order cost (cost.py alone)
+    or, with ``calibrated``, the scheduler's estimate (op_cost, calibration included)."""
+    from codegen.schedule import calibration
+    from codegen.schedule.cost import COST_FUNCTIONS, linear_cost, op_cost
+    from codegen.schedule.design import OpSchedule
+    from codegen.schedule.nonlinear_cost import nonlinear_cost
+
+    if kind in NONLINEAR_KINDS:
+        lanes = params["lanes"]
+        s = OpSchedule(kind, lanes, lanes, lanes, lanes)
+        cost = nonlinear_cost(nonlinear_unit(kind), lanes, dsp_kind)
+        if calibrated:
+            calibration.apply(kind, None, s, dsp_kind, cost)
+        return [(kind, None, s, cost)]
+    design = build_point(kind, params)
+    out = []
+    for op in design.graph.ops:
+        s = design.schedules[op.name]
+        rom_kind = design.rom_kinds.get(op.name)
+        if op.kind == "linear" and rom_kind:
+            cost = linear_cost(op, s, dsp_kind, rom_kind=rom_kind)
+            if calibrated:
+                calibration.apply(op.kind, op, s, dsp_kind, cost)
+        else:
+            cost = op_cost(op, s, dsp_kind) if calibrated else COST_FUNCTIONS[op.kind](op, s, dsp_kind)
+        out.append((op.kind, op, s, cost))
+    return out
+
+
+def measured_value(counts: dict, target: str) -> float:
+    from codegen.schedule.calibration import TARGETS
+    return float(sum(counts[k] for k in TARGETS[target]))
+
+
+def fit_and_store(data: dict) -> dict:
+    """Fit the coefficients on the points not held back; write codegen/schedule/calibrated.json."""
+    from codegen.schedule import calibration
+
+    model = fit_model(data)
+    calibration.CALIBRATED_PATH.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+    calibration._load.cache_clear()
+    model["summary"] = compare(data)
+    return model
+
+
+def fit_model(data: dict) -> dict:
+    """The coefficients fitted on the stored sweep (no tools run)."""
+    from codegen.schedule import calibration
+
+    back = held_back(data)
+    model = {"command": COMMAND, "yosys": data.get("yosys"), "held_back": sorted(back), "families": {}}
+    for family in FAMILIES:
+        dsp_kind = DSP_KIND[family]
+        rows = {target: [] for target in calibration.TARGETS}
+        for point in data["points"]:
+            if point["key"] in back or family not in point.get("yosys", {}):
+                continue
+            ops = point_ops(point["kind"], point["params"], dsp_kind, calibrated=False)
+            for target in calibration.TARGETS:
+                feats = [(calibration.GROUP_OF_KIND[k], calibration.features(k, op, s, dsp_kind, c)[target])
+                         for k, op, s, c in ops if k in calibration.GROUP_OF_KIND]
+                rows[target].append((feats, measured_value(point["yosys"][family], target)))
+        groups: dict = {}
+        for target, target_rows in rows.items():
+            target_rows = [(feats, y) for feats, y in target_rows if any(f for _, f in feats)]
+            if not target_rows:
+                continue
+            for group, coef in calibration.fit(target_rows).items():
+                groups.setdefault(group, {})[target] = {k: round(v, 6) for k, v in coef.items()}
+        model["families"][family] = groups
+    return model
+
+
+def compare(data: dict) -> dict:
+    """Estimate (calibrated op_cost) against measurement for every point: the rows of the table,
+    and the worst relative error on the held-back points per target."""
+    back = held_back(data)
+    rows, worst = [], {}
+    for point in data["points"]:
+        for family in FAMILIES:
+            counts = point.get("yosys", {}).get(family)
+            if counts is None:
+                continue
+            ops = point_ops(point["kind"], point["params"], DSP_KIND[family], calibrated=True)
+            first = point_ops(point["kind"], point["params"], DSP_KIND[family], calibrated=False)
+            est = {"lut": sum(c.lut for *_, c in ops), "ff": sum(c.ff for *_, c in ops),
+                   "dsp": sum(c.dsp for *_, c in ops), "bram36": sum(c.bram36 for *_, c in ops)}
+            meas = {"lut": measured_value(counts, "lut"), "ff": counts["FF"], "dsp": counts["DSP"],
+                    "bram36": counts["BRAM"]}
+            row = {"key": point["key"], "family": family, "held_back": point["key"] in back,
+                   "estimate": est, "first_order_lut": sum(c.lut for *_, c in first), "measured": meas}
+            if point.get("rtlsim") and family == FAMILIES[0]:
+                row["cycles"] = {"interval_est": max(c.ii for *_, c in ops),
+                                 "interval_meas": point["rtlsim"]["interval_cycles"],
+                                 "latency_est": sum(c.latency for *_, c in ops),
+                                 "latency_meas": point["rtlsim"]["latency_cycles"]}
+            rows.append(row)
+            if row["held_back"]:
+                for target in ("lut", "ff", "dsp", "bram36"):
+                    error = abs(est[target] - meas[target]) / max(meas[target], 1)
+                    worst[target] = max(worst.get(target, 0.0), round(error, 4))
+    return {"worst_held_back_error": worst, "rows": rows}
+
+
+def write_table(data: dict, path: Path, command: str) -> str:
+    summary = compare(data)
+    lines = [f"Made by `{command}` ({data.get('yosys')}, synth_xilinx -family xc7 / xcup on the "
+             "generated one-unit design).  Estimate = the scheduler's calibrated cost model "
+             "(codegen/schedule/calibrated.json); first-order = cost.py without calibration.  "
+             "LUT counts include LUTs used as ROM.  Held-back points (*) were not used in the fit.",
+             "",
+             f"Worst held-back error: {summary['worst_held_back_error']}",
+             "",
+             "| point | family | LUT est | LUT meas | LUT first-order | FF est | FF meas | DSP est | DSP meas | BRAM36 est | BRAM36 meas |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in summary["rows"]:
+        e, m = r["estimate"], r["measured"]
+        lines.append(f"| {r['key']}{' *' if r['held_back'] else ''} | {r['family']} | {e['lut']:,} | {m['lut']:,.0f} | "
+                     f"{r['first_order_lut']:,} | {e['ff']:,} | {m['ff']:,} | {e['dsp']} | {m['dsp']} | "
+                     f"{e['bram36']:g} | {m['bram36']:g} |")
+    cycles = [r for r in summary["rows"] if "cycles" in r]
+    if cycles:
+        lines += ["", "Cycles in RTL simulation (Verilator, the unit-test harness, bit-exact against the "
+                  "reference; interval = cycles between frames back to back, latency = first input beat to "
+                  "last output beat):", "",
+                  "| point | interval est | interval meas | latency est | latency meas |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for r in cycles:
+            c = r["cycles"]
+            lines.append(f"| {r['key']} | {c['interval_est']} | {c['interval_meas']} | {c['latency_est']} | "
+                         f"{c['latency_meas']} |")
+    table = "\n".join(lines) + "\n"
+    path.write_text(table)
+    return table
+
+
+def load() -> dict:
+    """The stored sweep, in GRID order (points no longer in the grid are left out)."""
+    path = RESULTS / "calibration.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"command": COMMAND, "points": []}
+    stored = {p["key"]: p for p in data["points"]}
+    data["points"] = [stored[point_key(k, p)] for k, p in GRID if point_key(k, p) in stored]
+    return data
+
+
+def save(data: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "calibration.json").write_text(json.dumps(data, indent=1) + "\n")
+
+
+def sweep(only: str | None, cycles: bool) -> None:
+    from codegen.verify.yosys import yosys_version
+
+    data = load()
+    grid = {point_key(k, p) for k, p in GRID}
+    done = {p["key"]: p for p in data["points"] if p["key"] in grid}
+    data["command"] = COMMAND
+    data["yosys"] = yosys_version()
+    data["families"] = list(FAMILIES)
+    start_all = time.time()
+    for kind, params in GRID:
+        if only and kind != only:
+            continue
+        key = point_key(kind, params)
+        entry = done.get(key, {"key": key, "kind": kind, "params": params})
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.time()
+            if "yosys" not in entry:
+                entry["yosys"] = synth_point(kind, params, Path(tmp) / "synth")
+            if cycles and "rtlsim" not in entry:
+                measured = cycles_point(kind, params, Path(tmp) / "sim")
+                if measured:
+                    entry["rtlsim"] = measured
+            entry["seconds"] = round(time.time() - start, 1)
+        done[key] = entry
+        data["points"] = [done[point_key(k, p)] for k, p in GRID if point_key(k, p) in done]
+        save(data)   # after every point: an interrupted sweep keeps what it measured
+        print(f"{time.time() - start_all:7.0f} s  {key}  {entry['yosys']}  {entry.get('rtlsim', '')}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.calibrate", description=__doc__.split("\n")[0])
+    parser.add_argument("--fit", action="store_true", help="refit from the stored sweep only (no Yosys)")
+    parser.add_argument("--only", help="sweep only this unit kind")
+    parser.add_argument("--cycles", action="store_true", help="also measure Linear cycles in Verilator")
+    args = parser.parse_args(argv)
+    if not args.fit:
+        sweep(args.only, args.cycles)
+    model = fit_and_store(load())
+    table = write_table(load(), RESULTS / "calibration.md", COMMAND)
+    print(table)
+    print("worst held-back error:", model["summary"]["worst_held_back_error"])
+
+
+if __name__ == "__main__":
+    main()

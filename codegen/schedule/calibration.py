@@ -1,0 +1,180 @@
+"""The calibrated part of the cost model: LUT and FF counts fitted to Yosys measurements.
+
+The first-order model in cost.py counts what each unit builds (multipliers, adder trees,
+accumulators, buffers, ROMs) with hand-set weights; measured by Yosys those weights are off by up to
+2x (a dense Linear at SIMD 1 x PE 64 measured 6,259 LUT against 3,128 estimated).  Here every unit
+kind has a small set of *features* (the terms of that first-order model, kept separate) and
+``calibrated.json`` (beside this file, written by ``python -m bench.calibrate``) holds, per Yosys
+family (xc7 for DSP48E1 boards, xcup for DSP48E2 boards), the non-negative least-squares
+coefficients of each feature, fitted on a sweep of one-unit designs synthesized by Yosys.
+
+A unit kind without coefficients (or the ECP5 flow) keeps the first-order numbers.  DSP and block
+RAM are structural counts (cost.py) and are not fitted.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATED_PATH = Path(__file__).resolve().parent / "calibrated.json"
+FAMILY_OF_DSP = {"DSP48E1": "xc7", "DSP48E2": "xcup"}
+#: what is fitted: the cost field and the Yosys counts it is compared with (LUT includes LUTs used
+#: as ROM / distributed RAM, as OpCost.lut does)
+TARGETS = {"lut": ("LUT", "LUT_MEM"), "ff": ("FF",)}
+
+#: op kind -> calibration group (kinds of one group share coefficients)
+GROUP_OF_KIND = {"linear": "linear", "requant": "requant", "add": "join", "fork": "join",
+                 "butterfly": "butterfly", "contract": "contract", "permute": "permute",
+                 "softmax": "softmax", "layernorm": "layernorm", "gelu": "gelu"}
+
+
+def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
+    """The terms of the Linear unit's first-order model, each on its own (per target)."""
+    from .cost import lut_multiplier, multiplier_dsps
+    from .packing import pack_config, requant_lanes
+
+    nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
+    a_bits, w_bits, acc = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
+    out_bits = op.out_type.bits
+    if op.sparsity:
+        n, m = op.sparsity
+        slots = s.simd // m * n
+    else:
+        m, slots = 1, s.simd
+    multipliers = s.pe * slots
+    dsp_mult = multiplier_dsps(a_bits, w_bits, dsp_kind) > 0
+    if assume_packing is not None:
+        packed = bool(assume_packing and dsp_mult and s.pe >= 2)
+    else:
+        packed = bool(dsp_mult and pack_config(op, s, dsp_kind)[0])
+    rq_lanes = requant_lanes(s.pe, kf)
+    rom_lut = cost.rom_kind == "lutram" and cost.rom_width > 0
+    word_bits, depth = cost.rom_width, cost.rom_depth
+    # packed DSPs sum two input slots in their cascade (PACK_CHAIN 2): the fabric tree gets half
+    tree_inputs = -(-slots // 2) if packed else slots
+    lut = {
+        "const": 1.0, "const_neg": -1.0,
+        "lut_multipliers": 0.0 if dsp_mult else multipliers * lut_multiplier(a_bits, w_bits),
+        "dsp_products": multipliers * (a_bits + w_bits) if dsp_mult and not packed else 0.0,
+        "packed_products": multipliers * (a_bits + w_bits) if packed else 0.0,
+        "adder_tree": s.pe * max(tree_inputs - 1, 0) * acc,
+        "accumulators": s.pe * acc,
+        "nm_select": multipliers * a_bits * math.ceil(m / 4) if op.sparsity else 0.0,
+        "input_read": s.simd * a_bits * math.ceil(kf / 4),
+        "requant_select": rq_lanes * acc * math.ceil(s.pe / rq_lanes / 4) if s.pe > 1 else 0.0,
+        "output": s.pe * out_bits + s.out_lanes * out_bits * math.ceil(s.pe / s.out_lanes / 4),
+        # a ROM in logic: about one LUT per word bit up to 16 words, then one per 16 stored bits
+        "rom_lut": word_bits * max(1.0, depth / 16) if rom_lut else 0.0,
+        "rom_bram": cost.bram36 if cost.rom_kind == "bram" else 0.0,
+    }
+    ff = {
+        "const": 1.0, "const_neg": -1.0,
+        "input_buffer": 2 * kf * s.simd * a_bits,
+        "output_buffer": 2 * nf * s.pe * out_bits,
+        # one activation operand per DSP (two PEs share it when packed)
+        "operands": (math.ceil(s.pe / 2) * slots if packed else multipliers) * a_bits
+        if dsp_mult and not op.sparsity else 0.0,
+        "nm_operands": multipliers * a_bits if op.sparsity else 0.0,
+        "lut_products": 0.0 if dsp_mult else multipliers * (a_bits + w_bits),
+        "weight_operands": multipliers * w_bits if rom_lut else 0.0,   # block RAM: its output register
+        "accumulators": s.pe * acc,
+        # the tree holds a register every TREE_STAGE = 2 levels
+        "adder_tree": s.pe * acc * math.ceil(math.log2(max(tree_inputs, 1)) / 2),
+        "rom_word": word_bits if rom_lut else 0.0,   # a block RAM registers its output inside
+    }
+    return {"lut": lut, "ff": ff}
+
+
+def generic_features(op, s, dsp_kind: str, cost) -> dict[str, dict[str, float]]:
+    """Units without a term-by-term model: an offset (either sign: the fit is non-negative, so
+    the offset is two columns) and a scale of the first-order estimate."""
+    return {target: {"const": 1.0, "const_neg": -1.0, "model": float(getattr(cost, target))}
+            for target in ("lut", "ff")}
+
+
+def features(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
+    if kind == "linear":
+        return linear_features(op, s, dsp_kind, cost, assume_packing)
+    return generic_features(op, s, dsp_kind, cost)
+
+
+@lru_cache(maxsize=1)
+def _load() -> dict:
+    if not CALIBRATED_PATH.is_file():
+        return {}
+    return json.loads(CALIBRATED_PATH.read_text())
+
+
+def coefficients(group: str, family: str, target: str) -> dict[str, float] | None:
+    return _load().get("families", {}).get(family, {}).get(group, {}).get(target)
+
+
+def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> None:
+    """Replace cost.lut and cost.ff by the calibrated estimate where coefficients exist (in place)."""
+    family, group = FAMILY_OF_DSP.get(dsp_kind), GROUP_OF_KIND.get(kind)
+    if family is None or group is None or not _load():
+        return
+    feats = None
+    for target in TARGETS:
+        coef = coefficients(group, family, target)
+        if not coef:
+            continue
+        feats = feats or features(kind, op, s, dsp_kind, cost, assume_packing)
+        value = sum(coef.get(name, 0.0) * x for name, x in feats[target].items())
+        setattr(cost, target, max(0, int(round(value))))
+
+
+# --- fitting (bench/calibrate.py) -------------------------------------------------------------
+
+def nnls(a: np.ndarray, b: np.ndarray, iterations: int = 500) -> np.ndarray:
+    """min ||a x - b|| subject to x >= 0 (Lawson and Hanson's active-set method)."""
+    rows, cols = a.shape
+    x = np.zeros(cols)
+    passive = np.zeros(cols, dtype=bool)
+    w = a.T @ (b - a @ x)
+    for _ in range(iterations):
+        if passive.all() or w[~passive].max(initial=-1) <= 1e-10:
+            break
+        j = int(np.argmax(np.where(passive, -np.inf, w)))
+        passive[j] = True
+        while True:
+            z = np.zeros(cols)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-12
+            x[~passive] = 0.0
+        w = a.T @ (b - a @ x)
+    return x
+
+
+def fit(rows: list[tuple[list[tuple[str, dict[str, float]]], float]]) -> dict[str, dict[str, float]]:
+    """Coefficients per group from rows of ([(group, {feature: value})...], measured), minimising
+    the relative error (each row is divided by its measurement)."""
+    columns = sorted({(g, f) for ops, _ in rows for g, feats in ops for f in feats})
+    index = {c: i for i, c in enumerate(columns)}
+    a = np.zeros((len(rows), len(columns)))
+    b = np.zeros(len(rows))
+    for r, (ops, measured) in enumerate(rows):
+        for group, feats in ops:
+            for name, value in feats.items():
+                a[r, index[(group, name)]] += value
+        weight = 1.0 / max(measured, 1.0)
+        a[r] *= weight
+        b[r] = measured * weight
+    # scale columns so the active-set steps are well conditioned
+    norms = np.linalg.norm(a, axis=0)
+    norms[norms == 0] = 1.0
+    x = nnls(a / norms, b) / norms
+    out: dict[str, dict[str, float]] = {}
+    for (group, name), value in zip(columns, x):
+        out.setdefault(group, {})[name] = float(value)
+    return out

@@ -1,0 +1,111 @@
+"""The shape search of a Linear unit: which SIMD x PE and which weight-ROM kind reach an interval
+most cheaply, by the calibrated cost model (codegen/schedule/calibration.py).
+
+Fewest multipliers is not cheapest: at 64 multipliers a dense 64x64 int8 layer measured (Yosys
+xc7) 6,259 LUT at SIMD 1 x PE 64 and 435-3,000 at other shapes, and a 64-word weight ROM built
+from LUTs costs about four LUTs per 64 bits where a block RAM costs none.  So for an interval T
+the candidates are every (simd, pe) whose fold count is <= T with at most ``SLACK`` times the
+fewest multipliers that reach T (more multipliers than that only buys idle hardware), each with
+its ROM in LUTs or in block RAM, and the cheapest is chosen by
+
+    (the largest share of any board resource the unit takes, its DSPs, LUTs, FFs, BRAM36)
+
+i.e. first what makes the unit hard to fit, then the scarcest fabric it uses (a ROM that may move
+to UltraRAM counts at the smaller of its block-RAM and UltraRAM shares).  The ranking assumes DSP
+packing wherever it is possible in principle (the exact check scans the weights); the chosen shape
+is then costed exactly.
+"""
+from __future__ import annotations
+
+from ..ir.graph import Linear, Op
+from .boards import Board
+from .calibration import apply as apply_calibration
+from .cost import OpCost, bram36_for, linear_cost, uram_for
+from .design import OpSchedule
+from .packing import pack_config
+
+SLACK = 1.25          # candidates: at most this many times the fewest multipliers reaching T
+MAX_CANDIDATES = 48   # bound on the shapes costed per op and interval (compile time on large layers)
+ROM_KINDS = ("lutram", "bram")
+
+
+def rom_kinds_for(op: Linear, s: OpSchedule, board: Board) -> tuple[str, ...]:
+    """ROM kinds worth trying: LUTs only for shallow or small ROMs (a deep ROM of LUTs is never
+    the cheaper one), block RAM where the board has it."""
+    cost = linear_cost(op, s, board.dsp_kind, assume_packing=False)
+    kinds = []
+    if bram36_for(cost.rom_width, cost.rom_depth) == 0:
+        kinds.append("lutram")
+    if board.bram36:
+        kinds.append("bram")
+    return tuple(kinds) or ("lutram",)
+
+
+def _key(cost: OpCost, board: Board) -> tuple:
+    memory = cost.bram36 / max(board.bram36, 1)
+    if board.uram and cost.rom_kind == "bram":
+        # place_roms may move this ROM to UltraRAM, whose one shape (72 x 4096) favours other words
+        memory = min(memory, uram_for(cost.rom_width, cost.rom_depth) / board.uram)
+    shares = [cost.dsp / max(board.dsp, 1), cost.lut / max(board.lut, 1), memory, cost.ff / max(board.ff, 1)]
+    return (round(max(shares), 4), cost.dsp, cost.lut, cost.ff, cost.bram36)
+
+
+class ShapeChooser:
+    """Picks (simd, pe) and the ROM kind of every Linear op for the folding search of one board."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        self.rom_kind: dict[tuple[str, int, int], str] = {}
+        self._cache: dict[tuple, tuple] = {}
+        self._packs: dict[str, bool] = {}
+
+    def packing_hint(self, op: Linear, s: OpSchedule) -> bool:
+        """Whether two PEs share a DSP, from the weights at one shape (one scan per op)."""
+        if op.name not in self._packs:
+            self._packs[op.name] = bool(pack_config(op, s, self.board.dsp_kind)[0]) if s.pe >= 2 else \
+                bool(pack_config(op, OpSchedule(op.name, s.simd, 2, 1, 1), self.board.dsp_kind)[0])
+        return self._packs[op.name]
+
+    def estimate(self, op: Linear, s: OpSchedule, rom_kind: str, exact: bool = False) -> OpCost:
+        packing = None if exact else self.packing_hint(op, s)
+        cost = linear_cost(op, s, self.board.dsp_kind, rom_kind=rom_kind, assume_packing=packing)
+        apply_calibration(op.kind, op, s, self.board.dsp_kind, cost, assume_packing=packing)
+        return cost
+
+    def pick(self, op: Op, options: list[tuple[int, int, int]], target: int, in_lanes: int,
+             out_lanes: int) -> tuple[int, int, int]:
+        """The option (cycles, simd, pe) for ``target``; ``options`` cheapest-first by multipliers."""
+        reachable = [o for o in options if o[0] <= target]
+        if not reachable:
+            return min(options, key=lambda o: o[0])
+        if not isinstance(op, Linear):
+            return reachable[0]
+        slots = (lambda simd: simd // op.sparsity[1] * op.sparsity[0]) if op.sparsity else (lambda simd: simd)
+        fewest = reachable[0][2] * slots(reachable[0][1])
+        best = None
+        for cycles, simd, pe in reachable[:MAX_CANDIDATES * 4]:
+            if pe * slots(simd) > SLACK * fewest:
+                continue
+            key = (op.name, simd, pe, in_lanes, out_lanes)
+            if key not in self._cache:
+                s = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
+                self._cache[key] = min((_key(self.estimate(op, s, kind), self.board), kind)
+                                       for kind in rom_kinds_for(op, s, self.board))
+            rank, kind = self._cache[key]
+            if best is None or rank < best[0]:
+                best = (rank, (cycles, simd, pe), kind)
+        if best is None:
+            return reachable[0]
+        _, choice, kind = best
+        self.rom_kind[(op.name, choice[1], choice[2])] = kind
+        return choice
+
+    def place(self, graph, schedules: dict[str, OpSchedule], costs: dict[str, OpCost]) -> None:
+        """Recost every Linear op with the ROM kind its shape was chosen with (in place)."""
+        for op in graph.ops:
+            if not isinstance(op, Linear):
+                continue
+            s = schedules[op.name]
+            kind = self.rom_kind.get((op.name, s.simd, s.pe))
+            if kind is not None:
+                costs[op.name] = self.estimate(op, s, kind, exact=True)
