@@ -12,8 +12,8 @@ tests/data/sentences.txt (also the calibration set) and held-out text from Debia
 when /usr/share/games/fortunes exists (``apt-get install fortunes``).
 
 Schedule: the scheduler's numbers at 128 tokens (the export at 16, moved by --sequence-length)
-for one dense int8 layer and for the whole encoder in the configuration whose weights fit a KV260
-(4-bit weights, 2:8 attention projections, 1:8 FFN), on kv260 and zcu104: cycles per token and per
+for one dense int8 layer and for the whole encoder compressed to 4-bit weights, 2:8 attention
+projections and 1:8 FFN, on kv260 and zcu104: cycles per token and per
 sequence, sequences/s at the board clock, resources, weight bits against dense int8, the op that
 holds the interval, and the ratio to the physical limit (MACs per sequence / (DSP x 2 x clock)).
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         ("dense, int8 weights, int16 activations", dict(activation_bits=16)),
         ("FFN 2:4 (magnitude, no retraining), int8 weights, int16 activations",
          dict(compressed=dict(attention=None, ffn=(2, 4), weight_bits=8, activation_bits=16))),
-        ("fits kv260: 4-bit weights, 2:8 attention, 1:8 FFN (no retraining), int8 activations",
+        ("4-bit weights, 2:8 attention, 1:8 FFN (no retraining), int8 activations",
          dict(compressed=dict(attention=(2, 8), ffn=(1, 8), weight_bits=4, activation_bits=8))),
     ]
     rows = []

@@ -1,8 +1,8 @@
 """A real encoder layer end to end: all-MiniLM-L6-v2's layer 0 (torch.onnx.export, onnxruntime
 quantize_static) compiled for kv260 and zcu104 at 16 tokens, bit-exact in C-sim and RTL sim; the
 same ONNX at 128 tokens (``--sequence-length``) scheduled on both boards, and bit-exact in C-sim
-(slow); the whole 6-layer encoder in a configuration whose weights fit a KV260 (4-bit, 2:8
-attention projections, 1:8 FFN), compiled and bit-exact in C-sim (slow)."""
+(slow); the whole 6-layer encoder compressed to fit (4-bit, 2:8 attention projections, 1:8 FFN),
+compiled for zcu104 and bit-exact in C-sim (slow)."""
 from __future__ import annotations
 
 import pytest
@@ -93,9 +93,12 @@ def test_layer_at_128_tokens_is_bit_exact_in_csim(minilm_layer, tmp_path):
 
 
 @pytest.mark.slow
-def test_whole_encoder_fits_kv260_and_is_bit_exact_in_csim(tmp_path):
+def test_whole_encoder_compressed_to_fit_is_bit_exact_in_csim(tmp_path):
+    """All 6 layers, 4-bit weights, 2:8 attention projections, 1:8 FFN (12.4 Mb of weights): on
+    zcu104.  The KV260 refuses it: its 144 block RAMs and 64 UltraRAMs would need to hold the
+    narrow, deep sparse ROMs with about 3x their bits in memory blocks (see README)."""
     path = minilm.export_compressed(tmp_path / "encoder.onnx", 16, layers=6)
-    project = compile_model(path, tmp_path / "out", CompileOptions(board="kv260"), **QUIET)
+    project = compile_model(path, tmp_path / "out", CompileOptions(board="zcu104"), **QUIET)
     assert sum(op.kind == "actmatmul" for op in project.graph.ops) == 12
     (result,) = verify(project, ("csim",), vectors=1, **QUIET)
     assert result.passed, result.line()
