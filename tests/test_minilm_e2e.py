@@ -86,7 +86,9 @@ def test_a_sequence_too_long_for_the_buffers_is_refused(minilm_layer, tmp_path):
 
 @pytest.mark.slow
 def test_layer_at_128_tokens_is_bit_exact_in_csim(minilm_layer, tmp_path):
-    project = compile_model(minilm_layer, tmp_path / "out", CompileOptions(board="kv260", sequence_length=128),
+    """On zcu104: at 128 tokens the dense int8 layer's weights plus its key/value buffers and FIFOs
+    do not fit a KV260 (bench/results/minilm.md)."""
+    project = compile_model(minilm_layer, tmp_path / "out", CompileOptions(board="zcu104", sequence_length=128),
                             **QUIET)
     (result,) = verify(project, ("csim",), vectors=1, **QUIET)
     assert result.passed, result.line()
