@@ -64,7 +64,8 @@ def main() -> None:
                          "measured_interval": measured, "measured_over_bound": round(measured / bound, 3),
                          "bound": "MACs" if roofline >= window_floor else "window"})
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "conv_roofline.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (RESULTS / "conv_roofline.json").write_text(json.dumps({"command": "python -m bench.conv_roofline", "rows": rows},
+                                                           indent=1) + "\n")
     lines = ["# 3x3 conv (16 -> 16, 8x8, pad 1, int8 QDQ): RTL-sim interval against the roofline", "",
              "Command: `python -m bench.conv_roofline` (Verilator through cocotb, frames back to back, bit-exact).", "",
              "| --target-ii | SIMD x PE | mults | window lanes | MACs/frame | MAC roofline | window floor | "
