@@ -60,6 +60,12 @@ def deploy_members(out: Path) -> list[tuple[str, Path]]:
     members = [(f"{name}/{bit.name}", bit), (f"{name}/{hwh.name}", hwh)]
     if (deploy_dir / BUILD_INFO).is_file():
         members.append((f"{name}/{BUILD_INFO}", deploy_dir / BUILD_INFO))
+    return members + _driver_and_vectors(out, driver, name)
+
+
+def _driver_and_vectors(out: Path, driver: Path, name: str) -> list[tuple[str, Path]]:
+    """The driver folder (its README at the top of the archive, no bytecode) and the stored vectors."""
+    members = []
     if (driver / README).is_file():
         members.append((f"{name}/{README}", driver / README))
     for path in sorted(driver.rglob("*")):
@@ -85,16 +91,7 @@ def _open_flow_members(out: Path, bit: Path) -> list[tuple[str, Path]]:
     for extra in (bit.with_suffix(".svf"), bit.parent / "timing.txt", bit.parent / BUILD_INFO):
         if extra.is_file():
             members.append((f"{name}/{extra.name}", extra))
-    if (driver / README).is_file():
-        members.append((f"{name}/{README}", driver / README))
-    for path in sorted(driver.rglob("*")):
-        rel = path.relative_to(driver)
-        if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc" and rel.as_posix() != README:
-            members.append((f"{name}/{DRIVER_DIR}/{rel.as_posix()}", path))
-    for vector in VECTORS:
-        if (out / vector).is_file():
-            members.append((f"{name}/vectors/{Path(vector).name}", out / vector))
-    return members
+    return members + _driver_and_vectors(out, driver, name)
 
 
 def _tar_bytes(members: list[tuple[str, Path]]) -> bytes:
