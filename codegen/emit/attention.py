@@ -22,6 +22,7 @@ from ..errors import EinhlsError
 from ..ir.attention import ActMatMul
 from ..schedule.packing import LUT_MULT_MAX_BITS
 from ..schedule.packing import requant_lanes as _linear_requant_lanes
+from .nonlinear import ConstantsUnit
 
 if TYPE_CHECKING:
     from ..schedule.design import OpSchedule
@@ -159,26 +160,13 @@ def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
 
 
 @dataclass
-class ActMatMulUnit:
-    """What ``templates/hls/params_nonlinear.h.j2`` (a cfg struct of constants and types) and the
-    call of ``einhls::actmatmul<ns::cfg>(a, b, out)`` need; one call is one sequence."""
-    kind: str
-    op: str
-    source: str
-    ns: str
-    header: str
-    summary: str
-    function: str
-    unsigned_constants: list[tuple[str, int]]
-    int_constants: list[tuple[str, int]]
-    wide_constants: list[tuple[str, int]]
-    types: list[tuple[str, str]]
-    arrays: list = field(default_factory=list)
+class ActMatMulUnit(ConstantsUnit):
+    """The attention product's cfg struct and call ``einhls::actmatmul<ns::cfg>(a, b, out)``; one
+    call is one sequence."""
     widths: list[int] = field(default_factory=list)   # every ap_int width the kernel builds
 
-    @property
-    def array_names(self) -> list[str]:
-        return []
+    def internal_widths(self) -> list[int]:
+        return list(self.widths)
 
 
 def _ctype(signed: bool, bits: int) -> str:

@@ -156,9 +156,10 @@ def frame_per_call(graph: Graph) -> bool:
 
 def frame_stages(graph: Graph, plan) -> list[dict]:
     """The wrapper of every stage of an HLS plan, in stage order: how often it calls its kernel a
-    frame (a window once, every other kernel once per token it writes, a lane re-pack once per token
-    it passes), its C++ parameters, the top's streams it is called with, and the wrapper-side names
-    the kernel call uses (``src``, ``dst``, ``srcs``, ``dsts`` as in the per-token top)."""
+    frame (a window or an attention product once, every other kernel once per token it writes - once
+    per row for a softmax over heads -, a lane re-pack once per token it passes), its parameters
+    (name, stream width, copies), the top's streams it is called with, and the names its kernel
+    call uses (``st.args``)."""
     from ..schedule.folding import token_counts
     counts = token_counts(graph)
     widths = {d.name: d.width for d in plan.streams}
@@ -174,22 +175,16 @@ def frame_stages(graph: Graph, plan) -> list[dict]:
             op = graph.op(unit.op)
             out = counts[op.outputs[0]]
             calls = 1 if op.kind in ONCE_A_FRAME else out * getattr(unit, "rows", 1)
-        decls, args = [], []
-        for i, name in enumerate(srcs):
-            decls.append(f"hls::stream<ap_uint<{widths[name.split('[')[0]]}> >& in{i}")
-            args.append(name)
+        # the wrapper's parameters: (name, stream width, copies; 0 for one stream passed by reference)
+        ports = [(f"in{i}", widths[name.split("[")[0]], 0) for i, name in enumerate(srcs)]
         array = dsts[0].split("[")[0] if "[" in dsts[0] else None
         if array:   # the copies of a fork: one array of streams
-            decls.append(f"hls::stream<ap_uint<{widths[array]}> > out[{len(dsts)}]")
-            args.append(array)
-            inner_dsts = [f"out[{k}]" for k in range(len(dsts))]
+            ports.append(("out", widths[array], len(dsts)))
         else:
-            decls.append(f"hls::stream<ap_uint<{widths[dsts[0]]}> >& out0")
-            args.append(dsts[0])
-            inner_dsts = ["out0"]
+            ports.append(("out0", widths[dsts[0]], 0))
         for dst in dsts:
             stream_tokens[dst.split("[")[0]] = out
-        inner_srcs = [f"in{i}" for i in range(len(srcs))]
-        wrappers.append({"name": f"stage{index:02d}", "repeats": calls, "decls": decls, "args": args,
-                         "st": {"unit": unit, "args": inner_srcs + (["out"] if array else ["out0"])}})
+        args = list(srcs) + [array or dsts[0]]
+        wrappers.append({"name": f"stage{index:02d}", "repeats": calls, "ports": ports, "args": args,
+                         "st": {"unit": unit, "args": [port for port, _, _ in ports]}})
     return wrappers

@@ -37,8 +37,7 @@ from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
-from .nonlinear import NonlinearUnit
-from .attention import ActMatMulUnit
+from .nonlinear import ConstantsUnit, NonlinearUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
@@ -244,7 +243,7 @@ class HlsPlan:
         """The units that have a parameter header, in stage order."""
         return [st.unit for st in self.stages
                 if isinstance(st.unit, (LinearUnit, RequantUnit, ContractUnit, PermuteUnit, ButterflyUnit,
-                                    NonlinearUnit, ActMatMulUnit))
+                                    ConstantsUnit))
                 or (isinstance(st.unit, JoinUnit) and "header" in st.unit.cfg)]
 
     @property
@@ -255,7 +254,7 @@ class HlsPlan:
     @property
     def kernel_headers(self) -> list[str]:
         """The kernel library headers copied into hls/: the common ones and the nonlinear units used."""
-        used = {st.unit.kind for st in self.stages if isinstance(st.unit, (NonlinearUnit, ActMatMulUnit))}
+        used = {st.unit.kind for st in self.stages if isinstance(st.unit, ConstantsUnit)}
         return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used),
                 *(["einhls_actmatmul.h"] if "actmatmul" in used else []),
                 *(["einhls_window.h"] if any(st.unit.kind in ("window", "tapmax", "regroup") for st in self.stages)
@@ -541,7 +540,7 @@ def internal_widths(unit: object) -> list[int]:
             return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
                     cfg["v_t"].bits + cfg["shift"] + 2]
         return [cfg["width"]]
-    if hasattr(unit, "internal_widths"):   # units that state their own (codegen/emit/conv.py)
+    if hasattr(unit, "internal_widths"):   # units that state their own (emit/conv.py, emit/attention.py)
         return unit.internal_widths()
     if isinstance(unit, NonlinearUnit):   # the lane words, 64-bit intermediates, the requantization
         c = dict(unit.int_constants)
@@ -551,8 +550,6 @@ def internal_widths(unit: object) -> list[int]:
         if unit.kind == "layernorm":
             return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
         return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
-    if getattr(unit, "kind", None) == "actmatmul":   # codegen/emit/attention.py lists its own
-        return list(unit.widths)
     raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
 
 
@@ -679,7 +676,7 @@ def emit_hls(design: Design, out: Path) -> None:
     for unit in plan.param_units:
         if isinstance(unit, JoinUnit):
             _write(hls / unit.header, env.get_template("params_join.h.j2").render(plan=plan, u=unit.cfg))
-        elif isinstance(unit, (NonlinearUnit, ActMatMulUnit)):   # a cfg struct of constants and types
+        elif isinstance(unit, ConstantsUnit):   # a cfg struct of constants and types
             _write(hls / unit.header, env.get_template("params_nonlinear.h.j2").render(plan=plan, u=unit))
         else:
             _write(hls / unit.header, env.get_template(f"params_{unit.kind}.h.j2").render(plan=plan, u=unit))

@@ -94,8 +94,9 @@ def _lane_rows(values: tuple[int, ...], lanes: int) -> list[list[int]]:
 
 
 @dataclass
-class NonlinearUnit:
-    """What templates/hls/params_nonlinear.h.j2 and the call in top.cpp.j2 need."""
+class ConstantsUnit:
+    """A unit configured by a cfg struct of constants and types (templates/hls/params_nonlinear.h.j2)
+    and called as ``einhls::function<ns::cfg>(...)`` in the top."""
     kind: str
     op: str
     source: str
@@ -103,17 +104,22 @@ class NonlinearUnit:
     header: str
     summary: str
     function: str
-    lanes: int
     unsigned_constants: list[tuple[str, int]]
     int_constants: list[tuple[str, int]]
     wide_constants: list[tuple[str, int]]
     types: list[tuple[str, str]]
     arrays: list[tuple[str, str, list[list[int]]]] = field(default_factory=list)
-    rows: int = 1   # calls per token: a softmax over attention heads handles one row of L per call
 
     @property
     def array_names(self) -> list[str]:
         return [name for name, _, _ in self.arrays]
+
+
+@dataclass
+class NonlinearUnit(ConstantsUnit):
+    """Softmax, LayerNorm or GELU at ``lanes`` codes per beat."""
+    lanes: int = field(default=1, kw_only=True)
+    rows: int = 1   # calls per token: a softmax over attention heads handles one row of L per call
 
 
 def hls_unit(op: NonlinearGraphOp, lanes: int, ns: str, header: str) -> NonlinearUnit:
