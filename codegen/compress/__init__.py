@@ -138,7 +138,8 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
                                progress=bars.phase("distill: end to end", None))
             bars.close()
             distilled = evaluate(target, layers, base.config, result.graphs, heldout, teacher_held, board_obj,
-                                 seed, f"{base.label} + distillation", "distilled", model=student)
+                                 seed, f"{base.label} + distillation", "distilled", model=student,
+                                 unfit_ii=result.reference_ii if target_fps else None)
             distilled.extra = {"distill_steps": steps, "before_distillation": base.accuracy}
             points.append(distilled)
             chosen = choose(points, min_accuracy, target_fps) or chosen

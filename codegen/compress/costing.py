@@ -88,9 +88,10 @@ def lower_layer(layer: nn.Module, out_scale: float, board: str) -> Graph:
         return lower(path, CompileOptions(board=board))
 
 
-def fold_cost(graph: Graph, board: Board, target_ii: int | None) -> HwCost:
+def fold_cost(graph: Graph, board: Board, target_ii: int | None, unfit_ii: int | None = None) -> HwCost:
     """Fold ``graph`` at ``target_ii`` cycles per token (or, when that cannot be reached or does not
-    fit, at the smallest interval that fits) and read the scheduler's totals."""
+    fit, at the smallest interval that fits) and read the scheduler's totals.  A design that fits
+    at no interval is costed at ``target_ii`` (else ``unfit_ii``) on an unbounded board."""
     from ..schedule.folding import fold
     result = None
     if target_ii is not None:
@@ -105,13 +106,26 @@ def fold_cost(graph: Graph, board: Board, target_ii: int | None) -> HwCost:
         except EinhlsError:
             fits = False
             # does not fit even at its slowest: cost it on an unbounded board of the same kind (its
-            # numbers are then what the design would need; fits=False keeps it from being chosen)
+            # numbers are then what the design would need; fits=False keeps it from being chosen),
+            # at the interval asked for, so the table says what that throughput would take (not
+            # what the fastest fold of an unbounded board would)
             huge = replace(board, dsp=10**9, lut=10**12, ff=10**12, bram36=10**9, uram=10**9 if board.uram else 0)
-            result = fold(graph, huge, max_util=1.0, target_ii=None)
+            asked = target_ii if target_ii is not None else unfit_ii
+            result = _fold_or_none(graph, huge, asked) if asked is not None else None
+            if result is None:
+                result = fold(graph, huge, max_util=1.0, target_ii=None)
     t = result.totals
     return HwCost(cycles=int(t["ii"]), dsp=int(t["dsp"]), bram36=float(t["bram36"]), uram=int(t.get("uram", 0)),
                   lut=int(t["lut"]), weight_bits=int(t["weight_bits"]), latency=int(t["latency"]),
                   effective_macs=int(sum(c.effective_macs for c in result.costs.values())), fits=fits)
+
+
+def _fold_or_none(graph: Graph, board: Board, target_ii: int):
+    from ..schedule.folding import fold
+    try:
+        return fold(graph, board, max_util=1.0, target_ii=target_ii)
+    except EinhlsError:
+        return None
 
 
 def chain_graph(graphs: list[Graph], tokens: int) -> Graph:

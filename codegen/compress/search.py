@@ -374,7 +374,7 @@ def search(target: Target, layers: list[Layer], eval_samples: object, teacher_ou
             if time.monotonic() > eval_deadline and len(points) >= 2:
                 break
             points.append(evaluate(target, layers, config, graphs, eval_samples, teacher_out, board, seed,
-                                   label, origin, cache=modules))
+                                   label, origin, cache=modules, unfit_ii=ref_ii if target_fps else None))
             bar(n + 1, len(configs))
     progress.close()
     return SearchResult(layers, candidates, points, graphs, ref_ii, skipped, modules)
@@ -430,13 +430,14 @@ def combine(layers: list[Layer], candidates: dict[str, list[Candidate]], board) 
 
 def evaluate(target: Target, layers: list[Layer], config: dict[str, Spec], graphs: dict, samples: object,
              teacher_out: torch.Tensor, board, seed: int, label: str, origin: str,
-             model: nn.Module | None = None, cache: dict | None = None) -> Point:
-    """Accuracy end to end and the scheduler's cost of the configuration's chain of units."""
+             model: nn.Module | None = None, cache: dict | None = None, unfit_ii: int | None = None) -> Point:
+    """Accuracy end to end and the scheduler's cost of the configuration's chain of units (the
+    fastest fold that fits; one that fits nowhere is costed at ``unfit_ii``, the interval asked for)."""
     student = model if model is not None else apply_config(target.model, layers, config, seed, cache)
     with torch.no_grad():
         acc = accuracy(target.run(student, samples), teacher_out)
     chain = chain_graph([graphs[(layer.shape, config[layer.name])] for layer in layers], target.tokens)
-    cost = fold_cost(chain, board, None)
+    cost = fold_cost(chain, board, None, unfit_ii)
     fps = board.clock_mhz * 1e6 / (cost.cycles * target.tokens)
     return Point(label, dict(config), acc, cost, fps, origin)
 
