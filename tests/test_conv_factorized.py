@@ -59,9 +59,11 @@ def test_factors_keep_their_sizes(factorized_projects):
     assert [(w.kernel, w.stride) for w in windows] == [((3, 1), (2, 1)), ((1, 3), (1, 2))]
     assert _layers(cp) == [("linear", 8, 6), ("window", 6, 18), ("linear", 18, 6), ("window", 6, 18),
                            ("linear", 18, 6), ("linear", 6, 16)]
-    depthwise = [op for op in cp.graph.ops if op.kind == "linear" and op.in_size == 18]
-    assert all(op.sparsity is not None for op in depthwise), [op.sparsity for op in depthwise]
+    # the depthwise factors: one N:M group per tap (6 channels), one slot per tap and output
+    depthwise = [op.sparsity for op in cp.graph.ops if op.kind == "linear" and op.in_size == 18]
+    assert depthwise == [(1, 6), (1, 6)]
     mobilenet = factorized_projects["cp_mobilenet"][1]
+    assert [op.sparsity for op in mobilenet.graph.ops if op.kind == "linear"] == [None, (1, 6), None]
     assert _layers(mobilenet) == [("linear", 8, 6), ("window", 6, 54), ("linear", 54, 6), ("linear", 6, 16)]
     tucker = factorized_projects["tucker"][1]
     assert _layers(tucker) == [("linear", 8, 4), ("window", 4, 36), ("linear", 36, 6), ("linear", 6, 16)]
