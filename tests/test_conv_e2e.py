@@ -274,13 +274,25 @@ def test_mnist_conv_csim(qonnx_projects):
 @pytest.mark.slow
 @pytest.mark.csim
 @pytest.mark.rtl
-@pytest.mark.parametrize("name, checks", [("mnist_conv", ("csim", "rtlsim")),
-                                          # 40000-pixel frames: RTL sim takes tens of minutes, C-sim one
-                                          ("residual_block", ("csim",))])
+@pytest.mark.parametrize("name, checks", [("mnist_conv", ("csim", "rtlsim")), ("residual_block", ("csim",))])
 def test_qonnx_float_cnns_csim_rtlsim(qonnx_projects, name, checks):
     project = qonnx_projects[name][1]
     for result in verify(project, checks, vectors=2, **QUIET):
         assert result.passed, result.line()
+
+
+@pytest.mark.xdist_group("conv_qonnx")
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_residual_block_rtlsim_two_frames(qonnx_projects):
+    """residual_block_clean in RTL sim on two of its stored frames (40000 pixels each: 153664 cycles a
+    frame; every stored and random vector would take tens of minutes): bit-exact, back to back at
+    the scheduled interval (two frames give one interval). About 2.5 minutes here with the Verilator
+    build, run twice by verify (back to back, then with random pauses)."""
+    project = qonnx_projects["residual_block"][1]
+    result, = verify(project, ("rtlsim",), vectors=0, stored=2, **QUIET)
+    assert result.passed, result.line()
+    assert result.measured["interval_cycles"] <= project.report["totals"]["frame_interval"]
 
 
 @SHARED

@@ -22,8 +22,9 @@ their order does not matter.
   GlobalAveragePool.
 
 Grouped and depthwise convolutions (``group`` > 1) become the same window + Linear with a kernel
-that is zero outside each group (the N:M detection then finds the sparse pattern along the input
-channels; a depthwise-specific unit with k*k MACs per channel does not exist yet).
+that is zero outside each group, N:M sparse with one group per kernel tap
+(:func:`tap_aligned_pattern`): a depthwise kxk conv then has the k*k multiplier slots per channel a
+dedicated depthwise unit would have.
 
 Refused by name: 3-D (and higher) convolutions, auto_pad
 values other than NOTSET / VALID / SAME_UPPER / SAME_LOWER, padding as wide as the kernel,
@@ -40,8 +41,13 @@ from onnx import helper
 
 from ..errors import EinhlsError
 from ..ir.conv import Regroup, conv_weight_matrix, make_regroup, make_tapmax, make_window
+from ..ir.sparsity import detect_nm, max_nonzeros_per_group
 from .names import node_label
+from .sparsity import saves_multipliers
 from .values import Acc, Const, Real, size_of
+
+#: the widest N:M group the Linear unit's operand multiplexers take (as for a declared pattern)
+MAX_GROUP = 64
 
 SPATIAL_OPS = frozenset({"Conv", "GlobalAveragePool", "AveragePool", "MaxPool"})
 
@@ -174,6 +180,12 @@ def lower_conv(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
                         for a in (weight.codes, weight.scale, weight.zero_point)))
     codes, w_scale = lowering.weight_codes(as_matrix, node, transposed=True)
     n = codes.shape[0]
+    # recorded like a pattern declared in the model's metadata (a user's declaration wins), so the
+    # Linear built from this accumulator checks it against its final weights before using it
+    if group > 1 and node.name and node.name not in lowering.declared:
+        pattern = tap_aligned_pattern(codes, c)
+        if pattern is not None:
+            lowering.declared[node.name] = f"{pattern[0]}:{pattern[1]}"
     acc = Acc(shape=_out_shape(n, h, w, kernel, stride, pads, dilation, rank), weight=codes,
               bias=codes.sum(axis=1) * int(real.offset[0]), scale=real.scale[0] * w_scale,
               node=node.name, hint=node.name or "conv", sources=real.sources + [node_label(node)])
@@ -183,6 +195,27 @@ def lower_conv(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
             raise _refuse(node, "the bias must be a constant of one value per output channel")
         acc.bias = acc.bias + np.rint(bias.value.astype(np.float64).ravel() / acc.scale).astype(np.int64)
     return acc
+
+
+def _slots(pattern: tuple[int, int] | None, k: int) -> int:
+    """Multiplier slots per output of a reduction of length ``k`` under ``pattern`` (None: dense)."""
+    return k if pattern is None else pattern[0] * math.ceil(k / pattern[1])
+
+
+def tap_aligned_pattern(codes: np.ndarray, channels: int) -> tuple[int, int] | None:
+    """The N:M pattern of a grouped kernel [out, (tap, channel)] with one group per tap: M = the
+    channels of a tap (or its largest divisor up to MAX_GROUP), N = the most non-zeros an output
+    has among them (1 for depthwise).  Returned only when it needs fewer multiplier slots than the
+    pattern detect_nm finds: the detector's groups of at most 16 split a tap, and a depthwise kernel
+    then pays one slot in every group of every tap (C / 16 times the k*k products it needs: 4x on 64
+    channels, bench/results/depthwise_cost.md); aligned to the taps it needs exactly k*k slots."""
+    m = max(d for d in range(1, min(channels, MAX_GROUP) + 1) if channels % d == 0)
+    k = codes.shape[1]
+    n = max(max_nonzeros_per_group(codes, m), 1)
+    aligned = saves_multipliers((n, m), k) if n < m else None
+    if aligned is None:
+        return None
+    return aligned if _slots(aligned, k) < _slots(saves_multipliers(detect_nm(codes), k), k) else None
 
 
 def _block_diagonal(weight: Const, group: int) -> Const:
