@@ -22,7 +22,7 @@ from ..ir.graph import Graph
 #: the op kinds the frame-mode HLS top knows how to call
 #: op kinds whose kernel runs once a frame in the frame-per-call top (every other kernel runs once
 #: per token it writes; a softmax over attention heads once per row)
-ONCE_A_FRAME = frozenset({"window", "actmatmul"})
+ONCE_A_FRAME = frozenset({"window", "actmatmul", "maskscores"})
 
 
 def _window_params(op: Window, lanes: int) -> list[tuple[str, int]]:
