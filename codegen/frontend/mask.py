@@ -135,6 +135,10 @@ def lower_mask_node(low, node: onnx.NodeProto, inputs: list) -> list:
         raise _refuse(node, f"{what} is quantized on its way to the scores: a quantized (1 - mask) * "
                             "large negative loses the scores' resolution; exclude the mask's nodes and the Add "
                             "to the scores from quantization (quantize_static(..., nodes_to_exclude=[...]))")
+    tokens = low.stream.tokens
+    if any(isinstance(v, Const) and v.value.ndim >= 2 and v.value.shape[-2:] == (tokens, tokens) for v in inputs):
+        raise _refuse(node, f"{what} is combined with a constant [{tokens}, {tokens}] mask (a causal mask): not "
+                            "supported, einhls supports the padding mask alone")
     if op == "Add" and mask.form == "additive" and len(inputs) == 2:
         return [_masked_scores(low, node, inputs, mask)]
     others = [v for v in inputs if v is not None and not isinstance(v, (MaskValue, Const))]

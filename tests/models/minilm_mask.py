@@ -22,13 +22,21 @@ class MaskedLayers(nn.Module):
     """Encoder layers [start, stop) on (hidden states, attention mask); ``pooling``: "none", or
     "mean" (ReduceMean over the tokens, as for an unpadded batch) or "masked_mean" (padding excluded)."""
 
-    def __init__(self, model: nn.Module, start: int, stop: int, pooling: str = "none") -> None:
+    def __init__(self, model: nn.Module, start: int, stop: int, pooling: str = "none", form: str = "padding") -> None:
         super().__init__()
         self.layers = nn.ModuleList(model.encoder.layer[start:stop])
         self.pooling = pooling
+        self.form = form   # "padding"; for the refusal tests: "causal" (a constant), "query" (per query)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        extended = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        if self.form == "causal":
+            length = x.shape[1]
+            causal = torch.triu(torch.full((length, length), -1e4), 1)[None, None]
+            extended = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -1e4 + causal
+        elif self.form == "query":
+            extended = (1.0 - attention_mask[:, None, :, None].to(x.dtype)) * -1e4
+        else:
+            extended = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
         for layer in self.layers:
             out = layer(x, attention_mask=extended)
             x = out[0] if isinstance(out, tuple) else out
@@ -57,7 +65,8 @@ def padded_inputs(texts: list[str], length: int, start: int = 0) -> list[tuple[n
     return items
 
 
-def _quantize_masked(module: nn.Module, path: Path, samples: list[tuple[np.ndarray, np.ndarray]]) -> Path:
+def _quantize_masked(module: nn.Module, path: Path, samples: list[tuple[np.ndarray, np.ndarray]],
+                     float_mask_path: bool = True) -> Path:
     """torch.onnx.export of ``module(x, attention_mask)`` and quantize_static (QDQ, int8, per-channel
     weights) calibrated on ``samples``, the mask path and the masked Softmax left float."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -74,7 +83,7 @@ def _quantize_masked(module: nn.Module, path: Path, samples: list[tuple[np.ndarr
     # scores, and the Softmax after that Add, so the island is DQ -> Add -> Softmax -> Q
     graph = onnx.load(str(float_path)).graph
     derived, masked, excluded = {MASK_NAME}, set(), []
-    for node in graph.node:
+    for node in graph.node if float_mask_path else ():
         if any(name in derived for name in node.input):
             excluded.append(node.name)
             (masked if node.op_type == "Add" else derived).update(node.output)
@@ -103,9 +112,11 @@ def padding_masks(count: int, length: int, seed: int) -> list[np.ndarray]:
 
 
 def export_small_masked_layer(path: Path, length: int = 8, hidden: int = 32, heads: int = 2, inner: int = 64,
-                              seed: int = 0, pooling: str = "none") -> Path:
+                              seed: int = 0, pooling: str = "none", form: str = "padding",
+                              float_mask_path: bool = True) -> Path:
     """A BERT encoder layer of transformers (random weights, ``heads`` heads of hidden / heads) with
-    the attention mask input: the graph form of a MiniLM layer at a size that simulates in seconds."""
+    the attention mask input: the graph form of a MiniLM layer at a size that simulates in seconds.
+    ``form`` and ``float_mask_path`` False (quantize_static's defaults) make models einhls refuses."""
     from transformers import BertConfig
     from transformers.models.bert.modeling_bert import BertModel
 
@@ -117,7 +128,7 @@ def export_small_masked_layer(path: Path, length: int = 8, hidden: int = 32, hea
     rng = np.random.default_rng(seed)
     masks = padding_masks(32, length, seed)
     samples = [(rng.normal(0, 1, size=(1, length, hidden)).astype(np.float32), m) for m in masks]
-    return _quantize_masked(MaskedLayers(model, 0, 1, pooling), path, samples)
+    return _quantize_masked(MaskedLayers(model, 0, 1, pooling, form), path, samples, float_mask_path)
 
 
 def export_masked_layers(path: Path, length: int, start: int = 0, stop: int = 1, pooling: str = "none",
