@@ -57,6 +57,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_gelu": ("einhls_requant",),
     "einhls_actmatmul": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
     "einhls_mask": (),
+    "einhls_tokenmean": ("einhls_requant",),
     "einhls_add": ("einhls_binop",),
     "einhls_mul": ("einhls_binop",),
     "einhls_binop": (),
@@ -454,13 +455,23 @@ def _mask_unit(index, op, s, design):
     return [stage], [], False
 
 
+def _tokenmean_unit(index, op, s, design):
+    from .pooling import rtl_unit as tokenmean_rtl_unit
+    module, params = tokenmean_rtl_unit(op, s)
+    comment = f"{op.name}: mean of {op.in_size} features over {op.tokens} tokens, {s.in_lanes} per beat"
+    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
+                  s.in_lanes * op.out_type.bits)
+    return [stage], [], False
+
+
 #: how each op kind becomes Verilog instances (one entry per kind)
 RTL_UNITS = {"linear": _linear_unit, "requant": _requant_unit, "relu": _relu_unit,
              "butterfly": _butterfly_unit, "contract": _contraction_unit, "permute": _contraction_unit,
              "add": _join_unit, "mul": _join_unit, "concat": _join_unit, "slice": _join_unit,
              "fork": _join_unit, "softmax": _nonlinear_unit, "layernorm": _nonlinear_unit,
              "gelu": _nonlinear_unit, "actmatmul": _actmatmul_unit, "window": _window_unit, "regroup": _regroup_unit,
-             "tapmax": _tapmax_unit, "maskscores": _mask_unit}
+             "tapmax": _tapmax_unit, "maskscores": _mask_unit,
+             "tokenmean": _tokenmean_unit}
 
 
 class _Netlist:

@@ -43,6 +43,7 @@ from .stream import Stream
 from .values import Acc, Codes, Const, FloatInput, Real, Value, size_of
 from . import attention as attention_fe
 from . import mask as mask_fe
+from . import pooling as pooling_fe
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
@@ -108,8 +109,10 @@ class Lowering:
         # [1, a, b] input reshaped to one vector, say) is one vector per frame
         out_dims = self.graph.output[0].type.tensor_type.shape.dim
         out_shape = tuple(int(d.dim_value) for d in out_dims)
-        tokens = shape[1] if (len(shape) == 3 and shape[0] == 1 and shape[1] > 1 and len(out_shape) == 3
-                              and out_shape[1] == shape[1]) else 1
+        # (or one vector out of a mean over the tokens, frontend/pooling.py)
+        tokens = shape[1] if (len(shape) == 3 and shape[0] == 1 and shape[1] > 1
+                              and (len(out_shape) == 3 and out_shape[1] == shape[1]
+                                   or pooling_fe.pools_tokens(self.graph))) else 1
         self.activation_name = info.name
         self.stream.input_shape, self.stream.tokens = shape, tokens
         self.stream.input_size = size_of(shape) // tokens
@@ -215,7 +218,7 @@ class Lowering:
             "AveragePool": lambda n, i: conv_fe.lower_average_pool(self, n, i),
             "MaxPool": lambda n, i: conv_fe.lower_max_pool(self, n, i),
             "BatchNormalization": lambda n, i: conv_fe.lower_batch_norm(self, n, i),
-            "ReduceMean": lambda n, i: conv_fe.lower_reduce_mean(self, n, i),
+            "ReduceMean": lambda n, i: pooling_fe.lower_reduce_mean(self, n, i),
         }.get(op)
         if handler is None and op in LAYOUT_OPS:
             handler = self.lower_layout
