@@ -69,8 +69,8 @@ module einhls_tokenmean #(
             /* verilator lint_off UNUSEDSIGNAL */  // |x - IN_ZP| < 2^IN_BITS, the sum fits ACC_BITS
             wire signed [63:0] centered = x - IN_ZP;
             /* verilator lint_on UNUSEDSIGNAL */
-            wire [ACC_BITS-1:0] before = (token == {TW{1'b0}}) ? {ACC_BITS{1'b0}} : acc[beat][l*ACC_BITS +: ACC_BITS];
-            assign acc_next[l*ACC_BITS +: ACC_BITS] = before + centered[ACC_BITS-1:0];
+            wire [ACC_BITS-1:0] prior = (token == {TW{1'b0}}) ? {ACC_BITS{1'b0}} : acc[beat][l*ACC_BITS +: ACC_BITS];
+            assign acc_next[l*ACC_BITS +: ACC_BITS] = prior + centered[ACC_BITS-1:0];
         end
     endgenerate
 
