@@ -204,3 +204,27 @@ def test_minilm_masked_layer_is_bit_exact_in_rtlsim_on_zcu104(minilm_masked, tmp
     project = compile_model(minilm_masked, tmp_path / "out", CompileOptions(board="zcu104"), **QUIET)
     (result,) = verify(project, ("rtlsim",), vectors=1, stored=2, **QUIET)
     assert result.passed, result.line()
+
+
+def test_pynq_driver_takes_the_mask_by_name(small_project, tmp_path, monkeypatch):
+    """The generated PYNQ driver (against test_driver's fake DMA, which runs the reference on the
+    frames it receives): predict(x, attention_mask=mask) packs what pack_inputs packs."""
+    import test_driver
+    from codegen.emit.driver import emit_driver
+    from codegen.ir.reference import dequantize_output
+
+    design = small_project.design
+    emit_driver(design, tmp_path / "out")
+    driver = test_driver.load_driver(tmp_path / "out", monkeypatch, test_driver.fake_pynq(design))
+    accel = driver.EinhlsOverlay("/nowhere/einhls_top.bit", max_batch=4)
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, size=(5, LENGTH, HIDDEN))
+    mask = np.concatenate(minilm_mask.padding_masks(5, LENGTH, 8))
+    want = dequantize_output(design.graph, run_reference(design.graph, pack_inputs(design.graph,
+                                                                                   {"x": x, "attention_mask": mask})))
+    got = accel.predict(x, attention_mask=mask)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    with pytest.raises(TypeError, match="attention_mask"):
+        accel.predict(x)
+    with pytest.raises(ValueError, match="padding mask"):
+        accel.predict(x, attention_mask=mask * 2)
