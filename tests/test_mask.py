@@ -228,3 +228,40 @@ def test_pynq_driver_takes_the_mask_by_name(small_project, tmp_path, monkeypatch
         accel.predict(x)
     with pytest.raises(ValueError, match="padding mask"):
         accel.predict(x, attention_mask=mask * 2)
+
+
+# --- mean pooling over the tokens -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pooled_project(tmp_path_factory):
+    path = minilm_mask.export_small_masked_layer(tmp_path_factory.mktemp("pool") / "pooled.onnx", LENGTH, HIDDEN,
+                                                 pooling="mean")
+    return path, compile_model(path, tmp_path_factory.mktemp("pool_kv260") / "out", CompileOptions(board="kv260"),
+                               **QUIET)
+
+
+def test_mean_pooling_is_one_token_mean_op(pooled_project):
+    """x.mean(dim=1) after the layer: a ReduceMean over the tokens becomes one TokenMean op (L tokens
+    in, one out), within one output step of onnxruntime on unpadded sequences."""
+    path, project = pooled_project
+    graph = project.graph
+    assert graph.ops[-1].kind == "tokenmean" and graph.ops[-1].tokens == LENGTH
+    assert graph.tokens == LENGTH and graph.output_tokens == 1 and graph.output_shape == (1, HIDDEN)
+    session = _ort(path)
+    rng = np.random.default_rng(11)
+    t = graph.output_type
+    for _ in range(4):
+        x = rng.normal(0, 1, size=(1, LENGTH, HIDDEN)).astype(np.float32)
+        mask = np.ones((1, LENGTH), dtype=np.int64)
+        theirs = session.run(None, {"x": x, "attention_mask": mask})[0].reshape(-1)
+        ours = (run_reference(graph, pack_inputs(graph, {"x": x, "attention_mask": mask})).reshape(-1)
+                - t.zero_point) * t.scale
+        assert np.abs(ours - theirs).max() / t.scale <= 1.0 + 1e-3
+
+
+@SMALL
+def test_pooled_layer_is_bit_exact_in_csim_and_rtlsim(pooled_project):
+    _, project = pooled_project
+    for check in ("csim", "rtlsim"):
+        (result,) = verify(project, (check,), vectors=4, **QUIET)
+        assert result.passed, result.line()
