@@ -131,6 +131,7 @@ def test_small_masked_layer_is_bit_exact_in_rtlsim(small_project):
 
 @pytest.mark.parametrize("form, quantized_mask, message", [
     ("causal", False, "causal mask"),
+    ("causal_only", False, "causal mask"),
     ("query", False, r"a mask per query"),
     ("padding", True, "exclude the mask's nodes"),
 ])
@@ -201,6 +202,9 @@ def test_minilm_masked_layer_is_bit_exact_in_csim(minilm_masked_kv260):
 
 @pytest.mark.slow
 def test_minilm_masked_layer_is_bit_exact_in_rtlsim_on_zcu104(minilm_masked, tmp_path):
+    """Measured: bit-exact on 3 sequences (all keys but one masked, none masked, a random length),
+    23,408 cycles between sequences (the schedule: 1,463 x 16), latency 52,506 cycles (estimate
+    43,108); about 20 minutes on a loaded 2-core machine."""
     project = compile_model(minilm_masked, tmp_path / "out", CompileOptions(board="zcu104"), **QUIET)
     (result,) = verify(project, ("rtlsim",), vectors=1, stored=2, **QUIET)
     assert result.passed, result.line()
@@ -260,8 +264,16 @@ def test_mean_pooling_is_one_token_mean_op(pooled_project):
 
 
 @SMALL
-def test_pooled_layer_is_bit_exact_in_csim_and_rtlsim(pooled_project):
+def test_pooled_layer_is_bit_exact_in_csim(pooled_project):
     _, project = pooled_project
-    for check in ("csim", "rtlsim"):
-        (result,) = verify(project, (check,), vectors=4, **QUIET)
-        assert result.passed, result.line()
+    (result,) = verify(project, ("csim",), vectors=4, **QUIET)
+    assert result.passed, result.line()
+
+
+@pytest.mark.slow
+def test_pooled_layer_is_bit_exact_in_rtlsim(pooled_project):
+    """About 100 s (the Verilator build); the unit alone runs in RTL sim in the default run
+    (tests/test_pooling_units.py)."""
+    _, project = pooled_project
+    (result,) = verify(project, ("rtlsim",), vectors=4, **QUIET)
+    assert result.passed, result.line()

@@ -26,13 +26,18 @@ class MaskedLayers(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(model.encoder.layer[start:stop])
         self.pooling = pooling
-        self.form = form   # "padding"; for the refusal tests: "causal" (a constant), "query" (per query)
+        # "padding"; for the refusal tests: "causal" (padding plus a constant causal mask),
+        # "causal_only" (the constant alone), "query" (a mask per query)
+        self.form = form
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.form == "causal":
             length = x.shape[1]
             causal = torch.triu(torch.full((length, length), -1e4), 1)[None, None]
             extended = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -1e4 + causal
+        elif self.form == "causal_only":   # a decoder's mask: a constant, the mask input unused
+            length = x.shape[1]
+            extended = torch.triu(torch.full((length, length), -1e4), 1)[None, None]
         elif self.form == "query":
             extended = (1.0 - attention_mask[:, None, :, None].to(x.dtype)) * -1e4
         else:
