@@ -95,9 +95,11 @@ def _quantize_masked(module: nn.Module, path: Path, samples: list[tuple[np.ndarr
         elif node.op_type == "Softmax" and any(name in masked for name in node.input):
             excluded.append(node.name)
 
+    names = {i.name for i in graph.input}   # the exporter drops an input the model does not read
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter({"x": x, MASK_NAME: m} for x, m in samples)
+            self.items = iter({k: v for k, v in (("x", x), (MASK_NAME, m)) if k in names} for x, m in samples)
 
         def get_next(self):
             return next(self.items, None)
