@@ -49,7 +49,8 @@ class MaskedLayers(nn.Module):
             return x.mean(dim=1)
         if self.pooling == "masked_mean":
             weights = attention_mask[:, :, None].to(x.dtype)
-            return (x * weights).sum(dim=1) / weights.sum(dim=1)
+            # sentence-transformers' recipe, the count clamped away from 0
+            return (x * weights).sum(dim=1) / torch.clamp(weights.sum(dim=1), min=1e-9)
         return x
 
 
