@@ -38,7 +38,7 @@ MASK_LARGE_NEGATIVE = -1e3     # the added constant must be at least this negati
 HIDDEN_SLICE = "input_values"  # the op that takes the hidden codes out of each packed input token
 SHAPE_OPS = ("Unsqueeze", "Reshape", "Cast", "Identity", "Expand")
 QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
-FORMS = ("mask", "inverted", "additive")   # m, 1 - m, (1 - m) * negative
+FORMS = ("mask", "inverted", "additive", "count")   # m, 1 - m, (1 - m) * negative, sum(m)
 
 
 @dataclass
@@ -55,6 +55,18 @@ class MaskValue:
 class MaskedReal(Real):
     """Attention scores with a padding mask added: the Softmax after them leaves the padding keys out."""
     mask_tensor: str = ""
+
+
+@dataclass
+class MaskedTokens:
+    """Tokens [1, L, C] times the mask [1, L, 1] (mean pooling with padding, frontend/pooling.py):
+    ``summed`` once a ReduceSum over the tokens follows."""
+    real: Real
+    mask: MaskValue
+    shape: tuple[int, ...]
+    summed: bool = False
+    nodes: list[str] = field(default_factory=list)
+    tensor: str | None = None
 
 
 def mask_slice_name(input_name: str) -> str:
@@ -112,7 +124,7 @@ def _scalar(value) -> float | None:
 
 
 def touches_mask(inputs: list) -> bool:
-    return any(isinstance(v, (MaskValue, MaskedReal)) for v in inputs)
+    return any(isinstance(v, (MaskValue, MaskedReal, MaskedTokens)) for v in inputs)
 
 
 def lower_mask_node(low, node: onnx.NodeProto, inputs: list) -> list:
@@ -127,6 +139,11 @@ def lower_mask_node(low, node: onnx.NodeProto, inputs: list) -> list:
     if masked:
         raise _refuse(node, f"{op} of attention scores with the padding mask added: only a Softmax over "
                             "the keys may read them")
+    pooled = [v for v in inputs if isinstance(v, MaskedTokens)]
+    if pooled or op in ("ReduceSum", "Clip", "Max") or (op == "Mul" and any(isinstance(v, Real) for v in inputs)
+                                                        and _token_weights(low, inputs)):
+        from .pooling import lower_masked_mean_node
+        return [lower_masked_mean_node(low, node, inputs)]
     masks = [v for v in inputs if isinstance(v, MaskValue)]
     mask = masks[0]
     label = node_label(node)
@@ -159,6 +176,12 @@ def lower_mask_node(low, node: onnx.NodeProto, inputs: list) -> list:
     raise _refuse(node, f"{op} on {what} ({mask.form} form): einhls supports the padding mask as BERT "
                         f"writes it, (1 - mask) * large negative (at most {MASK_LARGE_NEGATIVE:g}) added to the "
                         "attention scores")
+
+
+def _token_weights(low, inputs: list) -> bool:
+    """Whether a MaskValue among ``inputs`` is the mask as one weight per token, [1, L, 1]."""
+    tokens = low.stream.tokens
+    return any(isinstance(v, MaskValue) and v.form == "mask" and tuple(v.shape) == (1, tokens, 1) for v in inputs)
 
 
 def _masked_scores(low, node: onnx.NodeProto, inputs: list, mask: MaskValue) -> MaskedReal:

@@ -72,3 +72,87 @@ def make_token_mean(name: str, source: str, in_type: QType, size: int, tokens: i
     requant = output_requant(in_type.scale / (tokens * out_type.scale), out_type, False, acc_type.bits)
     return TokenMean(name=name, source=source, in_type=in_type, out_type=out_type, in_size=size, out_size=size,
                      inputs=tuple(inputs), tokens=tokens, acc_type=acc_type, requant=requant)
+
+
+@register_op
+@dataclass
+class MaskedTokenMean(Op):
+    """The mean over the real tokens of each sequence (sentence-transformers' pooling with padding):
+
+        n      = max(1, number of tokens t with mask[t] != 0)
+        acc[c] = sum over those t of (x[t, c] - zp_in)                exact
+        y[c]   = clamp(rne(acc[c] * M[n - 1], shift) + zp_out)      M[n-1] / 2^shift ~ s_in / (n s_out)
+
+    Input 0: ``tokens`` tokens of ``in_size`` codes; input 1: the mask, one code a token.  One
+    multiplier per count n = 1 .. tokens (a table of ``tokens`` constants), one shift for all."""
+    in_type_b: QType = None
+    tokens: int = 1
+    acc_type: QType = None
+    multipliers: tuple[int, ...] = ()
+    shift: int = 0
+    kind: ClassVar[str] = "maskedmean"
+    arity: ClassVar[int] = 2
+
+    def __post_init__(self) -> None:
+        if self.in_size != self.out_size or len(self.multipliers) != self.tokens:
+            raise ValueError(f"maskedmean: {self.tokens} tokens need {self.tokens} multipliers")
+
+    @property
+    def input_types(self) -> tuple[QType, ...]:
+        return (self.in_type, self.in_type_b)
+
+    @property
+    def input_sizes(self) -> tuple[int, ...]:
+        return (self.in_size, 1)
+
+    @property
+    def multiplier_bits(self) -> int:
+        return max(1, max(self.multipliers).bit_length())
+
+    def out_tokens(self, in_tokens: int) -> int:
+        if in_tokens % self.tokens:
+            raise ValueError(f"maskedmean: {in_tokens} tokens are not whole sequences of {self.tokens}")
+        return in_tokens // self.tokens
+
+    def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from .requant import rne_shift
+        rows = x.shape[0]
+        if rows % self.tokens or mask.shape[0] != rows:
+            raise ValueError(f"maskedmean: {rows} rows are not whole sequences of {self.tokens} tokens")
+        s = rows // self.tokens
+        keep = mask.to(torch.int64).reshape(s, self.tokens, 1) != 0
+        centered = (x.to(torch.int64) - self.in_type.zero_point).reshape(s, self.tokens, self.in_size)
+        acc = torch.where(keep, centered, torch.zeros_like(centered)).sum(dim=1)
+        count = torch.clamp(keep.sum(dim=1), min=1)                           # [s, 1]
+        mult = torch.tensor(self.multipliers, dtype=torch.int64)[count - 1]   # [s, 1]
+        y = rne_shift(acc * mult, self.shift) + self.out_type.zero_point
+        return torch.clamp(y, self.out_type.min, self.out_type.max)
+
+    def params_json(self) -> dict:
+        return {"in_type_b": self.in_type_b.to_json(), "tokens": self.tokens, "acc_type": self.acc_type.to_json(),
+                "multipliers": list(self.multipliers), "shift": self.shift}
+
+    @classmethod
+    def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "MaskedTokenMean":
+        return cls(**common, in_type_b=QType.from_json(d["in_type_b"]), tokens=d["tokens"],
+                   acc_type=QType.from_json(d["acc_type"]), multipliers=tuple(d["multipliers"]), shift=d["shift"])
+
+
+def make_masked_token_mean(name: str, source: str, in_type: QType, mask_type: QType, size: int, tokens: int,
+                           out_type: QType | None = None, inputs: tuple[str, ...] = ()) -> MaskedTokenMean:
+    """The mean over the real tokens (mask != 0) of ``tokens`` tokens of ``in_type``; the shift is
+    chosen for n = 1 (the largest multiplier), the others are rounded at that shift."""
+    import math
+
+    from .requant import multiplier_bits_for
+    out_type = in_type if out_type is None else out_type
+    lo, hi = tokens * (in_type.min - in_type.zero_point), tokens * (in_type.max - in_type.zero_point)
+    acc_type = QType(True, max(bits_for_range(min(lo, -1), max(hi, 1)), 2))
+    # M[0] (n = 1) gets the significant bits of the usual requantization; M[n-1] ~ M[0] / n keeps
+    # all but log2(n) of them
+    bits = multiplier_bits_for(out_type.bits, acc_type.bits)
+    shift = min(62, max(0, bits - math.frexp(in_type.scale / out_type.scale)[1]))
+    multipliers = tuple(max(1, round(in_type.scale / (n * out_type.scale) * 2.0 ** shift)) for n in range(1, tokens + 1))
+    return MaskedTokenMean(name=name, source=source, in_type=in_type, out_type=out_type, in_size=size, out_size=size,
+                           inputs=tuple(inputs), in_type_b=mask_type, tokens=tokens, acc_type=acc_type,
+                           multipliers=multipliers, shift=shift)
