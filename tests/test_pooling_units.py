@@ -1,9 +1,12 @@
-"""Golden tests of the token-mean unit (TokenMean: mean pooling over a sequence) alone, in Verilog
-and in HLS C++, and of its reference against the float mean.
+"""Golden tests of the token-mean units (TokenMean: mean pooling over a sequence; MaskedTokenMean:
+over its real tokens) alone, in Verilog and in HLS C++, and of their references against the float
+mean.
 
 Ops come from ``make_token_mean`` (codegen/ir/pooling.py), unit parameters from
 codegen/emit/pooling.py; expected codes from ``TokenMean.reference`` only, element by element.
-Every case runs several sequences back to back: all-minimum codes, all-maximum codes, then random.
+Every case runs several sequences back to back: all-minimum codes, all-maximum codes, then random;
+the masked cases with one real token, all real, none real (the count clamped to 1), then random
+masks.
 The RTL runs with no pauses, then with random input gaps and output back-pressure.
 """
 from __future__ import annotations
@@ -21,8 +24,8 @@ import pytest
 import torch
 
 from codegen.emit.hls_rules import check_kernel_text
-from codegen.emit.pooling import hls_unit, rtl_unit
-from codegen.ir.pooling import TokenMean, make_token_mean
+from codegen.emit.pooling import hls_unit, masked_hls_unit, masked_rtl_unit, rtl_unit
+from codegen.ir.pooling import MaskedTokenMean, TokenMean, make_masked_token_mean, make_token_mean
 from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.schedule.design import OpSchedule
@@ -58,6 +61,26 @@ CASES = {c.name: c for c in [
 ]}
 
 
+MASKED = {c.name: c for c in [
+    Case("m_c6_l4_x3", make_masked_token_mean("m_c6_l4_x3", "Div", QType(True, 8, 0.05, 3), QType(True, 8), 6, 4), 3),
+    Case("m_c5_l7_x1_uint8", make_masked_token_mean("m_c5_l7_x1_uint8", "Div", QType(False, 8, 0.02, 128),
+                                                    QType(False, 8), 5, 7, QType(True, 8, 0.01, -4)), 1),
+    Case("m_c8_l16_x4", make_masked_token_mean("m_c8_l16_x4", "Div", QType(True, 8, 0.1, 0), QType(True, 8),
+                                               8, 16), 4),
+]}
+
+
+def masked_sequences(op: MaskedTokenMean, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = sequences(op, count, seed)
+    m = (rng.random((count * op.tokens, 1)) < 0.6).astype(np.int64)
+    m[rng.random(len(m)) < 0.1] = op.in_type_b.min if op.in_type_b.min < 0 else op.in_type_b.max   # nonzero codes
+    for k, keep in enumerate([[1] + [0] * (op.tokens - 1), [1] * op.tokens, [0] * op.tokens][:count]):
+        m[k * op.tokens:(k + 1) * op.tokens, 0] = keep
+    x[2 * op.tokens:3 * op.tokens] = op.in_type.max if count > 2 else x[2 * op.tokens:3 * op.tokens]
+    return x, m
+
+
 def sequences(op: TokenMean, count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.integers(op.in_type.min, op.in_type.max + 1, size=(count * op.tokens, op.in_size), dtype=np.int64)
@@ -81,6 +104,23 @@ def test_reference_is_the_rounded_float_mean() -> None:
         # codes over L = 4 end in .5 often) by its own rounding noise
         assert np.abs(got - want).max() <= 1, c.name
         assert np.mean(got == want) > 0.9, c.name
+
+
+def test_masked_reference_is_the_rounded_float_mean_over_real_tokens() -> None:
+    for c in MASKED.values():
+        op = c.op
+        x, m = masked_sequences(op, 40, 2)
+        keep = (m.reshape(40, op.tokens, 1) != 0)
+        real = ((x - op.in_type.zero_point) * op.in_type.scale).reshape(40, op.tokens, op.in_size)
+        mean = (real * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)
+        want = np.clip(np.round(mean / op.out_type.scale) + op.out_type.zero_point, op.out_type.min, op.out_type.max)
+        got = op.reference(torch.as_tensor(x), torch.as_tensor(m)).numpy()
+        assert np.abs(got - want).max() <= 1, c.name
+        assert np.mean(got == want) > 0.9, c.name
+        assert np.all(got[2] == op.out_type.zero_point)          # no real token: the mean of nothing, 0
+        # one real token (the first): its own codes, requantized to the output type
+        np.testing.assert_array_equal(got[0], reference(make_token_mean("t", "t", op.in_type, op.in_size, 1,
+                                                                        op.out_type), x[:1])[0])
 
 
 def test_parameters_cost_and_json() -> None:
@@ -110,15 +150,25 @@ def rtl_results(tmp_path_factory) -> dict:
 
     amm._verilator()
     folder = tmp_path_factory.mktemp("tokenmean_rtl")
-    cases = list(CASES.values())
+    cases = list(CASES.values()) + list(MASKED.values())
     specs, expected = [], []
     for index, c in enumerate(cases):
-        x = sequences(c.op, SEQUENCES, 30 + index)
-        module, params = rtl_unit(c.op, c.schedule)
-        specs.append({"index": index, "name": c.name, "kind": c.op.kind, "module": module, "params": params,
-                      "inputs": [amm.stream_spec(c.op.in_type, c.op.in_size, c.lanes, x, len(x))],
+        if isinstance(c.op, MaskedTokenMean):   # two streams: s0 the tokens, s1 the mask
+            x, m = masked_sequences(c.op, SEQUENCES, 30 + index)
+            module, params = masked_rtl_unit(c.op, c.schedule)
+            inputs = [amm.stream_spec(c.op.in_type, c.op.in_size, c.lanes, x, len(x)),
+                      amm.stream_spec(c.op.in_type_b, 1, c.lanes, m, len(m))]
+            expected.append(c.op.reference(torch.as_tensor(x), torch.as_tensor(m)).numpy())
+            kind = "add"   # the join wrapper's form for units with s0 / s1 ports
+        else:
+            x = sequences(c.op, SEQUENCES, 30 + index)
+            module, params = rtl_unit(c.op, c.schedule)
+            inputs = [amm.stream_spec(c.op.in_type, c.op.in_size, c.lanes, x, len(x))]
+            expected.append(reference(c.op, x))
+            kind = c.op.kind
+        specs.append({"index": index, "name": c.name, "kind": kind, "module": module, "params": params,
+                      "inputs": inputs,
                       "outputs": [amm.stream_spec(c.op.out_type, c.op.out_size, c.lanes, None, SEQUENCES)]})
-        expected.append(reference(c.op, x))
     sources = joins._write_wrapper(specs, folder / "rtl")   # one s_axis per unit: the join wrapper's form
     lint = subprocess.run([amm._verilator(), "--lint-only", "-Wall", str(resource_dir("rtl_kernels") / LINT_WAIVERS),
                            *map(str, sources), "--top-module", joins.WRAPPER_TOP], capture_output=True, text=True)
@@ -153,7 +203,7 @@ def test_rtl_lint_clean(rtl_results) -> None:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", [*CASES, *MASKED])
 def test_rtl_unit_matches_reference(name: str, rtl_results) -> None:
     c, got, expected = rtl_results[0][name]
     for label, record in zip(("no pauses", "random pauses"), got["phases"]):
@@ -190,6 +240,46 @@ def csim_results(tmp_path_factory) -> dict:
     source = folder / "tokenmean_units.cpp"
     source.write_text(env.get_template("tokenmean_units.cpp.j2").render(cases=specs, widest=64))
     binary = folder / "tokenmean_units"
+    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
+                           str(source), "-o", str(binary)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
+                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
+    assert proc.returncode == 0, proc.stderr
+    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
+            for i, (c, e) in enumerate(zip(cases, expected))}
+
+
+@amm.needs_csim
+@pytest.mark.parametrize("name", MASKED)
+def test_csim_masked_unit_matches_reference(name: str, masked_csim_results) -> None:
+    c, got, expected = masked_csim_results[name]
+    np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def masked_csim_results(tmp_path_factory) -> dict:
+    from codegen.emit.hls import _environment
+    from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+
+    folder = tmp_path_factory.mktemp("maskedmean_csim")
+    env = _environment()
+    for header in ("einhls_stream.h", "einhls_csim.h", "einhls_requant.h", "einhls_maskedmean.h"):
+        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
+    cases = list(MASKED.values())
+    specs, expected = [], []
+    for index, c in enumerate(cases):
+        x, m = masked_sequences(c.op, SEQUENCES, 60 + index)
+        expected.append(c.op.reference(torch.as_tensor(x), torch.as_tensor(m)).numpy())
+        write_vectors(folder / f"c{index}_a.txt", x)
+        write_vectors(folder / f"c{index}_b.txt", m)
+        unit = masked_hls_unit(c.op, c.schedule, f"mm{index}", f"mm{index}.h")
+        assert check_kernel_text("einhls_maskedmean.h", (folder / "einhls_maskedmean.h").read_text()) == []
+        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
+    source = folder / "maskedmean_units.cpp"
+    source.write_text(env.get_template("maskedmean_units.cpp.j2").render(cases=specs, widest=64))
+    binary = folder / "maskedmean_units"
     proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
                            str(source), "-o", str(binary)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
