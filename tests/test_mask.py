@@ -294,7 +294,10 @@ def test_masked_mean_pooling_is_one_op_and_follows_onnxruntime(masked_pool_proje
     path, project = masked_pool_project
     graph = project.graph
     last = graph.ops[-1]
-    assert last.kind == "maskedmean" and last.inputs[1] == "input_attention_mask" and graph.output_tokens == 1
+    # the mask stream, forked to the scores' mask unit and this one
+    assert last.kind == "maskedmean" and graph.output_tokens == 1
+    fork = graph.producer(last.inputs[1])
+    assert fork.kind == "fork" and fork.inputs == ("input_attention_mask",)
     session = _ort(path)
     t = graph.output_type
     rng = np.random.default_rng(12)
@@ -318,4 +321,17 @@ def test_masked_pooled_layer_is_bit_exact_in_rtlsim(masked_pool_project):
     """Measured: bit-exact on 20 padded sequences, 720 cycles between sequences (the schedule)."""
     _, project = masked_pool_project
     (result,) = verify(project, ("rtlsim",), vectors=4, **QUIET)
+    assert result.passed, result.line()
+
+
+@pytest.mark.slow
+def test_two_layers_share_the_mask_and_pool_it(tmp_path):
+    """Two encoder layers and masked mean pooling: one mask stream forked to both layers' mask units
+    and the pooling unit; bit-exact in C-sim (measured, with RTL sim: see the README)."""
+    path = minilm_mask.export_small_masked_layer(tmp_path / "two.onnx", LENGTH, HIDDEN, pooling="masked_mean",
+                                                 layers=2)
+    project = compile_model(path, tmp_path / "out", CompileOptions(board="kv260"), **QUIET)
+    kinds = [op.kind for op in project.graph.ops]
+    assert kinds.count("maskscores") == 2 and kinds[-1] == "maskedmean"
+    (result,) = verify(project, ("csim",), vectors=4, **QUIET)
     assert result.passed, result.line()

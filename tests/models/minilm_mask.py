@@ -121,7 +121,7 @@ def padding_masks(count: int, length: int, seed: int) -> list[np.ndarray]:
 
 def export_small_masked_layer(path: Path, length: int = 8, hidden: int = 32, heads: int = 2, inner: int = 64,
                               seed: int = 0, pooling: str = "none", form: str = "padding",
-                              float_mask_path: bool = True) -> Path:
+                              float_mask_path: bool = True, layers: int = 1) -> Path:
     """A BERT encoder layer of transformers (random weights, ``heads`` heads of hidden / heads) with
     the attention mask input: the graph form of a MiniLM layer at a size that simulates in seconds.
     ``form`` and ``float_mask_path`` False (quantize_static's defaults) make models einhls refuses."""
@@ -130,13 +130,13 @@ def export_small_masked_layer(path: Path, length: int = 8, hidden: int = 32, hea
 
     torch.manual_seed(seed)
     config = BertConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=inner,
-                        num_hidden_layers=1, vocab_size=16, max_position_embeddings=max(length, 8),
+                        num_hidden_layers=layers, vocab_size=16, max_position_embeddings=max(length, 8),
                         attn_implementation="eager")
     model = BertModel(config).eval()
     rng = np.random.default_rng(seed)
     masks = padding_masks(32, length, seed)
     samples = [(rng.normal(0, 1, size=(1, length, hidden)).astype(np.float32), m) for m in masks]
-    return _quantize_masked(MaskedLayers(model, 0, 1, pooling, form), path, samples, float_mask_path)
+    return _quantize_masked(MaskedLayers(model, 0, layers, pooling, form), path, samples, float_mask_path)
 
 
 def export_masked_layers(path: Path, length: int, start: int = 0, stop: int = 1, pooling: str = "none",
