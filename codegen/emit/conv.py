@@ -22,7 +22,7 @@ from ..ir.graph import Graph
 #: the op kinds the frame-mode HLS top knows how to call
 #: op kinds whose kernel runs once a frame in the frame-per-call top (every other kernel runs once
 #: per token it writes; a softmax over attention heads once per row)
-ONCE_A_FRAME = frozenset({"window", "actmatmul"})
+ONCE_A_FRAME = frozenset({"window", "actmatmul", "maskscores", "tokenmean", "maskedmean"})
 
 
 def _window_params(op: Window, lanes: int) -> list[tuple[str, int]]:
@@ -144,7 +144,7 @@ def hls_regroup_unit(index, op, design, ns, header):
 
 def changes_tokens(graph: Graph) -> bool:
     """Whether some op changes the number of tokens."""
-    return any(op.kind in ("window", "regroup") for op in graph.ops)
+    return any(op.kind in ("window", "regroup", "tokenmean", "maskedmean") for op in graph.ops)
 
 
 def frame_per_call(graph: Graph) -> bool:

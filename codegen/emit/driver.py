@@ -60,6 +60,10 @@ def driver_interface(design: Design) -> dict:
         "input_shape": list(graph.input_shape),
         "output_shape": list(graph.output_shape),
         "output_is_float": bool(graph.output_is_float),
+        # several model inputs packed into each input token (an attention mask): predict() takes
+        # the others by name and packs them (codegen/ir/graph.py InputPart, docs/interface.md)
+        "tokens": int(graph.tokens),
+        "input_parts": [part.to_json() for part in graph.input_parts],
         # a CNN: frames stream pixel by pixel; predict() transposes [C, pixels] <-> [pixels, C]
         "channels_first": {"input": [graph.input_size, graph.tokens],
                            "output": [graph.output_size, graph.output_tokens]} if graph.channels_first else None,

@@ -257,6 +257,9 @@ class HlsPlan:
         used = {st.unit.kind for st in self.stages if isinstance(st.unit, ConstantsUnit)}
         return [*KERNEL_HEADERS, *(NONLINEAR_HEADERS[kind] for kind in ("softmax", "layernorm", "gelu") if kind in used),
                 *(["einhls_actmatmul.h"] if "actmatmul" in used else []),
+                *(["einhls_mask.h"] if "maskscores" in used else []),
+                *(["einhls_tokenmean.h"] if "tokenmean" in used else []),
+                *(["einhls_maskedmean.h"] if "maskedmean" in used else []),
                 *(["einhls_window.h"] if any(st.unit.kind in ("window", "tapmax", "regroup") for st in self.stages)
                   else [])]
 
@@ -470,11 +473,34 @@ def _hls_actmatmul(index, op, design, ns, header):   # codegen/emit/attention.py
     return unit, unit.widths, s.out_lanes
 
 
+def _hls_mask(index, op, design, ns, header):   # codegen/emit/mask.py; one call = one sequence
+    from .mask import hls_unit as mask_hls_unit
+    s = design.schedule(op)
+    unit = mask_hls_unit(op, s, ns, header)
+    return unit, unit.widths, s.in_lanes
+
+
+def _hls_tokenmean(index, op, design, ns, header):   # codegen/emit/pooling.py; one call = one sequence
+    from .pooling import hls_unit as tokenmean_hls_unit
+    s = design.schedule(op)
+    unit = tokenmean_hls_unit(op, s, ns, header)
+    return unit, unit.widths, s.in_lanes
+
+
+def _hls_maskedmean(index, op, design, ns, header):   # codegen/emit/pooling.py; one call = one sequence
+    from .pooling import masked_hls_unit
+    s = design.schedule(op)
+    unit = masked_hls_unit(op, s, ns, header)
+    return unit, unit.widths, s.in_lanes
+
+
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
              **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}, "actmatmul": _hls_actmatmul,
+             "maskscores": _hls_mask, "tokenmean": _hls_tokenmean,
+             "maskedmean": _hls_maskedmean,
              **{kind: (lambda kind: lambda *a: _hls_conv(kind, *a))(kind) for kind in ("window", "regroup", "tapmax")}}
 
 

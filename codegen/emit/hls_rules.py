@@ -48,7 +48,8 @@ from ..errors import EinhlsError
 DIVISION_FREE_KERNELS = ("einhls_contract.h", "einhls_butterfly.h", "einhls_linear.h", "einhls_stream.h",
                          "einhls_softmax.h", "einhls_layernorm.h", "einhls_gelu.h", "einhls_requant.h",
                          "einhls_relu.h", "einhls_graph.h", "einhls_axis.h", "einhls_csim.h", "einhls_actmatmul.h",
-                         "einhls_window.h")
+                         "einhls_window.h", "einhls_mask.h", "einhls_tokenmean.h",
+                         "einhls_maskedmean.h")
 AP_INT_DEFAULT_MAX_W = 1024
 
 

@@ -56,6 +56,9 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "einhls_layernorm": ("einhls_requant",),
     "einhls_gelu": ("einhls_requant",),
     "einhls_actmatmul": ("einhls_lanes", "einhls_fifo", "einhls_adder_tree", "einhls_requant"),
+    "einhls_mask": (),
+    "einhls_tokenmean": ("einhls_requant",),
+    "einhls_maskedmean": ("einhls_requant",),
     "einhls_add": ("einhls_binop",),
     "einhls_mul": ("einhls_binop",),
     "einhls_binop": (),
@@ -444,13 +447,41 @@ def _actmatmul_unit(index, op, s, design):
     return [stage], mems, False
 
 
+def _mask_unit(index, op, s, design):
+    from .mask import rtl_unit as mask_rtl_unit
+    module, params = mask_rtl_unit(op, s)
+    comment = f"{op.name}: padding mask over {op.heads} heads x {op.tokens} keys, {s.in_lanes} per beat"
+    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
+                  s.in_lanes * op.out_type.bits)
+    return [stage], [], False
+
+
+def _tokenmean_unit(index, op, s, design):
+    from .pooling import rtl_unit as tokenmean_rtl_unit
+    module, params = tokenmean_rtl_unit(op, s)
+    comment = f"{op.name}: mean of {op.in_size} features over {op.tokens} tokens, {s.in_lanes} per beat"
+    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
+                  s.in_lanes * op.out_type.bits)
+    return [stage], [], False
+
+
+def _maskedmean_unit(index, op, s, design):
+    from .pooling import masked_rtl_unit
+    module, params = masked_rtl_unit(op, s)
+    comment = f"{op.name}: mean of {op.in_size} features over the real tokens of {op.tokens}, {s.in_lanes} per beat"
+    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
+                  s.in_lanes * op.out_type.bits)
+    return [stage], [], False
+
+
 #: how each op kind becomes Verilog instances (one entry per kind)
 RTL_UNITS = {"linear": _linear_unit, "requant": _requant_unit, "relu": _relu_unit,
              "butterfly": _butterfly_unit, "contract": _contraction_unit, "permute": _contraction_unit,
              "add": _join_unit, "mul": _join_unit, "concat": _join_unit, "slice": _join_unit,
              "fork": _join_unit, "softmax": _nonlinear_unit, "layernorm": _nonlinear_unit,
              "gelu": _nonlinear_unit, "actmatmul": _actmatmul_unit, "window": _window_unit, "regroup": _regroup_unit,
-             "tapmax": _tapmax_unit}
+             "tapmax": _tapmax_unit, "maskscores": _mask_unit,
+             "tokenmean": _tokenmean_unit, "maskedmean": _maskedmean_unit}
 
 
 class _Netlist:
@@ -558,10 +589,11 @@ def verilog_value(p: Param) -> str:
             raise EinhlsError(f"file name {text!r} cannot be a Verilog string")
         return f'"{text}"'
     v = int(p.value)
-    if p.kind == "b256":   # a packed vector (einhls_permute's digit extents and strides)
-        if not 0 <= v < (1 << 256):
-            raise EinhlsError(f"parameter {p.name} does not fit 256 bits")
-        return f"256'h{v:064x}"
+    if p.kind[:1] == "b" and p.kind[1:].isdigit():   # a packed vector of that many bits
+        width = int(p.kind[1:])                       # (einhls_permute's digits, a multiplier table)
+        if not 0 <= v < (1 << width):
+            raise EinhlsError(f"parameter {p.name} does not fit {width} bits")
+        return f"{width}'h{v:0{(width + 3) // 4}x}"
     if p.kind == "s64":
         if not -(1 << 63) <= v < (1 << 63):
             raise EinhlsError(f"parameter {p.name}={v} does not fit 64 bits")

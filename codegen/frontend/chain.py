@@ -26,9 +26,10 @@ def constant_tensors(graph: onnx.GraphProto) -> set[str]:
 
 
 def activation_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
-    """The one graph input that is not a constant."""
+    """The one graph input that is not a constant (besides an attention mask, frontend/mask.py)."""
+    from .mask import split_inputs
     constants = {init.name for init in graph.initializer}
-    inputs = [vi for vi in graph.input if vi.name not in constants]
+    inputs, _ = split_inputs([vi for vi in graph.input if vi.name not in constants])   # an attention mask aside
     if len(inputs) != 1:
         names = ", ".join(repr(vi.name) for vi in inputs) or "none"
         raise EinhlsError(f"the model must have exactly one (non-constant) input, it has {len(inputs)}: "

@@ -42,6 +42,8 @@ from .sparsity import choose_sparsity, declared_patterns
 from .stream import Stream
 from .values import Acc, Codes, Const, FloatInput, Real, Value, size_of
 from . import attention as attention_fe
+from . import mask as mask_fe
+from . import pooling as pooling_fe
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 QUANTIZER_OPS = ("QuantizeLinear", "DequantizeLinear", "Quant")
@@ -89,12 +91,16 @@ class Lowering:
         for init in self.graph.initializer:
             self.values[init.name] = Const(numpy_helper.to_array(init))
         self.set_input(activation_input(self.graph))
+        constants = {init.name for init in self.graph.initializer}
+        _, masks = mask_fe.split_inputs([vi for vi in self.graph.input if vi.name not in constants])
+        for info in masks:
+            mask_fe.set_mask_input(self, info)
         for node in self.graph.node:
             try:
                 self.lower_node(node)
             except ValueError as exc:  # an IR constructor refused a type or parameter
                 raise EinhlsError(str(exc), node_label(node), node.op_type) from exc
-        return self.finish()
+        return mask_fe.pack_inputs(self, self.finish())
 
     def set_input(self, info: onnx.ValueInfoProto) -> None:
         tensor = info.type.tensor_type
@@ -103,8 +109,11 @@ class Lowering:
         # [1, a, b] input reshaped to one vector, say) is one vector per frame
         out_dims = self.graph.output[0].type.tensor_type.shape.dim
         out_shape = tuple(int(d.dim_value) for d in out_dims)
-        tokens = shape[1] if (len(shape) == 3 and shape[0] == 1 and shape[1] > 1 and len(out_shape) == 3
-                              and out_shape[1] == shape[1]) else 1
+        # (or one vector out of a mean over the tokens, frontend/pooling.py)
+        tokens = shape[1] if (len(shape) == 3 and shape[0] == 1 and shape[1] > 1
+                              and (len(out_shape) == 3 and out_shape[1] == shape[1]
+                                   or pooling_fe.pools_tokens(self.graph))) else 1
+        self.activation_name = info.name
         self.stream.input_shape, self.stream.tokens = shape, tokens
         self.stream.input_size = size_of(shape) // tokens
         self.channels_first_input = False
@@ -124,6 +133,11 @@ class Lowering:
         if node.output and all(name in self.absorbed for name in node.output if name):
             return   # part of a float island already replaced by its integer unit
         inputs = [self.values[name] if name else None for name in node.input]
+        if mask_fe.touches_mask(inputs) and not (node.op_type == "Softmax" and len(inputs) == 1):
+            for name, value in zip(node.output, mask_fe.lower_mask_node(self, node, inputs)):
+                self.values[name] = value
+            return
+        mask_fe.refuse_constant_mask(self, node, inputs)
         if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
             outputs = fold_node(node, [Const(np.zeros(inputs[0].shape, np.float32))], self.opset)
         elif all(value is None or isinstance(value, Const) for value in inputs):
@@ -204,7 +218,7 @@ class Lowering:
             "AveragePool": lambda n, i: conv_fe.lower_average_pool(self, n, i),
             "MaxPool": lambda n, i: conv_fe.lower_max_pool(self, n, i),
             "BatchNormalization": lambda n, i: conv_fe.lower_batch_norm(self, n, i),
-            "ReduceMean": lambda n, i: conv_fe.lower_reduce_mean(self, n, i),
+            "ReduceMean": lambda n, i: pooling_fe.lower_reduce_mean(self, n, i),
         }.get(op)
         if handler is None and op in LAYOUT_OPS:
             handler = self.lower_layout

@@ -39,6 +39,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import EinhlsError
+from ..ir.graph import GRAPH_INPUT
 from ..ir.nonlinear import graph_op, make_gelu, make_layernorm, make_softmax
 from ..ir.types import QType
 from .names import node_label
@@ -62,6 +63,7 @@ class Island:
     sources: list[str] = field(default_factory=list)
     tensor: str | None = None
     view: object | None = None     # the input's head view (softmax over attention scores)
+    mask: str | None = None        # the IR tensor of a padding mask over the keys (frontend/mask.py)
 
     @property
     def description(self) -> str:
@@ -366,7 +368,12 @@ def open_island(low, match: Match, node: onnx.NodeProto, inputs: list) -> Island
         beta = np.zeros(features) if match.beta is None else np.broadcast_to(match.beta, (features,)).astype(np.float64)
     else:
         gamma = beta = None
-    return Island(match.kind, term, shape, labels, gamma, beta, match.eps, sources=list(labels), view=view)
+    mask = getattr(x, "mask_tensor", None) or None
+    if mask is not None and match.kind != "softmax":
+        raise EinhlsError(f"{match.kind} of attention scores with a padding mask added: only a Softmax may read them",
+                          labels[0], node.op_type)
+    return Island(match.kind, term, shape, labels, gamma, beta, match.eps, sources=list(labels), view=view,
+                  mask=mask)
 
 
 def finish_island(low, island: Island, out_type: QType | None, node: onnx.NodeProto | None) -> Real:
@@ -380,6 +387,16 @@ def finish_island(low, island: Island, out_type: QType | None, node: onnx.NodePr
     features = low.stream.size_of(term.tensor)
     size = island.shape[-1]   # one row: a token's features, or one head's scores
     source = " + ".join(island.sources + ([node_label(node)] if node is not None else []))
+    inputs = (term.tensor,)
+    if island.mask is not None:   # padding keys get a code the softmax turns into exactly 0 (ir/mask.py)
+        from ..ir.mask import make_mask_scores
+        try:
+            masking = make_mask_scores(low.stream.name("mask"), source, in_type, low.stream.type_of(GRAPH_INPUT),
+                                       features // size, size, inputs=(term.tensor, island.mask))
+        except ValueError as exc:
+            raise EinhlsError(f"cannot mask the attention scores: {exc}", island.nodes[0], island.kind) from exc
+        low.stream.append(masking)
+        in_type, inputs = masking.out_type, (masking.name,)
     try:
         if island.kind == "softmax":
             unit = make_softmax(size, in_type, out_type)
@@ -389,7 +406,7 @@ def finish_island(low, island: Island, out_type: QType | None, node: onnx.NodePr
             unit = make_gelu(size, in_type, out_type)
     except ValueError as exc:
         raise EinhlsError(f"cannot build the integer {island.kind}: {exc}", island.nodes[0], island.kind) from exc
-    op = dataclasses.replace(graph_op(low.stream.name(island.kind), source, unit, features), inputs=(term.tensor,))
+    op = dataclasses.replace(graph_op(low.stream.name(island.kind), source, unit, features), inputs=inputs)
     low.stream.append(op)
     return dataclasses.replace(Real.of_stream(island.shape, out_type.scale), view=island.view)
 

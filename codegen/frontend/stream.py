@@ -35,7 +35,7 @@ class Stream:
         self.input_tokens = count
 
     def tokens_of(self, tensor: str) -> int:
-        if not any(op.kind in ("window", "regroup") for op in self.ops):
+        if not any(op.kind in ("window", "regroup", "tokenmean", "maskedmean") for op in self.ops):
             return self.input_tokens    # the usual case: every tensor has the input's count
         chain = []   # the producers back to the input, walked without recursion
         op = self.producer(tensor)

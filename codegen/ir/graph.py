@@ -179,6 +179,31 @@ class Relu(Op):
         return torch.clamp(x.to(torch.int64), min=self.in_type.zero_point)
 
 
+#: what an input part carries: codes of the graph's input type, or a padding mask (0 / 1 per token)
+INPUT_PART_KINDS = ("values", "mask")
+
+
+@dataclass(frozen=True)
+class InputPart:
+    """One input of the ONNX model, packed into every token of the graph input: features
+    [start, start + size) of each token.  A model with several inputs (hidden states and an
+    attention mask) streams them as one: token i carries each input's features of token i, one
+    after the other, so the top level keeps one input stream (docs/interface.md)."""
+    name: str            # the ONNX input's name
+    start: int
+    size: int            # features per token
+    kind: str = "values"
+    shape: tuple[int, ...] = ()   # the ONNX input shape (batch 1)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "start": self.start, "size": self.size, "kind": self.kind,
+                "shape": list(self.shape)}
+
+    @staticmethod
+    def from_json(d: dict) -> "InputPart":
+        return InputPart(d["name"], d["start"], d["size"], d["kind"], tuple(d["shape"]))
+
+
 @dataclass
 class Graph:
     """A dataflow graph from one input tensor to one output tensor (see module docstring).
@@ -201,6 +226,8 @@ class Graph:
     # a CNN: the ONNX input (and a spatial output) is [1, C, H, W] while frames stream pixel by
     # pixel, [H*W, C] (codegen/ir/reference.py quantize_input / dequantize_output transpose)
     channels_first: bool = False
+    # the ONNX inputs packed into each input token, in order (empty: one input, all the features)
+    input_parts: tuple[InputPart, ...] = ()
 
     def __post_init__(self) -> None:
         previous = GRAPH_INPUT
@@ -336,7 +363,9 @@ class Graph:
                 "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
                 "output_is_float": self.output_is_float, "tokens": self.tokens, "output": self.output,
                 "channels_first": self.channels_first,
-                "ops": [op.to_json() for op in self.ops]}
+                "ops": [op.to_json() for op in self.ops],
+                # only for several inputs, so single-input graphs keep their JSON bytes
+                **({"input_parts": [part.to_json() for part in self.input_parts]} if self.input_parts else {})}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"{op.name}.{key}": arr for op in self.ops for key, arr in op.arrays().items()}
@@ -357,5 +386,6 @@ class Graph:
                      output_name=d["output_name"], input_shape=tuple(d["input_shape"]),
                      output_shape=tuple(d["output_shape"]), output_is_float=d["output_is_float"],
                      tokens=d.get("tokens", 1), output=d.get("output", ""),
-                     channels_first=d.get("channels_first", False))
+                     channels_first=d.get("channels_first", False),
+                     input_parts=tuple(InputPart.from_json(p) for p in d.get("input_parts", ())))
 

@@ -58,12 +58,51 @@ def dequantize(codes: np.ndarray, qtype: QType) -> np.ndarray:
     return ((np.asarray(codes, dtype=np.float64) - qtype.zero_point) * qtype.scale).astype(np.float32)
 
 
-def quantize_input(graph: Graph, real: np.ndarray) -> np.ndarray:
-    """Real input frames -> codes [B, tokens * input_size] (a CNN's [B, C, H, W] to pixel order)."""
+def quantize_input(graph: Graph, real) -> np.ndarray:
+    """Real input frames -> codes [B, tokens * input_size] (a CNN's [B, C, H, W] to pixel order).
+    A graph of several inputs (``graph.input_parts``) takes a dict of them by ONNX name."""
+    if graph.input_parts:
+        return pack_inputs(graph, real)
     real = np.asarray(real)
     if graph.channels_first:
         real = real.reshape(-1, graph.input_size, graph.tokens).transpose(0, 2, 1)
     return quantize(real.reshape(-1, graph.tokens * graph.input_size), graph.input_type)
+
+
+def pack_inputs(graph: Graph, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The model's inputs (name -> array, batch first or one frame) packed into graph input codes
+    [B, tokens * input_size]: token i carries each input's features of token i in ``input_parts``
+    order; values are quantized with the input type, a padding mask passes as 0 / 1 codes."""
+    if not isinstance(inputs, dict):
+        raise ValueError(f"the graph has inputs {[p.name for p in graph.input_parts]}: give a dict of them")
+    missing = [p.name for p in graph.input_parts if p.name not in inputs]
+    if missing or set(inputs) - {p.name for p in graph.input_parts}:
+        raise ValueError(f"inputs {sorted(inputs)} do not match the graph's {[p.name for p in graph.input_parts]}")
+    columns = []
+    batch = None
+    for part in graph.input_parts:
+        value = np.asarray(inputs[part.name])
+        per_frame = graph.tokens * part.size
+        if value.size % per_frame:
+            raise ValueError(f"input {part.name!r} has {value.size} elements, not frames of {per_frame}")
+        value = value.reshape(-1, graph.tokens, part.size)
+        if part.kind == "mask":
+            if not np.all((value == 0) | (value == 1)):
+                raise ValueError(f"input {part.name!r} is a padding mask: 1 for a token, 0 for padding")
+            codes = value.astype(np.int64)
+        else:
+            codes = quantize(value, graph.input_type)
+        if batch is not None and codes.shape[0] != batch:
+            raise ValueError(f"input {part.name!r} has {codes.shape[0]} frames, the others {batch}")
+        batch = codes.shape[0]
+        columns.append(codes)
+    return np.concatenate(columns, axis=2).reshape(batch, -1)
+
+
+def unpack_inputs(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
+    """Graph input codes [B, tokens * input_size] -> each input part's codes [B, tokens, size]."""
+    codes = np.asarray(codes).reshape(-1, graph.tokens, graph.input_size)
+    return {p.name: codes[:, :, p.start:p.start + p.size] for p in graph.input_parts}
 
 
 def dequantize_output(graph: Graph, codes: np.ndarray) -> np.ndarray:
@@ -87,4 +126,14 @@ def random_inputs(graph: Graph, count: int, seed: int) -> np.ndarray:
     if count >= 2:
         vectors[0, :] = t.min
         vectors[1, :] = t.max
+    frames = vectors.reshape(count, graph.tokens, graph.input_size)
+    for part in graph.input_parts:
+        if part.kind != "mask":
+            continue
+        # padding at the end of each sentence: the extremes get one token (all keys but one masked)
+        # and no padding; the others a random length
+        lengths = rng.integers(1, graph.tokens + 1, size=count)
+        lengths[:2] = [1, graph.tokens][:min(count, 2)]
+        keep = np.arange(graph.tokens)[None, :] < lengths[:, None]
+        frames[:, :, part.start:part.start + part.size] = keep[:, :, None].astype(np.int64)
     return vectors

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..ir.attention import ActMatMul
 from ..ir.graph import GRAPH_INPUT, Graph, Op, Requant
+from ..ir.mask import MaskScores
 from ..ir.nonlinear import IntSoftmax, graph_op, make_softmax
 from ..ir.types import QType, bits_for_range
 
@@ -64,6 +65,8 @@ def with_tokens(graph: Graph, tokens: int) -> Graph:
     for op in graph.ops:
         if isinstance(op, ActMatMul):
             op = _actmatmul(op, tokens)
+        elif isinstance(op, MaskScores):   # the masked code depends on the scale only
+            op = dataclasses.replace(op, tokens=tokens, in_size=op.heads * tokens, out_size=op.heads * tokens)
         elif sizes[op.inputs[0]] != op.in_size:
             op = _resized(op, sizes[op.inputs[0]], tokens)
         for tensor, want in zip(op.inputs, op.input_sizes):
@@ -72,7 +75,9 @@ def with_tokens(graph: Graph, tokens: int) -> Graph:
         for tensor in op.outputs:
             sizes[tensor] = op.out_size
         ops.append(op)
+    parts = tuple(dataclasses.replace(p, shape=(p.shape[0], tokens) + tuple(p.shape[2:])) for p in graph.input_parts)
     return dataclasses.replace(graph, ops=ops, tokens=tokens, input_shape=_at_length(graph.input_shape, tokens),
+                               input_parts=parts,
                                output_shape=_at_length(graph.output_shape, tokens))
 
 

@@ -297,6 +297,21 @@ def _tapmax_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
     return tapmax_cost(op, s, dsp_kind)
 
 
+def _maskscores_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .mask_cost import maskscores_cost
+    return maskscores_cost(op, s, dsp_kind)
+
+
+def _tokenmean_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .pooling_cost import tokenmean_cost
+    return tokenmean_cost(op, s, dsp_kind)
+
+
+def _maskedmean_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+    from .pooling_cost import maskedmean_cost
+    return maskedmean_cost(op, s, dsp_kind)
+
+
 #: the cost function of every op kind the hardware builds (one entry per kind)
 COST_FUNCTIONS = {
     "linear": linear_cost, "requant": elementwise_cost, "relu": elementwise_cost,
@@ -304,7 +319,8 @@ COST_FUNCTIONS = {
     "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
     "softmax": _nonlinear_cost, "layernorm": _nonlinear_cost, "gelu": _nonlinear_cost,
     "window": _window_cost, "regroup": _regroup_cost, "tapmax": _tapmax_cost,
-    "actmatmul": _actmatmul_cost,
+    "actmatmul": _actmatmul_cost, "maskscores": _maskscores_cost,
+    "tokenmean": _tokenmean_cost, "maskedmean": _maskedmean_cost,
 }
 
 

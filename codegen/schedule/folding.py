@@ -157,6 +157,8 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
         elif op.kind == "softmax" and op.rows > 1:   # a beat never holds two heads' rows
             simd = pe = in_lanes = out_lanes = divisor_at_most(op.unit.size, max(in_lanes, out_lanes))
+        elif op.kind == "maskscores":   # the softmax's rule: a beat never holds two rows of keys
+            simd = pe = in_lanes = out_lanes = divisor_at_most(op.tokens, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
             simd = pe = in_lanes
         else:

@@ -1,0 +1,290 @@
+"""Golden tests of the token-mean units (TokenMean: mean pooling over a sequence; MaskedTokenMean:
+over its real tokens) alone, in Verilog and in HLS C++, and of their references against the float
+mean.
+
+Ops come from ``make_token_mean`` (codegen/ir/pooling.py), unit parameters from
+codegen/emit/pooling.py; expected codes from ``TokenMean.reference`` only, element by element.
+Every case runs several sequences back to back: all-minimum codes, all-maximum codes, then random;
+the masked cases with one real token, all real, none real (the count clamped to 1), then random
+masks.
+The RTL runs with no pauses, then with random input gaps and output back-pressure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codegen.emit.hls_rules import check_kernel_text
+from codegen.emit.pooling import hls_unit, masked_hls_unit, masked_rtl_unit, rtl_unit
+from codegen.ir.pooling import MaskedTokenMean, TokenMean, make_masked_token_mean, make_token_mean
+from codegen.ir.types import QType
+from codegen.resources import resource_dir
+from codegen.schedule.design import OpSchedule
+from codegen.schedule.pooling_cost import tokenmean_cost
+
+import test_attention_units as amm
+import test_join_units as joins
+
+SEQUENCES = 6
+
+
+@dataclass
+class Case:
+    name: str
+    op: TokenMean
+    lanes: int
+
+    @property
+    def schedule(self) -> OpSchedule:
+        return OpSchedule(self.op.name, self.lanes, self.lanes, self.lanes, self.lanes)
+
+
+def case(name: str, size: int, tokens: int, lanes: int, in_type: QType, out_type: QType | None = None) -> Case:
+    return Case(name, make_token_mean(name, f"ReduceMean_{name}", in_type, size, tokens, out_type), lanes)
+
+
+CASES = {c.name: c for c in [
+    case("c6_l4_x3", 6, 4, 3, QType(True, 8, 0.05, 3)),
+    case("c5_l7_x1_uint8", 5, 7, 1, QType(False, 8, 0.02, 128), QType(True, 8, 0.01, -4)),
+    case("c8_l1_x8", 8, 1, 8, QType(True, 8, 0.1, 0)),
+    case("c4_l16_x2_int16", 4, 16, 2, QType(True, 16, 0.001, 7)),
+    case("c6_l3_x6_tie", 6, 3, 6, QType(True, 8, 0.25, 0), QType(True, 8, 0.5, 0)),
+]}
+
+
+MASKED = {c.name: c for c in [
+    Case("m_c6_l4_x3", make_masked_token_mean("m_c6_l4_x3", "Div", QType(True, 8, 0.05, 3), QType(True, 8), 6, 4), 3),
+    Case("m_c5_l7_x1_uint8", make_masked_token_mean("m_c5_l7_x1_uint8", "Div", QType(False, 8, 0.02, 128),
+                                                    QType(False, 8), 5, 7, QType(True, 8, 0.01, -4)), 1),
+    Case("m_c8_l16_x4", make_masked_token_mean("m_c8_l16_x4", "Div", QType(True, 8, 0.1, 0), QType(True, 8),
+                                               8, 16), 4),
+]}
+
+
+def masked_sequences(op: MaskedTokenMean, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = sequences(op, count, seed)
+    m = (rng.random((count * op.tokens, 1)) < 0.6).astype(np.int64)
+    m[rng.random(len(m)) < 0.1] = op.in_type_b.min if op.in_type_b.min < 0 else op.in_type_b.max   # nonzero codes
+    for k, keep in enumerate([[1] + [0] * (op.tokens - 1), [1] * op.tokens, [0] * op.tokens][:count]):
+        m[k * op.tokens:(k + 1) * op.tokens, 0] = keep
+    x[2 * op.tokens:3 * op.tokens] = op.in_type.max if count > 2 else x[2 * op.tokens:3 * op.tokens]
+    return x, m
+
+
+def sequences(op: TokenMean, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(op.in_type.min, op.in_type.max + 1, size=(count * op.tokens, op.in_size), dtype=np.int64)
+    x[:op.tokens] = op.in_type.min
+    x[op.tokens:2 * op.tokens] = op.in_type.max
+    return x
+
+
+def reference(op: TokenMean, x: np.ndarray) -> np.ndarray:
+    return op.reference(torch.as_tensor(x)).numpy().astype(np.int64)
+
+
+def test_reference_is_the_rounded_float_mean() -> None:
+    for c in CASES.values():
+        op = c.op
+        x = sequences(op, 20, 1)
+        real = ((x - op.in_type.zero_point) * op.in_type.scale).reshape(20, op.tokens, op.in_size).mean(axis=1)
+        want = np.clip(np.round(real / op.out_type.scale) + op.out_type.zero_point, op.out_type.min, op.out_type.max)
+        got = reference(op, x)
+        # one rounding of the exact sum; the float mean of the test breaks exact ties (sums of L
+        # codes over L = 4 end in .5 often) by its own rounding noise
+        assert np.abs(got - want).max() <= 1, c.name
+        assert np.mean(got == want) > 0.9, c.name
+
+
+def test_masked_reference_is_the_rounded_float_mean_over_real_tokens() -> None:
+    for c in MASKED.values():
+        op = c.op
+        x, m = masked_sequences(op, 40, 2)
+        keep = (m.reshape(40, op.tokens, 1) != 0)
+        real = ((x - op.in_type.zero_point) * op.in_type.scale).reshape(40, op.tokens, op.in_size)
+        mean = (real * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)
+        want = np.clip(np.round(mean / op.out_type.scale) + op.out_type.zero_point, op.out_type.min, op.out_type.max)
+        got = op.reference(torch.as_tensor(x), torch.as_tensor(m)).numpy()
+        assert np.abs(got - want).max() <= 1, c.name
+        assert np.mean(got == want) > 0.9, c.name
+        assert np.all(got[2] == op.out_type.zero_point)          # no real token: the mean of nothing, 0
+        # one real token (the first): its own codes, requantized to the output type
+        np.testing.assert_array_equal(got[0], reference(make_token_mean("t", "t", op.in_type, op.in_size, 1,
+                                                                        op.out_type), x[:1])[0])
+
+
+def test_parameters_cost_and_json() -> None:
+    c = CASES["c6_l4_x3"]
+    module, params = rtl_unit(c.op, c.schedule)
+    p = {q.name: q.value for q in params}
+    assert module == "einhls_tokenmean" and (p["SIZE"], p["LANES"], p["TOKENS"], p["IN_ZP"]) == (6, 3, 4, 3)
+    assert p["MULT"] == c.op.requant.multiplier[0] and p["SHIFT"] == c.op.requant.shift
+    cost = tokenmean_cost(c.op, c.schedule, "DSP48E2")
+    assert cost.ii == (4 + 1) * 2
+    assert c.op.out_tokens(8) == 2
+    with pytest.raises(ValueError, match="whole sequences"):
+        c.op.out_tokens(6)
+    again = TokenMean.from_json_fields(dict(name=c.op.name, source=c.op.source, in_type=c.op.in_type,
+                                            out_type=c.op.out_type, in_size=c.op.in_size, out_size=c.op.out_size,
+                                            inputs=c.op.inputs), c.op.to_json(), {})
+    assert again == c.op
+    text = (resource_dir("hls_kernels") / "einhls_tokenmean.h").read_text()
+    assert check_kernel_text("einhls_tokenmean.h", text) == []
+
+
+@pytest.fixture(scope="module")
+def rtl_results(tmp_path_factory) -> dict:
+    from codegen.emit.rtl import LINT_WAIVERS
+    from codegen.verify import rtlsim
+    from codegen.verify.tools import simulator_env, store_runtime, tool_error, verilator_bin
+
+    amm._verilator()
+    folder = tmp_path_factory.mktemp("tokenmean_rtl")
+    cases = list(CASES.values()) + list(MASKED.values())
+    specs, expected = [], []
+    for index, c in enumerate(cases):
+        if isinstance(c.op, MaskedTokenMean):   # two streams: s0 the tokens, s1 the mask
+            x, m = masked_sequences(c.op, SEQUENCES, 30 + index)
+            module, params = masked_rtl_unit(c.op, c.schedule)
+            inputs = [amm.stream_spec(c.op.in_type, c.op.in_size, c.lanes, x, len(x)),
+                      amm.stream_spec(c.op.in_type_b, 1, c.lanes, m, len(m))]
+            expected.append(c.op.reference(torch.as_tensor(x), torch.as_tensor(m)).numpy())
+            kind = "add"   # the join wrapper's form for units with s0 / s1 ports
+        else:
+            x = sequences(c.op, SEQUENCES, 30 + index)
+            module, params = rtl_unit(c.op, c.schedule)
+            inputs = [amm.stream_spec(c.op.in_type, c.op.in_size, c.lanes, x, len(x))]
+            expected.append(reference(c.op, x))
+            kind = c.op.kind
+        specs.append({"index": index, "name": c.name, "kind": kind, "module": module, "params": params,
+                      "inputs": inputs,
+                      "outputs": [amm.stream_spec(c.op.out_type, c.op.out_size, c.lanes, None, SEQUENCES)]})
+    sources = joins._write_wrapper(specs, folder / "rtl")   # one s_axis per unit: the join wrapper's form
+    lint = subprocess.run([amm._verilator(), "--lint-only", "-Wall", str(resource_dir("rtl_kernels") / LINT_WAIVERS),
+                           *map(str, sources), "--top-module", joins.WRAPPER_TOP], capture_output=True, text=True)
+    env = simulator_env(verilator_bin(), fast_build=True, pythonpath=[resource_dir("testbench") / "cocotb"])
+    build_dir, run_dir = folder / "build", folder / "run"
+    build_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True)
+    cache = rtlsim._runtime_cache(rtlsim._tool_versions(verilator_bin()))
+    restored = rtlsim._restore_runtime(cache, build_dir)
+    build = {"sources": [str(resource_dir("rtl_kernels") / LINT_WAIVERS), *map(str, sources)], "top": joins.WRAPPER_TOP,
+             "build_dir": str(build_dir), "build_args": rtlsim.VERILATOR_ARGS, "assume_old_makefile": restored}
+    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(build)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, tool_error(proc.stdout + proc.stderr, "Verilator build failed")
+    store_runtime(cache, build_dir, rtlsim.RUNTIME_OBJECTS)
+    config, results = run_dir / "config.json", run_dir / "results.json"
+    config.write_text(json.dumps({"seed": 3, "cases": [{k: v for k, v in s.items() if k != "params"} for s in specs]}))
+    test = {"top": joins.WRAPPER_TOP, "build_dir": str(build_dir), "test_dir": str(run_dir),
+            "test_module": "join_units_tb",
+            "env": {"JOIN_UNITS_CONFIG": str(config), "JOIN_UNITS_RESULTS": str(results)}}
+    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(test)],
+                          env=env, capture_output=True, text=True)
+    assert results.is_file(), tool_error(proc.stdout + proc.stderr, f"simulation failed ({proc.returncode})")
+    got = json.loads(results.read_text())["cases"]
+    return {c.name: (c, g, e) for c, g, e in zip(cases, got, expected)}, lint
+
+
+@pytest.mark.rtl
+def test_rtl_lint_clean(rtl_results) -> None:
+    _, lint = rtl_results
+    assert lint.returncode == 0, lint.stderr
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("name", [*CASES, *MASKED])
+def test_rtl_unit_matches_reference(name: str, rtl_results) -> None:
+    c, got, expected = rtl_results[0][name]
+    for label, record in zip(("no pauses", "random pauses"), got["phases"]):
+        amm.check_outputs(f"{name} ({label})", record["outputs"][0], expected)
+        assert record["extra_beats"] == [0], (name, label)
+    assert len(np.unique(expected)) > 2
+
+
+@amm.needs_csim
+@pytest.mark.parametrize("name", CASES)
+def test_csim_unit_matches_reference(name: str, csim_results) -> None:
+    c, got, expected = csim_results[name]
+    np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def csim_results(tmp_path_factory) -> dict:
+    from codegen.emit.hls import _environment
+    from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+
+    folder = tmp_path_factory.mktemp("tokenmean_csim")
+    env = _environment()
+    for header in ("einhls_stream.h", "einhls_csim.h", "einhls_requant.h", "einhls_tokenmean.h"):
+        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
+    cases = list(CASES.values())
+    specs, expected = [], []
+    for index, c in enumerate(cases):
+        x = sequences(c.op, SEQUENCES, 50 + index)
+        expected.append(reference(c.op, x))
+        write_vectors(folder / f"c{index}_a.txt", x)
+        unit = hls_unit(c.op, c.schedule, f"tm{index}", f"tm{index}.h")
+        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
+    source = folder / "tokenmean_units.cpp"
+    source.write_text(env.get_template("tokenmean_units.cpp.j2").render(cases=specs, widest=64))
+    binary = folder / "tokenmean_units"
+    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
+                           str(source), "-o", str(binary)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
+                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
+    assert proc.returncode == 0, proc.stderr
+    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
+            for i, (c, e) in enumerate(zip(cases, expected))}
+
+
+@amm.needs_csim
+@pytest.mark.parametrize("name", MASKED)
+def test_csim_masked_unit_matches_reference(name: str, masked_csim_results) -> None:
+    c, got, expected = masked_csim_results[name]
+    np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def masked_csim_results(tmp_path_factory) -> dict:
+    from codegen.emit.hls import _environment
+    from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+
+    folder = tmp_path_factory.mktemp("maskedmean_csim")
+    env = _environment()
+    for header in ("einhls_stream.h", "einhls_csim.h", "einhls_requant.h", "einhls_maskedmean.h"):
+        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
+    cases = list(MASKED.values())
+    specs, expected = [], []
+    for index, c in enumerate(cases):
+        x, m = masked_sequences(c.op, SEQUENCES, 60 + index)
+        expected.append(c.op.reference(torch.as_tensor(x), torch.as_tensor(m)).numpy())
+        write_vectors(folder / f"c{index}_a.txt", x)
+        write_vectors(folder / f"c{index}_b.txt", m)
+        unit = masked_hls_unit(c.op, c.schedule, f"mm{index}", f"mm{index}.h")
+        assert check_kernel_text("einhls_maskedmean.h", (folder / "einhls_maskedmean.h").read_text()) == []
+        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
+    source = folder / "maskedmean_units.cpp"
+    source.write_text(env.get_template("maskedmean_units.cpp.j2").render(cases=specs, widest=64))
+    binary = folder / "maskedmean_units"
+    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
+                           str(source), "-o", str(binary)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
+                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
+    assert proc.returncode == 0, proc.stderr
+    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
+            for i, (c, e) in enumerate(zip(cases, expected))}
