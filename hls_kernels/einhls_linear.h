@@ -23,10 +23,9 @@
 //   IN_BITS, W_BITS, OUT_BITS, SLOT_BITS   element widths; SLOT_BITS = W_BITS + IDX_BITS
 //   in_t, w_t, acc_t, mult_t, out_t        element types; acc_t is exact (never overflows)
 //   WORD_BITS, word_t                      GROUPS * NZ * SLOT_BITS, ap_uint<WORD_BITS>: one weight word
-//   WORDS_PER_ROW, ROW_BITS, SEL_BITS      a ROM row: one word (WORDS_PER_ROW = 1, ROW_BITS =
-//                                          WORD_BITS), or in UltraRAM WORDS_PER_ROW = 2^SEL_BITS
-//                                          steps of all PE words packed (ROW_BITS =
-//                                          WORDS_PER_ROW * PE * WORD_BITS)
+//   WORDS_PER_ROW, ROW_BITS                a ROM row: one word (WORDS_PER_ROW = 1, ROW_BITS =
+//                                          WORD_BITS), or in UltraRAM WORDS_PER_ROW steps of all
+//                                          PE words packed (ROW_BITS = WORDS_PER_ROW * PE * WORD_BITS)
 //   ROM_BANKS, ROM_DEPTH                   ROMs side by side (PE, or 1 when packed) and their rows
 //   limb_t, LIMB_BITS, LIMBS               the ROMs hold each row as LIMBS unsigned integers of
 //                                          LIMB_BITS, least significant first (see load_word)
@@ -139,35 +138,35 @@ read_beats:
 #endif
 }
 
-// The weight word of PE p at fold step `step` (nf * KF + kf).  A narrow ROM in UltraRAM packs
-// WORDS_PER_ROW consecutive steps of all PEs in one row (codegen/schedule/cost.py uram_packing: a
-// URAM288 is always 72 bits x 4096 rows): row step >> SEL_BITS, then the word of (step's low bits,
-// p) by a slice; no division.
+// The weight word of PE p at fold step s = nf * KF + kf, from the ROM row `row` = s / WORDS_PER_ROW
+// and its word `sel` = s mod WORDS_PER_ROW, which linear_compute counts alongside the steps (no
+// division).  A narrow ROM in UltraRAM packs WORDS_PER_ROW consecutive steps of all PEs in one row
+// (codegen/schedule/cost.py uram_packing: a URAM288 is always 72 bits x 4096 rows); otherwise a row
+// is one step of one PE's ROM (row = s, sel = 0).
 template <class C, bool PACKED = (C::WORDS_PER_ROW > 1)>
 struct WeightRom {
     static typename C::word_t word(const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
-                                   unsigned step, unsigned p) {
+                                   unsigned row, unsigned, unsigned p) {
 #pragma HLS INLINE
-        return load_word<C>(weights[p][step]);
+        return load_word<C>(weights[p][row]);
     }
 };
 
 template <class C>
 struct WeightRom<C, true> {
     static typename C::word_t word(const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
-                                   unsigned step, unsigned p) {
+                                   unsigned row, unsigned sel, unsigned p) {
 #pragma HLS INLINE
-        const typename C::limb_t* limbs = weights[0][step >> C::SEL_BITS];
-        ap_uint<C::ROW_BITS> row = 0;
+        ap_uint<C::ROW_BITS> bits = 0;
     row_limbs:
         for (unsigned l = 0; l < C::LIMBS; l++) {
 #pragma HLS UNROLL
             const unsigned lo = l * C::LIMB_BITS;
             const unsigned hi = (lo + C::LIMB_BITS < C::ROW_BITS ? lo + C::LIMB_BITS : C::ROW_BITS) - 1;
-            row.range(hi, lo) = ap_uint<C::LIMB_BITS>(limbs[l]).range(hi - lo, 0);
+            bits.range(hi, lo) = ap_uint<C::LIMB_BITS>(weights[0][row][l]).range(hi - lo, 0);
         }
-        const unsigned lo = ((step & (C::WORDS_PER_ROW - 1)) * C::PE + p) * C::WORD_BITS;
-        return typename C::word_t(row.range(lo + C::WORD_BITS - 1, lo));
+        const unsigned lo = (sel * C::PE + p) * C::WORD_BITS;
+        return typename C::word_t(bits.range(lo + C::WORD_BITS - 1, lo));
     }
 };
 
@@ -184,6 +183,7 @@ void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typena
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
     typename C::acc_t acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
+    unsigned row = 0, sel = 0;   // the step's ROM row and word in it (WeightRom)
 
 fold_out:
     for (unsigned nf = 0; nf < C::NF; nf++) {
@@ -194,7 +194,7 @@ fold_out:
         pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::word_t word = WeightRom<C>::word(weights, nf * C::KF + kf, p);
+                const typename C::word_t word = WeightRom<C>::word(weights, row, sel, p);
                 // All sums are taken modulo 2^ACC_BITS (ap_int wraps).  The final dot product
                 // always fits acc_t, so wrapped partial sums still give the exact result.
                 typename C::acc_t dot = 0;
@@ -217,6 +217,12 @@ fold_out:
                     y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
                         sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
                 }
+            }
+            if (sel == C::WORDS_PER_ROW - 1) {
+                sel = 0;
+                row++;
+            } else {
+                sel++;
             }
         }
     }
@@ -303,11 +309,10 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     static_assert(C::LIMBS * C::LIMB_BITS >= C::ROW_BITS && (C::LIMBS - 1) * C::LIMB_BITS < C::ROW_BITS,
                   "LIMBS must be ceil(ROW_BITS / LIMB_BITS)");
     static_assert(C::WORDS_PER_ROW == 1 ? (C::ROW_BITS == C::WORD_BITS && C::ROM_BANKS == C::PE
-                                           && C::ROM_DEPTH == C::NF * C::KF && C::SEL_BITS == 0)
+                                           && C::ROM_DEPTH == C::NF * C::KF)
                                         : (C::ROW_BITS == C::WORDS_PER_ROW * C::PE * C::WORD_BITS && C::ROM_BANKS == 1
-                                           && C::WORDS_PER_ROW == 1u << C::SEL_BITS
-                                           && C::ROM_DEPTH * C::WORDS_PER_ROW >= C::NF * C::KF),
-                  "a ROM row is one word, or WORDS_PER_ROW = 2^SEL_BITS steps of all PE words");
+                                           && C::ROM_DEPTH == (C::NF * C::KF + C::WORDS_PER_ROW - 1) / C::WORDS_PER_ROW),
+                  "a ROM row is one word, or WORDS_PER_ROW steps of all PE words");
     static_assert(C::MULT_DEPTH == 1 || C::MULT_DEPTH == C::NF, "multipliers are per tensor or per channel");
     static_assert(ap_fits(C::ROW_BITS), "linear: the weight row exceeds AP_INT_MAX_W");
     static_assert(ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),

@@ -38,9 +38,9 @@
 //
 // Weight ROM: synchronous read, $readmemh(WEIGHT_FILE), NF*KF words; ROM_KIND says where it lives
 // (LUTs, block RAM, UltraRAM), chosen by the scheduler (codegen/schedule/cost.py: place_roms).
-// In UltraRAM (72 x 4096 blocks) a narrow word shares a row: WORDS_PER_ROW (a power of two)
-// consecutive words per row, word s at row s >> log2(WORDS_PER_ROW), bits [(s mod WORDS_PER_ROW)
-// * WWORD, +WWORD); WEIGHT_FILE and the w_load port then carry rows (cost.py: uram_packing).
+// In UltraRAM (72 x 4096 blocks) a narrow word shares a row: WORDS_PER_ROW consecutive words per
+// row, word s in row s / WORDS_PER_ROW at bits [(s mod WORDS_PER_ROW) * WWORD, +WWORD), both
+// counted, not divided; WEIGHT_FILE and the w_load port then carry rows (cost.py: uram_packing).
 // Bias and per-channel multipliers: ROMs of einhls_requant, RQ_LANES values per word.
 
 `resetall
@@ -80,7 +80,7 @@ module einhls_linear #(
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
     parameter integer ROM_KIND   = 1,      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
-    parameter integer WORDS_PER_ROW = 1,   // weight words per UltraRAM row (ROM_KIND = 2; a power of two)
+    parameter integer WORDS_PER_ROW = 1,   // weight words per UltraRAM row (ROM_KIND = 2)
     // width of a weight memory row (WORDS_PER_ROW x WWORD below; a parameter because the
     // w_load_data port needs it)
     parameter integer W_LOAD_BITS = WORDS_PER_ROW * PE * ((NNZ != GROUP) ? SIMD / GROUP * NNZ : SIMD)
@@ -256,7 +256,6 @@ module einhls_linear #(
             // synthesis (Vivado, Yosys) maps only a memory with a write port to URAM288.  The
             // weights are written through the w_load port after configuration; a simulation
             // starts with them loaded (the `$readmemh` is not seen by synthesis).
-            localparam integer SEL_BITS = $clog2(WORDS_PER_ROW);   // 0: one word per row
             localparam integer ROWS = (STEPS + WORDS_PER_ROW - 1) / WORDS_PER_ROW;
             localparam integer RW = cw(ROWS);
             (* ram_style = "ultra" *)
@@ -274,16 +273,36 @@ module einhls_linear #(
                 always @(posedge clk) word1 <= wrom[step];
                 assign w1 = word1;
             end else begin : g_row_of_words
-                // the row read with the step's high bits; its low bits, registered alongside,
-                // select the word (a WORDS_PER_ROW:1 multiplexer after the memory's output)
-                /* verilator lint_off UNUSEDSIGNAL */   // its top SEL_BITS are zero
-                wire [SW-1:0] row_addr = step >> SEL_BITS;
-                /* verilator lint_on UNUSEDSIGNAL */
+                // row = step / WORDS_PER_ROW and sel = step mod WORDS_PER_ROW, counted alongside
+                // step (no divider, any WORDS_PER_ROW); the row is read, and sel, registered with
+                // it, picks the word (a WORDS_PER_ROW:1 multiplexer after the memory's output)
+                localparam integer SEL_BITS = cw(WORDS_PER_ROW);
+                localparam integer LAST_SEL_I = WORDS_PER_ROW - 1;
+                localparam [SEL_BITS-1:0] LAST_SEL = LAST_SEL_I[SEL_BITS-1:0];
+                reg [RW-1:0]          row = 0;
+                reg [SEL_BITS-1:0]    sel = 0;
                 reg [W_LOAD_BITS-1:0] row1 = 0;
                 reg [SEL_BITS-1:0]    sel1 = 0;
                 always @(posedge clk) begin
-                    row1 <= wrom[row_addr[RW-1:0]];
-                    sel1 <= step[SEL_BITS-1:0];
+                    if (issue) begin
+                        if (step == LAST_STEP) begin
+                            row <= {RW{1'b0}};
+                            sel <= {SEL_BITS{1'b0}};
+                        end else if (sel == LAST_SEL) begin
+                            row <= row + 1'b1;
+                            sel <= {SEL_BITS{1'b0}};
+                        end else begin
+                            sel <= sel + 1'b1;
+                        end
+                    end
+                    if (rst) begin
+                        row <= {RW{1'b0}};
+                        sel <= {SEL_BITS{1'b0}};
+                    end
+                end
+                always @(posedge clk) begin
+                    row1 <= wrom[row];
+                    sel1 <= sel;
                 end
                 assign w1 = row1[sel1 * WWORD +: WWORD];
             end

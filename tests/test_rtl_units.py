@@ -220,7 +220,7 @@ LINT_PARAMS = {
     "einhls_linear": [[], ["-GNNZ=2", "-GGROUP=4", "-GSIMD=8", "-GIN_LANES=3", "-GPE=3", "-GRQ_LANES=1",
                            "-GIN_SIGNED=0", "-GPER_CHANNEL=1", "-GSHIFT=5"],
                       ["-GK=1", "-GN=1", "-GSIMD=1", "-GPE=1", "-GIN_LANES=1", "-GOUT_LANES=1"],
-                      ["-GROM_KIND=2", "-GWORDS_PER_ROW=4", "-GK=40", "-GN=13", "-GNNZ=1", "-GGROUP=8",
+                      ["-GROM_KIND=2", "-GWORDS_PER_ROW=5", "-GK=40", "-GN=13", "-GNNZ=1", "-GGROUP=8",
                        "-GSIMD=8", "-GIN_LANES=8", "-GPE=1", "-GOUT_LANES=1"]],
     "einhls_requant": [[], ["-GLANES=3", "-GSIZE=10", "-GOFFSET_ROM=1", "-GMULT_ROM=1", "-GSHIFT=1"]],
     "einhls_relu": [[], ["-GLANES=3", "-GSIZE=7", "-GSIGNED=0"]],

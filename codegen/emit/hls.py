@@ -105,7 +105,6 @@ class LinearUnit:
     limb_bits: int          # ROM words are stored as unsigned integers of this width
     limbs: int              # ceil(row_bits / limb_bits)
     words_per_row: int      # fold steps per ROM row (> 1: UltraRAM rows packed, schedule/cost.py uram_packing)
-    sel_bits: int           # log2(words_per_row)
     row_bits: int           # word_bits, or words_per_row * PE * word_bits when packed
     rom_banks: int          # ROMs side by side: PE, or 1 when packed
     rom_depth: int          # rows per ROM
@@ -375,7 +374,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
         idx_bits=idx_bits, slot_bits=slot_bits, word_bits=word_bits, limb_bits=limb_bits,
         limbs=math.ceil(row_bits / limb_bits), words_per_row=words_per_row,
-        sel_bits=words_per_row.bit_length() - 1, row_bits=row_bits, rom_banks=rom_banks, rom_depth=rom_depth,
+        row_bits=row_bits, rom_banks=rom_banks, rom_depth=rom_depth,
         rom_kind=ROM_KINDS[rom_kind],
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),

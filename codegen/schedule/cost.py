@@ -25,8 +25,9 @@ LUTRAM_MAX_BITS = 2048    # small ROMs are left to LUTs (distributed memory)
 LUTRAM_MAX_DEPTH = 64     # shallow ROMs too: a BRAM this shallow wastes 94% of its bits
 # one URAM288: 72 bits x 4096 words, fixed shape; deeper memories cascade (UG573 / UG949)
 URAM_WIDTH, URAM_DEPTH = 72, 4096
-# a narrow ROM in UltraRAM stores up to this many consecutive words per physical row (a power of
-# two, so the row address is a shift of the step and the word a slice selected by its low bits)
+# a narrow ROM in UltraRAM stores up to this many consecutive words per physical row (the units
+# count the row and the word within it alongside the step, so any number works without a divider;
+# the bound keeps the word-select multiplexer small)
 URAM_MAX_WORDS_PER_ROW = 16
 #: where a weight ROM lives, as the RTL parameter ROM_KIND and the HLS cfg::ROM_KIND encode it
 ROM_KINDS = {"lutram": 0, "bram": 1, "uram": 2}
@@ -102,9 +103,11 @@ class UramPacking:
 def uram_packing(width: int, depth: int) -> UramPacking:
     """The row packing of a ROM in UltraRAM with the fewest URAM288 blocks.  The URAM288 is always
     72 x 4096, so a narrow deep ROM (a 7-bit word of a 1:8 4-bit layer at PE 1) would use a tenth
-    of each block's bits; k = 2, 4, .. URAM_MAX_WORDS_PER_ROW words per row (a row of k x width
-    bits over ceil(k x width / 72) blocks side by side, 72- or 144-bit rows and wider) divides the
-    depth by k.  Ties keep the fewer words per row (a smaller select multiplexer).  The emitters
+    of each block's bits; k = 2, 3, .. URAM_MAX_WORDS_PER_ROW words per row (a row of k x width
+    bits over ceil(k x width / 72) blocks side by side: 72-bit rows, 144-bit ones and wider)
+    divides the depth by k.  Any k, not only powers of two: 14-bit words 18,432 deep (a 2:8 4-bit
+    attention projection of MiniLM at SIMD 8 x PE 1) need 2 blocks at k = 4 or 8 and 1 at k = 5.
+    Ties keep the fewer words per row (a smaller select multiplexer).  The emitters
     (codegen/emit/rtl.py, hls.py) lay the ROM out by this same function."""
     best = UramPacking(1, depth, width, uram_for(width, depth))
     words = 2
@@ -113,7 +116,7 @@ def uram_packing(width: int, depth: int) -> UramPacking:
         blocks = uram_for(words * width, rows)
         if blocks < best.uram:
             best = UramPacking(words, rows, words * width, blocks)
-        words *= 2
+        words += 1
     return best
 
 
