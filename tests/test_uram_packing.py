@@ -175,3 +175,15 @@ def test_packed_uram_linear_csim_bit_exact(name: str, tmp_path: Path) -> None:
     result = run_csim(tmp_path, inputs, expected, tmp_path / "work")
     assert result.passed, result.line()
     np.testing.assert_array_equal(result.outputs, expected)
+
+
+def test_placement_counts_the_block_ram_of_other_memories() -> None:
+    """A 72 x 600 ROM (2 BRAM36, 1.4% of the kv260's; 1 URAM288, 1.6%) stays in block RAM on its
+    own, and moves to UltraRAM when FIFOs and buffers already take 100 BRAM36 (block RAM at 71%)."""
+    board = get_board("kv260")
+    alone = {"rom": _rom(72, 600)}
+    place_roms(alone, board)
+    assert (alone["rom"].rom_kind, alone["rom"].bram36) == ("bram", 2)
+    crowded = {"rom": _rom(72, 600)}
+    place_roms(crowded, board, fixed_bram36=100)
+    assert (crowded["rom"].rom_kind, crowded["rom"].uram, crowded["rom"].bram36) == ("uram", 1, 0.0)

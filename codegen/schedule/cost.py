@@ -202,7 +202,7 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
                   rom_kind="bram" if weight_rom else "lutram", rom_width=word_bits, rom_depth=cycles)
 
 
-def place_roms(costs: dict[str, "OpCost"], board) -> None:
+def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:
     """Move weight ROMs from block RAM to UltraRAM where that lowers the memory utilisation.
 
     A ROM first goes where ``linear_cost`` put it (LUTs when small or shallow, else block RAM).  On
@@ -210,13 +210,15 @@ def place_roms(costs: dict[str, "OpCost"], board) -> None:
     saved per URAM288 spent, then largest) and each moves to URAM while block RAM is the more
     loaded of the two (its utilisation after the move stays above URAM's): the binding memory
     budget is what limits a design, so this spreads weights over both.  Deterministic: ties are
-    broken by op name.  A ROM in UltraRAM is costed row-packed (uram_packing): its URAM288 blocks
+    broken by op name.  ``fixed_bram36``: the block RAM that memories outside ``costs`` take
+    (FIFOs, key/value buffers, other units), counted in the block-RAM load; without it the
+    balance stops moving weights while block RAM is in fact the fuller one.  A ROM in UltraRAM is costed row-packed (uram_packing): its URAM288 blocks
     and the LUTs of its word-select multiplexer.  Mutates ``costs`` (bram36, uram, rom_kind,
     rom_words_per_row, lut)."""
     if not getattr(board, "uram", 0):
         return
     movable = [(name, c) for name, c in costs.items() if c.rom_kind == "bram" and c.rom_depth]
-    bram_used = sum(c.bram36 for c in costs.values())
+    bram_used = fixed_bram36 + sum(c.bram36 for c in costs.values())
     uram_used = sum(c.uram for c in costs.values())
 
     def order(item):
