@@ -177,8 +177,6 @@ void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typena
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
     EINHLS_CSIM_PROCESS();
-#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
-#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
     typename C::acc_t acc[C::PE];
@@ -263,7 +261,11 @@ write_beats:
 // Where the weight ROM lives is the scheduler's choice (cfg::ROM_KIND: 0 LUTRAM, 1 block RAM,
 // 2 UltraRAM; codegen/schedule/cost.py: place_roms).  A pragma cannot depend on a template
 // constant, so the UltraRAM binding is a specialisation; the other kinds leave it to HLS, which
-// picks LUTRAM or block RAM by size as the cost model does.
+// picks LUTRAM or block RAM by size as the cost model does, with one ROM per PE and limb (read side
+// by side).  In UltraRAM the banks and limbs are reshaped into one wide memory instead: the row
+// the cost model counted (uram_packing: ceil(row bits / 72) URAM288 side by side; a packed row's
+// limbs are 8 bits, so they pad it to at most the next multiple of 8, within the same 72-bit
+// columns), not one memory per limb.
 template <class C, bool URAM = (C::ROM_KIND == 2)>
 struct linear_mac_array {
     static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
@@ -271,6 +273,8 @@ struct linear_mac_array {
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS INLINE
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
         linear_compute<C>(x, y, weights, bias, mult);
     }
 };
@@ -282,6 +286,8 @@ struct linear_mac_array<C, true> {
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS INLINE
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=3
 #pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
         linear_compute<C>(x, y, weights, bias, mult);
     }

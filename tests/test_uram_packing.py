@@ -131,11 +131,11 @@ def test_packed_rom_image_holds_consecutive_words(tmp_path: Path) -> None:
 
     emit_hls(design, tmp_path / "uram")
     header = next((tmp_path / "uram" / "hls").glob("*layer0*.h")).read_text()
-    assert "WORDS_PER_ROW = 2;" in header and "ROM_BANKS = 1," in header
+    assert "WORDS_PER_ROW = 2;" in header and "ROM_BANKS = 1," in header and "LIMB_BITS = 8;" in header
     start = header.index("weights[cfg::ROM_BANKS]")
     body = header[start:header.index("bias[", start)]
     limbs = [[int(h, 16) for h in re.findall(r"0x([0-9a-f]+)", group)] for group in re.findall(r"\{(0x[^{}]*)\}", body)]
-    assert [sum(v << (64 * j) for j, v in enumerate(limb)) for limb in limbs] == rows
+    assert [sum(v << (8 * j) for j, v in enumerate(limb)) for limb in limbs] == rows
 
 
 # RTL sim takes 25-35 s per case here (mostly the Verilator build): three in the default run, the

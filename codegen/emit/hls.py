@@ -349,9 +349,12 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         steps[:nf * kf] = codes.transpose(1, 0, 2)
         codes = steps.reshape(1, rom_depth, -1)
         rom_banks, row_bits = 1, words_per_row * s.pe * word_bits
+        # byte limbs: reshaped side by side (einhls_linear.h) they pad the row to the next
+        # multiple of 8 bits, so within the ceil(row bits / 72) URAM288 columns counted
+        limb_bits = 8
     else:
         rom_banks, rom_depth, row_bits = s.pe, nf * kf, word_bits
-    limb_bits = _limb_bits(row_bits)
+        limb_bits = _limb_bits(row_bits)
     words = _rom_limbs(codes, slot_bits, limb_bits)
 
     bias = np.zeros(rows, dtype=np.int64)
