@@ -100,7 +100,7 @@ def test_whole_encoder_compressed_to_fit_is_bit_exact_in_csim_on_kv260(tmp_path,
     KV260: every weight ROM in UltraRAM, row-packed (cost.py uram_packing; measured: 14- and
     28-bit words, 5 per row), 48 of the 64 URAM288, the block RAM left to the buffers and FIFOs.
     The LUT estimate (about 99k) is 85% of the board, above the default 80%: compiled with
-    max_util 0.85.  Bit-exact in C-sim, at the scheduled interval (about 20 minutes here)."""
+    max_util 0.85.  Bit-exact in C-sim, at the scheduled interval (about 17 minutes here)."""
     from codegen.schedule.boards import get_board
     path = minilm.export_compressed(tmp_path / "encoder.onnx", 16, layers=6)
     project = compile_model(path, tmp_path / "out", CompileOptions(board="kv260", max_util=0.85), **QUIET)
