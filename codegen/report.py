@@ -314,7 +314,9 @@ def next_faster_design(project, budget: float) -> tuple[int | None, list[str]]:
     costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
     if chooser is not None:
         chooser.place(graph, schedules, costs)
-    place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
+    linear = {op.name for op in graph.ops if op.kind == "linear"}
+    place_roms({name: costs[name] for name in linear}, board,
+               fixed_bram36=sum(c.bram36 for name, c in costs.items() if name not in linear))
     totals = totals_of(costs)
     over = fits(totals, board, budget)
     return target, [item.split()[0] for item in over]

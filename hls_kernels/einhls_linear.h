@@ -6,7 +6,8 @@
 // Folding: SIMD inputs x PE outputs per cycle, KF = ceil(K / SIMD) input folds, NF = ceil(N / PE)
 // output folds, one (nf, kf) step per cycle with nf outer and kf inner: NF * KF cycles per frame.
 //
-// Weight memory: one ROM per PE, word [nf * KF + kf].  The word is divided into slots, one per
+// Weight memory: one ROM per PE, word [nf * KF + kf] (in UltraRAM, narrow words packed in rows:
+// WeightRom).  The word is divided into slots, one per
 // multiplier; slot t = g * NZ + j (group g of the SIMD inputs, multiplier j of the group) holds
 // W_BITS of weight value and above it IDX_BITS of index i, and the multiplier computes
 // value * x[kf * SIMD + g * GROUP + i]: each multiplier picks its activation with a GROUP:1
@@ -22,7 +23,11 @@
 //   IN_BITS, W_BITS, OUT_BITS, SLOT_BITS   element widths; SLOT_BITS = W_BITS + IDX_BITS
 //   in_t, w_t, acc_t, mult_t, out_t        element types; acc_t is exact (never overflows)
 //   WORD_BITS, word_t                      GROUPS * NZ * SLOT_BITS, ap_uint<WORD_BITS>: one weight word
-//   limb_t, LIMB_BITS, LIMBS               the ROMs hold each word as LIMBS unsigned integers of
+//   WORDS_PER_ROW, ROW_BITS                a ROM row: one word (WORDS_PER_ROW = 1, ROW_BITS =
+//                                          WORD_BITS), or in UltraRAM WORDS_PER_ROW steps of all
+//                                          PE words packed (ROW_BITS = WORDS_PER_ROW * PE * WORD_BITS)
+//   ROM_BANKS, ROM_DEPTH                   ROMs side by side (PE, or 1 when packed) and their rows
+//   limb_t, LIMB_BITS, LIMBS               the ROMs hold each row as LIMBS unsigned integers of
 //                                          LIMB_BITS, least significant first (see load_word)
 //   MULT_DEPTH                             NF for per-channel multipliers, 1 for one multiplier
 //   SHIFT, ZP, LO, HI                      requantization constants
@@ -133,19 +138,50 @@ read_beats:
 #endif
 }
 
+// The weight word of PE p at fold step s = nf * KF + kf, from the ROM row `row` = s / WORDS_PER_ROW
+// and its word `sel` = s mod WORDS_PER_ROW, which linear_compute counts alongside the steps (no
+// division).  A narrow ROM in UltraRAM packs WORDS_PER_ROW consecutive steps of all PEs in one row
+// (codegen/schedule/cost.py uram_packing: a URAM288 is always 72 bits x 4096 rows); otherwise a row
+// is one step of one PE's ROM (row = s, sel = 0).
+template <class C, bool PACKED = (C::WORDS_PER_ROW > 1)>
+struct WeightRom {
+    static typename C::word_t word(const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                                   unsigned row, unsigned, unsigned p) {
+#pragma HLS INLINE
+        return load_word<C>(weights[p][row]);
+    }
+};
+
+template <class C>
+struct WeightRom<C, true> {
+    static typename C::word_t word(const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                                   unsigned row, unsigned sel, unsigned p) {
+#pragma HLS INLINE
+        ap_uint<C::ROW_BITS> bits = 0;
+    row_limbs:
+        for (unsigned l = 0; l < C::LIMBS; l++) {
+#pragma HLS UNROLL
+            const unsigned lo = l * C::LIMB_BITS;
+            const unsigned hi = (lo + C::LIMB_BITS < C::ROW_BITS ? lo + C::LIMB_BITS : C::ROW_BITS) - 1;
+            bits.range(hi, lo) = ap_uint<C::LIMB_BITS>(weights[0][row][l]).range(hi - lo, 0);
+        }
+        const unsigned lo = (sel * C::PE + p) * C::WORD_BITS;
+        return typename C::word_t(bits.range(lo + C::WORD_BITS - 1, lo));
+    }
+};
+
 // Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
 template <class C>
 void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
-                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
     EINHLS_CSIM_PROCESS();
-#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
-#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
     typename C::acc_t acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
+    unsigned row = 0, sel = 0;   // the step's ROM row and word in it (WeightRom)
 
 fold_out:
     for (unsigned nf = 0; nf < C::NF; nf++) {
@@ -156,7 +192,7 @@ fold_out:
         pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::word_t word = load_word<C>(weights[p][nf * C::KF + kf]);
+                const typename C::word_t word = WeightRom<C>::word(weights, row, sel, p);
                 // All sums are taken modulo 2^ACC_BITS (ap_int wraps).  The final dot product
                 // always fits acc_t, so wrapped partial sums still give the exact result.
                 typename C::acc_t dot = 0;
@@ -179,6 +215,12 @@ fold_out:
                     y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
                         sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
                 }
+            }
+            if (sel == C::WORDS_PER_ROW - 1) {
+                sel = 0;
+                row++;
+            } else {
+                sel++;
             }
         }
     }
@@ -219,14 +261,20 @@ write_beats:
 // Where the weight ROM lives is the scheduler's choice (cfg::ROM_KIND: 0 LUTRAM, 1 block RAM,
 // 2 UltraRAM; codegen/schedule/cost.py: place_roms).  A pragma cannot depend on a template
 // constant, so the UltraRAM binding is a specialisation; the other kinds leave it to HLS, which
-// picks LUTRAM or block RAM by size as the cost model does.
+// picks LUTRAM or block RAM by size as the cost model does, with one ROM per PE and limb (read side
+// by side).  In UltraRAM the banks and limbs are reshaped into one wide memory instead: the row
+// the cost model counted (uram_packing: ceil(row bits / 72) URAM288 side by side; a packed row's
+// limbs are 8 bits, so they pad it to at most the next multiple of 8, within the same 72-bit
+// columns), not one memory per limb.
 template <class C, bool URAM = (C::ROM_KIND == 2)>
 struct linear_mac_array {
     static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
-                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS INLINE
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
         linear_compute<C>(x, y, weights, bias, mult);
     }
 };
@@ -234,10 +282,12 @@ struct linear_mac_array {
 template <class C>
 struct linear_mac_array<C, true> {
     static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
-                    const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
                     const typename C::acc_t bias[C::PE][C::NF],
                     const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS INLINE
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=3
 #pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
         linear_compute<C>(x, y, weights, bias, mult);
     }
@@ -250,7 +300,7 @@ struct linear_mac_array<C, true> {
 template <class C>
 void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
             hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
-            const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+            const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
             const typename C::acc_t bias[C::PE][C::NF],
             const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
 #pragma HLS DATAFLOW
@@ -262,10 +312,15 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     static_assert(C::NZ >= 1 && C::NZ <= C::GROUP, "N:M needs 1 <= N <= M");
     static_assert(C::SLOT_BITS == C::W_BITS + C::IDX_BITS, "a slot is a weight value and its index");
     static_assert(C::WORD_BITS == C::GROUPS * C::NZ * C::SLOT_BITS, "a word holds GROUPS * NZ slots");
-    static_assert(C::LIMBS * C::LIMB_BITS >= C::WORD_BITS && (C::LIMBS - 1) * C::LIMB_BITS < C::WORD_BITS,
-                  "LIMBS must be ceil(WORD_BITS / LIMB_BITS)");
+    static_assert(C::LIMBS * C::LIMB_BITS >= C::ROW_BITS && (C::LIMBS - 1) * C::LIMB_BITS < C::ROW_BITS,
+                  "LIMBS must be ceil(ROW_BITS / LIMB_BITS)");
+    static_assert(C::WORDS_PER_ROW == 1 ? (C::ROW_BITS == C::WORD_BITS && C::ROM_BANKS == C::PE
+                                           && C::ROM_DEPTH == C::NF * C::KF)
+                                        : (C::ROW_BITS == C::WORDS_PER_ROW * C::PE * C::WORD_BITS && C::ROM_BANKS == 1
+                                           && C::ROM_DEPTH == (C::NF * C::KF + C::WORDS_PER_ROW - 1) / C::WORDS_PER_ROW),
+                  "a ROM row is one word, or WORDS_PER_ROW steps of all PE words");
     static_assert(C::MULT_DEPTH == 1 || C::MULT_DEPTH == C::NF, "multipliers are per tensor or per channel");
-    static_assert(ap_fits(C::WORD_BITS), "linear: the weight word exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::ROW_BITS), "linear: the weight row exceeds AP_INT_MAX_W");
     static_assert(ap_fits(C::IN_LANES * C::IN_BITS) && ap_fits(C::OUT_LANES * C::OUT_BITS),
                   "linear: a stream beat exceeds AP_INT_MAX_W");
     typename C::in_t x[C::KF][C::GROUPS][C::GROUP];

@@ -38,6 +38,9 @@
 //
 // Weight ROM: synchronous read, $readmemh(WEIGHT_FILE), NF*KF words; ROM_KIND says where it lives
 // (LUTs, block RAM, UltraRAM), chosen by the scheduler (codegen/schedule/cost.py: place_roms).
+// In UltraRAM (72 x 4096 blocks) a narrow word shares a row: WORDS_PER_ROW consecutive words per
+// row, word s in row s / WORDS_PER_ROW at bits [(s mod WORDS_PER_ROW) * WWORD, +WWORD), both
+// counted, not divided; WEIGHT_FILE and the w_load port then carry rows (cost.py: uram_packing).
 // Bias and per-channel multipliers: ROMs of einhls_requant, RQ_LANES values per word.
 
 `resetall
@@ -76,10 +79,12 @@ module einhls_linear #(
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
-    parameter integer ROM_KIND   = 1,
-    // width of a weight word (= WWORD below; a parameter because the w_load_data port needs it)
-    parameter integer W_LOAD_BITS = PE * ((NNZ != GROUP) ? SIMD / GROUP * NNZ : SIMD)
-                                  * (W_BITS + ((NNZ != GROUP) ? ((GROUP <= 2) ? 1 : $clog2(GROUP)) : 0)),      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
+    parameter integer ROM_KIND   = 1,      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
+    parameter integer WORDS_PER_ROW = 1,   // weight words per UltraRAM row (ROM_KIND = 2)
+    // width of a weight memory row (WORDS_PER_ROW x WWORD below; a parameter because the
+    // w_load_data port needs it)
+    parameter integer W_LOAD_BITS = WORDS_PER_ROW * PE * ((NNZ != GROUP) ? SIMD / GROUP * NNZ : SIMD)
+                                  * (W_BITS + ((NNZ != GROUP) ? ((GROUP <= 2) ? 1 : $clog2(GROUP)) : 0)),
     parameter         WEIGHT_FILE = "weights.mem",
     parameter         BIAS_FILE   = "bias.mem",
     parameter         MULT_FILE   = "mult.mem"
@@ -95,8 +100,9 @@ module einhls_linear #(
     output wire                          m_axis_tvalid,
     input  wire                          m_axis_tready,
 
-    // weight load (ROM_KIND = 2 only: UltraRAM holds no bitstream contents): word w_load_addr of
-    // the weight memory, in the layout of WEIGHT_FILE; unused (tie to zero) for the other kinds
+    // weight load (ROM_KIND = 2 only: UltraRAM holds no bitstream contents): row w_load_addr of
+    // the weight memory (WORDS_PER_ROW words), in the layout of WEIGHT_FILE; unused (tie to zero)
+    // for the other kinds
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire                          w_load_en,
     input  wire [31:0]                   w_load_addr,
@@ -240,7 +246,7 @@ module einhls_linear #(
     end
 
     // ============================================================ stage 1: memory reads
-    reg [WWORD-1:0] w1 = 0;
+    wire [WWORD-1:0] w1;   // the step's weight word, one cycle after the step is issued
     // Deep ROMs go to block RAM or UltraRAM; shallow ones (a few words of a wide word) would waste
     // almost all of a BRAM's bits, so the scheduler's cost model puts them in LUTs.
     generate
@@ -250,31 +256,74 @@ module einhls_linear #(
             // synthesis (Vivado, Yosys) maps only a memory with a write port to URAM288.  The
             // weights are written through the w_load port after configuration; a simulation
             // starts with them loaded (the `$readmemh` is not seen by synthesis).
+            localparam integer ROWS = (STEPS + WORDS_PER_ROW - 1) / WORDS_PER_ROW;
+            localparam integer RW = cw(ROWS);
             (* ram_style = "ultra" *)
-            reg [WWORD-1:0] wrom [0:STEPS-1];
+            reg [W_LOAD_BITS-1:0] wrom [0:ROWS-1];
 `ifndef SYNTHESIS
             initial begin
                 $readmemh(WEIGHT_FILE, wrom);
             end
 `endif
             always @(posedge clk) begin
-                if (w_load_en) wrom[w_load_addr[SW-1:0]] <= w_load_data;
+                if (w_load_en) wrom[w_load_addr[RW-1:0]] <= w_load_data;
             end
-            always @(posedge clk) w1 <= wrom[step];
+            if (WORDS_PER_ROW == 1) begin : g_row_is_word
+                reg [WWORD-1:0] word1 = 0;
+                always @(posedge clk) word1 <= wrom[step];
+                assign w1 = word1;
+            end else begin : g_row_of_words
+                // row = step / WORDS_PER_ROW and sel = step mod WORDS_PER_ROW, counted alongside
+                // step (no divider, any WORDS_PER_ROW); the row is read, and sel, registered with
+                // it, picks the word (a WORDS_PER_ROW:1 multiplexer after the memory's output)
+                localparam integer SEL_BITS = cw(WORDS_PER_ROW);
+                localparam integer LAST_SEL_I = WORDS_PER_ROW - 1;
+                localparam [SEL_BITS-1:0] LAST_SEL = LAST_SEL_I[SEL_BITS-1:0];
+                reg [RW-1:0]          row = 0;
+                reg [SEL_BITS-1:0]    sel = 0;
+                reg [W_LOAD_BITS-1:0] row1 = 0;
+                reg [SEL_BITS-1:0]    sel1 = 0;
+                always @(posedge clk) begin
+                    if (issue) begin
+                        if (step == LAST_STEP) begin
+                            row <= {RW{1'b0}};
+                            sel <= {SEL_BITS{1'b0}};
+                        end else if (sel == LAST_SEL) begin
+                            row <= row + 1'b1;
+                            sel <= {SEL_BITS{1'b0}};
+                        end else begin
+                            sel <= sel + 1'b1;
+                        end
+                    end
+                    if (rst) begin
+                        row <= {RW{1'b0}};
+                        sel <= {SEL_BITS{1'b0}};
+                    end
+                end
+                always @(posedge clk) begin
+                    row1 <= wrom[row];
+                    sel1 <= sel;
+                end
+                assign w1 = row1[sel1 * WWORD +: WWORD];
+            end
         end else if (ROM_KIND == 1) begin : g_rom_block
             (* rom_style = "block" *)
             reg [WWORD-1:0] wrom [0:STEPS-1];
+            reg [WWORD-1:0] word1 = 0;
             initial begin
                 $readmemh(WEIGHT_FILE, wrom);
             end
-            always @(posedge clk) w1 <= wrom[step];
+            always @(posedge clk) word1 <= wrom[step];
+            assign w1 = word1;
         end else begin : g_rom_lut
             // no attribute: Vivado infers a distributed ROM; Yosys maps it to LUT RAM or logic
             reg [WWORD-1:0] wrom [0:STEPS-1];
+            reg [WWORD-1:0] word1 = 0;
             initial begin
                 $readmemh(WEIGHT_FILE, wrom);
             end
-            always @(posedge clk) w1 <= wrom[step];
+            always @(posedge clk) word1 <= wrom[step];
+            assign w1 = word1;
         end
     endgenerate
 

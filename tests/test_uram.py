@@ -96,6 +96,22 @@ def test_yosys_maps_the_uram_weights_to_uram288(tmp_path: Path) -> None:
     assert counts["BRAM"] == 0
 
 
+@pytest.mark.rtl
+def test_yosys_counts_row_packed_uram_as_estimated(tmp_path: Path) -> None:
+    """A 4-bit dense layer at SIMD 1 x PE 1 (4-bit words, 33,024 steps): 9 URAM288 with one word
+    per row, 1 with 9 words per 36-bit row (cost.py uram_packing); Yosys maps the packed memory
+    to exactly that one URAM288 (about 15 s)."""
+    from codegen.verify.yosys import synth_counts
+    from test_uram_packing import packed_design
+    from codegen.schedule.cost import uram_packing
+    design = packed_design("dense_w4_9_per_row")
+    emit_rtl(design, tmp_path / "u")
+    assert ".WORDS_PER_ROW(9)" in (tmp_path / "u" / "rtl" / f"{design.top_name}.v").read_text()
+    counts = synth_counts(tmp_path / "u" / "rtl", design.top_name, "xcup", tmp_path / "yu")
+    assert uram_for(4, 33024) == 9
+    assert counts["URAM"] == uram_packing(4, 33024).uram == 1
+
+
 def test_minilm_ffn_compiles_for_kv260_and_zcu104_in_uram_and_verifies(tmp_path: Path) -> None:
     """384 -> 1536 -> 384 int8 (1.18 MB of weights): refused when only block RAM counted ("BRAM36
     288 > 80% of 144"); now the ROMs go to UltraRAM, the design fits kv260 and zcu104, and the

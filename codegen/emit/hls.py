@@ -43,7 +43,7 @@ from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
-from ..schedule.cost import ROM_KINDS, bram36_for
+from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
 from ..verify.csim import write_vectors
 
@@ -103,7 +103,11 @@ class LinearUnit:
     slot_bits: int
     word_bits: int
     limb_bits: int          # ROM words are stored as unsigned integers of this width
-    limbs: int              # ceil(word_bits / limb_bits)
+    limbs: int              # ceil(row_bits / limb_bits)
+    words_per_row: int      # fold steps per ROM row (> 1: UltraRAM rows packed, schedule/cost.py uram_packing)
+    row_bits: int           # word_bits, or words_per_row * PE * word_bits when packed
+    rom_banks: int          # ROMs side by side: PE, or 1 when packed
+    rom_depth: int          # rows per ROM
     rom_kind: int           # weight ROM placement, schedule/cost.py ROM_KINDS (0 LUTRAM, 1 BRAM, 2 URAM)
     in_t: CType
     w_t: CType
@@ -115,7 +119,7 @@ class LinearUnit:
     zp: int
     lo: int
     hi: int
-    weights: list             # [PE][NF*KF][LIMBS] hex digits of each limb, least significant limb first
+    weights: list             # [ROM_BANKS][ROM_DEPTH][LIMBS] hex digits of each limb, least significant limb first
     bias: list[list[int]]      # [PE][NF]
     mult: list[list[int]]      # [PE][MULT_DEPTH]
 
@@ -304,10 +308,9 @@ def _rom_limbs(codes: np.ndarray, slot_bits: int, limb_bits: int) -> list:
     return text.reshape(*codes.shape[:-1], limbs).tolist()
 
 
-def _rom_kind(op: Linear, design: Design, width: int, depth: int) -> int:
-    """Where the scheduler placed the op's weight ROM (ROM_KINDS code); by shape when it did not."""
-    kind = design.rom_kinds.get(op.name) or ("bram" if bram36_for(width, depth) else "lutram")
-    return ROM_KINDS[kind]
+def _rom_kind(op: Linear, design: Design, width: int, depth: int) -> str:
+    """Where the scheduler placed the op's weight ROM (a ROM_KINDS key); by shape when it did not."""
+    return design.rom_kinds.get(op.name) or ("bram" if bram36_for(width, depth) else "lutram")
 
 
 def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -> LinearUnit:
@@ -339,7 +342,22 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     # [rows, KF*GROUPS, NZ] -> [NF, PE, KF, GROUPS*NZ] -> [PE, NF*KF, slots]: word (nf, kf) of PE p.
     codes = codes.reshape(nf, s.pe, kf, groups * nz).transpose(1, 0, 2, 3).reshape(s.pe, nf * kf, -1)
     word_bits = groups * nz * slot_bits
-    limb_bits = _limb_bits(word_bits)
+    rom_kind = _rom_kind(op, design, word_bits * s.pe, nf * kf)
+    # in UltraRAM, narrow words share a row as the cost model counted them: the row holds
+    # words_per_row consecutive steps, each with the words of all PEs (PE 0 lowest)
+    words_per_row = uram_packing(word_bits * s.pe, nf * kf).words_per_row if rom_kind == "uram" else 1
+    if words_per_row > 1:
+        rom_depth = math.ceil(nf * kf / words_per_row)
+        steps = np.zeros((rom_depth * words_per_row, s.pe, codes.shape[-1]), dtype=codes.dtype)
+        steps[:nf * kf] = codes.transpose(1, 0, 2)
+        codes = steps.reshape(1, rom_depth, -1)
+        rom_banks, row_bits = 1, words_per_row * s.pe * word_bits
+        # byte limbs: reshaped side by side (einhls_linear.h) they pad the row to the next
+        # multiple of 8 bits, so within the ceil(row bits / 72) URAM288 columns counted
+        limb_bits = 8
+    else:
+        rom_banks, rom_depth, row_bits = s.pe, nf * kf, word_bits
+        limb_bits = _limb_bits(row_bits)
     words = _rom_limbs(codes, slot_bits, limb_bits)
 
     bias = np.zeros(rows, dtype=np.int64)
@@ -361,7 +379,9 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         kf=kf, nf=nf, in_beats=math.ceil(op.in_size / s.in_lanes),
         out_beats=math.ceil(op.out_size / s.out_lanes), group=group, nz=nz, groups=groups,
         idx_bits=idx_bits, slot_bits=slot_bits, word_bits=word_bits, limb_bits=limb_bits,
-        limbs=math.ceil(word_bits / limb_bits), rom_kind=_rom_kind(op, design, word_bits * s.pe, nf * kf),
+        limbs=math.ceil(row_bits / limb_bits), words_per_row=words_per_row,
+        row_bits=row_bits, rom_banks=rom_banks, rom_depth=rom_depth,
+        rom_kind=ROM_KINDS[rom_kind],
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,

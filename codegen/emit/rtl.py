@@ -37,7 +37,7 @@ from ..ir.graph import GRAPH_INPUT, Linear, Relu, Requant
 from ..ir.sparsity import compress_nm
 
 from ..resources import resource_dir
-from ..schedule.cost import ROM_KINDS, bram36_for
+from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
 from ..schedule.packing import (lut_multipliers, pack_config, requant_lanes,  # noqa: F401 (re-exported)
                                 signed_bits as _signed_bits, weight_bits as _weight_bits)
@@ -262,8 +262,17 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
         fields = weight.reshape(nf, s.pe, kf, s.simd).transpose(0, 2, 1, 3).reshape(nf * kf, -1)
         slots = _field_bits(fields, w_bits)
         mults = s.simd
-    weights = MemFile(f"layer{index}_weights.mem", slots.shape[1] * slots.shape[2],
-                      _hex_words(slots.reshape(nf * kf, -1)))
+    word_bits = slots.shape[1] * slots.shape[2]
+    rom_kind = rom_kind or ("bram" if bram36_for(word_bits, nf * kf) else "lutram")
+    # UltraRAM rows hold several narrow words (schedule/cost.py uram_packing, which the cost model
+    # counted): word i of a row at bits [i * word_bits, ...), the last row padded with zero words
+    words_per_row = uram_packing(word_bits, nf * kf).words_per_row if rom_kind == "uram" else 1
+    word_rows = slots.reshape(nf * kf, -1)
+    rows = math.ceil(nf * kf / words_per_row)
+    packed = np.zeros((rows * words_per_row, word_bits), dtype=np.uint8)
+    packed[:nf * kf] = word_rows
+    weights = MemFile(f"layer{index}_weights.mem", word_bits * words_per_row,
+                      _hex_words(packed.reshape(rows, -1)))
 
     rq = op.requant
     rq_lanes = requant_lanes(s.pe, kf)
@@ -290,8 +299,10 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
               Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
-              Param("ROM_KIND", ROM_KINDS[rom_kind or ("bram" if bram36_for(weights.width, nf * kf) else "lutram")]),
+              Param("ROM_KIND", ROM_KINDS[rom_kind]),
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
+    if words_per_row > 1:
+        params.insert(-2, Param("WORDS_PER_ROW", words_per_row))
     if rq.per_channel:
         params.append(Param("MULT_FILE", mems[2].name, "str"))
     kind = f"{nnz}:{group} sparse" if nnz < group else "dense"
@@ -305,6 +316,8 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
              SideInput("w_load_data", weights.width, in_uram)]
     if in_uram:
         comment += f"; weights in UltraRAM, loaded through {f'u{index}_{op.name}'}_w_load_*"
+        if words_per_row > 1:
+            comment += f" ({words_per_row} words per {weights.width}-bit row)"
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
                   s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, side_inputs=loads)
     return stage, mems

@@ -20,7 +20,7 @@ from __future__ import annotations
 from ..ir.graph import Linear, Op
 from .boards import Board
 from .calibration import apply as apply_calibration
-from .cost import OpCost, bram36_for, linear_cost, uram_for
+from .cost import OpCost, bram36_for, linear_cost, uram_packing
 from .design import OpSchedule
 from .packing import pack_config
 
@@ -44,8 +44,8 @@ def rom_kinds_for(op: Linear, s: OpSchedule, board: Board) -> tuple[str, ...]:
 def _key(cost: OpCost, board: Board) -> tuple:
     memory = cost.bram36 / max(board.bram36, 1)
     if board.uram and cost.rom_kind == "bram":
-        # place_roms may move this ROM to UltraRAM, whose one shape (72 x 4096) favours other words
-        memory = min(memory, uram_for(cost.rom_width, cost.rom_depth) / board.uram)
+        # place_roms may move this ROM to UltraRAM, row-packed (one 72 x 4096 shape: narrow words share rows)
+        memory = min(memory, uram_packing(cost.rom_width, cost.rom_depth).uram / board.uram)
     shares = [cost.dsp / max(board.dsp, 1), cost.lut / max(board.lut, 1), memory, cost.ff / max(board.ff, 1)]
     return (round(max(shares), 4), cost.dsp, cost.lut, cost.ff, cost.bram36)
 

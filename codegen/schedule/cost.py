@@ -25,6 +25,10 @@ LUTRAM_MAX_BITS = 2048    # small ROMs are left to LUTs (distributed memory)
 LUTRAM_MAX_DEPTH = 64     # shallow ROMs too: a BRAM this shallow wastes 94% of its bits
 # one URAM288: 72 bits x 4096 words, fixed shape; deeper memories cascade (UG573 / UG949)
 URAM_WIDTH, URAM_DEPTH = 72, 4096
+# a narrow ROM in UltraRAM stores up to this many consecutive words per physical row (the units
+# count the row and the word within it alongside the step, so any number works without a divider;
+# the bound keeps the word-select multiplexer small)
+URAM_MAX_WORDS_PER_ROW = 16
 #: where a weight ROM lives, as the RTL parameter ROM_KIND and the HLS cfg::ROM_KIND encode it
 ROM_KINDS = {"lutram": 0, "bram": 1, "uram": 2}
 
@@ -57,6 +61,7 @@ class OpCost:
     rom_kind: str = ""    # where the weight ROM lives (a key of ROM_KINDS); "" when the op has none
     rom_width: int = 0    # weight ROM word width (bits) and depth (words), for memory placement
     rom_depth: int = 0
+    rom_words_per_row: int = 1  # weight words packed in one UltraRAM row (uram_packing)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -76,6 +81,43 @@ def bram36_for(width: int, depth: int) -> float:
 def uram_for(width: int, depth: int) -> int:
     """UltraRAM blocks for a memory of depth x width bits: the URAM288 has one shape, 72 x 4096."""
     return math.ceil(width / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
+
+
+@dataclass(frozen=True)
+class UramPacking:
+    """How a ROM of ``depth`` words of ``width`` bits is laid out in UltraRAM: ``words_per_row``
+    consecutive words share one physical row (word i at bits [i * width, (i + 1) * width)), so the
+    memory is ``rows`` deep and ``row_bits`` wide, ``uram`` URAM288 blocks in all."""
+    words_per_row: int
+    rows: int
+    row_bits: int
+    uram: int
+
+    @property
+    def select_luts(self) -> int:
+        """LUT6s of the multiplexer that picks a word out of the row (a LUT6 is a 4:1 mux, so a
+        k:1 mux of one bit takes about (k - 1) / 3 of them; none when a row holds one word)."""
+        return self.row_bits // self.words_per_row * math.ceil((self.words_per_row - 1) / 3)
+
+
+def uram_packing(width: int, depth: int) -> UramPacking:
+    """The row packing of a ROM in UltraRAM with the fewest URAM288 blocks.  The URAM288 is always
+    72 x 4096, so a narrow deep ROM (a 7-bit word of a 1:8 4-bit layer at PE 1) would use a tenth
+    of each block's bits; k = 2, 3, .. URAM_MAX_WORDS_PER_ROW words per row (a row of k x width
+    bits over ceil(k x width / 72) blocks side by side: 72-bit rows, 144-bit ones and wider)
+    divides the depth by k.  Any k, not only powers of two: 14-bit words 18,432 deep (a 2:8 4-bit
+    attention projection of MiniLM at SIMD 8 x PE 1) need 2 blocks at k = 4 or 8 and 1 at k = 5.
+    Ties keep the fewer words per row (a smaller select multiplexer).  The emitters
+    (codegen/emit/rtl.py, hls.py) lay the ROM out by this same function."""
+    best = UramPacking(1, depth, width, uram_for(width, depth))
+    words = 2
+    while words <= min(URAM_MAX_WORDS_PER_ROW, depth):
+        rows = math.ceil(depth / words)
+        blocks = uram_for(words * width, rows)
+        if blocks < best.uram:
+            best = UramPacking(words, rows, words * width, blocks)
+        words += 1
+    return best
 
 
 def multiplier_dsps(a_bits: int, b_bits: int, dsp_kind: str) -> int:
@@ -160,7 +202,7 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
                   rom_kind="bram" if weight_rom else "lutram", rom_width=word_bits, rom_depth=cycles)
 
 
-def place_roms(costs: dict[str, "OpCost"], board) -> None:
+def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:
     """Move weight ROMs from block RAM to UltraRAM where that lowers the memory utilisation.
 
     A ROM first goes where ``linear_cost`` put it (LUTs when small or shallow, else block RAM).  On
@@ -168,25 +210,32 @@ def place_roms(costs: dict[str, "OpCost"], board) -> None:
     saved per URAM288 spent, then largest) and each moves to URAM while block RAM is the more
     loaded of the two (its utilisation after the move stays above URAM's): the binding memory
     budget is what limits a design, so this spreads weights over both.  Deterministic: ties are
-    broken by op name.  Mutates ``costs`` (bram36, uram, rom_kind)."""
+    broken by op name.  ``fixed_bram36``: the block RAM that memories outside ``costs`` take
+    (FIFOs, key/value buffers, other units), counted in the block-RAM load; without it the
+    balance stops moving weights while block RAM is in fact the fuller one.  A ROM in UltraRAM is costed row-packed (uram_packing): its URAM288 blocks
+    and the LUTs of its word-select multiplexer.  Mutates ``costs`` (bram36, uram, rom_kind,
+    rom_words_per_row, lut)."""
     if not getattr(board, "uram", 0):
         return
     movable = [(name, c) for name, c in costs.items() if c.rom_kind == "bram" and c.rom_depth]
-    bram_used = sum(c.bram36 for c in costs.values())
+    bram_used = fixed_bram36 + sum(c.bram36 for c in costs.values())
     uram_used = sum(c.uram for c in costs.values())
 
     def order(item):
         name, c = item
-        u = uram_for(c.rom_width, c.rom_depth)
+        u = uram_packing(c.rom_width, c.rom_depth).uram
         return (-c.bram36 / u, -c.bram36, name)
 
     for name, c in sorted(movable, key=order):
-        u = uram_for(c.rom_width, c.rom_depth)
+        packing = uram_packing(c.rom_width, c.rom_depth)
+        u = packing.uram
         if (uram_used + u) / board.uram >= bram_used / board.bram36:
             continue
         bram_used -= c.bram36
         uram_used += u
         c.bram36, c.uram, c.rom_kind = 0.0, u, "uram"
+        c.rom_words_per_row = packing.words_per_row
+        c.lut += packing.select_luts
 
 
 def elementwise_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:

@@ -320,16 +320,20 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
         if chooser is not None:
             chooser.place(graph, schedules, costs)
-        # only Linear units can hold their weights in URAM (the other units keep their memories)
-        place_roms({op.name: costs[op.name] for op in graph.ops if op.kind == "linear"}, board)
-        totals = totals_of(costs)
-        # a stage's cycles per frame: its cycles per token times the tokens it handles
-        totals["frame_interval"] = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
-        totals["ii"] = math.ceil(totals["frame_interval"] / graph.tokens)
-        totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
+        # a stage's cycles per frame: its cycles per token times the tokens it handles (the ROM
+        # placement below changes no cycles, so the interval and FIFOs are known before it)
+        frame_interval = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
+        ii = math.ceil(frame_interval / graph.tokens)
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
-        fifo_bram, fifo_lut, fifo_bits = fifo_memory(graph, fifo_depths(graph, costs, schedules, totals["ii"]),
-                                                     schedules)
+        fifo_bram, fifo_lut, fifo_bits = fifo_memory(graph, fifo_depths(graph, costs, schedules, ii), schedules)
+        # only Linear units can hold their weights in URAM (the other units keep their memories,
+        # which load the block RAM the weights are balanced against)
+        linear = {op.name for op in graph.ops if op.kind == "linear"}
+        place_roms({name: costs[name] for name in linear}, board,
+                   fixed_bram36=fifo_bram + sum(c.bram36 for name, c in costs.items() if name not in linear))
+        totals = totals_of(costs)
+        totals["frame_interval"], totals["ii"] = frame_interval, ii
+        totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
         totals["bram36"] += fifo_bram
         totals["lut"] += fifo_lut
         totals["buffer_bits"] += fifo_bits
