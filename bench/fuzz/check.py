@@ -77,7 +77,10 @@ def _stages(spec: dict, targets: tuple[str, ...], vectors: int, folder: Path) ->
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the model as written
         options.log_severity_level = 3
         session = ort.InferenceSession(built.floating.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        real_in = dequantize(codes, graph.input_type).reshape((vectors, *graph.input_shape[1:]))
+        real_in = dequantize(codes, graph.input_type)
+        if graph.channels_first:   # the codes stream pixel by pixel; onnxruntime takes [C, H, W]
+            real_in = real_in.reshape(vectors, graph.tokens, graph.input_size).transpose(0, 2, 1)
+        real_in = np.ascontiguousarray(real_in).reshape((vectors, *graph.input_shape[1:]))
         got = np.stack([session.run(None, {"x": real_in[i:i + 1]})[0].reshape(-1) for i in range(vectors)])
         expected = dequantize_output(graph, run_reference(graph, codes)).reshape(vectors, -1)
         steps = np.abs(got.astype(np.float64) - expected.astype(np.float64)) / graph.output_type.scale

@@ -9,8 +9,10 @@ specs for shrinking:
   (``Div, Add, Round, Clip, Sub, Mul``) so onnxruntime runs it (it has no QONNX ops); for QDQ
   models it is the model itself.
 
-To add a form (branches, skip connections, attention units), subclass :class:`Form`, implement
-``sample``, ``build`` and ``smaller``, and register it with ``@register``.
+To add a form, subclass :class:`Form`, implement ``sample``, ``build`` and ``smaller`` (and
+``size``, a rough model size for ordering shrink candidates), register it with ``@register`` and
+import its module in bench/fuzz/__init__.py (attention: forms_attention.py, convolutions:
+forms_conv.py).
 """
 from __future__ import annotations
 
@@ -762,6 +764,9 @@ def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
 
 def model_size(spec: dict) -> int:
     """A rough size for ordering shrink candidates (weights + layers)."""
+    own = getattr(FORMS.get(spec["form"]), "size", None)   # forms in their own modules say it themselves
+    if own is not None:
+        return own(spec)
     if spec["form"] == "xformer_qdq":
         return spec["width"] ** 2 * (len(spec["blocks"]) + spec["head"]) * spec["tokens"]
     if spec["form"] in ("graph_qdq", "split_qdq"):
