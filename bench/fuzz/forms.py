@@ -16,6 +16,7 @@ forms_conv.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Iterator
@@ -50,6 +51,11 @@ class Built:
     #: the largest difference (in output quantization steps) allowed between the integer reference
     #: and onnxruntime's float run, or None when the comparison means nothing for this spec
     ort_tolerance: int | None
+    #: inner tensors compared code for code: the name of a QuantizeLinear in ``quantized`` -> the
+    #: largest difference allowed between its output in onnxruntime's run of ``quantized`` and the
+    #: output of the IR op it closes (for a model whose output is too far downstream of an
+    #: approximating unit for a tight bound)
+    probes: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class Form:
