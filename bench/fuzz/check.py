@@ -147,12 +147,18 @@ def probe_codes(model, graph, codes: np.ndarray, names: list[str]) -> dict[str, 
     options.log_severity_level = 3
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     vectors = len(codes)
-    real = dequantize(codes, graph.input_type).reshape((vectors, *graph.input_shape[1:]))
+    real = dequantize(codes, graph.input_type)
+    if graph.channels_first:
+        real = real.reshape(vectors, graph.tokens, graph.input_size).transpose(0, 2, 1)
+    real = np.ascontiguousarray(real).reshape((vectors, *graph.input_shape[1:]))
     runs = [session.run(tensors, {"x": real[i:i + 1]}) for i in range(vectors)]
     out = {}
     for k, name in enumerate(names):
         op = next(op for op in graph.ops if op.source.split(" + ")[-1] == name)
-        theirs = [r[k].transpose(0, 2, 1, 3) if r[k].ndim == 4 else r[k] for r in runs]
+        if graph.channels_first:   # [1, C, H, W] -> pixel by pixel
+            theirs = [r[k].reshape(1, r[k].shape[1], -1).transpose(0, 2, 1) for r in runs]
+        else:                      # a head tensor [1, H, L, X] -> L tokens of H x X
+            theirs = [r[k].transpose(0, 2, 1, 3) if r[k].ndim == 4 else r[k] for r in runs]
         scale, zero = steps[k]
         real = np.stack([t.reshape(-1) for t in theirs]).astype(np.float64)
         out[name] = (trace[op.outputs[0]], np.rint(real / scale).astype(np.int64) + zero)

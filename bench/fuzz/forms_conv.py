@@ -112,7 +112,8 @@ def ort_tolerance(spec: dict) -> int | None:
     multiplier approximates the scale ratio; onnxruntime's float32 divides), which is one step for a
     model with one requantizing layer; later layers multiply a code off by their weights (seed 7
     case 3: one code after an AveragePool became 3 steps after a Conv), so longer chains are not
-    compared (the bit-exact checks against C-sim and RTL sim still run)."""
+    compared; the first layer's output is, code for code (``probes``), and the bit-exact checks
+    against C-sim and RTL sim still run."""
     sizes = shapes(spec) or []
     averages = [layer["kernel"][0] * layer["kernel"][1] for layer in spec["layers"] if layer["kind"] == "avgpool"]
     if spec["tail"].startswith("gap") and sizes:
@@ -163,7 +164,9 @@ class ConvQdq(Form):
                            spec["per_channel"], preserve_batchnorm=spec.get("bn_node", False))
         if spec.get("pow2"):
             model = snap_scales_to_pow2(model)
-        return Built(model, model, ort_tolerance(spec))
+        # the first layer's quantizer reads the model's own input codes: one rounding apart at most
+        first = next(n.name for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] != "x")
+        return Built(model, model, ort_tolerance(spec), {first: 0 if ort_tolerance(spec) == 0 else 1})
 
     def smaller(self, spec: dict) -> Iterator[dict]:
         candidates = []
