@@ -31,6 +31,8 @@ from .forms_attention import export_qdq, snap_scales_to_pow2
 CHANNELS = (1, 2, 3, 4, 5, 7, 8)
 SPATIAL = (1, 2, 3, 4, 5, 6, 7)
 TAILS = ("none", "gap", "gap_linear", "flatten_linear")
+#: ONNX ops whose output quantizer closes an op that rounds (the ReLU quantize_static may leave)
+COMPUTING = ("Conv", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Relu", "Add")
 
 
 def _extent(kernel: int, dilation: int) -> int:
@@ -164,9 +166,13 @@ class ConvQdq(Form):
                            spec["per_channel"], preserve_batchnorm=spec.get("bn_node", False))
         if spec.get("pow2"):
             model = snap_scales_to_pow2(model)
-        # the first layer's quantizer reads the model's own input codes: one rounding apart at most
-        first = next(n.name for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] != "x")
-        return Built(model, model, ort_tolerance(spec), {first: 0 if ort_tolerance(spec) == 0 else 1})
+        # the first computing layer's quantizer: everything before it (windows, MaxPool) is exact,
+        # so it is one rounding from onnxruntime at most
+        made_by = {out: n for n in model.graph.node for out in n.output}
+        first = next((n.name for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in made_by
+                      and made_by[n.input[0]].op_type in COMPUTING), None)
+        probes = {first: 0 if ort_tolerance(spec) == 0 else 1} if first else {}
+        return Built(model, model, ort_tolerance(spec), probes)
 
     def smaller(self, spec: dict) -> Iterator[dict]:
         candidates = []
