@@ -8,4 +8,4 @@ Failing models are shrunk to small ones and written with their spec and a reprod
 under bench/results/fuzz/ (see ``python -m bench.fuzz --help``).
 """
 
-from . import forms_attention, forms_conv  # noqa: F401  (their forms register on import)
+from . import forms_attention, forms_conv, forms_qonnx_conv  # noqa: F401  (their forms register on import)
