@@ -430,3 +430,38 @@ def test_qonnx_odd_zero_point_with_a_channel_ratio_above_one() -> None:
     assert linear.requant.zero_point == 0 and linear.out_type.zero_point == 1
     outcome = check.run_case(QONNX_CONV_ODD_ZERO_POINT_SPEC, ("ort", "csim"), vectors=24)
     assert outcome["ok"] and outcome["ort_max_steps"] == 0, outcome
+
+
+FORK_AFTER_MAXPOOL_SPEC = {  # found by `python -m bench.fuzz --n 12 --seed 202 --forms conv_qdq --targets
+    # ort,csim,rtlsim --no-shrink` (case 10: C++ did not compile), shrunk: MaxPool then a residual block
+    "form": "conv_qdq", "seed": 408333122, "rank": 1, "channels": 3, "height": 1, "width": 2, "tail": "none",
+    "classes": 1, "activation": "QUInt8", "weight": "QInt8", "per_channel": False, "pow2": False,
+    "layers": [{"kind": "maxpool", "kernel": [1, 3], "stride": [1, 2], "pad": [0, 1], "dilation": [1, 1]},
+               {"kind": "residual", "kernel": [1, 5], "dilation": [1, 1], "pad": [0, 2], "bn": False, "relu": False,
+                "relu_after": False}]}
+
+
+def test_fork_after_a_maxpool_has_one_lane_count() -> None:
+    """The Fork of a residual block after a MaxPool was scheduled with 3 lanes in and 1 out: the
+    lanes of an elementwise unit were made equal before the MaxPool chose its own.  The HLS top did
+    not compile (fork_stream<24, ...> into 8-bit streams) and the RTL design was wrong on 22 of 24
+    vectors.  Fixed in codegen/schedule/folding.py (fold_for_target)."""
+    from codegen.frontend import lower_model
+    from codegen.schedule.folding import fold_for_target
+    from bench.fuzz.forms import FORMS
+    from codegen.passes.graph import insert_forks
+
+    graph = insert_forks(lower_model(FORMS["conv_qdq"].build(FORK_AFTER_MAXPOOL_SPEC).quantized))
+    fork = next(op for op in graph.ops if op.kind == "fork")
+    for target in (1, 2, 4, 8):
+        schedule = fold_for_target(graph, target, {})[fork.name]
+        assert schedule.in_lanes == schedule.out_lanes, (target, schedule)
+    outcome = check.run_case(FORK_AFTER_MAXPOOL_SPEC, ("csim",), vectors=8)
+    assert outcome["ok"], (outcome["stage"], outcome["detail"])
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_fork_after_a_maxpool_rtlsim() -> None:
+    outcome = check.run_case(FORK_AFTER_MAXPOOL_SPEC, ("rtlsim",), vectors=8)
+    assert outcome["ok"], (outcome["stage"], outcome["detail"])

@@ -158,7 +158,12 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
         elif op.kind == "softmax" and op.rows > 1:   # a beat never holds two heads' rows
             simd = pe = in_lanes = out_lanes = divisor_at_most(op.unit.size, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
-            simd = pe = in_lanes
+            # one lane count on every port, also where a window / tapmax / regroup before it chose
+            # its own lanes after the widening above (bench.fuzz: a Fork after a MaxPool was given
+            # 3 lanes in and 1 out, C++ that did not compile and a wrong RTL design)
+            simd = pe = out_lanes = in_lanes
+            for t in op.outputs:
+                lanes[t] = in_lanes
         else:
             simd = pe = in_lanes = out_lanes = max(in_lanes, out_lanes)
         schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
