@@ -8,7 +8,8 @@ Stages, in order; the first that fails names the finding:
 * ``ir``: the IR breaks an invariant the hardware relies on (a Linear's accumulator type narrower
   than the range of its dot products over its input type);
 * ``onnxruntime``: the integer reference differs from onnxruntime's float run by more than the
-  form's tolerance (in output quantization steps);
+  form's tolerance (in output quantization steps), or an inner tensor the form names
+  (``Built.probes``) differs from onnxruntime's, code for code, by more than allowed;
 * ``compile``: compiling the model failed;
 * ``csim`` / ``rtlsim``: the simulated design differs from the reference (bit for bit), or the
   tool failed.
