@@ -43,5 +43,6 @@ clean:
 N       ?= 50
 SEED    ?= 1
 TARGETS ?= ort,csim,rtlsim
+FORMS   ?=
 fuzz: setup
-	$(PY) -m bench.fuzz --n $(N) --seed $(SEED) --jobs $(JOBS) --targets $(TARGETS)
+	$(PY) -m bench.fuzz --n $(N) --seed $(SEED) --jobs $(JOBS) --targets $(TARGETS) $(if $(FORMS),--forms $(FORMS))

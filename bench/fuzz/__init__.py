@@ -7,3 +7,5 @@ onnxruntime, the integer reference, C-sim and RTL sim (bench/fuzz/check.py).
 Failing models are shrunk to small ones and written with their spec and a reproducer command
 under bench/results/fuzz/ (see ``python -m bench.fuzz --help``).
 """
+
+from . import forms_attention, forms_conv, forms_qonnx_conv  # noqa: F401  (their forms register on import)

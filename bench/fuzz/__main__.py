@@ -98,14 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     by_form = Counter(outcomes[i]["spec"]["form"] for i in indices)
     by_stage = Counter(outcomes[i]["stage"] or "ok" for i in indices)
     ort_checked = sum(1 for i in indices if outcomes[i].get("ort_max_steps") is not None)
+    probed = sum(1 for i in indices if outcomes[i].get("probe_max_codes") is not None)
     summary = {"command": "python -m bench.fuzz " + " ".join(sys.argv[1:] if argv is None else argv),
                "seed": args.seed, "models": len(indices), "targets": list(targets), "by_form": dict(by_form),
-               "by_stage": dict(by_stage), "ort_compared": ort_checked, "seconds": round(elapsed, 1),
+               "by_stage": dict(by_stage), "ort_compared": ort_checked,
+               "ort_inner_tensors_compared": probed,
+               "ort_max_steps": max((outcomes[i].get("ort_max_steps") or 0 for i in indices), default=0), "seconds": round(elapsed, 1),
                "failures": reports}
     name = f"summary-s{args.seed}-n{len(indices)}-{'-'.join(targets)}{''.join('-' + f for f in forms or [])}.json"
     (args.results / name).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     print(f"{len(indices)} models ({', '.join(f'{k} {v}' for k, v in sorted(by_form.items()))}) in {elapsed:.0f} s; "
-          f"compared with onnxruntime: {ort_checked}; outcome: {dict(by_stage)}; summary in {args.results / name}")
+          f"compared with onnxruntime: {ort_checked} (inner tensors: {probed}); outcome: {dict(by_stage)}; summary in {args.results / name}")
     return 1 if failures else 0
 
 

@@ -9,11 +9,14 @@ specs for shrinking:
   (``Div, Add, Round, Clip, Sub, Mul``) so onnxruntime runs it (it has no QONNX ops); for QDQ
   models it is the model itself.
 
-To add a form (branches, skip connections, attention units), subclass :class:`Form`, implement
-``sample``, ``build`` and ``smaller``, and register it with ``@register``.
+To add a form, subclass :class:`Form`, implement ``sample``, ``build`` and ``smaller`` (and
+``size``, a rough model size for ordering shrink candidates), register it with ``@register`` and
+import its module in bench/fuzz/__init__.py (attention: forms_attention.py, convolutions:
+forms_conv.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Iterator
@@ -48,6 +51,11 @@ class Built:
     #: the largest difference (in output quantization steps) allowed between the integer reference
     #: and onnxruntime's float run, or None when the comparison means nothing for this spec
     ort_tolerance: int | None
+    #: inner tensors compared code for code: the name of a QuantizeLinear in ``quantized`` -> the
+    #: largest difference allowed between its output in onnxruntime's run of ``quantized`` and the
+    #: output of the IR op it closes (for a model whose output is too far downstream of an
+    #: approximating unit for a tight bound)
+    probes: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class Form:
@@ -762,6 +770,9 @@ def sample(rng: np.random.Generator, forms: list[str] | None = None) -> dict:
 
 def model_size(spec: dict) -> int:
     """A rough size for ordering shrink candidates (weights + layers)."""
+    own = getattr(FORMS.get(spec["form"]), "size", None)   # forms in their own modules say it themselves
+    if own is not None:
+        return own(spec)
     if spec["form"] == "xformer_qdq":
         return spec["width"] ** 2 * (len(spec["blocks"]) + spec["head"]) * spec["tokens"]
     if spec["form"] in ("graph_qdq", "split_qdq"):

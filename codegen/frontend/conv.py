@@ -42,6 +42,7 @@ from onnx import helper
 from ..errors import EinhlsError
 from ..ir.conv import Regroup, conv_weight_matrix, make_regroup, make_tapmax, make_window
 from ..ir.sparsity import detect_nm, max_nonzeros_per_group
+from .bias import refinement_bits
 from .names import node_label
 from .sparsity import saves_multipliers
 from .values import Acc, Const, Real, size_of
@@ -193,7 +194,13 @@ def lower_conv(lowering, node: onnx.NodeProto, inputs: list) -> Acc:
         bias = inputs[2]
         if not isinstance(bias, Const) or bias.value.size != n:
             raise _refuse(node, "the bias must be a constant of one value per output channel")
-        acc.bias = acc.bias + np.rint(bias.value.astype(np.float64).ravel() / acc.scale).astype(np.int64)
+        # a bias off the accumulator's grid: count in finer units first, as a MatMul's bias
+        # (codegen/frontend/bias.py; bench.fuzz conv_qdq found it rounded here, tests/test_fuzz.py)
+        steps = bias.value.astype(np.float64).ravel() / acc.scale
+        refine = 1 << refinement_bits(steps)
+        if refine > 1:
+            acc.weight, acc.bias, acc.scale = acc.weight * refine, acc.bias * refine, acc.scale / refine
+        acc.bias = acc.bias + np.rint(steps * refine).astype(np.int64)
     return acc
 
 

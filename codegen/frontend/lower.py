@@ -32,6 +32,7 @@ from . import conv as conv_fe
 from . import einsum as einsum_fe
 from .einsum import Pending
 from .joins import Join, finish_join, lower_join, lower_split
+from .odd_zero_point import quantize_rounding_zero_point
 from .nonlinear import Island, finish_island, match_island, open_island, refuse_island
 from .load import opset_version
 from .messages import HOW_TO_QUANTIZE, INPUT_NOT_QUANTIZED  # noqa: F401 (part of this module's interface)
@@ -257,6 +258,9 @@ class Lowering:
     def lower_qonnx_quant(self, node: onnx.NodeProto, inputs: list) -> Real:
         qtype = qonnx_quantizer(node, inputs).qtype(node)
         before = len(self.stream.ops)
+        rounded = quantize_rounding_zero_point(self, inputs[0], qtype, node)   # QONNX: round(x/s + zp)
+        if rounded is not None:
+            return rounded
         self.quantize_to(inputs[0], qtype, node)
         if len(self.stream.ops) > before and isinstance(self.stream.ops[-1], (Linear, Requant)):
             self.stream.ops[-1] = round_with_zero_point(self.stream.ops[-1])   # QONNX: round(x/s + zp)

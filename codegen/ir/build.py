@@ -13,6 +13,8 @@ from .graph import Linear, Relu, Requant
 from .requant import PRODUCT_BITS_MAX, RequantParams, multiplier_and_shift, multiplier_bits_for
 from .types import QType, bits_for_range, dot_product_range
 
+#: at most this many finer bits for a Linear's accumulator so that an odd QONNX zero point is whole
+ZERO_POINT_REFINE_BITS = 8
 QTYPE_MAX_BITS = 48   # the widest QType (codegen/ir/types.py)
 
 
@@ -83,26 +85,34 @@ def round_with_zero_point(op: Linear | Requant) -> Linear | Requant:
     multiplier M (a power-of-two scale ratio: the only case where the real value lands exactly on a
     tie), the zero point moves into the rounding as an addend of the accumulator (Linear: its bias;
     Requant: its offset) and the requant's own zero point becomes 0 - the hardware rule is
-    unchanged.  Otherwise (an approximated multiplier, or no tie possible) ``op`` is returned as is.
+    unchanged.  A Linear with a channel whose ratio is above 1 (M > 2**shift: zp is a fraction of
+    an accumulator unit there) first counts in 2**k times finer units (weights and bias times 2**k,
+    shift + k; bench.fuzz conv_qonnx found the whole op left as it was).  Otherwise (an
+    approximated multiplier, or no tie possible) ``op`` is returned as is.
     """
     rq = op.requant
     if rq.zero_point % 2 == 0 or rq.shift == 0:
         return op
     channels = op.out_size if isinstance(op, Linear) else op.in_size
     mults = rq.multiplier_for(channels)
-    step = rq.zero_point << rq.shift
-    if np.any(step % mults != 0):
+    refine = next((k for k in range(ZERO_POINT_REFINE_BITS + 1 if isinstance(op, Linear) else 1)
+                   if np.all((rq.zero_point << (rq.shift + k)) % mults == 0)), None)
+    if refine is None:
         return op
-    addend = step // mults
-    requant = RequantParams(rq.multiplier, rq.shift, 0, rq.lo, rq.hi)
+    addend = (rq.zero_point << (rq.shift + refine)) // mults
+    requant = RequantParams(rq.multiplier, rq.shift + refine, 0, rq.lo, rq.hi)
     if isinstance(op, Linear):
-        bias = op.bias + addend
-        lo, hi = dot_product_range(op.weight, bias, op.in_type.min, op.in_type.max)
+        weight = op.weight << refine
+        bias = (op.bias << refine) + addend
+        lo, hi = dot_product_range(weight, bias, op.in_type.min, op.in_type.max)
         bits = max(bits_for_range(min(lo, -1), hi), 2)
         if bits + rq.multiplier_bits > PRODUCT_BITS_MAX or bits > QTYPE_MAX_BITS:
             return op
-        acc_type = QType(signed=True, bits=bits, scale=op.acc_type.scale)
-        return dataclasses.replace(op, bias=bias, acc_type=acc_type, requant=requant)
+        w_lo, w_hi = int(min(weight.min(), 0)), int(max(weight.max(), 0))
+        weight_type = QType(signed=w_lo < 0, bits=bits_for_range(w_lo, w_hi)) if refine else op.weight_type
+        acc_type = QType(signed=True, bits=bits, scale=op.acc_type.scale / (1 << refine))
+        return dataclasses.replace(op, weight=weight, bias=bias, weight_type=weight_type, acc_type=acc_type,
+                                   requant=requant)
     offset = np.broadcast_to(op.offset, (channels,)) + addend
     value_bits = bits_for_range(op.in_type.min + int(offset.min()), op.in_type.max + int(offset.max()))
     if value_bits + rq.multiplier_bits > PRODUCT_BITS_MAX:

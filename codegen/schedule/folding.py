@@ -160,7 +160,12 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
         elif op.kind == "maskscores":   # the softmax's rule: a beat never holds two rows of keys
             simd = pe = in_lanes = out_lanes = divisor_at_most(op.tokens, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":
-            simd = pe = in_lanes
+            # one lane count on every port, also where a window / tapmax / regroup before it chose
+            # its own lanes after the widening above (bench.fuzz: a Fork after a MaxPool was given
+            # 3 lanes in and 1 out, C++ that did not compile and a wrong RTL design)
+            simd = pe = out_lanes = in_lanes
+            for t in op.outputs:
+                lanes[t] = in_lanes
         else:
             simd = pe = in_lanes = out_lanes = max(in_lanes, out_lanes)
         schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
