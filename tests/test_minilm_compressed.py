@@ -1,14 +1,16 @@
 """Compressed layers inside a real encoder layer: all-MiniLM-L6-v2's layer 0 at 16 tokens with its
-FFN as tensor trains (codegen.nn TTLinear, TT-SVD of the trained weights), its query / key / value /
-output projections as butterflies (codegen.nn ButterflyLinear fitted to the trained weights), or
-its FFN 2:4-pruned; quantized by quantize_static (tests/models/minilm.py), compiled and checked
-bit-exact against the integer reference.  The default run checks the TT layer's lowering against
+FFN as tensor trains (codegen.nn TTLinear, TT-SVD of the trained weights) or its FFN 2:4-pruned;
+quantized by quantize_static (tests/models/minilm.py), compiled and checked bit-exact against the
+integer reference.  Its query / key / value / output projections as butterflies (codegen.nn
+ButterflyLinear fitted to the trained weights) export, but do not compile yet (an xfail test says
+why).  The default run checks the TT layer's lowering against
 onnxruntime; C-sim and RTL sim (minutes each for a 16-token layer) are slow."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from codegen.errors import EinhlsError
 from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
@@ -80,15 +82,10 @@ def test_tt_ffn_layer_is_bit_exact_in_rtlsim_on_zcu104(minilm_variant, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["attention_butterfly", "ffn_2_4"])
-def test_variant_is_bit_exact_in_csim_and_rtlsim_on_zcu104(minilm_variant, variant, tmp_path):
-    project = compile_model(minilm_variant(variant), tmp_path / "out", CompileOptions(board="zcu104"), **QUIET)
-    kinds = [op.kind for op in project.graph.ops]
-    if variant == "attention_butterfly":
-        assert kinds.count("butterfly") == 4 and kinds.count("linear") == 2, kinds
-    else:
-        ffn = [op for op in project.graph.ops if op.kind == "linear" and op.in_size * op.out_size == 384 * 1536]
-        assert len(ffn) == 2 and all(op.sparsity == (2, 4) for op in ffn), [(op.name, op.sparsity) for op in ffn]
+def test_ffn_2_4_layer_is_bit_exact_in_csim_and_rtlsim_on_zcu104(minilm_variant, tmp_path):
+    project = compile_model(minilm_variant("ffn_2_4"), tmp_path / "out", CompileOptions(board="zcu104"), **QUIET)
+    ffn = [op for op in project.graph.ops if op.kind == "linear" and op.in_size * op.out_size == 384 * 1536]
+    assert len(ffn) == 2 and all(op.sparsity == (2, 4) for op in ffn), [(op.name, op.sparsity) for op in ffn]
     (csim,) = verify(project, ("csim",), vectors=0, stored=2, **QUIET)
     assert csim.passed, csim.line()
     (rtl,) = verify(project, ("rtlsim",), vectors=0, stored=2, **QUIET)
@@ -96,10 +93,24 @@ def test_variant_is_bit_exact_in_csim_and_rtlsim_on_zcu104(minilm_variant, varia
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["ffn_tt", "attention_butterfly", "ffn_2_4"])
+@pytest.mark.parametrize("variant", ["ffn_tt", "ffn_2_4"])
 def test_variant_compiles_for_kv260(minilm_variant, variant, tmp_path):
     project = compile_model(minilm_variant(variant), tmp_path / "out", CompileOptions(board="kv260"), **QUIET)
     assert project.graph.tokens == LENGTH and project.report["totals"]["frame_interval"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=EinhlsError,
+                   reason="butterfly stages are matched on one vector per frame (codegen/frontend/butterfly.py "
+                          "match_einsum_stage: batch 1), not on the 16 tokens of a sequence; and the exporter "
+                          "shares the query / key / value butterflies' Pad and first Reshape")
+def test_butterfly_projections_compile_and_are_bit_exact_in_csim(minilm_variant, tmp_path):
+    project = compile_model(minilm_variant("attention_butterfly"), tmp_path / "out", CompileOptions(board="zcu104"),
+                            **QUIET)
+    kinds = [op.kind for op in project.graph.ops]
+    assert kinds.count("butterfly") == 4 and kinds.count("linear") == 2, kinds
+    (csim,) = verify(project, ("csim",), vectors=0, stored=2, **QUIET)
+    assert csim.passed, csim.line()
 
 
 def test_tt_cores_are_tt_svd_of_the_dense_weights():

@@ -6,6 +6,7 @@ states [1, L, 384] that ``model.embeddings`` computes."""
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -217,7 +218,7 @@ class TokenwiseButterfly(nn.Module):
         super().__init__()
         from codegen.nn.butterfly import ButterflyLinear
         self.b = ButterflyLinear(linear.in_features, linear.out_features, bias=True, seed=seed)
-        self.fit_error = fit_butterfly(self.b, linear, steps)
+        self.fit_error = cached_fit(self.b, linear, steps, seed)
         with torch.no_grad():
             for t in self.b.twiddles:
                 t.copy_(snap_to_grid(t))
@@ -242,6 +243,28 @@ class TokenwiseButterfly(nn.Module):
     def calibrate(self) -> None:
         """Fix the stage quantizers from the peaks seen since construction (max |x| / 127)."""
         self.stage_scales = [max(peak, 1e-8) / 127.0 for peak in self.stage_peaks]
+
+
+def cached_fit(b, linear: nn.Linear, steps: int, seed: int) -> float:
+    """:func:`fit_butterfly`, its twiddles kept in ~/.cache/einhls/minilm_butterfly under a hash of
+    the weights, the steps and the seed (the fit is deterministic; tests and the bench reuse it)."""
+    import hashlib
+    key = hashlib.sha256(linear.weight.detach().numpy().tobytes()
+                         + f"{steps}/{seed}/{b.n}/{len(b.strides)}".encode()).hexdigest()[:24]
+    path = Path.home() / ".cache" / "einhls" / "minilm_butterfly" / f"{key}.pt"
+    if path.is_file():
+        stored = torch.load(path)
+        with torch.no_grad():
+            for t, value in zip(b.twiddles, stored["twiddles"]):
+                t.copy_(value)
+            b.bias.copy_(linear.bias)
+        return float(stored["error"])
+    error = fit_butterfly(b, linear, steps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save({"twiddles": [t.detach().clone() for t in b.twiddles], "error": error}, tmp)
+    tmp.replace(path)
+    return error
 
 
 def fit_butterfly(b, linear: nn.Linear, steps: int) -> float:
