@@ -21,9 +21,9 @@ projections and 1:8 FFN, on kv260 and zcu104: cycles per token and per
 sequence, sequences/s at the board clock, resources, weight bits against dense int8, the op that
 holds the interval, and the ratio to the physical limit (MACs per sequence / (DSP x 2 x clock)).
 Also one layer with compressed layers inside it (tests/models/minilm.py ``variant_copy``): the FFN
-2:4-pruned and the FFN as tensor trains (TT-SVD of the trained weights); the TT FFN in all 6
-layers is an accuracy row (the 2:4 FFN one was already).  Butterfly projections are not here: the
-front end matches butterfly stages on one vector per frame only, not on a sequence of tokens.
+2:4-pruned, the FFN as tensor trains (TT-SVD of the trained weights), and the query / key / value /
+output projections as butterflies fitted to the trained weights; the TT FFN and the butterfly
+projections in all 6 layers are accuracy rows (the 2:4 FFN one was already).
 
 Writes bench/results/minilm.json and bench/results/minilm.md.
 """
@@ -93,6 +93,8 @@ SCHEDULE_MODELS = [   # (title, encoder layers, export(path) -> ONNX path); new 
     ("one layer, FFN 2:4, int8", 1, lambda path: minilm.export_variant(path, "ffn_2_4", CALIBRATION_LENGTH)),
     ("one layer, FFN as tensor trains (rank 8), int8", 1,
      lambda path: minilm.export_variant(path, "ffn_tt", CALIBRATION_LENGTH)),
+    ("one layer, Q/K/V/O as butterflies, int8", 1,
+     lambda path: minilm.export_variant(path, "attention_butterfly", CALIBRATION_LENGTH)),
 ]
 
 
@@ -159,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
          dict(compressed=dict(attention=(2, 8), ffn=(1, 8), weight_bits=4, activation_bits=8))),
         ("FFN as tensor trains (TT-SVD, rank 8, no retraining), int8 weights, int16 activations",
          dict(variant="ffn_tt", activation_bits=16)),
+        ("Q/K/V/O as butterflies (fitted to the weights, no retraining), int16 activations",
+         dict(variant="attention_butterfly", activation_bits=16)),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -303,12 +303,12 @@ def _butterfly_matrix(b, eye: torch.Tensor) -> torch.Tensor:
 VARIANTS = ("ffn_2_4", "ffn_tt", "attention_butterfly", "all")
 
 
-def variant_copy(variant: str, layers: int = 6, seed: int = 0) -> nn.Module:
+def variant_copy(variant: str, layers: int = 6, seed: int = 0, butterfly_steps: int = BUTTERFLY_STEPS) -> nn.Module:
     """A copy of the model whose first ``layers`` encoder layers are compressed without retraining:
     ``ffn_2_4`` (magnitude 2:4 on both FFN weights), ``ffn_tt`` (both FFN Linears as TT-SVD
     tensor trains, FFN_FACTORS at rank TT_RANK), ``attention_butterfly`` (query, key, value and
-    output projections as butterflies fitted to the dense weights), ``all`` (2:4 is not combined:
-    TT FFN and butterfly projections)."""
+    output projections as butterflies fitted to the dense weights by ``butterfly_steps`` Adam
+    steps), ``all`` (2:4 is not combined: TT FFN and butterfly projections)."""
     import copy
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
@@ -327,8 +327,8 @@ def variant_copy(variant: str, layers: int = 6, seed: int = 0) -> nn.Module:
         if variant in ("attention_butterfly", "all"):
             attention = layer.attention
             for name in ("query", "key", "value"):
-                setattr(attention.self, name, TokenwiseButterfly(getattr(attention.self, name)))
-            attention.output.dense = TokenwiseButterfly(attention.output.dense)
+                setattr(attention.self, name, TokenwiseButterfly(getattr(attention.self, name), butterfly_steps))
+            attention.output.dense = TokenwiseButterfly(attention.output.dense, butterfly_steps)
     butterflies = [m for m in model.modules() if isinstance(m, TokenwiseButterfly)]
     if butterflies:   # stage quantizers from the calibration sentences' real activations
         with torch.no_grad():
@@ -339,13 +339,13 @@ def variant_copy(variant: str, layers: int = 6, seed: int = 0) -> nn.Module:
     return model
 
 
-def export_variant(path: Path, variant: str, length: int, layers: int = 1,
-                   activation_bits: int = 8, model: nn.Module | None = None) -> Path:
+def export_variant(path: Path, variant: str, length: int, layers: int = 1, activation_bits: int = 8,
+                   model: nn.Module | None = None, butterfly_steps: int = BUTTERFLY_STEPS) -> Path:
     """The first ``layers`` layers of :func:`variant_copy` at sequence ``length``, exported and
     quantized as :func:`export_layers` does (QDQ, int8 per-channel weights for the remaining
     MatMuls; the butterflies' own nodes are left out of quantize_static, which would put a second
     quantizer beside each of their stage quantizers)."""
-    model = variant_copy(variant, layers) if model is None else model
+    model = variant_copy(variant, layers, butterfly_steps=butterfly_steps) if model is None else model
     samples = hidden_states(sentences(), length, 0)
     exclude = butterfly_nodes(model, layers)
     return export_quantized(Layers(model, 0, layers), Path(path), shape=(1, length, HIDDEN), samples=samples,
