@@ -1,7 +1,11 @@
 """all-MiniLM-L6-v2 through einhls: accuracy of the integer reference against the float model, and
 the scheduler's numbers for one layer and the whole encoder on kv260 and zcu104.
 
-    python -m bench.minilm [--fortunes N] [--skip-schedule]
+    python -m bench.minilm [--fortunes N] [--configs I ...] [--schedule I ...] [--skip-accuracy] [--skip-schedule]
+
+``--configs`` / ``--schedule`` recompute only those accuracy rows / scheduler models and merge them
+into the stored results (minilm.json keeps the command that regenerates everything; each row
+records the command that computed it).
 
 Accuracy: each sentence runs at its own length (no padding; the quantized graph is built once at
 length 16 and moved to each length by the sequence-length pass).  Token embeddings are computed on
@@ -16,6 +20,10 @@ for one dense int8 layer and for the whole encoder compressed to 4-bit weights, 
 projections and 1:8 FFN, on kv260 and zcu104: cycles per token and per
 sequence, sequences/s at the board clock, resources, weight bits against dense int8, the op that
 holds the interval, and the ratio to the physical limit (MACs per sequence / (DSP x 2 x clock)).
+Also one layer with compressed layers inside it (tests/models/minilm.py ``variant_copy``): the FFN
+2:4-pruned, the FFN as tensor trains (TT-SVD of the trained weights), and the query / key / value /
+output projections as butterflies fitted to the trained weights; the TT FFN and the butterfly
+projections in all 6 layers are accuracy rows (the 2:4 FFN one was already).
 
 Writes bench/results/minilm.json and bench/results/minilm.md.
 """
@@ -79,17 +87,29 @@ SCHEDULE_LENGTH = 128
 DENSE_INT8_BITS = 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 8   # the encoder's weights at int8
 
 
-def schedule_rows(tmp: Path) -> list[dict]:
-    """The scheduler on one dense layer and the fitting encoder at 128 tokens, kv260 and zcu104."""
+SCHEDULE_MODELS = [   # (title, encoder layers, export(path) -> ONNX path); new rows go at the end
+    ("one layer, dense int8", 1, lambda path: minilm.export_layers(path, CALIBRATION_LENGTH)),
+    ("6 layers, 4-bit, 2:8 attention, 1:8 FFN", 6, lambda path: minilm.export_compressed(path, CALIBRATION_LENGTH, 6)),
+    ("one layer, FFN 2:4, int8", 1, lambda path: minilm.export_variant(path, "ffn_2_4", CALIBRATION_LENGTH)),
+    ("one layer, FFN as tensor trains (rank 8), int8", 1,
+     lambda path: minilm.export_variant(path, "ffn_tt", CALIBRATION_LENGTH)),
+    ("one layer, Q/K/V/O as butterflies, int8", 1,
+     lambda path: minilm.export_variant(path, "attention_butterfly", CALIBRATION_LENGTH)),
+]
+
+
+def schedule_rows(tmp: Path, chosen: list[int] | None = None) -> list[dict]:
+    """The scheduler on the SCHEDULE_MODELS (all, or the indexes ``chosen``) at 128 tokens, kv260
+    and zcu104."""
     from codegen.project import CompileOptions, lower
     from codegen.schedule.boards import get_board
     from codegen.schedule.folding import fold
 
-    models = {"one layer, dense int8": (minilm.export_layers(tmp / "layer.onnx", CALIBRATION_LENGTH), 1),
-              "6 layers, 4-bit, 2:8 attention, 1:8 FFN": (minilm.export_compressed(tmp / "fit.onnx",
-                                                                                    CALIBRATION_LENGTH, 6), 6)}
     rows = []
-    for title, (path, layers) in models.items():
+    for index, (title, layers, export) in enumerate(SCHEDULE_MODELS):
+        if chosen is not None and index not in chosen:
+            continue
+        path = export(tmp / f"schedule{index}.onnx")
         for board_name in ("kv260", "zcu104"):
             board = get_board(board_name)
             start = time.time()
@@ -125,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fortunes", type=int, default=200, help="held-out fortunes to score (default 200)")
     parser.add_argument("--skip-accuracy", action="store_true", help="only the scheduler's numbers")
     parser.add_argument("--configs", type=int, nargs="*", help="accuracy rows to compute (indexes; default all)")
+    parser.add_argument("--schedule", type=int, nargs="*",
+                        help="scheduler models to compute (indexes into SCHEDULE_MODELS; default all, none "
+                             "with --skip-schedule); rows not computed stay as stored")
+    parser.add_argument("--skip-schedule", action="store_true", help="only the accuracy rows")
     args = parser.parse_args(argv)
     written = minilm.sentences()
     held_out = fortunes(args.fortunes)
@@ -135,14 +159,21 @@ def main(argv: list[str] | None = None) -> None:
          dict(compressed=dict(attention=None, ffn=(2, 4), weight_bits=8, activation_bits=16))),
         ("4-bit weights, 2:8 attention, 1:8 FFN (no retraining), int8 activations",
          dict(compressed=dict(attention=(2, 8), ffn=(1, 8), weight_bits=4, activation_bits=8))),
+        ("FFN as tensor trains (TT-SVD, rank 8, no retraining), int8 weights, int16 activations",
+         dict(variant="ffn_tt", activation_bits=16)),
+        ("Q/K/V/O as butterflies (fitted to the weights, no retraining), int16 activations",
+         dict(variant="attention_butterfly", activation_bits=16)),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        schedule = schedule_rows(Path(tmp))
+        schedule = [] if args.skip_schedule else schedule_rows(Path(tmp), args.schedule)
         chosen = [c for i, c in enumerate(configs) if args.configs is None or i in args.configs]
         for title, kwargs in ([] if args.skip_accuracy else chosen):
             start = time.time()
-            if "compressed" in kwargs:
+            if "variant" in kwargs:
+                path = minilm.export_variant(Path(tmp) / "encoder.onnx", kwargs["variant"], CALIBRATION_LENGTH, 6,
+                                             activation_bits=kwargs["activation_bits"])
+            elif "compressed" in kwargs:
                 path = minilm.export_compressed(Path(tmp) / "encoder.onnx", CALIBRATION_LENGTH, 6,
                                                 **kwargs["compressed"])
             else:
@@ -161,23 +192,47 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.minilm" + (f" --fortunes {args.fortunes}" if args.fortunes != 200 else "") \
         + (" --skip-accuracy" if args.skip_accuracy else "") \
-        + (f" --configs {' '.join(map(str, args.configs))}" if args.configs is not None else "")
+        + (f" --configs {' '.join(map(str, args.configs))}" if args.configs is not None else "") \
+        + (" --skip-schedule" if args.skip_schedule else "") \
+        + (f" --schedule {' '.join(map(str, args.schedule))}" if args.schedule is not None else "")
+    for row in rows + schedule:
+        row["command"] = command
+    partial = args.configs is not None or args.schedule is not None or args.skip_accuracy or args.skip_schedule
+    updates: list[str] = []
     if (RESULTS / "minilm.json").is_file():   # rows not recomputed now stay as stored
+        previous = json.loads((RESULTS / "minilm.json").read_text())
+        if partial:   # the file keeps the command that regenerates all of it; this run is an update
+            updates = previous.get("updated_by", []) + [command]
+            command = previous.get("command", "python -m bench.minilm")
         done = {row["config"] for row in rows}
         stored = [row for row in json.loads((RESULTS / "minilm.json").read_text()).get("accuracy", [])
                   if row["config"] not in done]
         order = [title for title, _ in configs]
         rows = sorted(stored + rows, key=lambda row: order.index(row["config"]) if row["config"] in order else len(order))
-    (RESULTS / "minilm.json").write_text(json.dumps({"command": command, "accuracy": rows, "schedule": schedule},
-                                                    indent=1) + "\n")
+        done = {(row["model"], row["board"]) for row in schedule}
+        stored = [row for row in json.loads((RESULTS / "minilm.json").read_text()).get("schedule", [])
+                  if (row["model"], row["board"]) not in done]
+        order = [title for title, _, _ in SCHEDULE_MODELS]
+        schedule = sorted(stored + schedule, key=lambda row: (order.index(row["model"]) if row["model"] in order
+                                                               else len(order), row["board"]))
+    data = {"command": command, "updated_by": updates, "accuracy": rows, "schedule": schedule}
+    (RESULTS / "minilm.json").write_text(json.dumps(data, indent=1) + "\n")
+    write_markdown(data)
+
+
+def write_markdown(data: dict) -> None:
+    """bench/results/minilm.md from the results of minilm.json."""
+    command, rows, schedule = data["command"], data["accuracy"], data["schedule"]
+    rerun = "".join(f" Rows updated since by `{c}`." for c in data.get("updated_by", []))
     lines = ["# all-MiniLM-L6-v2: einhls integer reference vs the float model", "",
-             f"Command: `{command}`. Cosine of sentence embeddings (mean pooling, L2 norm), each sentence at "
+             f"Command: `{command}` (all rows; each row in minilm.json records the command that computed it).{rerun} "
+             "Cosine of sentence embeddings (mean pooling, L2 norm), each sentence at "
              "its own length; written = tests/data/sentences.txt (60, also the calibration set), held-out = "
-             f"{len(held_out)} Debian fortunes.", "",
+             "Debian fortunes (how many: in brackets).", "",
              "| configuration | cosine written (mean / min) | cosine held-out (mean / min) |", "|---|---|---|"]
     for row in rows:
-        held = (f"{row['cosine_heldout']:.4f} / {row['cosine_heldout_min']:.4f}" if row["cosine_heldout"] is not None
-                else "n/a")
+        held = (f"{row['cosine_heldout']:.4f} / {row['cosine_heldout_min']:.4f} ({row['heldout_sentences']})"
+                if row["cosine_heldout"] is not None else "n/a")
         lines.append(f"| {row['config']} | {row['cosine_written']:.4f} / {row['cosine_written_min']:.4f} | {held} |")
     lines += ["", f"## The scheduler at {SCHEDULE_LENGTH} tokens", "",
               "| model | board | cycles/token | cycles/sequence | sequences/s | DSP | BRAM36 | URAM | LUT | weight bits "

@@ -83,6 +83,18 @@ class GraphInfo:
                     self.consumers.setdefault(name, []).append(node)
         for node in graph.node:
             self._fold(node)
+        self.tokens = _sequence_tokens(model)
+
+    def rows(self, shape: tuple[int, ...]) -> int:
+        """How many tokens a tensor of ``shape`` holds: the sequence's when its leading axes are
+        ones and then the tokens (a butterfly applies to each), else 1."""
+        if self.tokens > 1:
+            for extent in shape[:-1]:
+                if extent == self.tokens:
+                    return self.tokens
+                if extent != 1:
+                    break
+        return 1
 
     def _fold(self, node: onnx.NodeProto) -> None:
         names = [name for name in node.input if name]
@@ -113,6 +125,24 @@ class GraphInfo:
         """The one consumer of an activation tensor (None when there are several or none)."""
         users = self.consumers.get(tensor, [])
         return users[0] if len(users) == 1 else None
+
+
+def _sequence_tokens(model: onnx.ModelProto) -> int:
+    """The tokens of a [1, L, C] -> [1, L, C'] graph (as the lowering decides it), else 1."""
+    def dims(info: onnx.ValueInfoProto) -> tuple[int, ...]:
+        return tuple(int(d.dim_value) for d in info.type.tensor_type.shape.dim)
+    if not model.graph.input or not model.graph.output:
+        return 1
+    shape, out_shape = dims(model.graph.input[0]), dims(model.graph.output[0])
+    if len(shape) == 3 and shape[0] == 1 and shape[1] > 1 and len(out_shape) == 3 and out_shape[1] == shape[1]:
+        return shape[1]
+    return 1
+
+
+def _rows_equal(out: np.ndarray, rows: int) -> np.ndarray | None:
+    """The first of ``rows`` equal rows of a probe result, or None when they differ."""
+    table = out.reshape(rows, -1)
+    return table[0] if np.all(table == table[:1]) else None
 
 
 # --- one stage ---------------------------------------------------------------------------------
@@ -168,7 +198,7 @@ def match_einsum_stage(info: GraphInfo, node: onnx.NodeProto) -> StageMatch | No
     if sorted(const_term) != sorted(a + i + j + b) or set(letters) & set(a + i + j + b) or len(set(core)) != 3:
         return None
     count, two, st = shape[-3:]
-    if two != 2 or math.prod(shape[:-3]) != 1 or not is_pow2(st):
+    if two != 2 or math.prod(shape[:-3]) != info.rows(shape) or not is_pow2(st):
         return None
     perm = [const_term.index(ch) for ch in (a, i, j, b)]
     value = const.value
@@ -331,7 +361,8 @@ def _find_prefix(info: GraphInfo, tensor: str) -> tuple[list[onnx.NodeProto], st
         if node is None or node.op_type not in COPY_OPS or node.domain not in STANDARD:
             break
         acts = info.activation_inputs(node)
-        if not acts or any(name != acts[0] for name in acts) or len(info.consumers.get(acts[0], [])) != 1:
+        # the node leaves with the chain: nothing else may read its output (its input may have other readers)
+        if not acts or any(name != acts[0] for name in acts) or len(info.consumers.get(tensor, [])) != 1:
             break
         if node.op_type == "Concat" and len(acts) != len([n for n in node.input if n]):
             break
@@ -350,9 +381,11 @@ def _fit_prefix(info: GraphInfo, chain: Chain) -> bool:
         shape = info.shapes.get(start)
         if shape is None:
             return False
-        k = size_of(shape)
-        out = _probe(info, chain.prefix, start, (np.arange(k, dtype=np.float32) + 1).reshape(shape))
-        if out is not None and out.size == total and _set_geometry(chain, out.reshape(-1), k, total):
+        rows = info.rows(shape)
+        k = size_of(shape) // rows
+        out = _probe(info, chain.prefix, start, np.tile(np.arange(k, dtype=np.float32) + 1, rows).reshape(shape))
+        row = _rows_equal(out, rows) if out is not None and out.size == total * rows else None
+        if row is not None and _set_geometry(chain, row, k, total):
             chain.input = start
             return True
         if not chain.prefix:
@@ -387,13 +420,15 @@ def _walk_suffix(info: GraphInfo, chain: Chain, tensor: str) -> None:
         if node.op_type not in ORDER_KEEPING and node.op_type != "Slice":
             break
         shape = info.shapes.get(tensor)
+        rows = info.rows(shape) if shape else 1
         out = _probe(info, probe_nodes + [node], tensor,
-                     (np.arange(total, dtype=np.float32) + 1).reshape(shape)) if shape else None
-        if out is None or not np.array_equal(out.reshape(-1), np.arange(out.size) + 1):
+                     np.tile(np.arange(total, dtype=np.float32) + 1, rows).reshape(shape)) if shape else None
+        row = _rows_equal(out, rows) if out is not None and out.size % rows == 0 else None
+        if row is None or not np.array_equal(row, np.arange(row.size) + 1):
             break
         probe_nodes.append(node)
         keep.append(node)
-        out_size = out.size
+        out_size = row.size
         current = node.output[0]
     node = info.next_node(current)
     out_shape = info.shapes.get(current)
@@ -402,9 +437,10 @@ def _walk_suffix(info: GraphInfo, chain: Chain, tensor: str) -> None:
         shape = info.shapes.get(node.output[0])
         if const is not None and shape is not None and shape == out_shape:
             try:
-                bias = np.broadcast_to(const.value.astype(np.float64), shape).reshape(-1).copy()
+                bias = _rows_equal(np.broadcast_to(const.value.astype(np.float64), shape), info.rows(shape))
             except ValueError:
                 bias = None
+            bias = None if bias is None or bias.size != out_size else bias.copy()
             if bias is not None:
                 keep.append(node)
                 current = node.output[0]
@@ -419,6 +455,48 @@ def _walk_suffix(info: GraphInfo, chain: Chain, tensor: str) -> None:
         current = quant[0][-1].output[0]
         chain.out_type, chain.out_codes, chain.relu = quant[1], quant[2], relu
     chain.suffix, chain.out_size, chain.bias, chain.output = keep, out_size, bias, current
+
+
+def _leads_to_stages(info: GraphInfo, node: onnx.NodeProto) -> bool:
+    """``node`` is a butterfly stage, or copy / layout nodes that lead only to stages."""
+    if match_stage(info, node) is not None:
+        return True
+    if node.op_type not in COPY_OPS or node.domain not in STANDARD or len(node.output) != 1:
+        return False
+    users = info.consumers.get(node.output[0], [])
+    return bool(users) and all(_leads_to_stages(info, user) for user in users)
+
+
+def _unshare_prefixes(model: onnx.ModelProto) -> GraphInfo:
+    """torch.onnx.export merges identical nodes, so butterflies on the same input (an attention
+    layer's query, key and value) share their Pad and first Reshape; each reader of such a shared
+    copy / layout node that leads only to butterfly stages gets its own copy of it, so each
+    butterfly has its own prefix.  Returns the GraphInfo of the graph with the copies."""
+    graph = model.graph
+    while True:
+        info = GraphInfo(model)
+        shared = next((node for node in graph.node
+                       if node.op_type in COPY_OPS and node.domain in STANDARD and len(node.output) == 1
+                       and len(info.consumers.get(node.output[0], [])) > 1
+                       and all(_leads_to_stages(info, user) for user in info.consumers[node.output[0]])), None)
+        if shared is None:
+            return info
+        out = shared.output[0]
+        shape = next((vi for vi in graph.value_info if vi.name == out), None)
+        position = list(graph.node).index(shared)
+        for index, user in enumerate(info.consumers[out][1:], start=1):
+            copy = onnx.NodeProto()
+            copy.CopyFrom(shared)
+            copy.name = f"{shared.name or shared.op_type}_copy{index}"
+            copy.output[0] = f"{out}_copy{index}"
+            for slot, name in enumerate(user.input):
+                if name == out:
+                    user.input[slot] = copy.output[0]
+            if shape is not None:
+                copied = graph.value_info.add()
+                copied.CopyFrom(shape)
+                copied.name = copy.output[0]
+            graph.node.insert(position + index, copy)
 
 
 def find_chains(info: GraphInfo) -> list[Chain]:
@@ -518,7 +596,7 @@ def fuse_butterflies(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
     ops = {node.op_type for node in model.graph.node}
     if "Einsum" not in ops and not {"Mul", "ReduceSum"} <= ops:
         return model, False
-    info = GraphInfo(model)
+    info = _unshare_prefixes(model)
     chains = find_chains(info)
     if not chains:
         return model, False
@@ -554,9 +632,9 @@ def lower_butterfly(low, node: onnx.NodeProto, inputs: list):
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     config = json.loads(attrs["config"].decode() if isinstance(attrs["config"], bytes) else attrs["config"])
     real = low.linear_input(inputs[0], node)
-    if size_of(real.shape) != config["in_size"]:
-        raise EinhlsError(f"the butterfly expects {config['in_size']} inputs, the activation has "
-                          f"{size_of(real.shape)}", label, OP_TYPE)
+    if size_of(real.shape) != config["in_size"] * low.stream.tokens:
+        raise EinhlsError(f"the butterfly expects {config['in_size']} inputs per token, the activation has "
+                          f"{size_of(real.shape)} for {low.stream.tokens} token(s)", label, OP_TYPE)
     default = low.default_type
     if "twiddle_codes" in attrs:
         codes = numpy_helper.to_array(attrs["twiddle_codes"]).astype(np.int64)
@@ -576,7 +654,8 @@ def lower_butterfly(low, node: onnx.NodeProto, inputs: list):
     try:
         op = make_butterfly(low.stream.name(node.name or "butterfly"), source, config["n"], config["stacks"],
                             config["strides"], codes, scales, in_type, config["in_size"], config["out_size"],
-                            stage_types, out_type, bias=bias, in_offset=real.offset, relu=config["relu"])
+                            stage_types, out_type, bias=bias, in_offset=low.per_token(real.offset, node),
+                            relu=config["relu"])
     except ValueError as exc:
         raise EinhlsError(f"cannot build the butterfly: {exc}", label, OP_TYPE) from exc
     low.stream.append(op)

@@ -80,6 +80,7 @@ class Pending:
     relu: bool = False
     tensor: str | None = None   # the IR tensor the segment reads
     island_constants: bool = False   # some constants were float, quantized here (island_weight_codes)
+    token_atom: int | None = None    # in a stream of several tokens: the atom of the token axis
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -217,7 +218,39 @@ def new_pending(low, value, node: onnx.NodeProto) -> Pending:
                    scale=np.full(size, real.uniform_scale), bias=np.zeros(size, np.int64),
                    offset=(real.offset - low.stream.type.zero_point).astype(np.int64),
                    in_type=low.stream.type, start=len(low.stream.ops), hint=node.name or node.op_type,
-                   sources=list(real.sources))
+                   sources=list(real.sources), token_atom=_token_atom(low, real.shape, atoms, node))
+
+
+def _token_atom(low, shape: tuple[int, ...], atoms: list[int], node: onnx.NodeProto) -> int | None:
+    """The atom of the token axis of a value in a stream of several tokens ([1, L, C], [L, C], ...:
+    ones, then L, then the features): the einsum applies to each token, the token index is a batch
+    index that the hardware unit never sees."""
+    tokens = low.stream.tokens
+    if tokens == 1:
+        return None
+    for axis, extent in enumerate(shape[:-1]):
+        if extent == tokens and all(e == 1 for e in shape[:axis]):
+            return atoms[axis]
+        if extent != 1:
+            break
+    raise EinhlsError(f"the activation {list(shape)} does not have the {tokens} tokens of the sequence as its "
+                      "leading axis; an Einsum applies to each token", node_label(node), node.op_type)
+
+
+def _per_token(p: Pending, values: np.ndarray, atoms: list[int], what: str, label: str) -> np.ndarray:
+    """Per-element values over ``atoms`` (row-major, the token atom first) -> those of one token."""
+    values = np.asarray(values)
+    if p.token_atom is None:
+        return values
+    tokens = p.sizes[p.token_atom]
+    real_atoms = [t for t in atoms if p.sizes[t] > 1]
+    if not real_atoms or real_atoms[0] != p.token_atom:
+        raise EinhlsError(f"the tokens of the sequence are no longer the leading axis of the einsum's {what} "
+                          "(a Transpose or Reshape moved them); an Einsum applies to each token", label, "Einsum")
+    rows = values.reshape(tokens, -1)
+    if np.any(rows != rows[:1]):
+        raise EinhlsError(f"the einsum's {what} differs from token to token", label, "Einsum")
+    return rows[0]
 
 
 def _pending_of(low, value, node) -> Pending:
@@ -449,19 +482,27 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
     label = node_label(node) if node is not None else p.hint
     sources = p.sources + ([label] if node is not None else [])
     keep = [t for t in dict.fromkeys(p.x_atoms + [t for a, _ in p.consts for t in a] + p.out_atoms)
-            if p.sizes[t] > 1]
+            if p.sizes[t] > 1 and t != p.token_atom]
+    if p.token_atom is not None and any(p.token_atom in a for a, _ in p.consts):
+        raise EinhlsError("a constant operand has an index over the tokens of the sequence; an Einsum "
+                          "applies to each token", label, "Einsum")
+    # in a stream of tokens the segment is what the unit does to one token
+    scale = _per_token(p, p.scale, p.out_atoms, "output scale", label)
+    bias = _per_token(p, p.bias, p.out_atoms, "bias", label)
+    offset = _per_token(p, p.offset, p.x_atoms, "input offset", label)
+    uniform = float(scale[0]) if np.all(scale == scale[0]) else None
     if len(keep) > len(LETTERS):
         raise EinhlsError(f"the contraction has {len(keep)} indices of extent > 1; at most {len(LETTERS)} "
                           "are supported", label, "Einsum")
     letter = {t: LETTERS[i] for i, t in enumerate(keep)}
 
     def word(atoms: list[int]) -> str:
-        return "".join(letter[t] for t in atoms if p.sizes[t] > 1)
+        return "".join(letter[t] for t in atoms if p.sizes[t] > 1 and t != p.token_atom)
     inputs = [word(p.x_atoms)] + [word(a) for a, _ in p.consts]
     constants = [c.reshape([p.sizes[t] for t in a if p.sizes[t] > 1]).astype(np.int64) for a, c in p.consts]
     output = word(p.out_atoms)
     sizes = {letter[t]: p.sizes[t] for t in keep}
-    lo_e, hi_e = exact_range(inputs, output, sizes, constants, p.offset, p.bias, p.in_type)
+    lo_e, hi_e = exact_range(inputs, output, sizes, constants, offset, bias, p.in_type)
     lo, hi = int(lo_e.min(initial=0)), int(hi_e.max(initial=0))
     lo, hi = min(lo, 0), max(hi, 0)
     acc_bits = max(bits_for_range(lo, hi), 2)
@@ -475,7 +516,6 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
         raise EinhlsError(f"the exact accumulator of this contraction needs {acc_bits} bits (more than "
                           f"{MAX_ACC_BITS}); quantize between the einsum steps (a QuantizeLinear/Quant on the "
                           "intermediate) or use narrower weights", label, "Einsum")
-    uniform = p.uniform_scale
     acc_type = QType(True, acc_bits, scale=uniform if uniform is not None else 1.0)
     shape = p.shape
     if out_type is None:
@@ -489,12 +529,12 @@ def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto
             Real(shape, p.scale.copy(), np.zeros(p.scale.size, np.int64))
     else:
         try:
-            requant = output_requant(p.scale / out_type.scale, out_type, p.relu, acc_bits)
+            requant = output_requant(scale / out_type.scale, out_type, p.relu, acc_bits)
         except ValueError as exc:
             raise EinhlsError(f"cannot requantize the contraction: {exc}", label, "Einsum") from exc
         real = Real.of_stream(shape, out_type.scale)
     seg = Segment(inputs=inputs, output=output, sizes=sizes, constants=constants, in_type=p.in_type,
-                  offset=p.offset.astype(np.int64), bias=p.bias.astype(np.int64), acc_type=acc_type,
+                  offset=offset.astype(np.int64), bias=bias.astype(np.int64), acc_type=acc_type,
                   requant=requant, out_type=out_type, source=" + ".join(sources))
     ops = low.stream.ops
     if p.start == len(ops) and ops and isinstance(ops[-1], Contraction) and ops[-1].name == low.stream.focus \

@@ -17,10 +17,11 @@ def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[n
 
 def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 16), seed: int = 0,
                      calibration: int = 32, opset: int = 17, samples: list[np.ndarray] | None = None,
-                     activation_bits: int = 8) -> Path:
+                     activation_bits: int = 8, nodes_to_exclude: list[str] | None = None) -> Path:
     """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights)
     calibrated on ``samples`` (default: seeded normal ones); the float model is written beside as
-    ``<stem>_float.onnx``."""
+    ``<stem>_float.onnx``.  ``nodes_to_exclude``: node-name prefixes (module scopes) that
+    quantize_static leaves alone."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     model = model.eval()
@@ -29,6 +30,11 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(*shape),), str(float_path), input_names=["x"],
                           output_names=["y"], opset_version=opset, dynamo=False)
+    excluded = []
+    if nodes_to_exclude:
+        import onnx
+        excluded = [node.name for node in onnx.load(str(float_path)).graph.node
+                    if node.name.startswith(tuple(nodes_to_exclude))]
     if samples is None:
         samples = calibration_samples(shape, calibration, seed)
 
@@ -42,6 +48,6 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8,
+                        per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                         activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8)
     return path
