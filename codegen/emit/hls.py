@@ -482,7 +482,7 @@ def _hls_conv(kind, index, op, design, ns, header):   # codegen/emit/conv.py
 
 def _hls_nonlinear(index, op, design, ns, header):
     s = design.schedule(op)
-    unit = dataclasses.replace(nonlinear_hls_unit(op, s.in_lanes, ns, header), rows=op.rows)
+    unit = dataclasses.replace(nonlinear_hls_unit(op, s.in_lanes, ns, header), calls_per_token=op.rows)
     return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
 
 

@@ -119,7 +119,7 @@ class ConstantsUnit:
 class NonlinearUnit(ConstantsUnit):
     """Softmax, LayerNorm or GELU at ``lanes`` codes per beat."""
     lanes: int = field(default=1, kw_only=True)
-    rows: int = 1   # calls per token: a softmax over attention heads handles one row of L per call
+    calls_per_token: int = 1   # a softmax over attention heads handles one row of L per call
 
 
 def hls_unit(op: NonlinearGraphOp, lanes: int, ns: str, header: str) -> NonlinearUnit:
