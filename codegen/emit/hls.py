@@ -486,41 +486,28 @@ def _hls_nonlinear(index, op, design, ns, header):
     return unit, [s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits], s.in_lanes
 
 
-def _hls_actmatmul(index, op, design, ns, header):   # codegen/emit/attention.py; one call = one sequence
-    from .attention import hls_unit as actmatmul_hls_unit
-    s = design.schedule(op)
-    unit = actmatmul_hls_unit(op, s, ns, header)
-    return unit, unit.widths, s.out_lanes
-
-
-def _hls_mask(index, op, design, ns, header):   # codegen/emit/mask.py; one call = one sequence
-    from .mask import hls_unit as mask_hls_unit
-    s = design.schedule(op)
-    unit = mask_hls_unit(op, s, ns, header)
-    return unit, unit.widths, s.in_lanes
-
-
-def _hls_tokenmean(index, op, design, ns, header):   # codegen/emit/pooling.py; one call = one sequence
-    from .pooling import hls_unit as tokenmean_hls_unit
-    s = design.schedule(op)
-    unit = tokenmean_hls_unit(op, s, ns, header)
-    return unit, unit.widths, s.in_lanes
-
-
-def _hls_maskedmean(index, op, design, ns, header):   # codegen/emit/pooling.py; one call = one sequence
-    from .pooling import masked_hls_unit
-    s = design.schedule(op)
-    unit = masked_hls_unit(op, s, ns, header)
-    return unit, unit.widths, s.in_lanes
+def _hls_sequence_unit(module: str, name: str, out_lanes: str):
+    """The HLS builder of a unit that takes one sequence per call, made by ``name`` of the emitter
+    ``module`` (imported on first use: those modules import this one); it writes ``out_lanes``
+    (the schedule's "in_lanes" or "out_lanes") per beat."""
+    def build(index, op, design, ns, header):
+        import importlib
+        s = design.schedule(op)
+        unit = getattr(importlib.import_module(module, __package__), name)(op, s, ns, header)
+        return unit, unit.widths, getattr(s, out_lanes)
+    return build
 
 
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
-             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")}, "actmatmul": _hls_actmatmul,
-             "maskscores": _hls_mask, "tokenmean": _hls_tokenmean,
-             "maskedmean": _hls_maskedmean,
+             **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")},
+             # one sequence per call (codegen/emit/attention.py, mask.py, pooling.py)
+             "actmatmul": _hls_sequence_unit(".attention", "hls_unit", "out_lanes"),
+             "maskscores": _hls_sequence_unit(".mask", "hls_unit", "in_lanes"),
+             "tokenmean": _hls_sequence_unit(".pooling", "hls_unit", "in_lanes"),
+             "maskedmean": _hls_sequence_unit(".pooling", "masked_hls_unit", "in_lanes"),
              **{kind: (lambda kind: lambda *a: _hls_conv(kind, *a))(kind) for kind in ("window", "regroup", "tapmax")}}
 
 

@@ -460,31 +460,27 @@ def _actmatmul_unit(index, op, s, design):
     return [stage], mems, False
 
 
-def _mask_unit(index, op, s, design):
-    from .mask import rtl_unit as mask_rtl_unit
-    module, params = mask_rtl_unit(op, s)
-    comment = f"{op.name}: padding mask over {op.heads} heads x {op.tokens} keys, {s.in_lanes} per beat"
-    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
-                  s.in_lanes * op.out_type.bits)
-    return [stage], [], False
+def _lane_for_lane_unit(module: str, name: str, describe):
+    """The Verilog builder of a unit that keeps its lanes (in = out per beat) and has no memory
+    files, made by ``name`` of the emitter ``module`` (imported on first use: those modules import
+    this one); ``describe(op, s)`` is its comment in the top."""
+    def build(index, op, s, design):
+        import importlib
+        verilog_module, params = getattr(importlib.import_module(module, __package__), name)(op, s)
+        stage = Stage(verilog_module, f"u{index}_{op.name}", f"{op.name}: {describe(op, s)}", params,
+                      s.in_lanes * op.in_type.bits, s.in_lanes * op.out_type.bits)
+        return [stage], [], False
+    return build
 
 
-def _tokenmean_unit(index, op, s, design):
-    from .pooling import rtl_unit as tokenmean_rtl_unit
-    module, params = tokenmean_rtl_unit(op, s)
-    comment = f"{op.name}: mean of {op.in_size} features over {op.tokens} tokens, {s.in_lanes} per beat"
-    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
-                  s.in_lanes * op.out_type.bits)
-    return [stage], [], False
-
-
-def _maskedmean_unit(index, op, s, design):
-    from .pooling import masked_rtl_unit
-    module, params = masked_rtl_unit(op, s)
-    comment = f"{op.name}: mean of {op.in_size} features over the real tokens of {op.tokens}, {s.in_lanes} per beat"
-    stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
-                  s.in_lanes * op.out_type.bits)
-    return [stage], [], False
+_mask_unit = _lane_for_lane_unit(
+    ".mask", "rtl_unit", lambda op, s: f"padding mask over {op.heads} heads x {op.tokens} keys, {s.in_lanes} per beat")
+_tokenmean_unit = _lane_for_lane_unit(
+    ".pooling", "rtl_unit",
+    lambda op, s: f"mean of {op.in_size} features over {op.tokens} tokens, {s.in_lanes} per beat")
+_maskedmean_unit = _lane_for_lane_unit(
+    ".pooling", "masked_rtl_unit",
+    lambda op, s: f"mean of {op.in_size} features over the real tokens of {op.tokens}, {s.in_lanes} per beat")
 
 
 #: how each op kind becomes Verilog instances (one entry per kind)

@@ -300,19 +300,14 @@ def join_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
                   dsp=dsp, bram36=0.0, lut=lut, ff=ff, macs=0, effective_macs=0, weight_bits=0)
 
 
-def _butterfly_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .butterfly import butterfly_cost
-    return butterfly_cost(op, s, dsp_kind)
-
-
-def _stage_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .contraction import stage_cost
-    return stage_cost(op, s, dsp_kind)
-
-
-def _permute_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .contraction import permute_cost
-    return permute_cost(op, s, dsp_kind)
+def _deferred(module: str, name: str):
+    """The cost function ``name`` of the sibling ``module``, imported on first use (those modules
+    import this one)."""
+    def cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
+        import importlib
+        return getattr(importlib.import_module(module, __package__), name)(op, s, dsp_kind)
+    cost.__name__ = name
+    return cost
 
 
 def _nonlinear_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
@@ -326,50 +321,17 @@ def _nonlinear_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
                    latency=row.latency + (op.rows - 1) * row.ii)
 
 
-def _actmatmul_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .attention_cost import actmatmul_cost
-    return actmatmul_cost(op, s, dsp_kind)
-
-
-def _window_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .conv_cost import window_cost
-    return window_cost(op, s, dsp_kind)
-
-
-def _regroup_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .conv_cost import regroup_cost
-    return regroup_cost(op, s, dsp_kind)
-
-
-def _tapmax_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .conv_cost import tapmax_cost
-    return tapmax_cost(op, s, dsp_kind)
-
-
-def _maskscores_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .mask_cost import maskscores_cost
-    return maskscores_cost(op, s, dsp_kind)
-
-
-def _tokenmean_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .pooling_cost import tokenmean_cost
-    return tokenmean_cost(op, s, dsp_kind)
-
-
-def _maskedmean_cost(op: Op, s: OpSchedule, dsp_kind: str) -> OpCost:
-    from .pooling_cost import maskedmean_cost
-    return maskedmean_cost(op, s, dsp_kind)
-
-
 #: the cost function of every op kind the hardware builds (one entry per kind)
 COST_FUNCTIONS = {
     "linear": linear_cost, "requant": elementwise_cost, "relu": elementwise_cost,
-    "butterfly": _butterfly_cost, "contract": _stage_cost, "permute": _permute_cost,
+    "butterfly": _deferred(".butterfly", "butterfly_cost"),
+    "contract": _deferred(".contraction", "stage_cost"), "permute": _deferred(".contraction", "permute_cost"),
     "add": join_cost, "mul": join_cost, "concat": join_cost, "slice": join_cost, "fork": join_cost,
     "softmax": _nonlinear_cost, "layernorm": _nonlinear_cost, "gelu": _nonlinear_cost,
-    "window": _window_cost, "regroup": _regroup_cost, "tapmax": _tapmax_cost,
-    "actmatmul": _actmatmul_cost, "maskscores": _maskscores_cost,
-    "tokenmean": _tokenmean_cost, "maskedmean": _maskedmean_cost,
+    "window": _deferred(".conv_cost", "window_cost"), "regroup": _deferred(".conv_cost", "regroup_cost"),
+    "tapmax": _deferred(".conv_cost", "tapmax_cost"), "actmatmul": _deferred(".attention_cost", "actmatmul_cost"),
+    "maskscores": _deferred(".mask_cost", "maskscores_cost"),
+    "tokenmean": _deferred(".pooling_cost", "tokenmean_cost"), "maskedmean": _deferred(".pooling_cost", "maskedmean_cost"),
 }
 
 
