@@ -93,12 +93,7 @@ def fold_cost(graph: Graph, board: Board, target_ii: int | None, unfit_ii: int |
     fit, at the smallest interval that fits) and read the scheduler's totals.  A design that fits
     at no interval is costed at ``target_ii`` (else ``unfit_ii``) on an unbounded board."""
     from ..schedule.folding import fold
-    result = None
-    if target_ii is not None:
-        try:
-            result = fold(graph, board, max_util=MAX_UTIL, target_ii=target_ii)
-        except EinhlsError:
-            result = None
+    result = _fold_or_none(graph, board, target_ii, MAX_UTIL) if target_ii is not None else None
     fits = True
     if result is None:
         try:
@@ -111,7 +106,7 @@ def fold_cost(graph: Graph, board: Board, target_ii: int | None, unfit_ii: int |
             # what the fastest fold of an unbounded board would)
             huge = replace(board, dsp=10**9, lut=10**12, ff=10**12, bram36=10**9, uram=10**9 if board.uram else 0)
             asked = target_ii if target_ii is not None else unfit_ii
-            result = _fold_or_none(graph, huge, asked) if asked is not None else None
+            result = _fold_or_none(graph, huge, asked, 1.0) if asked is not None else None
             if result is None:
                 result = fold(graph, huge, max_util=1.0, target_ii=None)
     t = result.totals
@@ -120,10 +115,11 @@ def fold_cost(graph: Graph, board: Board, target_ii: int | None, unfit_ii: int |
                   effective_macs=int(sum(c.effective_macs for c in result.costs.values())), fits=fits)
 
 
-def _fold_or_none(graph: Graph, board: Board, target_ii: int):
+def _fold_or_none(graph: Graph, board: Board, target_ii: int, max_util: float):
+    """The fold at ``target_ii``, or None when the scheduler refuses it."""
     from ..schedule.folding import fold
     try:
-        return fold(graph, board, max_util=1.0, target_ii=target_ii)
+        return fold(graph, board, max_util=max_util, target_ii=target_ii)
     except EinhlsError:
         return None
 
