@@ -450,24 +450,33 @@ def exact_range(inputs: list[str], output: str, sizes: dict[str, int], constants
                 offset: np.ndarray, bias: np.ndarray, in_type: QType) -> tuple[np.ndarray, np.ndarray]:
     """Exact [lo, hi] of every output of ``bias + einsum(x + offset, constants)`` over all input codes.
 
-    The einsum is linear in x: y = W x with W the dense out x in matrix, built once by contracting
-    an identity (in float64 when every partial sum provably stays below 2^52, else in int64), then
-    lo/hi = bias + W+ x_lo + W- x_hi and the converse, term by term.
+    The einsum is linear in x: y = W x with W the dense out x in matrix, built once (in float64 when
+    every partial sum provably stays below 2^52, else in int64), then lo/hi = bias + W+ x_lo + W- x_hi
+    and the converse, term by term.  W is the contraction of the constants alone when every index of
+    x is one of theirs (a tensor train: the cores contracted over their ranks, in x out products);
+    otherwise the contraction of an identity with them (in x the product of the MACs, which took
+    over a second per BERT-base-sized tensor-train layer).
     """
     x_letters, out = inputs[0], output
     in_size = math.prod(sizes[c] for c in x_letters)
-    eye_letter = next(c for c in LETTERS if c not in sizes)
-    eq = eye_letter + x_letters + "," + ",".join(inputs[1:]) + "->" + eye_letter + out
     x_shape = [sizes[c] for c in x_letters]
-    bound = np.einsum(x_letters + "," + ",".join(inputs[1:]) + "->" + out, np.ones(x_shape),
-                      *[np.abs(c).astype(np.float64) for c in constants], optimize=True).max(initial=0)
+    magnitudes = [np.abs(c).astype(np.float64) for c in constants]
+    if all(any(c in word for word in inputs[1:]) for c in x_letters):
+        eq, operands = ",".join(inputs[1:]) + "->" + x_letters + out, []
+        # every partial sum of an entry of W is at most that entry of |constants| contracted
+        bound = np.einsum(eq, *magnitudes, optimize=True).max(initial=0)
+    else:
+        eye_letter = next(c for c in LETTERS if c not in sizes)
+        eq = eye_letter + x_letters + "," + ",".join(inputs[1:]) + "->" + eye_letter + out
+        operands = [np.eye(in_size).reshape([in_size] + x_shape)]
+        bound = np.einsum(x_letters + "," + ",".join(inputs[1:]) + "->" + out, np.ones(x_shape), *magnitudes,
+                          optimize=True).max(initial=0)
     if bound < FLOAT_EXACT:
-        eye = np.eye(in_size).reshape([in_size] + x_shape)
-        w = np.einsum(eq, eye, *[c.astype(np.float64) for c in constants], optimize=True)
+        w = np.einsum(eq, *operands, *[c.astype(np.float64) for c in constants], optimize=True)
         w = np.rint(w).astype(np.int64).reshape(in_size, -1).T
     else:
-        eye = torch.eye(in_size, dtype=torch.int64).reshape([in_size] + x_shape)
-        w = torch.einsum(eq, eye, *[torch.as_tensor(c, dtype=torch.int64) for c in constants])
+        w = torch.einsum(eq, *[torch.as_tensor(o, dtype=torch.int64) for o in operands],
+                         *[torch.as_tensor(c, dtype=torch.int64) for c in constants])
         w = w.reshape(in_size, -1).T.numpy()
     x_lo = in_type.min + offset.astype(np.int64)
     x_hi = in_type.max + offset.astype(np.int64)
