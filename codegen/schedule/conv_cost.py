@@ -27,7 +27,7 @@ from .design import OpSchedule, divisor_at_most
 #: and the first unit after them
 _PASS_THROUGH = frozenset({"fork", "relu", "requant"})
 #: frames the coupling model runs (the steady state shows from the third on)
-_MODEL_FRAMES = 5
+_MODEL_FRAMES = 4
 
 
 def window_lanes(op: Window, frame_target: int) -> int:
@@ -101,13 +101,14 @@ def _coupled(height: int, width: int, out_height: int, out_width: int, kernel: t
              stride: tuple[int, int], pads: tuple[int, int, int, int], dilation: tuple[int, int],
              rows: int, pixel_cycles: int, window_cycles: int, beats: int, slack: int,
              frames: int) -> tuple[int, ...]:
+    """Cycle at which each frame's last window leaves (see :func:`coupled_frame_cycles`)."""
     lows = [max(0, oy * stride[0] - pads[0]) for oy in range(out_height)]
     extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     pixels, windows = height * width, out_height * out_width
-    pixel_end: list[int] = []
-    pixel_start: list[int] = []
-    ready: list[int] = []
-    window_end: list[int] = []
+    # the last input pixel of its frame each window reads
+    need_rel = [min(oy * stride[0] - pads[0] + extent[0] - 1, height - 1) * width
+                + min(ox * stride[1] - pads[1] + extent[1] - 1, width - 1)
+                for oy in range(out_height) for ox in range(out_width)]
 
     def first_row_reading_at_least(target: int) -> int:
         """The first output row (counted over frames) whose lowest input row is at least ``target``."""
@@ -119,36 +120,42 @@ def _coupled(height: int, width: int, out_height: int, out_width: int, kernel: t
                 return frame * out_height + oy
         return (frame + 1) * out_height
 
-    def needed_pixel(j: int) -> int:
-        """The last input pixel (counted over frames) window ``j`` reads."""
-        frame, index = divmod(j, windows)
-        oy, ox = divmod(index, out_width)
-        row = min(oy * stride[0] - pads[0] + extent[0] - 1, height - 1)
-        col = min(ox * stride[1] - pads[1] + extent[1] - 1, width - 1)
-        return frame * pixels + row * width + col
-
     total_pixels, total_windows = frames * pixels, frames * windows
-    while len(window_end) < total_windows:
+    pixel_end = [0] * total_pixels
+    pixel_start = [0] * total_pixels
+    window_end = [0] * total_windows
+    written = done = 0           # pixels written, windows emitted
+    ready = previous_end = 0     # the producer's last pixel, the writer's last beat
+    row_gate = None              # (row, output row it waits for) of the writer's current row
+    while done < total_windows:
         moved = False
-        i = len(pixel_end)
-        if i < total_pixels:
-            # the writer's row may start once the reader has moved past the row it overwrites
-            k = first_row_reading_at_least(i // width - rows + 1)
-            if k == 0 or len(window_end) >= k * out_width:
-                allowed = window_end[k * out_width - 1] if k else 0
-                # the producer computes a pixel once it has room to hold it (``slack`` pixels
-                # ahead of the writer), so after a stall the held pixels enter at one beat a cycle
-                room = pixel_start[i - slack] if i >= slack else 0
-                ready.append(max(ready[-1] if ready else 0, room) + pixel_cycles)
-                start = max(ready[-1], allowed, pixel_end[-1] if pixel_end else 0)
-                pixel_start.append(start)
-                pixel_end.append(start + beats)
-                moved = True
-        j = len(window_end)
-        need = needed_pixel(j)
-        if need < len(pixel_end):
-            previous = window_end[-1] if window_end else 0
-            window_end.append(max(previous, pixel_end[need]) + window_cycles)
+        # the writer: as many pixels as the reader's progress allows
+        while written < total_pixels:
+            row = written // width
+            if row_gate is None or row_gate[0] != row:
+                row_gate = (row, first_row_reading_at_least(row - rows + 1))
+            k = row_gate[1]
+            if k and done < k * out_width:
+                break
+            allowed = window_end[k * out_width - 1] if k else 0
+            # the producer computes a pixel once it has room for it (``slack`` pixels ahead of the
+            # writer), so after a stall the held pixels enter at one beat a cycle
+            room = pixel_start[written - slack] if written >= slack else 0
+            ready = max(ready, room) + pixel_cycles
+            start = max(ready, allowed, previous_end)
+            pixel_start[written] = start
+            previous_end = pixel_end[written] = start + beats
+            written += 1
+            moved = True
+        # the reader: every window whose pixels are in
+        while done < total_windows:
+            frame, index = divmod(done, windows)
+            need = frame * pixels + need_rel[index]
+            if need >= written:
+                break
+            last = window_end[done - 1] if done else 0
+            window_end[done] = max(last, pixel_end[need]) + window_cycles
+            done += 1
             moved = True
         if not moved:   # cannot happen with at least a window's rows plus a stride's buffered
             raise AssertionError("window model deadlocked")
