@@ -344,8 +344,19 @@ def lower_einsum(low, node: onnx.NodeProto, inputs: list) -> Pending:
     if not consts:
         raise EinhlsError("an Einsum without a constant operand (a pure transpose or sum of the activation) "
                           "is not supported; use Transpose / ReduceSum", label, node.op_type)
+    if _on_pixel_stream(low, inputs[a]):   # a CNN's activation: a 1x1 convolution or refused
+        from .conv import lower_pixel_einsum
+        return lower_pixel_einsum(low, node, inputs[a], terms[a], consts, out)
     p = _pending_of(low, inputs[a], node)
     return apply_einsum(low, p, terms[a], consts, out, node)
+
+
+def _on_pixel_stream(low, value) -> bool:
+    """Whether ``value`` is a [1, C, H, W] / [1, C, L] activation streaming pixel by pixel."""
+    shape = tuple(getattr(value, "shape", ()))
+    stream = low.stream
+    return (getattr(low, "channels_first_input", False) and len(shape) in (3, 4) and shape[0] == 1
+            and stream.tokens > 1 and size_of(shape[2:]) == stream.tokens and not _mergeable(value))
 
 
 def pending_matmul(low, node: onnx.NodeProto, activation, weight: Const, transposed: bool,

@@ -333,6 +333,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
         if chooser is not None:
             chooser.place(graph, schedules, costs)
+        # a window's line buffer depends on the units around it (a slower reader): sized here
+        from .conv_cost import couple_windows
+        couple_windows(graph, schedules, costs, counts, board.dsp_kind)
         # a stage's cycles per frame: its cycles per token times the tokens it handles (the ROM
         # placement below changes no cycles, so the interval and FIFOs are known before it)
         frame_interval = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
