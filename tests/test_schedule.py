@@ -107,7 +107,9 @@ def test_fold_target_ii_is_honoured_or_refused():
     g = linear_graph(64, 64, QType(True, 8, 2.0 ** -4), 8, QType(True, 8, 2.0 ** -3))
     r = fold(g, get_board("pynq-z2"), target_ii=64)
     assert r.target_ii == 64 and r.totals["ii"] <= 64
-    with pytest.raises(EinhlsError, match="does not fit"):
+    with pytest.raises(EinhlsError, match="does not fit"):   # 512 multipliers: more than the board
+        fold(g, get_board("pynq-z2"), target_ii=8)
+    with pytest.raises(EinhlsError, match="below what op 'layer0' can reach"):   # wider words than HLS allows
         fold(g, get_board("pynq-z2"), target_ii=1)
 
 
