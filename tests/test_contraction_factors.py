@@ -83,9 +83,11 @@ def test_a_last_stage_that_would_lose_its_cheap_products_keeps_the_factors() -> 
 
 
 @pytest.mark.rtl
+@pytest.mark.csim
 @pytest.mark.slow
 def test_shared_factor_design_is_bit_exact_in_rtl_sim(tmp_path) -> None:
-    """The generated Verilog of a design whose last stage carries the factors (wider weights)."""
+    """The generated Verilog and HLS C++ of a design whose last stage carries the factors (wider
+    weights)."""
     from codegen.project import CompileOptions, compile_model
     from codegen.verify.runner import verify
 
@@ -94,5 +96,5 @@ def test_shared_factor_design_is_bit_exact_in_rtl_sim(tmp_path) -> None:
     project = compile_model(path, tmp_path / "out", CompileOptions(board="pynq-z2"), progress=lambda *_: None)
     last = stages(project.graph)[-1]
     assert np.gcd.reduce(np.abs(last.weight[last.weight != 0])) % FACTOR ** 2 == 0
-    (result,) = verify(project, ("rtlsim",), 16, seed=2, progress=lambda *_: None)
-    assert result.passed, result.line()
+    for result in verify(project, ("csim", "rtlsim"), 16, seed=2, progress=lambda *_: None):
+        assert result.passed, result.line()
