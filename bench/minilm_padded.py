@@ -141,7 +141,10 @@ def write_markdown(rows: list[dict]) -> None:
              "'padding changes nothing': the pooled codes of the padded run equal, element by element, those of "
              "the same graph moved to the sentence's own length on the unpadded sentence. Written = "
              "tests/data/sentences.txt (also the calibration set), held-out = Debian fortunes. Sentences longer "
-             "than L tokens are left out (counted).", "",
+             "than L tokens are left out (counted). Each (configuration, L) is exported and calibrated at L on the "
+             "written sentences padded to L (the padding tokens' hidden states are calibration data too, so the int8 "
+             "rows move a little with L). Seconds: export, calibration and both runs of every sentence, on a shared "
+             "2-core machine.", "",
              "| configuration | L | cosine written (mean / min, n) | cosine held-out (mean / min, n) | "
              "padded = unpadded | left out (> L tokens) | seconds | command |", "|---|---|---|---|---|---|---|---|"]
 
