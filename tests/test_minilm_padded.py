@@ -21,6 +21,7 @@ from models import minilm, minilm_mask
 QUIET = dict(progress=lambda *_: None)
 LENGTH, LAYERS = 16, 6
 KV260 = CompileOptions(board="kv260", max_util=0.85)
+SHARED = pytest.mark.xdist_group("minilm_padded")   # one worker exports the encoder once
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def _check_encoder_graph(graph) -> None:
         [(op.name, op.sparsity) for op in linear]
 
 
+@SHARED
 def test_masked_encoder_lowers_and_schedules_on_kv260(masked_encoder):
     graph = lower(masked_encoder, KV260)
     _check_encoder_graph(graph)
@@ -54,6 +56,7 @@ def test_masked_encoder_lowers_and_schedules_on_kv260(masked_encoder):
     assert totals["dsp"] <= 0.85 * board.dsp and totals["lut"] <= 0.85 * board.lut, totals
 
 
+@SHARED
 def test_padding_changes_nothing_in_the_encoder_reference(masked_encoder):
     """A sentence padded to 16 tokens: the pooled codes equal, element by element, those of the same
     graph moved to the sentence's own length on the sentence alone (its own embeddings)."""
