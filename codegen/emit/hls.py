@@ -43,7 +43,7 @@ from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
-from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
+from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
 from ..verify.csim import write_vectors
 
@@ -58,7 +58,7 @@ KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhl
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
 # Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
 AP_INT_DEFAULT_MAX_W = 1024
-AP_INT_LIMIT_W = 4096
+AP_INT_LIMIT_W = HLS_WORD_LIMIT_BITS
 # Depth of the FIFOs between dataflow processes.  Every unit buffers what it must reuse (a Linear
 # unit its input frame), and the stages form a chain, so short FIFOs cannot deadlock.
 STREAM_DEPTH = 2
@@ -550,7 +550,7 @@ def internal_widths(unit: object) -> list[int]:
     loops, its weight words, its requantization products): AP_INT_MAX_W must cover all of them,
     not only the streams between the processes (C-sim aborts on the first wider one)."""
     if isinstance(unit, LinearUnit):
-        return [unit.word_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
+        return [unit.word_bits, unit.row_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
                 unit.simd * unit.in_t.bits, unit.pe * unit.out_t.bits,
                 _requant_product_bits(unit.acc_t.bits, unit.mult_t.bits, unit.shift)]
     if isinstance(unit, ContractUnit):   # XWord / YWord of einhls_contract.h, then the Linear unit's

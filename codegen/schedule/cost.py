@@ -29,6 +29,9 @@ URAM_WIDTH, URAM_DEPTH = 72, 4096
 # count the row and the word within it alongside the step, so any number works without a divider;
 # the bound keeps the word-select multiplexer small)
 URAM_MAX_WORDS_PER_ROW = 16
+# the widest ap_int Vitis HLS declares (AP_INT_MAX_W at most 4096): every word the HLS kernels
+# build must fit, so the scheduler offers no shape or packing that needs a wider one
+HLS_WORD_LIMIT_BITS = 4096
 #: where a weight ROM lives, as the RTL parameter ROM_KIND and the HLS cfg::ROM_KIND encode it
 ROM_KINDS = {"lutram": 0, "bram": 1, "uram": 2}
 
@@ -111,7 +114,8 @@ def uram_packing(width: int, depth: int) -> UramPacking:
     (codegen/emit/rtl.py, hls.py) lay the ROM out by this same function."""
     best = UramPacking(1, depth, width, uram_for(width, depth))
     words = 2
-    while words <= min(URAM_MAX_WORDS_PER_ROW, depth):
+    # the HLS kernel reads a packed row as one ap_uint, within Vitis HLS's 4096-bit limit
+    while words <= min(URAM_MAX_WORDS_PER_ROW, depth) and words * width <= HLS_WORD_LIMIT_BITS:
         rows = math.ceil(depth / words)
         blocks = uram_for(words * width, rows)
         if blocks < best.uram:

@@ -24,7 +24,7 @@ from .boards import Board
 from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
-from .cost import OpCost, bram36_for, op_cost, place_roms
+from .cost import HLS_WORD_LIMIT_BITS, OpCost, bram36_for, op_cost, place_roms
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -42,9 +42,8 @@ def _fold_options(size: int, multiple: int = 1) -> list[int]:
 
 def linear_options(op: Linear) -> list[tuple[int, int, int]]:
     """(cycles, simd, pe) for every useful parallelism of a Linear op whose words the HLS kernel can
-    declare: a weight word (PE x slots x bits), an input word (SIMD inputs) and an output row (PE
-    outputs) each within Vitis HLS's ap_int limit, so a shape the scheduler picks always emits."""
-    from ..emit.hls import AP_INT_LIMIT_W
+    declare: a PE's weight word (its slots x bits), an input word (SIMD inputs) and an output row
+    (PE outputs) each within Vitis HLS's ap_int limit, so a shape the scheduler picks always emits."""
     group = op.sparsity[1] if op.sparsity else 1
     simds = _fold_options(op.in_size, group)
     pes = _fold_options(op.out_size)
@@ -52,10 +51,10 @@ def linear_options(op: Linear) -> list[tuple[int, int, int]]:
     slot_bits = op.weight_type.bits + (max(1, math.ceil(math.log2(group))) if op.sparsity else 0)
     options = []
     for simd in simds:
-        if simd * op.in_type.bits > AP_INT_LIMIT_W:
+        if simd * op.in_type.bits > HLS_WORD_LIMIT_BITS or slots(simd) * slot_bits > HLS_WORD_LIMIT_BITS:
             continue
         for pe in pes:
-            if pe * slots(simd) * slot_bits > AP_INT_LIMIT_W or pe * op.out_type.bits > AP_INT_LIMIT_W:
+            if pe * op.out_type.bits > HLS_WORD_LIMIT_BITS:
                 continue
             cycles = math.ceil(op.in_size / simd) * math.ceil(op.out_size / pe)
             options.append((cycles, pe * slots(simd), pe * simd, simd, pe))
