@@ -206,3 +206,66 @@ def test_yosys_token_pairs_one_dsp_per_multiplier(tmp_path: Path) -> None:
     emit_rtl(design, tmp_path)
     counts = synth_counts(tmp_path / "rtl", design.top_name, "xc7", tmp_path / "yosys")
     assert counts["DSP"] == 8
+
+
+# --- lint --------------------------------------------------------------------------------------
+
+PAIR_LINT_PARAMS = [
+    ["-GTOKEN_PACK=2", "-GPACK_CHAIN=2"],
+    ["-GTOKEN_PACK=2", "-GNNZ=2", "-GGROUP=4", "-GSIMD=8", "-GIN_LANES=3", "-GPE=3", "-GRQ_LANES=3",
+     "-GIN_SIGNED=0", "-GTOKEN_SHIFT=15"],
+    ["-GTOKEN_PACK=2", "-GK=1", "-GN=1", "-GSIMD=1", "-GPE=1", "-GIN_LANES=1", "-GOUT_LANES=1"],
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("params", PAIR_LINT_PARAMS)
+def test_token_pair_unit_lint_clean(params: list[str]) -> None:
+    """verilator --lint-only -Wall on einhls_linear with token pairs (the waivers of einhls.vlt)."""
+    import subprocess
+
+    from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS
+    from codegen.resources import resource_dir
+    from test_rtl_units import _verilator
+
+    kernels = resource_dir("rtl_kernels")
+    files = [kernels / f"{m}.v" for m in ("einhls_linear", *KERNEL_DEPS["einhls_linear"])]
+    proc = subprocess.run([_verilator(), "--lint-only", "-Wall", str(kernels / LINT_WAIVERS), *map(str, files),
+                           "--top-module", "einhls_linear", *params], capture_output=True, text=True)
+    assert proc.returncode == 0, (params, proc.stderr)
+
+
+@pytest.mark.rtl
+def test_generated_token_pair_top_lint_clean(tmp_path: Path) -> None:
+    import subprocess
+
+    from codegen.emit.rtl import LINT_WAIVERS, rtl_sources
+    from test_rtl_units import _verilator
+
+    design = CASES["sparse_2_4_uint8_zp"]()
+    emit_rtl(design, tmp_path)
+    proc = subprocess.run([_verilator(), "--lint-only", "-Wall", str(tmp_path / "rtl" / LINT_WAIVERS),
+                           *map(str, rtl_sources(tmp_path)), "--top-module", design.top_name],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_token_pair_estimates_within_15_percent_of_yosys() -> None:
+    """The stored Yosys sweep of token-pair layers (bench/results/token_pairs.json, made by
+    ``python -m bench.token_pairs``): today's LUT estimate of every point is within 15% of its
+    measured LUT + LUT_MEM, and the DSP count is exact.  (The structural terms of token pairs were
+    set while looking at these points: this guards them, it is not a held-out validation.)"""
+    import json
+
+    from codegen.schedule.cost import op_cost
+
+    data = json.loads((Path(__file__).resolve().parent.parent / "bench" / "results" / "token_pairs.json").read_text())
+    assert len(data["sweep"]) >= 8
+    for row in data["sweep"]:
+        sparsity = (2, 4) if row["layer"] == "2:4" else None
+        graph = token_graph(64, 64, s(8), 8, s(8, 2.0), 2, seed=3, sparsity=sparsity)
+        cost = op_cost(graph.ops[0], OpSchedule("layer0", row["simd"], row["pe"], 1, 1, 2), "DSP48E1")
+        measured = row["measured"]
+        lut = measured["LUT"] + measured["LUT_MEM"]
+        assert abs(cost.lut / lut - 1) <= 0.15, (row, cost.lut)
+        assert cost.dsp == measured["DSP"], (row, cost.dsp)
