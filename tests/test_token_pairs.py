@@ -269,3 +269,46 @@ def test_token_pair_estimates_within_15_percent_of_yosys() -> None:
         lut = measured["LUT"] + measured["LUT_MEM"]
         assert abs(cost.lut / lut - 1) <= 0.15, (row, cost.lut)
         assert cost.dsp == measured["DSP"], (row, cost.dsp)
+
+
+# --- end to end: a token-sequence model with 2:4 layers ------------------------------------------
+
+def sparse_token_mlp(path: Path, seed: int = 0) -> None:
+    """[1, 8, 32] tokens -> Linear 32->32 -> ReLU -> Linear 32->16, both pruned 2:4 by magnitude
+    (two of every four inputs kept per output), exported and quantized by ONNX Runtime (QDQ)."""
+    import torch
+    from torch import nn
+
+    from models.ort_qdq import export_quantized
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 16))
+    with torch.no_grad():
+        for layer in (model[0], model[2]):
+            groups = layer.weight.reshape(layer.weight.shape[0], -1, 4)
+            keep = groups.abs().argsort(dim=-1)[..., 2:]
+            mask = torch.zeros_like(groups).scatter_(-1, keep, 1.0)
+            layer.weight.copy_((groups * mask).reshape_as(layer.weight))
+    export_quantized(model, path, shape=(1, 8, 32), seed=seed)
+
+
+@pytest.mark.rtl
+@pytest.mark.csim
+def test_sparse_token_model_pairs_and_verifies(tmp_path: Path) -> None:
+    """`einhls compile` of the 2:4 token model at 16 cycles a token (pynq-z2) pairs tokens in its
+    sparse layers (half the DSPs of the unpaired choice), and C-sim and RTL sim are bit-exact at the
+    scheduled interval."""
+    from codegen.project import CompileOptions, compile_model
+    from codegen.verify.runner import verify
+
+    model = tmp_path / "sparse_tokens.onnx"
+    sparse_token_mlp(model)
+    quiet = dict(progress=lambda *_: None)
+    project = compile_model(model, tmp_path / "out", CompileOptions(board="pynq-z2", target_ii=16), **quiet)
+    linears = [op for op in project.graph.ops if op.kind == "linear"]
+    assert len(linears) == 2 and all(op.sparsity == (2, 4) for op in linears)
+    assert all(project.design.schedules[op.name].token_pack == 2 for op in linears)
+    results = verify(project, ("csim", "rtlsim"), vectors=6, **quiet)
+    for result in results:
+        assert result.passed, result.line()
+    assert results[1].measured["interval_cycles"] <= project.report["totals"]["frame_interval"]
