@@ -442,6 +442,38 @@ void linear_write_pair(const typename C::out_t y0[C::NF][C::PE], const typename 
     linear_write<C>(y1, out);
 }
 
+// The weight ROM's placement, as linear_mac_array: one ROM per PE and limb, or one wide UltraRAM.
+template <class C, bool URAM = (C::ROM_KIND == 2)>
+struct pair_mac_array {
+    static void run(const typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
+                    const typename C::in_t x1[C::KF][C::GROUPS][C::GROUP],
+                    typename C::out_t y0[C::NF][C::PE], typename C::out_t y1[C::NF][C::PE],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
+        linear_pair_compute<C>(x0, x1, y0, y1, weights, bias, mult);
+    }
+};
+
+template <class C>
+struct pair_mac_array<C, true> {
+    static void run(const typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
+                    const typename C::in_t x1[C::KF][C::GROUPS][C::GROUP],
+                    typename C::out_t y0[C::NF][C::PE], typename C::out_t y1[C::NF][C::PE],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=3
+#pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
+        linear_pair_compute<C>(x0, x1, y0, y1, weights, bias, mult);
+    }
+};
+
 // The Linear unit with token pairs: read, compute and write of a pair as a dataflow pipeline.
 template <class C>
 void linear_pair(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
@@ -452,9 +484,6 @@ void linear_pair(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
 #pragma HLS DATAFLOW
     static_assert(C::PAIR_CHAIN == 1 || C::PAIR_CHAIN == 2, "a chain sums one or two packed products");
     static_assert(C::TOKEN_SHIFT >= 2, "the low field holds at least a sign and one bit");
-    static_assert(C::WORDS_PER_ROW == 1, "token pairs: weights in LUTs or block RAM");
-#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
-#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
     typename C::in_t x0[C::KF][C::GROUPS][C::GROUP], x1[C::KF][C::GROUPS][C::GROUP];
 #pragma HLS ARRAY_PARTITION variable=x0 complete dim=2
 #pragma HLS ARRAY_PARTITION variable=x0 complete dim=3
@@ -464,7 +493,7 @@ void linear_pair(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
 #pragma HLS ARRAY_PARTITION variable=y0 complete dim=2
 #pragma HLS ARRAY_PARTITION variable=y1 complete dim=2
     linear_read_pair<C>(in, x0, x1);
-    linear_pair_compute<C>(x0, x1, y0, y1, weights, bias, mult);
+    pair_mac_array<C>::run(x0, x1, y0, y1, weights, bias, mult);
     linear_write_pair<C>(y0, y1, out);
 }
 

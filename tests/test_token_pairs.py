@@ -312,3 +312,24 @@ def test_sparse_token_model_pairs_and_verifies(tmp_path: Path) -> None:
     for result in results:
         assert result.passed, result.line()
     assert results[1].measured["interval_cycles"] <= project.report["totals"]["frame_interval"]
+
+
+@pytest.mark.csim
+def test_token_pair_csim_weights_in_packed_ultraram(tmp_path: Path) -> None:
+    """Token pairs with the weight ROM in UltraRAM, narrow words packed several to a row (the
+    placement a URAM board may choose): C-sim bit-exact."""
+    from codegen.emit.hls import emit_csim_testbench, emit_hls
+    from codegen.verify.csim import run_csim
+
+    graph = token_graph(40, 420, s(8), 8, s(8, 2.0), 2, seed=24, sparsity=(2, 4))   # 4,200 steps
+    design = paired(graph, 4, 1, 4, 2)
+    design.rom_kinds["layer0"] = "uram"
+    emit_hls(design, tmp_path)
+    emit_csim_testbench(design, tmp_path)
+    params = (tmp_path / "hls" / "params_00_layer0.h").read_text()
+    assert "WORDS_PER_ROW = 1;" not in params and "ROM_KIND = 2" in params
+    inputs = random_inputs(graph, VECTORS, seed=33)
+    expected = run_reference(graph, inputs)
+    result = run_csim(tmp_path, inputs, expected, tmp_path / "work")
+    assert result.passed, result.line()
+    np.testing.assert_array_equal(result.outputs, expected)

@@ -386,8 +386,6 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         if not token_shift:
             raise EinhlsError(f"token pairs (two tokens per weight read) are not exact or do not fit a "
                               f"{design.board.dsp_kind} for this layer's weight and input ranges", node=op.name)
-        if words_per_row > 1:
-            raise EinhlsError("token pairs with the weights in row-packed UltraRAM are not built", node=op.name)
         summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs: "
                    f"{nf * kf} cycles per two tokens")
     return LinearUnit(
