@@ -13,10 +13,20 @@ with onnx.helper, built before the clock starts):
                       emission of HLS, Verilog, testbenches).
   minilm_ffn_kv260    one MiniLM feed-forward block 384 -> 1536 -> 384, int8, for kv260 (weights
                       in UltraRAM).
+  bert_tt_chain       the 12-block chain of refuse_bert_chain compressed to fit: every Linear a
+                      tensor train (768 = 8 x 8 x 12, 3072 = 12 x 16 x 16, rank 4, random 8-bit
+                      cores), written by torch.onnx.export + quantize_static
+                      (tests/models/bert_base.py), for zcu102 (its contraction stages' buffers
+                      take more block RAM than the zcu104 has).
+  bert_base_encoder   a whole BERT-base-sized encoder (12 layers of attention, 12 heads of 64,
+                      LayerNorm, GELU; tensor-train FFNs as above, 1:8 attention projections,
+                      4-bit weights, 16 tokens) for zcu104: lowered and scheduled, and refused
+                      there (it does not fit any board here); the time to that answer.
 
 Every case runs in a fresh Python process (`python -m codegen.cli compile ...`), so the wall time
 includes interpreter start and imports, and the peak memory (ru_maxrss of the child) is that
-compile's alone.  Writes bench/results/compile_time.json and compile_time.md.
+compile's alone; cpu_s is the child's user + system CPU time, which other jobs on the machine
+change less than the wall time.  Writes bench/results/compile_time.json and compile_time.md.
 """
 from __future__ import annotations
 
@@ -107,6 +117,8 @@ sys.exit(code)
 def _run(model: Path, board: str, out: Path) -> dict:
     """One `einhls compile` in a child process: wall seconds, seconds per phase (from the time its
     `[i/4] ...` progress lines arrive), exit code, its peak RSS, last line."""
+    import resource
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, "compile", str(model), "--board", board,
                              "-o", str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -118,6 +130,8 @@ def _run(model: Path, board: str, out: Path) -> dict:
             marks.append((line.split("]")[1].strip().split()[0], time.perf_counter() - start))
     proc.wait()
     wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     peak = next((int(l.split()[1]) for l in lines if l.startswith("peak_rss_kb")), 0)
     lines = [l for l in lines if not l.startswith("peak_rss_kb")]
     # a phase lasts from its progress line to the next one (the last: to the process's end);
@@ -125,7 +139,8 @@ def _run(model: Path, board: str, out: Path) -> dict:
     phases = {"start": round(marks[0][1], 2) if marks else round(wall, 2)}
     for (name, at), (_, until) in zip(marks, marks[1:] + [("end", wall)]):
         phases[name] = round(until - at, 2)
-    return {"board": board, "exit_code": proc.returncode, "wall_s": round(wall, 2), "phases_s": phases,
+    return {"board": board, "exit_code": proc.returncode, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "phases_s": phases,
             "peak_rss_mb": round(peak / 1024, 1), "message": lines[-1] if lines else ""}
 
 
@@ -133,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     results = {"command": "python -m bench.compile_time", "machine": f"{platform.machine()}, "
-               f"{os.cpu_count()} CPUs visible", "cases": {}}
+               f"{os.cpu_count()} CPUs visible", "load_average_at_start": os.getloadavg()[0], "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         chain = _chain(tmp / "bert_chain.onnx", [768, 3072], 12, 8, False, 0)
@@ -142,19 +157,29 @@ def main(argv: list[str] | None = None) -> int:
         results["cases"]["bert_ffn_2of4_int4"] = [_run(ffn, "zcu104", tmp / "out_ffn")]
         mini = _chain(tmp / "minilm.onnx", [384, 1536], 1, 8, False, 2)
         results["cases"]["minilm_ffn_kv260"] = [_run(mini, "kv260", tmp / "out_mini")]
+        sys.path.insert(0, str(ROOT.parent))
+        from tests.models.bert_base import export_bert_base, export_tt_chain
+        print("building the tensor-train chain and the BERT-base encoder (not timed) ...", flush=True)
+        tt_chain = export_tt_chain(tmp / "bert_tt_chain.onnx")
+        results["cases"]["bert_tt_chain"] = [_run(tt_chain, "zcu102", tmp / "out_tt_chain")]
+        encoder = export_bert_base(tmp / "bert_base_encoder.onnx")
+        results["cases"]["bert_base_encoder"] = [_run(encoder, "zcu104", tmp / "out_encoder")]
+    results["load_average_at_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "compile_time.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = ["# Compile time (`python -m bench.compile_time`)", "",
-             "Wall time of `einhls compile` in a fresh process (imports included) and that process's peak RSS.", "",
+             "Wall time of `einhls compile` in a fresh process (imports included), its CPU time and peak RSS. "
+             f"Machine: {results['machine']}; load average {results['load_average_at_start']:.1f} at the start, "
+             f"{results['load_average_at_end']:.1f} at the end (other jobs: the wall times grow with it).", "",
              "Phases: `start` = interpreter, imports and the ONNX capacity check; then lowering, scheduling, "
              "emitting (HLS, Verilog, testbenches, Vivado, driver) and the reference vectors.", "",
-             "| case | board | exit | wall (s) | phases (s) | peak RSS (MB) | last line |",
-             "|---|---|---|---|---|---|---|"]
+             "| case | board | exit | wall (s) | CPU (s) | phases (s) | peak RSS (MB) | last line |",
+             "|---|---|---|---|---|---|---|---|"]
     for case, rows in results["cases"].items():
         for r in rows:
             msg = r["message"].replace("|", "/")[:160]
             phases = ", ".join(f"{k} {v}" for k, v in r["phases_s"].items())
-            lines.append(f"| {case} | {r['board']} | {r['exit_code']} | {r['wall_s']} | {phases} | "
+            lines.append(f"| {case} | {r['board']} | {r['exit_code']} | {r['wall_s']} | {r.get('cpu_s', '')} | {phases} | "
                          f"{r['peak_rss_mb']} | {msg} |")
     (RESULTS / "compile_time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

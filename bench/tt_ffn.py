@@ -10,8 +10,10 @@ exported with torch.onnx.export and compiled by einhls: MACs per input vector, s
 the interval in cycles chosen by the scheduler for the board, DSPs, and cycles x DSPs (the
 hardware cost of one vector; lower is better).
 
-Part 2 (measured): a reduced size, 256 -> 1024, dense and TT, compiled and run in RTL simulation
-(Verilator through cocotb): estimated against measured cycles per vector and latency.
+Part 2 (measured): reduced sizes, 256 -> 1024 (dense and TT) and 1024 -> 256 (TT rank 4), compiled
+and run in RTL simulation (Verilator through cocotb): estimated against measured cycles per vector
+and latency, and the interval against the roofline of all the pipeline's multipliers
+(codegen/schedule/roofline.py).
 
 The weights are random (a seeded nn.Linear), not a trained BERT checkpoint: cycles, DSPs, MACs and
 weight bits do not depend on the values (only the exact accumulator widths do, a little), but the
@@ -89,12 +91,21 @@ class Row:
     bram36: float
     lut: int
     stages: int
+    products_per_cycle: int = 0    # of all the multiplying units (codegen/schedule/roofline.py)
+    roofline: int = 0              # ceil(MACs / products per cycle): the fewest cycles on those multipliers
     measured_ii: int | None = None
     measured_latency: int | None = None
 
     @property
     def cost(self) -> int:
         return self.ii * self.dsp
+
+    def ratio(self, cycles: int | None) -> str:
+        return "-" if cycles is None else f"{cycles / self.roofline:.3f}"
+
+    def dsp_share(self, cycles: int | None) -> str:
+        """MACs per cycle over the DSPs' peak of two products each (a packed int8 DSP)."""
+        return "-" if cycles is None or not self.dsp else f"{self.macs / (cycles * 2 * self.dsp):.0%}"
 
 
 def estimate(path: Path, board: str, objective: str = "macs") -> dict:
@@ -104,16 +115,21 @@ def estimate(path: Path, board: str, objective: str = "macs") -> dict:
 
     options = CompileOptions(board=board, contraction_objective=objective)
     graph = lower(path, options)
+    from codegen.schedule.roofline import design_rooflines, pipeline_roofline
+
     result = fold(graph, get_board(board))
-    return {"graph": graph, "totals": result.totals, "costs": result.costs}
+    units = design_rooflines(graph, result.design.schedules, result.costs, get_board(board).dsp_kind)
+    return {"graph": graph, "totals": result.totals, "costs": result.costs,
+            "roofline": pipeline_roofline(units, result.totals["frame_interval"])}
 
 
 def row_for(layer: str, form: str, params: int, path: Path, board: str) -> Row:
     e = estimate(path, board)
     t = e["totals"]
     stages = sum(1 for op in e["graph"].ops if op.kind in ("contract", "linear"))
+    r = e["roofline"]
     return Row(layer, form, params, t["weight_bits"], t["macs"], t["ii"], t["latency"], t["dsp"], t["bram36"],
-               t["lut"], stages)
+               t["lut"], stages, r.products_per_cycle, r.roofline_cycles)
 
 
 def measure(path: Path, board: str, work: Path, vectors: int = 6) -> tuple[int, int]:
@@ -128,12 +144,14 @@ def measure(path: Path, board: str, work: Path, vectors: int = 6) -> tuple[int, 
     return result.measured["interval_cycles"], result.measured["latency_cycles"]
 
 
-def layers(in_features: int, out_features: int, in_f, out_f, ranks, seed: int, tmp: Path, label: str):
+def layers(in_features: int, out_features: int, in_f, out_f, ranks, seed: int, tmp: Path, label: str,
+           dense: bool = True):
     torch.manual_seed(seed)
     linear = nn.Linear(in_features, out_features)
-    dense = tmp / f"{label}_dense.onnx"
-    export(DenseQ(linear).eval(), in_features, dense)
-    yield "dense int8", in_features * out_features, dense
+    if dense:
+        path = tmp / f"{label}_dense.onnx"
+        export(DenseQ(linear).eval(), in_features, path)
+        yield "dense int8", in_features * out_features, path
     for rank in ranks:
         tt = tt_layer(linear, in_f, out_f, rank)
         path = tmp / f"{label}_tt_r{rank}.onnx"
@@ -156,24 +174,32 @@ def markdown(full: list[Row], reduced: list[Row], board: str, small_board: str, 
              "power-of-two scales, random (seeded) weights: see the module docstring of bench/tt_ffn.py.",
              "", f"## BERT-base FFN sizes on {board} (estimates)", "",
              "Interval: cycles per input vector of the whole pipeline as folded by the scheduler to the "
-             "board (80% utilisation); cycles x DSP is the hardware cost of one vector (lower is better).",
+             "board (80% utilisation); cycles x DSP is the hardware cost of one vector (lower is better). "
+             "Products / cycle: of all the multipliers (a DSP shared by two PEs counts two); roofline = "
+             "ceil(MACs / products per cycle), the fewest cycles those multipliers allow; interval / roofline "
+             "is 1 when every stage is folded to the pipeline's interval with no idle multiplier. DSP peak: MACs "
+             "per cycle over two products per DSP (a packed int8 DSP).",
              "", "| layer | form | weights | weight bits | MACs / vector | stages | interval (cycles) | DSP "
-             "| cycles x DSP | BRAM36 | LUT |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| cycles x DSP | products / cycle | roofline | interval / roofline | DSP peak | BRAM36 | LUT |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in full:
         lines.append(f"| {r.layer} | {r.form} | {fmt(r.params)} | {fmt(r.weight_bits)} | {fmt(r.macs)} | "
-                     f"{r.stages} | {fmt(r.ii)} | {fmt(r.dsp)} | {fmt(r.cost)} | {fmt(r.bram36)} | {fmt(r.lut)} |")
-    lines += ["", f"## Reduced size 256 -> 1024 on {small_board}: estimated vs measured (RTL simulation)", "",
+                     f"{r.stages} | {fmt(r.ii)} | {fmt(r.dsp)} | {fmt(r.cost)} | {fmt(r.products_per_cycle)} | "
+                     f"{fmt(r.roofline)} | {r.ratio(r.ii)} | {r.dsp_share(r.ii)} | {fmt(r.bram36)} | {fmt(r.lut)} |")
+    lines += ["", f"## Reduced sizes on {small_board}: estimated vs measured (RTL simulation)", "",
               "Measured with Verilator through the cocotb test bench: interval = cycles between the last "
               "output beats of consecutive vectors (back to back), latency = first input beat to last "
               "output beat of one vector.", "",
-              "| form | weights | MACs / vector | DSP | interval est. | interval measured | latency est. | "
-              "latency measured | cycles x DSP (measured) |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| layer | form | weights | MACs / vector | DSP | interval est. | interval measured | latency est. | "
+              "latency measured | cycles x DSP (measured) | products / cycle | roofline | measured / roofline "
+              "| DSP peak (measured) |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in reduced:
         measured_cost = r.measured_ii * r.dsp if r.measured_ii is not None else None
-        lines.append(f"| {r.form} | {fmt(r.params)} | {fmt(r.macs)} | {fmt(r.dsp)} | {fmt(r.ii)} | "
-                     f"{fmt(r.measured_ii)} | {fmt(r.latency)} | {fmt(r.measured_latency)} | {fmt(measured_cost)} |")
+        lines.append(f"| {r.layer} | {r.form} | {fmt(r.params)} | {fmt(r.macs)} | {fmt(r.dsp)} | {fmt(r.ii)} | "
+                     f"{fmt(r.measured_ii)} | {fmt(r.latency)} | {fmt(r.measured_latency)} | {fmt(measured_cost)} | "
+                     f"{fmt(r.products_per_cycle)} | {fmt(r.roofline)} | {r.ratio(r.measured_ii)} | "
+                     f"{r.dsp_share(r.measured_ii)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -201,13 +227,18 @@ def main(argv: list[str] | None = None) -> int:
                 full.append(row)
         reduced: list[Row] = []
         work = tmp / "projects"
-        for form, params, path in layers(256, 1024, [4, 8, 8], [8, 8, 16], small_ranks, 1, tmp, "small"):
-            row = row_for("256 -> 1024", form, params, path, args.small_board)
-            if not args.no_measure:
-                row.measured_ii, row.measured_latency = measure(path, args.small_board, work)
-            print(f"256 -> 1024  {form:44s} interval est {row.ii:>6,} measured {fmt(row.measured_ii):>6} "
-                  f"latency est {row.latency:>6,} measured {fmt(row.measured_latency):>6}", flush=True)
-            reduced.append(row)
+        # the second shape (the other direction, TT only) checks the stage balance on other stages
+        small = [("256 -> 1024", (256, 1024, [4, 8, 8], [8, 8, 16], small_ranks, True)),
+                 ("1024 -> 256", (1024, 256, [8, 8, 16], [4, 8, 8], small_ranks[:1], False))]
+        for label, (k, n, in_f, out_f, shape_ranks, dense) in small:
+            for form, params, path in layers(k, n, in_f, out_f, shape_ranks, 1, tmp, f"small_{k}_{n}", dense):
+                row = row_for(label, form, params, path, args.small_board)
+                if not args.no_measure:
+                    row.measured_ii, row.measured_latency = measure(path, args.small_board, work)
+                print(f"{label:12s} {form:44s} interval est {row.ii:>6,} measured {fmt(row.measured_ii):>6} "
+                      f"latency est {row.latency:>6,} measured {fmt(row.measured_latency):>6} "
+                      f"roofline {row.roofline:>6,}", flush=True)
+                reduced.append(row)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(markdown(full, reduced, args.board, args.small_board, time.time() - start))
         args.out.with_suffix(".json").write_text(json.dumps(

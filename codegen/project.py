@@ -89,6 +89,13 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
         graph = ir_pass(graph)
     graph = expand_for_board(graph, options)
     graph = insert_forks(graph)
+    if any(op.kind == "window" for op in graph.ops):   # factor chains of a conv with nothing between
+        from .passes.conv_chain import choose_conv_chains
+        board = get_board(options.board)
+        target = options.target_ii
+        if target is None and options.target_fps is not None:
+            target = interval_for_fps(options.target_fps, graph.tokens, options.clock_mhz or board.clock_mhz)[0]
+        graph = choose_conv_chains(graph, board, options.max_util, target)
     graph.check()
     return graph
 

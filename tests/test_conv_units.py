@@ -124,3 +124,33 @@ def test_compile_graph_refuses_an_existing_folder(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(EinhlsError, match="exists"):
         compile_graph(window_chain(QType(True, 8, 0.1, 0)), tmp_path / "out", **QUIET)
+
+
+def test_window_coupling_model_on_random_geometries():
+    """The line-buffer model of schedule/conv_cost.py on random kernels, strides, dilations and pads:
+    it never deadlocks at the minimum rows, no frame beats the slower side alone, and more rows
+    never make a frame slower."""
+    import random
+    from codegen.schedule.conv_cost import choose_window_rows, coupled_frame_cycles
+    rng = random.Random(1)
+    checked = 0
+    while checked < 200:
+        kernel = (rng.randint(1, 4), rng.randint(1, 4))
+        stride, dilation = (rng.randint(1, 3), rng.randint(1, 3)), (rng.randint(1, 2), rng.randint(1, 2))
+        extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        pads = tuple(rng.randint(0, extent[i % 2] - 1) for i in range(4))
+        try:
+            op = make_window("w", "w", QType(signed=True, bits=8, scale=1.0), 4, rng.randint(1, 8), rng.randint(1, 8),
+                             kernel, stride, pads, dilation)
+        except ValueError:
+            continue
+        checked += 1
+        beats = rng.choice([1, 2, 4])
+        pixel = rng.randint(beats, 20)
+        window = rng.randint(kernel[0] * kernel[1] * beats, 80)
+        alone = max(op.height * op.width * pixel, op.out_height * op.out_width * window)
+        small = coupled_frame_cycles(op, op.min_buffer_rows, pixel, window, beats)
+        large = coupled_frame_cycles(op, 4 * op.min_buffer_rows, pixel, window, beats)
+        assert alone <= large <= small, (op, alone, large, small)
+        rows, frame, ideal = choose_window_rows(op, 4 // beats, pixel, window)
+        assert ideal == alone and frame >= alone and rows >= op.min_buffer_rows

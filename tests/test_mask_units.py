@@ -33,6 +33,7 @@ from codegen.schedule.design import OpSchedule
 from codegen.schedule.mask_cost import maskscores_cost
 
 import test_attention_units as amm
+from unit_csim import build_and_run, write_unit_header
 
 SEQUENCES = 7
 
@@ -248,15 +249,9 @@ def test_csim_unit_matches_reference(name: str, csim_results) -> None:
 
 @pytest.fixture(scope="module")
 def csim_results(tmp_path_factory) -> dict:
-    import os
-
-    from codegen.emit.hls import _environment
-    from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+    from codegen.verify.csim import read_vectors, write_vectors
 
     folder = tmp_path_factory.mktemp("mask_csim")
-    env = _environment()
-    for header in ("einhls_stream.h", "einhls_csim.h", "einhls_requant.h", "einhls_mask.h"):
-        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
     specs, expected = [], []
     cases = list(CASES.values())
     for index, c in enumerate(cases):
@@ -265,16 +260,8 @@ def csim_results(tmp_path_factory) -> dict:
         write_vectors(folder / f"c{index}_a.txt", x)
         write_vectors(folder / f"c{index}_b.txt", m)
         unit = hls_unit(c.op, c.schedule, f"msk{index}", f"msk{index}.h")
-        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        write_unit_header(folder, unit)
         specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "widths": unit.widths})
-    source = folder / "mask_units.cpp"
-    source.write_text(env.get_template("mask_units.cpp.j2").render(cases=specs, widest=64))
-    binary = folder / "mask_units"
-    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
-                           str(source), "-o", str(binary)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
-                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
-    assert proc.returncode == 0, proc.stderr
+    build_and_run(folder, ["einhls_mask.h"], "mask_units.cpp.j2", specs, "mask_units")
     return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
             for i, (c, e) in enumerate(zip(cases, expected))}

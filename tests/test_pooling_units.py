@@ -12,12 +12,9 @@ The RTL runs with no pauses, then with random input gaps and output back-pressur
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +30,7 @@ from codegen.schedule.pooling_cost import tokenmean_cost
 
 import test_attention_units as amm
 import test_join_units as joins
+from unit_csim import build_and_run, write_unit_header
 
 SEQUENCES = 6
 
@@ -221,13 +219,9 @@ def test_csim_unit_matches_reference(name: str, csim_results) -> None:
 
 @pytest.fixture(scope="module")
 def csim_results(tmp_path_factory) -> dict:
-    from codegen.emit.hls import _environment
-    from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+    from codegen.verify.csim import read_vectors, write_vectors
 
     folder = tmp_path_factory.mktemp("tokenmean_csim")
-    env = _environment()
-    for header in ("einhls_stream.h", "einhls_csim.h", "einhls_requant.h", "einhls_tokenmean.h"):
-        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
     cases = list(CASES.values())
     specs, expected = [], []
     for index, c in enumerate(cases):
@@ -235,17 +229,9 @@ def csim_results(tmp_path_factory) -> dict:
         expected.append(reference(c.op, x))
         write_vectors(folder / f"c{index}_a.txt", x)
         unit = hls_unit(c.op, c.schedule, f"tm{index}", f"tm{index}.h")
-        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        write_unit_header(folder, unit)
         specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
-    source = folder / "tokenmean_units.cpp"
-    source.write_text(env.get_template("tokenmean_units.cpp.j2").render(cases=specs, widest=64))
-    binary = folder / "tokenmean_units"
-    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
-                           str(source), "-o", str(binary)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
-                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
-    assert proc.returncode == 0, proc.stderr
+    build_and_run(folder, ["einhls_tokenmean.h"], "tokenmean_units.cpp.j2", specs, "tokenmean_units")
     return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
             for i, (c, e) in enumerate(zip(cases, expected))}
 
@@ -259,13 +245,9 @@ def test_csim_masked_unit_matches_reference(name: str, masked_csim_results) -> N
 
 @pytest.fixture(scope="module")
 def masked_csim_results(tmp_path_factory) -> dict:
-    from codegen.emit.hls import _environment
-    from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+    from codegen.verify.csim import read_vectors, write_vectors
 
     folder = tmp_path_factory.mktemp("maskedmean_csim")
-    env = _environment()
-    for header in ("einhls_stream.h", "einhls_csim.h", "einhls_requant.h", "einhls_maskedmean.h"):
-        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
     cases = list(MASKED.values())
     specs, expected = [], []
     for index, c in enumerate(cases):
@@ -274,17 +256,9 @@ def masked_csim_results(tmp_path_factory) -> dict:
         write_vectors(folder / f"c{index}_a.txt", x)
         write_vectors(folder / f"c{index}_b.txt", m)
         unit = masked_hls_unit(c.op, c.schedule, f"mm{index}", f"mm{index}.h")
-        assert check_kernel_text("einhls_maskedmean.h", (folder / "einhls_maskedmean.h").read_text()) == []
-        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        write_unit_header(folder, unit)
         specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
-    source = folder / "maskedmean_units.cpp"
-    source.write_text(env.get_template("maskedmean_units.cpp.j2").render(cases=specs, widest=64))
-    binary = folder / "maskedmean_units"
-    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
-                           str(source), "-o", str(binary)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
-                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
-    assert proc.returncode == 0, proc.stderr
+    build_and_run(folder, ["einhls_maskedmean.h"], "maskedmean_units.cpp.j2", specs, "maskedmean_units")
+    assert check_kernel_text("einhls_maskedmean.h", (folder / "einhls_maskedmean.h").read_text()) == []
     return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
             for i, (c, e) in enumerate(zip(cases, expected))}

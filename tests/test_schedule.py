@@ -64,6 +64,17 @@ def test_linear_options_respect_group_multiple():
         assert cycles == math.ceil(13 / simd) * math.ceil(7 / pe)
 
 
+def test_linear_options_stay_within_the_hls_word_limit():
+    """A BERT-base 2:4 int4 feed-forward layer folded for zcu104 once took SIMD 768 x PE 3 (a
+    6,912-bit weight word), which the HLS emitter then refused: no option may exceed the limit."""
+    from codegen.emit.hls import AP_INT_LIMIT_W
+    op = linear_graph(3072, 768, QType(True, 8, 2.0 ** -4), 4, QType(True, 8, 2.0 ** -3), sparsity=(2, 4)).ops[0]
+    options = linear_options(op)
+    assert options and all(pe * simd // 4 * 2 * (4 + 2) <= AP_INT_LIMIT_W and simd * 8 <= AP_INT_LIMIT_W
+                           for _, simd, pe in options)
+    assert min(c for c, _, _ in options) < 2 * math.ceil(3072 * 768 / 2 / (AP_INT_LIMIT_W // 6))
+
+
 def test_bram_model():
     assert bram36_for(8, 64) == 0  # 512 bits: LUTs
     assert bram36_for(64, 64) == 0  # shallow: LUTs
@@ -96,7 +107,9 @@ def test_fold_target_ii_is_honoured_or_refused():
     g = linear_graph(64, 64, QType(True, 8, 2.0 ** -4), 8, QType(True, 8, 2.0 ** -3))
     r = fold(g, get_board("pynq-z2"), target_ii=64)
     assert r.target_ii == 64 and r.totals["ii"] <= 64
-    with pytest.raises(EinhlsError, match="does not fit"):
+    with pytest.raises(EinhlsError, match="does not fit"):   # 512 multipliers: more than the board
+        fold(g, get_board("pynq-z2"), target_ii=8)
+    with pytest.raises(EinhlsError, match="below what op 'layer0' can reach"):   # wider words than HLS allows
         fold(g, get_board("pynq-z2"), target_ii=1)
 
 

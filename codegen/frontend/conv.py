@@ -26,6 +26,11 @@ that is zero outside each group, N:M sparse with one group per kernel tap
 (:func:`tap_aligned_pattern`): a depthwise kxk conv then has the k*k multiplier slots per channel a
 dedicated depthwise unit would have.
 
+* ``Einsum`` on a pixel stream that mixes the channels of each pixel with one constant matrix
+  (``bchw,oc->bohw``: the 1x1 factor of a CP / Tucker convolution written with ``torch.einsum``,
+  which both torch exporters keep as an ONNX Einsum) -> an accumulator, as a 1x1 Conv
+  (:func:`lower_pixel_einsum`); any other Einsum on a pixel stream is refused by name.
+
 Refused by name: 3-D (and higher) convolutions, auto_pad
 values other than NOTSET / VALID / SAME_UPPER / SAME_LOWER, padding as wide as the kernel,
 AveragePool that excludes the padding from the count, ceil_mode, MaxPool's Indices output.
@@ -400,3 +405,35 @@ def classifier_columns(lowering, codes: np.ndarray) -> np.ndarray:
     tokens, channels = op.group, op.in_size
     onnx_index = (np.arange(channels)[None, :] * tokens + np.arange(tokens)[:, None]).ravel()  # [t, c] -> c*T + t
     return codes[:, onnx_index]
+
+
+def lower_pixel_einsum(lowering, node: onnx.NodeProto, x, act_term: str, consts: list, out: str) -> Acc:
+    """An Einsum on a [1, C, H, W] / [1, C, L] pixel stream: a channel mix of every pixel by one
+    constant [O, C] (either order), with the output's channel axis where the input's was, is a 1x1
+    convolution; anything else (a contraction over the pixels, a second constant) is refused."""
+    from .einsum import constant_operand
+    shape = tuple(x.shape)
+    label = node_label(node)
+    eq = f"{','.join([act_term] + [term for term, _ in consts])}->{out}"
+    channel = act_term[1] if len(act_term) in (3, 4) else None
+    term, const = consts[0] if len(consts) == 1 else ("", None)
+    mixes = (channel is not None and len(term) == 2 and channel in term and len(set(term)) == 2
+             and (other := term.replace(channel, "")) not in act_term
+             and out == act_term[:1] + other + act_term[2:])
+    if not mixes:
+        raise EinhlsError(f"an Einsum on the pixel stream {list(shape)} is built only when it mixes the channels "
+                          f"of each pixel with one constant matrix (a 1x1 convolution, e.g. 'bchw,oc->bohw'); "
+                          f"{eq!r} is not that", label, node.op_type)
+    real = _uniform_real(lowering, x, node)
+    c, h, w = _spatial(lowering, x, node)
+    codes, scale = constant_operand(lowering, const, node)
+    if term[0] == channel:              # [C, O] -> [O, C]
+        codes, scale = codes.T, scale.T
+    if np.any(scale != scale[:, :1]):
+        raise EinhlsError("the constant's scale varies along the channels it sums: only per-tensor and "
+                          "per-output-channel scales are supported", label, node.op_type)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    n = codes.shape[0]
+    return Acc(shape=(1, n, h, w) if len(shape) == 4 else (1, n, w), weight=codes,
+               bias=codes.sum(axis=1) * int(real.offset[0]), scale=real.scale[0] * scale[:, 0],
+               node=node.name, hint=node.name or "einsum", sources=real.sources + [label])

@@ -344,8 +344,19 @@ def lower_einsum(low, node: onnx.NodeProto, inputs: list) -> Pending:
     if not consts:
         raise EinhlsError("an Einsum without a constant operand (a pure transpose or sum of the activation) "
                           "is not supported; use Transpose / ReduceSum", label, node.op_type)
+    if _on_pixel_stream(low, inputs[a]):   # a CNN's activation: a 1x1 convolution or refused
+        from .conv import lower_pixel_einsum
+        return lower_pixel_einsum(low, node, inputs[a], terms[a], consts, out)
     p = _pending_of(low, inputs[a], node)
     return apply_einsum(low, p, terms[a], consts, out, node)
+
+
+def _on_pixel_stream(low, value) -> bool:
+    """Whether ``value`` is a [1, C, H, W] / [1, C, L] activation streaming pixel by pixel."""
+    shape = tuple(getattr(value, "shape", ()))
+    stream = low.stream
+    return (getattr(low, "channels_first_input", False) and len(shape) in (3, 4) and shape[0] == 1
+            and stream.tokens > 1 and size_of(shape[2:]) == stream.tokens and not _mergeable(value))
 
 
 def pending_matmul(low, node: onnx.NodeProto, activation, weight: Const, transposed: bool,
@@ -450,24 +461,33 @@ def exact_range(inputs: list[str], output: str, sizes: dict[str, int], constants
                 offset: np.ndarray, bias: np.ndarray, in_type: QType) -> tuple[np.ndarray, np.ndarray]:
     """Exact [lo, hi] of every output of ``bias + einsum(x + offset, constants)`` over all input codes.
 
-    The einsum is linear in x: y = W x with W the dense out x in matrix, built once by contracting
-    an identity (in float64 when every partial sum provably stays below 2^52, else in int64), then
-    lo/hi = bias + W+ x_lo + W- x_hi and the converse, term by term.
+    The einsum is linear in x: y = W x with W the dense out x in matrix, built once (in float64 when
+    every partial sum provably stays below 2^52, else in int64), then lo/hi = bias + W+ x_lo + W- x_hi
+    and the converse, term by term.  W is the contraction of the constants alone when every index of
+    x is one of theirs (a tensor train: the cores contracted over their ranks, in x out products);
+    otherwise the contraction of an identity with them (in x the product of the MACs, which took
+    over a second per BERT-base-sized tensor-train layer).
     """
     x_letters, out = inputs[0], output
     in_size = math.prod(sizes[c] for c in x_letters)
-    eye_letter = next(c for c in LETTERS if c not in sizes)
-    eq = eye_letter + x_letters + "," + ",".join(inputs[1:]) + "->" + eye_letter + out
     x_shape = [sizes[c] for c in x_letters]
-    bound = np.einsum(x_letters + "," + ",".join(inputs[1:]) + "->" + out, np.ones(x_shape),
-                      *[np.abs(c).astype(np.float64) for c in constants], optimize=True).max(initial=0)
+    magnitudes = [np.abs(c).astype(np.float64) for c in constants]
+    if all(any(c in word for word in inputs[1:]) for c in x_letters):
+        eq, operands = ",".join(inputs[1:]) + "->" + x_letters + out, []
+        # every partial sum of an entry of W is at most that entry of |constants| contracted
+        bound = np.einsum(eq, *magnitudes, optimize=True).max(initial=0)
+    else:
+        eye_letter = next(c for c in LETTERS if c not in sizes)
+        eq = eye_letter + x_letters + "," + ",".join(inputs[1:]) + "->" + eye_letter + out
+        operands = [np.eye(in_size).reshape([in_size] + x_shape)]
+        bound = np.einsum(x_letters + "," + ",".join(inputs[1:]) + "->" + out, np.ones(x_shape), *magnitudes,
+                          optimize=True).max(initial=0)
     if bound < FLOAT_EXACT:
-        eye = np.eye(in_size).reshape([in_size] + x_shape)
-        w = np.einsum(eq, eye, *[c.astype(np.float64) for c in constants], optimize=True)
+        w = np.einsum(eq, *operands, *[c.astype(np.float64) for c in constants], optimize=True)
         w = np.rint(w).astype(np.int64).reshape(in_size, -1).T
     else:
-        eye = torch.eye(in_size, dtype=torch.int64).reshape([in_size] + x_shape)
-        w = torch.einsum(eq, eye, *[torch.as_tensor(c, dtype=torch.int64) for c in constants])
+        w = torch.einsum(eq, *[torch.as_tensor(o, dtype=torch.int64) for o in operands],
+                         *[torch.as_tensor(c, dtype=torch.int64) for c in constants])
         w = w.reshape(in_size, -1).T.numpy()
     x_lo = in_type.min + offset.astype(np.int64)
     x_hi = in_type.max + offset.astype(np.int64)

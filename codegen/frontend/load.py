@@ -77,8 +77,8 @@ def check_text(model: onnx.ModelProto) -> None:
     Python as bytes, which every later step would trip over."""
     def text_fields(graph: onnx.GraphProto):
         yield graph.name, "the graph name"
-        for node in graph.node:
-            yield from ((value, f"a name of node #{list(graph.node).index(node)}")
+        for index, node in enumerate(graph.node):
+            yield from ((value, f"a name of node #{index}")
                         for value in (node.name, node.op_type, node.domain, *node.input, *node.output))
             for attr in node.attribute:
                 yield attr.name, f"an attribute name of node {node.name!r}"

@@ -39,6 +39,9 @@ class Window(Op):
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)   # top, left, bottom, right
     dilation: tuple[int, int] = (1, 1)
     pad_code: int = 0                                 # the input code of real 0
+    # line-buffer rows the scheduler chose above the minimum (0: the minimum), where a slower
+    # consumer would otherwise hold back the writer at a frame's end (schedule/conv_cost.py)
+    rows: int = 0
     kind: ClassVar[str] = "window"
 
     @property
@@ -59,12 +62,17 @@ class Window(Op):
         return (self.width + self.pads[1] + self.pads[3] - self.extent[1]) // self.stride[1] + 1
 
     @property
-    def buffer_rows(self) -> int:
-        """Input rows the line buffer holds: one window's rows plus a stride's worth, so the next
-        rows arrive while the windows of this output row leave; a power of two (the row slot is
-        the low bits of the row number)."""
+    def min_buffer_rows(self) -> int:
+        """The fewest input rows the line buffer may hold: one window's rows plus a stride's worth,
+        so the next rows arrive while the windows of this output row leave; a power of two (the
+        row slot is the low bits of the row number)."""
         need = self.extent[0] + self.stride[0]
         return 1 << (need - 1).bit_length()
+
+    @property
+    def buffer_rows(self) -> int:
+        """Input rows the line buffer holds: the minimum, or more where the scheduler chose it."""
+        return max(self.min_buffer_rows, self.rows)
 
     @property
     def first_output_tokens(self) -> int:
@@ -96,13 +104,13 @@ class Window(Op):
     def params_json(self) -> dict:
         return {"height": self.height, "width": self.width, "kernel": list(self.kernel),
                 "stride": list(self.stride), "pads": list(self.pads), "dilation": list(self.dilation),
-                "pad_code": self.pad_code}
+                "pad_code": self.pad_code, "rows": self.rows}
 
     @classmethod
     def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Window":
         return cls(**common, height=d["height"], width=d["width"], kernel=tuple(d["kernel"]),
                    stride=tuple(d["stride"]), pads=tuple(d["pads"]), dilation=tuple(d["dilation"]),
-                   pad_code=d["pad_code"])
+                   pad_code=d["pad_code"], rows=d.get("rows", 0))
 
 
 @register_op

@@ -19,6 +19,10 @@ For every segment of a Contraction (see :mod:`codegen.ir.contraction`):
    bias or multipliers vary along the repeats (a per-output bias after a TT layer), the last stage
    stays exact and an elementwise ``Requant`` applies them.  A final ``Permute`` puts the output
    in the model's order when the last stage's (r, n) order is not it.
+5. A stage before the last whose weights share a factor g (codes that are all multiples of 256,
+   from a core whose scale was aligned to a finer one) computes y / g; the last stage's weights
+   carry the product of those factors, so the output is unchanged and every intermediate is
+   narrower (fewer DSPs per product, DSP packing possible again): see ``expand_segment``.
 
 A stage with R = 1 and no gather is a plain ``Linear`` op (the plain Linear unit, with N:M
 sparsity detection).  Every result is bit-identical to the Contraction's reference (integer
@@ -39,6 +43,7 @@ from ..ir.graph import Graph, Op, Requant
 from ..ir.requant import RequantParams
 from ..ir.sparsity import detect_nm
 from ..ir.types import QType, bits_for_range, dot_product_range
+from ..schedule.packing import DSP_B_BITS, DSP_PREADDER_BITS, LUT_MULT_MAX_BITS
 
 MAX_BITS = 48   # the widest QType (accumulators included) einhls builds
 from ..schedule.paths import OBJECTIVES, PathCost, best_path
@@ -153,11 +158,52 @@ def plan_segment(seg: Segment, objective: str = "macs", **score_args) -> PathCos
                      max_weight_elems=seg.weight_elems, **score_args)
 
 
+class _KeepFactors(Exception):
+    """Moving the inner stages' common weight factors into the last stage would cost products there."""
+
+
+def _common_factor(w: np.ndarray, bias: np.ndarray) -> int:
+    """The greatest common divisor of every weight and bias of a stage (1 when there is none)."""
+    values = np.abs(np.concatenate([w.reshape(-1), bias.reshape(-1)]))
+    values = values[values != 0]
+    return int(np.gcd.reduce(values)) if values.size else 1
+
+
+def _dsp_products_kept(old_x: int, old_w: int, new_x: int, new_w: int) -> bool:
+    """Whether the last stage's products stay as cheap with its weights ``new_w`` bits wide and
+    its input ``new_x`` bits (instead of ``old_w``, ``old_x``): one DSP port (B, 18 bits) still
+    holds the weight, a LUT multiplier stays one, and a DSP shared by two weights stays possible
+    (two weights and the product's guard bits through the pre-adder, schedule/packing.py)."""
+    if new_w > DSP_B_BITS:
+        return False
+    if min(old_x, old_w) <= LUT_MULT_MAX_BITS and min(new_x, new_w) > LUT_MULT_MAX_BITS:
+        return False
+    limit = DSP_PREADDER_BITS["DSP48E1"]
+    packable = lambda x, wb: x <= DSP_B_BITS and 2 * wb + x + 1 <= limit   # noqa: E731
+    return packable(new_x, new_w) or not packable(old_x, old_w)
+
+
 def expand_segment(seg: Segment, name: str, contraction: str, objective: str = "macs",
                    **score_args) -> tuple[list[Op], SegmentPlan]:
-    """The ops that compute one segment, bit-identical to ``seg.reference``."""
-    sizes = dict(seg.sizes)
+    """The ops that compute one segment, bit-identical to ``seg.reference``.
+
+    A stage before the last whose weights (and bias) share a factor g computes y / g instead of y:
+    its weights are divided by g, so they and every intermediate after them are narrower (a weight
+    code that is a multiple of 256, from a core whose scale was aligned to another's, takes 8 bits
+    less, and so does the next stage's input: fewer DSPs per product, DSP packing possible again),
+    and the last stage's weights are multiplied by the product of those factors, so its
+    accumulator, and the output, are unchanged.  Done when it leaves the last stage's products as
+    cheap (_dsp_products_kept), else the segment is expanded as it is."""
     cost = plan_segment(seg, objective, **score_args)
+    try:
+        return _expand_segment(seg, name, contraction, objective, cost, share_factors=True)
+    except _KeepFactors:
+        return _expand_segment(seg, name, contraction, objective, cost, share_factors=False)
+
+
+def _expand_segment(seg: Segment, name: str, contraction: str, objective: str, cost: PathCost,
+                    share_factors: bool) -> tuple[list[Op], SegmentPlan]:
+    sizes = dict(seg.sizes)
     online_steps = [s for s in cost.steps if s.online]
     n_online = len(online_steps)
 
@@ -176,6 +222,7 @@ def expand_segment(seg: Segment, name: str, contraction: str, objective: str = "
     ops: list[Op] = []
     descriptions: list[str] = []
     online_index = 0
+    carried = 1   # the product of the factors divided out of the stages so far
 
     for pair, step in zip(cost.path, cost.steps):
         i, j = sorted(pair)
@@ -226,6 +273,16 @@ def expand_segment(seg: Segment, name: str, contraction: str, objective: str = "
         bias = np.zeros(n_size, dtype=np.int64)
         if online_index == 0 and uniform_offset and offset.size and offset[0] != 0:
             bias = bias + int(offset[0]) * w.sum(axis=1)
+        if share_factors and not last:
+            factor = _common_factor(w, bias)
+            if factor > 1:
+                w, bias, carried = w // factor, bias // factor, carried * factor
+        elif share_factors and carried > 1:
+            old_x = bits_for_range(min(int(lo.min()), 0) * carried, max(int(hi.max()), 0) * carried)
+            old_w = _weight_type(w).bits
+            w = w * carried
+            if not _dsp_products_kept(old_x, old_w, in_type.bits, _weight_type(w).bits):
+                raise _KeepFactors
         # exact interval of every output element
         g = gather.gather() if gather is not None else np.arange(r_size * k_size)
         s_lo, s_hi = _stage_range(w, bias, lo[g].reshape(r_size, k_size), hi[g].reshape(r_size, k_size))

@@ -18,6 +18,7 @@ from ..ir.attention import ActMatMul
 from ..ir.graph import GRAPH_INPUT, Graph, Op, Requant
 from ..ir.mask import MaskScores
 from ..ir.nonlinear import IntSoftmax, graph_op, make_softmax
+from ..ir.pooling import MaskedTokenMean, TokenMean, make_token_mean
 from ..ir.types import QType, bits_for_range
 
 #: op kinds that keep their constants when the features per token change (one value per tensor)
@@ -54,6 +55,18 @@ def _actmatmul(op: ActMatMul, tokens: int) -> ActMatMul:
     return dataclasses.replace(draft, acc_type=QType(True, max(bits_for_range(min(lo, -1), hi), 2)))
 
 
+def _masked_mean(op: MaskedTokenMean, tokens: int) -> MaskedTokenMean:
+    """The table of multipliers (one per count of real tokens) continued or cut at the exported
+    shift: a sentence padded to the exported length and the same sentence alone at its own length
+    pool to the same codes (the multiplier of its count is the same constant)."""
+    scale = op.in_type.scale / op.out_type.scale
+    multipliers = op.multipliers[:tokens] + tuple(max(1, round(scale / n * 2.0 ** op.shift))
+                                                  for n in range(len(op.multipliers) + 1, tokens + 1))
+    lo, hi = tokens * (op.in_type.min - op.in_type.zero_point), tokens * (op.in_type.max - op.in_type.zero_point)
+    acc_type = QType(True, max(bits_for_range(min(lo, -1), max(hi, 1)), 2))
+    return dataclasses.replace(op, tokens=tokens, multipliers=multipliers, acc_type=acc_type)
+
+
 def with_tokens(graph: Graph, tokens: int) -> Graph:
     """``graph`` for sequences of ``tokens`` tokens (see module docstring)."""
     if tokens < 1:
@@ -67,6 +80,10 @@ def with_tokens(graph: Graph, tokens: int) -> Graph:
             op = _actmatmul(op, tokens)
         elif isinstance(op, MaskScores):   # the masked code depends on the scale only
             op = dataclasses.replace(op, tokens=tokens, in_size=op.heads * tokens, out_size=op.heads * tokens)
+        elif isinstance(op, MaskedTokenMean):
+            op = _masked_mean(op, tokens)
+        elif isinstance(op, TokenMean):   # the mean over all the tokens: its requantization follows L
+            op = make_token_mean(op.name, op.source, op.in_type, op.in_size, tokens, op.out_type, op.inputs)
         elif sizes[op.inputs[0]] != op.in_size:
             op = _resized(op, sizes[op.inputs[0]], tokens)
         for tensor, want in zip(op.inputs, op.input_sizes):

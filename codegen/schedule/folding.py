@@ -41,14 +41,22 @@ def _fold_options(size: int, multiple: int = 1) -> list[int]:
 
 
 def linear_options(op: Linear) -> list[tuple[int, int, int]]:
-    """(cycles, simd, pe) for every useful parallelism of a Linear op."""
+    """(cycles, simd, pe) for every useful parallelism of a Linear op whose words the HLS kernel can
+    declare: a weight word (PE x slots x bits), an input word (SIMD inputs) and an output row (PE
+    outputs) each within Vitis HLS's ap_int limit, so a shape the scheduler picks always emits."""
+    from ..emit.hls import AP_INT_LIMIT_W
     group = op.sparsity[1] if op.sparsity else 1
     simds = _fold_options(op.in_size, group)
     pes = _fold_options(op.out_size)
     slots = (lambda simd: simd // group * op.sparsity[0]) if op.sparsity else (lambda simd: simd)
+    slot_bits = op.weight_type.bits + (max(1, math.ceil(math.log2(group))) if op.sparsity else 0)
     options = []
     for simd in simds:
+        if simd * op.in_type.bits > AP_INT_LIMIT_W:
+            continue
         for pe in pes:
+            if pe * slots(simd) * slot_bits > AP_INT_LIMIT_W or pe * op.out_type.bits > AP_INT_LIMIT_W:
+                continue
             cycles = math.ceil(op.in_size / simd) * math.ceil(op.out_size / pe)
             options.append((cycles, pe * slots(simd), pe * simd, simd, pe))
     # cheapest first: fewest multipliers, then least padding
@@ -325,6 +333,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
         if chooser is not None:
             chooser.place(graph, schedules, costs)
+        # a window's line buffer depends on the units around it (a slower reader): sized here
+        from .conv_cost import couple_windows
+        couple_windows(graph, schedules, costs, counts, board.dsp_kind)
         # a stage's cycles per frame: its cycles per token times the tokens it handles (the ROM
         # placement below changes no cycles, so the interval and FIFOs are known before it)
         frame_interval = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)

@@ -72,9 +72,10 @@ def padded_inputs(texts: list[str], length: int, start: int = 0) -> list[tuple[n
 
 
 def _quantize_masked(module: nn.Module, path: Path, samples: list[tuple[np.ndarray, np.ndarray]],
-                     float_mask_path: bool = True) -> Path:
-    """torch.onnx.export of ``module(x, attention_mask)`` and quantize_static (QDQ, int8, per-channel
-    weights) calibrated on ``samples``, the mask path and the masked Softmax left float."""
+                     float_mask_path: bool = True, activation_bits: int = 8, weight_bits: int = 8) -> Path:
+    """torch.onnx.export of ``module(x, attention_mask)`` and quantize_static (QDQ, per-channel
+    ``weight_bits`` weights, ``activation_bits`` activations) calibrated on ``samples``, the mask
+    path and the masked Softmax left float."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     path = Path(path)
@@ -108,7 +109,9 @@ def _quantize_masked(module: nn.Module, path: Path, samples: list[tuple[np.ndarr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8, nodes_to_exclude=excluded)
+                        weight_type=QuantType.QInt4 if weight_bits == 4 else QuantType.QInt8,
+                        activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8,
+                        nodes_to_exclude=excluded)
     return path
 
 
@@ -140,10 +143,25 @@ def export_small_masked_layer(path: Path, length: int = 8, hidden: int = 32, hea
 
 
 def export_masked_layers(path: Path, length: int, start: int = 0, stop: int = 1, pooling: str = "none",
-                         calibration: list[str] | None = None) -> Path:
+                         calibration: list[str] | None = None, activation_bits: int = 8) -> Path:
     """Encoder layers [start, stop) of all-MiniLM-L6-v2 with the attention mask input at sequence
-    ``length``, quantized (QDQ int8, the mask path float), calibrated on padded sentences (default:
-    the project's)."""
+    ``length``, quantized (QDQ, int8 per-channel weights, ``activation_bits`` activations, the mask
+    path float), calibrated on padded sentences (default: the project's)."""
     _, model = minilm.load()
     texts = minilm.sentences() if calibration is None else calibration
-    return _quantize_masked(MaskedLayers(model, start, stop, pooling), path, padded_inputs(texts, length, start))
+    return _quantize_masked(MaskedLayers(model, start, stop, pooling), path, padded_inputs(texts, length, start),
+                            activation_bits=activation_bits)
+
+
+def export_masked_compressed(path: Path, length: int, layers: int = 6, pooling: str = "masked_mean",
+                             attention: tuple[int, int] | None = (2, 8), ffn: tuple[int, int] | None = (1, 8),
+                             weight_bits: int = 4, activation_bits: int = 8,
+                             calibration: list[str] | None = None) -> Path:
+    """The first ``layers`` encoder layers N:M-pruned by magnitude (no retraining; the
+    configuration of ``minilm.export_compressed`` that fits a KV260) with the attention mask input
+    and ``pooling`` at the end, quantized with ``weight_bits``-bit per-channel weights, calibrated
+    on ``calibration`` texts (default: the project's sentences) padded to ``length``."""
+    model = minilm.compressed_copy(attention, ffn)
+    samples = padded_inputs(minilm.sentences() if calibration is None else calibration, length)
+    return _quantize_masked(MaskedLayers(model, 0, layers, pooling), path, samples,
+                            activation_bits=activation_bits, weight_bits=weight_bits)

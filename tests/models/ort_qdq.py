@@ -17,10 +17,11 @@ def calibration_samples(shape: tuple[int, ...], count: int, seed: int) -> list[n
 
 def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 16), seed: int = 0,
                      calibration: int = 32, opset: int = 17, samples: list[np.ndarray] | None = None,
-                     activation_bits: int = 8, nodes_to_exclude: list[str] | None = None) -> Path:
+                     activation_bits: int = 8, nodes_to_exclude: list[str] | None = None,
+                     weight_bits: int = 8, extra_options: dict | None = None) -> Path:
     """torch.onnx.export (opset 17 unless told, float) then quantize_static (QDQ, int8, per-channel weights)
     calibrated on ``samples`` (default: seeded normal ones); the float model is written beside as
-    ``<stem>_float.onnx``.  ``nodes_to_exclude``: node-name prefixes (module scopes) that
+    ``<stem>_float.onnx``; ``weight_bits`` 4 writes int4 weights; ``extra_options`` go to quantize_static.  ``nodes_to_exclude``: node-name prefixes (module scopes) that
     quantize_static leaves alone."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -48,6 +49,8 @@ def export_quantized(model: nn.Module, path: Path, shape: tuple[int, ...] = (1, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-                        activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8)
+                        per_channel=True,
+                        weight_type=QuantType.QInt4 if weight_bits == 4 else QuantType.QInt8, nodes_to_exclude=excluded,
+                        activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8,
+                        extra_options=extra_options or {})
     return path
