@@ -260,7 +260,9 @@ module einhls_linear #(
         bank_full[0] <= (bank_full[0] || (load_done && !load_bank)) && !(frame_done && !comp_bank);
         bank_full[1] <= (bank_full[1] || (load_done &&  load_bank)) && !(frame_done &&  comp_bank);
         credits <= credits - {{(CRW-1){1'b0}}, issue && row_start} + {{(CRW-1){1'b0}}, fifo_pop};
-        credits_t1 <= credits_t1 - {{(CRW-1){1'b0}}, issue && row_start} + {{(CRW-1){1'b0}}, fifo_pop_t1};
+        if (TP == 2) begin   // (unused, held at CREDITS, without token pairs)
+            credits_t1 <= credits_t1 - {{(CRW-1){1'b0}}, issue && row_start} + {{(CRW-1){1'b0}}, fifo_pop_t1};
+        end
         if (rst) begin
             kf        <= {KW{1'b0}};
             nf        <= {NW{1'b0}};
