@@ -29,7 +29,9 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
             return f"{layer['repeats']}x {layer['simd']}x{layer['pe']}"
         if layer["kind"] == "butterfly":  # P butterfly units (2 inputs each)
             return f"P={layer['units']}"
-        return f"{layer['simd']}x{layer['pe']}" if layer["kind"] == "linear" else f"{layer['in_lanes']} lanes"
+        if layer["kind"] == "linear":   # "pairs": two tokens per weight read (einhls_linear TOKEN_PACK)
+            return f"{layer['simd']}x{layer['pe']}" + (" pairs" if layer.get("token_pack") == 2 else "")
+        return f"{layer['in_lanes']} lanes"
     value = layer.get(key)
     if value is None or value == "":
         return "-"

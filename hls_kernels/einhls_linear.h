@@ -333,6 +333,170 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     linear_write<C>(y, out);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Token pairs (cfg::TOKEN_SHIFT, cfg::PAIR_CHAIN; the Verilog unit's TOKEN_PACK = 2): two
+// consecutive tokens share every weight read.  Each multiplier computes
+//     P = w * (x_t1 * 2^S + x_t0) + 2^(S-1)           (S = TOKEN_SHIFT)
+// summed over PAIR_CHAIN consecutive slots of a word (the second DSP's post-adder), the same
+// arithmetic as einhls_linear.v: the emitter proved that token 0's sum over a chain lies in
+// [-2^(S-1), 2^(S-1)) (codegen/schedule/packing.py token_pair_config), so it is the low field
+// minus 2^(S-1) and token 1's sum is P >> S, exactly.  An N:M multiplier's index picks x_t0 and
+// x_t1 alike.  One call handles two tokens: both are read, the fold runs once (NF * KF steps),
+// and token 0's outputs are written before token 1's.
+
+
+template <class C>
+void linear_pair_compute(const typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
+                         const typename C::in_t x1[C::KF][C::GROUPS][C::GROUP],
+                         typename C::out_t y0[C::NF][C::PE], typename C::out_t y1[C::NF][C::PE],
+                         const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                         const typename C::acc_t bias[C::PE][C::NF],
+                         const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+    EINHLS_CSIM_PROCESS();
+#pragma HLS ARRAY_PARTITION variable=bias complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mult complete dim=1
+    const int S = C::TOKEN_SHIFT;
+    const int XB = C::PAIR_X_BITS;                          // an input code as a signed number
+    typedef ap_int<XB> x_t;
+    typedef ap_int<XB + S + 1> packed_x_t;                  // x_t1 * 2^S + x_t0
+    typedef ap_int<C::W_BITS + XB + S + 2> packed_p_t;     // a chain's packed sum
+    const unsigned SLOTS = C::GROUPS * C::NZ;
+    typename C::acc_t acc0[C::PE], acc1[C::PE];
+#pragma HLS ARRAY_PARTITION variable=acc0 complete
+#pragma HLS ARRAY_PARTITION variable=acc1 complete
+    unsigned row = 0, sel = 0;
+
+pair_fold_out:
+    for (unsigned nf = 0; nf < C::NF; nf++) {
+    pair_fold_in:
+        for (unsigned kf = 0; kf < C::KF; kf++) {
+#pragma HLS PIPELINE II=1
+            EINHLS_CSIM_COUNT();
+        pair_pe:
+            for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+                const typename C::word_t word = WeightRom<C>::word(weights, row, sel, p);
+                // the packed product of every slot t = g * NZ + j (one DSP each)
+                packed_p_t prod[SLOTS];
+#pragma HLS ARRAY_PARTITION variable=prod complete
+            pair_group:
+                for (unsigned g = 0; g < C::GROUPS; g++) {
+#pragma HLS UNROLL
+                pair_multiplier:
+                    for (unsigned j = 0; j < C::NZ; j++) {
+#pragma HLS UNROLL
+                        const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
+                        const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
+                        const ap_int<C::W_BITS> w = ap_int<C::W_BITS>(raw);
+                        const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                        const x_t a0 = x0[kf][g][i], a1 = x1[kf][g][i];   // one select, both tokens
+                        const packed_x_t px = (packed_x_t(a1) << S) + packed_x_t(a0);
+                        prod[g * C::NZ + j] = packed_p_t(w) * packed_p_t(px);
+                    }
+                }
+                typename C::acc_t dot0 = 0, dot1 = 0;   // modulo 2^ACC_BITS, exact at the end
+            chains:
+                for (unsigned c = 0; c < SLOTS; c += C::PAIR_CHAIN) {
+#pragma HLS UNROLL
+                    // a chain's fields: PAIR_CHAIN products (a lone last slot adds nothing) + 2^(S-1)
+                    packed_p_t leaf = (packed_p_t(1) << (S - 1)) + prod[c];
+                    if (C::PAIR_CHAIN == 2 && c + 1 < SLOTS) leaf += prod[c + 1];
+                    const ap_uint<S> field = leaf.range(S - 1, 0);
+                    const ap_int<S + 1> low = ap_int<S + 1>(field) - (ap_int<S + 1>(1) << (S - 1));
+                    dot0 += typename C::acc_t(low);
+                    dot1 += typename C::acc_t(leaf >> S);
+                }
+                const typename C::acc_t sum0 = (kf == 0 ? bias[p][nf] : acc0[p]) + dot0;
+                const typename C::acc_t sum1 = (kf == 0 ? bias[p][nf] : acc1[p]) + dot1;
+                acc0[p] = sum0;
+                acc1[p] = sum1;
+                if (kf == C::KF - 1) {
+                    const typename C::mult_t m = mult[p][C::MULT_DEPTH == 1 ? 0 : nf];
+                    y0[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum0, m);
+                    y1[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum1, m);
+                }
+            }
+            if (sel == C::WORDS_PER_ROW - 1) {
+                sel = 0;
+                row++;
+            } else {
+                sel++;
+            }
+        }
+    }
+}
+
+// Two tokens in (one process: the reads follow each other), two out, token 0 first.
+template <class C>
+void linear_read_pair(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
+                      typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
+                      typename C::in_t x1[C::KF][C::GROUPS][C::GROUP]) {
+    linear_read<C>(in, x0);
+    linear_read<C>(in, x1);
+}
+
+template <class C>
+void linear_write_pair(const typename C::out_t y0[C::NF][C::PE], const typename C::out_t y1[C::NF][C::PE],
+                       hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+    linear_write<C>(y0, out);
+    linear_write<C>(y1, out);
+}
+
+// The weight ROM's placement, as linear_mac_array: one ROM per PE and limb, or one wide UltraRAM.
+template <class C, bool URAM = (C::ROM_KIND == 2)>
+struct pair_mac_array {
+    static void run(const typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
+                    const typename C::in_t x1[C::KF][C::GROUPS][C::GROUP],
+                    typename C::out_t y0[C::NF][C::PE], typename C::out_t y1[C::NF][C::PE],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
+        linear_pair_compute<C>(x0, x1, y0, y1, weights, bias, mult);
+    }
+};
+
+template <class C>
+struct pair_mac_array<C, true> {
+    static void run(const typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
+                    const typename C::in_t x1[C::KF][C::GROUPS][C::GROUP],
+                    typename C::out_t y0[C::NF][C::PE], typename C::out_t y1[C::NF][C::PE],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=weights complete dim=3
+#pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
+        linear_pair_compute<C>(x0, x1, y0, y1, weights, bias, mult);
+    }
+};
+
+// The Linear unit with token pairs: read, compute and write of a pair as a dataflow pipeline.
+template <class C>
+void linear_pair(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
+                 hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
+                 const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                 const typename C::acc_t bias[C::PE][C::NF],
+                 const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS DATAFLOW
+    static_assert(C::PAIR_CHAIN == 1 || C::PAIR_CHAIN == 2, "a chain sums one or two packed products");
+    static_assert(C::TOKEN_SHIFT >= 2, "the low field holds at least a sign and one bit");
+    typename C::in_t x0[C::KF][C::GROUPS][C::GROUP], x1[C::KF][C::GROUPS][C::GROUP];
+#pragma HLS ARRAY_PARTITION variable=x0 complete dim=2
+#pragma HLS ARRAY_PARTITION variable=x0 complete dim=3
+#pragma HLS ARRAY_PARTITION variable=x1 complete dim=2
+#pragma HLS ARRAY_PARTITION variable=x1 complete dim=3
+    typename C::out_t y0[C::NF][C::PE], y1[C::NF][C::PE];
+#pragma HLS ARRAY_PARTITION variable=y0 complete dim=2
+#pragma HLS ARRAY_PARTITION variable=y1 complete dim=2
+    linear_read_pair<C>(in, x0, x1);
+    pair_mac_array<C>::run(x0, x1, y0, y1, weights, bias, mult);
+    linear_write_pair<C>(y0, y1, out);
+}
+
 }  // namespace einhls
 
 #endif  // EINHLS_LINEAR_H

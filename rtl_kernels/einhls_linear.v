@@ -26,6 +26,16 @@
 // PACK = 2 (dense): PEs 2q and 2q+1 share each multiplier, two products per DSP (see g_prod);
 // the emitter enables it only when it has proven the packed products exact for these weights.
 // MUL_LUT = 1: products built from LUT adders (the emitter's choice for operands of <= 4 bits).
+// TOKEN_PACK = 2 (dense or N:M): two consecutive tokens share every weight read.  An input bank
+// holds two tokens (2 x KF words), the fold runs once for both, and each multiplier computes
+//     P = w * (x_t1 * 2^S + x_t0) + 2^(S-1)                (S = TOKEN_SHIFT)
+// the activation pair packed in the DSP's wide port (pre-adder), one weight on the other: one
+// DSP gives two products, also when an N:M multiplexer picks x (both tokens use the same index).
+// The fields split as for PACK = 2 (token 0 in the low field, token 1 above), into two adder
+// trees and two accumulator rows; token 0's rows go to one FIFO and token 1's to a second, and
+// the output drains all of token 0, then all of token 1 (tokens leave in order).  Token pairs
+// need an even number of tokens: the scheduler only pairs such tensors.  Interval: NF*KF cycles
+// per PAIR of tokens; latency grows by one token's input.
 //
 // Exactness.  ACC_BITS is the exact range of bias + W x (codegen/ir/types.py, dot_product_range).
 // The MAC array accumulates W x without the bias, modulo 2^ACC_BITS, and the requant stage adds
@@ -77,6 +87,8 @@ module einhls_linear #(
     parameter integer PACK       = 1,      // 2: two PEs share one multiplier (dense only)
     parameter integer PACK_SHIFT = 16,     // S: offset of the second product when PACK = 2
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
+    parameter integer TOKEN_PACK = 1,      // 2: two tokens share each weight read (not with PACK = 2)
+    parameter integer TOKEN_SHIFT = 16,    // S: offset of token 1's product when TOKEN_PACK = 2
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
     parameter integer ROM_KIND   = 1,      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
@@ -129,7 +141,8 @@ module einhls_linear #(
     localparam integer TIN      = (LW < ACC_BITS) ? LW : ACC_BITS; // leaf as summed (mod 2^ACC)
     localparam integer MW       = (PW > TIN) ? PW : TIN;          // a product, sign-extended
     localparam integer XWORD    = SIMD * IN_BITS;
-    localparam integer PAIRS    = (PACK == 2 && !SPARSE) ? PE / 2 : 0;  // PE pairs sharing DSPs
+    localparam integer TP       = (TOKEN_PACK == 2) ? 2 : 1;       // tokens per fold
+    localparam integer PAIRS    = (PACK == 2 && !SPARSE && TP == 1) ? PE / 2 : 0;  // PE pairs sharing DSPs
     localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE
 
     // w * x as a sum of shifted copies of the wider operand, one per bit of the narrower one
@@ -180,21 +193,26 @@ module einhls_linear #(
     );
 
     // ========================================================= double-buffered input memory
-    // Address {bank, kf}; bank_full[b] is set when the loader has written all KF words of bank b
-    // and cleared when the MAC array has issued the last step that reads it.
-    reg [XWORD-1:0] xbuf [0:(1 << (KW + 1))-1];
+    // Address {bank, kf} ({bank, token, kf} with TOKEN_PACK = 2); bank_full[b] is set when the
+    // loader has written all KF words (of both tokens) of bank b and cleared when the MAC array has
+    // issued the last step that reads it.
+    localparam integer XAW = KW + 1 + TP - 1;
+    reg [XWORD-1:0] xbuf [0:(1 << XAW)-1];
     reg [1:0]       bank_full = 2'b00;
     reg             load_bank = 1'b0;
     reg [KW-1:0]    load_idx = 0;
+    reg             load_tok = 1'b0;    // the token of the pair being loaded (TOKEN_PACK = 2)
     reg             comp_bank = 1'b0;
+    wire [XAW-1:0]  load_addr;
 
     assign xin_tready = !bank_full[load_bank];
     wire load_fire = xin_tvalid && xin_tready;
-    wire load_done = load_fire && load_idx == LAST_KF;
+    wire load_last = load_fire && load_idx == LAST_KF;          // the last word of a token
+    wire load_done = load_last && (TP == 1 || load_tok);        // ... and of the bank
 
     always @(posedge clk) begin
         if (load_fire) begin
-            xbuf[{load_bank, load_idx}] <= xin_tdata;
+            xbuf[load_addr] <= xin_tdata;
         end
     end
 
@@ -207,11 +225,17 @@ module einhls_linear #(
     // first step issues, so the FIFO can never overflow and the MAC pipeline never stalls.
     localparam integer CRW = $clog2(FIFO_DEPTH + 1) + 1;
     localparam [CRW-1:0] CREDITS = FIFO_DEPTH[CRW-1:0];
+    // With TOKEN_PACK = 2 a row goes to two FIFOs (one per token), each with its own credits.
     reg  [CRW-1:0] credits = CREDITS;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [CRW-1:0] credits_t1 = CREDITS;
+    /* verilator lint_on UNUSEDSIGNAL */
     wire           row_start = kf == {KW{1'b0}};
-    wire           issue = bank_full[comp_bank] && (!row_start || credits != {CRW{1'b0}});
+    wire           have_credit = credits != {CRW{1'b0}} && (TP == 1 || credits_t1 != {CRW{1'b0}});
+    wire           issue = bank_full[comp_bank] && (!row_start || have_credit);
     wire           frame_done = issue && kf == LAST_KF && nf == LAST_NF;
     wire           fifo_pop;
+    wire           fifo_pop_t1;
 
     always @(posedge clk) begin
         if (issue) begin
@@ -226,13 +250,19 @@ module einhls_linear #(
         end
         if (load_fire) begin
             load_idx <= (load_idx == LAST_KF) ? {KW{1'b0}} : load_idx + 1'b1;
-            if (load_idx == LAST_KF) begin
-                load_bank <= ~load_bank;
-            end
+        end
+        if (load_last) begin
+            load_tok <= (TP == 2) ? ~load_tok : 1'b0;
+        end
+        if (load_done) begin
+            load_bank <= ~load_bank;
         end
         bank_full[0] <= (bank_full[0] || (load_done && !load_bank)) && !(frame_done && !comp_bank);
         bank_full[1] <= (bank_full[1] || (load_done &&  load_bank)) && !(frame_done &&  comp_bank);
         credits <= credits - {{(CRW-1){1'b0}}, issue && row_start} + {{(CRW-1){1'b0}}, fifo_pop};
+        if (TP == 2) begin   // (unused, held at CREDITS, without token pairs)
+            credits_t1 <= credits_t1 - {{(CRW-1){1'b0}}, issue && row_start} + {{(CRW-1){1'b0}}, fifo_pop_t1};
+        end
         if (rst) begin
             kf        <= {KW{1'b0}};
             nf        <= {NW{1'b0}};
@@ -240,8 +270,10 @@ module einhls_linear #(
             comp_bank <= 1'b0;
             load_idx  <= {KW{1'b0}};
             load_bank <= 1'b0;
+            load_tok  <= 1'b0;
             bank_full <= 2'b00;
             credits   <= CREDITS;
+            credits_t1 <= CREDITS;
         end
     end
 
@@ -328,12 +360,29 @@ module einhls_linear #(
     endgenerate
 
     reg [XWORD-1:0] x1 = 0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [XWORD-1:0] x1_t1 = 0;          // token 1's word (TOKEN_PACK = 2)
+    /* verilator lint_on UNUSEDSIGNAL */
     reg             valid1 = 1'b0;
     reg             first1 = 1'b0;
     reg             last1 = 1'b0;
+    wire [XAW-1:0]  comp_addr;           // token 0's word; token 1's is KF words (2^KW) above
+
+    generate
+        if (TP == 2) begin : g_addr_pair
+            assign load_addr = {load_bank, load_tok, load_idx};
+            assign comp_addr = {comp_bank, 1'b0, kf};
+            always @(posedge clk) begin
+                x1_t1 <= xbuf[{comp_bank, 1'b1, kf}];
+            end
+        end else begin : g_addr_one
+            assign load_addr = {load_bank, load_idx};
+            assign comp_addr = {comp_bank, kf};
+        end
+    endgenerate
 
     always @(posedge clk) begin
-        x1     <= xbuf[{comp_bank, kf}];
+        x1     <= xbuf[comp_addr];
         valid1 <= issue;
         first1 <= kf == {KW{1'b0}};
         last1  <= kf == LAST_KF;
@@ -346,11 +395,15 @@ module einhls_linear #(
     reg [PE*MULTS*W_BITS-1:0] a2 = 0;      // weights
     /* verilator lint_off UNUSEDSIGNAL */   // PACK = 2: the odd PE of a pair uses the even one's
     reg [PE*MULTS*XB-1:0]     b2 = 0;      // the input each multiplier uses, as signed numbers
+    reg [PE*MULTS*XB-1:0]     b2_t1 = 0;   // token 1's input of each multiplier (TOKEN_PACK = 2)
     /* verilator lint_on UNUSEDSIGNAL */
     reg [2:0]                 tag2 = 0, tag3 = 0, tag4 = 0;   // {valid, first, last}
     wire [PE*MULTS*W_BITS-1:0] a_next;
     wire [PE*MULTS*XB-1:0]     b_next;
-    wire [PE*LEAVES*TIN-1:0]   leaves;     // registered products (sums of PACK_CHAIN), tree inputs
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [PE*MULTS*XB-1:0]     b_next_t1;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [TP*PE*LEAVES*TIN-1:0] leaves;    // registered products (sums of PACK_CHAIN), tree inputs
 
     genvar p, j;
     generate
@@ -359,20 +412,28 @@ module einhls_linear #(
                 localparam integer M = p * MULTS + j;
                 wire [SLOT-1:0] slot = w1[M*SLOT +: SLOT];
                 wire [IN_BITS-1:0] x;
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [IN_BITS-1:0] x_t1;     // the same select on token 1's word
+                /* verilator lint_on UNUSEDSIGNAL */
                 if (SPARSE) begin : g_sparse
                     // multiplier j of group g picks x[g*GROUP + index]: a GROUP:1 multiplexer
                     localparam integer GI = j / NNZ;
                     wire [GROUP*IN_BITS-1:0] grp = x1[GI*GROUP*IN_BITS +: GROUP*IN_BITS];
+                    wire [GROUP*IN_BITS-1:0] grp_t1 = x1_t1[GI*GROUP*IN_BITS +: GROUP*IN_BITS];
                     wire [IDX_BITS-1:0] index = slot[W_BITS +: IDX_BITS];
                     assign x = grp[index*IN_BITS +: IN_BITS];
+                    assign x_t1 = grp_t1[index*IN_BITS +: IN_BITS];
                 end else begin : g_dense
                     assign x = x1[j*IN_BITS +: IN_BITS];
+                    assign x_t1 = x1_t1[j*IN_BITS +: IN_BITS];
                 end
                 assign a_next[M*W_BITS +: W_BITS] = slot[W_BITS-1:0];
                 if (IN_SIGNED != 0) begin : g_signed
                     assign b_next[M*XB +: XB] = x;
+                    assign b_next_t1[M*XB +: XB] = x_t1;
                 end else begin : g_unsigned
                     assign b_next[M*XB +: XB] = {1'b0, x};
+                    assign b_next_t1[M*XB +: XB] = {1'b0, x_t1};
                 end
             end
         end
@@ -398,7 +459,53 @@ module einhls_linear #(
                 wire signed [XB-1:0] x_a = b2[M0*XB +: XB];
                 wire signed [XB-1:0] x_b = b2[(M0 + TWO)*XB +: XB];
                 /* verilator lint_on UNUSEDSIGNAL */
-                if (p < 2 * PAIRS && p % 2 == 0) begin : g_pair
+                if (TP == 2) begin : g_tokens
+                    // P = w * (x_t1 * 2^S + x_t0) + 2^(S-1): token 0's sum in the low field, token
+                    // 1's above (the emitter proved the low field's range, as for PACK = 2)
+                    localparam integer S   = TOKEN_SHIFT;
+                    localparam integer PPW = W_BITS + S + 2 + XB;   // packed product (+1: sum of 2)
+                    localparam integer EW  = (S > TIN) ? S : TIN;
+                    localparam signed [PPW-1:0] HALF = $signed({{(PPW-S){1'b0}}, 1'b1, {(S-1){1'b0}}});
+                    wire signed [XB-1:0] y_a = b2_t1[M0*XB +: XB];
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [XB-1:0] y_b = b2_t1[(M0 + TWO)*XB +: XB];
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    wire signed [XB+S:0] px_a = ($signed(y_a) <<< S) + x_a;
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [XB+S:0] px_b = ($signed(y_b) <<< S) + x_b;
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    wire signed [W_BITS-1:0] w_a = a2[M0*W_BITS +: W_BITS];
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [W_BITS-1:0] w_b = a2[(M0+TWO)*W_BITS +: W_BITS];
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    reg  signed [PPW-1:0] pa = 0;     // stage 3
+                    wire signed [PPW-1:0] leaf;
+                    always @(posedge clk) begin
+                        pa <= w_a * px_a + HALF;
+                    end
+                    if (PACK_CHAIN == 1) begin : g_one
+                        assign leaf = pa;
+                    end else begin : g_two
+                        reg signed [PPW-1:0] pb = 0;      // stage 3
+                        reg signed [PPW-1:0] pab = 0;     // stage 4: the post-adder of pb's DSP
+                        if (TWO != 0) begin : g_b
+                            always @(posedge clk) begin
+                                pb <= w_b * px_b;
+                            end
+                        end
+                        always @(posedge clk) begin
+                            pab <= pa + pb;               // a lone last slot adds pb = 0
+                        end
+                        assign leaf = pab;
+                    end
+                    /* verilator lint_off UNUSEDSIGNAL */   // the sums fit TIN bits
+                    wire signed [S-1:0]  lo = {~leaf[S-1], leaf[S-2:0]};
+                    wire signed [EW-1:0] lo_ext = lo;
+                    wire signed [PPW-S-1:0] hi = leaf[PPW-1:S];
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    assign leaves[L*TIN +: TIN] = lo_ext[TIN-1:0];
+                    assign leaves[(L + PE*LEAVES)*TIN +: TIN] = hi[TIN-1:0];
+                end else if (p < 2 * PAIRS && p % 2 == 0) begin : g_pair
                     localparam integer S   = PACK_SHIFT;
                     localparam integer PPW = W_BITS + S + 2 + XB;   // packed product (+1: sum of 2)
                     localparam integer EW  = (S > TIN) ? S : TIN;
@@ -475,6 +582,7 @@ module einhls_linear #(
     always @(posedge clk) begin
         a2    <= a_next;
         b2    <= b_next;
+        b2_t1 <= b_next_t1;
         tag2  <= {valid1, first1, last1};
         tag3  <= tag2;
         tag4  <= tag3;
@@ -487,11 +595,11 @@ module einhls_linear #(
     wire [2:0] leaf_tag = (PACK_CHAIN == 2) ? tag4 : tag3;
 
     // ====================================================== adder tree and accumulators
-    wire [PE*ACC_BITS-1:0] sum;
+    wire [TP*PE*ACC_BITS-1:0] sum;       // token 0's PE sums, then token 1's (TOKEN_PACK = 2)
     wire [2:0]             sum_tag;
 
     einhls_adder_tree #(
-        .GROUPS(PE), .N_IN(LEAVES), .IN_BITS(TIN), .OUT_BITS(ACC_BITS),
+        .GROUPS(TP*PE), .N_IN(LEAVES), .IN_BITS(TIN), .OUT_BITS(ACC_BITS),
         .STAGE(TREE_STAGE), .TAG_BITS(3)
     ) u_tree (
         .clk(clk), .in_data(leaves), .in_tag(leaf_tag), .out_data(sum), .out_tag(sum_tag)
@@ -501,11 +609,11 @@ module einhls_linear #(
     wire sum_first = sum_tag[1];
     wire sum_last  = sum_tag[0];
 
-    reg [PE*ACC_BITS-1:0] acc = 0;
+    reg [TP*PE*ACC_BITS-1:0] acc = 0;
     reg                   row_valid = 1'b0;   // acc holds a finished row
 
     generate
-        for (p = 0; p < PE; p = p + 1) begin : g_acc
+        for (p = 0; p < TP*PE; p = p + 1) begin : g_acc
             always @(posedge clk) begin
                 if (sum_valid) begin
                     acc[p*ACC_BITS +: ACC_BITS] <= (sum_first ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS])
@@ -532,15 +640,59 @@ module einhls_linear #(
     wire                   fifo_in_ready;     // always 1 thanks to the credits
     /* verilator lint_on UNUSEDSIGNAL */
 
+    wire [PE*ACC_BITS-1:0] row0_tdata;
+    wire                   row0_tvalid;
+    wire                   row0_tready;
+
     einhls_fifo #(
         .DEPTH(FIFO_DEPTH), .WIDTH(PE*ACC_BITS)
     ) u_fifo (
         .clk(clk), .rst(rst),
-        .s_axis_tdata(acc), .s_axis_tvalid(row_valid), .s_axis_tready(fifo_in_ready),
-        .m_axis_tdata(row_tdata), .m_axis_tvalid(row_tvalid), .m_axis_tready(row_tready)
+        .s_axis_tdata(acc[PE*ACC_BITS-1:0]), .s_axis_tvalid(row_valid), .s_axis_tready(fifo_in_ready),
+        .m_axis_tdata(row0_tdata), .m_axis_tvalid(row0_tvalid), .m_axis_tready(row0_tready)
     );
 
-    assign fifo_pop = row_tvalid && row_tready;
+    assign fifo_pop = row0_tvalid && row0_tready;
+
+    generate
+        if (TP == 2) begin : g_fifo_t1
+            // token 1's rows wait here while token 0's NF rows drain (FIFO_DEPTH >= NF)
+            wire [PE*ACC_BITS-1:0] row1_tdata;
+            wire                   row1_tvalid;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire                   fifo1_in_ready;   // always 1 thanks to the credits
+            /* verilator lint_on UNUSEDSIGNAL */
+            reg                    phase = 1'b0;     // the token being drained
+            reg  [NW-1:0]          drained = 0;      // rows of it drained so far
+            einhls_fifo #(
+                .DEPTH(FIFO_DEPTH), .WIDTH(PE*ACC_BITS)
+            ) u_fifo_t1 (
+                .clk(clk), .rst(rst),
+                .s_axis_tdata(acc[PE*ACC_BITS +: PE*ACC_BITS]), .s_axis_tvalid(row_valid),
+                .s_axis_tready(fifo1_in_ready),
+                .m_axis_tdata(row1_tdata), .m_axis_tvalid(row1_tvalid), .m_axis_tready(row_tready && phase)
+            );
+            assign fifo_pop_t1 = row1_tvalid && row_tready && phase;
+            assign row0_tready = row_tready && !phase;
+            assign row_tdata   = phase ? row1_tdata : row0_tdata;
+            assign row_tvalid  = phase ? row1_tvalid : row0_tvalid;
+            always @(posedge clk) begin
+                if (row_tvalid && row_tready) begin
+                    drained <= (drained == LAST_NF) ? {NW{1'b0}} : drained + 1'b1;
+                    if (drained == LAST_NF) phase <= ~phase;
+                end
+                if (rst) begin
+                    drained <= {NW{1'b0}};
+                    phase   <= 1'b0;
+                end
+            end
+        end else begin : g_fifo_one
+            assign fifo_pop_t1 = 1'b0;
+            assign row0_tready = row_tready;
+            assign row_tdata   = row0_tdata;
+            assign row_tvalid  = row0_tvalid;
+        end
+    endgenerate
 
     // ======================================= requantization on RQ_LANES outputs per cycle
     wire [RQ_LANES*ACC_BITS-1:0] rq_in_tdata;

@@ -177,7 +177,9 @@ def frame_stages(graph: Graph, plan) -> list[dict]:
             out = counts[op.outputs[0]]
             # (only units that declare it run more than once a token: a permutation or window unit's
             # `rows` are its memory's, not calls)
-            calls = 1 if op.kind in ONCE_A_FRAME else out * getattr(unit, "calls_per_token", 1)
+            # (a Linear unit with token pairs handles two tokens a call)
+            calls = 1 if op.kind in ONCE_A_FRAME else \
+                out * getattr(unit, "calls_per_token", 1) // getattr(unit, "token_pack", 1)
         # the wrapper's parameters: (name, stream width, copies; 0 for one stream passed by reference)
         ports = [(f"in{i}", widths[name.split("[")[0]], 0) for i, name in enumerate(srcs)]
         array = dsts[0].split("[")[0] if "[" in dsts[0] else None

@@ -45,6 +45,7 @@ from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
+from ..schedule.packing import token_pair_config
 from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
@@ -122,6 +123,12 @@ class LinearUnit:
     weights: list             # [ROM_BANKS][ROM_DEPTH][LIMBS] hex digits of each limb, least significant limb first
     bias: list[list[int]]      # [PE][NF]
     mult: list[list[int]]      # [PE][MULT_DEPTH]
+    # token pairs (einhls::linear_pair, schedule/packing.py token_pair_config): 2 when one call
+    # handles two tokens; the offset S of token 1's field, products per field, input bits as signed
+    token_pack: int = 1
+    token_shift: int = 0
+    pair_chain: int = 1
+    pair_x_bits: int = 0
 
 
 @dataclass
@@ -373,6 +380,14 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     mode = f"{nz}:{group} sparse" if group > 1 else "dense"
     summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles per frame")
+    token_shift, pair_chain = 0, 1
+    if s.token_pack == 2:
+        token_shift, pair_chain = token_pair_config(op, s, design.board.dsp_kind)
+        if not token_shift:
+            raise EinhlsError(f"token pairs (two tokens per weight read) are not exact or do not fit a "
+                              f"{design.board.dsp_kind} for this layer's weight and input ranges", node=op.name)
+        summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs: "
+                   f"{nf * kf} cycles per two tokens")
     return LinearUnit(
         index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
         k=op.in_size, n=op.out_size, simd=s.simd, pe=s.pe, in_lanes=s.in_lanes, out_lanes=s.out_lanes,
@@ -385,7 +400,9 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         in_t=CType.of(op.in_type), w_t=CType(op.weight_type.signed, w_bits), acc_t=CType(True, acc_bits),
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
-        weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist())
+        weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist(),
+        token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain,
+        pair_x_bits=op.in_type.bits + (0 if op.in_type.signed else 1))
 
 
 def _lane_table(values: np.ndarray, lanes: int) -> list[list[int]]:
@@ -415,6 +432,14 @@ def _requant_unit(index: int, op: Requant, design: Design, ns: str, header: str)
         mult_t=CType(False, rq.multiplier_bits), off_depth=len(offset_table[0]),
         mult_depth=len(mult_table[0]), shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
         offset=offset_table, mult=mult_table)
+
+
+def _frame_per_call(design: Design) -> bool:
+    """Whether the HLS top takes a whole frame per call (conv.frame_per_call), also when a Linear
+    unit pairs tokens: it handles two tokens a call, so it cannot run once per top call."""
+    from .conv import frame_per_call
+    return frame_per_call(design.graph) or any(
+        isinstance(op, Linear) and design.schedule(op).token_pack == 2 for op in design.graph.ops)
 
 
 def _hls_linear(index, op, design, ns, header):
@@ -535,8 +560,7 @@ def _check_design(design: Design) -> None:
 
 def plan_testbench(design: Design) -> TestbenchPlan:
     _check_design(design)
-    from .conv import frame_per_call
-    tokens = 1 if frame_per_call(design.graph) else design.graph.tokens   # one call a frame
+    tokens = 1 if _frame_per_call(design) else design.graph.tokens   # one call a frame
     return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output, tokens)
 
 
@@ -661,8 +685,8 @@ def plan_hls(design: Design) -> HlsPlan:
     out = plan.axis_out
     plan.last = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "to m_axis")
 
-    from .conv import frame_per_call, frame_stages
-    if frame_per_call(graph):   # the top takes whole frames, each process loops over its calls
+    from .conv import frame_stages
+    if _frame_per_call(design):   # the top takes whole frames, each process loops over its calls
         plan.tokens = 1
         plan.frame_stages = frame_stages(graph, plan)
     widths += [st.width for st in plan.streams]

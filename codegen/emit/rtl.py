@@ -39,7 +39,7 @@ from ..ir.sparsity import compress_nm
 from ..resources import resource_dir
 from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
-from ..schedule.packing import (lut_multipliers, pack_config, requant_lanes,  # noqa: F401 (re-exported)
+from ..schedule.packing import (lut_multipliers, pack_config, requant_lanes, token_pair_config,  # noqa: F401 (re-exported)
                                 signed_bits as _signed_bits, weight_bits as _weight_bits)
 
 RTL_DIR = "rtl"
@@ -275,14 +275,24 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
                       _hex_words(packed.reshape(rows, -1)))
 
     rq = op.requant
-    rq_lanes = requant_lanes(s.pe, kf)
+    rq_lanes = requant_lanes(s.pe, kf, s.token_pack)
     rq_params, v_bits = _requant_params(rq, acc_bits, op.out_type.bits, op.name)
     bias = _lane_words(f"layer{index}_bias.mem", op.bias.astype(np.int64), rq_lanes, acc_bits)
     mems = [weights, bias]
     if rq.per_channel:
         mems.append(_lane_words(f"layer{index}_mult.mem", rq.multiplier_for(op.out_size), rq_lanes,
                                 rq.multiplier_bits))
-    shift, chain = pack_config(op, s, dsp_kind)
+    token_shift = 0
+    if s.token_pack == 2:
+        token_shift, chain = token_pair_config(op, s, dsp_kind)
+        if not token_shift:
+            raise EinhlsError(f"token pairs (two tokens per weight read) are not exact or do not fit a "
+                              f"{dsp_kind} for this layer's weight and input ranges", node=op.name)
+        shift = 0
+    elif s.token_pack != 1:
+        raise EinhlsError(f"token_pack {s.token_pack} is not 1 or 2", node=op.name)
+    else:
+        shift, chain = pack_config(op, s, dsp_kind)
     lut_mul = lut_multipliers(op)
     # FIFO rows: a whole frame (the array may run a frame ahead of the output) plus the rows in
     # flight between a row's first step and its FIFO write (about 7 cycles plus the adder tree)
@@ -298,6 +308,7 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               *rq_params[:1], Param("PER_CHANNEL", int(rq.per_channel)), *rq_params[1:],
               Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
               Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
+              *([Param("TOKEN_PACK", 2), Param("TOKEN_SHIFT", token_shift)] if token_shift else []),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
               Param("ROM_KIND", ROM_KINDS[rom_kind]),
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
@@ -309,6 +320,9 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else ", in LUTs" if lut_mul else "")
     comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
+    if token_shift:
+        comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
+                   f"token pairs: {nf * kf} cycles per two tokens, {s.pe * mults} DSPs with two products each")
     # UltraRAM holds no bitstream contents: its weights are written through a load port that the
     # top exposes; the other ROM kinds tie it to zero
     in_uram = rom_kind == "uram"

@@ -51,7 +51,14 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         packed = bool(assume_packing and dsp_mult and s.pe >= 2)
     else:
         packed = bool(dsp_mult and pack_config(op, s, dsp_kind)[0])
-    rq_lanes = requant_lanes(s.pe, kf)
+    # token pairs (einhls_linear TOKEN_PACK = 2): the same terms with what the second token doubles
+    # (input buffer and read port, N:M selects, operands, trees, accumulators); the activation
+    # pre-add is counted as the packed products' (one packed operand per DSP)
+    tokens = 2 if getattr(s, "token_pack", 1) == 2 else 1
+    if tokens == 2:
+        from .packing import token_pair_config
+        packed = dsp_mult and token_pair_config(op, s, dsp_kind)[1] == 2
+    rq_lanes = requant_lanes(s.pe, kf, tokens)
     rom_lut = cost.rom_kind == "lutram" and cost.rom_width > 0
     word_bits, depth = cost.rom_width, cost.rom_depth
     # packed DSPs sum two input slots in their cascade (PACK_CHAIN 2): the fabric tree gets half
@@ -60,10 +67,11 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         "const": 1.0, "const_neg": -1.0,
         "lut_multipliers": 0.0 if dsp_mult else multipliers * lut_multiplier(a_bits, w_bits),
         "dsp_products": multipliers * (a_bits + w_bits) if dsp_mult and not packed else 0.0,
-        "packed_products": multipliers * (a_bits + w_bits) if packed else 0.0,
-        "adder_tree": s.pe * max(tree_inputs - 1, 0) * acc,
-        "accumulators": s.pe * acc,
-        "nm_select": multipliers * a_bits * math.ceil(m / 4) if op.sparsity else 0.0,
+        "packed_products": multipliers * (a_bits + w_bits) if packed or (tokens == 2 and dsp_mult) else 0.0,
+        "adder_tree": tokens * s.pe * max(tree_inputs - 1, 0) * acc,
+        "accumulators": tokens * s.pe * acc,
+        "nm_select": tokens * multipliers * a_bits * math.ceil(m / 4) if op.sparsity else 0.0,
+        # (token pairs: the buffer's distributed RAM, two read ports, is counted after the fit)
         "input_read": s.simd * a_bits * math.ceil(kf / 4),
         "requant_select": rq_lanes * acc * math.ceil(s.pe / rq_lanes / 4) if s.pe > 1 else 0.0,
         "output": s.pe * out_bits + s.out_lanes * out_bits * math.ceil(s.pe / s.out_lanes / 4),
@@ -71,19 +79,22 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         "rom_lut": word_bits * max(1.0, depth / 16) if rom_lut else 0.0,
         "rom_bram": cost.bram36 if cost.rom_kind == "bram" else 0.0,
     }
+    if tokens == 2:
+        lut["dsp_products"] = 0.0
     ff = {
         "const": 1.0, "const_neg": -1.0,
-        "input_buffer": 2 * kf * s.simd * a_bits,
+        "input_buffer": tokens * 2 * kf * s.simd * a_bits,
         "output_buffer": 2 * nf * s.pe * out_bits,
         # one activation operand per DSP (two PEs share it when packed)
-        "operands": (math.ceil(s.pe / 2) * slots if packed else multipliers) * a_bits
-        if dsp_mult and not op.sparsity else 0.0,
-        "nm_operands": multipliers * a_bits if op.sparsity else 0.0,
+        # (token pairs: one packed activation operand per DSP, as PACK's one shared x per DSP)
+        "operands": (multipliers if tokens == 2 else math.ceil(s.pe / 2) * slots if packed
+                     else multipliers) * a_bits if dsp_mult and not op.sparsity else 0.0,
+        "nm_operands": tokens * multipliers * a_bits if op.sparsity else 0.0,
         "lut_products": 0.0 if dsp_mult else multipliers * (a_bits + w_bits),
         "weight_operands": multipliers * w_bits if rom_lut else 0.0,   # block RAM: its output register
-        "accumulators": s.pe * acc,
+        "accumulators": tokens * s.pe * acc,
         # the tree holds a register every TREE_STAGE = 2 levels
-        "adder_tree": s.pe * acc * math.ceil(math.log2(max(tree_inputs, 1)) / 2),
+        "adder_tree": tokens * s.pe * acc * math.ceil(math.log2(max(tree_inputs, 1)) / 2),
         "rom_word": word_bits if rom_lut else 0.0,   # a block RAM registers its output inside
     }
     return {"lut": lut, "ff": ff}
@@ -125,6 +136,12 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
             continue
         feats = feats or features(kind, op, s, dsp_kind, cost, assume_packing)
         value = sum(coef.get(name, 0.0) * x for name, x in feats[target].items())
+        if kind == "linear" and target == "lut" and getattr(s, "token_pack", 1) == 2:
+            # what token pairs add is counted structurally where the dense-trained fit has no term
+            # for it: the distributed RAM of the second buffer port and FIFO, and the N:M
+            # multiplexers of both tokens (the fit's nm_select weight came out 0 on single tokens)
+            from .cost import token_pair_memory_luts
+            value += token_pair_memory_luts(op, s) + feats["lut"]["nm_select"]
         setattr(cost, target, max(0, int(round(value))))
 
 

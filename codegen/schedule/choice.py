@@ -14,15 +14,24 @@ i.e. first what makes the unit hard to fit, then the scarcest fabric it uses (a 
 to UltraRAM counts at the smaller of its block-RAM and UltraRAM shares).  The ranking assumes DSP
 packing wherever it is possible in principle (the exact check scans the weights); the chosen shape
 is then costed exactly.
+
+Token pairs: where the op's tensor has an even number of tokens a frame and the layer's ranges
+allow it (packing.py token_pair_config), the shapes whose NF*KF steps make two tokens within 2T
+(one weight read for two tokens: one DSP, two products, N:M layers included) compete with the
+plain ones by the same key; the chosen one is recorded with its ROM kind and set on the schedule
+in ``place``.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 from ..ir.graph import Linear, Op
 from .boards import Board
 from .calibration import apply as apply_calibration
 from .cost import OpCost, bram36_for, linear_cost, uram_packing
 from .design import OpSchedule
-from .packing import pack_config
+from .packing import pack_config, requant_lanes, token_pair_config
 
 SLACK = 1.25          # candidates: at most this many times the fewest multipliers reaching T
 MAX_CANDIDATES = 48   # bound on the shapes costed per op and interval (compile time on large layers)
@@ -41,6 +50,13 @@ def rom_kinds_for(op: Linear, s: OpSchedule, board: Board) -> tuple[str, ...]:
     return tuple(kinds) or ("lutram",)
 
 
+def pair_cycles(op: Linear, simd: int, pe: int) -> int:
+    """Cycles a token of a Linear unit with token pairs: half the NF*KF steps of a pair, or the
+    requantizer's drain of both tokens' rows where that is slower (KF = 1; cost.py)."""
+    nf, kf = math.ceil(op.out_size / pe), math.ceil(op.in_size / simd)
+    return max(math.ceil(nf * kf / 2), nf * math.ceil(pe / requant_lanes(pe, kf, 2)))
+
+
 def _key(cost: OpCost, board: Board) -> tuple:
     memory = cost.bram36 / max(board.bram36, 1)
     if board.uram and cost.rom_kind == "bram":
@@ -53,11 +69,25 @@ def _key(cost: OpCost, board: Board) -> tuple:
 class ShapeChooser:
     """Picks (simd, pe) and the ROM kind of every Linear op for the folding search of one board."""
 
-    def __init__(self, board: Board) -> None:
+    def __init__(self, board: Board, tokens: dict[str, int] | None = None) -> None:
         self.board = board
+        self.tokens = tokens or {}      # vectors per frame of every tensor (folding.token_counts)
         self.rom_kind: dict[tuple[str, int, int], str] = {}
+        self.token_pack: dict[tuple[str, int, int], int] = {}
         self._cache: dict[tuple, tuple] = {}
         self._packs: dict[str, bool] = {}
+        self._pairs: dict[str, bool] = {}
+
+    def pairs_possible(self, op: Linear) -> bool:
+        """Whether two tokens may share the weight reads of ``op``: an even number of tokens a frame
+        (a last unpaired token is not built) and a proven offset (one check per op)."""
+        tokens = self.tokens.get(op.outputs[0], 1)
+        if tokens < 2 or tokens % 2:
+            return False
+        if op.name not in self._pairs:
+            probe = OpSchedule(op.name, 1, 1, 1, 1, token_pack=2)
+            self._pairs[op.name] = bool(token_pair_config(op, probe, self.board.dsp_kind)[0])
+        return self._pairs[op.name]
 
     def packing_hint(self, op: Linear, s: OpSchedule) -> bool:
         """Whether two PEs share a DSP, from the weights at one shape (one scan per op)."""
@@ -67,7 +97,7 @@ class ShapeChooser:
         return self._packs[op.name]
 
     def estimate(self, op: Linear, s: OpSchedule, rom_kind: str, exact: bool = False) -> OpCost:
-        packing = None if exact else self.packing_hint(op, s)
+        packing = None if exact or s.token_pack == 2 else self.packing_hint(op, s)
         cost = linear_cost(op, s, self.board.dsp_kind, rom_kind=rom_kind, assume_packing=packing)
         apply_calibration(op.kind, op, s, self.board.dsp_kind, cost, assume_packing=packing)
         return cost
@@ -81,31 +111,45 @@ class ShapeChooser:
         if not isinstance(op, Linear):
             return reachable[0]
         slots = (lambda simd: simd // op.sparsity[1] * op.sparsity[0]) if op.sparsity else (lambda simd: simd)
-        fewest = reachable[0][2] * slots(reachable[0][1])
         best = None
-        for cycles, simd, pe in reachable[:MAX_CANDIDATES * 4]:
-            if pe * slots(simd) > SLACK * fewest:
+        # plain shapes (NF*KF steps a token), then token-pair shapes (NF*KF steps two tokens)
+        passes = [(1, reachable)]
+        if self.pairs_possible(op):
+            paired = sorted(((cycles, simd, pe) for simd, pe, cycles in
+                             ((simd, pe, pair_cycles(op, simd, pe)) for _, simd, pe in options) if cycles <= target),
+                            key=lambda o: (o[2] * slots(o[1]), o[0]))
+            passes.append((2, paired))
+        for token_pack, shapes in passes:
+            if not shapes:
                 continue
-            key = (op.name, simd, pe, in_lanes, out_lanes)
-            if key not in self._cache:
-                s = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
-                self._cache[key] = min((_key(self.estimate(op, s, kind), self.board), kind)
-                                       for kind in rom_kinds_for(op, s, self.board))
-            rank, kind = self._cache[key]
-            if best is None or rank < best[0]:
-                best = (rank, (cycles, simd, pe), kind)
+            fewest = min(pe * slots(simd) for _, simd, pe in shapes)
+            for cycles, simd, pe in shapes[:MAX_CANDIDATES * 4]:
+                if pe * slots(simd) > SLACK * fewest:
+                    continue
+                key = (op.name, simd, pe, in_lanes, out_lanes, token_pack)
+                if key not in self._cache:
+                    s = OpSchedule(op.name, simd, pe, in_lanes, out_lanes, token_pack)
+                    self._cache[key] = min((_key(self.estimate(op, s, kind), self.board), kind)
+                                           for kind in rom_kinds_for(op, s, self.board))
+                rank, kind = self._cache[key]
+                if best is None or rank < best[0]:
+                    best = (rank, (cycles, simd, pe), kind, token_pack)
         if best is None:
             return reachable[0]
-        _, choice, kind = best
+        _, choice, kind, token_pack = best
         self.rom_kind[(op.name, choice[1], choice[2])] = kind
+        self.token_pack[(op.name, choice[1], choice[2])] = token_pack
         return choice
 
     def place(self, graph, schedules: dict[str, OpSchedule], costs: dict[str, OpCost]) -> None:
-        """Recost every Linear op with the ROM kind its shape was chosen with (in place)."""
+        """Recost every Linear op with the ROM kind its shape was chosen with, and set token pairs
+        on the schedules of the ops chosen with them (both in place)."""
         for op in graph.ops:
             if not isinstance(op, Linear):
                 continue
             s = schedules[op.name]
+            if self.token_pack.get((op.name, s.simd, s.pe), 1) == 2:
+                s = schedules[op.name] = replace(s, token_pack=2)
             kind = self.rom_kind.get((op.name, s.simd, s.pe))
             if kind is not None:
                 costs[op.name] = self.estimate(op, s, kind, exact=True)

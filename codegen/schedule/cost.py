@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
-from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes
+from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes, token_pair_config
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
@@ -148,7 +148,10 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
                 assume_packing: bool | None = None) -> OpCost:
     """``rom_kind`` "lutram" or "bram" places the weight ROM there (None: by size, bram36_for).
     ``assume_packing`` skips the weight scan of pack_config (the shape search ranks thousands of
-    shapes of a large layer; the chosen one is costed exactly)."""
+    shapes of a large layer; the chosen one is costed exactly).  With token pairs
+    (``s.token_pack`` 2) every count is per token: the NF*KF steps make two tokens."""
+    if s.token_pack == 2:
+        return _token_pair_cost(op, s, dsp_kind, rom_kind)
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     cycles = nf * kf
     in_beats = math.ceil(op.in_size / s.in_lanes)
@@ -204,6 +207,70 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
                   bram36=weight_rom, lut=lut, ff=ff, macs=op.macs,
                   effective_macs=multipliers * cycles, weight_bits=weight_bits,
                   rom_kind="bram" if weight_rom else "lutram", rom_width=word_bits, rom_depth=cycles)
+
+
+def token_pair_memory_luts(op: Linear, s: OpSchedule) -> int:
+    """LUTs (as distributed RAM) that token pairs add to a Linear unit, on top of the single-token
+    model (whose input-read term stays: it covers the read logic): the input buffer with its two
+    read ports (two tokens' words are read each step; LUT RAM has one read port, so synthesis builds
+    the buffer twice) and token 1's row FIFO, which holds a whole frame of PE sums while token 0's
+    rows drain.  A RAM32M is 4 LUTs for 6 bits x 32 words (a RAM64M 3 bits x 64).  On eight
+    64x64 int8 layers with token pairs (dense and 2:4, SIMD x PE 4x4 to 16x4) the estimate with
+    these terms was within 11% of Yosys xc7 LUT + LUT_MEM (bench/results/token_pairs.md)."""
+    nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
+
+    def ram_luts(width: int, depth: int) -> int:
+        if depth <= 32:
+            return 4 * math.ceil(width / 6)
+        return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
+
+    fifo_depth = 1 << max(1, math.ceil(math.log2(nf + 2 + math.ceil(8 / kf))))
+    return 2 * ram_luts(s.simd * op.in_type.bits, 4 * kf) + ram_luts(s.pe * (op.acc_type.bits + 1), fifo_depth)
+
+
+def _token_pair_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None) -> OpCost:
+    """A Linear unit with token pairs (einhls_linear TOKEN_PACK = 2), per token.  One DSP per
+    multiplier gives two products (w * (x_t1 * 2^S + x_t0)), for N:M layers too; the fabric pays for
+    what the second token adds: its input buffer and read port, its N:M multiplexers, the
+    activation pre-add (x_t1 * 2^S + x_t0, about one LUT per bit of x), a second adder tree and
+    accumulator row per PE and a second row FIFO.  The interval is NF*KF / 2 per token; the
+    latency grows by one token's input (the pair is loaded before the fold starts) and by one
+    token's output (token 1 leaves after token 0)."""
+    single = linear_cost(op, replace(s, token_pack=1), dsp_kind, rom_kind=rom_kind, assume_packing=False)
+    nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
+    pair_steps = nf * kf
+    cycles = math.ceil(pair_steps / 2)
+    in_beats = math.ceil(op.in_size / s.in_lanes)
+    out_beats = math.ceil(op.out_size / s.out_lanes)
+    a_bits, w_bits, acc_bits = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
+    x_bits = a_bits + (0 if op.in_type.signed else 1)
+    shift, chain = token_pair_config(op, s, dsp_kind)
+    shift = shift or 16
+    slots = single.multipliers // s.pe
+    multipliers = single.multipliers
+    rq = op.requant
+    rq_lanes = requant_lanes(s.pe, kf, 2)
+    requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
+        rq_lanes * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
+    dsp = multipliers * multiplier_dsps(x_bits + shift + 1, w_bits, dsp_kind) + requant_dsp
+    leaves = math.ceil(slots / chain)
+    lut = single.lut
+    lut += multipliers * (x_bits + 1)                              # the activation pre-add
+    lut += s.pe * max(leaves - 1, 0) * acc_bits                    # token 1's adder trees
+    lut -= s.pe * max(slots - 1, 0) * acc_bits - s.pe * max(leaves - 1, 0) * acc_bits  # chains halve the trees
+    lut += s.pe * acc_bits                                         # token 1's accumulators
+    if op.sparsity:
+        lut += multipliers * a_bits * math.ceil(op.sparsity[1] / 4)  # token 1's M:1 multiplexers
+    lut += token_pair_memory_luts(op, s)     # the input buffer's two read ports and token 1's FIFO
+    ff = single.ff + 2 * kf * s.simd * a_bits + multipliers * (a_bits + shift) \
+        + s.pe * acc_bits * 2
+    # the requantizer takes a row of PE sums every PE / RQ_LANES cycles, and a pair makes two rows
+    # per KF steps: at KF = 1 no divisor of PE keeps up and the drain, not the fold, sets the pace
+    drain = nf * math.ceil(s.pe / rq_lanes)
+    return replace(single, cycles=cycles, ii=max(cycles, in_beats, out_beats, drain),
+                   latency=2 * in_beats + max(pair_steps + math.ceil(s.pe / s.out_lanes), kf + out_beats)
+                   + out_beats + LINEAR_PIPELINE_DEPTH,
+                   dsp=dsp, lut=max(lut, 0), ff=ff, effective_macs=multipliers * pair_steps // 2)
 
 
 def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:

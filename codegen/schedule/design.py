@@ -32,6 +32,9 @@ class OpSchedule:
     pe: int
     in_lanes: int
     out_lanes: int
+    # Linear only: 2 when two consecutive tokens share every weight read (einhls_linear
+    # TOKEN_PACK; schedule/packing.py token_pair_config), so NF*KF cycles make two tokens
+    token_pack: int = 1
 
 
 @dataclass(frozen=True)
@@ -149,5 +152,6 @@ class Design:
 
 
 def linear_folds(op: Linear, s: OpSchedule) -> tuple[int, int]:
-    """(NF, KF): output folds and input folds; one (nf, kf) step per cycle, NF*KF cycles a frame."""
+    """(NF, KF): output folds and input folds; one (nf, kf) step per cycle, NF*KF cycles a frame
+    (a pair of tokens when ``s.token_pack`` is 2)."""
     return math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)

@@ -325,7 +325,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     slowest = max(candidates)
     candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor, window_floor)) or [slowest]
     notes = []
-    chooser = ShapeChooser(board) if board.dsp_kind in FAMILY_OF_DSP else None
+    chooser = ShapeChooser(board, counts) if board.dsp_kind in FAMILY_OF_DSP else None
 
     def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)

@@ -15,10 +15,12 @@ DSP_PREADDER_BITS = {"DSP48E1": 25, "DSP48E2": 27}
 DSP_B_BITS = 18
 
 
-def requant_lanes(pe: int, kf: int) -> int:
+def requant_lanes(pe: int, kf: int, tokens: int = 1) -> int:
     """Outputs requantized per cycle in a Linear unit: the smallest divisor d of PE with
-    d * KF >= PE, so one row of PE sums (one every KF cycles) is requantized before the next."""
-    return next(d for d in range(1, pe + 1) if pe % d == 0 and d * kf >= pe)
+    d * KF >= tokens * PE, so the rows of PE sums of ``tokens`` tokens (made every KF cycles: two
+    with token pairs) are requantized before the next; PE when no divisor keeps up (KF = 1 with
+    token pairs: the unit is then output-bound)."""
+    return next((d for d in range(1, pe + 1) if pe % d == 0 and d * kf >= tokens * pe), pe)
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -75,5 +77,34 @@ def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
             words_hi = np.pad(words_hi, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
         shift = max(2, signed_bits(int(words_lo.min(initial=0)), int(words_hi.max(initial=0))))
         if w_bits + shift + 1 <= limit:
+            return shift, chain
+    return 0, 1
+
+
+def token_pair_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
+    """(S, chain) when two consecutive tokens can share every weight read (einhls_linear
+    TOKEN_PACK = 2), else (0, 1).
+
+    Each multiplier computes w * (x_t1 * 2^S + x_t0) + 2^(S-1): the activation pair goes through
+    the DSP's wide port (the pre-adder), the weight through the 18-bit one, and with chain 2 a
+    second DSP adds the packed product of the next slot.  Token 0's sum sits in the low S bits,
+    which is exact when every sum of ``chain`` products w * x_t0 lies in [-2^(S-1), 2^(S-1)):
+    bounded here from the layer's actual weights (the extremes of w * x over the input range,
+    the same for every slot, so it also holds for the compressed slots of an N:M layer, whose two
+    tokens use the same index).  Chain 2 is preferred (it halves the fabric adder trees); chain 1
+    when the two-product sum would not fit the wide port.  DSP multipliers only."""
+    if s.token_pack != 2 or lut_multipliers(op) or dsp_kind not in DSP_PREADDER_BITS:
+        return 0, 1
+    if weight_bits(op) > DSP_B_BITS:
+        return 0, 1
+    x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
+    weight = np.asarray(op.weight, dtype=np.int64)
+    w_lo, w_hi = int(weight.min(initial=0)), int(weight.max(initial=0))
+    corners = [w * x for w in (w_lo, w_hi) for x in (op.in_type.min, op.in_type.max)]
+    term_lo, term_hi = min(corners + [0]), max(corners + [0])
+    limit = DSP_PREADDER_BITS[dsp_kind]
+    for chain in (2, 1):
+        shift = max(2, signed_bits(chain * term_lo, chain * term_hi))
+        if x_bits + shift + 1 <= limit:
             return shift, chain
     return 0, 1

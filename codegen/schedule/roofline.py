@@ -9,8 +9,9 @@ A unit's roofline is the fewest cycles its multipliers can compute one frame in:
   butterfly, heads x inner x cols per row for an attention product.
 * multipliers: the hardware multipliers the unit builds (a DSP slice, or a LUT multiplier).
 * products per multiplier: 2 where two PEs share one DSP (schedule/packing.py: the DSP computes
-  (w1 2^S + w0) x), else 1.  A product needing two DSPs (an operand wider than the DSP's ports)
-  still counts one multiplier: its DSP cost is in the ``dsp`` column, not in the roofline.
+  (w1 2^S + w0) x) or two tokens share each weight read (token pairs: w (x1 2^S + x0)), else 1.
+  A product needing two DSPs (an operand wider than the DSP's ports) still counts one
+  multiplier: its DSP cost is in the ``dsp`` column, not in the roofline.
 
 A unit's ratio is its cycles per frame over its roofline; 1.0 means every multiplier does useful
 work every cycle.  A pipeline of units (a tensor-train layer's stages) has the roofline of all its
@@ -26,7 +27,7 @@ from ..ir.graph import Graph, Linear, Op
 from .cost import OpCost, multiplier_dsps
 from .design import OpSchedule
 from .folding import token_counts
-from .packing import pack_config
+from .packing import pack_config, token_pair_config
 
 #: the op kinds that multiply (everything else moves or requantizes data)
 MAC_KINDS = ("linear", "contract", "butterfly", "actmatmul")
@@ -67,6 +68,9 @@ def _linear_products(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int
     else:
         slots, macs = s.simd, op.out_size * op.in_size
     per_product = multiplier_dsps(op.in_type.bits, op.weight_type.bits, dsp_kind)
+    if getattr(s, "token_pack", 1) == 2 and per_product and token_pair_config(op, s, dsp_kind)[0]:
+        # token pairs: every multiplier takes two tokens' products on one DSP (dense or N:M)
+        return macs, s.pe * slots, 2, s.pe * slots
     packed = bool(per_product) and bool(pack_config(op, s, dsp_kind)[0])
     if packed:   # two PEs share each DSP
         multipliers = math.ceil(s.pe / 2) * slots
