@@ -24,7 +24,7 @@ from .boards import Board
 from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
-from .cost import OpCost, bram36_for, op_cost, place_roms
+from .cost import OpCost, op_cost, place_roms
 from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_fifos
 from .design import Design, OpSchedule, divisor_at_most
 
@@ -235,15 +235,9 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
 
 def fifo_memory(graph: Graph, depths: dict[tuple[str, int], int],
                 schedules: dict[str, OpSchedule]) -> tuple[float, int, int]:
-    """(BRAM36, LUTs, bits) of the FIFOs of ``depths`` (LUT RAM below a block RAM's worth)."""
-    bram, lut, bits = 0.0, 0, 0
-    for (name, index), depth in depths.items():
-        op = graph.op(name)
-        width = schedules[name].in_lanes * graph.tensor_type(op.inputs[index]).bits
-        blocks = bram36_for(width, depth)
-        bram += blocks
-        lut += 0 if blocks else width * math.ceil(depth / 64)
-        bits += width * depth
+    """(BRAM36, LUTs, bits) of the FIFOs of ``depths``, all outside UltraRAM (LUT RAM below a block
+    RAM's worth; schedule/fifo_memory.py places and costs them with UltraRAM too)."""
+    bram, _, lut, bits = placed_fifo_memory(fifo_shapes(graph, depths, schedules), {})
     return bram, lut, bits
 
 
