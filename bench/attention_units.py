@@ -1,6 +1,7 @@
 """Benchmark: Yosys resource counts of the attention product unit against its cost model.
 
     python -m bench.attention_units         # a few minutes (Yosys synth_xilinx, one unit at a time)
+    python -m bench.attention_units --only scores_L128_single   # those rows only, merged into the results
 
 einhls_actmatmul (rtl_kernels/einhls_actmatmul.v with its lane converters, FIFO, adder tree and
 requant stage), instantiated alone as in its unit test (tests/test_attention_units.py), is
@@ -38,26 +39,38 @@ def units() -> list:
         case("context_L16", "nn", 12, 16, 32, uint8, int8, int8, 8, 2, 8, 8, 8),
         case("scores_L128", "nt", 12, 32, 128, int8, int8, int8, 8, 4, 8, 8, 8),
         case("context_L128", "nn", 12, 128, 32, uint8, int8, int8, 8, 4, 8, 8, 8),
+        # one sequence of keys / values (B_SEQS = 1): half the b buffer
+        case("scores_L128_single", "nt", 12, 32, 128, int8, int8, int8, 8, 4, 8, 8, 8, b_sequences=1),
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="units to synthesize, merged into the stored rows")
+    args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for c in units():
+            if args.only and c.name not in args.only:
+                continue
             start = time.time()
             work = Path(tmp) / c.name
             spec, _ = rtl_case_spec(0, c, 1, 0)
             write_wrapper([spec], work / "rtl")
             counts = synth_counts(work / "rtl", WRAPPER_TOP, "xc7", work / "yosys")
-            cost = actmatmul_cost(c.op, c.schedule, "DSP48E1")
-            rows.append({"unit": c.name, "layout": c.op.layout, "heads": c.op.heads, "inner": c.op.inner,
+            cost = actmatmul_cost(c.op, c.schedule, "DSP48E1", c.b_sequences)
+            rows.append({"unit": c.name, "layout": c.op.layout, "b_sequences": c.b_sequences, "heads": c.op.heads, "inner": c.op.inner,
                          "cols": c.op.cols, "tokens": c.op.tokens, "simd": c.simd, "pe": c.pe,
                          "interval_cycles": cost.ii, "latency_cycles": cost.latency,
                          "yosys": {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM", "CARRY")},
                          "model": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp, "BRAM36": cost.bram36},
                          "seconds": round(time.time() - start, 1)})
             print(rows[-1], flush=True)
+    stored = RESULTS / "attention_units.json"
+    if args.only and stored.is_file():
+        new = {r["unit"] for r in rows}
+        rows = [r for r in json.loads(stored.read_text())["rows"] if r["unit"] not in new] + rows
     lines = ["| unit | heads x inner x cols, tokens | SIMD x PE | cycles / token | LUT (+LUTRAM) | FF | DSP48E1 | "
              "BRAM36 | model LUT | model FF | model DSP | model BRAM36 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -69,10 +82,12 @@ def main() -> None:
                      f"{m['BRAM36']:g} |")
     table = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
+    command = COMMAND + (f"`, then `{COMMAND} --only {' '.join(args.only)}" if args.only else "")
     (RESULTS / "attention_units.json").write_text(json.dumps(
-        {"command": COMMAND, "yosys": yosys_version(), "family": "xc7", "rows": rows}, indent=2) + "\n")
+        {"command": command.replace("`", ""), "yosys": yosys_version(), "family": "xc7", "rows": rows},
+        indent=2) + "\n")
     (RESULTS / "attention_units.md").write_text(
-        f"Made by `{COMMAND}` ({yosys_version()}, synth_xilinx -family xc7).\n\n" + table)
+        f"Made by `{command}` ({yosys_version()}, synth_xilinx -family xc7).\n\n" + table)
     print(table)
 
 

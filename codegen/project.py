@@ -171,8 +171,11 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             "layers": layers, "contractions": contraction_summary(design.graph, costs), "totals": totals, "utilisation": utilisation,
             "throughput_fps": round(design.clock_mhz * 1e6 / (totals["ii"] * design.graph.tokens), 1),
             "tokens": design.graph.tokens,
-            "fifos": [{"op": op, "input": i, "tensor": design.graph.op(op).inputs[i], "depth": d}
+            "fifos": [{"op": op, "input": i, "tensor": design.graph.op(op).inputs[i], "depth": d,
+                       "uram_packed_lanes": design.uram_fifos.get((op, i), 0)}
                       for (op, i), d in sorted(design.fifo_depths.items())],
+            "buffer_sequences": {op.name: design.buffer_sequences.get(op.name, 2)
+                                 for op in design.graph.ops if op.kind == "actmatmul"},
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 
 

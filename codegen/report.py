@@ -80,8 +80,10 @@ def format_report(project) -> str:
         lines.append(f"measured (RTL sim): latency {m.get('latency_cycles')} cycles (estimate {t['latency']}), "
                      f"interval {m.get('interval_cycles')} cycles (estimate {t.get('frame_interval', t['ii'])})")
     for fifo in report.get("fifos", []):
+        where = (f", in UltraRAM packed {fifo['uram_packed_lanes']} lanes a word"
+                 if fifo.get("uram_packed_lanes") else "")
         lines.append(f"fifo: {fifo['depth']} beats in front of {fifo['op']} input {fifo['input']} "
-                     f"({fifo['tensor']}), from the latency difference of the reconverging paths")
+                     f"({fifo['tensor']}), from the latency difference of the reconverging paths{where}")
     if "yosys" in measured:
         y = measured["yosys"]
         if y.get("family") == "ecp5":

@@ -28,9 +28,15 @@
 // The interval per sequence is that of the slowest process: TOKENS x max(D, HEADS*INNER/GA,
 // FB/GB, HEADS*COLS/GO) cycles (C-sim counts the iterations: EINHLS_CSIM_CYCLES).
 //
+// B_SEQS = 1 (one sequence of b, half the buffer): actmatmul_load_b and actmatmul_rows become one
+// process, actmatmul_single, whose one pipelined loop first loads the sequence's b and then runs
+// its rows, so the buffer is a local array (no ping-pong) and the next sequence's b loads only
+// after this one's last row: TOKENS x (FB/GB + D) cycles a sequence.
+//
 // C is a configuration struct written by the einhls emitter (templates/hls/params_nonlinear.h.j2
 // via codegen/emit/attention.py hls_unit):
 //   HEADS, INNER, COLS, TOKENS, LAYOUT (0 nt, 1 nn), SIMD, PE, KF, NF, D, NB, WC, FA, FB, FO
+//   B_SEQS                                            sequences of b held: 2 (ping-pong) or 1
 //   A_LANES, B_LANES, OUT_LANES, GA, GB, GO          lanes and the codes moved per iteration
 //   LO_N, LO_STRIDE, HI_STRIDE, G_STRIDE, GROUPS      the b loader's address walk (as the Verilog)
 //   A_BITS, B_BITS, OUT_BITS, SHIFT                   widths, requant shift
@@ -101,21 +107,20 @@ chunks:
     }
 }
 
-// One sequence of b into the banks, centred: token j to bank j % NB, its word (hi, lo) to
-// address hi * HI_STRIDE + lo * LO_STRIDE + (j / NB) * G_STRIDE (counters, as the Verilog).
+// The b loader's walk: token j to bank j % NB, its word (hi, lo) to address hi * HI_STRIDE +
+// lo * LO_STRIDE + (j / NB) * G_STRIDE (counters, as the Verilog), GB codes a call.
 template <class C>
-void actmatmul_load_b(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& in,
-                      typename C::bc_t bbuf[C::NB][C::D][C::WC]) {
-    EINHLS_CSIM_PROCESS();
-    const unsigned CHUNKS = C::TOKENS * C::FB / C::GB;
-    const unsigned BEAT_CHUNKS = C::B_LANES / C::GB;
-    const unsigned CW = C::GB * C::B_BITS;
-    ap_uint<C::B_LANES * C::B_BITS> beat = 0;
-    unsigned sub = 0, code = 0, lo = 0, hi = 0, sel = 0, grp = 0, addr = 0, grp_base = 0;
-chunks:
-    for (unsigned i = 0; i < CHUNKS; i++) {
-#pragma HLS PIPELINE II=1
-        EINHLS_CSIM_COUNT();
+struct BLoader {
+    static const unsigned CHUNKS = C::TOKENS * C::FB / C::GB;   // calls of step() a sequence
+    ap_uint<C::B_LANES * C::B_BITS> beat;
+    unsigned sub, code, lo, hi, sel, grp, addr, grp_base;
+
+    BLoader() : beat(0), sub(0), code(0), lo(0), hi(0), sel(0), grp(0), addr(0), grp_base(0) {}
+
+    void step(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& in, typename C::bc_t bbuf[C::NB][C::D][C::WC]) {
+#pragma HLS INLINE
+        const unsigned BEAT_CHUNKS = C::B_LANES / C::GB;
+        const unsigned CW = C::GB * C::B_BITS;
         if (sub == 0) beat = in.read();
         const ap_uint<C::GB * C::B_BITS> chunk = beat.range(CW - 1, 0);
         if (BEAT_CHUNKS > 1) beat = beat >> CW;
@@ -152,6 +157,92 @@ chunks:
             }
         }
     }
+};
+
+// One sequence of b into the banks, centred (ping-pong: its own dataflow process).
+template <class C>
+void actmatmul_load_b(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& in,
+                      typename C::bc_t bbuf[C::NB][C::D][C::WC]) {
+    EINHLS_CSIM_PROCESS();
+    BLoader<C> loader;
+chunks:
+    for (unsigned i = 0; i < BLoader<C>::CHUNKS; i++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        loader.step(in, bbuf);
+    }
+}
+
+// The MAC array's counters (its a row, kept for nf > 0, and its accumulators are the caller's
+// arrays, partitioned there).
+struct RowState {
+    unsigned kf, nf, h, step, a_head;
+    RowState() : kf(0), nf(0), h(0), step(0), a_head(0) {}
+};
+
+// One step of the MAC array: SIMD x PE products of the step (h, nf, kf), PE requantized outputs
+// every KF steps.
+template <class C>
+void actmatmul_step(hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
+                    const typename C::bc_t bbuf[C::NB][C::D][C::WC],
+                    hls::stream<ap_uint<C::PE * C::OUT_BITS> >& y_words, RowState& st,
+                    typename C::ac_t row[C::HEADS * C::KF][C::SIMD], typename C::acc_t acc[C::PE]) {
+#pragma HLS INLINE
+    const unsigned a_idx = st.a_head + st.kf;
+    typename C::ac_t x[C::SIMD];
+#pragma HLS ARRAY_PARTITION variable=x complete
+    if (st.nf == 0) {
+        const ap_uint<C::SIMD * C::A_BITS> word = a_words.read();
+    centre:
+        for (unsigned s = 0; s < C::SIMD; s++) {
+#pragma HLS UNROLL
+            const typename C::a_t v = get_lane<typename C::a_t, C::A_BITS>(word, s);
+            x[s] = typename C::ac_t(v) - typename C::ac_t(C::A_ZP);
+            row[a_idx][s] = x[s];
+        }
+    } else {
+    keep:
+        for (unsigned s = 0; s < C::SIMD; s++) {
+#pragma HLS UNROLL
+            x[s] = row[a_idx][s];
+        }
+    }
+    ap_uint<C::PE * C::OUT_BITS> y = 0;
+pe:
+    for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+        // sums modulo 2^ACC_BITS (ap_int wraps); the final dot product fits acc_t exactly
+        typename C::acc_t dot = 0;
+    simd:
+        for (unsigned s = 0; s < C::SIMD; s++) {
+#pragma HLS UNROLL
+            const typename C::bc_t b = BOperand<C::LAYOUT>::template get<C>(bbuf, st.step, p, s);
+            dot += x[s] * b;
+        }
+        const typename C::acc_t sum = (st.kf == 0 ? typename C::acc_t(0) : acc[p]) + dot;
+        acc[p] = sum;
+        set_lane<C::OUT_BITS>(y, p, requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+            sum, typename C::mult_t(C::MULT)));
+    }
+    if (st.kf == C::KF - 1) y_words.write(y);
+    st.step = (st.step == C::D - 1) ? 0 : st.step + 1;
+    if (st.kf == C::KF - 1) {
+        st.kf = 0;
+        if (st.nf == C::NF - 1) {
+            st.nf = 0;
+            if (st.h == C::HEADS - 1) {
+                st.h = 0;
+                st.a_head = 0;
+            } else {
+                st.h++;
+                st.a_head += C::KF;
+            }
+        } else {
+            st.nf++;
+        }
+    } else {
+        st.kf++;
+    }
 }
 
 // The MAC array: every a row of the sequence against the whole b buffer.
@@ -164,66 +255,41 @@ void actmatmul_rows(hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
 #pragma HLS ARRAY_PARTITION variable=row complete dim=2
     typename C::acc_t acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
+    RowState st;
     const unsigned STEPS = C::TOKENS * C::D;
-    unsigned kf = 0, nf = 0, h = 0, step = 0, a_head = 0;
 steps:
     for (unsigned i = 0; i < STEPS; i++) {
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
-        const unsigned a_idx = a_head + kf;
-        typename C::ac_t x[C::SIMD];
-#pragma HLS ARRAY_PARTITION variable=x complete
-        if (nf == 0) {
-            const ap_uint<C::SIMD * C::A_BITS> word = a_words.read();
-        centre:
-            for (unsigned s = 0; s < C::SIMD; s++) {
-#pragma HLS UNROLL
-                const typename C::a_t v = get_lane<typename C::a_t, C::A_BITS>(word, s);
-                x[s] = typename C::ac_t(v) - typename C::ac_t(C::A_ZP);
-                row[a_idx][s] = x[s];
-            }
+        actmatmul_step<C>(a_words, bbuf, y_words, st, row, acc);
+    }
+}
+
+// B_SEQS = 1: one sequence of b loaded, then its rows, in one loop over a buffer of one sequence
+// (a local array: no ping-pong), so the next sequence's b waits for this one's last row.
+template <class C>
+void actmatmul_single(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                      hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
+                      hls::stream<ap_uint<C::PE * C::OUT_BITS> >& y_words) {
+    EINHLS_CSIM_PROCESS();
+    typename C::bc_t bbuf[C::NB][C::D][C::WC];
+#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=1
+#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=3
+    BLoader<C> loader;
+    typename C::ac_t row[C::HEADS * C::KF][C::SIMD];
+#pragma HLS ARRAY_PARTITION variable=row complete dim=2
+    typename C::acc_t acc[C::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    RowState st;
+    const unsigned ITERATIONS = BLoader<C>::CHUNKS + C::TOKENS * C::D;
+load_then_rows:
+    for (unsigned i = 0; i < ITERATIONS; i++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        if (i < BLoader<C>::CHUNKS) {
+            loader.step(b, bbuf);
         } else {
-        keep:
-            for (unsigned s = 0; s < C::SIMD; s++) {
-#pragma HLS UNROLL
-                x[s] = row[a_idx][s];
-            }
-        }
-        ap_uint<C::PE * C::OUT_BITS> y = 0;
-    pe:
-        for (unsigned p = 0; p < C::PE; p++) {
-#pragma HLS UNROLL
-            // sums modulo 2^ACC_BITS (ap_int wraps); the final dot product fits acc_t exactly
-            typename C::acc_t dot = 0;
-        simd:
-            for (unsigned s = 0; s < C::SIMD; s++) {
-#pragma HLS UNROLL
-                const typename C::bc_t b = BOperand<C::LAYOUT>::template get<C>(bbuf, step, p, s);
-                dot += x[s] * b;
-            }
-            const typename C::acc_t sum = (kf == 0 ? typename C::acc_t(0) : acc[p]) + dot;
-            acc[p] = sum;
-            set_lane<C::OUT_BITS>(y, p, requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                sum, typename C::mult_t(C::MULT)));
-        }
-        if (kf == C::KF - 1) y_words.write(y);
-        step = (step == C::D - 1) ? 0 : step + 1;
-        if (kf == C::KF - 1) {
-            kf = 0;
-            if (nf == C::NF - 1) {
-                nf = 0;
-                if (h == C::HEADS - 1) {
-                    h = 0;
-                    a_head = 0;
-                } else {
-                    h++;
-                    a_head += C::KF;
-                }
-            } else {
-                nf++;
-            }
-        } else {
-            kf++;
+            actmatmul_step<C>(a_words, bbuf, y_words, st, row, acc);
         }
     }
 }
@@ -257,11 +323,46 @@ chunks:
     }
 }
 
+// The dataflow region of one sequence, ping-pong b buffer (B_SEQS = 2) or one (B_SEQS = 1).
+template <class C, int B_SEQS>
+struct ActMatMulRegion {
+    static void run(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                    hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+#pragma HLS DATAFLOW
+        hls::stream<ap_uint<C::SIMD * C::A_BITS> > a_words("a_words");
+#pragma HLS STREAM variable=a_words depth=2
+        hls::stream<ap_uint<C::PE * C::OUT_BITS> > y_words("y_words");
+#pragma HLS STREAM variable=y_words depth=2
+        typename C::bc_t bbuf[C::NB][C::D][C::WC];
+#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=1
+#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=3
+        actmatmul_read_a<C>(a, a_words);
+        actmatmul_load_b<C>(b, bbuf);
+        actmatmul_rows<C>(a_words, bbuf, y_words);
+        actmatmul_write<C>(y_words, out);
+    }
+};
+
+template <class C>
+struct ActMatMulRegion<C, 1> {
+    static void run(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                    hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+#pragma HLS DATAFLOW
+        hls::stream<ap_uint<C::SIMD * C::A_BITS> > a_words("a_words");
+#pragma HLS STREAM variable=a_words depth=2
+        hls::stream<ap_uint<C::PE * C::OUT_BITS> > y_words("y_words");
+#pragma HLS STREAM variable=y_words depth=2
+        actmatmul_read_a<C>(a, a_words);
+        actmatmul_single<C>(b, a_words, y_words);
+        actmatmul_write<C>(y_words, out);
+    }
+};
+
 // One sequence: TOKENS tokens of a and of b in, TOKENS tokens of y out.
 template <class C>
 void actmatmul(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
                hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
-#pragma HLS DATAFLOW
+#pragma HLS INLINE
     static_assert(C::KF * C::SIMD == C::INNER && C::NF * C::PE == C::COLS, "SIMD and PE divide inner and cols");
     static_assert(C::D == C::HEADS * C::NF * C::KF, "D is the steps of a row");
     static_assert(C::NB * C::WC == C::SIMD * C::PE, "NB banks of WC codes hold a step's operands");
@@ -273,17 +374,8 @@ void actmatmul(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_
     static_assert(ap_fits(C::A_LANES * C::A_BITS) && ap_fits(C::B_LANES * C::B_BITS) &&
                   ap_fits(C::OUT_LANES * C::OUT_BITS) && ap_fits(C::SIMD * C::A_BITS) &&
                   ap_fits(C::PE * C::OUT_BITS), "actmatmul: a beat or word exceeds AP_INT_MAX_W");
-    hls::stream<ap_uint<C::SIMD * C::A_BITS> > a_words("a_words");
-#pragma HLS STREAM variable=a_words depth=2
-    hls::stream<ap_uint<C::PE * C::OUT_BITS> > y_words("y_words");
-#pragma HLS STREAM variable=y_words depth=2
-    typename C::bc_t bbuf[C::NB][C::D][C::WC];
-#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=1
-#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=3
-    actmatmul_read_a<C>(a, a_words);
-    actmatmul_load_b<C>(b, bbuf);
-    actmatmul_rows<C>(a_words, bbuf, y_words);
-    actmatmul_write<C>(y_words, out);
+    static_assert(C::B_SEQS == 1 || C::B_SEQS == 2, "one or two sequences of b");
+    ActMatMulRegion<C, C::B_SEQS>::run(a, b, out);
 }
 
 }  // namespace einhls

@@ -12,8 +12,9 @@
 //
 // Dataflow:
 //
-//   s1_axis (B_LANES) -> einhls_lanes -> words of WC codes, centred -> b buffer: NB banks x 2
-//       sequences (ping-pong: the next sequence loads while this one computes)
+//   s1_axis (B_LANES) -> einhls_lanes -> words of WC codes, centred -> b buffer: NB banks x B_SEQS
+//       sequences (B_SEQS = 2, ping-pong: the next sequence loads while this one computes;
+//       B_SEQS = 1: the next sequence loads after this one's last row, half the memory)
 //   s0_axis (A_LANES) -> einhls_lanes -> words of SIMD codes, centred -> a row buffer (2 rows)
 //   MAC array: per a row HEADS x NF x KF steps (h outer, kf inner), SIMD x PE products per step
 //   -> adder tree per PE -> accumulators -> einhls_fifo of PE sums
@@ -27,16 +28,18 @@
 // Every bank is read at the same address, the step number h*NF*KF + nf*KF + kf, so a row reads
 // each bank's words 0..D-1 in order (D = HEADS*NF*KF words per bank and sequence, the row's
 // cycle count) and all SIMD x PE operands of a step come from distinct banks.  Each bank is a
-// simple dual-port memory of 2*D words (one write port for the loader, one read port); the
+// simple dual-port memory of B_SEQS*D words (one write port for the loader, one read port); the
 // loader's address walks the layout with running sums (no multiplier): token j goes to bank
 // j % NB, group g = j / NB, its word (hi, lo) to
 //   nt: hi = h, lo = kf:  address h*NF*KF + g*KF + kf
 //   nn: hi = h, lo = nf:  address h*NF*KF + nf*KF + g
-// plus D for the second sequence bank.  Codes are stored centred (B_BITS + 1 bits, signed).
+// plus D for the second sequence bank.  Codes are stored centred (B_BITS + 1 bits, signed): block
+// RAM and UltraRAM words are multiples of 9 bits, so raw 8-bit codes would take the same blocks.
 //
 // Ordering.  A row of sequence s is computed only when all TOKENS tokens of b of sequence s are
 // in the buffer (b_full[bank]); the bank is released after the last step of the sequence's last
-// row.  The a row buffer holds two rows (one loading, one computing), so at steady state a row
+// row (with B_SEQS = 1 the loader waits for that release: a sequence takes the load of its b plus
+// its rows, TOKENS x (b words + HEADS*NF*KF) cycles and SINGLE_GAP more, measured in the unit test).  The a row buffer holds two rows (one loading, one computing), so at steady state a row
 // starts the cycle after the previous one ends: HEADS*NF*KF cycles per a token.
 //
 // Exactness.  ACC_BITS is the exact range of the dot product (codegen/ir/attention.py acc_range).
@@ -81,7 +84,8 @@ module einhls_actmatmul #(
     parameter integer RQ_LANES   = 1,      // outputs requantized per cycle (divides PE)
     parameter integer MUL_LUT    = 0,      // 1: products from LUT adders, never DSPs
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
-    parameter integer FIFO_DEPTH = 4       // groups of PE sums buffered (power of two, >= 2)
+    parameter integer FIFO_DEPTH = 4,      // groups of PE sums buffered (power of two, >= 2)
+    parameter integer B_SEQS     = 2       // sequences of b held: 2 (ping-pong) or 1
 ) (
     input  wire                          clk,
     input  wire                          rst,
@@ -115,7 +119,8 @@ module einhls_actmatmul #(
     localparam integer PW  = DA + DB;                         // exact product
     localparam integer TIN = (PW < ACC_BITS) ? PW : ACC_BITS; // a product as summed (mod 2^ACC)
     localparam integer AW  = cw(HEADS * KF);                  // a row buffer index
-    localparam integer BAW = cw(2 * D);                       // b bank address
+    localparam integer BAW = cw(B_SEQS * D);                  // b bank address
+    localparam         SEQ2 = B_SEQS == 2;                    // a second sequence bank
 
     // loader walk: word (hi, lo) of token j, group g (see the header)
     localparam integer LO_N      = (LAYOUT == 0) ? KF : NF;
@@ -235,13 +240,13 @@ module einhls_actmatmul #(
     always @(posedge clk) begin
         if (b_load_fire) begin
             if (b_seq_last) begin
-                b_load_bank <= ~b_load_bank;
+                b_load_bank <= SEQ2 && !b_load_bank;
                 b_lo        <= {LW{1'b0}};
                 b_hi        <= {HW{1'b0}};
                 b_sel       <= {SW{1'b0}};
                 b_grp       <= {GW{1'b0}};
-                b_addr      <= b_load_bank ? {BAW{1'b0}} : D_C;
-                b_grp_base  <= b_load_bank ? {BAW{1'b0}} : D_C;
+                b_addr      <= (SEQ2 && !b_load_bank) ? D_C : {BAW{1'b0}};
+                b_grp_base  <= (SEQ2 && !b_load_bank) ? D_C : {BAW{1'b0}};
             end else if (b_word_last) begin
                 b_lo <= {LW{1'b0}};
                 b_hi <= {HW{1'b0}};
@@ -322,7 +327,7 @@ module einhls_actmatmul #(
             if (row_last) begin
                 row <= (row == LAST_ROW) ? {RW{1'b0}} : row + 1'b1;
                 // the next row reads the same sequence bank from its start, or the other bank
-                rd_addr <= (b_comp_bank ^ (row == LAST_ROW)) ? D_C : {BAW{1'b0}};
+                rd_addr <= (SEQ2 && (b_comp_bank ^ (row == LAST_ROW))) ? D_C : {BAW{1'b0}};
             end else begin
                 rd_addr <= rd_addr + 1'b1;
             end
@@ -331,7 +336,7 @@ module einhls_actmatmul #(
             a_comp_bank <= ~a_comp_bank;
         end
         if (seq_done) begin
-            b_comp_bank <= ~b_comp_bank;
+            b_comp_bank <= SEQ2 && !b_comp_bank;
         end
         if (a_load_fire) begin
             a_load_idx <= (a_load_idx == LAST_AW) ? {AW{1'b0}} : a_load_idx + 1'b1;
@@ -371,7 +376,7 @@ module einhls_actmatmul #(
         for (bank = 0; bank < NB; bank = bank + 1) begin : g_bank
             // simple dual-port: the loader's write port, the MAC array's read port
             localparam integer BANK_I = bank;
-            reg [WC*DB-1:0] mem [0:2*D-1];
+            reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
             always @(posedge clk) begin
                 if (b_load_fire && b_sel == BANK_I[SW-1:0]) begin
                     mem[b_addr] <= b_centred;

@@ -3,7 +3,9 @@
 // DEPTH words are kept in a simple dual-port memory (LUTRAM or block RAM, inferred) and one more
 // in the output register, so the FIFO holds DEPTH + 1 words.  Every output is a register and
 // s_axis_tready depends only on registered state: the FIFO cuts both the data and the ready path.
-// DEPTH must be a power of two.
+// DEPTH must be a power of two.  URAM = 1 asks for UltraRAM ((* ram_style = "ultra" *)): the
+// scheduler puts a long FIFO there packed into words of several lanes
+// (codegen/schedule/fifo_memory.py); 0 leaves LUT RAM or block RAM to synthesis.
 
 `resetall
 `timescale 1ns / 1ps
@@ -11,7 +13,8 @@
 
 module einhls_fifo #(
     parameter integer DEPTH = 16,
-    parameter integer WIDTH = 8
+    parameter integer WIDTH = 8,
+    parameter integer URAM  = 0
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -27,7 +30,6 @@ module einhls_fifo #(
 
     localparam integer AW = (DEPTH <= 2) ? 1 : $clog2(DEPTH);
 
-    reg [WIDTH-1:0] mem [0:(1 << AW)-1];
     reg [AW:0]      wr_ptr = 0;            // one extra bit tells full from empty
     reg [AW:0]      rd_ptr = 0;
     reg [WIDTH-1:0] out_data = 0;
@@ -41,17 +43,34 @@ module einhls_fifo #(
     // move the head word into the output register whenever that register is (or becomes) free
     wire read  = !empty && (!out_valid || m_axis_tready);
 
-    always @(posedge clk) begin
-        if (write) begin
-            mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
+    generate
+        if (URAM != 0) begin : g_ultra
+            (* ram_style = "ultra" *)
+            reg [WIDTH-1:0] mem [0:(1 << AW)-1];
+            always @(posedge clk) begin
+                if (write) begin
+                    mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
+                end
+            end
+            always @(posedge clk) begin
+                if (read) begin
+                    out_data <= mem[rd_ptr[AW-1:0]];
+                end
+            end
+        end else begin : g_ram
+            reg [WIDTH-1:0] mem [0:(1 << AW)-1];
+            always @(posedge clk) begin
+                if (write) begin
+                    mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
+                end
+            end
+            always @(posedge clk) begin
+                if (read) begin
+                    out_data <= mem[rd_ptr[AW-1:0]];
+                end
+            end
         end
-    end
-
-    always @(posedge clk) begin
-        if (read) begin
-            out_data <= mem[rd_ptr[AW-1:0]];
-        end
-    end
+    endgenerate
 
     always @(posedge clk) begin
         if (write) begin

@@ -68,6 +68,7 @@ class Case:
     a_lanes: int
     b_lanes: int
     out_lanes: int
+    b_sequences: int = 2     # 1: one sequence of b buffered (load, then rows)
 
     @property
     def schedule(self) -> OpSchedule:
@@ -82,11 +83,12 @@ def spread_multiplier(a: QType, b: QType, inner: int, out: QType) -> float:
 
 
 def case(name: str, layout: str, heads: int, inner: int, cols: int, a: QType, b: QType, out: QType,
-         simd: int, pe: int, a_lanes: int, b_lanes: int, out_lanes: int, multiplier: float | None = None) -> Case:
+         simd: int, pe: int, a_lanes: int, b_lanes: int, out_lanes: int, multiplier: float | None = None,
+         b_sequences: int = 2) -> Case:
     tokens = cols if layout == "nt" else inner
     m = spread_multiplier(a, b, inner, out) if multiplier is None else multiplier
     op = make_actmatmul(name, f"MatMul_{name}", a, b, heads, inner, cols, tokens, layout, out, m)
-    return Case(name, op, simd, pe, a_lanes, b_lanes, out_lanes)
+    return Case(name, op, simd, pe, a_lanes, b_lanes, out_lanes, b_sequences)
 
 
 def _cases() -> list[Case]:
@@ -107,6 +109,11 @@ def _cases() -> list[Case]:
         case("nt_h1_k8_l1_latency", "nt", 1, 8, 1, s(8, 0), s(8, 9), s(8, 5), 4, 1, 1, 8, 1),
         case("nn_h1_l1_n4_latency", "nn", 1, 1, 4, u(8, 3), s(8, -9), s(8, 5), 1, 4, 1, 4, 1),
         case("nt_h2_k8_l1_split_latency", "nt", 2, 8, 1, s(8, 0), u(8, 9), s(8, 5), 2, 1, 16, 16, 2),
+        # one sequence of b (half the buffer): b of the next sequence loads after the last row
+        case("nt_h2_k6_l4_single", "nt", 2, 6, 4, s(8, 3), s(8, -5), s(8, 2), 2, 2, 4, 3, 2, b_sequences=1),
+        case("nn_h2_l6_n4_single", "nn", 2, 6, 4, u(8, 0), s(8, -3), s(8, -1), 3, 2, 2, 4, 8, b_sequences=1),
+        case("nt_h3_k7_l7_single", "nt", 3, 7, 7, u(8, 100), u(8, 17), u(8, 128), 7, 1, 7, 3, 7, b_sequences=1),
+        case("nt_h1_k1_l1_single", "nt", 1, 1, 1, s(8, 1), s(8, -1), s(8, 0), 1, 1, 1, 1, 1, b_sequences=1),
     ]
 
 
@@ -134,7 +141,7 @@ def reference(op: ActMatMul, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- parameters, cost and errors (no simulator) -------------------------------------------------
 
 def params_of(c: Case) -> dict[str, int | str]:
-    module, params, mems = rtl_unit(0, c.op, c.schedule, c.b_lanes)
+    module, params, mems = rtl_unit(0, c.op, c.schedule, c.b_lanes, c.b_sequences)
     assert module == "einhls_actmatmul" and mems == []
     return {p.name: p.value for p in params}
 
@@ -154,6 +161,19 @@ def test_rtl_unit_parameters() -> None:
     assert p["MUL_LUT"] == 0 and params_of(CASES["nt_h2_k3_l4_int4"])["MUL_LUT"] == 1
     assert p["FIFO_DEPTH"] == fifo_depth(c.op, folding(c.op, c.schedule, c.b_lanes)) >= 2
     assert "einhls_actmatmul" in KERNEL_DEPS
+    assert p["B_SEQS"] == 2 and params_of(CASES["nn_h2_l6_n4_single"])["B_SEQS"] == 1
+
+
+def test_one_sequence_of_b_halves_the_buffer_and_adds_the_load() -> None:
+    from codegen.schedule.attention_cost import SINGLE_GAP, b_banks, sequence_cycles
+    double, single = CASES["nt_h2_k6_l4"], CASES["nt_h2_k6_l4_single"]
+    f = folding(single.op, single.schedule, single.b_lanes)
+    assert b_banks(single.op, f, 1)[1] * 2 == b_banks(double.op, f, 2)[1]
+    # tokens x (b words: 12 features in words of SIMD 2 codes, a beat of 3 codes a cycle -> 6;
+    # plus the row's 2 heads x 3 kf x 2 nf steps) + the measured gap
+    assert sequence_cycles(single.op, f, 1) == 4 * (6 + 12) + SINGLE_GAP
+    with pytest.raises(EinhlsError, match="holds 1 or 2 sequences, not 3"):
+        rtl_unit(0, single.op, single.schedule, b_sequences=3)
 
 
 @pytest.mark.parametrize("simd, pe, lanes, out_lanes, message", [
@@ -204,7 +224,7 @@ def stream_spec(t: QType, size: int, lanes: int, rows: np.ndarray | None, count:
 
 def rtl_case_spec(index: int, c: Case, count: int, seed: int) -> tuple[dict, np.ndarray]:
     op = c.op
-    module, params, _ = rtl_unit(index, op, c.schedule, c.b_lanes)
+    module, params, _ = rtl_unit(index, op, c.schedule, c.b_lanes, c.b_sequences)
     a, b = sequences(op, count, seed)
     rows = count * op.tokens
     spec = {"index": index, "name": c.name, "module": module, "params": params,
@@ -310,6 +330,11 @@ def check_rtl_case(c: Case, got: dict, expected: np.ndarray) -> dict:
     f = folding(c.op, c.schedule, c.b_lanes)
     compute = c.op.heads * (c.op.inner // c.simd) * (c.op.cols // c.pe)
     ii = max(compute, c.op.in_size // f.a_lanes, c.op.in_size_b // f.b_lanes, c.op.out_size // f.out_lanes)
+    if c.b_sequences == 1:
+        # one sequence of b: whole sequences after the first take the load plus the rows, exactly
+        from codegen.schedule.attention_cost import sequence_cycles
+        assert timing["per_row"] * c.op.tokens == sequence_cycles(c.op, f, 1), (c.name, timing)
+        return timing
     if cost is not None:
         assert cost.ii == ii
     # whole sequences after the first: exactly ii cycles per row, whichever stream bounds it
@@ -361,8 +386,10 @@ def test_hls_kernel_follows_the_rules() -> None:
 
 def hls_interval(c: Case) -> int:
     """Iterations per token of the slowest process of einhls_actmatmul.h (its header)."""
-    unit = hls_unit(c.op, c.schedule, "x", "x.h", c.b_lanes)
+    unit = hls_unit(c.op, c.schedule, "x", "x.h", c.b_lanes, c.b_sequences)
     k = dict(unit.unsigned_constants)
+    if c.b_sequences == 1:   # the load and the rows in one process, one after the other
+        return max(k["D"] + k["FB"] // k["GB"], k["FA"] // k["GA"], k["FO"] // k["GO"])
     return max(k["D"], k["FA"] // k["GA"], k["FB"] // k["GB"], k["FO"] // k["GO"])
 
 
@@ -381,7 +408,7 @@ def run_csim(cases: list[Case], folder: Path, count: int, seed: int) -> list[tup
         expected.append(reference(c.op, a, b))
         write_vectors(folder / f"c{index}_a.txt", a)
         write_vectors(folder / f"c{index}_b.txt", b)
-        unit = hls_unit(c.op, c.schedule, f"amm{index}", f"amm{index}.h", c.b_lanes)
+        unit = hls_unit(c.op, c.schedule, f"amm{index}", f"amm{index}.h", c.b_lanes, c.b_sequences)
         (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
         specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "widths": unit.widths})
     widest = max(w for spec in specs for w in spec["widths"])
@@ -425,7 +452,7 @@ def test_csim_unit_matches_reference(name: str, csim_results) -> None:
     # every process of this case ran once per sequence; the slowest took the interval per token
     index = list(CASES).index(name)
     mine = {sig: v for sig, v in counts.items() if f"amm{index}::cfg" in sig}
-    assert len(mine) == 4, sorted(counts)
+    assert len(mine) == (4 if c.b_sequences == 2 else 3), sorted(counts)
     assert {calls for calls, _ in mine.values()} == {CSIM_SEQUENCES}
     assert max(most for _, most in mine.values()) == c.op.tokens * hls_interval(c)
 
@@ -442,7 +469,7 @@ def test_registered_in_cost_and_unit_tables() -> None:
     c = CASES["nt_h2_k6_l4"]
     s_ = OpSchedule(c.op.name, 2, 2, 3, 2)
     assert "actmatmul" in COST_FUNCTIONS and op_cost(c.op, s_, "DSP48E1") == actmatmul_cost(c.op, s_, "DSP48E1")
-    design = SimpleNamespace(schedule=lambda op: s_)
+    design = SimpleNamespace(schedule=lambda op: s_, buffer_sequences={})
     stages, mems, elementwise = RTL_UNITS["actmatmul"](3, c.op, s_, design)
     assert [st.module for st in stages] == ["einhls_actmatmul"] and mems == [] and not elementwise
     assert stages[0].instance == "u3_nt_h2_k6_l4" and stages[0].out_width == 2 * 8

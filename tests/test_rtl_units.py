@@ -216,7 +216,8 @@ LINT_PARAMS = {
     # more parameter sets in tests/test_attention_units.py (every unit-test case, linted)
     "einhls_actmatmul": [[], ["-GLAYOUT=1", "-GHEADS=2", "-GINNER=4", "-GCOLS=6", "-GTOKENS=4", "-GSIMD=2", "-GPE=3",
                               "-GA_LANES=4", "-GB_LANES=3", "-GOUT_LANES=4", "-GRQ_LANES=3"],
-                         ["-GINNER=1", "-GCOLS=1", "-GTOKENS=1", "-GMUL_LUT=1", "-GA_BITS=4", "-GB_BITS=4"]],
+                         ["-GINNER=1", "-GCOLS=1", "-GTOKENS=1", "-GMUL_LUT=1", "-GA_BITS=4", "-GB_BITS=4"],
+                         ["-GB_SEQS=1"], ["-GINNER=1", "-GCOLS=1", "-GTOKENS=1", "-GB_SEQS=1"]],
     "einhls_linear": [[], ["-GNNZ=2", "-GGROUP=4", "-GSIMD=8", "-GIN_LANES=3", "-GPE=3", "-GRQ_LANES=1",
                            "-GIN_SIGNED=0", "-GPER_CHANNEL=1", "-GSHIFT=5"],
                       ["-GK=1", "-GN=1", "-GSIMD=1", "-GPE=1", "-GIN_LANES=1", "-GOUT_LANES=1"],
@@ -226,7 +227,7 @@ LINT_PARAMS = {
     "einhls_relu": [[], ["-GLANES=3", "-GSIZE=7", "-GSIGNED=0"]],
     "einhls_lanes": [[], ["-GIN_LANES=3", "-GOUT_LANES=4", "-GSIZE=13"], ["-GIN_LANES=6", "-GOUT_LANES=2"]],
     "einhls_skid": [[]],
-    "einhls_fifo": [[]],
+    "einhls_fifo": [[], ["-GURAM=1", "-GDEPTH=8192", "-GWIDTH=64"]],
     "einhls_adder_tree": [[], ["-GN_IN=7", "-GSTAGE=1"], ["-GN_IN=1"]],
     "einhls_permute": [[], ["-GSIZE=96", "-GIN_LANES=3", "-GOUT_LANES=4", "-GBANKS=8", "-GSKEW=1", "-GSKEW_MUL=3",
                             "-GDIGITS=2", "-GEXTENTS=256'h0000000c00000008", "-GSTRIDES=256'h0000000100000008"]],

@@ -130,8 +130,16 @@ def _check_requant(op: ActMatMul) -> None:
         raise EinhlsError(f"requant multiplier {rq.multiplier[0]} must be unsigned and below 2^63", node=op.name)
 
 
+def check_sequences(op: ActMatMul, b_sequences: int) -> int:
+    """Sequences of b the unit holds: 2 (ping-pong, the default) or 1 (the scheduler's choice
+    when two do not fit: codegen/schedule/attention_cost.py)."""
+    if b_sequences not in (1, 2):
+        raise EinhlsError(f"the b buffer holds 1 or 2 sequences, not {b_sequences!r}", node=op.name)
+    return b_sequences
+
+
 def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
-             b_lanes: int | None = None) -> tuple[str, list["Param"], list]:
+             b_lanes: int | None = None, b_sequences: int = 2) -> tuple[str, list["Param"], list]:
     """(module, parameter overrides, ROM images) of the Verilog unit of ``op``; the unit has no
     ROMs (both operands stream), so the list is empty.  ``index`` is the op's position (unused: no
     per-op files), kept for the shape every unit builder has."""
@@ -139,6 +147,7 @@ def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
 
     del index
     f = folding(op, s, b_lanes)
+    b_sequences = check_sequences(op, b_sequences)
     _check_requant(op)
     rq = op.requant
     acc_bits = _acc_bits(op)
@@ -155,7 +164,7 @@ def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
               Param("SHIFT", rq.shift), Param("OUT_ZP", rq.zero_point, "s64"), Param("LO", rq.lo, "s64"),
               Param("HI", rq.hi, "s64"), Param("V_BITS", v_bits), Param("RQ_LANES", requant_lanes(op, f)),
               Param("MUL_LUT", int(lut_products(op))), Param("TREE_STAGE", TREE_STAGE),
-              Param("FIFO_DEPTH", fifo_depth(op, f))]
+              Param("FIFO_DEPTH", fifo_depth(op, f)), Param("B_SEQS", b_sequences)]
     return RTL_MODULE, params, []
 
 
@@ -174,11 +183,12 @@ def _ctype(signed: bool, bits: int) -> str:
 
 
 def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
-             b_lanes: int | None = None) -> ActMatMulUnit:
+             b_lanes: int | None = None, b_sequences: int = 2) -> ActMatMulUnit:
     """The C++ configuration of ``op``'s unit (hls_kernels/einhls_actmatmul.h) at schedule ``s``."""
     if not ns.isidentifier():
         raise EinhlsError(f"namespace {ns!r} is not a C++ identifier", node=op.name)
     f = folding(op, s, b_lanes)
+    b_sequences = check_sequences(op, b_sequences)
     _check_requant(op)
     rq = op.requant
     nt = op.layout == "nt"
@@ -193,7 +203,7 @@ def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
              ("FO", op.out_size), ("A_LANES", f.a_lanes), ("B_LANES", f.b_lanes), ("OUT_LANES", f.out_lanes),
              ("GA", ga), ("GB", gb), ("GO", go),
              ("LO_N", kf if nt else nf), ("LO_STRIDE", 1 if nt else kf), ("HI_STRIDE", nf * kf),
-             ("G_STRIDE", kf if nt else 1), ("GROUPS", op.tokens // nb)]
+             ("G_STRIDE", kf if nt else 1), ("GROUPS", op.tokens // nb), ("B_SEQS", b_sequences)]
     ints = [("A_BITS", a.bits), ("B_BITS", b.bits), ("OUT_BITS", out.bits), ("SHIFT", rq.shift)]
     wide = [("A_ZP", a.zero_point), ("B_ZP", b.zero_point), ("MULT", int(rq.multiplier[0])),
             ("ZP", rq.zero_point), ("LO", rq.lo), ("HI", rq.hi)]
@@ -205,7 +215,8 @@ def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
     widths = [f.a_lanes * a.bits, f.b_lanes * b.bits, f.out_lanes * out.bits, f.simd * a.bits,
               f.pe * out.bits, a.bits + b.bits + 2, product]
     summary = (f"attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
-               f"SIMD {f.simd} x PE {f.pe}, {op.heads * kf * nf} cycles per token")
+               f"SIMD {f.simd} x PE {f.pe}, {op.heads * kf * nf} cycles per token, "
+               f"{b_sequences} sequence{'s' if b_sequences > 1 else ''} of b buffered")
     return ActMatMulUnit(kind=op.kind, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
                          function=HLS_FUNCTION, unsigned_constants=sizes, int_constants=ints,
                          wide_constants=[(n, int(v)) for n, v in wide], types=types, widths=widths)

@@ -227,6 +227,7 @@ class StreamDecl:
     comment: str
     depth: int = 2
     count: int = 1     # > 1: an array of streams (the copies of a fork)
+    impl: str = ""     # "uram": a long FIFO in UltraRAM (BIND_STORAGE; schedule/fifo_memory.py)
 
 
 @dataclass
@@ -523,13 +524,21 @@ def _hls_sequence_unit(module: str, name: str, out_lanes: str):
     return build
 
 
+def _hls_actmatmul(index, op, design, ns, header):
+    """The attention product: one sequence per call, with the b buffer the scheduler chose."""
+    from .attention import hls_unit
+    s = design.schedule(op)
+    unit = hls_unit(op, s, ns, header, b_sequences=design.buffer_sequences.get(op.name, 2))
+    return unit, unit.widths, s.out_lanes
+
+
 #: how each op kind becomes a process of the DATAFLOW top (one entry per kind; contraction stages
 #: and permutations are planned by codegen/emit/contraction.py as a small chain of processes)
 HLS_UNITS = {"linear": _hls_linear, "requant": _hls_requant, "butterfly": _hls_butterfly, "relu": _hls_relu,
              **{kind: _hls_join for kind in ("fork", "add", "mul", "concat", "slice")},
              **{kind: _hls_nonlinear for kind in ("softmax", "layernorm", "gelu")},
              # one sequence per call (codegen/emit/attention.py, mask.py, pooling.py)
-             "actmatmul": _hls_sequence_unit(".attention", "hls_unit", "out_lanes"),
+             "actmatmul": _hls_actmatmul,
              "maskscores": _hls_sequence_unit(".mask", "hls_unit", "in_lanes"),
              "tokenmean": _hls_sequence_unit(".pooling", "hls_unit", "in_lanes"),
              "maskedmean": _hls_sequence_unit(".pooling", "masked_hls_unit", "in_lanes"),
@@ -636,10 +645,19 @@ def plan_hls(design: Design) -> HlsPlan:
         widths.append(to_lanes * bits)
         return dst
 
-    def reach(tensor: str, size: int, bits: int, lanes: int, why: str, depth: int | None = None) -> str:
+    def reach(tensor: str, size: int, bits: int, lanes: int, why: str, depth: int | None = None,
+              uram: bool = False) -> str:
         stream, have = source[tensor]
         if have != lanes:
             stream = repack(stream, size, bits, have, lanes, why)
+        if depth is not None and uram:
+            # a long FIFO in UltraRAM, packed into words of several lanes (schedule/fifo_memory.py)
+            from ..schedule.fifo_memory import FifoShape
+            shape = FifoShape(size, bits, lanes, depth)
+            stream = repack(stream, size, bits, lanes, shape.packed_lanes, f"{why}, packed for UltraRAM")
+            decl = next(d for d in plan.streams if d.name == stream)
+            decl.depth, decl.impl = shape.packed_depth, "uram"
+            return repack(stream, size, bits, shape.packed_lanes, lanes, f"{why}, unpacked")
         if depth is not None:
             decl = next(d for d in plan.streams if d.name == stream.split("[")[0])
             decl.depth = max(decl.depth, depth)
@@ -648,7 +666,8 @@ def plan_hls(design: Design) -> HlsPlan:
     for index, op in enumerate(graph.ops):
         s = design.schedule(op)
         ns, header = f"l{index:02d}_{_safe(op.name)}", f"params_{index:02d}_{_safe(op.name)}.h"
-        srcs = [reach(t, size, qtype.bits, s.in_lanes, f"into {op.name}", design.fifo_depths.get((op.name, i)))
+        srcs = [reach(t, size, qtype.bits, s.in_lanes, f"into {op.name}", design.fifo_depths.get((op.name, i)),
+                      (op.name, i) in design.uram_fifos)
                 for i, (t, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types))]
         current = srcs[0]
         if op.kind in ("contract", "permute"):   # [permutation buffer] + Linear unit, R repeats

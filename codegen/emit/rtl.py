@@ -386,9 +386,11 @@ def _skid_stage(name: str, width: int, why: str) -> Stage:
     return Stage("einhls_skid", name, f"{why}: register slice", [Param("WIDTH", width)], width, width)
 
 
-def _fifo_stage(name: str, width: int, depth: int, why: str) -> Stage:
-    return Stage("einhls_fifo", name, f"{why}: FIFO of {depth} beats (from the schedule)",
-                 [Param("DEPTH", depth), Param("WIDTH", width)], width, width)
+def _fifo_stage(name: str, width: int, depth: int, why: str, uram: bool = False) -> Stage:
+    where = ", UltraRAM" if uram else ""
+    params = [Param("DEPTH", depth), Param("WIDTH", width)] + ([Param("URAM", 1)] if uram else [])
+    return Stage("einhls_fifo", name, f"{why}: FIFO of {depth} beats (from the schedule{where})",
+                 params, width, width)
 
 
 def _unit_stages(index: int, op, design: Design) -> tuple[list[Stage], list[MemFile], bool]:
@@ -466,7 +468,7 @@ def _regroup_unit(index, op, s, design):
 
 def _actmatmul_unit(index, op, s, design):
     from .attention import rtl_unit as actmatmul_rtl_unit
-    module, params, mems = actmatmul_rtl_unit(index, op, s)
+    module, params, mems = actmatmul_rtl_unit(index, op, s, b_sequences=design.buffer_sequences.get(op.name, 2))
     comment = (f"{op.name}: attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
                f"SIMD {s.simd} x PE {s.pe}")
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
@@ -553,11 +555,20 @@ def plan_rtl(design: Design) -> RtlPlan:
     source = {GRAPH_INPUT: (net.wire("w_input", top_in.width), top_in.lanes)}   # tensor -> (wire, lanes)
 
     def reach(tensor: str, size: int, bits: int, lanes: int, name: str, why: str,
-              depth: int | None = None) -> str:
+              depth: int | None = None, uram: bool = False) -> str:
         wire, have = source[tensor]
         if have != lanes:
             wire = net.chain(_lanes_stage(f"{name}_lanes", size, bits, have, lanes, why), wire)
-        if depth is not None:
+        if depth is not None and uram:
+            # a long FIFO in UltraRAM, packed into words of several lanes (schedule/fifo_memory.py)
+            from ..schedule.fifo_memory import FifoShape
+            shape = FifoShape(size, bits, lanes, depth)
+            packed = shape.packed_lanes
+            wire = net.chain(_lanes_stage(f"{name}_pack", size, bits, lanes, packed, f"{why}, packed"), wire)
+            wire = net.chain(_fifo_stage(f"{name}_fifo", packed * bits, shape.packed_depth,
+                                         f"{why}, {depth} beats of {lanes} lanes packed {packed} a word", True), wire)
+            wire = net.chain(_lanes_stage(f"{name}_unpack", size, bits, packed, lanes, f"{why}, unpacked"), wire)
+        elif depth is not None:
             wire = net.chain(_fifo_stage(f"{name}_fifo", lanes * bits, depth, why), wire)
         return wire
 
@@ -570,7 +581,7 @@ def plan_rtl(design: Design) -> RtlPlan:
         for i, (tensor, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types)):
             suffix = f"_in{i}" if op.arity > 1 else "_in"
             inputs.append(reach(tensor, size, qtype.bits, s.in_lanes, f"u{index}{suffix}", f"{op.name} input",
-                                design.fifo_depths.get((op.name, i))))
+                                design.fifo_depths.get((op.name, i)), (op.name, i) in design.uram_fifos))
         if len(stages) > 1:   # a chain of helper instances in front of the main unit
             wire = inputs[0]
             for stage in stages[:-1]:

@@ -30,6 +30,18 @@ row of a sequence whose keys / values arrive with its queries waits for the whol
 the cost of holding K / V on chip; the a stream must be buffered that long in front of the unit
 (a FIFO of a sequence of a tokens).
 
+One sequence of b (``b_sequences = 1``, the scheduler's choice only where two do not fit): the
+next sequence's b loads only after this sequence's last row, so with its streams at full rate a
+sequence takes
+
+    TOKENS * HEADS*KF*NF + max(TOKENS * b words, TOKENS * b beats - prefetch) + SINGLE_GAP
+
+cycles (b words = b features / WC: the loader writes one a cycle; prefetch: the beats of the next
+sequence the lane converter in front of the loader already holds when the buffer is released,
+one word of each of its stages, einhls_lanes; the rows, then the load; SINGLE_GAP measured in
+RTL simulation, tests/test_attention_units.py), and ``ii`` is that over TOKENS, rounded up.  Inside a pipeline the load runs at the pipeline's
+rate, not one beat per cycle: codegen/schedule/buffers.py models that.
+
 Resources:
 
 * multipliers: SIMD x PE products, each (A_BITS+1) x (B_BITS+1) bits (centred codes).  DSPs per
@@ -38,8 +50,8 @@ Resources:
   DSP: both operands are activations, so the packing of einhls_linear (two weights sharing one
   input, proven exact from the weights) is not built here.  Plus the requant multipliers
   (RQ_LANES of them, none when the multiplier is 1).
-* b buffer: 2 sequences x TOKENS x b features x (B_BITS+1) bits, in NB banks (PE banks for nt,
-  SIMD for nn) of 2*HEADS*KF*NF words of WC*(B_BITS+1) bits; block RAM or LUT RAM per bank by
+* b buffer: 2 (or 1) sequences x TOKENS x b features x (B_BITS+1) bits, in NB banks (PE banks for
+  nt, SIMD for nn) of 2*HEADS*KF*NF (or HEADS*KF*NF) words of WC*(B_BITS+1) bits; block RAM or LUT RAM per bank by
   ``bram36_for``.  a row buffer: 2 rows, output FIFO: FIFO_DEPTH groups of PE accumulators.
 * LUT / FF: first order, the widths of the adders, accumulators, rounding and registers; with DSP
   products the operand and product registers are counted in the DSPs (Yosys maps them there).
@@ -58,6 +70,9 @@ from .design import OpSchedule
 
 DRAIN = 8            # see the module docstring (measured: tests/test_attention_units.py)
 BUFFER_WRITE = 1     # last b beat -> its sequence usable (b_full is set with the last write)
+# one sequence of b: cycles per sequence beyond the load and the rows (measured, the unit test:
+# the buffer is released with the last row's last step and the next load starts the cycle after)
+SINGLE_GAP = 0
 CONTROL_LUT = 60     # counters, address walks, credits, handshakes (fitted to Yosys, bench/attention_units.py)
 CONTROL_FF = 120
 
@@ -68,14 +83,46 @@ def _memory(width: int, depth: int) -> tuple[float, int]:
     return brams, (0 if brams else width * math.ceil(depth / 64))
 
 
-def b_banks(op: ActMatMul, f: Folding) -> tuple[int, int, int]:
-    """(banks, words per bank, bits per word) of the b buffer, both sequence banks included."""
+def b_banks(op: ActMatMul, f: Folding, b_sequences: int = 2) -> tuple[int, int, int]:
+    """(banks, words per bank, bits per word) of the b buffer, every sequence bank included."""
     nb, wc = (f.pe, f.simd) if op.layout == "nt" else (f.simd, f.pe)
-    return nb, 2 * steps_per_row(op, f), wc * (op.in_type_b.bits + 1)
+    return nb, b_sequences * steps_per_row(op, f), wc * (op.in_type_b.bits + 1)
 
 
-def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str) -> OpCost:
-    """The estimate of one einhls_actmatmul at schedule ``s`` (b at ``s.in_lanes`` like a)."""
+def converter_beats(in_lanes: int, out_lanes: int) -> int:
+    """Input beats an einhls_lanes converter holds when its output stalls: one word of each stage
+    (gather to MID lanes, split from MID lanes; a plain wire when the lane counts are equal)."""
+    if in_lanes == out_lanes:
+        return 0
+    if out_lanes % in_lanes == 0:        # gather only
+        return out_lanes // in_lanes
+    if in_lanes % out_lanes == 0:        # split only: one beat
+        return 1
+    mid = in_lanes // math.gcd(in_lanes, out_lanes) * out_lanes
+    return 2 * mid // in_lanes
+
+
+def load_cycles(op: ActMatMul, f: Folding) -> int:
+    """Cycles a sequence of b takes to load after the buffer is released, its stream at full rate:
+    one word of WC codes written a cycle, one beat of b_lanes codes arriving a cycle, less the
+    beats already waiting in the lane converter."""
+    wc = f.simd if op.layout == "nt" else f.pe
+    beats, words = op.tokens * op.in_size_b // f.b_lanes, op.tokens * op.in_size_b // wc
+    return max(words, beats - converter_beats(f.b_lanes, wc))
+
+
+def sequence_cycles(op: ActMatMul, f: Folding, b_sequences: int = 2) -> int:
+    """Cycles between sequences with every stream at full rate (the module docstring)."""
+    compute = steps_per_row(op, f)
+    if b_sequences == 2:
+        return op.tokens * max(compute, op.in_size // f.a_lanes, op.in_size_b // f.b_lanes,
+                               op.out_size // f.out_lanes)
+    return op.tokens * compute + load_cycles(op, f) + SINGLE_GAP
+
+
+def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str, b_sequences: int = 2) -> OpCost:
+    """The estimate of one einhls_actmatmul at schedule ``s`` (b at ``s.in_lanes`` like a),
+    holding ``b_sequences`` sequences of b."""
     f = folding(op, s)
     compute = steps_per_row(op, f)
     kf = op.inner // f.simd
@@ -93,7 +140,7 @@ def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str) -> OpCost:
     requant_dsp = 0 if rq.multiplier[0] == 1 else rq_lanes * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
     dsp = products * per_product + requant_dsp
 
-    nb, b_depth, b_width = b_banks(op, f)
+    nb, b_depth, b_width = b_banks(op, f, b_sequences)
     b_bram, b_lut = _memory(b_width, b_depth)
     a_depth = 2 * (1 << max(1, math.ceil(math.log2(max(op.heads * kf, 2)))))
     a_bram, a_lut = _memory(f.simd * a_bits, a_depth)
@@ -115,12 +162,13 @@ def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str) -> OpCost:
     if per_product == 0:
         ff += products * (a_bits + b_bits + min(a_bits + b_bits, acc_bits)) + nb * b_width * 2 + f.simd * a_bits * 2
 
-    ii = max(compute, a_beats, b_beats, out_beats)
+    ii = max(compute, a_beats, b_beats, out_beats) if b_sequences == 2 else \
+        math.ceil(sequence_cycles(op, f, 1) / op.tokens)
     converters = (f.a_lanes != f.simd) + (f.pe != rq_lanes) + (rq_lanes != f.out_lanes)
     group_beats = max(math.ceil(f.pe / f.out_lanes), f.pe // rq_lanes)
     row_in = max(a_beats, op.heads * kf)     # the a converter emits one word of SIMD codes a cycle
     latency = row_in + converters + compute + tree_registers(f.simd) + DRAIN + group_beats - 1
-    buffer_bits = 2 * op.tokens * op.in_size_b * b_bits + a_depth * f.simd * a_bits
+    buffer_bits = b_sequences * op.tokens * op.in_size_b * b_bits + a_depth * f.simd * a_bits
     return OpCost(cycles=compute, ii=ii, latency=latency, multipliers=products, dense_multipliers=products,
                   dsp=dsp, bram36=bram, lut=lut, ff=ff, macs=op.macs, effective_macs=products * compute,
                   weight_bits=0, buffer_bits=buffer_bits)

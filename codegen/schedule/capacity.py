@@ -117,8 +117,9 @@ def check_graph_capacity(graph, board: Board, max_util: float) -> None:
 
 
 def sequence_buffer_bits(op) -> int:
-    """Bits an attention product keeps on chip: two sequences of its input b (keys or values)."""
-    return 2 * op.tokens * op.in_size_b * (op.in_type_b.bits + 1)
+    """Bits an attention product keeps on chip at least: one sequence of its input b (keys or
+    values; two when the scheduler can afford them, schedule/buffers.py)."""
+    return op.tokens * op.in_size_b * (op.in_type_b.bits + 1)
 
 
 def check_sequence_buffers(graph, board: Board, max_util: float) -> None:
@@ -134,6 +135,6 @@ def check_sequence_buffers(graph, board: Board, max_util: float) -> None:
         raise EinhlsError(
             f"a sequence of {graph.tokens} tokens does not fit on chip: the attention products buffer "
             f"{total / 8e6:.2f} MB of keys and values ({len(products)} buffers; the largest, {big.name!r}, "
-            f"holds 2 x {big.tokens} tokens x {big.in_size_b} codes = {sequence_buffer_bits(big)} bits) "
+            f"holds at least {big.tokens} tokens x {big.in_size_b} codes = {sequence_buffer_bits(big)} bits) "
             f"and {board.name} has {available / 8e6:.2f} MB at {max_util:.0%}: use a shorter sequence",
             node=big.source)

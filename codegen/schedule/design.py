@@ -108,6 +108,11 @@ class Design:
     # where each Linear op's weight ROM lives ("lutram" | "bram" | "uram"; schedule/cost.py:
     # place_roms); absent: the emitters derive it from the ROM's shape (LUTs or block RAM)
     rom_kinds: dict[str, str] = field(default_factory=dict)
+    # sequences of b each attention product holds (1 or 2; absent: 2, the ping-pong buffer;
+    # schedule/attention_cost.py: 1 only where two do not fit)
+    buffer_sequences: dict[str, int] = field(default_factory=dict)
+    # FIFOs in front of op inputs placed in UltraRAM, lane-packed (schedule/fifo_memory.py)
+    uram_fifos: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]

@@ -24,7 +24,8 @@ from .boards import Board
 from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
-from .cost import HLS_WORD_LIMIT_BITS, OpCost, bram36_for, op_cost, place_roms
+from .cost import HLS_WORD_LIMIT_BITS, OpCost, op_cost, place_roms
+from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_fifos
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -241,15 +242,9 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
 
 def fifo_memory(graph: Graph, depths: dict[tuple[str, int], int],
                 schedules: dict[str, OpSchedule]) -> tuple[float, int, int]:
-    """(BRAM36, LUTs, bits) of the FIFOs of ``depths`` (LUT RAM below a block RAM's worth)."""
-    bram, lut, bits = 0.0, 0, 0
-    for (name, index), depth in depths.items():
-        op = graph.op(name)
-        width = schedules[name].in_lanes * graph.tensor_type(op.inputs[index]).bits
-        blocks = bram36_for(width, depth)
-        bram += blocks
-        lut += 0 if blocks else width * math.ceil(depth / 64)
-        bits += width * depth
+    """(BRAM36, LUTs, bits) of the FIFOs of ``depths``, all outside UltraRAM (LUT RAM below a block
+    RAM's worth; schedule/fifo_memory.py places and costs them with UltraRAM too)."""
+    bram, _, lut, bits = placed_fifo_memory(fifo_shapes(graph, depths, schedules), {})
     return bram, lut, bits
 
 
@@ -325,11 +320,15 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     slowest = max(candidates)
     candidates = sorted(c for c in candidates if c >= max(floor_ii, unit_floor, window_floor)) or [slowest]
     notes = []
+    b_sequences = 2      # sequences of keys / values each attention product holds
     chooser = ShapeChooser(board, counts) if board.dsp_kind in FAMILY_OF_DSP else None
 
-    def build(target: int) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
+    def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        if b_sequences == 1:
+            from .buffers import single_buffer_costs
+            single_buffer_costs(graph, schedules, costs, board.dsp_kind)
         if chooser is not None:
             chooser.place(graph, schedules, costs)
         # a window's line buffer depends on the units around it (a slower reader): sized here
@@ -340,19 +339,34 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         frame_interval = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
         ii = math.ceil(frame_interval / graph.tokens)
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
-        fifo_bram, fifo_lut, fifo_bits = fifo_memory(graph, fifo_depths(graph, costs, schedules, ii), schedules)
+        shapes = fifo_shapes(graph, fifo_depths(graph, costs, schedules, ii), schedules)
+        fifo_bram = placed_fifo_memory(shapes, {})[0]
         # only Linear units can hold their weights in URAM (the other units keep their memories,
         # which load the block RAM the weights are balanced against)
         linear = {op.name for op in graph.ops if op.kind == "linear"}
         place_roms({name: costs[name] for name in linear}, board,
                    fixed_bram36=fifo_bram + sum(c.bram36 for name, c in costs.items() if name not in linear))
+        # then the long FIFOs, packed into UltraRAM words, where block RAM is still the fuller
+        uram_fifos = place_fifos(shapes, board, fifo_bram + sum(c.bram36 for c in costs.values()),
+                                 sum(c.uram for c in costs.values()))
+        fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
         totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
+        if b_sequences == 1:
+            from .buffers import single_buffer_interval
+            totals["frame_interval"] = single_buffer_interval(graph, costs, ii)
+            totals["ii"] = math.ceil(totals["frame_interval"] / graph.tokens)
         totals["bram36"] += fifo_bram
+        totals["uram"] += fifo_uram
         totals["lut"] += fifo_lut
         totals["buffer_bits"] += fifo_bits
         totals["fifo_bram36"] = fifo_bram
+        totals["fifo_uram"] = fifo_uram
+        totals["_uram_fifos"] = uram_fifos      # taken into the Design at the end
+        totals["uram_fifos"] = len(uram_fifos)
+        totals["b_sequences"] = b_sequences
+        totals["rate_ii"] = ii
         totals["tokens"] = graph.tokens
         return schedules, costs, totals
 
@@ -373,18 +387,41 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     else:
         schedules, costs, totals = build(slowest)
         over = fits(totals, board, max_util)
-        if over and board.uram:
+        all_candidates = candidates
+        single_over = ""
+
+        def slowest_that_fits(b_sequences: int) -> int | None:
             # UltraRAM has one shape (72 x 4096): the narrow, deep ROMs of the slowest design waste
             # most of it, a faster design's wider words fill it, so memory is not monotonic in
             # the interval here; find the slowest candidate that fits (at most 256 tried)
-            step = max(1, len(candidates) // 256)
-            for index in range(len(candidates) - 1, -1, -step):
-                if not fits(build(candidates[index])[2], board, max_util):
-                    notes.append(f"the slowest design ({slowest} cycles) does not fit {board.name} (its narrow "
-                                 f"ROMs waste UltraRAM); the slowest that fits: {candidates[index]} cycles")
-                    slowest, over = candidates[index], []
-                    candidates = candidates[:index + 1]
-                    break
+            step = max(1, len(all_candidates) // 256)
+            for index in range(len(all_candidates) - 1, -1, -step):
+                if not fits(build(all_candidates[index], b_sequences)[2], board, max_util):
+                    return index
+            return None
+
+        if over and board.uram:
+            index = slowest_that_fits(b_sequences)
+            if index is not None:
+                notes.append(f"the slowest design ({slowest} cycles) does not fit {board.name} (its narrow "
+                             f"ROMs waste UltraRAM); the slowest that fits: {candidates[index]} cycles")
+                slowest, over = candidates[index], []
+                candidates = candidates[:index + 1]
+        if over and any(item.startswith(("BRAM36", "URAM")) for item in over) \
+                and any(op.kind == "actmatmul" for op in graph.ops):
+            # the attention products keep one sequence of keys / values instead of two: half their
+            # buffers, and a sequence takes the load of b plus the rows (codegen/schedule/buffers.py)
+            single = fits(build(slowest, 1)[2], board, max_util)
+            index = len(candidates) - 1 if not single else (slowest_that_fits(1) if board.uram else None)
+            if index is None:
+                single_over = f"; with one sequence of keys / values per attention product: {'; '.join(single)}"
+            else:
+                b_sequences, over = 1, []
+                notes.append(f"two sequences of keys / values per attention product do not fit {board.name} at "
+                             f"any interval: each holds one (a sequence loads, then its rows run), the slowest "
+                             f"design that fits then: {candidates[index]} cycles per token before the load")
+                slowest = candidates[index]
+                candidates = candidates[:index + 1]
         if over:
             memory = any(item.startswith(("BRAM36", "URAM")) for item in over)
             # the op that uses most of what is over: memory first when memory is over
@@ -398,33 +435,40 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                 for name, c in costs.items():
                     what = {"linear": "weights", "actmatmul": "key/value buffers"}.get(graph.op(name).kind, "other units")
                     kinds[what] = kinds.get(what, 0.0) + c.bram36 + 8 * c.uram
-                kinds["FIFOs between paths"] = totals.get("fifo_bram36", 0.0)
+                kinds["FIFOs between paths"] = totals.get("fifo_bram36", 0.0) + 8 * totals.get("fifo_uram", 0)
                 split = " (memory in BRAM36 equivalents, a URAM = 8: " + ", ".join(
                     f"{what} {amount:g}" for what, amount in sorted(kinds.items(), key=lambda kv: -kv[1]) if amount) + ")"
             raise EinhlsError(f"even the slowest design does not fit {board.name} at {max_util:.0%} "
-                              f"utilisation: {'; '.join(over)}{split}; the largest layer is {worst!r} "
-                              f"(from {source!r})", node=source)
+                              f"utilisation: {'; '.join(over)}{split}{single_over}; the largest layer is "
+                              f"{worst!r} (from {source!r})", node=source)
         lo, hi = 0, len(candidates) - 1   # candidates[hi] fits; find the smallest that fits
         while lo < hi:
             mid = (lo + hi) // 2
-            if not fits(build(candidates[mid])[2], board, max_util):
+            if not fits(build(candidates[mid], b_sequences)[2], board, max_util):
                 hi = mid
             else:
                 lo = mid + 1
         chosen = candidates[hi]
-        schedules, costs, totals = build(chosen)
+        schedules, costs, totals = build(chosen, b_sequences)
         notes.append(f"smallest interval that fits {max_util:.0%} of {board.name}: {chosen} cycles "
                      f"(searched {len(candidates)} candidates down to {floor_why}"
                      + (f" and the {unit_floor}-cycle floor of the softmax / layernorm units)"
                         if unit_floor > floor_ii else ")"))
-    if totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
+    if b_sequences == 1:
+        notes.append(f"one sequence of keys / values per attention product: {totals['frame_interval']:,} cycles "
+                     f"per sequence ({totals['ii']} per token) = the load of a sequence at {totals['rate_ii']} "
+                     f"cycles per token, then its rows at the same rate (codegen/schedule/buffers.py)")
+    elif totals["ii"] != chosen:   # a cost the options do not see (buffer beats, gaps): say so
         frame_cycles = {name: costs[name].ii * counts[graph.op(name).outputs[0]] for name in costs}
         slow = max(frame_cycles, key=frame_cycles.get)
         need = math.ceil(frame_cycles[slow] / graph.tokens)
         notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {need}")
     clock = clock_mhz or board.clock_mhz
-    depths = fifo_depths(graph, costs, schedules, totals["ii"])
+    # FIFO depths at the rate tokens arrive (with one sequence of b, during the load)
+    depths = fifo_depths(graph, costs, schedules, totals["rate_ii"])
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
+    uram_fifos = totals.pop("_uram_fifos")
+    sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
-                    rom_kinds=rom_kinds)
+                    rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos)
     return FoldResult(design, costs, chosen, totals, notes)

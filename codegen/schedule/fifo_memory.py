@@ -1,0 +1,116 @@
+"""Where the FIFOs between paths live: LUT RAM, block RAM, or UltraRAM packed into wide words.
+
+A FIFO in front of a join holds the beats that arrive before the other input delivers
+(folding.fifo_depths).  In front of an attention product and of the Add after attention that is
+a whole sequence of tokens: at 128 tokens and one 8-bit lane, 65,536 words of 8 bits, 16 BRAM36.
+UltraRAM has one shape, 72 bits x 4096 words, so the same FIFO stored as it streams would take
+16 URAM288 (a cascade of 8-bit-wide blocks); packed into words of K lanes (K x bits <= 72, K a
+multiple of the stream's lanes dividing the features per token) by a lane converter in front and
+one behind (einhls_lanes; HLS: the top's re-pack processes), it takes depth / K words: 2 URAM288
+for that FIFO.
+
+:func:`place_fifos` moves such FIFOs to UltraRAM as :func:`codegen.schedule.cost.place_roms` moves
+weight ROMs: the longest first (most BRAM36 saved per URAM288), each while block RAM stays the
+more loaded of the two after the move, and only FIFOs worth at least ``MIN_BRAM36`` blocks (a
+short FIFO costs two lane converters for little memory).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .cost import URAM_WIDTH, bram36_for, uram_for
+
+#: the smallest FIFO (in BRAM36) worth packing into UltraRAM
+MIN_BRAM36 = 4.0
+
+
+@dataclass(frozen=True)
+class FifoShape:
+    """One FIFO: ``width`` = lanes x bits per beat, ``depth`` beats; in UltraRAM ``packed_lanes``
+    lanes a word, ``packed_depth`` words (a power of two, einhls_fifo's), ``uram`` blocks."""
+    size: int
+    bits: int
+    lanes: int
+    depth: int
+
+    @property
+    def width(self) -> int:
+        return self.lanes * self.bits
+
+    @property
+    def bram36(self) -> float:
+        return bram36_for(self.width, self.depth)
+
+    @property
+    def packed_lanes(self) -> int:
+        """The widest word of lanes (a multiple of the stream's, dividing the features per token)
+        that fits one URAM288 row."""
+        best = self.lanes
+        for lanes in range(self.lanes, self.size + 1, self.lanes):
+            if self.size % lanes == 0 and lanes * self.bits <= URAM_WIDTH:
+                best = lanes
+        return best
+
+    @property
+    def packed_depth(self) -> int:
+        """Words of the packed FIFO: the beats it holds, in packed words, as a power of two (the
+        depth has its slack already, folding.fifo_depths; the converters add a word each)."""
+        words = math.ceil(self.depth * self.lanes / self.packed_lanes)
+        return 1 << max(1, (words - 1).bit_length())
+
+    @property
+    def uram(self) -> int:
+        return uram_for(self.packed_lanes * self.bits, self.packed_depth)
+
+    @property
+    def converter_luts(self) -> int:
+        """LUTs of the two lane converters around the packed FIFO (a register per packed bit and
+        its select, each side)."""
+        return 2 * self.packed_lanes * self.bits
+
+
+def fifo_shapes(graph, depths: dict[tuple[str, int], int], schedules) -> dict[tuple[str, int], FifoShape]:
+    """The shape of every FIFO of ``depths`` (keyed by (op, input index) as the Design's)."""
+    shapes = {}
+    for (name, index), depth in depths.items():
+        op = graph.op(name)
+        shapes[(name, index)] = FifoShape(op.input_sizes[index], op.input_types[index].bits,
+                                          schedules[name].in_lanes, depth)
+    return shapes
+
+
+def place_fifos(shapes: dict[tuple[str, int], FifoShape], board, bram_used: float,
+                uram_used: float) -> dict[tuple[str, int], int]:
+    """FIFOs moved to UltraRAM, each with its packed lanes (the module docstring).  ``bram_used``
+    and ``uram_used``: every other memory of the design, the FIFOs counted in block RAM."""
+    if not getattr(board, "uram", 0):
+        return {}
+    movable = [(key, shape) for key, shape in shapes.items()
+               if shape.bram36 >= MIN_BRAM36 and shape.packed_lanes > 0]
+    movable.sort(key=lambda item: (-item[1].bram36 / item[1].uram, -item[1].bram36, item[0]))
+    placed = {}
+    for key, shape in movable:
+        if (uram_used + shape.uram) / board.uram >= (bram_used - shape.bram36) / board.bram36:
+            continue
+        bram_used -= shape.bram36
+        uram_used += shape.uram
+        placed[key] = shape.packed_lanes
+    return placed
+
+
+def fifo_memory(shapes: dict[tuple[str, int], FifoShape],
+                uram_fifos: dict[tuple[str, int], int]) -> tuple[float, int, int, int]:
+    """(BRAM36, URAM288, LUTs, bits) of the FIFOs: LUT RAM below a block RAM's worth, block RAM,
+    or packed UltraRAM for those in ``uram_fifos``."""
+    bram, uram, lut, bits = 0.0, 0, 0, 0
+    for key, shape in shapes.items():
+        bits += shape.width * shape.depth
+        if key in uram_fifos:
+            uram += shape.uram
+            lut += shape.converter_luts
+            continue
+        blocks = shape.bram36
+        bram += blocks
+        lut += 0 if blocks else shape.width * math.ceil(shape.depth / 64)
+    return bram, uram, lut, bits
