@@ -199,7 +199,8 @@ class EncoderCosting:
     ones cost does not depend on the linear layers' forms, so it is measured once: the whole
     encoder with the dense int8 candidates is folded at its fastest (on an unbounded board: the
     softmax / LayerNorm floor, ``floor_ii``), its linear chain alone at that interval, and the
-    difference is ``other`` (DSP, BRAM36, URAM, LUT, stored bits, latency, multiplies).  A
+    difference is ``other`` (DSP, BRAM36, URAM, LUT, stored bits, latency, multiplies; both folded
+    with ``floor_ii`` as the target).  A
     configuration is then its linear chain folded on the board less ``other`` (at ``floor_ii`` or
     the fastest that fits), plus ``other``; its interval is never below ``floor_ii``.
     :meth:`full` folds the real whole-encoder graph (for the chosen point)."""
@@ -239,7 +240,11 @@ def prepare_costing(template: EncoderTemplate, dense_graphs: "dict[str, Graph]",
     from ..schedule.folding import fold
     from .costing import chain_graph
     huge = unbounded(board)
-    whole = fold(template.encoder_graph(dense_graphs), huge, max_util=1.0)
+    graph = template.encoder_graph(dense_graphs)
+    floor = int(fold(graph, huge, max_util=1.0).totals["ii"])
+    # folded again at that interval as a target: the fastest fold gives every unit its most
+    # parallel shape, a target the cheapest shape that meets it (what fold_cost and full() ask)
+    whole = fold(graph, huge, max_util=1.0, target_ii=floor)
     floor = int(whole.totals["ii"])
     names = [name for names in template.layer_names for name in names]
     chain = fold(chain_graph([dense_graphs[n] for n in names], template.tokens), huge, max_util=1.0, target_ii=floor)
