@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from codegen.compress.modules import Spec, build, fake_quant, nm_mask, weight_scale
+from codegen.compress.modules import Spec, build, channel_scales, fake_quant, nm_mask
 from codegen.compress.search import balanced_factors, candidate_specs, factorizations, versus_uniform
 
 
@@ -71,7 +71,7 @@ def test_nm_mask_and_narrow_weights():
     lin = nn.Linear(16, 6)
     q = build(Spec("nm", 4, n=2, m=8), lin, 2 ** -5)
     eff = q.effective_weight().detach()
-    scale = weight_scale(lin.weight * q.mask, 4)
+    scale = channel_scales(lin.weight * q.mask, 4)[:, None]   # per output channel
     codes = eff / scale
     assert torch.equal(codes, codes.round()) and codes.min() >= -8 and codes.max() <= 7
     assert torch.all((eff.reshape(6, 2, 8) != 0).sum(-1) <= 2)

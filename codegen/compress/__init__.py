@@ -18,10 +18,15 @@ from torch import nn
 from ..errors import EinhlsError
 from .costing import board_of, capacity_bits, export_onnx
 from .distill import end_to_end, layerwise
+from .encoder import build_template, is_encoder, text_hidden_states
 from .executor import make_executor
 from .modules import fake_quant
 from .search import Point, Progress, apply_config, choose, evaluate, pareto, record_layers, search
 from .targets import Target, load_target
+
+
+#: calibration sentences of the whole-encoder costing's template layer
+TEMPLATE_SENTENCES = 32
 
 
 @dataclass
@@ -32,21 +37,22 @@ class CompressResult:
     model: nn.Module | None
     output: Path
     summary: dict
+    layers: list | None = None      # the calibrated layers (search.Layer: weights, scales, input bits)
 
 
 class _ChainExport(nn.Module):
-    """The compressed model's linear layers as one chain with an int8 output quantizer: what
-    `einhls compile` builds.  For an nn.Sequential MLP it is the model itself."""
+    """The compressed model's linear layers as one chain with an output quantizer (``out_bits``
+    wide): what `einhls compile` builds.  For an nn.Sequential MLP it is the model itself."""
 
-    def __init__(self, parts: list[nn.Module], out_scale: float) -> None:
+    def __init__(self, parts: list[nn.Module], out_scale: float, out_bits: int = 8) -> None:
         super().__init__()
         self.parts = nn.ModuleList(parts)
-        self.out_scale = out_scale
+        self.out_scale, self.out_bits = out_scale, out_bits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for part in self.parts:
             x = part(x)
-        return fake_quant(x, self.out_scale)
+        return fake_quant(x, self.out_scale, self.out_bits)
 
 
 def _check_options(board: str, target_fps: float | None, min_accuracy: float | None, budget_s: float,
@@ -67,7 +73,7 @@ def compress(model: nn.Module | str | Path, data: object, board: str, output: st
              seed: int = 0, ray_address: str | None = None, workers: int | None = None,
              level: str = "full", distill: bool = True, force: bool = False, progress: bool = True,
              command: str = "", distill_steps: tuple[int, int] = (300, 100000),
-             torch_threads: int = 1) -> CompressResult:
+             torch_threads: int = 1, whole_encoder: bool = True) -> CompressResult:
     """Search per-layer compression for ``board``, distill the chosen configuration, write ``output``.
 
     ``model``: a torch module, an ONNX file with float weights, or a Hugging Face model folder;
@@ -76,20 +82,23 @@ def compress(model: nn.Module | str | Path, data: object, board: str, output: st
     ``distill_steps``: most (layer-wise, end-to-end) steps; each stage also stops at its share of
     the budget.  ``torch_threads``: torch's intra-op threads in this process while compressing
     (the executor's processes are the parallelism; more threads than free cores slow small
-    matrix products down by an order of magnitude on a shared machine).
+    matrix products down by an order of magnitude on a shared machine).  ``whole_encoder``: for a
+    BERT-like text encoder, cost every configuration as the whole encoder (attention products,
+    softmax, LayerNorm, GELU, FIFOs, key / value buffers; see encoder.py), not only its linear
+    layers.
     Returns the chosen point, the front, all evaluated points and the compressed model."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, torch_threads))
     try:
         return _compress(model, data, board, output, target_fps, min_accuracy, budget_s, seed, ray_address,
-                         workers, level, distill, force, progress, command, distill_steps)
+                         workers, level, distill, force, progress, command, distill_steps, whole_encoder)
     finally:
         torch.set_num_threads(threads)
 
 
 def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_s: float, seed: int,
               ray_address, workers, level: str, distill: bool, force: bool, progress: bool, command: str,
-              distill_steps: tuple[int, int]) -> CompressResult:
+              distill_steps: tuple[int, int], whole_encoder: bool = True) -> CompressResult:
     start = time.monotonic()
     _check_options(board, target_fps, min_accuracy, budget_s, seed)
     if level not in ("full", "small"):
@@ -111,10 +120,14 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
         teacher_train = target.run(target.model, train)
     bars = Progress(progress)
     layers = record_layers(target, train, seed)
+    whole = None
+    if whole_encoder and target.kind == "text" and is_encoder(target.model, [layer.name for layer in layers]):
+        whole = build_template(target.model, [layer.name for layer in layers],
+                               text_hidden_states(target, list(train)[:TEMPLATE_SENTENCES]), board, target.tokens)
     executor = make_executor(ray_address, workers)
     deadline = start + 0.5 * budget_s
     result = search(target, layers, heldout, teacher_held, board, executor, seed, deadline, target_fps, level,
-                    bars, eval_deadline=start + 0.7 * budget_s)
+                    bars, eval_deadline=start + 0.7 * budget_s, whole=whole)
     if not result.points:
         raise EinhlsError(f"--budget-s {budget_s:g}: no configuration was evaluated in time "
                           f"(every layer needs at least one costed candidate); give more time")
@@ -125,7 +138,7 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
             or (chosen is None and distill):
         # nothing met the objective before recovery: distill the most accurate point among the
         # fastest half that fits (the one recovery is most likely to lift over the floor)
-        base = chosen or _recovery_candidate(points, target_fps)
+        base = chosen or _recovery_candidate(points, target_fps, board_obj)
         if base is not None:
             student = apply_config(target.model, layers, base.config, seed, result.modules)
             remaining = start + budget_s - time.monotonic()
@@ -139,7 +152,7 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
             bars.close()
             distilled = evaluate(target, layers, base.config, result.graphs, heldout, teacher_held, board_obj,
                                  seed, f"{base.label} + distillation", "distilled", model=student,
-                                 unfit_ii=result.reference_ii if target_fps else None)
+                                 unfit_ii=result.reference_ii if target_fps else None, whole=result.whole)
             distilled.extra = {"distill_steps": steps, "before_distillation": base.accuracy}
             points.append(distilled)
             chosen = choose(points, min_accuracy, target_fps) or chosen
@@ -154,18 +167,28 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
         executor.shutdown()
     summary = _summary(target, board_obj, layers, result, chosen, budget_s, time.monotonic() - start, seed,
                        target_fps, min_accuracy, command)
+    reported = chosen or next((p for p in points if p.origin == "distilled"), None)
+    if result.whole is not None and reported is not None:
+        # the table's estimate against the scheduler's fold of the real whole-encoder graph
+        full = result.whole.full({layer.name: result.graphs[(layer.kind, reported.config[layer.name])]
+                                  for layer in layers}, board_obj)
+        summary["whole_encoder_fold"] = {"label": reported.label, "table": reported.cost.to_json(board_obj),
+                                         "full_fold": full.to_json(board_obj),
+                                         "full_fold_sequences_per_s": board_obj.clock_mhz * 1e6 / (full.cycles * target.tokens)}
     _write(output, force, target, board_obj, layers, points, chosen, student, summary)
-    return CompressResult(chosen, front, points, student, output, summary)
+    return CompressResult(chosen, front, points, student, output, summary, layers)
 
 
-def _recovery_candidate(points: list[Point], target_fps: float | None) -> Point | None:
+def _recovery_candidate(points: list[Point], target_fps: float | None, board) -> Point | None:
     """What to distill when nothing meets the objective yet: among the points that fit and reach
-    the throughput (else those that fit, else all), the most accurate of the fastest half."""
+    the throughput (else those that fit, else all), the most accurate of the fastest half (at
+    equal intervals, of the smaller half by area-time: when every configuration is held to the
+    same interval, by the softmax of a whole encoder, the hardware still differs)."""
     pool = [p for p in points if p.cost.fits and (target_fps is None or p.fps >= target_fps)] \
         or [p for p in points if p.cost.fits] or list(points)
     if not pool:
         return None
-    pool.sort(key=lambda p: p.cost.cycles)
+    pool.sort(key=lambda p: (p.cost.cycles, p.cost.area_time(board)))
     fast = pool[:max(1, math.ceil(len(pool) / 2))]
     return max(fast, key=lambda p: p.accuracy)
 
@@ -178,6 +201,13 @@ def _summary(target: Target, board, layers, result, chosen: Point | None, budget
         "layers": len(layers), "budget_s": budget_s, "elapsed_s": round(elapsed, 1), "device": device,
         "seed": seed, "target_fps": target_fps, "min_accuracy": min_accuracy, "command": command,
         "onchip_capacity_bits": capacity_bits(board),
+        "costing": ("the whole encoder (every layer's attention products, softmax, LayerNorm, GELU, FIFOs and "
+                    "key / value buffers, its linear units the chosen candidates): the linear chain folded by the "
+                    "scheduler plus the other units' cost measured once on the dense encoder (encoder.py)"
+                    if result.whole is not None else "the chain of the compressed linear layers, folded by the scheduler"),
+        "input_bits": {layer.name: layer.in_bits for layer in layers},
+        "whole_encoder_table": None if result.whole is None else {"floor_ii": result.whole.floor_ii,
+                                                                  **result.whole.other},
         "candidates_evaluated": sum(len(v) for v in result.candidates.values()),
         "candidates_not_buildable": result.skipped,
         "chosen": None if chosen is None else {
@@ -254,8 +284,7 @@ def _write(output: Path, force: bool, target: Target, board, layers, points, cho
                 "linear_chain.onnx: the compressed linear layers as one chain (the units costed); the " \
                 "model's other operators are not exported"
             torch.save(student, staging / "model.pt")
-            out_scale = layers[-1].out_scale
-            export_onnx(_ChainExport(parts, out_scale), layers[0].shape[0],
+            export_onnx(_ChainExport(parts, layers[-1].out_scale, layers[-1].in_bits), layers[0].shape[0],
                         staging / ("model.onnx" if whole else "linear_chain.onnx"))
         (staging / "config.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
         if output.exists():

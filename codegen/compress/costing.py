@@ -61,15 +61,16 @@ class HwCost:
 
 
 class _WithOutputQuant(nn.Module):
-    """A layer and an int8 output quantizer, so the exported layer ends in codes like a real one."""
+    """A layer and an output quantizer (``out_bits`` wide), so the exported layer ends in codes
+    like a real one."""
 
-    def __init__(self, layer: nn.Module, out_scale: float) -> None:
+    def __init__(self, layer: nn.Module, out_scale: float, out_bits: int = 8) -> None:
         super().__init__()
-        self.layer, self.out_scale = layer, out_scale
+        self.layer, self.out_scale, self.out_bits = layer, out_scale, out_bits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from .modules import fake_quant
-        return fake_quant(self.layer(x), self.out_scale)
+        return fake_quant(self.layer(x), self.out_scale, self.out_bits)
 
 
 def export_onnx(module: nn.Module, in_features: int, path: Path) -> None:
@@ -79,12 +80,12 @@ def export_onnx(module: nn.Module, in_features: int, path: Path) -> None:
                           opset_version=17, input_names=["x"], output_names=["y"])
 
 
-def lower_layer(layer: nn.Module, out_scale: float, board: str) -> Graph:
+def lower_layer(layer: nn.Module, out_scale: float, board: str, out_bits: int = 8) -> Graph:
     """The IR graph (contractions expanded for the board) of one compressed layer."""
     from ..project import CompileOptions, lower
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "layer.onnx"
-        export_onnx(_WithOutputQuant(layer, out_scale), layer.in_features, path)
+        export_onnx(_WithOutputQuant(layer, out_scale, out_bits), layer.in_features, path)
         return lower(path, CompileOptions(board=board))
 
 

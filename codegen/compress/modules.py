@@ -1,10 +1,18 @@
 """Compressed replacements of one ``nn.Linear``, as fake-quantized torch modules.
 
-Every module here computes in float what einhls computes in integers: the input is quantized to
-int8 at a calibrated per-tensor scale, the weights to ``bits`` (4 or 8) at per-tensor scales, and
-the exported ONNX (``torch.onnx.export``) is a QDQ model the front end lowers as is.  4-bit
-weights are exported in int8 containers holding codes in [-8, 7] at the same scale (the front end
-derives a weight's width from its codes, so the hardware stores and multiplies 4 bits).
+Every module here computes in float what einhls computes in integers, and exports (by
+``torch.onnx.export``) as the QDQ model `einhls compile` lowers as is:
+
+* the layer's input is quantized per tensor at a *calibrated* scale (its recorded peak / the
+  largest code, not rounded to a power of two; einhls requantizes with a fixed-point multiplier)
+  to ``in_bits`` = 8 or 16 bits.  16-bit inputs export as ``com.microsoft`` QuantizeLinear /
+  DequantizeLinear with an int16 zero point (what onnxruntime's quantizer writes for QInt16, the
+  einhls MiniLM compile path's int16 configuration);
+* dense and N:M weights (and both factors of a low-rank layer) per output channel at calibrated
+  scales (row peak / the largest code), 8 or 4 bits; tensor-train cores and butterfly twiddles
+  per tensor at power-of-two scales (one scale per core / stage, as the contraction units take);
+* 4-bit weights are exported in int8 containers holding codes in [-8, 7] at the same scale (the
+  front end derives a weight's width from its codes, so the hardware stores and multiplies 4 bits).
 
 Masks (N:M) are buffers: distillation trains the kept weights and never revives a pruned one.
 Fake quantization uses a straight-through estimator so the modules can be fine-tuned.
@@ -21,28 +29,84 @@ from torch import nn
 from ..nn.butterfly import ButterflyLinear, ButterflyQuant
 from ..nn.tt import TTLinear, factorize_linear, tt_equation
 
+#: activation widths a layer input may take
+ACTIVATION_BITS = (8, 16)
 
-def fake_quant(t: torch.Tensor, scale: float, bits: int = 8) -> torch.Tensor:
-    """Per-tensor symmetric fake quantization; exports as QuantizeLinear/DequantizeLinear.
 
-    Narrower than 8 bits: the values are first clamped onto the narrow grid, then the int8 fake
-    quantizer at the same scale keeps them exactly (so the export stays an int8 QDQ pair)."""
+class _FakeQuantInt16(torch.autograd.Function):
+    """Per-tensor int16 fake quantization (straight-through inside the range) that exports as the
+    com.microsoft QuantizeLinear / DequantizeLinear pair with an int16 zero point (ONNX opset 17's
+    own QuantizeLinear has no int16)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.limit = 32767 * scale
+        return torch.fake_quantize_per_tensor_affine(x, float(scale), 0, -32768, 32767)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= ctx.limit).to(grad.dtype), None
+
+    @staticmethod
+    def symbolic(g, x, scale: float):
+        s = g.op("Constant", value_t=torch.tensor(float(scale), dtype=torch.float32))
+        zp = g.op("Constant", value_t=torch.tensor(0, dtype=torch.int16))
+        q = g.op("com.microsoft::QuantizeLinear", x, s, zp)
+        q.setType(x.type().with_dtype(torch.int16))
+        y = g.op("com.microsoft::DequantizeLinear", q, s, zp)
+        y.setType(x.type())
+        return y
+
+
+def fake_quant(t: torch.Tensor, scale: float | torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Symmetric fake quantization; exports as QuantizeLinear/DequantizeLinear.
+
+    ``scale`` a float: per tensor; a 1-D tensor: per output channel (axis 0 of a weight).
+    ``bits`` 16: the int16 quantizer (activations).  Narrower than 8 bits: the values are first
+    clamped onto the narrow grid, then the int8 fake quantizer at the same scale keeps them
+    exactly (so the export stays an int8 QDQ pair)."""
+    if bits == 16:
+        return _FakeQuantInt16.apply(t, float(scale))
+    per_channel = isinstance(scale, torch.Tensor) and scale.dim() == 1
     if bits < 8:
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        t = torch.clamp(t, lo * scale, hi * scale)
+        if per_channel:
+            col = scale.to(t.dtype).reshape(-1, *([1] * (t.dim() - 1)))
+            t = torch.maximum(torch.minimum(t, hi * col), lo * col)
+        else:
+            t = torch.clamp(t, lo * scale, hi * scale)
+    if per_channel:
+        return torch.fake_quantize_per_channel_affine(t, scale.float(), torch.zeros(len(scale), dtype=torch.int32),
+                                                      0, -128, 127)
     return torch.fake_quantize_per_tensor_affine(t, float(scale), 0, -128, 127)
 
 
 def weight_scale(w: torch.Tensor, bits: int) -> float:
-    """Power-of-two scale that spans ``w`` with ``bits``-bit signed codes (at least 2^-20)."""
+    """Power-of-two scale that spans ``w`` with ``bits``-bit signed codes (at least 2^-20): the
+    per-tensor scale of tensor-train cores and butterfly twiddles."""
     qmax = (1 << (bits - 1)) - 1
     peak = float(w.detach().abs().max()) if w.numel() else 0.0
     return 2.0 ** math.ceil(math.log2(max(peak, 2.0 ** -20) / qmax))
 
 
-def act_scale(peak: float) -> float:
-    """Power-of-two int8 scale spanning an activation's calibrated magnitude."""
-    return 2.0 ** math.ceil(math.log2(max(float(peak), 2.0 ** -12) / 127))
+def channel_scales(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Calibrated per-output-channel scales of a weight [out, in]: each row's peak / the largest
+    ``bits``-bit code (an all-zero row gets a tiny positive scale)."""
+    qmax = (1 << (bits - 1)) - 1
+    peak = w.detach().abs().amax(dim=1).double()
+    # rebuilt from Python floats: under torch.onnx.export the scales are then constants of the
+    # graph (a QuantizeLinear's scale input), not ops on the weight
+    values = (torch.clamp(peak, min=2.0 ** -20) / qmax).float().tolist()
+    return torch.tensor(values, dtype=torch.float32, device=w.device)
+
+
+def act_scale(peak: float, bits: int = 8) -> float:
+    """Calibrated scale of an activation: its recorded magnitude / the largest ``bits``-bit code
+    (rounded to float32, the precision ONNX stores it in)."""
+    qmax = (1 << (bits - 1)) - 1
+    return float(np.float32(max(float(peak), 2.0 ** -12) / qmax))
 
 
 def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
@@ -94,27 +158,42 @@ class Spec:
 
 
 class QuantLinear(nn.Module):
-    """Dense or N:M-masked linear layer with fake-quantized input (int8) and weights (``bits``)."""
+    """Dense or N:M-masked linear layer: input fake-quantized per tensor to ``in_bits``, weights
+    per output channel to ``bits``."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, bits: int, in_scale: float,
-                 mask: torch.Tensor | None = None) -> None:
+                 mask: torch.Tensor | None = None, in_bits: int = 8) -> None:
         super().__init__()
         self.weight = nn.Parameter(weight.detach().clone().float())
         self.bias = nn.Parameter(bias.detach().clone().float()) if bias is not None else None
         self.register_buffer("mask", mask.float() if mask is not None else torch.ones_like(self.weight))
-        self.bits, self.in_scale = bits, float(in_scale)
+        self.bits, self.in_scale, self.in_bits = bits, float(in_scale), in_bits
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
 
     def effective_weight(self) -> torch.Tensor:
         w = self.weight * self.mask
-        return fake_quant(w, weight_scale(w, self.bits), self.bits)
+        return fake_quant(w, channel_scales(w, self.bits), self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(fake_quant(x, self.in_scale), self.effective_weight(), self.bias)
+        w = self.weight * self.mask
+        scales = channel_scales(w, self.bits)
+        bias = None if self.bias is None else accumulator_bias(self.bias, self.in_scale * scales)
+        return nn.functional.linear(fake_quant(x, self.in_scale, self.in_bits), fake_quant(w, scales, self.bits), bias)
+
+
+def accumulator_bias(bias: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """The bias rounded (half to even) to whole accumulator units (input scale x the channel's
+    weight scale), as einhls adds a float bias to the integer accumulator; straight-through for
+    training, a constant of the graph under torch.onnx.export."""
+    rounded = torch.round(bias.detach().double() / step.double()) * step.double()
+    if torch.jit.is_tracing():
+        return torch.tensor(rounded.float().tolist(), dtype=torch.float32, device=bias.device)
+    return bias + (rounded.to(bias.dtype) - bias).detach()
 
 
 class LowRank(nn.Module):
-    """y = U (V x) + b: two quantized linear layers; the rank-r activation is requantized to int8."""
+    """y = U (V x) + b: two quantized linear layers; the rank-r activation is requantized (at the
+    layer input's width)."""
 
     def __init__(self, first: QuantLinear, second: QuantLinear) -> None:
         super().__init__()
@@ -126,17 +205,17 @@ class LowRank(nn.Module):
 
 
 class QuantTT(nn.Module):
-    """A TTLinear with fake-quantized input (int8) and cores (``bits``, one scale per core)."""
+    """A TTLinear with fake-quantized input (``in_bits``) and cores (``bits``, one scale per core)."""
 
-    def __init__(self, tt: TTLinear, bits: int, in_scale: float) -> None:
+    def __init__(self, tt: TTLinear, bits: int, in_scale: float, in_bits: int = 8) -> None:
         super().__init__()
-        self.tt, self.bits, self.in_scale = tt, bits, float(in_scale)
+        self.tt, self.bits, self.in_scale, self.in_bits = tt, bits, float(in_scale), in_bits
         self.in_features, self.out_features = tt.in_features, tt.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cores = [fake_quant(c, weight_scale(c, self.bits), self.bits) for c in self.tt.cores]
         lead = x.shape[:-1]
-        y = torch.einsum(self.tt.equation, fake_quant(x, self.in_scale).reshape(-1, *self.tt.in_factors), *cores)
+        y = torch.einsum(self.tt.equation, fake_quant(x, self.in_scale, self.in_bits).reshape(-1, *self.tt.in_factors), *cores)
         y = y.reshape(*lead, self.out_features)
         return y + self.tt.bias if self.tt.bias is not None else y
 
@@ -144,14 +223,14 @@ class QuantTT(nn.Module):
 class QuantButterfly(nn.Module):
     """A ButterflyLinear (square layer) fitted to the dense layer, weights fake-quantized."""
 
-    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float) -> None:
+    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float, in_bits: int = 8) -> None:
         super().__init__()
-        self.bfly, self.bits, self.in_scale = bfly, bits, float(in_scale)
+        self.bfly, self.bits, self.in_scale, self.in_bits = bfly, bits, float(in_scale), in_bits
         self.in_features, self.out_features = bfly.in_features, bfly.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        x = fake_quant(x, self.in_scale).reshape(-1, self.in_features)
+        x = fake_quant(x, self.in_scale, self.in_bits).reshape(-1, self.in_features)
         b = self.bfly
         batch, total = x.shape[0], b.stacks * b.n
         if self.in_features < b.n:
@@ -167,29 +246,32 @@ class QuantButterfly(nn.Module):
 
 
 def build(spec: Spec, linear: nn.Linear, in_scale: float, calib_x: torch.Tensor | None = None,
-          seed: int = 0) -> nn.Module:
+          seed: int = 0, in_bits: int = 8) -> nn.Module:
     """The compressed module of ``spec`` initialised from a trained ``linear`` (magnitude masks,
-    SVD, TT-SVD; a butterfly is fitted by least squares on ``calib_x``)."""
+    SVD, TT-SVD; a butterfly is fitted by least squares on ``calib_x``), its input quantized to
+    ``in_bits`` at ``in_scale``."""
+    if in_bits not in ACTIVATION_BITS:
+        raise ValueError(f"input width {in_bits}: one of {ACTIVATION_BITS}")
     w = linear.weight.detach().float()
     b = linear.bias.detach().float() if linear.bias is not None else None
     if spec.kind == "dense":
-        return QuantLinear(w, b, spec.bits, in_scale)
+        return QuantLinear(w, b, spec.bits, in_scale, in_bits=in_bits)
     if spec.kind == "nm":
-        return QuantLinear(w, b, spec.bits, in_scale, mask=nm_mask(w, spec.n, spec.m))
+        return QuantLinear(w, b, spec.bits, in_scale, mask=nm_mask(w, spec.n, spec.m), in_bits=in_bits)
     if spec.kind == "lowrank":
         u, s, vt = torch.linalg.svd(w.double(), full_matrices=False)
         root = s[:spec.rank].sqrt()
         v_w = (vt[:spec.rank] * root[:, None]).float()
         u_w = (u[:, :spec.rank] * root).float()
-        first = QuantLinear(v_w, None, spec.bits, in_scale)
+        first = QuantLinear(v_w, None, spec.bits, in_scale, in_bits=in_bits)
         mid = calib_x @ v_w.T if calib_x is not None else None
-        mid_scale = act_scale(float(mid.abs().max())) if mid is not None else in_scale
-        return LowRank(first, QuantLinear(u_w, b, spec.bits, mid_scale))
+        mid_scale = act_scale(float(mid.abs().max()), in_bits) if mid is not None else in_scale
+        return LowRank(first, QuantLinear(u_w, b, spec.bits, mid_scale, in_bits=in_bits))
     if spec.kind == "tt":
         tt = factorize_linear(linear, spec.in_factors, spec.out_factors, max_rank=spec.rank)
-        return QuantTT(tt, spec.bits, in_scale)
+        return QuantTT(tt, spec.bits, in_scale, in_bits)
     if spec.kind == "butterfly":
-        return QuantButterfly(fit_butterfly(linear, calib_x, seed), spec.bits, in_scale)
+        return QuantButterfly(fit_butterfly(linear, calib_x, seed), spec.bits, in_scale, in_bits)
     raise ValueError(f"unknown candidate kind {spec.kind!r}")
 
 

@@ -2,7 +2,11 @@
 whole-model configurations, evaluated end to end, kept on a Pareto front, chosen by objective.
 
 1. Calibration: the original model runs on the calibration samples; every nn.Linear's inputs are
-   recorded (a seeded subsample of rows) and its input's int8 scale is set from their magnitude.
+   recorded (a seeded subsample of rows), its input scale is calibrated from their magnitude
+   (peak / largest code), and its input width is chosen (``input_bits``): 8 bits, or 16 where
+   int8 inputs alone already cost the layer more than ``INT8_INPUT_ERROR_LIMIT`` of its output
+   (the layers fed by activation outliers: in a BERT encoder the LayerNorm outputs of the
+   residual stream and the GELU output).
 2. Candidates (``candidate_specs``): dense, N:M 1:4 / 2:4 / 2:8 / 4:8 by magnitude, low rank
    (truncated SVD), tensor-train (the most balanced tensorization of the in/out sizes into 2..5
    factors, several ranks; TT-SVD), butterfly (square layers; fitted by least squares), each at
@@ -30,14 +34,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import EinhlsError
 from .costing import HwCost, board_of, chain_graph, fold_cost, lower_layer, reference_interval
-from .modules import Spec, act_scale, build
+from .encoder import prepare_costing
+from .modules import Spec, act_scale, build, fake_quant
 from .targets import Target, accuracy
 
 NM_PATTERNS = ((1, 4), (2, 4), (2, 8), (4, 8))
 TT_RANKS = (4, 8, 16)
 LOWRANK_FRACTIONS = (16, 8, 4, 2)     # rank = min(in, out) / fraction
 CALIB_ROWS = 256
+#: relative squared output error that int8 inputs (at the calibrated scale, float weights) may
+#: cost a layer before its input is kept at 16 bits
+INT8_INPUT_ERROR_LIMIT = 1e-3
 
 
 def factorizations(n: int, d: int) -> list[tuple[int, ...]]:
@@ -97,7 +106,7 @@ def _linear_of(weight: np.ndarray, bias: np.ndarray | None) -> nn.Linear:
 
 
 def error_task(weight: np.ndarray, bias: np.ndarray | None, calib: np.ndarray, in_scale: float,
-               spec_jsons: list[dict], seed: int) -> list[float]:
+               spec_jsons: list[dict], seed: int, in_bits: int = 8) -> list[float]:
     """Relative squared error of each candidate's output to the layer's on the recorded inputs
     (one task per layer and family of forms: the weights travel to the worker once)."""
     linear = _linear_of(weight, bias)
@@ -108,7 +117,7 @@ def error_task(weight: np.ndarray, bias: np.ndarray | None, calib: np.ndarray, i
     for spec_json in spec_jsons:
         torch.manual_seed(seed)
         try:
-            module = build(Spec.from_json(spec_json), linear, in_scale, x, seed=seed)
+            module = build(Spec.from_json(spec_json), linear, in_scale, x, seed=seed, in_bits=in_bits)
         except (ValueError, RuntimeError):
             errors.append(float("inf"))
             continue
@@ -119,14 +128,15 @@ def error_task(weight: np.ndarray, bias: np.ndarray | None, calib: np.ndarray, i
 
 
 def cost_task(weight: np.ndarray, bias: np.ndarray | None, calib: np.ndarray, in_scale: float,
-              out_scale: float, spec_json: dict, seed: int, board: str, target_ii: int):
+              out_scale: float, spec_json: dict, seed: int, board: str, target_ii: int, in_bits: int = 8):
     """(HwCost, lowered graph) of a candidate, or (None, reason) when einhls cannot build it."""
     from ..errors import EinhlsError
     torch.manual_seed(seed)
     linear = _linear_of(weight, bias)
     try:
-        module = build(Spec.from_json(spec_json), linear, in_scale, torch.from_numpy(calib), seed=seed)
-        graph = lower_layer(module, out_scale, board)
+        module = build(Spec.from_json(spec_json), linear, in_scale, torch.from_numpy(calib), seed=seed,
+                       in_bits=in_bits)
+        graph = lower_layer(module, out_scale, board, out_bits=in_bits)
         return fold_cost(graph, board_of(board), target_ii), graph
     except (EinhlsError, ValueError, RuntimeError, AssertionError) as exc:
         return None, " ".join(str(exc).split())[:200]
@@ -138,12 +148,19 @@ class Layer:
     weight: np.ndarray
     bias: np.ndarray | None
     calib: np.ndarray          # recorded inputs [rows, in]
-    in_scale: float
-    out_scale: float
+    in_scale: float            # at in_bits
+    out_scale: float           # of the exported layer's output quantizer (in_bits wide)
+    in_bits: int = 8
+    int8_input_error: float = 0.0   # what int8 inputs alone cost the layer (relative squared error)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.weight.shape[1], self.weight.shape[0]
+
+    @property
+    def kind(self) -> tuple[int, int, int]:
+        """What its hardware cost depends on: (in, out, input bits)."""
+        return self.weight.shape[1], self.weight.shape[0], self.in_bits
 
 
 @dataclass
@@ -202,11 +219,28 @@ def record_layers(target: Target, samples: object, seed: int) -> list[Layer]:
         if len(x) > CALIB_ROWS:
             x = x[np.sort(rng.choice(len(x), CALIB_ROWS, replace=False))]
         m = modules[name]
+        error = int8_input_error(m, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                                 act_scale(peaks[name][0], 8))
+        bits = input_bits(error)
         layers.append(Layer(name, m.weight.detach().numpy().copy(),
                             m.bias.detach().numpy().copy() if m.bias is not None else None,
                             np.ascontiguousarray(x, dtype=np.float32),
-                            act_scale(peaks[name][0]), act_scale(peaks[name][1])))
+                            act_scale(peaks[name][0], bits), act_scale(peaks[name][1], bits), bits, error))
     return layers
+
+
+def int8_input_error(linear: nn.Module, x: torch.Tensor, scale: float) -> float:
+    """Relative squared error of ``linear``'s output (float weights) when its input ``x`` is
+    quantized to int8 at ``scale``."""
+    with torch.no_grad():
+        ref = nn.functional.linear(x, linear.weight)
+        got = nn.functional.linear(fake_quant(x, scale, 8), linear.weight)
+    return float(((got - ref) ** 2).sum() / (ref ** 2).sum().clamp(min=1e-30))
+
+
+def input_bits(int8_error: float) -> int:
+    """The input width a layer gets: 16 bits where int8 inputs alone cost too much."""
+    return 16 if int8_error > INT8_INPUT_ERROR_LIMIT else 8
 
 
 def apply_config(model: nn.Module, layers: list[Layer], config: dict[str, Spec], seed: int,
@@ -222,7 +256,7 @@ def apply_config(model: nn.Module, layers: list[Layer], config: dict[str, Spec],
             module = copy.deepcopy(cache[key])
         else:
             module = build(spec, _linear_of(layer.weight, layer.bias), layer.in_scale,
-                           torch.from_numpy(layer.calib), seed=seed)
+                           torch.from_numpy(layer.calib), seed=seed, in_bits=layer.in_bits)
             if cache is not None:
                 cache[key] = module
                 module = copy.deepcopy(module)
@@ -293,6 +327,7 @@ class SearchResult:
     reference_ii: int
     skipped: list[str]
     modules: dict = field(default_factory=dict)   # built compressed modules, per (layer, form)
+    whole: object = None                          # the encoder.EncoderCosting configurations were costed with
 
 
 def layer_candidates(layers: list[Layer], level: str) -> dict[str, list[Spec]]:
@@ -301,7 +336,10 @@ def layer_candidates(layers: list[Layer], level: str) -> dict[str, list[Spec]]:
 
 def search(target: Target, layers: list[Layer], eval_samples: object, teacher_out: torch.Tensor,
            board_name: str, executor, seed: int, deadline: float, target_fps: float | None,
-           level: str, progress: Progress, eval_deadline: float) -> SearchResult:
+           level: str, progress: Progress, eval_deadline: float, whole=None) -> SearchResult:
+    """``whole``: an encoder.EncoderTemplate to cost every configuration as the whole encoder
+    (through the table of encoder.EncoderCosting, measured here once the dense candidates are
+    costed); None: as the chain of its linear layers."""
     board = board_of(board_name)
     specs = layer_candidates(layers, level)
     total_macs = sum(w * h for layer in layers for w, h in [layer.shape])
@@ -315,12 +353,12 @@ def search(target: Target, layers: list[Layer], eval_samples: object, teacher_ou
             group = [s for s in specs[layer.name] if s.kind == family]
             if group:
                 error_tasks.append((layer.weight, layer.bias, layer.calib, layer.in_scale,
-                                    [s.to_json() for s in group], seed))
+                                    [s.to_json() for s in group], seed, layer.in_bits))
                 error_keys.append((layer.name, group))
-    # cost tasks: once per (shape, spec), on the first layer of that shape; spec-major as well
-    first_of_shape: dict[tuple[int, int], Layer] = {}
+    # cost tasks: once per (in, out, input bits; spec), on the first layer of that kind; spec-major
+    first_of_shape: dict[tuple[int, int, int], Layer] = {}
     for layer in layers:
-        first_of_shape.setdefault(layer.shape, layer)
+        first_of_shape.setdefault(layer.kind, layer)
     cost_keys, cost_tasks = [], []
     for index in range(max(len(v) for v in specs.values())):
         for shape, layer in first_of_shape.items():
@@ -328,7 +366,7 @@ def search(target: Target, layers: list[Layer], eval_samples: object, teacher_ou
                 spec = specs[layer.name][index]
                 cost_keys.append((shape, spec))
                 cost_tasks.append((layer.weight, layer.bias, layer.calib, layer.in_scale, layer.out_scale,
-                                   spec.to_json(), seed, board_name, ref_ii))
+                                   spec.to_json(), seed, board_name, ref_ii, layer.in_bits))
     # interleave so that both halves progress together under a budget
     merged = []
     ratio = max(1, len(error_tasks) // max(1, len(cost_tasks)))
@@ -358,13 +396,20 @@ def search(target: Target, layers: list[Layer], eval_samples: object, teacher_ou
             else:
                 costs[cost_keys[i]] = cost
                 graphs[cost_keys[i]] = graph
-    candidates = {layer.name: [Candidate(s, errors[(layer.name, s)], costs.get((layer.shape, s)))
+    candidates = {layer.name: [Candidate(s, errors[(layer.name, s)], costs.get((layer.kind, s)))
                                for s in specs[layer.name]
-                               if (layer.name, s) in errors and (layer.shape, s) in costs
+                               if (layer.name, s) in errors and (layer.kind, s) in costs
                                and math.isfinite(errors[(layer.name, s)])]
                   for layer in layers}
     # every layer needs at least its dense int8 form to be combinable
     usable = all(candidates[layer.name] for layer in layers)
+    if whole is not None:
+        dense = {layer.name: graphs.get((layer.kind, Spec("dense", 8))) for layer in layers}
+        if any(g is None for g in dense.values()):
+            raise EinhlsError("whole-encoder costing needs every layer's dense int8 candidate costed; "
+                              "give more --budget-s")
+        progress.phase("whole-encoder cost table (one fold of the dense encoder)", None)
+        whole = prepare_costing(whole, dense, board)
     points: list[Point] = []
     modules: dict = {}
     if usable:
@@ -374,10 +419,11 @@ def search(target: Target, layers: list[Layer], eval_samples: object, teacher_ou
             if time.monotonic() > eval_deadline and len(points) >= 2:
                 break
             points.append(evaluate(target, layers, config, graphs, eval_samples, teacher_out, board, seed,
-                                   label, origin, cache=modules, unfit_ii=ref_ii if target_fps else None))
+                                   label, origin, cache=modules, unfit_ii=ref_ii if target_fps else None,
+                                   whole=whole))
             bar(n + 1, len(configs))
     progress.close()
-    return SearchResult(layers, candidates, points, graphs, ref_ii, skipped, modules)
+    return SearchResult(layers, candidates, points, graphs, ref_ii, skipped, modules, whole)
 
 
 def _dispatch(kind: str, args: tuple):
@@ -430,14 +476,16 @@ def combine(layers: list[Layer], candidates: dict[str, list[Candidate]], board) 
 
 def evaluate(target: Target, layers: list[Layer], config: dict[str, Spec], graphs: dict, samples: object,
              teacher_out: torch.Tensor, board, seed: int, label: str, origin: str,
-             model: nn.Module | None = None, cache: dict | None = None, unfit_ii: int | None = None) -> Point:
-    """Accuracy end to end and the scheduler's cost of the configuration's chain of units (the
-    fastest fold that fits; one that fits nowhere is costed at ``unfit_ii``, the interval asked for)."""
+             model: nn.Module | None = None, cache: dict | None = None, unfit_ii: int | None = None,
+             whole=None) -> Point:
+    """Accuracy end to end and the scheduler's cost of the configuration (the fastest fold that
+    fits; one that fits nowhere is costed at ``unfit_ii``, the interval asked for): the whole
+    encoder when ``whole`` (an encoder.EncoderTemplate) is given, else the chain of its units."""
     student = model if model is not None else apply_config(target.model, layers, config, seed, cache)
     with torch.no_grad():
         acc = accuracy(target.run(student, samples), teacher_out)
-    chain = chain_graph([graphs[(layer.shape, config[layer.name])] for layer in layers], target.tokens)
-    cost = fold_cost(chain, board, None, unfit_ii)
+    chain = chain_graph([graphs[(layer.kind, config[layer.name])] for layer in layers], target.tokens)
+    cost = whole.cost(chain, board, unfit_ii) if whole is not None else fold_cost(chain, board, None, unfit_ii)
     fps = board.clock_mhz * 1e6 / (cost.cycles * target.tokens)
     return Point(label, dict(config), acc, cost, fps, origin)
 
