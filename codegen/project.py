@@ -108,11 +108,9 @@ def expand_for_board(graph: Graph, options: CompileOptions) -> Graph:
     if not any(isinstance(op, Contraction) for op in graph.ops):
         return graph
     board = get_board(options.board)
-    expanded = expand_contractions(graph, options.contraction_objective, multipliers=board.dsp)
-    probe = random_inputs(graph, 4, seed=0)   # self-check: the stages equal the contraction
-    if not np.array_equal(run_reference(graph, probe), run_reference(expanded, probe)):
-        raise AssertionError("internal error: the expanded contraction differs from its reference")
-    return expanded
+    # self-check: each contraction's stages equal it (on its own inputs; running the whole graph's
+    # reference twice took about 10 s on a BERT-base-sized encoder)
+    return expand_contractions(graph, options.contraction_objective, self_check=True, multipliers=board.dsp)
 
 
 def contraction_fields(op) -> dict:

@@ -20,7 +20,7 @@ from codegen.frontend.einsum import parse_equation
 from codegen.ir.contraction import Contraction, ContractStage, Permute, Transposition, refine
 from codegen.ir.graph import Graph, Linear, Requant
 from codegen.ir.reference import dequantize_output, quantize_input, run_reference
-from codegen.passes.contraction import plan_contractions
+from codegen.passes.contraction import check_expansion, expand_contraction, plan_contractions
 from codegen.schedule.contraction import _conflict_free, permute_layout
 from codegen.schedule.paths import OBJECTIVES
 
@@ -50,7 +50,7 @@ def check_model(model: onnx.ModelProto, vectors: int = 24, seed: int = 0) -> Gra
     np.testing.assert_array_equal(got, float_reference(model, real_in).astype(np.float32))
     expected = run_reference(graph, codes)
     for objective in OBJECTIVES:
-        expanded, plans = plan_contractions(graph, objective)
+        expanded, plans = plan_contractions(graph, objective, self_check=True)
         expanded.check()
         assert not any(isinstance(op, Contraction) for op in expanded.ops)
         np.testing.assert_array_equal(run_reference(expanded, codes), expected, err_msg=objective)
@@ -64,6 +64,22 @@ def test_tensor_train_any_letters_and_order(case):
     graph = check_model(tt_model(**TT_CASES[case]))
     assert [op.kind for op in graph.ops] == ["contraction"]
     assert len(graph.ops[0].segments) == 1
+
+
+def test_expansion_self_check_catches_a_wrong_pipeline():
+    """The compile-time self-check (each contraction against its own stages) fails on a pipeline
+    that computes something else: a stage left out, or one stage's weights negated."""
+    import dataclasses
+    graph = lower_model(tt_model(**TT_CASES[sorted(TT_CASES)[0]]))
+    op = graph.ops[0]
+    stages, _ = expand_contraction(op)
+    check_expansion(op, stages, 8)
+    with pytest.raises(AssertionError, match="differs from its reference"):
+        check_expansion(op, stages[:-1], 8)
+    last = next(i for i in reversed(range(len(stages))) if isinstance(stages[i], ContractStage))
+    wrong = dataclasses.replace(stages[last], weight=-stages[last].weight)
+    with pytest.raises(AssertionError, match="differs from its reference"):
+        check_expansion(op, [*stages[:last], wrong, *stages[last + 1:]], 8)
 
 
 def test_tt_exact_accumulator_too_wide_is_refused():

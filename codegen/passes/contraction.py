@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import EinhlsError
 from ..frontend.sparsity import saves_multipliers
@@ -390,19 +391,39 @@ def expand_contraction(op: Contraction, objective: str = "macs", **score_args) -
     return fuse_permutes(ops), plans
 
 
-def plan_contractions(graph: Graph, objective: str = "macs", **score_args) -> tuple[Graph, list[SegmentPlan]]:
-    """The expanded graph and the path chosen for every segment (for report.json)."""
+def check_expansion(op: Contraction, stages: list[Op], rows: int, seed: int = 0) -> None:
+    """Raises AssertionError unless the chain of ``stages`` computes ``op`` exactly: on ``rows``
+    random vectors over the whole input range, the first all minimum codes, the second all
+    maximum (the stages' accumulators are sized for every input, so any input may show a fault)."""
+    t = op.in_type
+    x = np.random.default_rng(seed).integers(t.min, t.max + 1, size=(max(rows, 2), op.in_size), dtype=np.int64)
+    x[0], x[1] = t.min, t.max
+    x = torch.as_tensor(x)
+    y = x
+    for stage in stages:
+        y = stage.reference(y)
+    if not torch.equal(y, op.reference(x)):
+        raise AssertionError(f"internal error: the expanded contraction {op.name!r} differs from its reference")
+
+
+def plan_contractions(graph: Graph, objective: str = "macs", self_check: bool = False,
+                      **score_args) -> tuple[Graph, list[SegmentPlan]]:
+    """The expanded graph and the path chosen for every segment (for report.json).  With
+    ``self_check`` each contraction's stages are compared with it on random inputs first
+    (:func:`check_expansion`; a few vectors of the contraction alone, not the whole graph)."""
     if objective not in OBJECTIVES:
         raise EinhlsError(f"unknown contraction objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     plans: list[SegmentPlan] = []
     for op in graph.ops:
         if isinstance(op, Contraction):
             new, seg_plans = expand_contraction(op, objective, **score_args)
+            if self_check:
+                check_expansion(op, new, 4 * graph.tensor_tokens(op.inputs[0]))
             graph = graph.replace_op(op.name, new)
             plans += seg_plans
     return graph, plans
 
 
-def expand_contractions(graph: Graph, objective: str = "macs", **score_args) -> Graph:
+def expand_contractions(graph: Graph, objective: str = "macs", self_check: bool = False, **score_args) -> Graph:
     """Every Contraction op replaced by its pipeline of stages (see the module docstring)."""
-    return plan_contractions(graph, objective, **score_args)[0]
+    return plan_contractions(graph, objective, self_check, **score_args)[0]
