@@ -170,6 +170,19 @@ struct WeightRom<C, true> {
     }
 };
 
+// The ROM row and the word in it of the next fold step (WeightRom): WORDS_PER_ROW words a row,
+// counted alongside the steps (no division).
+template <class C>
+void next_rom_step(unsigned& row, unsigned& sel) {
+#pragma HLS INLINE
+    if (sel == C::WORDS_PER_ROW - 1) {
+        sel = 0;
+        row++;
+    } else {
+        sel++;
+    }
+}
+
 // Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
 template <class C>
 void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
@@ -216,12 +229,7 @@ fold_out:
                         sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
                 }
             }
-            if (sel == C::WORDS_PER_ROW - 1) {
-                sel = 0;
-                row++;
-            } else {
-                sel++;
-            }
+            next_rom_step<C>(row, sel);
         }
     }
 }
@@ -416,12 +424,7 @@ pair_fold_out:
                     y1[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum1, m);
                 }
             }
-            if (sel == C::WORDS_PER_ROW - 1) {
-                sel = 0;
-                row++;
-            } else {
-                sel++;
-            }
+            next_rom_step<C>(row, sel);
         }
     }
 }

@@ -8,7 +8,7 @@ from codegen.errors import EinhlsError
 from codegen.examples import chain_graph, linear_graph
 from codegen.ir.types import QType
 from codegen.schedule.boards import get_board, known_boards
-from codegen.schedule.cost import bram36_for, linear_cost, op_cost, uram_packing
+from codegen.schedule.cost import HLS_WORD_LIMIT_BITS, bram36_for, linear_cost, op_cost, uram_packing
 from codegen.schedule.design import OpSchedule, StreamFormat
 from codegen.schedule.folding import fits, fold, linear_options
 
@@ -68,14 +68,13 @@ def test_linear_options_stay_within_the_hls_word_limit():
     """A BERT-base 2:4 int4 feed-forward layer folded for zcu104 once took SIMD 768 x PE 3 (a
     768-input word of 6,144 bits), which the HLS emitter then refused: no option may exceed the
     limit, per PE weight word, input word or output row."""
-    from codegen.emit.hls import AP_INT_LIMIT_W
     op = linear_graph(3072, 768, QType(True, 8, 2.0 ** -4), 4, QType(True, 8, 2.0 ** -3), sparsity=(2, 4)).ops[0]
     options = linear_options(op)
-    assert options and all(simd // 4 * 2 * (4 + 2) <= AP_INT_LIMIT_W and simd * 8 <= AP_INT_LIMIT_W
-                           and pe * 8 <= AP_INT_LIMIT_W for _, simd, pe in options)
+    assert options and all(simd // 4 * 2 * (4 + 2) <= HLS_WORD_LIMIT_BITS and simd * 8 <= HLS_WORD_LIMIT_BITS
+                           and pe * 8 <= HLS_WORD_LIMIT_BITS for _, simd, pe in options)
     assert max(simd for _, simd, _ in options) == 512   # 256 slots x 6 bits = 1536 <= 4096 < 3072 x 8
     # a packed UltraRAM row is one ap_uint too
-    assert all(p.row_bits <= AP_INT_LIMIT_W for p in (uram_packing(w, 20000) for w in (7, 70, 700, 3000)))
+    assert all(p.row_bits <= HLS_WORD_LIMIT_BITS for p in (uram_packing(w, 20000) for w in (7, 70, 700, 3000)))
 
 
 def test_bram_model():

@@ -57,9 +57,8 @@ KERNEL_HEADERS = ("einhls_stream.h", "einhls_requant.h", "einhls_relu.h", "einhl
                   "einhls_contract.h", "einhls_butterfly.h", "einhls_graph.h", "einhls_csim.h")
 
 # ap_int widths above this need AP_INT_MAX_W defined before <ap_int.h> (Vitis' default limit);
-# Vitis HLS accepts at most AP_INT_LIMIT_W (UG1399, "Arbitrary Precision Integer Types").
+# Vitis HLS accepts at most HLS_WORD_LIMIT_BITS (UG1399, "Arbitrary Precision Integer Types").
 AP_INT_DEFAULT_MAX_W = 1024
-AP_INT_LIMIT_W = HLS_WORD_LIMIT_BITS
 # Depth of the FIFOs between dataflow processes.  Every unit buffers what it must reuse (a Linear
 # unit its input frame), and the stages form a chain, so short FIFOs cannot deadlock.
 STREAM_DEPTH = 2
@@ -712,8 +711,8 @@ def plan_hls(design: Design) -> HlsPlan:
     for st in plan.stages:
         widths += internal_widths(st.unit)
     widest = max(widths)
-    if widest > AP_INT_LIMIT_W:
-        raise EinhlsError(f"a weight word or stream beat of {widest} bits exceeds the {AP_INT_LIMIT_W}-bit "
+    if widest > HLS_WORD_LIMIT_BITS:
+        raise EinhlsError(f"a weight word or stream beat of {widest} bits exceeds the {HLS_WORD_LIMIT_BITS}-bit "
                           f"ap_int limit of Vitis HLS; choose fewer SIMD inputs or lanes")
     if widest > AP_INT_DEFAULT_MAX_W:
         plan.ap_int_max_w = math.ceil(widest / 1024) * 1024
