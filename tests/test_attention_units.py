@@ -42,7 +42,7 @@ from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.schedule.attention_cost import actmatmul_cost, actmatmul_options
 from codegen.schedule.design import OpSchedule
-from codegen.verify.csim import CSIM_DEFINES, CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+from codegen.verify.csim import CXX, ap_types_dir, read_vectors, write_vectors
 
 RTL_GROUP = pytest.mark.xdist_group("attention_units_rtl")
 CSIM_GROUP = pytest.mark.xdist_group("attention_units_csim")
@@ -396,12 +396,9 @@ def hls_interval(c: Case) -> int:
 def run_csim(cases: list[Case], folder: Path, count: int, seed: int) -> list[tuple[Case, np.ndarray, np.ndarray]]:
     """One g++ build running every case through einhls_actmatmul.h; returns (case, outputs, expected)
     and leaves the per-process iteration counts in folder/cycles.tsv."""
-    from codegen.emit.hls import _environment
+    from unit_csim import build_and_run, write_unit_header
 
-    env = _environment()
     folder.mkdir(parents=True, exist_ok=True)
-    for header in ("einhls_stream.h", "einhls_requant.h", "einhls_csim.h", "einhls_actmatmul.h"):
-        shutil.copyfile(resource_dir("hls_kernels") / header, folder / header)
     specs, expected = [], []
     for index, c in enumerate(cases):
         a, b = sequences(c.op, count, seed + index)
@@ -409,19 +406,10 @@ def run_csim(cases: list[Case], folder: Path, count: int, seed: int) -> list[tup
         write_vectors(folder / f"c{index}_a.txt", a)
         write_vectors(folder / f"c{index}_b.txt", b)
         unit = hls_unit(c.op, c.schedule, f"amm{index}", f"amm{index}.h", c.b_lanes, c.b_sequences)
-        (folder / unit.header).write_text(env.get_template("params_nonlinear.h.j2").render(u=unit))
+        write_unit_header(folder, unit)
         specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "widths": unit.widths})
     widest = max(w for spec in specs for w in spec["widths"])
-    source = folder / "actmatmul_units.cpp"
-    source.write_text(env.get_template("actmatmul_units.cpp.j2").render(cases=specs, widest=widest))
-    binary = folder / "actmatmul_units"
-    proc = subprocess.run([CXX, *CXXFLAGS, *CSIM_DEFINES, "-Wall", "-isystem", str(ap_types_dir()), "-I", str(folder),
-                           str(source), "-o", str(binary)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    import os
-    proc = subprocess.run([str(binary), str(folder)], capture_output=True, text=True,
-                          env={**os.environ, "EINHLS_CSIM_CYCLES_FILE": str(folder / "cycles.tsv")})
-    assert proc.returncode == 0, proc.stderr
+    build_and_run(folder, ["einhls_actmatmul.h"], "actmatmul_units.cpp.j2", specs, "actmatmul_units", widest)
     return [(c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
             for i, (c, e) in enumerate(zip(cases, expected))]
 
