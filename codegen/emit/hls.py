@@ -36,6 +36,7 @@ from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
+from .widths import requant_product_bits
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
 from .nonlinear import ConstantsUnit, NonlinearUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
@@ -129,6 +130,11 @@ class LinearUnit:
     pair_chain: int = 1
     pair_x_bits: int = 0
 
+    def internal_widths(self) -> list[int]:
+        return [self.word_bits, self.row_bits, self.in_lanes * self.in_t.bits, self.out_lanes * self.out_t.bits,
+                self.simd * self.in_t.bits, self.pe * self.out_t.bits,
+                requant_product_bits(self.acc_t.bits, self.mult_t.bits, self.shift)]
+
 
 @dataclass
 class RequantUnit:
@@ -156,6 +162,10 @@ class RequantUnit:
     offset: list[list[int]]    # [LANES][OFF_DEPTH]
     mult: list[list[int]]      # [LANES][MULT_DEPTH]
 
+    def internal_widths(self) -> list[int]:
+        return [self.lanes * self.in_t.bits, self.lanes * self.out_t.bits,
+                requant_product_bits(self.v_t.bits, self.mult_t.bits, self.shift)]
+
 
 @dataclass
 class ReluUnit:
@@ -169,6 +179,9 @@ class ReluUnit:
     t: CType
     zp: int
 
+    def internal_widths(self) -> list[int]:
+        return [self.lanes * self.t.bits]
+
 
 @dataclass
 class Repack:
@@ -178,6 +191,9 @@ class Repack:
     bits: int
     in_lanes: int
     out_lanes: int
+
+    def internal_widths(self) -> list[int]:
+        return [self.in_lanes * self.bits, self.out_lanes * self.bits]
 
 
 Unit = LinearUnit | RequantUnit | ReluUnit | Repack
@@ -200,6 +216,14 @@ class JoinUnit:
     @property
     def ns(self) -> str:
         return self.cfg["ns"]
+
+    def internal_widths(self) -> list[int]:
+        cfg = self.cfg
+        if self.kind in ("add", "mul"):   # the lane words and the value before the shift
+            lanes = cfg["lanes"]
+            return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
+                    cfg["v_t"].bits + cfg["shift"] + 2]
+        return [cfg["width"]]
 
 
 @dataclass
@@ -572,50 +596,15 @@ def plan_testbench(design: Design) -> TestbenchPlan:
     return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output, tokens)
 
 
-def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
-    """The widest ap_int of einhls::requantize (einhls_requant.h): the product v * m, one spare bit."""
-    return max(acc_bits + mult_bits + 1, shift + 1) + 2
-
-
 def internal_widths(unit: object) -> list[int]:
     """Every ap_int / ap_uint width a unit's kernel instantiates inside itself (its words between
     loops, its weight words, its requantization products): AP_INT_MAX_W must cover all of them,
-    not only the streams between the processes (C-sim aborts on the first wider one)."""
-    if isinstance(unit, LinearUnit):
-        return [unit.word_bits, unit.row_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
-                unit.simd * unit.in_t.bits, unit.pe * unit.out_t.bits,
-                _requant_product_bits(unit.acc_t.bits, unit.mult_t.bits, unit.shift)]
-    if isinstance(unit, ContractUnit):   # XWord / YWord of einhls_contract.h, then the Linear unit's
-        return internal_widths(unit.linear)
-    if isinstance(unit, PermuteUnit):
-        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
-    if isinstance(unit, RequantUnit):
-        return [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits,
-                _requant_product_bits(unit.v_t.bits, unit.mult_t.bits, unit.shift)]
-    if isinstance(unit, ButterflyUnit):
-        return [unit.widest]
-    if isinstance(unit, ReluUnit):
-        return [unit.lanes * unit.t.bits]
-    if isinstance(unit, Repack):
-        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
-    if isinstance(unit, JoinUnit):
-        cfg = unit.cfg
-        if unit.kind in ("add", "mul"):   # the lane words and the value before the shift
-            lanes = cfg["lanes"]
-            return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
-                    cfg["v_t"].bits + cfg["shift"] + 2]
-        return [cfg["width"]]
-    if hasattr(unit, "internal_widths"):   # units that state their own (emit/conv.py, emit/attention.py)
-        return unit.internal_widths()
-    if isinstance(unit, NonlinearUnit):   # the lane words, 64-bit intermediates, the requantization
-        c = dict(unit.int_constants)
-        widths = [unit.lanes * c["IN_BITS"], unit.lanes * c["OUT_BITS"], 65]
-        if unit.kind == "softmax":
-            return widths + [2 * c["F"] + 8, _requant_product_bits(c["E_BITS"] + 1, c["RECIP_BITS"], c["K"])]
-        if unit.kind == "layernorm":
-            return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
-        return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
-    raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
+    not only the streams between the processes (C-sim aborts on the first wider one).  Each unit
+    class states its own."""
+    rule = getattr(unit, "internal_widths", None)
+    if rule is None:
+        raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
+    return rule()
 
 
 def plan_hls(design: Design) -> HlsPlan:
