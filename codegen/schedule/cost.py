@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
-from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes, token_pair_config
+from .packing import LUT_MULT_MAX_BITS, pack_config, quad_config, requant_lanes, token_pair_config
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
@@ -151,6 +151,9 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     shapes of a large layer; the chosen one is costed exactly).  With token pairs
     (``s.token_pack`` 2) every count is per token: the NF*KF steps make two tokens."""
     if s.token_pack == 2:
+        quad = quad_config(op, s, dsp_kind)
+        if quad[0]:
+            return _quad_cost(op, s, dsp_kind, rom_kind, quad)
         return _token_pair_cost(op, s, dsp_kind, rom_kind)
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     cycles = nf * kf
@@ -271,6 +274,37 @@ def _token_pair_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | N
                    latency=2 * in_beats + max(pair_steps + math.ceil(s.pe / s.out_lanes), kf + out_beats)
                    + out_beats + LINEAR_PIPELINE_DEPTH,
                    dsp=dsp, lut=max(lut, 0), ff=ff, effective_macs=multipliers * pair_steps // 2)
+
+
+def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
+               quad: tuple[int, int, int]) -> OpCost:
+    """A Linear unit with PE pairs and token pairs at once (einhls_linear PACK = 2 with
+    TOKEN_PACK = 2, schedule/packing.py quad_config), per token: one DSP per slot of a PE pair
+    gives four products, so the fabric builds no multiplier, only the packing pre-adds (the weight
+    pair w1 * 2^T + w0 and the token pair x1 * 2^S + x0, about one LUT per bit each), the field
+    extraction (wiring: a field is its bits with the top one inverted) and what token pairs add
+    anyway: a second adder tree, accumulator row and row FIFO, and the input buffer's second
+    read port.  Built on the token-pair model of the same shape with its LUT multipliers taken
+    out (the single-token model builds narrow products from LUTs) and its trees at this chain."""
+    t_shift, s_shift, chain = quad
+    base = _token_pair_cost(op, s, dsp_kind, rom_kind)
+    slots = base.multipliers // s.pe
+    dsps = s.pe // 2 * slots
+    a_bits, w_bits, acc_bits = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
+    x_bits = a_bits + (0 if op.in_type.signed else 1)
+    lut = base.lut
+    lut -= base.multipliers * lut_multiplier(a_bits, w_bits)     # no LUT multipliers
+    lut -= base.multipliers * (x_bits + 1)                        # the token model's x pre-add ...
+    lut += slots * (x_bits + 1) + dsps * (w_bits + 1)             # ... shared by the PEs; w pre-add
+    leaves = math.ceil(slots / chain)
+    lut -= 2 * s.pe * (max(slots - 1, 0) - max(leaves - 1, 0)) * acc_bits   # chains shorten both trees
+    rq = op.requant
+    kf = math.ceil(op.in_size / s.simd)
+    requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
+        requant_lanes(s.pe, kf, 2) * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
+    ff = base.ff - base.multipliers * (a_bits + s_shift) + dsps * (x_bits + s_shift + w_bits + t_shift) \
+        + dsps * (w_bits + x_bits + s_shift + t_shift + 3)
+    return replace(base, dsp=dsps + requant_dsp, lut=max(lut, 0), ff=max(ff, 0))
 
 
 def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:
