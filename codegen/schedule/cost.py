@@ -285,7 +285,9 @@ def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
     extraction (wiring: a field is its bits with the top one inverted) and what token pairs add
     anyway: a second adder tree, accumulator row and row FIFO, and the input buffer's second
     read port.  Built on the token-pair model of the same shape with its LUT multipliers taken
-    out (the single-token model builds narrow products from LUTs) and its trees at this chain."""
+    out (the single-token model builds narrow products from LUTs) and its trees at this chain.
+    The tree width and the register count were set looking at five Yosys xc7 points
+    (bench/results/int4_packing.md), so they are checked there, not validated."""
     t_shift, s_shift, chain = quad
     base = _token_pair_cost(op, s, dsp_kind, rom_kind)
     slots = base.multipliers // s.pe
@@ -296,15 +298,23 @@ def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
     lut -= base.multipliers * lut_multiplier(a_bits, w_bits)     # no LUT multipliers
     lut -= base.multipliers * (x_bits + 1)                        # the token model's x pre-add ...
     lut += slots * (x_bits + 1) + dsps * (w_bits + 1)             # ... shared by the PEs; w pre-add
+    # both tokens' trees: the base counts SIMD - 1 adders of ACC_BITS per PE; a chain halves the
+    # leaves, and a leaf (a field: a sum of ``chain`` narrow products) is far narrower than the
+    # accumulator, so the adders are counted at a leaf's width plus the carry
     leaves = math.ceil(slots / chain)
-    lut -= 2 * s.pe * (max(slots - 1, 0) - max(leaves - 1, 0)) * acc_bits   # chains shorten both trees
+    leaf_bits = min(acc_bits, w_bits + x_bits + chain)
+    lut -= 2 * s.pe * max(slots - 1, 0) * acc_bits
+    lut += 2 * s.pe * max(leaves - 1, 0) * leaf_bits
     rq = op.requant
     kf = math.ceil(op.in_size / s.simd)
     requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
         requant_lanes(s.pe, kf, 2) * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
-    ff = base.ff - base.multipliers * (a_bits + s_shift) + dsps * (x_bits + s_shift + w_bits + t_shift) \
-        + dsps * (w_bits + x_bits + s_shift + t_shift + 3)
-    return replace(base, dsp=dsps + requant_dsp, lut=max(lut, 0), ff=max(ff, 0))
+    # registers outside the DSPs (their A/B/M/P registers hold the operands and products): the
+    # ROM word and its operand copy, both tokens' input words and operands, both tokens'
+    # accumulators and tree registers, and the control and requantizer (about 250)
+    word_bits = base.rom_width
+    ff = 2 * word_bits + 4 * s.simd * x_bits + 4 * s.pe * acc_bits + 250
+    return replace(base, dsp=dsps + requant_dsp, lut=max(lut, 0), ff=ff)
 
 
 def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:
