@@ -110,7 +110,8 @@ def table(data: dict) -> str:
                      f"({m['LUT']} + {m['LUT_MEM']}) | {e['FF']} / {m['FF']} | {m['BRAM']:g} |")
     lines.append(f"| FINN MVU int4 (its README figure) | xc7 | | | | | {FINN_INT4['DSP']} | {FINN_INT4['LUT']:,} | | |")
     lines += ["", "## The quad cost model against Yosys (a4w4 64x64, 2 tokens, four products per DSP)", "",
-              "| SIMD x PE | ROM | DSP est / Yosys | LUT est | LUT Yosys (logic + RAM) | error | FF est | FF Yosys | error |",
+              "| SIMD x PE | ROM | DSP est / Yosys | LUT est | LUT Yosys (logic + RAM) | error "
+              "| FF est | FF Yosys | error |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in data["sweep"]:
         e, m = r["estimate"], r["measured"]

@@ -149,7 +149,8 @@ def test_quad_wrong_offset_is_caught_by_csim(tmp_path: Path) -> None:
     inputs = random_inputs(design.graph, VECTORS, seed=52)
     expected = run_reference(design.graph, inputs)
     result = run_csim(tmp_path, inputs, expected, tmp_path / "work")
-    assert not result.passed
+    assert not result.passed and result.error is None, result.line()   # ran, and the outputs differ
+    assert result.outputs is not None and (result.outputs != expected).any()
 
 
 def _field_bits_brute(row: np.ndarray, in_type: QType, chain: int) -> int:
