@@ -96,7 +96,7 @@ def sweep(work: Path) -> list[dict]:
 
 
 def table(data: dict) -> str:
-    lines = [f"# Four 4-bit products per DSP in the Linear unit (Yosys {data['yosys_family']})", "",
+    lines = ["# Four 4-bit products per DSP in the Linear unit (Yosys synth_xilinx)", "",
              f"Made by `{COMMAND}` ({data['seconds']:.0f} s).  LUT = logic + distributed RAM (LUT_MEM).", "",
              "## a4w4 64x64 at 64 cycles a token", "",
              "| design | Yosys family | SIMD x PE | products per DSP | ROM | cycles/token | DSP est / Yosys "
