@@ -326,6 +326,21 @@ def test_int4_token_model_packs_four_per_dsp_and_verifies(tmp_path: Path) -> Non
     assert results[1].measured["interval_cycles"] <= project.report["totals"]["frame_interval"]
 
 
+def test_report_counts_four_products_per_dsp(tmp_path: Path) -> None:
+    """`einhls report` of the compiled int4 token model (kv260): each token-paired layer's peak is
+    two tokens' products a step (the achieved MACs a cycle equal it at the requested interval),
+    and the board's peak counts four products per DSP."""
+    from codegen.project import CompileOptions, compile_model
+    from codegen.report import plot_data
+
+    model = int4_token_mlp(tmp_path / "int4_tokens.onnx")
+    project = compile_model(model, tmp_path / "out", CompileOptions(board="kv260", target_ii=16),
+                            progress=lambda *_: None)
+    roof = plot_data(project)["roofline"]
+    assert roof["per_dsp"] == 4 and roof["board_peak"] == 4 * project.design.board.dsp
+    assert roof["achieved"] == pytest.approx(roof["design_peak"]) == 96   # 1536 MACs a token / 16 cycles
+
+
 # --- lint --------------------------------------------------------------------------------------
 
 QUAD_LINT_PARAMS = [
