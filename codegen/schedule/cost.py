@@ -305,6 +305,10 @@ def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
     leaf_bits = min(acc_bits, w_bits + x_bits + chain)
     lut -= 2 * s.pe * max(slots - 1, 0) * acc_bits
     lut += 2 * s.pe * max(leaves - 1, 0) * leaf_bits
+    if base.rom_kind == "lutram" and base.rom_depth:
+        # a ROM in logic as the calibrated model counts it (calibration.py rom_lut: one LUT per
+        # word bit up to 16 words, then one per 16 stored bits), not one LUT per bit per 64 words
+        lut += round(base.rom_width * max(1.0, base.rom_depth / 16)) - base.rom_width * math.ceil(base.rom_depth / 64)
     rq = op.requant
     kf = math.ceil(op.in_size / s.simd)
     requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \

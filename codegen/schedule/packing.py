@@ -128,14 +128,16 @@ _QUAD_CACHE: dict[tuple, tuple] = {}
 
 
 def quad_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int, int]:
-    """quad_config_uncached, remembered per (weights, SIMD, PE, DSP kind): the shape search asks
-    for every candidate shape and the proof scans all weights.  Only layers with an operand of at
+    """quad_config_uncached, remembered per (weights, input type, SIMD parity, DSP kind): the
+    shape search asks for every candidate shape and the proof scans all weights.  Only layers with an operand of at
     most LUT_MULT_MAX_BITS bits are considered: wider products leave no room for four fields in a
     25 x 18 or 27 x 18 multiplier (an int8 field needs 15 bits or more), and the weight scan of a
     large int8 layer per candidate shape would cost the scheduler seconds."""
     if s.token_pack != 2 or s.pe < 2 or s.pe % 2 or dsp_kind not in DSP_PREADDER_BITS or not lut_multipliers(op):
         return 0, 0, 1
-    key = (id(op.weight), op.in_type, s.simd, s.pe, dsp_kind)
+    # With an even PE the even/odd PE of a row is the row's parity, and with an even SIMD a chain
+    # pairs columns (2c, 2c+1) of the layer: the proof is then the same for every such shape
+    key = (id(op.weight), op.in_type, s.simd if s.simd % 2 else 0, dsp_kind)
     hit = _QUAD_CACHE.get(key)
     if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
         hit = _QUAD_CACHE[key] = (op.weight, quad_config_uncached(op, s, dsp_kind))
