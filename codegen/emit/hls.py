@@ -46,7 +46,7 @@ from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
-from ..schedule.packing import token_pair_config
+from ..schedule.packing import token_pack_config
 from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
@@ -126,6 +126,8 @@ class LinearUnit:
     # token pairs (einhls::linear_pair, schedule/packing.py token_pair_config): 2 when one call
     # handles two tokens; the offset S of token 1's field, products per field, input bits as signed
     token_pack: int = 1
+    # with token pairs, PE pairs too (four products a DSP): the even PE's field width T, else 0
+    pe_shift: int = 0
     token_shift: int = 0
     pair_chain: int = 1
     pair_x_bits: int = 0
@@ -404,14 +406,15 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     mode = f"{nz}:{group} sparse" if group > 1 else "dense"
     summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles per frame")
-    token_shift, pair_chain = 0, 1
+    pe_shift, token_shift, pair_chain = 0, 0, 1
     if s.token_pack == 2:
-        token_shift, pair_chain = token_pair_config(op, s, design.board.dsp_kind)
+        # pe_shift > 0: PE pairs as well, four products per DSP (schedule/packing.py quad_config)
+        pe_shift, token_shift, pair_chain = token_pack_config(op, s, design.board.dsp_kind)
         if not token_shift:
-            raise EinhlsError(f"token pairs (two tokens per weight read) are not exact or do not fit a "
-                              f"{design.board.dsp_kind} for this layer's weight and input ranges", node=op.name)
-        summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs: "
-                   f"{nf * kf} cycles per two tokens")
+            from .rtl import _token_pack_refusal
+            raise EinhlsError(_token_pack_refusal(op, s, design.board.dsp_kind), node=op.name)
+        summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs"
+                   f"{' x PE pairs (four products a DSP)' if pe_shift else ''}: {nf * kf} cycles per two tokens")
     return LinearUnit(
         index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
         k=op.in_size, n=op.out_size, simd=s.simd, pe=s.pe, in_lanes=s.in_lanes, out_lanes=s.out_lanes,
@@ -425,7 +428,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
         weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist(),
-        token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain,
+        token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain, pe_shift=pe_shift,
         pair_x_bits=op.in_type.bits + (0 if op.in_type.signed else 1))
 
 

@@ -129,6 +129,10 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
     family, group = FAMILY_OF_DSP.get(dsp_kind), GROUP_OF_KIND.get(kind)
     if family is None or group is None or not _load():
         return
+    if kind == "linear" and getattr(s, "token_pack", 1) == 2:
+        from .packing import quad_config
+        if quad_config(op, s, dsp_kind)[0]:
+            return   # four products a DSP: no sweep point has the structure (cost.py _quad_cost)
     feats = None
     for target in TARGETS:
         coef = coefficients(group, family, target)

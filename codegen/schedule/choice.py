@@ -31,7 +31,7 @@ from .boards import Board
 from .calibration import apply as apply_calibration
 from .cost import OpCost, bram36_for, linear_cost, uram_packing
 from .design import OpSchedule
-from .packing import pack_config, requant_lanes, token_pair_config
+from .packing import pack_config, quad_config, requant_lanes, token_pack_config, token_pair_config
 
 SLACK = 1.25          # candidates: at most this many times the fewest multipliers reaching T
 MAX_CANDIDATES = 48   # bound on the shapes costed per op and interval (compile time on large layers)
@@ -86,7 +86,11 @@ class ShapeChooser:
             return False
         if op.name not in self._pairs:
             probe = OpSchedule(op.name, 1, 1, 1, 1, token_pack=2)
-            self._pairs[op.name] = bool(token_pair_config(op, probe, self.board.dsp_kind)[0])
+            # narrow operands pair tokens only with PE pairs too (four products a DSP: the
+            # proof depends on the PE count, so it is probed at PE 2 and rechecked per shape)
+            quad_probe = OpSchedule(op.name, 1, 2, 1, 1, token_pack=2)
+            self._pairs[op.name] = bool(token_pair_config(op, probe, self.board.dsp_kind)[0]) or \
+                bool(quad_config(op, quad_probe, self.board.dsp_kind)[0])
         return self._pairs[op.name]
 
     def packing_hint(self, op: Linear, s: OpSchedule) -> bool:
@@ -127,6 +131,9 @@ class ShapeChooser:
                 if pe * slots(simd) > SLACK * fewest:
                     continue
                 key = (op.name, simd, pe, in_lanes, out_lanes, token_pack)
+                if token_pack == 2 and not token_pack_config(op, OpSchedule(op.name, simd, pe, in_lanes, out_lanes, 2),
+                                                             self.board.dsp_kind)[1]:
+                    continue    # neither token pairs nor four products a DSP are exact at this shape
                 if key not in self._cache:
                     s = OpSchedule(op.name, simd, pe, in_lanes, out_lanes, token_pack)
                     self._cache[key] = min((_key(self.estimate(op, s, kind), self.board), kind)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
-from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes, token_pair_config
+from .packing import LUT_MULT_MAX_BITS, pack_config, quad_config, requant_lanes, token_pair_config
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
@@ -151,6 +151,9 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     shapes of a large layer; the chosen one is costed exactly).  With token pairs
     (``s.token_pack`` 2) every count is per token: the NF*KF steps make two tokens."""
     if s.token_pack == 2:
+        quad = quad_config(op, s, dsp_kind)
+        if quad[0]:
+            return _quad_cost(op, s, dsp_kind, rom_kind, quad)
         return _token_pair_cost(op, s, dsp_kind, rom_kind)
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     cycles = nf * kf
@@ -271,6 +274,51 @@ def _token_pair_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | N
                    latency=2 * in_beats + max(pair_steps + math.ceil(s.pe / s.out_lanes), kf + out_beats)
                    + out_beats + LINEAR_PIPELINE_DEPTH,
                    dsp=dsp, lut=max(lut, 0), ff=ff, effective_macs=multipliers * pair_steps // 2)
+
+
+def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
+               quad: tuple[int, int, int]) -> OpCost:
+    """A Linear unit with PE pairs and token pairs at once (einhls_linear PACK = 2 with
+    TOKEN_PACK = 2, schedule/packing.py quad_config), per token: one DSP per slot of a PE pair
+    gives four products, so the fabric builds no multiplier, only the packing pre-adds (the weight
+    pair w1 * 2^T + w0 and the token pair x1 * 2^S + x0, about one LUT per bit each), the field
+    extraction (wiring: a field is its bits with the top one inverted) and what token pairs add
+    anyway: a second adder tree, accumulator row and row FIFO, and the input buffer's second
+    read port.  Built on the token-pair model of the same shape with its LUT multipliers taken
+    out (the single-token model builds narrow products from LUTs) and its trees at this chain.
+    The tree width and the register count were set looking at five Yosys xc7 points
+    (bench/results/int4_packing.md), so they are checked there, not validated."""
+    t_shift, s_shift, chain = quad
+    base = _token_pair_cost(op, s, dsp_kind, rom_kind)
+    slots = base.multipliers // s.pe
+    dsps = s.pe // 2 * slots
+    a_bits, w_bits, acc_bits = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
+    x_bits = a_bits + (0 if op.in_type.signed else 1)
+    lut = base.lut
+    lut -= base.multipliers * lut_multiplier(a_bits, w_bits)     # no LUT multipliers
+    lut -= base.multipliers * (x_bits + 1)                        # the token model's x pre-add ...
+    lut += slots * (x_bits + 1) + dsps * (w_bits + 1)             # ... shared by the PEs; w pre-add
+    # both tokens' trees: the base counts SIMD - 1 adders of ACC_BITS per PE; a chain halves the
+    # leaves, and a leaf (a field: a sum of ``chain`` narrow products) is far narrower than the
+    # accumulator, so the adders are counted at a leaf's width plus the carry
+    leaves = math.ceil(slots / chain)
+    leaf_bits = min(acc_bits, w_bits + x_bits + chain)
+    lut -= 2 * s.pe * max(slots - 1, 0) * acc_bits
+    lut += 2 * s.pe * max(leaves - 1, 0) * leaf_bits
+    if base.rom_kind == "lutram" and base.rom_depth:
+        # a ROM in logic as the calibrated model counts it (calibration.py rom_lut: one LUT per
+        # word bit up to 16 words, then one per 16 stored bits), not one LUT per bit per 64 words
+        lut += round(base.rom_width * max(1.0, base.rom_depth / 16)) - base.rom_width * math.ceil(base.rom_depth / 64)
+    rq = op.requant
+    kf = math.ceil(op.in_size / s.simd)
+    requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
+        requant_lanes(s.pe, kf, 2) * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
+    # registers outside the DSPs (their A/B/M/P registers hold the operands and products): the
+    # ROM word and its operand copy, both tokens' input words and operands, both tokens'
+    # accumulators and tree registers, and the control and requantizer (about 250)
+    word_bits = base.rom_width
+    ff = 2 * word_bits + 4 * s.simd * x_bits + 4 * s.pe * acc_bits + 250
+    return replace(base, dsp=dsps + requant_dsp, lut=max(lut, 0), ff=ff)
 
 
 def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:
