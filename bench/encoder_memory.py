@@ -73,7 +73,8 @@ def memory_split(graph, board_name: str, interval: int | None, max_util: float) 
         if op.kind == "linear":
             add("weights", c.bram36, c.uram, c.weight_bits)
         elif op.kind == "actmatmul":
-            add("key / value buffers", c.bram36, c.uram, c.buffer_bits)
+            add("key / value buffers" + (" (UltraRAM)" if op.name in design.uram_buffers else ""),
+                c.bram36, c.uram, c.buffer_bits)
         elif c.bram36 or c.uram:
             add(f"other units ({op.kind})", c.bram36, c.uram, c.buffer_bits)
     for key, shape in fifo_shapes(graph, design.fifo_depths, design.schedules).items():

@@ -25,7 +25,7 @@ from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
 from .cost import HLS_WORD_LIMIT_BITS, OpCost, op_cost, place_roms
-from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_fifos
+from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_memories
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -347,8 +347,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         place_roms({name: costs[name] for name in linear}, board,
                    fixed_bram36=fifo_bram + sum(c.bram36 for name, c in costs.items() if name not in linear))
         # then the long FIFOs, packed into UltraRAM words, where block RAM is still the fuller
-        uram_fifos = place_fifos(shapes, board, fifo_bram + sum(c.bram36 for c in costs.values()),
-                                 sum(c.uram for c in costs.values()))
+        # with the key / value buffers of the attention products, by the same rule
+        from .buffers import buffer_shapes, move_buffers_to_uram
+        buffers = buffer_shapes(graph, schedules, b_sequences)
+        uram_fifos, uram_buffers = place_memories(shapes, buffers, board,
+                                                  fifo_bram + sum(c.bram36 for c in costs.values()),
+                                                  sum(c.uram for c in costs.values()))
+        move_buffers_to_uram(costs, buffers, uram_buffers)
         fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
@@ -365,6 +370,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["fifo_uram"] = fifo_uram
         totals["_uram_fifos"] = uram_fifos      # taken into the Design at the end
         totals["uram_fifos"] = len(uram_fifos)
+        totals["_uram_buffers"] = uram_buffers
+        totals["uram_buffers"] = len(uram_buffers)
         totals["b_sequences"] = b_sequences
         totals["rate_ii"] = ii
         totals["tokens"] = graph.tokens
@@ -468,7 +475,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     depths = fifo_depths(graph, costs, schedules, totals["rate_ii"])
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
     uram_fifos = totals.pop("_uram_fifos")
+    uram_buffers = totals.pop("_uram_buffers")
     sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
-                    rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos)
+                    rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos,
+                    uram_buffers=uram_buffers)
     return FoldResult(design, costs, chosen, totals, notes)
