@@ -44,6 +44,8 @@ def fifo_kind(graph, op_name: str, index: int) -> str:
             if index == 0 else "key / value FIFOs (b)"
     if op.kind == "add":
         return "residual FIFOs"
+    if op.kind == "fork" and getattr(op, "holds_sequence", False):
+        return "layer input delays (queries and residual)"
     return f"other FIFOs ({op.kind})"
 
 

@@ -195,6 +195,12 @@ def input_ready(op: Op, arrival: dict[str, int], interval: int) -> list[int]:
     return [max(a, b + sequence), max(b, a - sequence)]
 
 
+def held_cycles(graph: Graph, op, interval: int) -> int:
+    """Cycles a fork that holds a sequence (codegen/passes/input_delay.py) keeps its input waiting:
+    the sequence of keys the attention product after it loads first, at ``interval`` a token."""
+    return graph.tokens * interval if op.kind == "fork" and getattr(op, "holds_sequence", False) else 0
+
+
 def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None) -> dict[str, int]:
     """Latency of every tensor: the longest path of unit latencies from the graph input (cycles);
     ``interval`` (default: each unit's own) paces the sequence buffers of attention products.
@@ -205,7 +211,7 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
     counts = token_counts(graph) if interval else {}
     for op in graph.ops:
         start = input_ready(op, arrival, interval or costs[op.name].ii)[0]
-        wait = 0
+        wait = held_cycles(graph, op, interval or costs[op.name].ii)
         if interval and op.kind == "window":
             wait = math.ceil(op.first_output_tokens * interval * graph.tokens / counts[op.inputs[0]])
         for t in op.outputs:
@@ -215,7 +221,9 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
 
 def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpSchedule],
                 interval: int) -> dict[tuple[str, int], int]:
-    """Depth (beats) of the FIFO in front of every input of an op where paths reconverge.
+    """Depth (beats) of the FIFO in front of every input of an op where paths reconverge, and in
+    front of a fork that holds a sequence (the delayed copy of an attention layer's input: a
+    sequence at the design's rate, plus one token and two beats of slack).
 
     Where a join (Add, Mul, Concat) reads streams that left a common fork along paths of different
     latency, the early input must hold what arrives before the late one delivers: the latency
@@ -227,6 +235,13 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
     counts = token_counts(graph)
     depths = {}
     for op in graph.ops:
+        held = held_cycles(graph, op, max(interval, 1))
+        if held:   # the one delayed copy of a layer's input: a sequence, plus a token and slack
+            lanes = schedules[op.name].in_lanes
+            beats = math.ceil(op.in_size / lanes)
+            waiting = math.ceil(held * beats / _per_token(max(interval, 1), graph, counts[op.inputs[0]]))
+            depths[(op.name, 0)] = 1 << max(1, (waiting + beats + 2 - 1).bit_length())
+            continue
         if len(op.inputs) < 2:
             continue
         ready = input_ready(op, arrival, interval)
