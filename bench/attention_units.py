@@ -7,7 +7,8 @@ einhls_actmatmul (rtl_kernels/einhls_actmatmul.v with its lane converters, FIFO,
 requant stage), instantiated alone as in its unit test (tests/test_attention_units.py), is
 synthesized with Yosys `synth_xilinx -family xc7` at the sizes of a MiniLM encoder layer: 12 heads
 of 32, scores Q K^T (layout nt, b = the keys) and context P V (layout nn, b = the values), int8 Q,
-K, V and uint8 P, sequence length 16 and 128.  Next to the counts: codegen/schedule/attention_cost.py's
+K, V and uint8 P, sequence length 16 and 128; the unit with its keys in UltraRAM (B_URAM = 1) with
+`-family xcup` (UltraScale+, the family that has URAM288).  Next to the counts: codegen/schedule/attention_cost.py's
 estimate (DSP48E1) and its interval in cycles per token (equal to RTL simulation in the unit test).
 Writes bench/results/attention_units.json and .md.
 """
