@@ -554,7 +554,8 @@ def _hls_actmatmul(index, op, design, ns, header):
     """The attention product: one sequence per call, with the b buffer the scheduler chose."""
     from .attention import hls_unit
     s = design.schedule(op)
-    unit = hls_unit(op, s, ns, header, b_sequences=design.buffer_sequences.get(op.name, 2))
+    unit = hls_unit(op, s, ns, header, b_sequences=design.buffer_sequences.get(op.name, 2),
+                    b_uram=op.name in design.uram_buffers)
     return unit, unit.widths, s.out_lanes
 
 

@@ -481,7 +481,8 @@ def _regroup_unit(index, op, s, design):
 
 def _actmatmul_unit(index, op, s, design):
     from .attention import rtl_unit as actmatmul_rtl_unit
-    module, params, mems = actmatmul_rtl_unit(index, op, s, b_sequences=design.buffer_sequences.get(op.name, 2))
+    module, params, mems = actmatmul_rtl_unit(index, op, s, b_sequences=design.buffer_sequences.get(op.name, 2),
+                                              b_uram=op.name in design.uram_buffers)
     comment = (f"{op.name}: attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
                f"SIMD {s.simd} x PE {s.pe}")
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
