@@ -62,7 +62,9 @@ def _key(cost: OpCost, board: Board) -> tuple:
     memory = cost.bram36 / max(board.bram36, 1)
     if board.uram and cost.rom_kind == "bram":
         # place_roms may move this ROM to UltraRAM, row-packed (one 72 x 4096 shape: narrow words share rows)
-        memory = min(memory, uram_packing(cost.rom_width, cost.rom_depth).uram / board.uram)
+        # (the input buffer, cost.input_bram36, stays in block RAM)
+        memory = min(memory, max(cost.input_bram36 / max(board.bram36, 1),
+                                 uram_packing(cost.rom_width, cost.rom_depth).uram / board.uram))
     shares = [cost.dsp / max(board.dsp, 1), cost.lut / max(board.lut, 1), memory, cost.ff / max(board.ff, 1)]
     return (round(max(shares), 4), cost.dsp, cost.lut, cost.ff, cost.bram36)
 
