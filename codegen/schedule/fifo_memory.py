@@ -24,11 +24,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .cost import URAM_WIDTH, bram36_for, uram_for
 
 #: the smallest FIFO (in BRAM36) worth packing into UltraRAM
 MIN_BRAM36 = 4.0
+
+
+@lru_cache(maxsize=4096)
+def _packed_lanes(size: int, bits: int, stream_lanes: int) -> int:
+    # a pure function of the shape, asked for every FIFO at every interval the scheduler tries
+    best = stream_lanes
+    for lanes in range(stream_lanes, min(size, URAM_WIDTH // max(bits, 1)) + 1, stream_lanes):
+        if size % lanes == 0:
+            best = lanes
+    return best
 
 
 @dataclass(frozen=True)
@@ -52,11 +63,7 @@ class FifoShape:
     def packed_lanes(self) -> int:
         """The widest word of lanes (a multiple of the stream's, dividing the features per token)
         that fits one URAM288 row."""
-        best = self.lanes
-        for lanes in range(self.lanes, self.size + 1, self.lanes):
-            if self.size % lanes == 0 and lanes * self.bits <= URAM_WIDTH:
-                best = lanes
-        return best
+        return _packed_lanes(self.size, self.bits, self.lanes)
 
     @property
     def packed_depth(self) -> int:

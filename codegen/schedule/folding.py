@@ -16,7 +16,7 @@ What was asked and what was chosen are recorded in report.json; nothing is silen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
@@ -338,9 +338,20 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     b_sequences = 2      # sequences of keys / values each attention product holds
     chooser = ShapeChooser(board, counts) if board.dsp_kind in FAMILY_OF_DSP else None
 
+    # the search builds the design at up to hundreds of intervals, and most ops keep their shape
+    # from one interval to the next: each (op, shape) is costed once, and every build gets copies
+    # (the placement steps below change them)
+    cost_cache: dict[OpSchedule, OpCost] = {}
+
+    def cost_of(op: Op, schedule: OpSchedule) -> OpCost:
+        cost = cost_cache.get(schedule)
+        if cost is None:
+            cost = cost_cache[schedule] = op_cost(op, schedule, board.dsp_kind)
+        return replace(cost)
+
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
-        costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
         if b_sequences == 1:
             from .buffers import single_buffer_costs
             single_buffer_costs(graph, schedules, costs, board.dsp_kind)
