@@ -582,9 +582,12 @@ def sweep(only: str | None, cycles: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--fit", action="store_true", help="refit from the stored sweep only (no Yosys)")
-    parser.add_argument("--only", help="sweep only this unit kind")
+    parser.add_argument("--only", help="sweep only this sweep kind (linear, actmatmul, linear_tp, ...)")
     parser.add_argument("--cycles", action="store_true", help="also measure cycles in Verilator (CYCLE_POINTS, CYCLE_KEYS)")
     args = parser.parse_args(argv)
+    kinds = list(dict.fromkeys(kind for kind, _ in GRID))
+    if args.only and args.only not in kinds:
+        parser.error(f"--only {args.only!r}: not a sweep kind (one of {', '.join(kinds)})")
     if not args.fit:
         sweep(args.only, args.cycles)
     model = fit_and_store(load())
