@@ -137,8 +137,8 @@ def token_pair_design(params: dict):
     from codegen.schedule.design import OpSchedule
 
     sparsity = tuple(params["nm"]) if params.get("nm") else None
-    s = lambda bits, scale=2.0 ** -4: QType(True, bits, scale, 0)   # noqa: E731 (test_token_pairs' types)
-    graph = linear_graph(64, 64, s(8), 8, s(8, 2.0), seed=3, sparsity=sparsity)
+    # the types of tests/test_token_pairs.py (bench/token_pairs measured the same layers on xc7)
+    graph = linear_graph(64, 64, QType(True, 8, 2.0 ** -4), 8, QType(True, 8, 2.0), seed=3, sparsity=sparsity)
     graph = dataclasses.replace(graph, tokens=2, input_shape=(1, 2, 64), output_shape=(1, 2, 64))
     design = manual_design(graph, {"layer0": (params["simd"], params["pe"], 1, 1)})
     design.schedules["layer0"] = OpSchedule("layer0", params["simd"], params["pe"], 1, 1, 2)
