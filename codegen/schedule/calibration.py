@@ -29,7 +29,13 @@ TARGETS = {"lut": ("LUT", "LUT_MEM"), "ff": ("FF",)}
 #: op kind -> calibration group (kinds of one group share coefficients)
 GROUP_OF_KIND = {"linear": "linear", "requant": "requant", "add": "join", "fork": "join",
                  "butterfly": "butterfly", "contract": "contract", "permute": "permute",
-                 "softmax": "softmax", "layernorm": "layernorm", "gelu": "gelu"}
+                 "softmax": "softmax", "layernorm": "layernorm", "gelu": "gelu",
+                 "relu": "relu", "mul": "mul", "concat": "concat", "slice": "slice",
+                 "window": "window", "regroup": "regroup", "tapmax": "tapmax", "actmatmul": "actmatmul",
+                 "maskscores": "maskscores", "tokenmean": "tokenmean", "maskedmean": "maskedmean"}
+#: token-pair Linear units (TOKEN_PACK = 2): a correction (offset and scale) fitted on top of the
+#: single-token Linear estimate, on token-pair points only, after the other groups
+TOKEN_PAIR_GROUP = "linear_pairs"
 
 
 def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
@@ -121,14 +127,21 @@ def _load() -> dict:
     return json.loads(CALIBRATED_PATH.read_text())
 
 
-def coefficients(group: str, family: str, target: str) -> dict[str, float] | None:
-    return _load().get("families", {}).get(family, {}).get(group, {}).get(target)
+def coefficients(group: str, family: str, target: str, model: dict | None = None) -> dict[str, float] | None:
+    return (_load() if model is None else model).get("families", {}).get(family, {}).get(group, {}).get(target)
 
 
-def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> None:
-    """Replace cost.lut and cost.ff by the calibrated estimate where coefficients exist (in place)."""
+def is_token_pair(kind: str, s) -> bool:
+    return kind == "linear" and getattr(s, "token_pack", 1) == 2
+
+
+def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None,
+          model: dict | None = None) -> None:
+    """Replace cost.lut and cost.ff by the calibrated estimate where coefficients exist (in place);
+    ``model`` replaces calibrated.json (the fit's second stage)."""
     family, group = FAMILY_OF_DSP.get(dsp_kind), GROUP_OF_KIND.get(kind)
-    if family is None or group is None or not _load():
+    model = _load() if model is None else model
+    if family is None or group is None or not model:
         return
     if kind == "linear" and getattr(s, "token_pack", 1) == 2:
         from .packing import quad_config
@@ -136,17 +149,21 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
             return   # four products a DSP: no sweep point has the structure (cost.py _quad_cost)
     feats = None
     for target in TARGETS:
-        coef = coefficients(group, family, target)
+        coef = coefficients(group, family, target, model)
         if not coef:
             continue
         feats = feats or features(kind, op, s, dsp_kind, cost, assume_packing)
         value = sum(coef.get(name, 0.0) * x for name, x in feats[target].items())
-        if kind == "linear" and target == "lut" and getattr(s, "token_pack", 1) == 2:
-            # what token pairs add is counted structurally where the dense-trained fit has no term
-            # for it: the distributed RAM of the second buffer port and FIFO, and the N:M
-            # multiplexers of both tokens (the fit's nm_select weight came out 0 on single tokens)
-            from .cost import token_pair_memory_luts
-            value += token_pair_memory_luts(op, s) + feats["lut"]["nm_select"]
+        if is_token_pair(kind, s):
+            if target == "lut":
+                # what token pairs add is counted structurally where the dense-trained fit has no
+                # term for it: the distributed RAM of the second buffer port and FIFO, and the N:M
+                # multiplexers of both tokens (the fit's nm_select weight came out 0 on single tokens)
+                from .cost import token_pair_memory_luts
+                value += token_pair_memory_luts(op, s) + feats["lut"]["nm_select"]
+            pairs = coefficients(TOKEN_PAIR_GROUP, family, target, model)
+            if pairs:
+                value = pairs.get("const", 0.0) - pairs.get("const_neg", 0.0) + pairs.get("model", 0.0) * value
         setattr(cost, target, max(0, int(round(value))))
 
 
