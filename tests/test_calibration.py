@@ -90,9 +90,8 @@ def test_measured_designs_are_the_designs_rebuilt(data) -> None:
 #: - the butterfly's LUTs between P = 2 and 16: Yosys moves its banks from block RAM to LUT RAM at
 #:   P = 4, and the two fitted points of that regime cannot place P = 4 and 8;
 #: - the FFs of one Linear with a block-RAM ROM (15.6%);
-#: - the attention product (actmatmul): its first-order LUT and FF grow with PE and SIMD unlike
-#:   Yosys's counts (xc7 and xcup apart), which an offset and a scale cannot follow at the ends of
-#:   the sweep; a term-by-term model of the unit is the fix;
+#: - the attention product (actmatmul) at SIMD 16 x PE 2 on xc7: the one point with two PE
+#:   columns is held back, so the fit sees no PE term (the fitted points are all PE 1);
 #: - Mul on xcup at 4 lanes (16.2%) and Slice at 2 lanes (33 LUT against 28): the fork and slice
 #:   coefficients are shared with the points that feed the attention and mask units;
 #: - token pairs, dense SIMD 4 x PE 4 (about 20%): the one token-pair point whose ROM is in block
@@ -102,9 +101,7 @@ KNOWN_MISSES = {
     ("butterfly:n=64,units=4", "xc7", "lut"): 0.30, ("butterfly:n=64,units=4", "xcup", "lut"): 0.30,
     ("butterfly:n=64,units=8", "xc7", "lut"): 0.30, ("butterfly:n=64,units=8", "xcup", "lut"): 0.30,
     ("linear:a=8,k=64,n=64,pe=8,rom=bram,simd=8,w=8", "xc7", "ff"): 0.17,
-    ("actmatmul:target=64", "xc7", "lut"): 0.20, ("actmatmul:target=64", "xcup", "lut"): 0.26,
-    ("actmatmul:target=8", "xc7", "lut"): 0.21, ("actmatmul:target=8", "xcup", "lut"): 0.30,
-    ("actmatmul:target=8", "xc7", "ff"): 0.23, ("actmatmul:target=8", "xcup", "ff"): 0.23,
+    ("actmatmul:target=8", "xc7", "lut"): 0.22, ("actmatmul:target=8", "xc7", "ff"): 0.26,
     ("mul:target=16", "xcup", "lut"): 0.17,
     ("slice:target=32", "xc7", "lut"): 0.19, ("slice:target=32", "xcup", "lut"): 0.19,
     ("linear_tp:pe=4,simd=4", "xcup", "lut"): 0.21,

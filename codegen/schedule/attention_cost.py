@@ -159,8 +159,11 @@ def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str, b_sequences: int
     # (A/B/M) and the b words the block RAMs' output registers (Yosys counts them there)
     ff = CONTROL_FF + f.pe * acc_bits * (2 + tree_registers(f.simd)) \
         + rq_lanes * (2 * acc_bits + rq.multiplier_bits) + f.out_lanes * op.out_type.bits * 2
+    # the operand registers: Yosys leaves them in the fabric for these narrow products; a (one
+    # word of SIMD codes) is shared by the PE columns, b is each product's own
+    ff += products * b_bits + f.simd * a_bits + nb * b_width * 2 + f.simd * a_bits * 2
     if per_product == 0:
-        ff += products * (a_bits + b_bits + min(a_bits + b_bits, acc_bits)) + nb * b_width * 2 + f.simd * a_bits * 2
+        ff += products * (a_bits + min(a_bits + b_bits, acc_bits)) - f.simd * a_bits
 
     ii = max(compute, a_beats, b_beats, out_beats) if b_sequences == 2 else \
         math.ceil(sequence_cycles(op, f, 1) / op.tokens)
