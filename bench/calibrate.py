@@ -210,11 +210,9 @@ def synth_point(kind: str, params: dict, work: Path) -> dict:
 
 #: the Linear points whose interval and latency are measured in RTL simulation (--cycles)
 CYCLE_POINTS = {("linear", 1, 64, 8), ("linear", 8, 8, 8), ("linear", 4, 4, 8), ("linear_nm", 8, 8, 8)}
-#: kinds whose one-unit design does not run in RTL simulation: the score mask stalls (its scores
-#: and its mask come from one fork; the unit takes the whole sequence of mask codes before the
-#: first row of scores, and the FIFO the scheduler puts in front of the scores is sized as for a
-#: unit that reads both together: rtlsim_error in the data, README "Calibrated cost model")
-NO_CYCLES = ("maskscores",)
+#: kinds whose one-unit design does not run in RTL simulation (none since the scheduler sizes the
+#: FIFO in front of a score mask's scores for the mask sequence it reads first: folding.input_ready)
+NO_CYCLES: tuple[str, ...] = ()
 #: one representative of every other kind built as a design (the nonlinear units run under their
 #: unit-test top, not the generated one: their cycles are checked by tests/test_nonlinear_units.py)
 CYCLE_KEYS = {point_key(kind, params) for kind, params in (

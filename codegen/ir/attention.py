@@ -57,6 +57,7 @@ class ActMatMul(Op):
     requant: RequantParams = None
     kind: ClassVar[str] = "actmatmul"
     arity: ClassVar[int] = 2
+    sequence_input: ClassVar[int | None] = 1     # b: the keys / values of a sequence
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

@@ -55,6 +55,9 @@ class Op:
     inputs: tuple[str, ...] = field(default=(), kw_only=True)  # tensors read; () = previous op's output
     kind: ClassVar[str] = "op"
     arity: ClassVar[int] = 1        # number of inputs
+    #: the input whose whole sequence the unit reads before the first beat of its others (into a
+    #: second bank, so that it runs up to a sequence ahead of them), or None: every input together
+    sequence_input: ClassVar[int | None] = None
     n_outputs: ClassVar[int] = 1
 
     def reference(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -56,6 +56,7 @@ class MaskScores(Op):
     masked_code: int = 0
     kind: ClassVar[str] = "maskscores"
     arity: ClassVar[int] = 2
+    sequence_input: ClassVar[int | None] = 1     # the mask of a sequence, read whole (two banks)
 
     def __post_init__(self) -> None:
         if self.in_size != self.heads * self.tokens or self.out_size != self.in_size:

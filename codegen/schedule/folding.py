@@ -183,16 +183,18 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
 def input_ready(op: Op, arrival: dict[str, int], interval: int) -> list[int]:
     """Cycle at which ``op`` reads the first beat of each input, given when each arrives.
 
-    Most units read all inputs together, as soon as the last one arrives.  An attention product
-    (ActMatMul) first buffers the whole sequence of its input b (one token per ``interval``), then
-    streams the rows of a: a waits for b's sequence, and b, with two sequence buffers, is read up
-    to a sequence ahead of a."""
+    Most units read all inputs together, as soon as the last one arrives.  A unit with a
+    ``sequence_input`` (an attention product's b, a score mask's mask) first buffers the whole
+    sequence of that input (one token per ``interval``), then streams the other: it waits for that
+    sequence, and the sequence input, with two banks, is read up to a sequence ahead of it."""
     times = [arrival[t] for t in op.inputs]
-    if op.kind != "actmatmul":
+    if op.sequence_input is None:
         return [max(times)] * len(times)
     sequence = op.tokens * interval
-    a, b = times
-    return [max(a, b + sequence), max(b, a - sequence)]
+    held = times[op.sequence_input]
+    streamed = max(t for i, t in enumerate(times) if i != op.sequence_input)
+    return [max(held, streamed - sequence) if i == op.sequence_input else max(streamed, held + sequence)
+            for i in range(len(times))]
 
 
 def held_cycles(graph: Graph, op, interval: int) -> int:
