@@ -335,3 +335,27 @@ def test_two_layers_share_the_mask_and_pool_it(tmp_path):
     assert kinds.count("maskscores") == 2 and kinds[-1] == "maskedmean"
     (result,) = verify(project, ("csim",), vectors=4, **QUIET)
     assert result.passed, result.line()
+
+
+@pytest.mark.rtl
+def test_scores_and_mask_from_one_fork_do_not_stall(tmp_path):
+    """The score mask reads a whole sequence of mask codes before its first row of scores: where
+    both come from one fork, the FIFO in front of the scores must hold what arrives meanwhile
+    (folding.input_ready through MaskScores.sequence_input).  It used to be sized as for a unit
+    that reads both together, and the design stalled in RTL simulation."""
+    from codegen.emit.cocotb_tb import emit_cocotb_tb
+    from codegen.emit.rtl import emit_rtl
+    from codegen.verify.rtlsim import run_rtlsim
+
+    from bench.calibrate_units import graph_unit_design
+
+    design = graph_unit_design("maskscores", 8)
+    graph = design.graph
+    masked = next(op for op in graph.ops if op.kind == "maskscores")
+    scores_beats = graph.tokens * -(-masked.in_size // design.schedule(masked).in_lanes)
+    assert design.fifo_depths[(masked.name, 0)] >= scores_beats   # a sequence of scores waits for the mask
+    emit_rtl(design, tmp_path)
+    emit_cocotb_tb(design, tmp_path)
+    inputs = random_inputs(graph, 4, seed=3)
+    result = run_rtlsim(tmp_path, inputs, run_reference(graph, inputs), tmp_path / "work", seed=3)
+    assert result.passed, result.line()
