@@ -109,8 +109,9 @@ class TB:
     Python runs once per beat, not once per cycle: while the design does not take the input
     (tready low) or offers no output (tvalid low), the drivers wait for that signal's rising edge,
     not for every clock edge; cycle numbers come from the simulation time.  A long layer spends
-    thousands of cycles per token between beats, where per-cycle Python cost about as much as the
-    Verilated model itself (the 16-token MiniLM layer: 12.7 s with a per-cycle monitor, 6 s without).
+    thousands of cycles per token between beats, where per-cycle Python cost more than the
+    Verilated model itself (the 128-token MiniLM layer, 3.2 million cycles: 158 s with a per-cycle
+    monitor and source, 27 s without).
 
     Sampling follows cocotbext-axi: a handshake signal read right after a rising clock edge has
     its value at that edge, and a value written there takes effect for the next edge.
