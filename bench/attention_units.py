@@ -7,7 +7,8 @@ einhls_actmatmul (rtl_kernels/einhls_actmatmul.v with its lane converters, FIFO,
 requant stage), instantiated alone as in its unit test (tests/test_attention_units.py), is
 synthesized with Yosys `synth_xilinx -family xc7` at the sizes of a MiniLM encoder layer: 12 heads
 of 32, scores Q K^T (layout nt, b = the keys) and context P V (layout nn, b = the values), int8 Q,
-K, V and uint8 P, sequence length 16 and 128.  Next to the counts: codegen/schedule/attention_cost.py's
+K, V and uint8 P, sequence length 16 and 128; the unit with its keys in UltraRAM (B_URAM = 1) with
+`-family xcup` (UltraScale+, the family that has URAM288).  Next to the counts: codegen/schedule/attention_cost.py's
 estimate (DSP48E1) and its interval in cycles per token (equal to RTL simulation in the unit test).
 Writes bench/results/attention_units.json and .md.
 """
@@ -41,7 +42,15 @@ def units() -> list:
         case("context_L128", "nn", 12, 128, 32, uint8, int8, int8, 8, 4, 8, 8, 8),
         # one sequence of keys / values (B_SEQS = 1): half the b buffer
         case("scores_L128_single", "nt", 12, 32, 128, int8, int8, int8, 8, 4, 8, 8, 8, b_sequences=1),
+        # the keys in UltraRAM (B_URAM = 1), synthesized for UltraScale+ (xcup), the family with URAM288
+        case("scores_L128_single_uram", "nt", 12, 32, 128, int8, int8, int8, 8, 4, 8, 8, 8, b_sequences=1,
+             b_uram=True),
     ]
+
+
+def family_of(c) -> str:
+    """xc7 (the Zynq-7000 the rows were first compared on), xcup for a unit with UltraRAM."""
+    return "xcup" if c.b_uram else "xc7"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,36 +67,48 @@ def main(argv: list[str] | None = None) -> None:
             work = Path(tmp) / c.name
             spec, _ = rtl_case_spec(0, c, 1, 0)
             write_wrapper([spec], work / "rtl")
-            counts = synth_counts(work / "rtl", WRAPPER_TOP, "xc7", work / "yosys")
-            cost = actmatmul_cost(c.op, c.schedule, "DSP48E1", c.b_sequences)
-            rows.append({"unit": c.name, "layout": c.op.layout, "b_sequences": c.b_sequences, "heads": c.op.heads, "inner": c.op.inner,
+            family = family_of(c)
+            counts = synth_counts(work / "rtl", WRAPPER_TOP, family, work / "yosys")
+            cost = actmatmul_cost(c.op, c.schedule, "DSP48E1" if family == "xc7" else "DSP48E2", c.b_sequences)
+            uram = 0
+            if c.b_uram:   # the scheduler's placement (schedule/buffers.py move_buffers_to_uram)
+                from codegen.schedule.fifo_memory import BufferShape
+                from codegen.schedule.attention_cost import b_banks
+                from codegen.emit.attention import folding
+                shape = BufferShape(*b_banks(c.op, folding(c.op, c.schedule), c.b_sequences))
+                cost.bram36 -= shape.bram36
+                uram = shape.uram
+            rows.append({"unit": c.name, "family": family, "layout": c.op.layout, "b_sequences": c.b_sequences, "heads": c.op.heads, "inner": c.op.inner,
                          "cols": c.op.cols, "tokens": c.op.tokens, "simd": c.simd, "pe": c.pe,
                          "interval_cycles": cost.ii, "latency_cycles": cost.latency,
-                         "yosys": {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM", "CARRY")},
-                         "model": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp, "BRAM36": cost.bram36},
+                         "yosys": {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM", "URAM", "CARRY")},
+                         "model": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp, "BRAM36": cost.bram36,
+                                   "URAM": uram},
                          "seconds": round(time.time() - start, 1)})
             print(rows[-1], flush=True)
     stored = RESULTS / "attention_units.json"
     if args.only and stored.is_file():
         new = {r["unit"] for r in rows}
         rows = [r for r in json.loads(stored.read_text())["rows"] if r["unit"] not in new] + rows
-    lines = ["| unit | heads x inner x cols, tokens | SIMD x PE | cycles / token | LUT (+LUTRAM) | FF | DSP48E1 | "
-             "BRAM36 | model LUT | model FF | model DSP | model BRAM36 |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| unit | family | heads x inner x cols, tokens | SIMD x PE | cycles / token | LUT (+LUTRAM) | FF | DSP | "
+             "BRAM36 | URAM288 | model LUT | model FF | model DSP | model BRAM36 | model URAM288 |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         y, m = r["yosys"], r["model"]
-        lines.append(f"| {r['unit']} ({r['layout']}) | {r['heads']} x {r['inner']} x {r['cols']}, {r['tokens']} | "
+        lines.append(f"| {r['unit']} ({r['layout']}) | {r.get('family', 'xc7')} | {r['heads']} x {r['inner']} x "
+                     f"{r['cols']}, {r['tokens']} | "
                      f"{r['simd']} x {r['pe']} | {r['interval_cycles']} | {y['LUT']:,} (+{y['LUT_MEM']}) | "
-                     f"{y['FF']:,} | {y['DSP']} | {y['BRAM']:g} | {m['LUT']:,} | {m['FF']:,} | {m['DSP']} | "
-                     f"{m['BRAM36']:g} |")
+                     f"{y['FF']:,} | {y['DSP']} | {y['BRAM']:g} | {y.get('URAM', 0)} | {m['LUT']:,} | {m['FF']:,} | "
+                     f"{m['DSP']} | {m['BRAM36']:g} | {m.get('URAM', 0)} |")
     table = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
     command = COMMAND + (f"`, then `{COMMAND} --only {' '.join(args.only)}" if args.only else "")
     (RESULTS / "attention_units.json").write_text(json.dumps(
-        {"command": command.replace("`", ""), "yosys": yosys_version(), "family": "xc7", "rows": rows},
+        {"command": command.replace("`", ""), "yosys": yosys_version(), "families": ["xc7", "xcup"], "rows": rows},
         indent=2) + "\n")
     (RESULTS / "attention_units.md").write_text(
-        f"Made by `{command}` ({yosys_version()}, synth_xilinx -family xc7).\n\n" + table)
+        f"Made by `{command}` ({yosys_version()}, synth_xilinx -family xc7, and -family xcup for the "
+        f"UltraRAM row; DSP is DSP48E1 on xc7, DSP48E2 on xcup).\n\n" + table)
     print(table)
 
 

@@ -44,6 +44,8 @@ def fifo_kind(graph, op_name: str, index: int) -> str:
             if index == 0 else "key / value FIFOs (b)"
     if op.kind == "add":
         return "residual FIFOs"
+    if op.kind == "fork" and getattr(op, "holds_sequence", False):
+        return "layer input delays (queries and residual)"
     return f"other FIFOs ({op.kind})"
 
 
@@ -73,7 +75,8 @@ def memory_split(graph, board_name: str, interval: int | None, max_util: float) 
         if op.kind == "linear":
             add("weights", c.bram36, c.uram, c.weight_bits)
         elif op.kind == "actmatmul":
-            add("key / value buffers", c.bram36, c.uram, c.buffer_bits)
+            add("key / value buffers" + (" (UltraRAM)" if op.name in design.uram_buffers else ""),
+                c.bram36, c.uram, c.buffer_bits)
         elif c.bram36 or c.uram:
             add(f"other units ({op.kind})", c.bram36, c.uram, c.buffer_bits)
     for key, shape in fifo_shapes(graph, design.fifo_depths, design.schedules).items():
@@ -87,6 +90,39 @@ def memory_split(graph, board_name: str, interval: int | None, max_util: float) 
             "totals": {k: totals[k] for k in ("ii", "dsp", "bram36", "uram", "lut", "ff")},
             "capacity": {"bram36": board.bram36, "uram": board.uram, "lut": board.lut},
             "notes": result.notes, "split": split}
+
+
+def closest_design(graph, board_name: str, max_util: float) -> dict:
+    """Of every design the scheduler costs while it searches (and refuses), the one whose fullest
+    resource is least full: what binds, and by how much.  Records the totals the scheduler passes
+    to codegen.schedule.folding.fits; the search itself is unchanged."""
+    import codegen.schedule.folding as folding
+    from codegen.errors import EinhlsError
+    board = get_board(board_name)
+    capacity = {"dsp": board.dsp, "bram36": board.bram36, "uram": board.uram, "lut": board.lut, "ff": board.ff}
+    seen = []
+    original = folding.fits
+
+    def recording(totals, board_, util):
+        seen.append({k: totals.get(k) for k in ("ii", "rate_ii", "frame_interval", "b_sequences", "dsp", "bram36",
+                                                 "uram", "lut", "ff", "fifo_bram36", "fifo_uram",
+                                                 "uram_buffers", "uram_fifos")})
+        return original(totals, board_, util)
+
+    folding.fits = recording
+    try:
+        folding.fold(graph, board, max_util=max_util)
+    except EinhlsError:
+        pass
+    finally:
+        folding.fits = original
+
+    def fullest(t: dict) -> float:
+        return max(t[k] / v for k, v in capacity.items() if v)
+
+    best = min(seen, key=fullest)
+    return {**best, "utilisation": {k: round(best[k] / v, 3) for k, v in capacity.items() if v},
+            "fullest": round(fullest(best), 3), "designs_costed": len(seen)}
 
 
 def lower_bound(graph, board_name: str, max_util: float, weights_uram: int) -> dict:
@@ -118,6 +154,15 @@ def markdown(rows: list[dict], command: str, bounds: list[dict] | None = None) -
         lines += [f"## {row['board']}, {row['tokens']} tokens, {asked}", ""]
         if "refused" in row:
             lines += [f"Refused: {row['refused']}", ""]
+            c = row.get("closest")
+            if c:
+                u = c["utilisation"]
+                lines += [f"The closest of the {c['designs_costed']} designs the scheduler costed (its fullest "
+                          f"resource least full): {c['b_sequences']} sequence(s) of keys / values, "
+                          f"{c['ii']:,} cycles per token, {c['dsp']} DSP ({u['dsp']:.0%}), {c['bram36']:g} BRAM36 "
+                          f"({u['bram36']:.0%}), {c['uram']} URAM288 ({u['uram']:.0%}), {c['lut']:,} LUT "
+                          f"({u['lut']:.0%}), {c['ff']:,} FF ({u['ff']:.0%}); {c['uram_buffers']} key / value "
+                          f"buffers and {c['uram_fifos']} FIFOs in UltraRAM.", ""]
             continue
         t, cap = row["totals"], row["capacity"]
         lines += [f"{row['b_sequences']} sequence(s) of keys / values per attention product, "
@@ -168,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         graph = lower(model, CompileOptions(board=board, sequence_length=args.tokens))
         for interval, max_util in [(i, 100.0) for i in args.intervals] + [(None, u) for u in args.max_util]:
             rows.append(memory_split(graph, board, interval, max_util))
+            if "refused" in rows[-1] and interval is None:
+                rows[-1]["closest"] = closest_design(graph, board, max_util)
             print(json.dumps({k: rows[-1].get(k) for k in ("board", "interval", "max_util", "totals", "refused")}),
                   flush=True)
         weights_uram = next((r["split"]["weights"]["uram"] for r in rows

@@ -111,7 +111,21 @@ TT_SMALL_ABOVE = ("a stage takes R x NF x KF cycles (R = 16 repeats here), so on
                   "reachable, and at the fastest interval that fits (48 cycles) every stage gets there only "
                   "with a padded fold (K = 16 at SIMD 6 is 3 folds of 18 slots, N = 16 at PE 6 likewise): the "
                   "stages are balanced (all at 48) but 1/9 of their slots multiply padding. Scheduled at "
-                  "--target-ii 64, 128, 256: 1.0; at 56: 1.21 (it runs at 52, as at 48 plus idle); at 96: 1.12")
+                  "--target-ii 64, 128, 256: 1.0; at 56: 1.21 (it runs at 52, as at 48 plus idle); at 96: 1.12. "
+                  "No design at 48 does better: over every shape of each stage, the fewest product slots "
+                  "that reach 48 are 24 + 96 + 24 = 144 (fewest_product_slots, tests/test_unit_roofline.py), "
+                  "so every design at 48 is at 48 / ceil(6,144 / 144) = 1.116 or above; the reachable "
+                  "intervals around it are 32 (192 slots, 1.0, but 208 DSP > 80% of the pynq-z2's 220) and "
+                  "64 (96 slots, 1.0, a third slower): the scheduler keeps the fastest design that fits")
+
+
+def fewest_product_slots(graph: Graph, interval: int) -> list[int]:
+    """For every contraction stage of ``graph``, the fewest product slots (SIMD x PE, each one product
+    a cycle) of any of its shapes whose R x NF x KF cycles reach ``interval``: with them, no design of
+    the pipeline at that interval has a roofline above ceil(MACs / sum of these)."""
+    from codegen.schedule.contraction import stage_options
+    return [min(simd * pe for cycles, simd, pe in stage_options(op) if cycles <= interval)
+            for op in graph.ops if op.kind == "contract"]
 
 CASES = [
     Case("dense_64x64", "dense Linear (int8, 64 -> 64)", _dense, 64, 64 * 64),

@@ -89,6 +89,9 @@ def lower(model_path: Path, options: CompileOptions) -> Graph:
         graph = ir_pass(graph)
     graph = expand_for_board(graph, options)
     graph = insert_forks(graph)
+    # attention layers: one delayed copy of the layer input for the queries and the residual
+    from .passes.input_delay import share_input_delay
+    graph = share_input_delay(graph)
     if any(op.kind == "window" for op in graph.ops):   # factor chains of a conv with nothing between
         from .passes.conv_chain import choose_conv_chains
         board = get_board(options.board)
@@ -174,6 +177,7 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
                       for (op, i), d in sorted(design.fifo_depths.items())],
             "buffer_sequences": {op.name: design.buffer_sequences.get(op.name, 2)
                                  for op in design.graph.ops if op.kind == "actmatmul"},
+            "uram_buffers": sorted(design.uram_buffers),
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 
 

@@ -126,15 +126,23 @@ def balance_lines(project) -> list[str]:
 
 def board_peak(project) -> dict:
     """The board's MACs per cycle: every DSP busy with as many products as the design's widths let
-    it pack (two int8 products per DSP48 pre-adder; one when an operand is wider), plus the LUT
+    it pack (two int8 products per DSP48 pre-adder; one when an operand is wider; four when every
+    Linear layer is narrow and one already packs four), plus the LUT
     multipliers the design already has (they are not bounded by the DSP count)."""
     from .ir.graph import Linear
     from .schedule.packing import DSP_PREADDER_BITS, lut_multipliers
 
+    from .schedule.packing import quad_config
+
     board = project.design.board
-    wide = [op for op in project.graph.ops if isinstance(op, Linear) and not lut_multipliers(op)]
+    linears = [op for op in project.graph.ops if isinstance(op, Linear)]
+    wide = [op for op in linears if not lut_multipliers(op)]
     per_dsp = 2 if board.dsp_kind in DSP_PREADDER_BITS and all(
         max(op.in_type.bits, op.weight_type.bits) <= 8 for op in wide) else 1
+    # narrow layers of token sequences pack four products per DSP (PE pairs x token pairs)
+    if linears and not wide and any(quad_config(op, project.design.schedule(op), board.dsp_kind)[0]
+                                    for op in linears):
+        per_dsp = 4
     lut_peak = sum(layer["multipliers"] for layer in project.report["layers"]
                    if layer.get("dsp", 0) == 0 and layer["multipliers"])
     return {"dsp": board.dsp, "per_dsp": per_dsp, "lut_peak": lut_peak,
@@ -269,7 +277,9 @@ def plot_data(project) -> dict:
         binds = (f"{', '.join(over)} bind{'s' if len(over) == 1 else ''}: at {faster} cycle{'s' if faster != 1 else ''} "
                  f"{'it' if len(over) == 1 else 'they'} would exceed the budget" if over else
                  f"{resources[largest]['label']} is the largest share")
-    macs = [{"name": layer["name"], "achieved": performed_macs(layer) / interval, "peak": layer["multipliers"]}
+    # a Linear layer with token pairs makes its multipliers' products for two tokens each step
+    macs = [{"name": layer["name"], "achieved": performed_macs(layer) / interval,
+             "peak": layer["multipliers"] * layer.get("token_pack", 1)}
             for layer in layers if layer["multipliers"]]
     return {"names": [layer["name"] for layer in layers], "budget": 100.0 * budget,
             "resources": resources, "largest": largest, "binds": binds, "floor": floor,

@@ -37,6 +37,8 @@
 // via codegen/emit/attention.py hls_unit):
 //   HEADS, INNER, COLS, TOKENS, LAYOUT (0 nt, 1 nn), SIMD, PE, KF, NF, D, NB, WC, FA, FB, FO
 //   B_SEQS                                            sequences of b held: 2 (ping-pong) or 1
+//   B_URAM                                            1: the b buffer bound to UltraRAM (each bank's
+//                                                     WC codes reshaped into one word)
 //   A_LANES, B_LANES, OUT_LANES, GA, GB, GO          lanes and the codes moved per iteration
 //   LO_N, LO_STRIDE, HI_STRIDE, G_STRIDE, GROUPS      the b loader's address walk (as the Verilog)
 //   A_BITS, B_BITS, OUT_BITS, SHIFT                   widths, requant shift
@@ -266,7 +268,23 @@ steps:
 }
 
 // B_SEQS = 1: one sequence of b loaded, then its rows, in one loop over a buffer of one sequence
-// (a local array: no ping-pong), so the next sequence's b waits for this one's last row.
+// (a local array: no ping-pong), so the next sequence's b waits for this one's last row.  One
+// iteration of that loop (the caller declares the buffer, with its storage):
+template <class C>
+void actmatmul_single_iteration(unsigned i, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                                hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
+                                hls::stream<ap_uint<C::PE * C::OUT_BITS> >& y_words,
+                                typename C::bc_t bbuf[C::NB][C::D][C::WC], BLoader<C>& loader, RowState& st,
+                                typename C::ac_t row[C::HEADS * C::KF][C::SIMD], typename C::acc_t acc[C::PE]) {
+#pragma HLS INLINE
+    if (i < BLoader<C>::CHUNKS) {
+        loader.step(b, bbuf);
+    } else {
+        actmatmul_step<C>(a_words, bbuf, y_words, st, row, acc);
+    }
+}
+
+// The buffer in block RAM (or LUT RAM): a bank's codes in separate partitions.
 template <class C>
 void actmatmul_single(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
                       hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
@@ -286,11 +304,33 @@ load_then_rows:
     for (unsigned i = 0; i < ITERATIONS; i++) {
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
-        if (i < BLoader<C>::CHUNKS) {
-            loader.step(b, bbuf);
-        } else {
-            actmatmul_step<C>(a_words, bbuf, y_words, st, row, acc);
-        }
+        actmatmul_single_iteration<C>(i, b, a_words, y_words, bbuf, loader, st, row, acc);
+    }
+}
+
+// B_URAM = 1: a bank's WC codes reshaped into one word (the Verilog's bank word, WC x (B_BITS+1)
+// bits) and bound to UltraRAM, one memory per bank.
+template <class C>
+void actmatmul_single_uram(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                           hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
+                           hls::stream<ap_uint<C::PE * C::OUT_BITS> >& y_words) {
+    EINHLS_CSIM_PROCESS();
+    typename C::bc_t bbuf[C::NB][C::D][C::WC];
+#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=bbuf complete dim=3
+#pragma HLS BIND_STORAGE variable=bbuf type=ram_s2p impl=uram
+    BLoader<C> loader;
+    typename C::ac_t row[C::HEADS * C::KF][C::SIMD];
+#pragma HLS ARRAY_PARTITION variable=row complete dim=2
+    typename C::acc_t acc[C::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    RowState st;
+    const unsigned ITERATIONS = BLoader<C>::CHUNKS + C::TOKENS * C::D;
+load_then_rows:
+    for (unsigned i = 0; i < ITERATIONS; i++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        actmatmul_single_iteration<C>(i, b, a_words, y_words, bbuf, loader, st, row, acc);
     }
 }
 
@@ -323,8 +363,31 @@ chunks:
     }
 }
 
-// The dataflow region of one sequence, ping-pong b buffer (B_SEQS = 2) or one (B_SEQS = 1).
-template <class C, int B_SEQS>
+// The one-sequence process in block RAM or UltraRAM, chosen at compile time (a dataflow region
+// holds no run-time branch between processes).
+template <class C, bool URAM>
+struct SingleProcess {
+    static void run(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                    hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
+                    hls::stream<ap_uint<C::PE * C::OUT_BITS> >& y_words) {
+#pragma HLS INLINE
+        actmatmul_single<C>(b, a_words, y_words);
+    }
+};
+
+template <class C>
+struct SingleProcess<C, true> {
+    static void run(hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                    hls::stream<ap_uint<C::SIMD * C::A_BITS> >& a_words,
+                    hls::stream<ap_uint<C::PE * C::OUT_BITS> >& y_words) {
+#pragma HLS INLINE
+        actmatmul_single_uram<C>(b, a_words, y_words);
+    }
+};
+
+// The dataflow region of one sequence, ping-pong b buffer (B_SEQS = 2) or one (B_SEQS = 1), in
+// block RAM or (URAM = true, C::B_URAM) UltraRAM.
+template <class C, int B_SEQS, bool URAM>
 struct ActMatMulRegion {
     static void run(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
                     hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
@@ -344,7 +407,28 @@ struct ActMatMulRegion {
 };
 
 template <class C>
-struct ActMatMulRegion<C, 1> {
+struct ActMatMulRegion<C, 2, true> {
+    static void run(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
+                    hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
+#pragma HLS DATAFLOW
+        hls::stream<ap_uint<C::SIMD * C::A_BITS> > a_words("a_words");
+#pragma HLS STREAM variable=a_words depth=2
+        hls::stream<ap_uint<C::PE * C::OUT_BITS> > y_words("y_words");
+#pragma HLS STREAM variable=y_words depth=2
+        // the ping-pong channel between the loader and the rows, each bank one word of WC codes
+        typename C::bc_t bbuf[C::NB][C::D][C::WC];
+#pragma HLS ARRAY_PARTITION variable=bbuf complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=bbuf complete dim=3
+#pragma HLS BIND_STORAGE variable=bbuf type=ram_s2p impl=uram
+        actmatmul_read_a<C>(a, a_words);
+        actmatmul_load_b<C>(b, bbuf);
+        actmatmul_rows<C>(a_words, bbuf, y_words);
+        actmatmul_write<C>(y_words, out);
+    }
+};
+
+template <class C, bool URAM>
+struct ActMatMulRegion<C, 1, URAM> {
     static void run(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_uint<C::B_LANES * C::B_BITS> >& b,
                     hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
 #pragma HLS DATAFLOW
@@ -353,7 +437,7 @@ struct ActMatMulRegion<C, 1> {
         hls::stream<ap_uint<C::PE * C::OUT_BITS> > y_words("y_words");
 #pragma HLS STREAM variable=y_words depth=2
         actmatmul_read_a<C>(a, a_words);
-        actmatmul_single<C>(b, a_words, y_words);
+        SingleProcess<C, URAM>::run(b, a_words, y_words);
         actmatmul_write<C>(y_words, out);
     }
 };
@@ -375,7 +459,7 @@ void actmatmul(hls::stream<ap_uint<C::A_LANES * C::A_BITS> >& a, hls::stream<ap_
                   ap_fits(C::OUT_LANES * C::OUT_BITS) && ap_fits(C::SIMD * C::A_BITS) &&
                   ap_fits(C::PE * C::OUT_BITS), "actmatmul: a beat or word exceeds AP_INT_MAX_W");
     static_assert(C::B_SEQS == 1 || C::B_SEQS == 2, "one or two sequences of b");
-    ActMatMulRegion<C, C::B_SEQS>::run(a, b, out);
+    ActMatMulRegion<C, C::B_SEQS, C::B_URAM != 0>::run(a, b, out);
 }
 
 }  // namespace einhls

@@ -341,6 +341,13 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     linear_write<C>(y, out);
 }
 
+// A field of a packed product: the W bits at ``at``, which hold (sum + 2^(W-1)), as the signed sum.
+template <int W, class P>
+ap_int<W + 1> low_field(const P& packed, int at) {
+    const ap_uint<W> field = packed.range(at + W - 1, at);
+    return ap_int<W + 1>(field) - (ap_int<W + 1>(1) << (W - 1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Token pairs (cfg::TOKEN_SHIFT, cfg::PAIR_CHAIN; the Verilog unit's TOKEN_PACK = 2): two
 // consecutive tokens share every weight read.  Each multiplier computes
@@ -351,6 +358,11 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
 // minus 2^(S-1) and token 1's sum is P >> S, exactly.  An N:M multiplier's index picks x_t0 and
 // x_t1 alike.  One call handles two tokens: both are read, the fold runs once (NF * KF steps),
 // and token 0's outputs are written before token 1's.
+// With cfg::PE_SHIFT = T > 0 (the Verilog unit's PACK = 2 with TOKEN_PACK = 2) PEs 2q and 2q+1
+// share each DSP as well, four products per DSP:
+//     P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + 2^(T-1) + 2^(S-1) + 2^(S+T-1)
+// with fields at 0 (PE 2q, token 0), T (2q+1, 0), S (2q, 1) and S + T (2q+1, 1), each of the low
+// three proven by the emitter to hold its sums (schedule/packing.py quad_config).
 
 
 template <class C>
@@ -364,11 +376,20 @@ void linear_pair_compute(const typename C::in_t x0[C::KF][C::GROUPS][C::GROUP],
 #pragma HLS ARRAY_PARTITION variable=bias complete dim=1
 #pragma HLS ARRAY_PARTITION variable=mult complete dim=1
     const int S = C::TOKEN_SHIFT;
+    const int T = C::PE_SHIFT;                              // 0: no PE pairs
+    const bool QUAD = T > 0;
+    const int T_FIELD = QUAD ? T : 2, MID_FIELD = QUAD ? S - T : 2;   // field widths (QUAD only)
+    const unsigned OWNERS = QUAD ? C::PE / 2 : C::PE;       // DSP groups: PE pairs or single PEs
     const int XB = C::PAIR_X_BITS;                          // an input code as a signed number
     typedef ap_int<XB> x_t;
     typedef ap_int<XB + S + 1> packed_x_t;                  // x_t1 * 2^S + x_t0
-    typedef ap_int<C::W_BITS + XB + S + 2> packed_p_t;     // a chain's packed sum
+    typedef ap_int<C::W_BITS + T + 1> packed_w_t;          // w[2q+1] * 2^T + w[2q] (w when T = 0)
+    typedef ap_int<C::W_BITS + XB + S + T + 3> packed_p_t; // a chain's packed sum
     const unsigned SLOTS = C::GROUPS * C::NZ;
+    // the rounding constant: half of each field below the top one, so none borrows from the next
+    const packed_p_t half = QUAD ? packed_p_t((packed_p_t(1) << (T - 1)) + (packed_p_t(1) << (S - 1))
+                                              + (packed_p_t(1) << (S + T - 1)))
+                                 : packed_p_t(packed_p_t(1) << (S - 1));
     typename C::acc_t acc0[C::PE], acc1[C::PE];
 #pragma HLS ARRAY_PARTITION variable=acc0 complete
 #pragma HLS ARRAY_PARTITION variable=acc1 complete
@@ -380,10 +401,15 @@ pair_fold_out:
         for (unsigned kf = 0; kf < C::KF; kf++) {
 #pragma HLS PIPELINE II=1
             EINHLS_CSIM_COUNT();
-        pair_pe:
-            for (unsigned p = 0; p < C::PE; p++) {
+            typename C::acc_t dot0[C::PE], dot1[C::PE];   // modulo 2^ACC_BITS, exact at the end
+#pragma HLS ARRAY_PARTITION variable=dot0 complete
+#pragma HLS ARRAY_PARTITION variable=dot1 complete
+        pair_owner:
+            for (unsigned q = 0; q < OWNERS; q++) {
 #pragma HLS UNROLL
+                const unsigned p = QUAD ? 2 * q : q;      // the PE in the low fields
                 const typename C::word_t word = WeightRom<C>::word(weights, row, sel, p);
+                const typename C::word_t word_hi = WeightRom<C>::word(weights, row, sel, QUAD ? p + 1 : p);
                 // the packed product of every slot t = g * NZ + j (one DSP each)
                 packed_p_t prod[SLOTS];
 #pragma HLS ARRAY_PARTITION variable=prod complete
@@ -395,27 +421,47 @@ pair_fold_out:
 #pragma HLS UNROLL
                         const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
                         const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
+                        const ap_uint<C::W_BITS> raw_hi = word_hi.range(lo + C::W_BITS - 1, lo);
                         const ap_int<C::W_BITS> w = ap_int<C::W_BITS>(raw);
+                        const ap_int<C::W_BITS> w_hi = ap_int<C::W_BITS>(raw_hi);
+                        const packed_w_t pw = QUAD ? packed_w_t((packed_w_t(w_hi) << T) + packed_w_t(w))
+                                                   : packed_w_t(w);
                         const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
                         const x_t a0 = x0[kf][g][i], a1 = x1[kf][g][i];   // one select, both tokens
                         const packed_x_t px = (packed_x_t(a1) << S) + packed_x_t(a0);
-                        prod[g * C::NZ + j] = packed_p_t(w) * packed_p_t(px);
+                        prod[g * C::NZ + j] = packed_p_t(pw) * packed_p_t(px);
                     }
                 }
-                typename C::acc_t dot0 = 0, dot1 = 0;   // modulo 2^ACC_BITS, exact at the end
+                typename C::acc_t lo0 = 0, lo1 = 0, hi0 = 0, hi1 = 0;
             chains:
                 for (unsigned c = 0; c < SLOTS; c += C::PAIR_CHAIN) {
 #pragma HLS UNROLL
-                    // a chain's fields: PAIR_CHAIN products (a lone last slot adds nothing) + 2^(S-1)
-                    packed_p_t leaf = (packed_p_t(1) << (S - 1)) + prod[c];
+                    // a chain's fields: PAIR_CHAIN products (a lone last slot adds nothing) + half
+                    packed_p_t leaf = half + prod[c];
                     if (C::PAIR_CHAIN == 2 && c + 1 < SLOTS) leaf += prod[c + 1];
-                    const ap_uint<S> field = leaf.range(S - 1, 0);
-                    const ap_int<S + 1> low = ap_int<S + 1>(field) - (ap_int<S + 1>(1) << (S - 1));
-                    dot0 += typename C::acc_t(low);
-                    dot1 += typename C::acc_t(leaf >> S);
+                    if (QUAD) {
+                        // fields at 0 (PE p, token 0), T (p + 1, 0), S (p, 1) and S + T (p + 1, 1)
+                        lo0 += typename C::acc_t(low_field<T_FIELD>(leaf, 0));
+                        hi0 += typename C::acc_t(low_field<MID_FIELD>(leaf, T));
+                        lo1 += typename C::acc_t(low_field<T_FIELD>(leaf, S));
+                        hi1 += typename C::acc_t(leaf >> (S + T));
+                    } else {
+                        lo0 += typename C::acc_t(low_field<S>(leaf, 0));
+                        lo1 += typename C::acc_t(leaf >> S);
+                    }
                 }
-                const typename C::acc_t sum0 = (kf == 0 ? bias[p][nf] : acc0[p]) + dot0;
-                const typename C::acc_t sum1 = (kf == 0 ? bias[p][nf] : acc1[p]) + dot1;
+                dot0[p] = lo0;
+                dot1[p] = lo1;
+                if (QUAD) {
+                    dot0[p + 1] = hi0;
+                    dot1[p + 1] = hi1;
+                }
+            }
+        pair_pe:
+            for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+                const typename C::acc_t sum0 = (kf == 0 ? bias[p][nf] : acc0[p]) + dot0[p];
+                const typename C::acc_t sum1 = (kf == 0 ? bias[p][nf] : acc1[p]) + dot1[p];
                 acc0[p] = sum0;
                 acc1[p] = sum1;
                 if (kf == C::KF - 1) {
@@ -487,6 +533,8 @@ void linear_pair(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
 #pragma HLS DATAFLOW
     static_assert(C::PAIR_CHAIN == 1 || C::PAIR_CHAIN == 2, "a chain sums one or two packed products");
     static_assert(C::TOKEN_SHIFT >= 2, "the low field holds at least a sign and one bit");
+    static_assert(C::PE_SHIFT == 0 || (C::PE_SHIFT >= 2 && C::TOKEN_SHIFT - C::PE_SHIFT >= 2 && C::PE % 2 == 0),
+                  "four products per DSP: fields of at least two bits, PEs in pairs");
     typename C::in_t x0[C::KF][C::GROUPS][C::GROUP], x1[C::KF][C::GROUPS][C::GROUP];
 #pragma HLS ARRAY_PARTITION variable=x0 complete dim=2
 #pragma HLS ARRAY_PARTITION variable=x0 complete dim=3

@@ -35,6 +35,9 @@
 //   nn: hi = h, lo = nf:  address h*NF*KF + nf*KF + g
 // plus D for the second sequence bank.  Codes are stored centred (B_BITS + 1 bits, signed): block
 // RAM and UltraRAM words are multiples of 9 bits, so raw 8-bit codes would take the same blocks.
+// B_URAM = 1 asks for UltraRAM ((* ram_style = "ultra" *), the scheduler's choice where block RAM
+// is the fuller memory: codegen/schedule/fifo_memory.py place_memories); the bank's read is
+// registered either way (b1), which the URAM288 needs.
 //
 // Ordering.  A row of sequence s is computed only when all TOKENS tokens of b of sequence s are
 // in the buffer (b_full[bank]); the bank is released after the last step of the sequence's last
@@ -85,7 +88,8 @@ module einhls_actmatmul #(
     parameter integer MUL_LUT    = 0,      // 1: products from LUT adders, never DSPs
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 4,      // groups of PE sums buffered (power of two, >= 2)
-    parameter integer B_SEQS     = 2       // sequences of b held: 2 (ping-pong) or 1
+    parameter integer B_SEQS     = 2,      // sequences of b held: 2 (ping-pong) or 1
+    parameter integer B_URAM     = 0       // 1: the b banks in UltraRAM (ram_style "ultra")
 ) (
     input  wire                          clk,
     input  wire                          rst,
@@ -376,14 +380,29 @@ module einhls_actmatmul #(
         for (bank = 0; bank < NB; bank = bank + 1) begin : g_bank
             // simple dual-port: the loader's write port, the MAC array's read port
             localparam integer BANK_I = bank;
-            reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
-            always @(posedge clk) begin
-                if (b_load_fire && b_sel == BANK_I[SW-1:0]) begin
-                    mem[b_addr] <= b_centred;
+            wire bank_write = b_load_fire && b_sel == BANK_I[SW-1:0];
+            if (B_URAM != 0) begin : g_ultra
+                // UltraRAM: the read is registered (b1), as the URAM288 requires
+                (* ram_style = "ultra" *)
+                reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
+                always @(posedge clk) begin
+                    if (bank_write) begin
+                        mem[b_addr] <= b_centred;
+                    end
                 end
-            end
-            always @(posedge clk) begin
-                b1[bank*WC*DB +: WC*DB] <= mem[rd_addr];
+                always @(posedge clk) begin
+                    b1[bank*WC*DB +: WC*DB] <= mem[rd_addr];
+                end
+            end else begin : g_ram
+                reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
+                always @(posedge clk) begin
+                    if (bank_write) begin
+                        mem[b_addr] <= b_centred;
+                    end
+                end
+                always @(posedge clk) begin
+                    b1[bank*WC*DB +: WC*DB] <= mem[rd_addr];
+                end
             end
         end
     endgenerate

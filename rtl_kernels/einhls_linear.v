@@ -36,6 +36,10 @@
 // the output drains all of token 0, then all of token 1 (tokens leave in order).  Token pairs
 // need an even number of tokens: the scheduler only pairs such tensors.  Interval: NF*KF cycles
 // per PAIR of tokens; latency grows by one token's input.
+// PACK = 2 with TOKEN_PACK = 2 (dense, even PE): both at once, four products per DSP:
+//     P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + 2^(T-1) + 2^(S-1) + 2^(S+T-1)
+// (T = PACK_SHIFT, S = TOKEN_SHIFT) holds PE 2q / token 0 at bit 0, PE 2q+1 / token 0 at T,
+// PE 2q / token 1 at S and PE 2q+1 / token 1 at S + T (see g_quad).
 //
 // Exactness.  ACC_BITS is the exact range of bias + W x (codegen/ir/types.py, dot_product_range).
 // The MAC array accumulates W x without the bias, modulo 2^ACC_BITS, and the requant stage adds
@@ -87,7 +91,7 @@ module einhls_linear #(
     parameter integer PACK       = 1,      // 2: two PEs share one multiplier (dense only)
     parameter integer PACK_SHIFT = 16,     // S: offset of the second product when PACK = 2
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
-    parameter integer TOKEN_PACK = 1,      // 2: two tokens share each weight read (not with PACK = 2)
+    parameter integer TOKEN_PACK = 1,      // 2: two tokens share each weight read (with PACK = 2: four products a DSP)
     parameter integer TOKEN_SHIFT = 16,    // S: offset of token 1's product when TOKEN_PACK = 2
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
@@ -142,7 +146,7 @@ module einhls_linear #(
     localparam integer MW       = (PW > TIN) ? PW : TIN;          // a product, sign-extended
     localparam integer XWORD    = SIMD * IN_BITS;
     localparam integer TP       = (TOKEN_PACK == 2) ? 2 : 1;       // tokens per fold
-    localparam integer PAIRS    = (PACK == 2 && !SPARSE && TP == 1) ? PE / 2 : 0;  // PE pairs sharing DSPs
+    localparam integer PAIRS    = (PACK == 2 && !SPARSE) ? PE / 2 : 0;  // PE pairs sharing DSPs
     localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE
 
     // w * x as a sum of shifted copies of the wider operand, one per bit of the narrower one
@@ -459,7 +463,64 @@ module einhls_linear #(
                 wire signed [XB-1:0] x_a = b2[M0*XB +: XB];
                 wire signed [XB-1:0] x_b = b2[(M0 + TWO)*XB +: XB];
                 /* verilator lint_on UNUSEDSIGNAL */
-                if (TP == 2) begin : g_tokens
+                if (TP == 2 && p < 2 * PAIRS && p % 2 == 0) begin : g_quad
+                    // P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + C: four products, one
+                    // DSP (the weight pair on one port, the token pair through the pre-adder on
+                    // the other).  C = 2^(T-1) + 2^(S-1) + 2^(S+T-1) lifts each of the three low
+                    // fields by half its range; the emitter proved every sum of PACK_CHAIN
+                    // products in a low field lies in [-2^(w-1), 2^(w-1)) for its width w (T, S - T,
+                    // T), so no field borrows from the next and each is its bits with the top bit
+                    // inverted; the top field is P >>> (S + T), exactly.
+                    localparam integer T   = PACK_SHIFT;
+                    localparam integer S   = TOKEN_SHIFT;
+                    localparam integer PPW = W_BITS + T + XB + S + 3;   // packed product (+1: sum of 2)
+                    localparam integer EW  = (S > TIN) ? S : TIN;
+                    localparam signed [PPW-1:0] ONE = 1;
+                    localparam signed [PPW-1:0] HALF = (ONE <<< (T - 1)) + (ONE <<< (S - 1)) + (ONE <<< (S + T - 1));
+                    wire signed [XB-1:0] y_a = b2_t1[M0*XB +: XB];
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    wire signed [XB-1:0] y_b = b2_t1[(M0 + TWO)*XB +: XB];
+                    wire signed [XB+S:0] px_b = ($signed(y_b) <<< S) + x_b;
+                    wire signed [W_BITS+T:0] pw_b = ($signed(a2[(M0+TWO+MULTS)*W_BITS +: W_BITS]) <<< T)
+                                                    + $signed(a2[(M0+TWO)*W_BITS +: W_BITS]);
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    wire signed [XB+S:0] px_a = ($signed(y_a) <<< S) + x_a;
+                    wire signed [W_BITS+T:0] pw_a = ($signed(a2[(M0+MULTS)*W_BITS +: W_BITS]) <<< T)
+                                                    + $signed(a2[M0*W_BITS +: W_BITS]);
+                    reg  signed [PPW-1:0] pa = 0;     // stage 3
+                    wire signed [PPW-1:0] leaf;
+                    always @(posedge clk) begin
+                        pa <= pw_a * px_a + HALF;
+                    end
+                    if (PACK_CHAIN == 1) begin : g_one
+                        assign leaf = pa;
+                    end else begin : g_two
+                        reg signed [PPW-1:0] pb = 0;      // stage 3
+                        reg signed [PPW-1:0] pab = 0;     // stage 4: the post-adder of pb's DSP
+                        if (TWO != 0) begin : g_b
+                            always @(posedge clk) begin
+                                pb <= pw_b * px_b;
+                            end
+                        end
+                        always @(posedge clk) begin
+                            pab <= pa + pb;               // a lone last slot adds pb = 0
+                        end
+                        assign leaf = pab;
+                    end
+                    /* verilator lint_off UNUSEDSIGNAL */   // the sums fit TIN bits
+                    wire signed [T-1:0]   f_even_t0 = {~leaf[T-1], leaf[T-2:0]};
+                    wire signed [S-T-1:0] f_odd_t0  = {~leaf[S-1], leaf[S-2:T]};
+                    wire signed [T-1:0]   f_even_t1 = {~leaf[S+T-1], leaf[S+T-2:S]};
+                    wire signed [PPW-S-T-1:0] f_odd_t1 = leaf[PPW-1:S+T];
+                    wire signed [EW-1:0] e_even_t0 = f_even_t0;
+                    wire signed [EW-1:0] e_odd_t0  = f_odd_t0;
+                    wire signed [EW-1:0] e_even_t1 = f_even_t1;
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    assign leaves[L*TIN +: TIN] = e_even_t0[TIN-1:0];
+                    assign leaves[(L + LEAVES)*TIN +: TIN] = e_odd_t0[TIN-1:0];
+                    assign leaves[(L + PE*LEAVES)*TIN +: TIN] = e_even_t1[TIN-1:0];
+                    assign leaves[(L + LEAVES + PE*LEAVES)*TIN +: TIN] = f_odd_t1[TIN-1:0];
+                end else if (TP == 2 && p >= 2 * PAIRS) begin : g_tokens
                     // P = w * (x_t1 * 2^S + x_t0) + 2^(S-1): token 0's sum in the low field, token
                     // 1's above (the emitter proved the low field's range, as for PACK = 2)
                     localparam integer S   = TOKEN_SHIFT;
@@ -505,7 +566,7 @@ module einhls_linear #(
                     /* verilator lint_on UNUSEDSIGNAL */
                     assign leaves[L*TIN +: TIN] = lo_ext[TIN-1:0];
                     assign leaves[(L + PE*LEAVES)*TIN +: TIN] = hi[TIN-1:0];
-                end else if (p < 2 * PAIRS && p % 2 == 0) begin : g_pair
+                end else if (TP == 1 && p < 2 * PAIRS && p % 2 == 0) begin : g_pair
                     localparam integer S   = PACK_SHIFT;
                     localparam integer PPW = W_BITS + S + 2 + XB;   // packed product (+1: sum of 2)
                     localparam integer EW  = (S > TIN) ? S : TIN;
@@ -543,7 +604,7 @@ module einhls_linear #(
                     /* verilator lint_on UNUSEDSIGNAL */
                     assign leaves[L*TIN +: TIN] = lo_ext[TIN-1:0];
                     assign leaves[(L+LEAVES)*TIN +: TIN] = hi[TIN-1:0];
-                end else if (p >= 2 * PAIRS) begin : g_single
+                end else if (TP == 1 && p >= 2 * PAIRS) begin : g_single
                     wire signed [W_BITS-1:0] w_a = a2[M0*W_BITS +: W_BITS];
                     /* verilator lint_off UNUSEDSIGNAL */
                     wire signed [W_BITS-1:0] w_b = a2[(M0+TWO)*W_BITS +: W_BITS];

@@ -69,6 +69,7 @@ class Case:
     b_lanes: int
     out_lanes: int
     b_sequences: int = 2     # 1: one sequence of b buffered (load, then rows)
+    b_uram: bool = False     # the b buffer in UltraRAM (ram_style "ultra" / BIND_STORAGE impl=uram)
 
     @property
     def schedule(self) -> OpSchedule:
@@ -84,11 +85,11 @@ def spread_multiplier(a: QType, b: QType, inner: int, out: QType) -> float:
 
 def case(name: str, layout: str, heads: int, inner: int, cols: int, a: QType, b: QType, out: QType,
          simd: int, pe: int, a_lanes: int, b_lanes: int, out_lanes: int, multiplier: float | None = None,
-         b_sequences: int = 2) -> Case:
+         b_sequences: int = 2, b_uram: bool = False) -> Case:
     tokens = cols if layout == "nt" else inner
     m = spread_multiplier(a, b, inner, out) if multiplier is None else multiplier
     op = make_actmatmul(name, f"MatMul_{name}", a, b, heads, inner, cols, tokens, layout, out, m)
-    return Case(name, op, simd, pe, a_lanes, b_lanes, out_lanes, b_sequences)
+    return Case(name, op, simd, pe, a_lanes, b_lanes, out_lanes, b_sequences, b_uram)
 
 
 def _cases() -> list[Case]:
@@ -114,6 +115,12 @@ def _cases() -> list[Case]:
         case("nn_h2_l6_n4_single", "nn", 2, 6, 4, u(8, 0), s(8, -3), s(8, -1), 3, 2, 2, 4, 8, b_sequences=1),
         case("nt_h3_k7_l7_single", "nt", 3, 7, 7, u(8, 100), u(8, 17), u(8, 128), 7, 1, 7, 3, 7, b_sequences=1),
         case("nt_h1_k1_l1_single", "nt", 1, 1, 1, s(8, 1), s(8, -1), s(8, 0), 1, 1, 1, 1, 1, b_sequences=1),
+        # the b buffer in UltraRAM: the same unit, its banks' memories marked "ultra"
+        case("nt_h2_k6_l4_uram", "nt", 2, 6, 4, s(8, 3), s(8, -5), s(8, 2), 2, 2, 4, 3, 2, b_uram=True),
+        case("nn_h2_l6_n4_single_uram", "nn", 2, 6, 4, u(8, 0), s(8, -3), s(8, -1), 3, 2, 2, 4, 8,
+             b_sequences=1, b_uram=True),
+        case("nt_h3_k7_l7_single_uram", "nt", 3, 7, 7, u(8, 100), u(8, 17), u(8, 128), 7, 1, 7, 3, 7,
+             b_sequences=1, b_uram=True),
     ]
 
 
@@ -141,7 +148,7 @@ def reference(op: ActMatMul, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- parameters, cost and errors (no simulator) -------------------------------------------------
 
 def params_of(c: Case) -> dict[str, int | str]:
-    module, params, mems = rtl_unit(0, c.op, c.schedule, c.b_lanes, c.b_sequences)
+    module, params, mems = rtl_unit(0, c.op, c.schedule, c.b_lanes, c.b_sequences, c.b_uram)
     assert module == "einhls_actmatmul" and mems == []
     return {p.name: p.value for p in params}
 
@@ -162,6 +169,7 @@ def test_rtl_unit_parameters() -> None:
     assert p["FIFO_DEPTH"] == fifo_depth(c.op, folding(c.op, c.schedule, c.b_lanes)) >= 2
     assert "einhls_actmatmul" in KERNEL_DEPS
     assert p["B_SEQS"] == 2 and params_of(CASES["nn_h2_l6_n4_single"])["B_SEQS"] == 1
+    assert p["B_URAM"] == 0 and params_of(CASES["nn_h2_l6_n4_single_uram"])["B_URAM"] == 1
 
 
 def test_one_sequence_of_b_halves_the_buffer_and_adds_the_load() -> None:
@@ -224,7 +232,7 @@ def stream_spec(t: QType, size: int, lanes: int, rows: np.ndarray | None, count:
 
 def rtl_case_spec(index: int, c: Case, count: int, seed: int) -> tuple[dict, np.ndarray]:
     op = c.op
-    module, params, _ = rtl_unit(index, op, c.schedule, c.b_lanes, c.b_sequences)
+    module, params, _ = rtl_unit(index, op, c.schedule, c.b_lanes, c.b_sequences, c.b_uram)
     a, b = sequences(op, count, seed)
     rows = count * op.tokens
     spec = {"index": index, "name": c.name, "module": module, "params": params,
@@ -386,7 +394,7 @@ def test_hls_kernel_follows_the_rules() -> None:
 
 def hls_interval(c: Case) -> int:
     """Iterations per token of the slowest process of einhls_actmatmul.h (its header)."""
-    unit = hls_unit(c.op, c.schedule, "x", "x.h", c.b_lanes, c.b_sequences)
+    unit = hls_unit(c.op, c.schedule, "x", "x.h", c.b_lanes, c.b_sequences, c.b_uram)
     k = dict(unit.unsigned_constants)
     if c.b_sequences == 1:   # the load and the rows in one process, one after the other
         return max(k["D"] + k["FB"] // k["GB"], k["FA"] // k["GA"], k["FO"] // k["GO"])
@@ -405,7 +413,7 @@ def run_csim(cases: list[Case], folder: Path, count: int, seed: int) -> list[tup
         expected.append(reference(c.op, a, b))
         write_vectors(folder / f"c{index}_a.txt", a)
         write_vectors(folder / f"c{index}_b.txt", b)
-        unit = hls_unit(c.op, c.schedule, f"amm{index}", f"amm{index}.h", c.b_lanes, c.b_sequences)
+        unit = hls_unit(c.op, c.schedule, f"amm{index}", f"amm{index}.h", c.b_lanes, c.b_sequences, c.b_uram)
         write_unit_header(folder, unit)
         specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "widths": unit.widths})
     widest = max(w for spec in specs for w in spec["widths"])
@@ -457,7 +465,7 @@ def test_registered_in_cost_and_unit_tables() -> None:
     c = CASES["nt_h2_k6_l4"]
     s_ = OpSchedule(c.op.name, 2, 2, 3, 2)
     assert "actmatmul" in COST_FUNCTIONS and op_cost(c.op, s_, "DSP48E1") == actmatmul_cost(c.op, s_, "DSP48E1")
-    design = SimpleNamespace(schedule=lambda op: s_, buffer_sequences={})
+    design = SimpleNamespace(schedule=lambda op: s_, buffer_sequences={}, uram_buffers=frozenset())
     stages, mems, elementwise = RTL_UNITS["actmatmul"](3, c.op, s_, design)
     assert [st.module for st in stages] == ["einhls_actmatmul"] and mems == [] and not elementwise
     assert stages[0].instance == "u3_nt_h2_k6_l4" and stages[0].out_width == 2 * 8

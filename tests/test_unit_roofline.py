@@ -47,6 +47,28 @@ def test_scheduled_interval_within_roofline(name: str, tmp_path: Path) -> None:
         assert p.ratio <= RATIO_LIMIT, (name, p.ratio, planned.units)
 
 
+def test_no_tt_64_r4_design_at_its_interval_is_within_the_limit(tmp_path: Path) -> None:
+    """The known exception is not a scheduler miss: at the interval it runs at (48), every shape
+    of every stage needs at least the product slots counted here, so the roofline of any design at
+    48 is at most ceil(MACs / their sum) and the ratio stays above the limit; the faster reachable
+    interval (32) does not fit the board, the slower one (64) is at 1.0."""
+    from bench.unit_roofline import BOARD, fewest_product_slots
+    from codegen.errors import EinhlsError
+    from codegen.schedule.boards import get_board
+    from codegen.schedule.folding import fold
+
+    planned = plan(BY_NAME["tt_64_r4"], tmp_path)
+    interval, macs = planned.pipeline.cycles, planned.pipeline.macs
+    slots = fewest_product_slots(planned.graph, interval)
+    assert interval == 48 and sum(slots) == 144
+    assert interval / math.ceil(macs / sum(slots)) > RATIO_LIMIT
+    # the design chosen is as good as that bound allows
+    assert planned.pipeline.ratio == pytest.approx(interval / math.ceil(macs / sum(slots)), abs=1e-3)
+    assert 64 / math.ceil(macs / sum(fewest_product_slots(planned.graph, 64))) == 1.0
+    with pytest.raises(EinhlsError, match="does not fit"):
+        fold(planned.graph, get_board(BOARD), target_ii=32)
+
+
 def test_packed_dsp_counts_two_products() -> None:
     """Two PEs sharing a DSP: half the multipliers, two products each, the same roofline."""
     from codegen.examples import linear_graph

@@ -139,10 +139,12 @@ def check_sequences(op: ActMatMul, b_sequences: int) -> int:
 
 
 def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
-             b_lanes: int | None = None, b_sequences: int = 2) -> tuple[str, list["Param"], list]:
+             b_lanes: int | None = None, b_sequences: int = 2,
+             b_uram: bool = False) -> tuple[str, list["Param"], list]:
     """(module, parameter overrides, ROM images) of the Verilog unit of ``op``; the unit has no
     ROMs (both operands stream), so the list is empty.  ``index`` is the op's position (unused: no
-    per-op files), kept for the shape every unit builder has."""
+    per-op files), kept for the shape every unit builder has.  ``b_uram``: the b buffer in
+    UltraRAM (the scheduler's placement, schedule/fifo_memory.py)."""
     from .rtl import Param
 
     del index
@@ -164,7 +166,8 @@ def rtl_unit(index: int, op: ActMatMul, s: "OpSchedule",
               Param("SHIFT", rq.shift), Param("OUT_ZP", rq.zero_point, "s64"), Param("LO", rq.lo, "s64"),
               Param("HI", rq.hi, "s64"), Param("V_BITS", v_bits), Param("RQ_LANES", requant_lanes(op, f)),
               Param("MUL_LUT", int(lut_products(op))), Param("TREE_STAGE", TREE_STAGE),
-              Param("FIFO_DEPTH", fifo_depth(op, f)), Param("B_SEQS", b_sequences)]
+              Param("FIFO_DEPTH", fifo_depth(op, f)), Param("B_SEQS", b_sequences),
+              Param("B_URAM", int(b_uram))]
     return RTL_MODULE, params, []
 
 
@@ -183,8 +186,9 @@ def _ctype(signed: bool, bits: int) -> str:
 
 
 def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
-             b_lanes: int | None = None, b_sequences: int = 2) -> ActMatMulUnit:
-    """The C++ configuration of ``op``'s unit (hls_kernels/einhls_actmatmul.h) at schedule ``s``."""
+             b_lanes: int | None = None, b_sequences: int = 2, b_uram: bool = False) -> ActMatMulUnit:
+    """The C++ configuration of ``op``'s unit (hls_kernels/einhls_actmatmul.h) at schedule ``s``;
+    ``b_uram``: the b buffer bound to UltraRAM."""
     if not ns.isidentifier():
         raise EinhlsError(f"namespace {ns!r} is not a C++ identifier", node=op.name)
     f = folding(op, s, b_lanes)
@@ -203,7 +207,8 @@ def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
              ("FO", op.out_size), ("A_LANES", f.a_lanes), ("B_LANES", f.b_lanes), ("OUT_LANES", f.out_lanes),
              ("GA", ga), ("GB", gb), ("GO", go),
              ("LO_N", kf if nt else nf), ("LO_STRIDE", 1 if nt else kf), ("HI_STRIDE", nf * kf),
-             ("G_STRIDE", kf if nt else 1), ("GROUPS", op.tokens // nb), ("B_SEQS", b_sequences)]
+             ("G_STRIDE", kf if nt else 1), ("GROUPS", op.tokens // nb), ("B_SEQS", b_sequences),
+             ("B_URAM", int(b_uram))]
     ints = [("A_BITS", a.bits), ("B_BITS", b.bits), ("OUT_BITS", out.bits), ("SHIFT", rq.shift)]
     wide = [("A_ZP", a.zero_point), ("B_ZP", b.zero_point), ("MULT", int(rq.multiplier[0])),
             ("ZP", rq.zero_point), ("LO", rq.lo), ("HI", rq.hi)]
@@ -216,7 +221,8 @@ def hls_unit(op: ActMatMul, s: "OpSchedule", ns: str, header: str,
               f.pe * out.bits, a.bits + b.bits + 2, product]
     summary = (f"attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
                f"SIMD {f.simd} x PE {f.pe}, {op.heads * kf * nf} cycles per token, "
-               f"{b_sequences} sequence{'s' if b_sequences > 1 else ''} of b buffered")
+               f"{b_sequences} sequence{'s' if b_sequences > 1 else ''} of b buffered"
+               + (" in UltraRAM" if b_uram else ""))
     return ActMatMulUnit(kind=op.kind, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
                          function=HLS_FUNCTION, unsigned_constants=sizes, int_constants=ints,
                          wide_constants=[(n, int(v)) for n, v in wide], types=types, widths=widths)

@@ -305,6 +305,9 @@ class ButterflyUnit:
     raw_distance: int         # every read of the working buffer is this many issue cycles after its write
     c_bits: int               # rounding and clamping width (einhls_butterfly.v CWD)
 
+    def internal_widths(self) -> list[int]:
+        return [self.widest]
+
     @property
     def issue(self) -> int:
         """Iterations per frame of the slowest group's issue loop."""

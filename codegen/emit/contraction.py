@@ -158,6 +158,9 @@ class PermuteUnit:
                            pos_bits=max(1, layout.size.bit_length()),
                            row_bits=max(1, (layout.rows - 1).bit_length()))
 
+    def internal_widths(self) -> list[int]:
+        return [self.in_lanes * self.bits, self.out_lanes * self.bits]
+
 
 @dataclass
 class ContractUnit:
@@ -186,6 +189,9 @@ class ContractUnit:
     @property
     def summary(self) -> str:
         return f"contraction stage ({self.step}): {self.repeats} repeats of {self.linear.summary}"
+
+    def internal_widths(self) -> list[int]:   # XWord / YWord of einhls_contract.h are the Linear unit's
+        return self.linear.internal_widths()
 
 
 def hls_linear_schedule(op: ContractStage, s: OpSchedule) -> OpSchedule:

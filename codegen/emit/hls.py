@@ -36,6 +36,7 @@ from .butterfly import ButterflyUnit
 from .butterfly import hls_unit as butterfly_hls_unit
 from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
+from .widths import requant_product_bits
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
 from .nonlinear import ConstantsUnit, NonlinearUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
@@ -45,7 +46,7 @@ from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
-from ..schedule.packing import token_pair_config
+from ..schedule.packing import token_pack_config
 from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
@@ -125,9 +126,16 @@ class LinearUnit:
     # token pairs (einhls::linear_pair, schedule/packing.py token_pair_config): 2 when one call
     # handles two tokens; the offset S of token 1's field, products per field, input bits as signed
     token_pack: int = 1
+    # with token pairs, PE pairs too (four products a DSP): the even PE's field width T, else 0
+    pe_shift: int = 0
     token_shift: int = 0
     pair_chain: int = 1
     pair_x_bits: int = 0
+
+    def internal_widths(self) -> list[int]:
+        return [self.word_bits, self.row_bits, self.in_lanes * self.in_t.bits, self.out_lanes * self.out_t.bits,
+                self.simd * self.in_t.bits, self.pe * self.out_t.bits,
+                requant_product_bits(self.acc_t.bits, self.mult_t.bits, self.shift)]
 
 
 @dataclass
@@ -156,6 +164,10 @@ class RequantUnit:
     offset: list[list[int]]    # [LANES][OFF_DEPTH]
     mult: list[list[int]]      # [LANES][MULT_DEPTH]
 
+    def internal_widths(self) -> list[int]:
+        return [self.lanes * self.in_t.bits, self.lanes * self.out_t.bits,
+                requant_product_bits(self.v_t.bits, self.mult_t.bits, self.shift)]
+
 
 @dataclass
 class ReluUnit:
@@ -169,6 +181,9 @@ class ReluUnit:
     t: CType
     zp: int
 
+    def internal_widths(self) -> list[int]:
+        return [self.lanes * self.t.bits]
+
 
 @dataclass
 class Repack:
@@ -178,6 +193,9 @@ class Repack:
     bits: int
     in_lanes: int
     out_lanes: int
+
+    def internal_widths(self) -> list[int]:
+        return [self.in_lanes * self.bits, self.out_lanes * self.bits]
 
 
 Unit = LinearUnit | RequantUnit | ReluUnit | Repack
@@ -200,6 +218,14 @@ class JoinUnit:
     @property
     def ns(self) -> str:
         return self.cfg["ns"]
+
+    def internal_widths(self) -> list[int]:
+        cfg = self.cfg
+        if self.kind in ("add", "mul"):   # the lane words and the value before the shift
+            lanes = cfg["lanes"]
+            return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
+                    cfg["v_t"].bits + cfg["shift"] + 2]
+        return [cfg["width"]]
 
 
 @dataclass
@@ -380,14 +406,15 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     mode = f"{nz}:{group} sparse" if group > 1 else "dense"
     summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles per frame")
-    token_shift, pair_chain = 0, 1
+    pe_shift, token_shift, pair_chain = 0, 0, 1
     if s.token_pack == 2:
-        token_shift, pair_chain = token_pair_config(op, s, design.board.dsp_kind)
+        # pe_shift > 0: PE pairs as well, four products per DSP (schedule/packing.py quad_config)
+        pe_shift, token_shift, pair_chain = token_pack_config(op, s, design.board.dsp_kind)
         if not token_shift:
-            raise EinhlsError(f"token pairs (two tokens per weight read) are not exact or do not fit a "
-                              f"{design.board.dsp_kind} for this layer's weight and input ranges", node=op.name)
-        summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs: "
-                   f"{nf * kf} cycles per two tokens")
+            from .rtl import _token_pack_refusal
+            raise EinhlsError(_token_pack_refusal(op, s, design.board.dsp_kind), node=op.name)
+        summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs"
+                   f"{' x PE pairs (four products a DSP)' if pe_shift else ''}: {nf * kf} cycles per two tokens")
     return LinearUnit(
         index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
         k=op.in_size, n=op.out_size, simd=s.simd, pe=s.pe, in_lanes=s.in_lanes, out_lanes=s.out_lanes,
@@ -401,7 +428,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         mult_t=CType(False, rq.multiplier_bits), out_t=CType.of(op.out_type),
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
         weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist(),
-        token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain,
+        token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain, pe_shift=pe_shift,
         pair_x_bits=op.in_type.bits + (0 if op.in_type.signed else 1))
 
 
@@ -527,7 +554,8 @@ def _hls_actmatmul(index, op, design, ns, header):
     """The attention product: one sequence per call, with the b buffer the scheduler chose."""
     from .attention import hls_unit
     s = design.schedule(op)
-    unit = hls_unit(op, s, ns, header, b_sequences=design.buffer_sequences.get(op.name, 2))
+    unit = hls_unit(op, s, ns, header, b_sequences=design.buffer_sequences.get(op.name, 2),
+                    b_uram=op.name in design.uram_buffers)
     return unit, unit.widths, s.out_lanes
 
 
@@ -572,50 +600,15 @@ def plan_testbench(design: Design) -> TestbenchPlan:
     return TestbenchPlan(design.top_name, design.graph.name, design.top_input, design.top_output, tokens)
 
 
-def _requant_product_bits(acc_bits: int, mult_bits: int, shift: int) -> int:
-    """The widest ap_int of einhls::requantize (einhls_requant.h): the product v * m, one spare bit."""
-    return max(acc_bits + mult_bits + 1, shift + 1) + 2
-
-
 def internal_widths(unit: object) -> list[int]:
     """Every ap_int / ap_uint width a unit's kernel instantiates inside itself (its words between
     loops, its weight words, its requantization products): AP_INT_MAX_W must cover all of them,
-    not only the streams between the processes (C-sim aborts on the first wider one)."""
-    if isinstance(unit, LinearUnit):
-        return [unit.word_bits, unit.row_bits, unit.in_lanes * unit.in_t.bits, unit.out_lanes * unit.out_t.bits,
-                unit.simd * unit.in_t.bits, unit.pe * unit.out_t.bits,
-                _requant_product_bits(unit.acc_t.bits, unit.mult_t.bits, unit.shift)]
-    if isinstance(unit, ContractUnit):   # XWord / YWord of einhls_contract.h, then the Linear unit's
-        return internal_widths(unit.linear)
-    if isinstance(unit, PermuteUnit):
-        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
-    if isinstance(unit, RequantUnit):
-        return [unit.lanes * unit.in_t.bits, unit.lanes * unit.out_t.bits,
-                _requant_product_bits(unit.v_t.bits, unit.mult_t.bits, unit.shift)]
-    if isinstance(unit, ButterflyUnit):
-        return [unit.widest]
-    if isinstance(unit, ReluUnit):
-        return [unit.lanes * unit.t.bits]
-    if isinstance(unit, Repack):
-        return [unit.in_lanes * unit.bits, unit.out_lanes * unit.bits]
-    if isinstance(unit, JoinUnit):
-        cfg = unit.cfg
-        if unit.kind in ("add", "mul"):   # the lane words and the value before the shift
-            lanes = cfg["lanes"]
-            return [lanes * cfg["a_t"].bits, lanes * cfg["b_t"].bits, lanes * cfg["out_t"].bits,
-                    cfg["v_t"].bits + cfg["shift"] + 2]
-        return [cfg["width"]]
-    if hasattr(unit, "internal_widths"):   # units that state their own (emit/conv.py, emit/attention.py)
-        return unit.internal_widths()
-    if isinstance(unit, NonlinearUnit):   # the lane words, 64-bit intermediates, the requantization
-        c = dict(unit.int_constants)
-        widths = [unit.lanes * c["IN_BITS"], unit.lanes * c["OUT_BITS"], 65]
-        if unit.kind == "softmax":
-            return widths + [2 * c["F"] + 8, _requant_product_bits(c["E_BITS"] + 1, c["RECIP_BITS"], c["K"])]
-        if unit.kind == "layernorm":
-            return widths + [2 * c["ROOT_BITS"] + 1, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
-        return widths + [2 * c["F"] + 8, _requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
-    raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
+    not only the streams between the processes (C-sim aborts on the first wider one).  Each unit
+    class states its own."""
+    rule = getattr(unit, "internal_widths", None)
+    if rule is None:
+        raise TypeError(f"no width rule for HLS unit {type(unit).__name__}")
+    return rule()
 
 
 def plan_hls(design: Design) -> HlsPlan:

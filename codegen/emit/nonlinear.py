@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import EinhlsError
 from ..ir.nonlinear import IntGelu, IntLayerNorm, IntSoftmax, NonlinearGraphOp
 from ..ir.types import QType
+from .widths import requant_product_bits
 
 if TYPE_CHECKING:
     from .rtl import MemFile, Param
@@ -120,6 +121,16 @@ class NonlinearUnit(ConstantsUnit):
     """Softmax, LayerNorm or GELU at ``lanes`` codes per beat."""
     lanes: int = field(default=1, kw_only=True)
     calls_per_token: int = 1   # a softmax over attention heads handles one row of L per call
+
+    def internal_widths(self) -> list[int]:
+        """The lane words, 64-bit intermediates, each kind's widest product and requantization."""
+        c = dict(self.int_constants)
+        widths = [self.lanes * c["IN_BITS"], self.lanes * c["OUT_BITS"], 65]
+        if self.kind == "softmax":
+            return widths + [2 * c["F"] + 8, requant_product_bits(c["E_BITS"] + 1, c["RECIP_BITS"], c["K"])]
+        if self.kind == "layernorm":
+            return widths + [2 * c["ROOT_BITS"] + 1, requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
+        return widths + [2 * c["F"] + 8, requant_product_bits(c["V_BITS"], c["M_BITS"], c["SHIFT"])]
 
 
 def hls_unit(op: NonlinearGraphOp, lanes: int, ns: str, header: str) -> NonlinearUnit:

@@ -39,7 +39,8 @@ from ..ir.sparsity import compress_nm
 from ..resources import resource_dir
 from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
-from ..schedule.packing import (lut_multipliers, pack_config, requant_lanes, token_pair_config,  # noqa: F401 (re-exported)
+from ..schedule.packing import (LUT_MULT_MAX_BITS, lut_multipliers, pack_config, requant_lanes, token_pack_config,
+                                token_pair_config,  # noqa: F401 (re-exported)
                                 signed_bits as _signed_bits, weight_bits as _weight_bits)
 
 RTL_DIR = "rtl"
@@ -284,16 +285,15 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
                                 rq.multiplier_bits))
     token_shift = 0
     if s.token_pack == 2:
-        token_shift, chain = token_pair_config(op, s, dsp_kind)
+        # shift > 0: PE pairs too, four products per DSP (schedule/packing.py quad_config)
+        shift, token_shift, chain = token_pack_config(op, s, dsp_kind)
         if not token_shift:
-            raise EinhlsError(f"token pairs (two tokens per weight read) are not exact or do not fit a "
-                              f"{dsp_kind} for this layer's weight and input ranges", node=op.name)
-        shift = 0
+            raise EinhlsError(_token_pack_refusal(op, s, dsp_kind), node=op.name)
     elif s.token_pack != 1:
         raise EinhlsError(f"token_pack {s.token_pack} is not 1 or 2", node=op.name)
     else:
         shift, chain = pack_config(op, s, dsp_kind)
-    lut_mul = lut_multipliers(op)
+    lut_mul = lut_multipliers(op) and not token_shift   # token pairs always multiply in DSPs
     # FIFO rows: a whole frame (the array may run a frame ahead of the output) plus the rows in
     # flight between a row's first step and its FIFO write (about 7 cycles plus the adder tree)
     in_flight = math.ceil((7 + _tree_registers(math.ceil(mults / chain))) / kf) + 1
@@ -318,11 +318,13 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
         params.append(Param("MULT_FILE", mems[2].name, "str"))
     kind = f"{nnz}:{group} sparse" if nnz < group else "dense"
     packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else ", in LUTs" if lut_mul else "")
+    products_per_dsp = "four products (PE pairs x token pairs)" if shift else "two products"
+    dsps = s.pe // 2 * mults if shift else s.pe * mults
     comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
     if token_shift:
         comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
-                   f"token pairs: {nf * kf} cycles per two tokens, {s.pe * mults} DSPs with two products each")
+                   f"token pairs: {nf * kf} cycles per two tokens, {dsps} DSPs with {products_per_dsp} each")
     # UltraRAM holds no bitstream contents: its weights are written through a load port that the
     # top exposes; the other ROM kinds tie it to zero
     in_uram = rom_kind == "uram"
@@ -335,6 +337,17 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
                   s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, side_inputs=loads)
     return stage, mems
+
+
+def _token_pack_refusal(op: Linear, s: OpSchedule, dsp_kind: str) -> str:
+    """Why a Linear layer scheduled with token pairs cannot be built (the emitters' error)."""
+    if lut_multipliers(op):
+        return (f"four products per DSP ((w1 * 2^T + w0) * (x1 * 2^S + x0), PE pairs x token pairs, which "
+                f"token pairs of <= {LUT_MULT_MAX_BITS}-bit operands need) are not exact or do not fit a "
+                f"{dsp_kind} for this layer's weight and input ranges at SIMD {s.simd} x PE {s.pe} "
+                f"(dense layers with an even PE only)")
+    return (f"token pairs (two tokens per weight read) are not exact or do not fit a "
+            f"{dsp_kind} for this layer's weight and input ranges")
 
 
 def requant_stage(index: int, op: Requant, s: OpSchedule) -> tuple[Stage, list[MemFile]]:
@@ -468,7 +481,8 @@ def _regroup_unit(index, op, s, design):
 
 def _actmatmul_unit(index, op, s, design):
     from .attention import rtl_unit as actmatmul_rtl_unit
-    module, params, mems = actmatmul_rtl_unit(index, op, s, b_sequences=design.buffer_sequences.get(op.name, 2))
+    module, params, mems = actmatmul_rtl_unit(index, op, s, b_sequences=design.buffer_sequences.get(op.name, 2),
+                                              b_uram=op.name in design.uram_buffers)
     comment = (f"{op.name}: attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
                f"SIMD {s.simd} x PE {s.pe}")
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,

@@ -299,10 +299,19 @@ class Graph:
         return self.tensor_size(self.output)
 
     def op(self, name: str) -> Op:
-        for op in self.ops:
-            if op.name == name:
-                return op
-        raise KeyError(name)
+        # an index of positions by name, rebuilt whenever it points at an op of another name (the
+        # passes replace ``ops``): the scheduler asks hundreds of thousands of times on large graphs
+        index = self.__dict__.get("_op_positions")
+        position = index.get(name) if index is not None else None
+        if position is None or position >= len(self.ops) or self.ops[position].name != name:
+            index = {}
+            for position, op in enumerate(self.ops):
+                index.setdefault(op.name, position)
+            self.__dict__["_op_positions"] = index
+            position = index.get(name)
+            if position is None:
+                raise KeyError(name)
+        return self.ops[position]
 
     def check(self) -> None:
         """Invariants every pass keeps: names are unique identifiers, ops are in topological order

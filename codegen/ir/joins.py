@@ -171,8 +171,12 @@ class Slice(Op):
 @register_op
 @dataclass
 class Fork(Op):
-    """One stream copied to ``copies`` consumers (outputs ``name:0`` .. ``name:copies-1``)."""
+    """One stream copied to ``copies`` consumers (outputs ``name:0`` .. ``name:copies-1``).
+    ``holds_sequence``: its input waits in a FIFO of a sequence (codegen/passes/input_delay.py: the
+    one delayed copy of an attention layer's input that feeds the queries and the residual);
+    numerically still the identity."""
     copies: int = 2
+    holds_sequence: bool = False
     kind: ClassVar[str] = "fork"
 
     @property
@@ -183,11 +187,11 @@ class Fork(Op):
         return tuple(x for _ in range(self.copies))
 
     def params_json(self) -> dict:
-        return {"copies": self.copies}
+        return {"copies": self.copies, **({"holds_sequence": True} if self.holds_sequence else {})}
 
     @classmethod
     def from_json_fields(cls, common: dict, d: dict, arrays: dict[str, np.ndarray]) -> "Fork":
-        return cls(**common, copies=d["copies"])
+        return cls(**common, copies=d["copies"], holds_sequence=bool(d.get("holds_sequence", False)))
 
 
 # --- constructors: every integer parameter derived from the scales in one place ---------------

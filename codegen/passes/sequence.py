@@ -11,6 +11,7 @@ different lengths are run exactly (no padding tokens to attend to).
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -67,6 +68,25 @@ def _masked_mean(op: MaskedTokenMean, tokens: int) -> MaskedTokenMean:
     return dataclasses.replace(op, tokens=tokens, multipliers=multipliers, acc_type=acc_type)
 
 
+def _mask_scores(op: MaskScores, tokens: int) -> MaskScores:
+    """The masked code depends on the scale only."""
+    return dataclasses.replace(op, tokens=tokens, in_size=op.heads * tokens, out_size=op.heads * tokens)
+
+
+def _token_mean(op: TokenMean, tokens: int) -> TokenMean:
+    """The mean over all the tokens: its requantization follows L."""
+    return make_token_mean(op.name, op.source, op.in_type, op.in_size, tokens, op.out_type, op.inputs)
+
+
+#: the op kinds whose constants depend on the sequence length, each rebuilt for another length
+AT_LENGTH: dict[str, Callable[[Op, int], Op]] = {
+    ActMatMul.kind: _actmatmul,
+    MaskScores.kind: _mask_scores,
+    MaskedTokenMean.kind: _masked_mean,
+    TokenMean.kind: _token_mean,
+}
+
+
 def with_tokens(graph: Graph, tokens: int) -> Graph:
     """``graph`` for sequences of ``tokens`` tokens (see module docstring)."""
     if tokens < 1:
@@ -76,14 +96,9 @@ def with_tokens(graph: Graph, tokens: int) -> Graph:
     sizes = {GRAPH_INPUT: graph.input_size}
     ops: list[Op] = []
     for op in graph.ops:
-        if isinstance(op, ActMatMul):
-            op = _actmatmul(op, tokens)
-        elif isinstance(op, MaskScores):   # the masked code depends on the scale only
-            op = dataclasses.replace(op, tokens=tokens, in_size=op.heads * tokens, out_size=op.heads * tokens)
-        elif isinstance(op, MaskedTokenMean):
-            op = _masked_mean(op, tokens)
-        elif isinstance(op, TokenMean):   # the mean over all the tokens: its requantization follows L
-            op = make_token_mean(op.name, op.source, op.in_type, op.in_size, tokens, op.out_type, op.inputs)
+        at_length = AT_LENGTH.get(op.kind)
+        if at_length is not None:
+            op = at_length(op, tokens)
         elif sizes[op.inputs[0]] != op.in_size:
             op = _resized(op, sizes[op.inputs[0]], tokens)
         for tensor, want in zip(op.inputs, op.input_sizes):

@@ -176,9 +176,14 @@ def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str, b_sequences: int
 
 def actmatmul_options(op: ActMatMul) -> list[tuple[int, int, int]]:
     """(cycles per token, simd, pe) for every folding of ``op``: simd divides inner, pe divides cols;
-    cheapest first (fewest multipliers, then more PE than SIMD: fewer b banks in nn, wider words)."""
+    cheapest first (fewest multipliers, then fewer b banks of wider words: more PE than SIMD in nn,
+    where a word is PE codes, more SIMD than PE in nt, where it is SIMD codes).  The same products
+    cost the same adders either way (a PE's adder tree of SIMD leaves replaces SIMD accumulators),
+    and a wide word fills a block RAM or an UltraRAM (72 bits) where a 9-bit word of SIMD 1 takes
+    a whole URAM288 a bank."""
     simds = [d for d in range(1, op.inner + 1) if op.inner % d == 0]
     pes = [d for d in range(1, op.cols + 1) if op.cols % d == 0]
     options = [(op.heads * (op.inner // simd) * (op.cols // pe), simd, pe) for simd in simds for pe in pes]
-    options.sort(key=lambda o: (o[1] * o[2], -o[2]))
+    word = 1 if op.layout == "nt" else 2       # the index of the word's codes in an option
+    options.sort(key=lambda o: (o[1] * o[2], -o[word]))
     return options

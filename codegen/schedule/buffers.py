@@ -55,3 +55,26 @@ def single_buffer_interval(graph: Graph, costs: dict[str, OpCost], rate: int) ->
     per row are its cost's ``cycles``."""
     rows = max((costs[op.name].cycles for op in graph.ops if op.kind == "actmatmul"), default=0)
     return graph.tokens * (rate + max(rate, rows))
+
+
+def buffer_shapes(graph: Graph, schedules: dict[str, OpSchedule], b_sequences: int) -> dict[str, "BufferShape"]:
+    """The b buffer of every attention product, ``b_sequences`` sequences deep (for the placement
+    of schedule/fifo_memory.py place_memories)."""
+    from ..emit.attention import folding
+    from .attention_cost import b_banks
+    from .fifo_memory import BufferShape
+    shapes = {}
+    for op in graph.ops:
+        if op.kind == "actmatmul":
+            shapes[op.name] = BufferShape(*b_banks(op, folding(op, schedules[op.name]), b_sequences))
+    return shapes
+
+
+def move_buffers_to_uram(costs: dict[str, OpCost], shapes: dict[str, "BufferShape"], names) -> None:
+    """Restate the memory of the attention products in ``names``: their b buffer in UltraRAM, not
+    block RAM (the rest of the unit's block RAM, the a rows and the output FIFO, stays).  Mutates
+    ``costs``."""
+    for name in names:
+        c, shape = costs[name], shapes[name]
+        c.bram36 -= shape.bram36
+        c.uram += shape.uram

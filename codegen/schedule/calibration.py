@@ -72,7 +72,8 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         "accumulators": tokens * s.pe * acc,
         "nm_select": tokens * multipliers * a_bits * math.ceil(m / 4) if op.sparsity else 0.0,
         # (token pairs: the buffer's distributed RAM, two read ports, is counted after the fit)
-        "input_read": s.simd * a_bits * math.ceil(kf / 4),
+        # (a buffer in block RAM, cost.input_buffer_bram36, has neither read multiplexer nor registers)
+        "input_read": 0.0 if cost.input_bram36 else s.simd * a_bits * math.ceil(kf / 4),
         "requant_select": rq_lanes * acc * math.ceil(s.pe / rq_lanes / 4) if s.pe > 1 else 0.0,
         "output": s.pe * out_bits + s.out_lanes * out_bits * math.ceil(s.pe / s.out_lanes / 4),
         # a ROM in logic: about one LUT per word bit up to 16 words, then one per 16 stored bits
@@ -83,7 +84,7 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         lut["dsp_products"] = 0.0
     ff = {
         "const": 1.0, "const_neg": -1.0,
-        "input_buffer": tokens * 2 * kf * s.simd * a_bits,
+        "input_buffer": 0.0 if cost.input_bram36 else tokens * 2 * kf * s.simd * a_bits,
         "output_buffer": 2 * nf * s.pe * out_bits,
         # one activation operand per DSP (two PEs share it when packed)
         # (token pairs: one packed activation operand per DSP, as PACK's one shared x per DSP)
@@ -129,6 +130,10 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
     family, group = FAMILY_OF_DSP.get(dsp_kind), GROUP_OF_KIND.get(kind)
     if family is None or group is None or not _load():
         return
+    if kind == "linear" and getattr(s, "token_pack", 1) == 2:
+        from .packing import quad_config
+        if quad_config(op, s, dsp_kind)[0]:
+            return   # four products a DSP: no sweep point has the structure (cost.py _quad_cost)
     feats = None
     for target in TARGETS:
         coef = coefficients(group, family, target)

@@ -24,6 +24,7 @@ in ``place``.
 from __future__ import annotations
 
 import math
+from itertools import islice
 from dataclasses import replace
 
 from ..ir.graph import Linear, Op
@@ -31,7 +32,7 @@ from .boards import Board
 from .calibration import apply as apply_calibration
 from .cost import OpCost, bram36_for, linear_cost, uram_packing
 from .design import OpSchedule
-from .packing import pack_config, requant_lanes, token_pair_config
+from .packing import pack_config, quad_config, requant_lanes, token_pack_config, token_pair_config
 
 SLACK = 1.25          # candidates: at most this many times the fewest multipliers reaching T
 MAX_CANDIDATES = 48   # bound on the shapes costed per op and interval (compile time on large layers)
@@ -61,7 +62,9 @@ def _key(cost: OpCost, board: Board) -> tuple:
     memory = cost.bram36 / max(board.bram36, 1)
     if board.uram and cost.rom_kind == "bram":
         # place_roms may move this ROM to UltraRAM, row-packed (one 72 x 4096 shape: narrow words share rows)
-        memory = min(memory, uram_packing(cost.rom_width, cost.rom_depth).uram / board.uram)
+        # (the input buffer, cost.input_bram36, stays in block RAM)
+        memory = min(memory, max(cost.input_bram36 / max(board.bram36, 1),
+                                 uram_packing(cost.rom_width, cost.rom_depth).uram / board.uram))
     shares = [cost.dsp / max(board.dsp, 1), cost.lut / max(board.lut, 1), memory, cost.ff / max(board.ff, 1)]
     return (round(max(shares), 4), cost.dsp, cost.lut, cost.ff, cost.bram36)
 
@@ -77,6 +80,9 @@ class ShapeChooser:
         self._cache: dict[tuple, tuple] = {}
         self._packs: dict[str, bool] = {}
         self._pairs: dict[str, bool] = {}
+        self._picks: dict[tuple[str, int, int, int], tuple] = {}
+        self._paired: dict[str, list[tuple[int, int, int]]] = {}
+        self._exact: dict[tuple[OpSchedule, str], OpCost] = {}
 
     def pairs_possible(self, op: Linear) -> bool:
         """Whether two tokens may share the weight reads of ``op``: an even number of tokens a frame
@@ -86,7 +92,11 @@ class ShapeChooser:
             return False
         if op.name not in self._pairs:
             probe = OpSchedule(op.name, 1, 1, 1, 1, token_pack=2)
-            self._pairs[op.name] = bool(token_pair_config(op, probe, self.board.dsp_kind)[0])
+            # narrow operands pair tokens only with PE pairs too (four products a DSP: the
+            # proof depends on the PE count, so it is probed at PE 2 and rechecked per shape)
+            quad_probe = OpSchedule(op.name, 1, 2, 1, 1, token_pack=2)
+            self._pairs[op.name] = bool(token_pair_config(op, probe, self.board.dsp_kind)[0]) or \
+                bool(quad_config(op, quad_probe, self.board.dsp_kind)[0])
         return self._pairs[op.name]
 
     def packing_hint(self, op: Linear, s: OpSchedule) -> bool:
@@ -105,28 +115,53 @@ class ShapeChooser:
     def pick(self, op: Op, options: list[tuple[int, int, int]], target: int, in_lanes: int,
              out_lanes: int) -> tuple[int, int, int]:
         """The option (cycles, simd, pe) for ``target``; ``options`` cheapest-first by multipliers."""
-        reachable = [o for o in options if o[0] <= target]
-        if not reachable:
-            return min(options, key=lambda o: o[0])
         if not isinstance(op, Linear):
-            return reachable[0]
+            return next((o for o in options if o[0] <= target), None) or min(options, key=lambda o: o[0])
+        # the folding search asks again for the same op, target and lanes at every interval it
+        # tries: the answer (and the ROM kind and token pairing it sets) is kept
+        memo = (op.name, target, in_lanes, out_lanes)
+        if memo in self._picks:
+            choice, kind, token_pack = self._picks[memo]
+            if kind is not None:
+                self.rom_kind[(op.name, choice[1], choice[2])] = kind
+                self.token_pack[(op.name, choice[1], choice[2])] = token_pack
+            return choice
+        choice, kind, token_pack = self._pick(op, options, target, in_lanes, out_lanes)
+        self._picks[memo] = (choice, kind, token_pack)
+        if kind is not None:
+            self.rom_kind[(op.name, choice[1], choice[2])] = kind
+            self.token_pack[(op.name, choice[1], choice[2])] = token_pack
+        return choice
+
+    def _pick(self, op: Linear, options: list[tuple[int, int, int]], target: int, in_lanes: int,
+              out_lanes: int) -> tuple[tuple[int, int, int], str | None, int]:
+        """pick's search: (option, ROM kind, token pack); no ROM kind when no shape was ranked."""
+        # the first MAX_CANDIDATES * 4 options that reach the target are all the search ranks
+        reachable = list(islice((o for o in options if o[0] <= target), MAX_CANDIDATES * 4))
+        if not reachable:
+            return min(options, key=lambda o: o[0]), None, 1
         slots = (lambda simd: simd // op.sparsity[1] * op.sparsity[0]) if op.sparsity else (lambda simd: simd)
         best = None
         # plain shapes (NF*KF steps a token), then token-pair shapes (NF*KF steps two tokens)
         passes = [(1, reachable)]
         if self.pairs_possible(op):
-            paired = sorted(((cycles, simd, pe) for simd, pe, cycles in
-                             ((simd, pe, pair_cycles(op, simd, pe)) for _, simd, pe in options) if cycles <= target),
-                            key=lambda o: (o[2] * slots(o[1]), o[0]))
-            passes.append((2, paired))
+            if op.name not in self._paired:   # every token-pair shape, cheapest first (once per op)
+                self._paired[op.name] = sorted(((pair_cycles(op, simd, pe), simd, pe) for _, simd, pe in options),
+                                               key=lambda o: (o[2] * slots(o[1]), o[0]))
+            # filtering the stably sorted list keeps the order sorting the filtered one gives
+            passes.append((2, [o for o in self._paired[op.name] if o[0] <= target]))
         for token_pack, shapes in passes:
             if not shapes:
                 continue
-            fewest = min(pe * slots(simd) for _, simd, pe in shapes)
+            # both lists are sorted by multipliers first (linear_options, above): the first is the fewest
+            fewest = shapes[0][2] * slots(shapes[0][1])
             for cycles, simd, pe in shapes[:MAX_CANDIDATES * 4]:
                 if pe * slots(simd) > SLACK * fewest:
-                    continue
+                    break
                 key = (op.name, simd, pe, in_lanes, out_lanes, token_pack)
+                if token_pack == 2 and not token_pack_config(op, OpSchedule(op.name, simd, pe, in_lanes, out_lanes, 2),
+                                                             self.board.dsp_kind)[1]:
+                    continue    # neither token pairs nor four products a DSP are exact at this shape
                 if key not in self._cache:
                     s = OpSchedule(op.name, simd, pe, in_lanes, out_lanes, token_pack)
                     self._cache[key] = min((_key(self.estimate(op, s, kind), self.board), kind)
@@ -135,11 +170,9 @@ class ShapeChooser:
                 if best is None or rank < best[0]:
                     best = (rank, (cycles, simd, pe), kind, token_pack)
         if best is None:
-            return reachable[0]
+            return reachable[0], None, 1
         _, choice, kind, token_pack = best
-        self.rom_kind[(op.name, choice[1], choice[2])] = kind
-        self.token_pack[(op.name, choice[1], choice[2])] = token_pack
-        return choice
+        return choice, kind, token_pack
 
     def place(self, graph, schedules: dict[str, OpSchedule], costs: dict[str, OpCost]) -> None:
         """Recost every Linear op with the ROM kind its shape was chosen with, and set token pairs
@@ -152,4 +185,6 @@ class ShapeChooser:
                 s = schedules[op.name] = replace(s, token_pack=2)
             kind = self.rom_kind.get((op.name, s.simd, s.pe))
             if kind is not None:
-                costs[op.name] = self.estimate(op, s, kind, exact=True)
+                if (s, kind) not in self._exact:
+                    self._exact[(s, kind)] = self.estimate(op, s, kind, exact=True)
+                costs[op.name] = replace(self._exact[(s, kind)])   # a copy: placement changes it

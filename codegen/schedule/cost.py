@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
-from .packing import LUT_MULT_MAX_BITS, pack_config, requant_lanes, token_pair_config
+from .packing import LUT_MULT_MAX_BITS, pack_config, quad_config, requant_lanes, token_pair_config
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
@@ -65,6 +65,7 @@ class OpCost:
     rom_width: int = 0    # weight ROM word width (bits) and depth (words), for memory placement
     rom_depth: int = 0
     rom_words_per_row: int = 1  # weight words packed in one UltraRAM row (uram_packing)
+    input_bram36: float = 0.0   # of bram36: a Linear unit's input buffer (input_buffer_bram36)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -144,13 +145,31 @@ def bram36_forced(width: int, depth: int) -> float:
     return float(min(half, full))
 
 
+def input_buffer_bram36(op: Linear, s: OpSchedule) -> float:
+    """Block RAM of a Linear unit's double-buffered input memory (einhls_linear ``xbuf``: 2 x KF
+    words of SIMD inputs, one write and one synchronous read port), 0 where synthesis keeps it in
+    LUTs or registers.  Yosys maps it as it maps a ROM of that shape (bram36_for): xcup, 1:8 768
+    -> 16 at SIMD 8 x PE 1 (KF 96: 192 words of 64 bits) measured 1.5 BRAM36 (the ROM's 0.5 and
+    this buffer's 1), 270 LUT + 16 LUT_MEM and 322 FF, where the register-and-multiplexer model
+    of the buffer said 2,239 LUT and 3,526 FF (tests/test_input_buffer_ram.py); every unit of
+    the calibration sweep has a buffer of at most 64 x 2 words or 2,048 bits, left in LUTs.
+    Token pairs read two words a step: that buffer stays in LUT RAM (token_pair_memory_luts)."""
+    if s.token_pack == 2:
+        return 0.0
+    kf = math.ceil(op.in_size / s.simd)
+    return bram36_for(s.simd * op.in_type.bits, 2 * kf)
+
+
 def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None = None,
-                assume_packing: bool | None = None) -> OpCost:
+                assume_packing: bool | None = None, input_ram: bool = True) -> OpCost:
     """``rom_kind`` "lutram" or "bram" places the weight ROM there (None: by size, bram36_for).
     ``assume_packing`` skips the weight scan of pack_config (the shape search ranks thousands of
     shapes of a large layer; the chosen one is costed exactly).  With token pairs
     (``s.token_pack`` 2) every count is per token: the NF*KF steps make two tokens."""
     if s.token_pack == 2:
+        quad = quad_config(op, s, dsp_kind)
+        if quad[0]:
+            return _quad_cost(op, s, dsp_kind, rom_kind, quad)
         return _token_pair_cost(op, s, dsp_kind, rom_kind)
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     cycles = nf * kf
@@ -186,7 +205,10 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     lut += s.pe * op.acc_type.bits                                 # accumulators
     if op.sparsity:
         lut += multipliers * a_bits * math.ceil(m / 4)             # M:1 operand multiplexers
-    lut += s.simd * a_bits * math.ceil(kf / 4)                     # input buffer read port
+    # the input buffer in block RAM (input_buffer_bram36) has its read port inside the RAM
+    input_bram = input_buffer_bram36(op, s) if input_ram else 0.0
+    if not input_bram:
+        lut += s.simd * a_bits * math.ceil(kf / 4)                 # input buffer read port
     lut += s.pe * (op.out_type.bits + 8)                           # rounding, clamp
     weight_rom = bram36_for(word_bits, cycles)
     if rom_kind == "lutram":
@@ -195,7 +217,7 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
         weight_rom = bram36_forced(word_bits, cycles)
     if weight_rom == 0:
         lut += word_bits * math.ceil(cycles / 64)  # one LUT6 per bit per 64 words
-    ff = 2 * kf * s.simd * a_bits + 2 * nf * s.pe * op.out_type.bits \
+    ff = (0 if input_bram else 2 * kf * s.simd * a_bits) + 2 * nf * s.pe * op.out_type.bits \
         + multipliers * (a_bits + w_bits) + s.pe * op.acc_type.bits * 2 + word_bits + 64
     weight_bits = word_bits * cycles
     return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats),
@@ -204,8 +226,8 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
                   latency=in_beats + max(cycles + math.ceil(s.pe / s.out_lanes), kf + out_beats)
                   + LINEAR_PIPELINE_DEPTH,
                   multipliers=multipliers, dense_multipliers=s.pe * s.simd, dsp=dsp,
-                  bram36=weight_rom, lut=lut, ff=ff, macs=op.macs,
-                  effective_macs=multipliers * cycles, weight_bits=weight_bits,
+                  bram36=weight_rom + input_bram, lut=lut, ff=ff, macs=op.macs,
+                  effective_macs=multipliers * cycles, weight_bits=weight_bits, input_bram36=input_bram,
                   rom_kind="bram" if weight_rom else "lutram", rom_width=word_bits, rom_depth=cycles)
 
 
@@ -236,7 +258,8 @@ def _token_pair_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | N
     accumulator row per PE and a second row FIFO.  The interval is NF*KF / 2 per token; the
     latency grows by one token's input (the pair is loaded before the fold starts) and by one
     token's output (token 1 leaves after token 0)."""
-    single = linear_cost(op, replace(s, token_pack=1), dsp_kind, rom_kind=rom_kind, assume_packing=False)
+    single = linear_cost(op, replace(s, token_pack=1), dsp_kind, rom_kind=rom_kind, assume_packing=False,
+                         input_ram=False)
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     pair_steps = nf * kf
     cycles = math.ceil(pair_steps / 2)
@@ -273,6 +296,51 @@ def _token_pair_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | N
                    dsp=dsp, lut=max(lut, 0), ff=ff, effective_macs=multipliers * pair_steps // 2)
 
 
+def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
+               quad: tuple[int, int, int]) -> OpCost:
+    """A Linear unit with PE pairs and token pairs at once (einhls_linear PACK = 2 with
+    TOKEN_PACK = 2, schedule/packing.py quad_config), per token: one DSP per slot of a PE pair
+    gives four products, so the fabric builds no multiplier, only the packing pre-adds (the weight
+    pair w1 * 2^T + w0 and the token pair x1 * 2^S + x0, about one LUT per bit each), the field
+    extraction (wiring: a field is its bits with the top one inverted) and what token pairs add
+    anyway: a second adder tree, accumulator row and row FIFO, and the input buffer's second
+    read port.  Built on the token-pair model of the same shape with its LUT multipliers taken
+    out (the single-token model builds narrow products from LUTs) and its trees at this chain.
+    The tree width and the register count were set looking at five Yosys xc7 points
+    (bench/results/int4_packing.md), so they are checked there, not validated."""
+    t_shift, s_shift, chain = quad
+    base = _token_pair_cost(op, s, dsp_kind, rom_kind)
+    slots = base.multipliers // s.pe
+    dsps = s.pe // 2 * slots
+    a_bits, w_bits, acc_bits = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
+    x_bits = a_bits + (0 if op.in_type.signed else 1)
+    lut = base.lut
+    lut -= base.multipliers * lut_multiplier(a_bits, w_bits)     # no LUT multipliers
+    lut -= base.multipliers * (x_bits + 1)                        # the token model's x pre-add ...
+    lut += slots * (x_bits + 1) + dsps * (w_bits + 1)             # ... shared by the PEs; w pre-add
+    # both tokens' trees: the base counts SIMD - 1 adders of ACC_BITS per PE; a chain halves the
+    # leaves, and a leaf (a field: a sum of ``chain`` narrow products) is far narrower than the
+    # accumulator, so the adders are counted at a leaf's width plus the carry
+    leaves = math.ceil(slots / chain)
+    leaf_bits = min(acc_bits, w_bits + x_bits + chain)
+    lut -= 2 * s.pe * max(slots - 1, 0) * acc_bits
+    lut += 2 * s.pe * max(leaves - 1, 0) * leaf_bits
+    if base.rom_kind == "lutram" and base.rom_depth:
+        # a ROM in logic as the calibrated model counts it (calibration.py rom_lut: one LUT per
+        # word bit up to 16 words, then one per 16 stored bits), not one LUT per bit per 64 words
+        lut += round(base.rom_width * max(1.0, base.rom_depth / 16)) - base.rom_width * math.ceil(base.rom_depth / 64)
+    rq = op.requant
+    kf = math.ceil(op.in_size / s.simd)
+    requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
+        requant_lanes(s.pe, kf, 2) * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
+    # registers outside the DSPs (their A/B/M/P registers hold the operands and products): the
+    # ROM word and its operand copy, both tokens' input words and operands, both tokens'
+    # accumulators and tree registers, and the control and requantizer (about 250)
+    word_bits = base.rom_width
+    ff = 2 * word_bits + 4 * s.simd * x_bits + 4 * s.pe * acc_bits + 250
+    return replace(base, dsp=dsps + requant_dsp, lut=max(lut, 0), ff=ff)
+
+
 def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:
     """Move weight ROMs from block RAM to UltraRAM where that lowers the memory utilisation.
 
@@ -295,16 +363,17 @@ def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> 
     def order(item):
         name, c = item
         u = uram_packing(c.rom_width, c.rom_depth).uram
-        return (-c.bram36 / u, -c.bram36, name)
+        rom = c.bram36 - c.input_bram36
+        return (-rom / u, -rom, name)
 
     for name, c in sorted(movable, key=order):
         packing = uram_packing(c.rom_width, c.rom_depth)
         u = packing.uram
         if (uram_used + u) / board.uram >= bram_used / board.bram36:
             continue
-        bram_used -= c.bram36
+        bram_used -= c.bram36 - c.input_bram36     # the input buffer stays in block RAM
         uram_used += u
-        c.bram36, c.uram, c.rom_kind = 0.0, u, "uram"
+        c.bram36, c.uram, c.rom_kind = c.input_bram36, u, "uram"
         c.rom_words_per_row = packing.words_per_row
         c.lut += packing.select_luts
 
@@ -337,7 +406,7 @@ def ecp5_adjust(cost: OpCost, rom_shape: tuple[int, int] | None) -> OpCost:
     are already counted as MULT18X18D by multiplier_dsps."""
     cost.lut = math.ceil(cost.lut * ECP5_LUT4_PER_LUT6)
     if rom_shape is not None:
-        cost.bram36 = dp16kd_for(*rom_shape) / 2
+        cost.bram36 = dp16kd_for(*rom_shape) / 2 + cost.input_bram36
     return cost
 
 

@@ -113,6 +113,9 @@ class Design:
     buffer_sequences: dict[str, int] = field(default_factory=dict)
     # FIFOs in front of op inputs placed in UltraRAM, lane-packed (schedule/fifo_memory.py)
     uram_fifos: dict[tuple[str, int], int] = field(default_factory=dict)
+    # attention products whose key / value (b) buffer is in UltraRAM (schedule/fifo_memory.py:
+    # place_memories); the others keep it in block RAM or LUT RAM
+    uram_buffers: frozenset[str] = frozenset()
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]

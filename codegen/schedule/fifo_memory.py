@@ -13,16 +13,33 @@ for that FIFO.
 weight ROMs: the longest first (most BRAM36 saved per URAM288), each while block RAM stays the
 more loaded of the two after the move, and only FIFOs worth at least ``MIN_BRAM36`` blocks (a
 short FIFO costs two lane converters for little memory).
+
+The key / value buffers of the attention products (the b buffer of einhls_actmatmul: NB banks of
+B_SEQS x D words of WC centred codes) are the other long memories: :func:`place_memories` places
+them with the FIFOs by the same rule, most BRAM36 saved per URAM288 first.  A bank in UltraRAM
+keeps its word and depth (the unit's read is registered either way, which the URAM288 needs), so
+it takes ceil(width / 72) x ceil(depth / 4096) blocks; no converter.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .cost import URAM_WIDTH, bram36_for, uram_for
 
 #: the smallest FIFO (in BRAM36) worth packing into UltraRAM
 MIN_BRAM36 = 4.0
+
+
+@lru_cache(maxsize=4096)
+def _packed_lanes(size: int, bits: int, stream_lanes: int) -> int:
+    # a pure function of the shape, asked for every FIFO at every interval the scheduler tries
+    best = stream_lanes
+    for lanes in range(stream_lanes, min(size, URAM_WIDTH // max(bits, 1)) + 1, stream_lanes):
+        if size % lanes == 0:
+            best = lanes
+    return best
 
 
 @dataclass(frozen=True)
@@ -46,11 +63,7 @@ class FifoShape:
     def packed_lanes(self) -> int:
         """The widest word of lanes (a multiple of the stream's, dividing the features per token)
         that fits one URAM288 row."""
-        best = self.lanes
-        for lanes in range(self.lanes, self.size + 1, self.lanes):
-            if self.size % lanes == 0 and lanes * self.bits <= URAM_WIDTH:
-                best = lanes
-        return best
+        return _packed_lanes(self.size, self.bits, self.lanes)
 
     @property
     def packed_depth(self) -> int:
@@ -97,6 +110,53 @@ def place_fifos(shapes: dict[tuple[str, int], FifoShape], board, bram_used: floa
         uram_used += shape.uram
         placed[key] = shape.packed_lanes
     return placed
+
+
+@dataclass(frozen=True)
+class BufferShape:
+    """The b buffer of one attention product: ``banks`` memories of ``depth`` words of ``width``
+    bits (schedule/attention_cost.py b_banks)."""
+    banks: int
+    depth: int
+    width: int
+
+    @property
+    def bram36(self) -> float:
+        return self.banks * bram36_for(self.width, self.depth)
+
+    @property
+    def uram(self) -> int:
+        return self.banks * uram_for(self.width, self.depth)
+
+
+def place_memories(shapes: dict[tuple[str, int], FifoShape], buffers: dict[str, BufferShape], board,
+                   bram_used: float, uram_used: float) -> tuple[dict[tuple[str, int], int], frozenset[str]]:
+    """(FIFOs moved to UltraRAM with their packed lanes, attention products whose b buffer moves to
+    UltraRAM): both kinds in one list, most BRAM36 saved per URAM288 first, each moved when the
+    move lowers the utilisation of the fuller of the two memories (the one that decides whether the
+    design fits).  ``bram_used`` / ``uram_used``: every memory of the design, the FIFOs and the
+    buffers counted in block RAM.  This moves at least what :func:`place_fifos` moves (whose rule,
+    block RAM still the fuller after the move, implies this one) and also a memory after which
+    UltraRAM is the fuller but less full than block RAM was."""
+    if not getattr(board, "uram", 0):
+        return {}, frozenset()
+    movable = [(0, key, shape.bram36, shape.uram) for key, shape in shapes.items()
+               if shape.bram36 >= MIN_BRAM36 and shape.packed_lanes > 0]
+    movable += [(1, name, shape.bram36, shape.uram) for name, shape in buffers.items()
+                if shape.bram36 >= MIN_BRAM36]
+    movable.sort(key=lambda item: (-item[2] / item[3], -item[2], item[0], item[1]))
+    fifos, placed_buffers = {}, set()
+    for kind, key, bram, uram in movable:
+        before = max(uram_used / board.uram, bram_used / board.bram36)
+        if max((uram_used + uram) / board.uram, (bram_used - bram) / board.bram36) >= before:
+            continue
+        bram_used -= bram
+        uram_used += uram
+        if kind == 0:
+            fifos[key] = shapes[key].packed_lanes
+        else:
+            placed_buffers.add(key)
+    return fifos, frozenset(placed_buffers)
 
 
 def fifo_memory(shapes: dict[tuple[str, int], FifoShape],

@@ -16,7 +16,7 @@ What was asked and what was chosen are recorded in report.json; nothing is silen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import EinhlsError
 from ..ir.graph import GRAPH_INPUT, Graph, Linear, Op
@@ -25,7 +25,7 @@ from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
 from .cost import HLS_WORD_LIMIT_BITS, OpCost, op_cost, place_roms
-from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_fifos
+from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_memories
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -195,6 +195,12 @@ def input_ready(op: Op, arrival: dict[str, int], interval: int) -> list[int]:
     return [max(a, b + sequence), max(b, a - sequence)]
 
 
+def held_cycles(graph: Graph, op, interval: int) -> int:
+    """Cycles a fork that holds a sequence (codegen/passes/input_delay.py) keeps its input waiting:
+    the sequence of keys the attention product after it loads first, at ``interval`` a token."""
+    return graph.tokens * interval if op.kind == "fork" and getattr(op, "holds_sequence", False) else 0
+
+
 def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None) -> dict[str, int]:
     """Latency of every tensor: the longest path of unit latencies from the graph input (cycles);
     ``interval`` (default: each unit's own) paces the sequence buffers of attention products.
@@ -205,7 +211,7 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
     counts = token_counts(graph) if interval else {}
     for op in graph.ops:
         start = input_ready(op, arrival, interval or costs[op.name].ii)[0]
-        wait = 0
+        wait = held_cycles(graph, op, interval or costs[op.name].ii)
         if interval and op.kind == "window":
             wait = math.ceil(op.first_output_tokens * interval * graph.tokens / counts[op.inputs[0]])
         for t in op.outputs:
@@ -215,7 +221,9 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
 
 def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpSchedule],
                 interval: int) -> dict[tuple[str, int], int]:
-    """Depth (beats) of the FIFO in front of every input of an op where paths reconverge.
+    """Depth (beats) of the FIFO in front of every input of an op where paths reconverge, and in
+    front of a fork that holds a sequence (the delayed copy of an attention layer's input: a
+    sequence at the design's rate, plus one token and two beats of slack).
 
     Where a join (Add, Mul, Concat) reads streams that left a common fork along paths of different
     latency, the early input must hold what arrives before the late one delivers: the latency
@@ -227,6 +235,13 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
     counts = token_counts(graph)
     depths = {}
     for op in graph.ops:
+        held = held_cycles(graph, op, max(interval, 1))
+        if held:   # the one delayed copy of a layer's input: a sequence, plus a token and slack
+            lanes = schedules[op.name].in_lanes
+            beats = math.ceil(op.in_size / lanes)
+            waiting = math.ceil(held * beats / _per_token(max(interval, 1), graph, counts[op.inputs[0]]))
+            depths[(op.name, 0)] = 1 << max(1, (waiting + beats + 2 - 1).bit_length())
+            continue
         if len(op.inputs) < 2:
             continue
         ready = input_ready(op, arrival, interval)
@@ -323,9 +338,20 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     b_sequences = 2      # sequences of keys / values each attention product holds
     chooser = ShapeChooser(board, counts) if board.dsp_kind in FAMILY_OF_DSP else None
 
+    # the search builds the design at up to hundreds of intervals, and most ops keep their shape
+    # from one interval to the next: each (op, shape) is costed once, and every build gets copies
+    # (the placement steps below change them)
+    cost_cache: dict[OpSchedule, OpCost] = {}
+
+    def cost_of(op: Op, schedule: OpSchedule) -> OpCost:
+        cost = cost_cache.get(schedule)
+        if cost is None:
+            cost = cost_cache[schedule] = op_cost(op, schedule, board.dsp_kind)
+        return replace(cost)
+
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
-        costs = {op.name: op_cost(op, schedules[op.name], board.dsp_kind) for op in graph.ops}
+        costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
         if b_sequences == 1:
             from .buffers import single_buffer_costs
             single_buffer_costs(graph, schedules, costs, board.dsp_kind)
@@ -347,8 +373,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         place_roms({name: costs[name] for name in linear}, board,
                    fixed_bram36=fifo_bram + sum(c.bram36 for name, c in costs.items() if name not in linear))
         # then the long FIFOs, packed into UltraRAM words, where block RAM is still the fuller
-        uram_fifos = place_fifos(shapes, board, fifo_bram + sum(c.bram36 for c in costs.values()),
-                                 sum(c.uram for c in costs.values()))
+        # with the key / value buffers of the attention products, by the same rule
+        from .buffers import buffer_shapes, move_buffers_to_uram
+        buffers = buffer_shapes(graph, schedules, b_sequences)
+        uram_fifos, uram_buffers = place_memories(shapes, buffers, board,
+                                                  fifo_bram + sum(c.bram36 for c in costs.values()),
+                                                  sum(c.uram for c in costs.values()))
+        move_buffers_to_uram(costs, buffers, uram_buffers)
         fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
@@ -365,6 +396,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["fifo_uram"] = fifo_uram
         totals["_uram_fifos"] = uram_fifos      # taken into the Design at the end
         totals["uram_fifos"] = len(uram_fifos)
+        totals["_uram_buffers"] = uram_buffers
+        totals["uram_buffers"] = len(uram_buffers)
         totals["b_sequences"] = b_sequences
         totals["rate_ii"] = ii
         totals["tokens"] = graph.tokens
@@ -468,7 +501,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     depths = fifo_depths(graph, costs, schedules, totals["rate_ii"])
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
     uram_fifos = totals.pop("_uram_fifos")
+    uram_buffers = totals.pop("_uram_buffers")
     sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
-                    rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos)
+                    rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos,
+                    uram_buffers=uram_buffers)
     return FoldResult(design, costs, chosen, totals, notes)

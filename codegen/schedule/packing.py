@@ -108,3 +108,86 @@ def token_pair_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, in
         if x_bits + shift + 1 <= limit:
             return shift, chain
     return 0, 1
+
+
+def _chain_field_bits(weight_rows: np.ndarray, op: Linear, kf: int, simd: int, chain: int) -> int:
+    """Signed width of every sum of ``chain`` products w * x of consecutive slots (2c, 2c+1) of a
+    word, over the given weight rows and the input range (at least 2: a sign and one bit)."""
+    terms_lo = np.minimum(weight_rows * op.in_type.min, weight_rows * op.in_type.max)
+    terms_hi = np.maximum(weight_rows * op.in_type.min, weight_rows * op.in_type.max)
+    words_lo = terms_lo.reshape(len(weight_rows), kf, simd)
+    words_hi = terms_hi.reshape(len(weight_rows), kf, simd)
+    if chain == 2:
+        pad = [(0, 0), (0, 0), (0, simd % 2)]
+        words_lo = np.pad(words_lo, pad).reshape(len(weight_rows), kf, -1, 2).sum(axis=3)
+        words_hi = np.pad(words_hi, pad).reshape(len(weight_rows), kf, -1, 2).sum(axis=3)
+    return max(2, signed_bits(int(words_lo.min(initial=0)), int(words_hi.max(initial=0))))
+
+
+_QUAD_CACHE: dict[tuple, tuple] = {}
+
+
+def quad_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int, int]:
+    """quad_config_uncached, remembered per (weights, input type, SIMD parity, DSP kind): the
+    shape search asks for every candidate shape and the proof scans all weights.  Only layers with an operand of at
+    most LUT_MULT_MAX_BITS bits are considered: wider products leave no room for four fields in a
+    25 x 18 or 27 x 18 multiplier (an int8 field needs 15 bits or more), and the weight scan of a
+    large int8 layer per candidate shape would cost the scheduler seconds."""
+    if s.token_pack != 2 or s.pe < 2 or s.pe % 2 or dsp_kind not in DSP_PREADDER_BITS or not lut_multipliers(op):
+        return 0, 0, 1
+    # With an even PE the even/odd PE of a row is the row's parity, and with an even SIMD a chain
+    # pairs columns (2c, 2c+1) of the layer: the proof is then the same for every such shape
+    key = (id(op.weight), op.in_type, s.simd if s.simd % 2 else 0, dsp_kind)
+    hit = _QUAD_CACHE.get(key)
+    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
+        hit = _QUAD_CACHE[key] = (op.weight, quad_config_uncached(op, s, dsp_kind))
+    return hit[1]
+
+
+def token_pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int, int]:
+    """(T, S, chain) of a Linear unit with TOKEN_PACK = 2: T > 0 when PE pairs are packed too
+    (four products per DSP, quad_config), T = 0 for plain token pairs (two, token_pair_config);
+    S = 0 when neither is exact or fits the DSP (the emitters refuse such a layer)."""
+    quad = quad_config(op, s, dsp_kind)
+    if quad[0]:
+        return quad
+    shift, chain = token_pair_config(op, s, dsp_kind)
+    return 0, shift, chain
+
+
+def quad_config_uncached(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int, int]:
+    """(T, S, chain) when each DSP can compute four products, PE pairs and token pairs at once
+    (einhls_linear PACK = 2 with TOKEN_PACK = 2), else (0, 0, 1).
+
+    The DSP computes (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + C, whose four fields at
+    offsets 0, T, S and S + T hold the sums (over ``chain`` slots) of w[2q] x_t0, w[2q+1] x_t0,
+    w[2q] x_t1 and w[2q+1] x_t1.  C = 2^(T-1) + 2^(S-1) + 2^(S+T-1) puts half a field's range into
+    each of the three low fields, so none borrows from the next when every such sum lies in
+    [-2^(w-1), 2^(w-1)) for its field width w: T for the even PE's sums (fields 0 and 2: the same
+    weights, both tokens have the input range), S - T for the odd PE's (field 1).  Checked here
+    from the layer's actual weights; the top field needs no bound.  The packed weight (W + T + 1
+    bits) and the packed input (X + S + 1 bits) must fit the DSP's two multiplier ports (25 or 27
+    and 18 bits), either way round.  Dense layers only (the two PEs of an N:M layer would need the
+    same index pattern), an even PE count (every PE in a pair), and an even token count (as token
+    pairs)."""
+    if s.token_pack != 2 or s.pe < 2 or s.pe % 2 or dsp_kind not in DSP_PREADDER_BITS:
+        return 0, 0, 1
+    if op.sparsity is not None and op.sparsity[0] < op.sparsity[1]:
+        return 0, 0, 1
+    w_bits = weight_bits(op)
+    x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
+    nf, kf = linear_folds(op, s)
+    weight = np.zeros((nf * s.pe, kf * s.simd), dtype=np.int64)
+    weight[:op.out_size, :op.in_size] = op.weight
+    slot_pe = np.arange(nf * s.pe) % s.pe
+    in_pairs = slot_pe < 2 * (s.pe // 2)
+    even, odd = weight[in_pairs & (slot_pe % 2 == 0)], weight[in_pairs & (slot_pe % 2 == 1)]
+    wide_port = DSP_PREADDER_BITS[dsp_kind]
+    for chain in (2, 1):
+        low = _chain_field_bits(even, op, kf, s.simd, chain)
+        high = _chain_field_bits(odd, op, kf, s.simd, chain)
+        t_shift, s_shift = low, low + high
+        ports = sorted((w_bits + t_shift + 1, x_bits + s_shift + 1))
+        if ports[0] <= DSP_B_BITS and ports[1] <= wide_port:
+            return t_shift, s_shift, chain
+    return 0, 0, 1

@@ -45,7 +45,10 @@ class _Encoder(nn.Module):
         self.encoder.layer = nn.ModuleList(layers)
 
 
-def compressed_bert_base(layers: int = LAYERS, seed: int = 0) -> nn.Module:
+def compressed_bert_base(layers: int = LAYERS, seed: int = 0, projections: str = "nm",
+                         ffn_rank: int = TT_RANK, attention_rank: int = TT_RANK) -> nn.Module:
+    """``projections`` "nm": the four attention projections pruned ATTENTION_NM; "tt": tensor
+    trains 768 -> 768 (8 x 8 x 12 both sides) of rank ``attention_rank``, as the FFNs."""
     from transformers import BertConfig
     from transformers.models.bert.modeling_bert import BertLayer
 
@@ -61,18 +64,25 @@ def compressed_bert_base(layers: int = LAYERS, seed: int = 0) -> nn.Module:
                     module.weight.normal_(0.0, config.initializer_range)
                     module.bias.zero_()
             attention = layer.attention
-            for linear in (attention.self.query, attention.self.key, attention.self.value, attention.output.dense):
-                linear.weight.copy_(prune_n_m(linear.weight, *ATTENTION_NM))
+            if projections == "nm":
+                for linear in (attention.self.query, attention.self.key, attention.self.value,
+                               attention.output.dense):
+                    linear.weight.copy_(prune_n_m(linear.weight, *ATTENTION_NM))
         small, large = FFN_FACTORS
-        layer.intermediate.dense = RandomTT(small, large, TT_RANK)
-        layer.output.dense = RandomTT(large, small, TT_RANK)
+        if projections == "tt":
+            for owner, name in ((layer.attention.self, "query"), (layer.attention.self, "key"),
+                                (layer.attention.self, "value"), (layer.attention.output, "dense")):
+                setattr(owner, name, RandomTT(small, small, attention_rank))
+        layer.intermediate.dense = RandomTT(small, large, ffn_rank)
+        layer.output.dense = RandomTT(large, small, ffn_rank)
         blocks.append(layer)
     return _Encoder(blocks)
 
 
-def export_bert_base(path: Path, length: int = 16, layers: int = LAYERS, seed: int = 0) -> Path:
-    """The compressed encoder at sequence ``length``, as QDQ ONNX at ``path``."""
-    model = compressed_bert_base(layers, seed)
+def export_bert_base(path: Path, length: int = 16, layers: int = LAYERS, seed: int = 0, **compression) -> Path:
+    """The compressed encoder at sequence ``length``, as QDQ ONNX at ``path`` (``compression``:
+    compressed_bert_base's options)."""
+    model = compressed_bert_base(layers, seed, **compression)
     rng = np.random.default_rng(seed)
     samples = [rng.normal(0, 1, size=(1, length, HIDDEN)).astype(np.float32) for _ in range(8)]
     return export_quantized(Layers(model, 0, layers), Path(path), shape=(1, length, HIDDEN), samples=samples,

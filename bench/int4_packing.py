@@ -1,0 +1,139 @@
+"""Four 4-bit products per DSP in the Linear unit (PE pairs x token pairs), measured by Yosys.
+
+    python -m bench.int4_packing         # about 10 minutes on 2 loaded cores (9 Yosys runs)
+
+Two parts, written to bench/results/int4_packing.md and .json:
+
+1. The issue's comparison: a dense a4w4 64x64 layer at 64 cycles a token (POINTS): the
+   scheduler's choice on pynq-z2 for one token (no pairs: LUT multipliers) and for a sequence of
+   2 tokens, the four-products-per-DSP shape SIMD 8 x PE 4 ((w[2q+1] * 2^T + w[2q]) *
+   (x_t1 * 2^S + x_t0)) built for pynq-z2, and the scheduler's choice on kv260 (synthesized for
+   xcup); DSP / LUT (logic + distributed RAM) / FF / block RAM from Yosys ``synth_xilinx`` beside
+   the scheduler's estimate and FINN's RTL MVU int4 figure.
+2. The quad cost model (codegen/schedule/cost.py _quad_cost) against Yosys at several SIMD x PE
+   (weight ROM where the cost model puts it); tests/test_quad_pack.py checks the stored points.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT.parent / "tests"))
+
+COMMAND = "python -m bench.int4_packing"
+FINN_INT4 = {"LUT": 1558, "DSP": 16}   # FINN RTL MVU, a4w4 64x64, same Yosys (README yardstick table)
+#: (simd, pe) of the cost-model sweep, all four products per DSP, 2 tokens
+SWEEP = [(8, 4), (16, 2), (4, 8), (16, 4), (8, 2)]
+
+
+def layer(tokens: int):
+    from test_quad_pack import s, token_graph
+    return token_graph(64, 64, s(4), 4, s(4, 2.0), tokens, seed=3)
+
+
+def synth(design, work: Path, family: str = "xc7") -> dict:
+    from codegen.emit.rtl import emit_rtl
+    from codegen.verify.yosys import synth_counts
+    emit_rtl(design, work)
+    counts = synth_counts(work / "rtl", design.top_name, family, work / "yosys")
+    return {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM")}
+
+
+#: (label, board, tokens, forced (simd, pe) with token pairs or None for the scheduler's choice, Yosys family)
+POINTS = [
+    ("scheduler, pynq-z2, 1 token", "pynq-z2", 1, None, "xc7"),
+    ("scheduler, pynq-z2, 2 tokens", "pynq-z2", 2, None, "xc7"),
+    ("quad SIMD 8 x PE 4, pynq-z2, 2 tokens", "pynq-z2", 2, (8, 4), "xc7"),
+    ("scheduler, kv260, 2 tokens", "kv260", 2, None, "xcup"),
+]
+
+
+def scheduled(work: Path) -> list[dict]:
+    from codegen.schedule.boards import get_board
+    from codegen.schedule.cost import op_cost
+    from codegen.schedule.folding import fold
+    from codegen.schedule.packing import quad_config
+    from test_quad_pack import quad
+    rows = []
+    for index, (label, board, tokens, forced, family) in enumerate(POINTS):
+        b = get_board(board)
+        result = fold(layer(tokens), b, target_ii=64)
+        design, cost = result.design, result.costs["layer0"]
+        if forced:
+            design = quad(layer(tokens), *forced, 1, 1, board=board)
+            cost = op_cost(design.graph.ops[0], design.schedules["layer0"], b.dsp_kind)
+            design.rom_kinds["layer0"] = cost.rom_kind
+        s = design.schedules["layer0"]
+        op = design.graph.ops[0]
+        measured = synth(design, work / f"point_{index}", family)
+        rows.append({"label": label, "board": board, "family": family, "tokens": tokens, "simd": s.simd,
+                     "pe": s.pe, "token_pack": s.token_pack, "quad": list(quad_config(op, s, b.dsp_kind)),
+                     "rom": design.rom_kinds.get("layer0", ""), "cycles_per_token": cost.ii,
+                     "estimate": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp}, "measured": measured})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def sweep(work: Path) -> list[dict]:
+    from codegen.schedule.cost import op_cost
+    from test_quad_pack import quad
+    rows = []
+    for simd, pe in SWEEP:
+        design = quad(layer(2), simd, pe, 1, 1)
+        cost = op_cost(design.graph.ops[0], design.schedules["layer0"], "DSP48E1")
+        design.rom_kinds["layer0"] = cost.rom_kind
+        measured = synth(design, work / f"{simd}x{pe}")
+        rows.append({"simd": simd, "pe": pe, "rom": cost.rom_kind,
+                     "estimate": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp}, "measured": measured})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(data: dict) -> str:
+    lines = ["# Four 4-bit products per DSP in the Linear unit (Yosys synth_xilinx)", "",
+             f"Made by `{COMMAND}` ({data['seconds']:.0f} s).  LUT = logic + distributed RAM (LUT_MEM).", "",
+             "## a4w4 64x64 at 64 cycles a token", "",
+             "| design | Yosys family | SIMD x PE | products per DSP | ROM | cycles/token | DSP est / Yosys "
+             "| LUT est / Yosys (logic + RAM) | FF est / Yosys | BRAM36 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in data["scheduled"]:
+        e, m = r["estimate"], r["measured"]
+        per_dsp = "4 (PE pairs x token pairs)" if r["quad"][0] else "- (LUT multipliers)"
+        lines.append(f"| {r['label']} | {r['family']} | {r['simd']} x {r['pe']} | {per_dsp} | {r['rom']} "
+                     f"| {r['cycles_per_token']} | {e['DSP']} / {m['DSP']} | {e['LUT']} / {m['LUT'] + m['LUT_MEM']} "
+                     f"({m['LUT']} + {m['LUT_MEM']}) | {e['FF']} / {m['FF']} | {m['BRAM']:g} |")
+    lines.append(f"| FINN MVU int4 (its README figure) | xc7 | | | | | {FINN_INT4['DSP']} | {FINN_INT4['LUT']:,} | | |")
+    lines += ["", "## The quad cost model against Yosys (a4w4 64x64, 2 tokens, four products per DSP)", "",
+              "| SIMD x PE | ROM | DSP est / Yosys | LUT est | LUT Yosys (logic + RAM) | error "
+              "| FF est | FF Yosys | error |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["sweep"]:
+        e, m = r["estimate"], r["measured"]
+        lut = m["LUT"] + m["LUT_MEM"]
+        lines.append(f"| {r['simd']} x {r['pe']} | {r['rom']} | {e['DSP']} / {m['DSP']} | {e['LUT']} | {lut} "
+                     f"({m['LUT']} + {m['LUT_MEM']}) | {e['LUT'] / lut - 1:+.0%} | {e['FF']} | {m['FF']} "
+                     f"| {e['FF'] / m['FF'] - 1:+.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = {"command": COMMAND, "yosys_family": "xc7", "scheduled": scheduled(work), "sweep": sweep(work)}
+    data["seconds"] = time.time() - start
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "int4_packing.json").write_text(json.dumps(data, indent=1) + "\n")
+    text = table(data)
+    (RESULTS / "int4_packing.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
