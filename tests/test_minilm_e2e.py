@@ -97,11 +97,11 @@ def test_layer_at_128_tokens_is_bit_exact_in_csim(minilm_layer, tmp_path):
 
 @pytest.mark.slow
 def test_layer_at_128_tokens_is_bit_exact_in_rtlsim_on_kv260(minilm_layer, tmp_path):
-    """The dense int8 layer at 128 tokens on the KV260 (4,096 cycles per token, 524,288 per
-    sequence in the schedule) through the Verilog: two sequences back to back (latency, interval),
-    the first again with random input gaps and output back-pressure, every element compared with
-    the integer reference: 2.65 million simulated cycles, about 3 minutes with the compile and the
-    Verilator build here (bench/results/minilm.md: measured cycles, wall time)."""
+    """The dense int8 layer at 128 tokens on the KV260 through the Verilog: two sequences back to
+    back (latency, interval), the first again with random input gaps and output back-pressure,
+    every element compared with the integer reference: about 2.5 million simulated cycles, 2 to 3
+    minutes with the compile and the Verilator build here (bench/results/minilm.md: the schedule,
+    the measured cycles, the wall time)."""
     project = compile_model(minilm_layer, tmp_path / "out", CompileOptions(board="kv260", sequence_length=128),
                             **QUIET)
     totals = project.report["totals"]
