@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
         schedule = sorted(stored + schedule, key=lambda row: (order.index(row["model"]) if row["model"] in order
                                                                else len(order), row["board"]))
     data = {"command": command, "updated_by": updates, "accuracy": rows, "schedule": schedule}
+    if (RESULTS / "minilm.json").is_file():   # bench.minilm_rtlsim's rows
+        data["rtlsim"] = json.loads((RESULTS / "minilm.json").read_text()).get("rtlsim", [])
     (RESULTS / "minilm.json").write_text(json.dumps(data, indent=1) + "\n")
     write_markdown(data)
 
@@ -245,6 +247,23 @@ def write_markdown(data: dict) -> None:
                      f"{r['sequences_per_s']:.1f} | {r['dsp']} | {r['bram36']:g} | {r['uram']} | {r['lut']} | "
                      f"{r['weight_bits'] / 1e6:.1f} M ({r['dense_int8_bits'] / 1e6:.1f} M) | {r['bound']} | "
                      f"{r['ratio_to_physical_limit']:.1%} |")
+    if data.get("rtlsim"):
+        lines += ["", "## One layer measured in RTL simulation", "",
+                  "Verilator through the cocotb test bench (`einhls verify --rtlsim`'s code path): sequences back to "
+                  "back, then with random input gaps and output back-pressure, every element compared with the "
+                  "integer reference; wall time on the shared 2-core machine. Command per row in minilm.json.", "",
+                  "| model | board | tokens | bit-exact | sequences (back to back / paused) | cycles/token measured "
+                  "(schedule) | cycles/sequence measured (schedule) | latency measured (schedule) | simulated cycles | "
+                  "simulation | verify in all (Verilator build) | command |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in data["rtlsim"]:
+            build = "cached" if r["build_reused"] else "built"
+            lines.append(f"| {r['model']} | {r['board']} | {r['tokens']} | {'yes' if r['passed'] else 'NO'} | "
+                         f"{r['sequences_back_to_back']} / {r['sequences_paused']} | {r['measured_cycles_per_token']} "
+                         f"({r['schedule_cycles_per_token']}) | {r['measured_interval_cycles']} "
+                         f"({r['schedule_cycles_per_sequence']}) | {r['measured_latency_cycles']} "
+                         f"({r['schedule_latency_cycles']}) | {r['simulated_cycles']} | {r['simulation_s']} s "
+                         f"({r['simulated_cycles_per_s']} cycles/s) | {r['verify_s']} s ({build}) | `{r['command']}` |")
     (RESULTS / "minilm.md").write_text("\n".join(lines) + "\n")
 
 

