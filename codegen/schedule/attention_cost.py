@@ -177,16 +177,24 @@ def actmatmul_cost(op: ActMatMul, s: OpSchedule, dsp_kind: str, b_sequences: int
                   weight_bits=0, buffer_bits=buffer_bits)
 
 
-def actmatmul_options(op: ActMatMul) -> list[tuple[int, int, int]]:
+def actmatmul_options(op: ActMatMul, uram_word: int = 0) -> list[tuple[int, int, int]]:
     """(cycles per token, simd, pe) for every folding of ``op``: simd divides inner, pe divides cols;
     cheapest first (fewest multipliers, then fewer b banks of wider words: more PE than SIMD in nn,
     where a word is PE codes, more SIMD than PE in nt, where it is SIMD codes).  The same products
     cost the same adders either way (a PE's adder tree of SIMD leaves replaces SIMD accumulators),
     and a wide word fills a block RAM or an UltraRAM (72 bits) where a 9-bit word of SIMD 1 takes
-    a whole URAM288 a bank."""
+    a whole URAM288 a bank.
+
+    ``uram_word`` (the board's UltraRAM word, 0 on a board without): a b bank in UltraRAM keeps its
+    word (einhls_actmatmul B_URAM: ``mem [0:B_SEQS*D-1]`` of WC*DB bits, ceil(width / 72) blocks
+    wide), so a bank of 9-bit words uses an eighth of each URAM288 it takes.  Where the board has
+    UltraRAM, foldings whose b word fills at least one URAM row come first: at MiniLM's 128 tokens
+    the slowest folding (SIMD 1 x PE 1) puts a sequence of keys in 12 URAM288 a bank, SIMD 8 in 2,
+    for 7 more DSPs; in block RAM both take the same blocks (9 x 4096 and 72 x 512 shapes)."""
     simds = [d for d in range(1, op.inner + 1) if op.inner % d == 0]
     pes = [d for d in range(1, op.cols + 1) if op.cols % d == 0]
     options = [(op.heads * (op.inner // simd) * (op.cols // pe), simd, pe) for simd in simds for pe in pes]
     word = 1 if op.layout == "nt" else 2       # the index of the word's codes in an option
-    options.sort(key=lambda o: (o[1] * o[2], -o[word]))
+    code_bits = op.in_type_b.bits + 1          # centred codes
+    options.sort(key=lambda o: (o[word] * code_bits < uram_word, o[1] * o[2], -o[word]))
     return options

@@ -301,7 +301,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     from ..ir.butterfly import Butterfly
     options.update({op.name: butterfly_options(op) for op in graph.ops if isinstance(op, Butterfly)})
     from .attention_cost import actmatmul_options
-    options.update({op.name: actmatmul_options(op) for op in graph.ops if op.kind == "actmatmul"})
+    from .cost import URAM_WIDTH
+    uram_word = URAM_WIDTH if getattr(board, "uram", 0) else 0
+    options.update({op.name: actmatmul_options(op, uram_word) for op in graph.ops if op.kind == "actmatmul"})
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
     counts = token_counts(graph)
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),
