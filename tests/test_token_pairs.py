@@ -26,6 +26,8 @@ from codegen.ir.types import QType
 from codegen.schedule.design import Design, OpSchedule, linear_folds
 from codegen.schedule.packing import token_pair_config
 
+from rtl_lint import lint_generated_top, lint_kernel
+
 VECTORS = 24
 
 
@@ -222,31 +224,13 @@ PAIR_LINT_PARAMS = [
 @pytest.mark.parametrize("params", PAIR_LINT_PARAMS)
 def test_token_pair_unit_lint_clean(params: list[str]) -> None:
     """verilator --lint-only -Wall on einhls_linear with token pairs (the waivers of einhls.vlt)."""
-    import subprocess
-
-    from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS
-    from codegen.resources import resource_dir
-    from test_rtl_units import _verilator
-
-    kernels = resource_dir("rtl_kernels")
-    files = [kernels / f"{m}.v" for m in ("einhls_linear", *KERNEL_DEPS["einhls_linear"])]
-    proc = subprocess.run([_verilator(), "--lint-only", "-Wall", str(kernels / LINT_WAIVERS), *map(str, files),
-                           "--top-module", "einhls_linear", *params], capture_output=True, text=True)
+    proc = lint_kernel("einhls_linear", params)
     assert proc.returncode == 0, (params, proc.stderr)
 
 
 @pytest.mark.rtl
 def test_generated_token_pair_top_lint_clean(tmp_path: Path) -> None:
-    import subprocess
-
-    from codegen.emit.rtl import LINT_WAIVERS, rtl_sources
-    from test_rtl_units import _verilator
-
-    design = CASES["sparse_2_4_uint8_zp"]()
-    emit_rtl(design, tmp_path)
-    proc = subprocess.run([_verilator(), "--lint-only", "-Wall", str(tmp_path / "rtl" / LINT_WAIVERS),
-                           *map(str, rtl_sources(tmp_path)), "--top-module", design.top_name],
-                          capture_output=True, text=True)
+    proc = lint_generated_top(CASES["sparse_2_4_uint8_zp"](), tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
