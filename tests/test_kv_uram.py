@@ -94,6 +94,14 @@ def test_scheduler_puts_keys_in_uram_and_both_back_ends_build_them(tmp_path: Pat
 def test_design_with_keys_in_uram_is_bit_exact(tmp_path: Path, b_sequences: int) -> None:
     """The generated top (fork, the query FIFO packed in UltraRAM, the attention product with its
     keys in UltraRAM) is bit-exact in RTL simulation with random pauses and in C-sim."""
+    _needs_tools()
+    design = packed_design(8, b_sequences)
+    assert_keys_in_uram_bit_exact(design, tmp_path, vectors=5, seed=7)
+
+
+def assert_keys_in_uram_bit_exact(design, out: Path, vectors: int, seed: int) -> None:
+    """``design`` with its attention product's keys in UltraRAM: the top instantiates the URAM
+    variant, and RTL sim (random pauses) and C-sim match the reference element by element."""
     from codegen.emit.cocotb_tb import emit_cocotb_tb
     from codegen.emit.hls import emit_csim_testbench, emit_hls
     from codegen.emit.rtl import emit_rtl
@@ -101,17 +109,15 @@ def test_design_with_keys_in_uram_is_bit_exact(tmp_path: Path, b_sequences: int)
     from codegen.verify.csim import run_csim
     from codegen.verify.rtlsim import run_rtlsim
 
-    _needs_tools()
-    design = packed_design(8, b_sequences)
     design.uram_buffers = frozenset({"amm"})
-    emit_rtl(design, tmp_path)
-    assert ".B_URAM(1)" in next(tmp_path.rglob("einhls_top.v")).read_text()
-    emit_cocotb_tb(design, tmp_path)
-    inputs = random_inputs(design.graph, 5, seed=7)
+    emit_rtl(design, out)
+    assert ".B_URAM(1)" in next(out.rglob("einhls_top.v")).read_text()
+    emit_cocotb_tb(design, out)
+    inputs = random_inputs(design.graph, vectors, seed=seed)
     expected = run_reference(design.graph, inputs)
-    rtl = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work_rtl")
+    rtl = run_rtlsim(out, inputs, expected, out / "work_rtl")
     assert rtl.passed, rtl.line()
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    csim = run_csim(tmp_path, inputs, expected, tmp_path / "work_csim", tokens=design.graph.tokens)
+    emit_hls(design, out)
+    emit_csim_testbench(design, out)
+    csim = run_csim(out, inputs, expected, out / "work_csim", tokens=design.graph.tokens)
     assert csim.passed, csim.line()

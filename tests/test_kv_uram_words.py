@@ -23,6 +23,7 @@ from codegen.schedule.cost import bram36_for, uram_for
 from codegen.schedule.design import OpSchedule
 from codegen.emit.attention import folding
 from test_encoder_buffers import _needs_tools, attention_graph
+from test_kv_uram import assert_keys_in_uram_bit_exact
 
 
 def _minilm_keys(layout: str = "nt"):
@@ -89,28 +90,11 @@ def test_design_folded_for_full_uram_words_is_bit_exact(tmp_path: Path) -> None:
     """The scheduler's slowest design of a small attention graph on kv260 (its keys' word widened
     to fill a URAM row: SIMD 8 where the fewest multipliers were SIMD 1), keys placed in UltraRAM,
     is bit-exact in RTL simulation with random pauses and in C-sim."""
-    from codegen.emit.cocotb_tb import emit_cocotb_tb
-    from codegen.emit.hls import emit_csim_testbench, emit_hls
-    from codegen.emit.rtl import emit_rtl
-    from codegen.ir.reference import random_inputs, run_reference
     from codegen.schedule.folding import fold
-    from codegen.verify.csim import run_csim
-    from codegen.verify.rtlsim import run_rtlsim
 
     _needs_tools()
     graph = attention_graph(tokens=8, heads=2, inner=8)
     design = fold(graph, get_board("kv260"), max_util=100.0, target_ii=2 * 8 * 8).design
     s = design.schedules["amm"]
     assert (s.simd, s.pe) == (8, 1)
-    design.uram_buffers = frozenset({"amm"})
-    emit_rtl(design, tmp_path)
-    assert ".B_URAM(1)" in next(tmp_path.rglob("einhls_top.v")).read_text()
-    emit_cocotb_tb(design, tmp_path)
-    inputs = random_inputs(design.graph, 4, seed=11)
-    expected = run_reference(design.graph, inputs)
-    rtl = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work_rtl")
-    assert rtl.passed, rtl.line()
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    csim = run_csim(tmp_path, inputs, expected, tmp_path / "work_csim", tokens=design.graph.tokens)
-    assert csim.passed, csim.line()
+    assert_keys_in_uram_bit_exact(design, tmp_path, vectors=4, seed=11)
