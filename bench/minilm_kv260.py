@@ -80,15 +80,15 @@ def text_split(train_fortunes: int, heldout_fortunes: int, seed: int) -> tuple[l
     return train, heldout, bool(fortunes)
 
 
-def export_fold(onnx_path: Path, board: str = "kv260") -> dict:
+def export_fold(onnx_path: Path, board: str = "kv260", unfit_ii: int | None = None) -> dict:
     """What `einhls compile` folds for the exported whole encoder: the ONNX lowered as is and
-    folded on ``board`` (the fastest that fits; else, fits=False, on an unbounded board at its
-    fastest)."""
+    folded on ``board`` (the fastest that fits; else, fits=False, on an unbounded board at
+    ``unfit_ii``, the interval the search's numbers are at)."""
     from codegen.compress.costing import board_of, fold_cost
     from codegen.project import CompileOptions, lower
     begin = time.time()
     graph = lower(onnx_path, CompileOptions(board=board))
-    cost = fold_cost(graph, board_of(board), None, None)
+    cost = fold_cost(graph, board_of(board), None, unfit_ii)
     return {"ops": len(graph.ops), "tokens": graph.tokens,
             "linear_units": sum(op.kind == "linear" for op in graph.ops),
             "contraction_stages": sum(op.kind == "contract" for op in graph.ops),
@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     from codegen.schedule.boards import get_board
     kv260 = get_board("kv260")
     onnx_path = work / "out" / "model.onnx"
-    folded = export_fold(onnx_path) if onnx_path.is_file() and not args.no_export_fold else None
+    floor = (summary.get("whole_encoder_table") or {}).get("floor_ii")
+    folded = export_fold(onnx_path, unfit_ii=floor) if onnx_path.is_file() and not args.no_export_fold else None
     runs = record.get("runs", []) + [{"command": command, "budget_s": args.budget_s, "elapsed_s": round(elapsed, 1),
                                       "device": summary["device"]}]
     record.update({

@@ -225,8 +225,11 @@ def _summary(target: Target, board, layers, result, chosen: Point | None, budget
         "model": target.source, "data_sha256": data_digest(target.samples), "samples": target.count(),
         "onchip_capacity_bits": capacity_bits(board),
         "costing": ("the whole encoder (every layer's attention products, softmax, LayerNorm, GELU, FIFOs and "
-                    "key / value buffers, its linear units the chosen candidates): the linear chain folded by the "
-                    "scheduler plus the other units' cost measured once on the dense encoder (encoder.py)"
+                    "key / value buffers, its linear units the chosen candidates): where the units besides the "
+                    "linear ones alone overflow the board, each configuration's real whole-encoder graph folded by "
+                    "the scheduler at their fastest interval on an unbounded board; else its linear chain folded "
+                    "on what the board leaves plus those units' cost measured once on the dense encoder "
+                    "(encoder.py)"
                     if result.whole is not None else "the chain of the compressed linear layers, folded by the scheduler"),
         "input_bits": {layer.name: layer.in_bits for layer in layers},
         "whole_encoder_table": None if result.whole is None else {"floor_ii": result.whole.floor_ii,

@@ -225,7 +225,8 @@ class EncoderCosting:
         room = all(v > 0 for k, v in rest.items() if k != "uram" or board.uram)
         if not room and layer_graph is not None:
             # exactly full()'s fold when the board is too small (costing.fold_cost)
-            whole = _fold_or_none(self.template.encoder_graph(layer_graph), unbounded(board), self.floor_ii, 1.0)
+            graph = self.template.encoder_graph(layer_graph)
+            whole = _fold_or_none(graph, unbounded(board), self.floor_ii, 1.0)
             if whole is not None:
                 return hw_cost(whole, fits=False)
         # nothing left for the linear units: a board they cannot fit, so fold_cost costs them on an
