@@ -249,3 +249,33 @@ def test_exported_onnx_rtl_sim_cycles(searched, tmp_path):
     (result,) = verify(project, ("rtlsim",), vectors=8, seed=1, progress=lambda *_: None)
     assert result.passed, result.line()
     assert result.measured["interval_cycles"] == project.report["totals"]["ii"]
+
+
+def test_resume_continues_the_reported_point(searched, digits, tmp_path):
+    """A continued run (codegen/compress/resume.py) starts from the previous run's model.pt and
+    draws the same held-out split: with no steps its score is the previous one; with a few steps
+    the step counts and budgets add up, and the continued model is written and exported again."""
+    from codegen.compress.resume import resume
+    from codegen.errors import EinhlsError
+    model, x = digits
+    previous = json.loads((searched.output / "config.json").read_text())["reported"]
+    same = resume(searched.output, x, tmp_path / "none", budget_s=5, model=model, max_steps=0, progress=False)
+    (still,) = [p for p in same.points if p.extra.get("before_continuing") is not None]
+    assert still.accuracy == pytest.approx(previous["accuracy"], abs=1e-6)
+    more = resume(searched.output, x, tmp_path / "more", budget_s=20, model=model, max_steps=25, progress=False)
+    config = json.loads((tmp_path / "more" / "config.json").read_text())
+    steps_before = previous["extra"].get("distill_steps", 0)
+    assert config["reported"]["extra"]["distill_steps"] == 25
+    assert config["reported"]["extra"]["distill_steps_total"] == steps_before + 25
+    assert config["budget_s_total"] == pytest.approx(900 + 20)
+    assert config["reported"]["cost"] == previous["cost"]      # the same configuration: the same hardware
+    rows = json.loads((tmp_path / "more" / "front.json").read_text())
+    assert len(rows) == len(searched.points) + 1
+    for name in ("model.pt", "model.onnx", "front.md", "front.png"):
+        assert (tmp_path / "more" / name).exists(), name
+    assert more.model is not None
+    # a continued run trains and scores on the data it started with, nothing else
+    with pytest.raises(EinhlsError, match="digest"):
+        resume(searched.output, x[:200], tmp_path / "other", budget_s=5, model=model, progress=False)
+    with pytest.raises(EinhlsError, match="torch module"):
+        resume(searched.output, x, tmp_path / "nomodel", budget_s=5, progress=False)

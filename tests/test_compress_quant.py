@@ -230,3 +230,36 @@ def test_whole_encoder_cost_table_matches_the_full_fold(tiny_bert):
         memory = lambda c: c.bram36 + 8 * c.uram  # noqa: E731
         assert close(memory(estimate), memory(full))
         assert close(estimate.lut, full.lut) and close(estimate.dsp, full.dsp)
+
+
+def test_whole_encoder_cost_is_the_full_fold_when_nothing_fits(tiny_bert):
+    """On a board that the units besides the linear ones overflow by themselves (as MiniLM's at 128
+    tokens overflow the KV260), the search's whole-encoder cost of a configuration is the
+    scheduler's fold of its real whole-encoder graph: every number equal to :meth:`full`'s,
+    memories included (adding the dense encoder's table rows to a chain folded alone got block RAM
+    and UltraRAM wrong: the scheduler places ROMs and long FIFOs for the whole design at once)."""
+    from dataclasses import replace
+
+    from codegen.compress.costing import chain_graph, lower_layer
+    from codegen.compress.encoder import build_template, prepare_costing
+    from codegen.schedule.boards import get_board
+    model = tiny_bert
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    rng = np.random.default_rng(2)
+    with torch.no_grad():
+        states = [model.embeddings(input_ids=torch.as_tensor(rng.integers(0, 64, (1, 8)))).numpy() for _ in range(8)]
+    template = build_template(model, names, states, "zcu104", 8, calibration_length=8)
+    modules = dict(model.named_modules())
+    zcu104 = get_board("zcu104")
+    dense = {n: lower_layer(build(Spec("dense", 8), modules[n], 0.01, in_bits=16), 0.01, "zcu104", out_bits=16)
+             for n in names}
+    table = prepare_costing(template, dense, zcu104)
+    small = replace(zcu104, bram36=max(1.0, table.other["bram36"] / 2), uram=max(1, table.other["uram"] // 2),
+                    dsp=max(1, table.other["dsp"] // 2))
+    for spec in (Spec("dense", 8), Spec("nm", 4, n=1, m=4), Spec("dense", 4)):
+        graphs = {n: lower_layer(build(spec, modules[n], 0.01, in_bits=16), 0.01, "zcu104", out_bits=16)
+                  for n in names}
+        estimate = table.cost(chain_graph([graphs[n] for n in names], 8), small, None, graphs)
+        full = table.full(graphs, small)
+        assert not estimate.fits and not full.fits
+        assert estimate == full, (spec.label, estimate, full)

@@ -168,6 +168,9 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
     summary = _summary(target, board_obj, layers, result, chosen, budget_s, time.monotonic() - start, seed,
                        target_fps, min_accuracy, command)
     reported = chosen or next((p for p in points if p.origin == "distilled"), None)
+    if reported is not None:
+        # what a continued run (resume.py) starts from, whether or not it met the objective
+        summary["reported"] = reported_record(reported, board_obj)
     if result.whole is not None and reported is not None:
         # the table's estimate against the scheduler's fold of the real whole-encoder graph
         full = result.whole.full({layer.name: result.graphs[(layer.kind, reported.config[layer.name])]
@@ -175,8 +178,27 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
         summary["whole_encoder_fold"] = {"label": reported.label, "table": reported.cost.to_json(board_obj),
                                          "full_fold": full.to_json(board_obj),
                                          "full_fold_sequences_per_s": board_obj.clock_mhz * 1e6 / (full.cycles * target.tokens)}
-    _write(output, force, target, board_obj, layers, points, chosen, student, summary)
+    encoder_states = None
+    if student is not None and target.kind == "text" and is_encoder(student, [layer.name for layer in layers]):
+        encoder_states = text_hidden_states(target, list(train)[:TEMPLATE_SENTENCES], target.tokens)
+    _write(output, force, target, board_obj, layers, points, reported, student, summary, encoder_states)
     return CompressResult(chosen, front, points, student, output, summary, layers)
+
+
+def reported_record(point: Point, board) -> dict:
+    """The reported point (the chosen one, else the distilled one) as config.json keeps it: enough
+    for a continued run to carry on from its model.pt without searching again."""
+    return {"label": point.label, "origin": point.origin, "accuracy": point.accuracy, "sequences_per_s": point.fps,
+            "cost": point.cost.to_json(board), "extra": point.extra,
+            "layers": {name: spec.to_json() for name, spec in point.config.items()}}
+
+
+def data_digest(samples: object) -> str:
+    """A digest of the samples (a continued run must train and score on the same data)."""
+    import hashlib
+    if isinstance(samples, list):
+        return hashlib.sha256("\n".join(samples).encode()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(torch.as_tensor(samples).numpy()).tobytes()).hexdigest()
 
 
 def _recovery_candidate(points: list[Point], target_fps: float | None, board) -> Point | None:
@@ -200,10 +222,14 @@ def _summary(target: Target, board, layers, result, chosen: Point | None, budget
         "board": board.name, "tokens_per_frame": target.tokens, "reference_interval_cycles": result.reference_ii,
         "layers": len(layers), "budget_s": budget_s, "elapsed_s": round(elapsed, 1), "device": device,
         "seed": seed, "target_fps": target_fps, "min_accuracy": min_accuracy, "command": command,
+        "model": target.source, "data_sha256": data_digest(target.samples), "samples": target.count(),
         "onchip_capacity_bits": capacity_bits(board),
         "costing": ("the whole encoder (every layer's attention products, softmax, LayerNorm, GELU, FIFOs and "
-                    "key / value buffers, its linear units the chosen candidates): the linear chain folded by the "
-                    "scheduler plus the other units' cost measured once on the dense encoder (encoder.py)"
+                    "key / value buffers, its linear units the chosen candidates): where the units besides the "
+                    "linear ones alone overflow the board, each configuration's real whole-encoder graph folded by "
+                    "the scheduler at their fastest interval on an unbounded board; else its linear chain folded "
+                    "on what the board leaves plus those units' cost measured once on the dense encoder "
+                    "(encoder.py)"
                     if result.whole is not None else "the chain of the compressed linear layers, folded by the scheduler"),
         "input_bits": {layer.name: layer.in_bits for layer in layers},
         "whole_encoder_table": None if result.whole is None else {"floor_ii": result.whole.floor_ii,
@@ -271,21 +297,34 @@ def _export_parts(target: Target, student: nn.Module, layers) -> tuple[list[nn.M
     return [modules[layer.name] for layer in layers], False
 
 
-def _write(output: Path, force: bool, target: Target, board, layers, points, chosen, student, summary) -> None:
+def _write(output: Path, force: bool, target: Target, board, layers, points, reported: Point | None,
+           student: nn.Module | None, summary: dict, encoder_states: list[np.ndarray] | None = None) -> None:
+    """OUT: the front, config.json, and for the reported point (the chosen one, else the distilled
+    one) its torch model and ONNX export: the whole compressed encoder of a BERT-like model
+    (``encoder_states``: its calibration inputs), else the whole MLP or its chain of linear layers."""
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         (staging / "front.md").write_text(front_table(points, board))
         (staging / "front.json").write_text(json.dumps([p.row(board) for p in points], indent=1, sort_keys=True))
         _plot(points, staging / "front.png", board)
-        if chosen is not None and student is not None:
-            parts, whole = _export_parts(target, student, layers)
-            summary["onnx"] = "model.onnx: the whole compressed model" if whole else \
-                "linear_chain.onnx: the compressed linear layers as one chain (the units costed); the " \
-                "model's other operators are not exported"
+        if reported is not None and student is not None:
             torch.save(student, staging / "model.pt")
-            export_onnx(_ChainExport(parts, layers[-1].out_scale, layers[-1].in_bits), layers[0].shape[0],
-                        staging / ("model.onnx" if whole else "linear_chain.onnx"))
+            if encoder_states is not None:
+                from .encoder_export import export_encoder
+                export_encoder(student, encoder_states, staging / "model.onnx")
+                count = len(student.encoder.layer)
+                summary["onnx"] = (f"model.onnx: the whole compressed encoder ({count} layers, {reported.label}) at "
+                                   f"{target.tokens} tokens: hidden states [1, {target.tokens}, H] in and out (token "
+                                   "embeddings and pooling on the host); the linear layers carry the search's "
+                                   "quantizers, the other units 16-bit activations calibrated on the training text")
+            else:
+                parts, whole = _export_parts(target, student, layers)
+                summary["onnx"] = "model.onnx: the whole compressed model" if whole else \
+                    "linear_chain.onnx: the compressed linear layers as one chain (the units costed); the " \
+                    "model's other operators are not exported"
+                export_onnx(_ChainExport(parts, layers[-1].out_scale, layers[-1].in_bits), layers[0].shape[0],
+                            staging / ("model.onnx" if whole else "linear_chain.onnx"))
         (staging / "config.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
         if output.exists():
             shutil.rmtree(output)

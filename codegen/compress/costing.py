@@ -110,6 +110,11 @@ def fold_cost(graph: Graph, board: Board, target_ii: int | None, unfit_ii: int |
             result = _fold_or_none(graph, huge, asked, 1.0) if asked is not None else None
             if result is None:
                 result = fold(graph, huge, max_util=1.0, target_ii=None)
+    return hw_cost(result, fits)
+
+
+def hw_cost(result, fits: bool) -> HwCost:
+    """The HwCost of a fold result (schedule.folding.fold)."""
     t = result.totals
     return HwCost(cycles=int(t["ii"]), dsp=int(t["dsp"]), bram36=float(t["bram36"]), uram=int(t.get("uram", 0)),
                   lut=int(t["lut"]), weight_bits=int(t["weight_bits"]), latency=int(t["latency"]),

@@ -208,13 +208,27 @@ class EncoderCosting:
     floor_ii: int
     other: dict
 
-    def cost(self, chain: Graph, board, unfit_ii: int | None):
-        from .costing import MAX_UTIL, HwCost, fold_cost
+    def cost(self, chain: Graph, board, unfit_ii: int | None, layer_graph: "dict[str, Graph] | None" = None):
+        """``layer_graph`` (the configuration's per-layer graphs, as :meth:`full` takes them): when
+        the units besides the linear ones alone overflow the board, no configuration fits, and the
+        configuration's real whole-encoder graph is folded at ``floor_ii`` on an unbounded board
+        (one fold, what :meth:`full` reports) instead of adding table rows.  Adding rows gets DSP,
+        LUT and stored bits right but not the memories: the scheduler places weight ROMs and long
+        FIFOs in block RAM or UltraRAM for the whole design at once (schedule/folding.py: ROMs,
+        then FIFOs, where block RAM is the fuller), so the split of one configuration is not the
+        dense encoder's split plus that of a chain folded alone."""
+        from .costing import MAX_UTIL, HwCost, _fold_or_none, fold_cost, hw_cost
         o = self.other
         rest = {"dsp": board.dsp - o["dsp"] / MAX_UTIL, "lut": board.lut - o["lut"] / MAX_UTIL,
                 "bram36": board.bram36 - o["bram36"] / MAX_UTIL,
                 "uram": (board.uram - o["uram"] / MAX_UTIL) if board.uram else 0}
         room = all(v > 0 for k, v in rest.items() if k != "uram" or board.uram)
+        if not room and layer_graph is not None:
+            # exactly full()'s fold when the board is too small (costing.fold_cost)
+            graph = self.template.encoder_graph(layer_graph)
+            whole = _fold_or_none(graph, unbounded(board), self.floor_ii, 1.0)
+            if whole is not None:
+                return hw_cost(whole, fits=False)
         # nothing left for the linear units: a board they cannot fit, so fold_cost costs them on an
         # unbounded one and says fits=False
         smaller = replace(board, **{k: max(int(v), 1) if k != "bram36" else max(v, 0.5) for k, v in rest.items()

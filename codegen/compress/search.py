@@ -485,7 +485,9 @@ def evaluate(target: Target, layers: list[Layer], config: dict[str, Spec], graph
     with torch.no_grad():
         acc = accuracy(target.run(student, samples), teacher_out)
     chain = chain_graph([graphs[(layer.kind, config[layer.name])] for layer in layers], target.tokens)
-    cost = whole.cost(chain, board, unfit_ii) if whole is not None else fold_cost(chain, board, None, unfit_ii)
+    layer_graph = {layer.name: graphs[(layer.kind, config[layer.name])] for layer in layers}
+    cost = whole.cost(chain, board, unfit_ii, layer_graph) if whole is not None \
+        else fold_cost(chain, board, None, unfit_ii)
     fps = board.clock_mhz * 1e6 / (cost.cycles * target.tokens)
     return Point(label, dict(config), acc, cost, fps, origin)
 
