@@ -225,10 +225,11 @@ def test_whole_encoder_cost_table_matches_the_full_fold(tiny_bert):
         share = 0.1 if spec.kind == "dense" else 0.25
         close = lambda a, b: abs(a - b) <= share * b  # noqa: E731
         assert close(estimate.weight_bits, full.weight_bits) and close(estimate.effective_macs, full.effective_macs)
-        # memory in 36 Kb block equivalents (an UltraRAM = 8): which ROMs go to UltraRAM is decided
-        # for the whole design at once, so the split differs a little
+        # memory in 36 Kb block equivalents (an UltraRAM = 8): which ROMs and buffers go to UltraRAM
+        # is decided for the whole design at once, so the split differs a little: on this tiny
+        # encoder (about 24 blocks) one UltraRAM placed otherwise is a third of it
         memory = lambda c: c.bram36 + 8 * c.uram  # noqa: E731
-        assert close(memory(estimate), memory(full))
+        assert abs(memory(estimate) - memory(full)) <= max(share * memory(full), 8), (estimate, full)
         assert close(estimate.lut, full.lut) and close(estimate.dsp, full.dsp)
 
 
