@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--workers", type=_positive_int, help="local processes (default: up to 4)")
     cmp.add_argument("--candidates", choices=("full", "small"), default="full", help="candidate set per layer")
     cmp.add_argument("--no-distill", action="store_true", help="skip the recovery by distillation")
+    cmp.add_argument("--resume", type=Path, metavar="DIR",
+                     help="continue distilling the point a finished run in DIR reported, on the same --data, "
+                          "for --budget-s more seconds (no new search); writes OUT")
     cmp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder to create")
     cmp.add_argument("--force", action="store_true", help="overwrite an existing output folder")
 
@@ -249,6 +252,17 @@ def _compress(args) -> int:
     from .compress import compress
 
     command = "einhls " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("einhls") else ""
+    if args.resume is not None:
+        from .compress.resume import resume
+        result = resume(args.resume, args.data, args.output, args.budget_s, force=args.force, command=command,
+                        model=args.model)
+        continued = next(p for p in result.points if "before_continuing" in p.extra)
+        print(f"continued: {continued.label}: accuracy {continued.accuracy:.4f} "
+              f"(was {continued.extra['before_continuing']:.4f}); written to {args.output}")
+        if result.chosen is None:   # as a first run that met no objective: the point is reported, not chosen
+            print(f"no configuration met the objective; the front is in {args.output}/front.md")
+            return EXIT_MISMATCH
+        return EXIT_OK
     result = compress(args.model, args.data, args.board, args.output, target_fps=args.target_fps,
                       min_accuracy=args.min_accuracy, budget_s=args.budget_s, seed=args.seed,
                       ray_address=args.ray_address, workers=args.workers, level=args.candidates,

@@ -236,6 +236,18 @@ def test_cli_compresses_a_float_onnx_mlp(digits, tmp_path, capsys):
     assert "chosen:" in capsys.readouterr().out
     chosen = json.loads((tmp_path / "out" / "config.json").read_text())["chosen"]
     assert chosen["accuracy"] >= 0.98
+    # --resume continues that run's point on the same data (no new search)
+    rc = main(["compress", str(onnx_path), "--board", "pynq-z2", "--data", str(tmp_path / "x.npy"),
+               "--budget-s", "10", "--resume", str(tmp_path / "out"), "-o", str(tmp_path / "more")])
+    assert rc == 0
+    assert "continued:" in capsys.readouterr().out
+    config = json.loads((tmp_path / "more" / "config.json").read_text())
+    assert config["continued_from"] == str(tmp_path / "out")
+    assert config["budget_s_total"] == pytest.approx(60 + 10)
+    np.save(tmp_path / "other.npy", x[:100])
+    assert main(["compress", str(onnx_path), "--board", "pynq-z2", "--data", str(tmp_path / "other.npy"),
+                 "--budget-s", "10", "--resume", str(tmp_path / "out"), "-o", str(tmp_path / "other")]) == 2
+    assert "digest" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
 @pytest.mark.slow
