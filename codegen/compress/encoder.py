@@ -117,13 +117,38 @@ def is_encoder(model: nn.Module, linear_names: list[str]) -> bool:
     return all(name.startswith("encoder.layer.") for name in linear_names)
 
 
+def quantize_on_hidden_states(float_path: Path, path: Path, hidden_states: list[np.ndarray],
+                              nodes_to_exclude: list[str] | None = None) -> None:
+    """onnxruntime's quantize_static of an encoder export (input "x") calibrated on ``hidden_states``:
+    QDQ, 16-bit activations, per-channel int8 weights, ``nodes_to_exclude`` left as they are."""
+    import logging
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter({"x": np.ascontiguousarray(s, dtype=np.float32)} for s in hidden_states)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)   # onnxruntime's opset / pre-processing advice
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt16, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=nodes_to_exclude or [])
+    finally:
+        logging.getLogger().setLevel(quiet)
+
+
 def build_template(model: nn.Module, linear_names: list[str], hidden_states: list[np.ndarray], board: str,
                    tokens: int, calibration_length: int = 16) -> EncoderTemplate:
     """Export, quantize (int16 activations, int8 per-channel weights; onnxruntime quantize_static
     calibrated on ``hidden_states``, the first layer's inputs [1, calibration_length, H]) and lower
     encoder layer 0 at ``tokens`` tokens for ``board``."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from ..project import CompileOptions, lower
     layer = model.encoder.layer[0]
     hidden = hidden_states[0].shape[-1]
@@ -135,23 +160,7 @@ def build_template(model: nn.Module, linear_names: list[str], hidden_states: lis
             torch.onnx.export(_Stack(layer).eval(), (torch.zeros(1, calibration_length, hidden),), str(float_path),
                               input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
 
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.items = iter({"x": np.ascontiguousarray(s, dtype=np.float32)} for s in hidden_states)
-
-            def get_next(self):
-                return next(self.items, None)
-
-        import logging
-        quiet = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)   # onnxruntime's opset / pre-processing advice
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QInt16, weight_type=QuantType.QInt8)
-        finally:
-            logging.getLogger().setLevel(quiet)
+        quantize_on_hidden_states(float_path, path, hidden_states)
         graph = lower(path, CompileOptions(board=board, sequence_length=tokens))
     roles = {}
     for op in graph.ops:

@@ -15,7 +15,6 @@ encoder layer's input, hidden states [1, L, H], and returns the last layer's out
 """
 from __future__ import annotations
 
-import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -112,8 +111,9 @@ def export_encoder(student: nn.Module, hidden_states: list[np.ndarray], path: st
     """Write the first ``layers`` (default: all) encoder layers of ``student`` as one QDQ ONNX at
     the sequence length of ``hidden_states`` (each [1, L, H], the first encoder layer's input;
     they calibrate the non-linear units' 16-bit quantizers)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     import onnx
+
+    from .encoder import quantize_on_hidden_states
 
     path = Path(path)
     if not hidden_states:
@@ -134,22 +134,5 @@ def export_encoder(student: nn.Module, hidden_states: list[np.ndarray], path: st
         if scopes and not excluded:
             raise EinhlsError("encoder export: the compressed modules' nodes were not found by scope "
                               f"(first scope {scopes[0]!r})")
-
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.items = iter({"x": np.ascontiguousarray(s, dtype=np.float32)} for s in hidden_states)
-
-            def get_next(self):
-                return next(self.items, None)
-
-        quiet = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)   # onnxruntime's opset / pre-processing advice
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QInt16, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=excluded)
-        finally:
-            logging.getLogger().setLevel(quiet)
+        quantize_on_hidden_states(float_path, path, hidden_states, nodes_to_exclude=excluded)
     return path
