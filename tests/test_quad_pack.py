@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.emit.cocotb_tb import emit_cocotb_tb
 from codegen.emit.rtl import emit_rtl
 from codegen.errors import EinhlsError
 from codegen.examples import linear_graph, manual_design
@@ -27,10 +26,11 @@ from codegen.ir.build import make_linear
 from codegen.ir.graph import Graph
 from codegen.ir.reference import random_inputs, run_reference
 from codegen.ir.types import QType
-from codegen.schedule.design import Design, OpSchedule, linear_folds
+from codegen.schedule.design import Design, OpSchedule
 from codegen.schedule.packing import quad_config
 
 from rtl_lint import lint_generated_top, lint_kernel
+from test_token_pairs import assert_paired_csim_bit_exact, assert_paired_rtl_bit_exact
 
 VECTORS = 16
 
@@ -93,45 +93,17 @@ def test_quad_config_is_what_the_case_says(name: str) -> None:
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", CASES)
 def test_quad_rtl_matches_reference(name: str, tmp_path: Path) -> None:
-    from codegen.verify.rtlsim import run_rtlsim
-
-    design = CASES[name]()
-    emit_rtl(design, tmp_path)
-    emit_cocotb_tb(design, tmp_path)
-    top = (tmp_path / "rtl" / f"{design.top_name}.v").read_text()
+    top = assert_paired_rtl_bit_exact(CASES[name](), tmp_path, seed=51, vectors=VECTORS)
     assert ".TOKEN_PACK(2)" in top and ".PACK(2)" in top and ".MUL_LUT(0)" in top
-    inputs = random_inputs(design.graph, VECTORS, seed=51)
-    expected = run_reference(design.graph, inputs)
-    result = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work", seed=51)
-    assert result.passed, result.line()
-    assert result.vectors == VECTORS
-    np.testing.assert_array_equal(result.outputs, expected)
-    op = design.graph.ops[0]
-    nf, kf = linear_folds(op, design.schedule(op))
-    tokens = design.graph.tokens
-    beats = max(design.input_format(op).beats, design.output_format(op).beats) * tokens
-    bound = max(nf * kf * tokens // 2, beats, design.top_input.beats, design.top_output.beats)
-    interval = result.measured["interval_cycles"]
-    assert bound <= interval <= bound + 2 * tokens, (name, interval, bound)
 
 
 @pytest.mark.csim
 @pytest.mark.parametrize("name", CASES)
 def test_quad_csim_matches_reference(name: str, tmp_path: Path) -> None:
-    from codegen.emit.hls import emit_csim_testbench, emit_hls
-    from codegen.verify.csim import run_csim
-
     design = CASES[name]()
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    assert "linear_pair<" in (tmp_path / "hls" / f"{design.top_name}.cpp").read_text()
+    assert_paired_csim_bit_exact(design, tmp_path, seed=52, vectors=VECTORS)
     params = (tmp_path / "hls" / "params_00_layer0.h").read_text()
     assert "PE_SHIFT = 9;" in params
-    inputs = random_inputs(design.graph, VECTORS, seed=52)
-    expected = run_reference(design.graph, inputs)
-    result = run_csim(tmp_path, inputs, expected, tmp_path / "work")
-    assert result.passed, result.line()
-    np.testing.assert_array_equal(result.outputs, expected)
 
 
 @pytest.mark.csim

@@ -70,42 +70,52 @@ CASES = {
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", CASES)
 def test_token_pair_rtl_matches_reference(name: str, tmp_path: Path) -> None:
+    top = assert_paired_rtl_bit_exact(CASES[name](), tmp_path, seed=31, vectors=VECTORS)
+    assert ".TOKEN_PACK(2)" in top
+
+
+def assert_paired_rtl_bit_exact(design: Design, out: Path, seed: int, vectors: int) -> str:
+    """RTL sim of a one-Linear design with token pairs (back to back and with random pauses) equal
+    to the reference element by element, at NF*KF cycles per pair of tokens (tokens/2 folds a frame,
+    plus hand-over slack) or the stream's beats where those are slower; returns the top's Verilog."""
     from codegen.verify.rtlsim import run_rtlsim
 
-    design = CASES[name]()
-    emit_rtl(design, tmp_path)
-    emit_cocotb_tb(design, tmp_path)
-    top = (tmp_path / "rtl" / f"{design.top_name}.v").read_text()
-    assert ".TOKEN_PACK(2)" in top
-    inputs = random_inputs(design.graph, VECTORS, seed=31)
+    emit_rtl(design, out)
+    emit_cocotb_tb(design, out)
+    top = (out / "rtl" / f"{design.top_name}.v").read_text()
+    inputs = random_inputs(design.graph, vectors, seed=seed)
     expected = run_reference(design.graph, inputs)
-    result = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work", seed=31)
+    result = run_rtlsim(out, inputs, expected, out / "work", seed=seed)
     assert result.passed, result.line()
-    assert result.vectors == VECTORS
+    assert result.vectors == vectors
     np.testing.assert_array_equal(result.outputs, expected)
-    # NF*KF cycles per pair of tokens: tokens/2 folds a frame (plus hand-over slack)
     op = design.graph.ops[0]
     nf, kf = linear_folds(op, design.schedule(op))
     tokens = design.graph.tokens
     beats = max(design.input_format(op).beats, design.output_format(op).beats) * tokens
     bound = max(nf * kf * tokens // 2, beats, design.top_input.beats, design.top_output.beats)
     interval = result.measured["interval_cycles"]
-    assert bound <= interval <= bound + 2 * tokens, (name, interval, bound)
+    assert bound <= interval <= bound + 2 * tokens, (design.graph.name, interval, bound)
+    return top
 
 
 @pytest.mark.csim
 @pytest.mark.parametrize("name", CASES)
 def test_token_pair_csim_matches_reference(name: str, tmp_path: Path) -> None:
+    assert_paired_csim_bit_exact(CASES[name](), tmp_path, seed=32, vectors=VECTORS)
+
+
+def assert_paired_csim_bit_exact(design: Design, out: Path, seed: int, vectors: int) -> None:
+    """C-sim of a one-Linear design through einhls::linear_pair, equal to the reference element by element."""
     from codegen.emit.hls import emit_csim_testbench, emit_hls
     from codegen.verify.csim import run_csim
 
-    design = CASES[name]()
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    assert "linear_pair<" in (tmp_path / "hls" / f"{design.top_name}.cpp").read_text()
-    inputs = random_inputs(design.graph, VECTORS, seed=32)
+    emit_hls(design, out)
+    emit_csim_testbench(design, out)
+    assert "linear_pair<" in (out / "hls" / f"{design.top_name}.cpp").read_text()
+    inputs = random_inputs(design.graph, vectors, seed=seed)
     expected = run_reference(design.graph, inputs)
-    result = run_csim(tmp_path, inputs, expected, tmp_path / "work")
+    result = run_csim(out, inputs, expected, out / "work")
     assert result.passed, result.line()
     np.testing.assert_array_equal(result.outputs, expected)
 
