@@ -192,6 +192,26 @@ def test_whole_encoder_costing(tiny_bert):
     assert all(0 < bits < dense.weight_bits // 10 for bits in other_bits), other_bits
 
 
+def _tiny_encoder_costing(model, board, seed: int):
+    """The tiny encoder's linear names, its layers lowered per candidate spec (16-bit inputs), its
+    dense layers so lowered, and the whole-encoder costing table measured with them on ``board``."""
+    from codegen.compress.costing import lower_layer
+    from codegen.compress.encoder import build_template, prepare_costing
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        states = [model.embeddings(input_ids=torch.as_tensor(rng.integers(0, 64, (1, 8)))).numpy() for _ in range(8)]
+    template = build_template(model, names, states, board.name, 8, calibration_length=8)
+    modules = dict(model.named_modules())
+
+    def graphs_of(spec: Spec) -> dict:
+        return {n: lower_layer(build(spec, modules[n], 0.01, in_bits=16), 0.01, board.name, out_bits=16)
+                for n in names}
+
+    dense = graphs_of(Spec("dense", 8))
+    return names, graphs_of, dense, prepare_costing(template, dense, board)
+
+
 def test_whole_encoder_cost_table_matches_the_full_fold(tiny_bert):
     """The search's whole-encoder cost (linear chain folded on what the board has left + the other
     units measured once on the dense encoder) against the scheduler's fold of the real
@@ -199,23 +219,10 @@ def test_whole_encoder_cost_table_matches_the_full_fold(tiny_bert):
     10% for the dense configuration the table was measured on, 25% for 1:4 with 4-bit weights (the
     tiny encoder fits the board, so the full fold is its fastest fit while the table folds the
     linear units at the floor interval, and the other units' numbers move with their neighbours)."""
-    from codegen.compress.costing import chain_graph, lower_layer
-    from codegen.compress.encoder import build_template, prepare_costing
+    from codegen.compress.costing import chain_graph
     from codegen.schedule.boards import get_board
-    model = tiny_bert
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    rng = np.random.default_rng(1)
-    with torch.no_grad():
-        states = [model.embeddings(input_ids=torch.as_tensor(rng.integers(0, 64, (1, 8)))).numpy() for _ in range(8)]
-    template = build_template(model, names, states, "zcu104", 8, calibration_length=8)
-    modules = dict(model.named_modules())
     board = get_board("zcu104")
-
-    def graphs_of(spec: Spec) -> dict:
-        return {n: lower_layer(build(spec, modules[n], 0.01, in_bits=16), 0.01, "zcu104", out_bits=16) for n in names}
-
-    dense = graphs_of(Spec("dense", 8))
-    table = prepare_costing(template, dense, board)
+    names, graphs_of, dense, table = _tiny_encoder_costing(tiny_bert, board, seed=1)
     assert table.floor_ii >= 1 and table.other["effective_macs"] > 0   # the attention products
     for spec in (Spec("dense", 8), Spec("nm", 4, n=1, m=4)):
         graphs = dense if spec.kind == "dense" else graphs_of(spec)
@@ -241,25 +248,14 @@ def test_whole_encoder_cost_is_the_full_fold_when_nothing_fits(tiny_bert):
     and UltraRAM wrong: the scheduler places ROMs and long FIFOs for the whole design at once)."""
     from dataclasses import replace
 
-    from codegen.compress.costing import chain_graph, lower_layer
-    from codegen.compress.encoder import build_template, prepare_costing
+    from codegen.compress.costing import chain_graph
     from codegen.schedule.boards import get_board
-    model = tiny_bert
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    rng = np.random.default_rng(2)
-    with torch.no_grad():
-        states = [model.embeddings(input_ids=torch.as_tensor(rng.integers(0, 64, (1, 8)))).numpy() for _ in range(8)]
-    template = build_template(model, names, states, "zcu104", 8, calibration_length=8)
-    modules = dict(model.named_modules())
     zcu104 = get_board("zcu104")
-    dense = {n: lower_layer(build(Spec("dense", 8), modules[n], 0.01, in_bits=16), 0.01, "zcu104", out_bits=16)
-             for n in names}
-    table = prepare_costing(template, dense, zcu104)
+    names, graphs_of, _, table = _tiny_encoder_costing(tiny_bert, zcu104, seed=2)
     small = replace(zcu104, bram36=max(1.0, table.other["bram36"] / 2), uram=max(1, table.other["uram"] // 2),
                     dsp=max(1, table.other["dsp"] // 2))
     for spec in (Spec("dense", 8), Spec("nm", 4, n=1, m=4), Spec("dense", 4)):
-        graphs = {n: lower_layer(build(spec, modules[n], 0.01, in_bits=16), 0.01, "zcu104", out_bits=16)
-                  for n in names}
+        graphs = graphs_of(spec)
         estimate = table.cost(chain_graph([graphs[n] for n in names], 8), small, None, graphs)
         full = table.full(graphs, small)
         assert not estimate.fits and not full.fits
