@@ -15,16 +15,14 @@ Two parts, written to bench/results/int4_packing.md and .json:
 """
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT.parent / "tests"))
+
+from bench.linear_yosys import run, scheduled_cells, sweep_cells, synth  # noqa: E402
 
 COMMAND = "python -m bench.int4_packing"
 FINN_INT4 = {"LUT": 1558, "DSP": 16}   # FINN RTL MVU, a4w4 64x64, same Yosys (README yardstick table)
@@ -35,14 +33,6 @@ SWEEP = [(8, 4), (16, 2), (4, 8), (16, 4), (8, 2)]
 def layer(tokens: int):
     from test_quad_pack import s, token_graph
     return token_graph(64, 64, s(4), 4, s(4, 2.0), tokens, seed=3)
-
-
-def synth(design, work: Path, family: str = "xc7") -> dict:
-    from codegen.emit.rtl import emit_rtl
-    from codegen.verify.yosys import synth_counts
-    emit_rtl(design, work)
-    counts = synth_counts(work / "rtl", design.top_name, family, work / "yosys")
-    return {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM")}
 
 
 #: (label, board, tokens, forced (simd, pe) with token pairs or None for the scheduler's choice, Yosys family)
@@ -103,36 +93,22 @@ def table(data: dict) -> str:
              "| LUT est / Yosys (logic + RAM) | FF est / Yosys | BRAM36 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["scheduled"]:
-        e, m = r["estimate"], r["measured"]
         per_dsp = "4 (PE pairs x token pairs)" if r["quad"][0] else "- (LUT multipliers)"
         lines.append(f"| {r['label']} | {r['family']} | {r['simd']} x {r['pe']} | {per_dsp} | {r['rom']} "
-                     f"| {r['cycles_per_token']} | {e['DSP']} / {m['DSP']} | {e['LUT']} / {m['LUT'] + m['LUT_MEM']} "
-                     f"({m['LUT']} + {m['LUT_MEM']}) | {e['FF']} / {m['FF']} | {m['BRAM']:g} |")
+                     f"| {r['cycles_per_token']} | {scheduled_cells(r)} |")
     lines.append(f"| FINN MVU int4 (its README figure) | xc7 | | | | | {FINN_INT4['DSP']} | {FINN_INT4['LUT']:,} | | |")
     lines += ["", "## The quad cost model against Yosys (a4w4 64x64, 2 tokens, four products per DSP)", "",
               "| SIMD x PE | ROM | DSP est / Yosys | LUT est | LUT Yosys (logic + RAM) | error "
               "| FF est | FF Yosys | error |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in data["sweep"]:
-        e, m = r["estimate"], r["measured"]
-        lut = m["LUT"] + m["LUT_MEM"]
-        lines.append(f"| {r['simd']} x {r['pe']} | {r['rom']} | {e['DSP']} / {m['DSP']} | {e['LUT']} | {lut} "
-                     f"({m['LUT']} + {m['LUT_MEM']}) | {e['LUT'] / lut - 1:+.0%} | {e['FF']} | {m['FF']} "
-                     f"| {e['FF'] / m['FF'] - 1:+.0%} |")
+        lines.append(f"| {r['simd']} x {r['pe']} | {r['rom']} | {r['estimate']['DSP']} / {r['measured']['DSP']} "
+                     f"| {sweep_cells(r)} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    start = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        data = {"command": COMMAND, "yosys_family": "xc7", "scheduled": scheduled(work), "sweep": sweep(work)}
-    data["seconds"] = time.time() - start
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "int4_packing.json").write_text(json.dumps(data, indent=1) + "\n")
-    text = table(data)
-    (RESULTS / "int4_packing.md").write_text(text)
-    print(text)
+    run("int4_packing", COMMAND, scheduled, sweep, table)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,14 @@ Two parts, written to bench/results/token_pairs.md and .json:
 """
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT.parent / "tests"))
+
+from bench.linear_yosys import run, scheduled_cells, sweep_cells, synth  # noqa: E402
 
 COMMAND = "python -m bench.token_pairs"
 #: (sparsity, simd, pe) of the cost-model sweep, all with token pairs
@@ -35,14 +33,6 @@ SWEEP = [((2, 4), 8, 4), ((2, 4), 16, 2), ((2, 4), 4, 8), ((2, 4), 16, 4), ((2, 
 def layer(tokens: int, sparsity):
     from test_token_pairs import s, token_graph
     return token_graph(64, 64, s(8), 8, s(8, 2.0), tokens, seed=3, sparsity=sparsity)
-
-
-def synth(design, work: Path) -> dict:
-    from codegen.emit.rtl import emit_rtl
-    from codegen.verify.yosys import synth_counts
-    emit_rtl(design, work)
-    counts = synth_counts(work / "rtl", design.top_name, "xc7", work / "yosys")
-    return {k: counts[k] for k in ("LUT", "LUT_MEM", "FF", "DSP", "BRAM")}
 
 
 def scheduled(work: Path) -> list[dict]:
@@ -81,33 +71,18 @@ def table(data: dict) -> str:
              "| layer | SIMD x PE | token pairs | ROM | cycles/token | DSP est / Yosys | LUT est / Yosys (logic + RAM) | FF est / Yosys | BRAM36 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in data["scheduled"]:
-        e, m = r["estimate"], r["measured"]
         lines.append(f"| {r['layer']} | {r['simd']} x {r['pe']} | {'yes' if r['token_pack'] == 2 else 'no'} | {r['rom']} "
-                     f"| {r['cycles_per_token']} | {e['DSP']} / {m['DSP']} | {e['LUT']} / {m['LUT'] + m['LUT_MEM']} "
-                     f"({m['LUT']} + {m['LUT_MEM']}) | {e['FF']} / {m['FF']} | {m['BRAM']:g} |")
+                     f"| {r['cycles_per_token']} | {scheduled_cells(r)} |")
     lines += ["", "## The cost model of token pairs against Yosys (64x64 int8, token pairs everywhere)", "",
               "| layer | SIMD x PE | ROM | DSP | LUT est | LUT Yosys (logic + RAM) | error | FF est | FF Yosys | error |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["sweep"]:
-        e, m = r["estimate"], r["measured"]
-        lut = m["LUT"] + m["LUT_MEM"]
-        lines.append(f"| {r['layer']} | {r['simd']} x {r['pe']} | {r['rom']} | {m['DSP']} | {e['LUT']} | {lut} "
-                     f"({m['LUT']} + {m['LUT_MEM']}) | {e['LUT'] / lut - 1:+.0%} | {e['FF']} | {m['FF']} "
-                     f"| {e['FF'] / m['FF'] - 1:+.0%} |")
+        lines.append(f"| {r['layer']} | {r['simd']} x {r['pe']} | {r['rom']} | {r['measured']['DSP']} | {sweep_cells(r)} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    start = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        data = {"command": COMMAND, "yosys_family": "xc7", "scheduled": scheduled(work), "sweep": sweep(work)}
-    data["seconds"] = time.time() - start
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "token_pairs.json").write_text(json.dumps(data, indent=1) + "\n")
-    text = table(data)
-    (RESULTS / "token_pairs.md").write_text(text)
-    print(text)
+    run("token_pairs", COMMAND, scheduled, sweep, table)
 
 
 if __name__ == "__main__":
