@@ -509,10 +509,16 @@ def exact_range(inputs: list[str], output: str, sizes: dict[str, int], constants
             lo = bias + ((signed - spread) / 2).astype(np.int64)
             return lo, hi
         w = w.reshape(in_size, -1).astype(np.int64).T
-    else:
+    elif bound < 2.0 ** 62:
         w = torch.einsum(eq, *[torch.as_tensor(o, dtype=torch.int64) for o in operands],
                          *[torch.as_tensor(c, dtype=torch.int64) for c in constants])
         w = w.reshape(in_size, -1).T.numpy()
+    else:   # beyond int64: Python integers (no layer that fits the IR's 48-bit values comes here)
+        w = np.einsum(eq, *[o.astype(np.int64).astype(object) for o in operands],
+                      *[c.astype(object) for c in constants]).reshape(in_size, -1).T
+    x_extreme = max(abs(int(x_lo.min(initial=0))), abs(int(x_hi.max(initial=0))))
+    if w.dtype != object and int(np.abs(w).max(initial=0)) * x_extreme * in_size >= 2 ** 62:
+        w, x_lo, x_hi = w.astype(object), x_lo.astype(object), x_hi.astype(object)   # int64 would wrap
     pos, neg = np.maximum(w, 0), np.minimum(w, 0)
     hi = bias + pos @ x_hi + neg @ x_lo
     lo = bias + pos @ x_lo + neg @ x_hi
