@@ -64,6 +64,15 @@ def differences(expected: dict, actual: dict, limit: int = 5) -> list[str]:
     return found
 
 
+def digests(print_: dict) -> dict:
+    """A fingerprint in brief: a digest of the graph fields and one per op (name, digest), for
+    the large models whose full fingerprints run to megabytes (bench/results/lowered_ir_large.json)."""
+    def digest(value) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:24]
+    return {"graph": digest(print_["graph"]), "array_count": print_["array_count"],
+            "ops": [[op["json"]["name"], digest(op)] for op in print_["ops"]]}
+
+
 def load_fingerprints(path: Path) -> dict:
     return json.loads(Path(path).read_text()) if Path(path).exists() else {}
 
