@@ -13,6 +13,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from codegen.frontend.butterfly import GraphInfo
+from codegen.frontend import einsum as einsum_frontend
 from codegen.frontend.einsum import exact_range
 from codegen.ir.requant import multiplier_and_shift
 from codegen.ir.sparsity import detect_nm, max_nonzeros_per_group
@@ -51,7 +52,11 @@ CASES = {   # name: (einsum inputs (x first), output, sizes, largest |constant|)
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("in_type", [QType(True, 8), QType(False, 4), QType(True, 16)], ids=["s8", "u4", "s16"])
-def test_exact_range_equals_the_dense_definition(name: str, in_type: QType) -> None:
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "sliced"])
+def test_exact_range_equals_the_dense_definition(name: str, in_type: QType, sliced: bool, monkeypatch) -> None:
+    """``sliced``: W built one slice of its first output index at a time (as a large one is)."""
+    if sliced:
+        monkeypatch.setattr(einsum_frontend, "W_SLICE_ELEMENTS", 0)
     inputs, output, sizes, largest = CASES[name]
     rng = np.random.default_rng(len(name) + in_type.bits)
     constants = [rng.integers(-largest, largest + 1, size=[sizes[c] for c in word]) for word in inputs[1:]]

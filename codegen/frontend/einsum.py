@@ -496,18 +496,16 @@ def exact_range(inputs: list[str], output: str, sizes: dict[str, int], constants
     x_lo = in_type.min + offset.astype(np.int64)
     x_hi = in_type.max + offset.astype(np.int64)
     if bound < FLOAT_EXACT:
-        # exact integers (every partial sum is below 2^52), axes rows + out, not always contiguous:
-        # the products with s and d below read it in place (a reshape would copy it)
-        w = np.einsum(eq, *operands, *[c.astype(np.float64) for c in constants], optimize=True)
         sums, spans = (x_hi + x_lo).astype(np.float64), (x_hi - x_lo).astype(np.float64)
         # every partial sum of the products is at most max(|s|, d) * max|W| * in_size (bound >= max|W|)
         if float(np.maximum(np.abs(sums), spans).max(initial=0)) * float(bound) * in_size < FLOAT_EXACT:
-            product = rows + "," + rows + out + "->" + out
-            signed = np.einsum(product, sums.reshape(row_shape), w).reshape(-1)
-            spread = np.einsum(product, spans.reshape(row_shape), np.abs(w, out=w)).reshape(-1)
+            signed, spread = _products_with_w(eq, ([rows + x_letters] if operands else []) + inputs[1:],
+                                              operands + [c.astype(np.float64) for c in constants], sizes,
+                                              rows, out, sums.reshape(row_shape), spans.reshape(row_shape))
             hi = bias + ((signed + spread) / 2).astype(np.int64)   # each term's pair sums to an even number
             lo = bias + ((signed - spread) / 2).astype(np.int64)
             return lo, hi
+        w = np.einsum(eq, *operands, *[c.astype(np.float64) for c in constants], optimize=True)
         w = w.reshape(in_size, -1).astype(np.int64).T
     elif bound < 2.0 ** 62:
         w = torch.einsum(eq, *[torch.as_tensor(o, dtype=torch.int64) for o in operands],
@@ -523,6 +521,35 @@ def exact_range(inputs: list[str], output: str, sizes: dict[str, int], constants
     hi = bias + pos @ x_hi + neg @ x_lo
     lo = bias + pos @ x_lo + neg @ x_hi
     return lo, hi
+
+
+#: W larger than this (elements) is built a slice of its first output index at a time
+W_SLICE_ELEMENTS = 1 << 18
+
+
+def _products_with_w(eq: str, words: list[str], operands: list[np.ndarray], sizes: dict[str, int], rows: str,
+                     out: str, sums: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``W s`` and ``|W| d`` (flat over the output) for ``W = einsum(eq, *operands)`` (axes rows +
+    out; ``words``: the operands' indices), float64.  A large W (a BERT-base FFN's: 768 x 3072,
+    19 MB) is built one slice of its first output index at a time, each slice reused for |W| in
+    place: a few MB that stay in cache instead of a fresh 19 MB array per layer; any order of the
+    sums is exact here (the caller checked every partial sum is below 2^52)."""
+    product = rows + "," + rows + out + "->" + out
+    lead = out[:1]
+    size = sums.size * math.prod(sizes[c] for c in out)
+    slices = sizes[lead] if lead and size > W_SLICE_ELEMENTS else 1
+    path, signed, spread = None, [], []
+    for index in range(slices):
+        part = [operand[tuple(slice(index, index + 1) if c == lead else slice(None) for c in word)]
+                if slices > 1 and lead in word else operand for word, operand in zip(words, operands)]
+        if path is None:
+            path = np.einsum_path(eq, *part, optimize="greedy")[0]
+        w = np.einsum(eq, *part, optimize=path)   # exact integers, not always contiguous: read in place
+        signed.append(np.einsum(product, sums, w))
+        spread.append(np.einsum(product, spans, np.abs(w, out=w)))
+    if slices == 1:
+        return signed[0].reshape(-1), spread[0].reshape(-1)
+    return np.concatenate(signed).reshape(-1), np.concatenate(spread).reshape(-1)
 
 
 def _partial_sum_bound(eq: str, sizes: dict[str, int], constants: list[np.ndarray]) -> float:
