@@ -135,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     stored = json.loads(STORED.read_text())
+    commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     results = {"command": "python -m bench.lowering_time " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "repo": str(repo), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs visible",
+               "repo": f"commit {commit}" + ("" if repo == ROOT.parent.resolve() else f" (checkout {repo.name})"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs visible",
                "load_average_at_start": os.getloadavg()[0], "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.models or Path(tmp)
