@@ -26,6 +26,7 @@ from .schedule.cost import OpCost
 from .schedule.design import Design, OpSchedule
 from .schedule.butterfly import report_fields as butterfly_report_fields
 from .schedule.folding import fold
+from .threads import run_single_threaded
 
 STORED_VECTORS = 16
 
@@ -62,6 +63,7 @@ def _save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
         np.save(folder / f"{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
 
 
+@run_single_threaded
 def lower(model_path: Path, options: CompileOptions) -> Graph:
     """Front end and IR passes: ONNX file -> optimised IR graph."""
     from .frontend import load_graph
@@ -227,6 +229,7 @@ def compile_graph(graph: Graph, out: str | Path, options: CompileOptions | None 
     return _build(graph, out, options, source, progress)
 
 
+@run_single_threaded
 def _build(graph: Graph, out: Path, options: CompileOptions, source: dict, progress) -> "Project":
     from .emit.hls import emit_csim_testbench, emit_csim_vectors, emit_hls
     from .emit.rtl import emit_rtl

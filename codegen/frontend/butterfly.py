@@ -61,7 +61,11 @@ STANDARD = ("", "ai.onnx")
 # --- what the graph knows ----------------------------------------------------------------------
 
 class GraphInfo:
-    """Constants (folded as the lowering folds them), static shapes, producers and consumers."""
+    """Constants (folded as the lowering folds them), static shapes, producers and consumers.
+
+    A constant is folded when it is first asked for (with the constants it is computed from): the
+    stage matchers ask for a few small operands, and folding every weight of a BERT-base-sized
+    encoder up front (the lowering folds them again) took about a second."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
@@ -72,17 +76,26 @@ class GraphInfo:
             dims = vi.type.tensor_type.shape.dim
             if all(d.HasField("dim_value") for d in dims):
                 self.shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
-        self.consts: dict[str, Const] = {init.name: Const(numpy_helper.to_array(init)) for init in graph.initializer}
+        self.initializers = {init.name: init for init in graph.initializer}
+        self.consts: dict[str, Const] = {}   # folded so far
+        self.folded: set[int] = set()        # id() of the nodes folded (or found not foldable)
         self.producer: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        # tensors that fold to a constant unless folding fails (_fold's cases, by structure alone):
+        # asking for any other tensor folds nothing
+        self.foldable: set[str] = set(self.initializers)
         for node in graph.node:
             for name in node.output:
                 self.producer[name] = node
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
-        for node in graph.node:
-            self._fold(node)
+            names = [name for name in node.input if name]
+            if (node.op_type in ("Shape", "Size") and node.domain in STANDARD and node.input[0] in self.shapes) \
+                    or (names and all(name in self.foldable for name in names) and (
+                        node.domain in STANDARD or is_linear_quantizer(node) or is_qonnx_quant(node))) \
+                    or (not names and node.domain in STANDARD):
+                self.foldable.update(name for name in node.output if name)
         self.tokens = _sequence_tokens(model)
 
     def rows(self, shape: tuple[int, ...]) -> int:
@@ -96,7 +109,29 @@ class GraphInfo:
                     break
         return 1
 
+    def _fold_with_inputs(self, node: onnx.NodeProto) -> None:
+        """Fold ``node`` after the producers of its inputs, depth first (with a stack: a chain of
+        constant nodes may be longer than Python's recursion limit)."""
+        stack = [node]
+        while stack:
+            top = stack[-1]
+            if id(top) in self.folded:
+                stack.pop()
+                continue
+            pending = [self.producer[name] for name in top.input
+                       if name in self.foldable and name not in self.consts and name not in self.initializers
+                       and id(self.producer[name]) not in self.folded]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self.folded.add(id(top))
+            self._fold(top)
+
     def _fold(self, node: onnx.NodeProto) -> None:
+        for name in node.input:   # initializers become arrays when first read
+            if name in self.initializers and name not in self.consts:
+                self.consts[name] = Const(numpy_helper.to_array(self.initializers[name]))
         names = [name for name in node.input if name]
         try:
             if node.op_type in ("Shape", "Size") and node.domain in STANDARD and node.input[0] in self.shapes:
@@ -116,10 +151,17 @@ class GraphInfo:
                 self.consts[name] = value
 
     def const(self, name: str) -> Const | None:
-        return self.consts.get(name) if name else None
+        if not name or name not in self.foldable:
+            return None
+        if name not in self.consts:
+            if name in self.initializers:
+                self.consts[name] = Const(numpy_helper.to_array(self.initializers[name]))
+            elif name in self.producer and id(self.producer[name]) not in self.folded:
+                self._fold_with_inputs(self.producer[name])
+        return self.consts.get(name)
 
     def activation_inputs(self, node: onnx.NodeProto) -> list[str]:
-        return [name for name in node.input if name and name not in self.consts]
+        return [name for name in node.input if name and self.const(name) is None]
 
     def next_node(self, tensor: str) -> onnx.NodeProto | None:
         """The one consumer of an activation tensor (None when there are several or none)."""

@@ -467,34 +467,101 @@ def exact_range(inputs: list[str], output: str, sizes: dict[str, int], constants
     x is one of theirs (a tensor train: the cores contracted over their ranks, in x out products);
     otherwise the contraction of an identity with them (in x the product of the MACs, which took
     over a second per BERT-base-sized tensor-train layer).
+
+    The float64 path takes the fewest passes over W (a BERT-base FFN's is 768 x 3072): the bound on
+    its partial sums comes from the constants' largest magnitudes (the exact bound, one more dense
+    contraction, only when that one is too large), and W+ x_hi + W- x_lo = (W s + |W| d) / 2 with
+    s = x_hi + x_lo, d = x_hi - x_lo, two products with W (|W| in its place) in float64, exact while
+    in_size * max|W| * max(|s|, d) stays below 2^52 (checked; otherwise the int64 sums).
     """
     x_letters, out = inputs[0], output
     in_size = math.prod(sizes[c] for c in x_letters)
     x_shape = [sizes[c] for c in x_letters]
-    magnitudes = [np.abs(c).astype(np.float64) for c in constants]
+    # W's axes: ``rows`` (x's indices, or one index over an identity's rows) then the output's
     if all(any(c in word for word in inputs[1:]) for c in x_letters):
-        eq, operands = ",".join(inputs[1:]) + "->" + x_letters + out, []
-        # every partial sum of an entry of W is at most that entry of |constants| contracted
-        bound = np.einsum(eq, *magnitudes, optimize=True).max(initial=0)
+        rows, row_shape, operands = x_letters, x_shape, []
+        eq = ",".join(inputs[1:]) + "->" + rows + out
     else:
-        eye_letter = next(c for c in LETTERS if c not in sizes)
-        eq = eye_letter + x_letters + "," + ",".join(inputs[1:]) + "->" + eye_letter + out
-        operands = [np.eye(in_size).reshape([in_size] + x_shape)]
-        bound = np.einsum(x_letters + "," + ",".join(inputs[1:]) + "->" + out, np.ones(x_shape), *magnitudes,
-                          optimize=True).max(initial=0)
+        rows = next(c for c in LETTERS if c not in sizes)
+        row_shape, operands = [in_size], [np.eye(in_size).reshape([in_size] + x_shape)]
+        eq = rows + x_letters + "," + ",".join(inputs[1:]) + "->" + rows + out
+    bound = _partial_sum_bound(eq, sizes, constants)
+    if bound >= FLOAT_EXACT:   # the exact bound: every partial sum of an entry of W is at most
+        magnitudes = [np.abs(c).astype(np.float64) for c in constants]   # |constants| contracted
+        if operands:
+            bound = np.einsum(x_letters + "," + ",".join(inputs[1:]) + "->" + out, np.ones(x_shape), *magnitudes,
+                              optimize=True).max(initial=0)
+        else:
+            bound = np.einsum(eq, *magnitudes, optimize=True).max(initial=0)
+    x_lo = in_type.min + offset.astype(np.int64)
+    x_hi = in_type.max + offset.astype(np.int64)
     if bound < FLOAT_EXACT:
+        sums, spans = (x_hi + x_lo).astype(np.float64), (x_hi - x_lo).astype(np.float64)
+        # every partial sum of the products is at most max(|s|, d) * max|W| * in_size (bound >= max|W|)
+        if float(np.maximum(np.abs(sums), spans).max(initial=0)) * float(bound) * in_size < FLOAT_EXACT:
+            signed, spread = _products_with_w(eq, ([rows + x_letters] if operands else []) + inputs[1:],
+                                              operands + [c.astype(np.float64) for c in constants], sizes,
+                                              rows, out, sums.reshape(row_shape), spans.reshape(row_shape))
+            hi = bias + ((signed + spread) / 2).astype(np.int64)   # each term's pair sums to an even number
+            lo = bias + ((signed - spread) / 2).astype(np.int64)
+            return lo, hi
         w = np.einsum(eq, *operands, *[c.astype(np.float64) for c in constants], optimize=True)
-        w = np.rint(w).astype(np.int64).reshape(in_size, -1).T
-    else:
+        w = w.reshape(in_size, -1).astype(np.int64).T
+    elif bound < 2.0 ** 62:
         w = torch.einsum(eq, *[torch.as_tensor(o, dtype=torch.int64) for o in operands],
                          *[torch.as_tensor(c, dtype=torch.int64) for c in constants])
         w = w.reshape(in_size, -1).T.numpy()
-    x_lo = in_type.min + offset.astype(np.int64)
-    x_hi = in_type.max + offset.astype(np.int64)
+    else:   # beyond int64: Python integers (no layer that fits the IR's 48-bit values comes here)
+        w = np.einsum(eq, *[o.astype(np.int64).astype(object) for o in operands],
+                      *[c.astype(object) for c in constants]).reshape(in_size, -1).T
+    x_extreme = max(abs(int(x_lo.min(initial=0))), abs(int(x_hi.max(initial=0))))
+    if w.dtype != object and int(np.abs(w).max(initial=0)) * x_extreme * in_size >= 2 ** 62:
+        w, x_lo, x_hi = w.astype(object), x_lo.astype(object), x_hi.astype(object)   # int64 would wrap
     pos, neg = np.maximum(w, 0), np.minimum(w, 0)
     hi = bias + pos @ x_hi + neg @ x_lo
     lo = bias + pos @ x_lo + neg @ x_hi
     return lo, hi
+
+
+#: W larger than this (elements) is built a slice of its first output index at a time
+W_SLICE_ELEMENTS = 1 << 18
+
+
+def _products_with_w(eq: str, words: list[str], operands: list[np.ndarray], sizes: dict[str, int], rows: str,
+                     out: str, sums: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``W s`` and ``|W| d`` (flat over the output) for ``W = einsum(eq, *operands)`` (axes rows +
+    out; ``words``: the operands' indices), float64.  A large W (a BERT-base FFN's: 768 x 3072,
+    19 MB) is built one slice of its first output index at a time, each slice reused for |W| in
+    place: a few MB that stay in cache instead of a fresh 19 MB array per layer; any order of the
+    sums is exact here (the caller checked every partial sum is below 2^52)."""
+    product = rows + "," + rows + out + "->" + out
+    lead = out[:1]
+    size = sums.size * math.prod(sizes[c] for c in out)
+    slices = sizes[lead] if lead and size > W_SLICE_ELEMENTS else 1
+    path, signed, spread = None, [], []
+    for index in range(slices):
+        part = [operand[tuple(slice(index, index + 1) if c == lead else slice(None) for c in word)]
+                if slices > 1 and lead in word else operand for word, operand in zip(words, operands)]
+        if path is None:
+            path = np.einsum_path(eq, *part, optimize="greedy")[0]
+        w = np.einsum(eq, *part, optimize=path)   # exact integers, not always contiguous: read in place
+        signed.append(np.einsum(product, sums, w))
+        spread.append(np.einsum(product, spans, np.abs(w, out=w)))
+    if slices == 1:
+        return signed[0].reshape(-1), spread[0].reshape(-1)
+    return np.concatenate(signed).reshape(-1), np.concatenate(spread).reshape(-1)
+
+
+def _partial_sum_bound(eq: str, sizes: dict[str, int], constants: list[np.ndarray]) -> float:
+    """An upper bound on every partial sum of ``einsum(eq, [identity], *constants)``: the product of
+    the operands' largest magnitudes (at least 1: an identity's) times the number of terms of a
+    sum (the product of the extents of the indices summed over)."""
+    inputs, output = eq.split("->")
+    summed = {c for c in inputs.replace(",", "") if c not in output}
+    bound = float(math.prod(sizes.get(c, 1) for c in summed))
+    for c in constants:
+        bound *= max(1.0, float(np.abs(c).max(initial=0)))
+    return bound
 
 
 def finish_pending(low, p: Pending, out_type: QType | None, node: onnx.NodeProto | None) -> Real:

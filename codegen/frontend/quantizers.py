@@ -87,13 +87,19 @@ class Quantizer:
 
     def real(self, codes: np.ndarray, dtype: np.dtype = np.float32) -> np.ndarray:
         """Dequantize integer codes (as the ONNX runtime does, in ``dtype``)."""
-        return ((codes.astype(np.int64) - self.zero_point.astype(np.int64)).astype(dtype)
+        return ((codes.astype(np.int64, copy=False) - self.zero_point.astype(np.int64)).astype(dtype)
                 * self.scale.astype(dtype))
 
     def full(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Scale (float64) and zero point (int64) for every element of a tensor of ``shape``."""
         return (np.broadcast_to(self.scale.astype(np.float64), shape).copy(),
                 np.broadcast_to(self.zero_point.astype(np.int64), shape).copy())
+
+    def full_views(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`full` as read-only broadcast views (no copy): for constants, whose scales and zero
+        points are only read (a BERT-base-sized encoder's weights made 0.5 GB of copies)."""
+        return (np.broadcast_to(self.scale.astype(np.float64), shape),
+                np.broadcast_to(self.zero_point.astype(np.int64), shape))
 
     def qtype(self, node: onnx.NodeProto) -> QType:
         """The per-tensor IR type of an activation quantized by this quantizer."""
@@ -263,14 +269,14 @@ def quantize_const(const: Const, quantizer: Quantizer) -> Const:
 def dequantize_const(const: Const, quantizer: Quantizer, dtype: np.dtype = np.float32) -> Const:
     """DequantizeLinear on constant codes: the real value, remembering codes, scale and zero point."""
     codes = const.value.astype(np.int64)
-    scale, zero_point = quantizer.full(codes.shape)
+    scale, zero_point = quantizer.full_views(codes.shape)
     return Const(quantizer.real(codes, dtype), codes, scale, zero_point)
 
 
 def fake_quantize_const(const: Const, quantizer: Quantizer) -> Const:
     """QONNX Quant on a constant: the quantized real value, remembering its codes."""
     codes = quantizer.codes(const.value)
-    scale, zero_point = quantizer.full(codes.shape)
+    scale, zero_point = quantizer.full_views(codes.shape)
     dtype = const.value.dtype if np.issubdtype(const.value.dtype, np.floating) else np.float32
     return Const(quantizer.real(codes, dtype), codes, scale, zero_point)
 

@@ -60,13 +60,21 @@ def multiplier_and_shift(real: np.ndarray | float, significant_bits: int = MULTI
         raise ValueError(f"requantization multiplier must be positive and finite, got {values}")
     top = math.floor(math.log2(float(values.max())))
     shift = max(0, min(max_shift, significant_bits - 1 - top))
-    mults = [max(1, int(np.round(v * 2.0**shift))) for v in values]
-    while shift > 0 and all(m % 2 == 0 for m in mults):
-        mults = [m // 2 for m in mults]
+    scaled = np.round(values * 2.0**shift)
+    if scaled.max() >= 2.0**62:   # beyond int64: Python integers, one at a time
+        mults = [max(1, int(v)) for v in scaled]
+        while shift > 0 and all(m % 2 == 0 for m in mults):
+            mults = [m // 2 for m in mults]
+            shift -= 1
+        return tuple(mults[:1] if len(set(mults)) == 1 else mults), shift
+    # the same steps on an int64 array (a BERT-base layer has 3,072 channels)
+    array = np.maximum(scaled, 1.0).astype(np.int64)
+    while shift > 0 and not np.any(array & 1):
+        array >>= 1
         shift -= 1
-    if len(set(mults)) == 1:
-        mults = mults[:1]
-    return tuple(mults), shift
+    if np.all(array == array[0]):
+        array = array[:1]
+    return tuple(int(m) for m in array), shift
 
 
 def multiplier_bits_for(out_bits: int, value_bits: int) -> int:

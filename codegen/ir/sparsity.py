@@ -5,7 +5,20 @@ import math
 
 import numpy as np
 
-GROUP_SIZES = (4, 8, 16)
+GROUP_SIZES = (4, 8, 16)   # each twice the one before (detect_nm adds pairs of groups)
+
+
+def _group_counts(nonzero: np.ndarray, m: int) -> np.ndarray:
+    """Non-zeros per group of m consecutive entries of each row of the mask ``nonzero`` [out, in]
+    (the last group zero-padded): the sum of m strided column slices, so each pass is vectorised
+    over the whole matrix (a sum over an axis of length m loops m times per group)."""
+    n_out, n_in = nonzero.shape
+    if n_in % m:
+        nonzero = np.pad(nonzero, ((0, 0), (0, m - n_in % m)))
+    counts = np.zeros((n_out, nonzero.shape[1] // m), dtype=np.int32)
+    for offset in range(m):
+        counts += nonzero[:, offset::m]
+    return counts
 
 
 def max_nonzeros_per_group(weight: np.ndarray, m: int) -> int:
@@ -13,10 +26,7 @@ def max_nonzeros_per_group(weight: np.ndarray, m: int) -> int:
 
     ``weight`` is [out, in]; the last group of a row is zero-padded when in is not a multiple of m.
     """
-    n_out, n_in = weight.shape
-    padded = np.zeros((n_out, math.ceil(n_in / m) * m), dtype=weight.dtype)
-    padded[:, :n_in] = weight
-    return int((padded.reshape(n_out, -1, m) != 0).sum(axis=2).max(initial=0))
+    return int(_group_counts(np.asarray(weight) != 0, m).max(initial=0))
 
 
 def detect_nm(weight: np.ndarray) -> tuple[int, int] | None:
@@ -25,11 +35,19 @@ def detect_nm(weight: np.ndarray) -> tuple[int, int] | None:
     A pattern counts only when it saves multipliers over dense for this reduction length:
     n * ceil(K / m) < K (with K < M the zero padding alone would make any layer look sparse).
     Among those, the fewest multiplier slots win; ties go to the smaller M (cheaper multiplexers).
+    The counts of each M are pairs of those of the M before (each M doubles the one before), from
+    one mask padded to the largest M (the extra all-zero groups count 0).
     """
     k = weight.shape[1]
     best, best_slots = None, k
-    for m in GROUP_SIZES:
-        n = max(max_nonzeros_per_group(weight, m), 1)
+    nonzero = np.asarray(weight) != 0
+    if k % GROUP_SIZES[-1]:
+        nonzero = np.pad(nonzero, ((0, 0), (0, GROUP_SIZES[-1] - k % GROUP_SIZES[-1])))
+    counts = _group_counts(nonzero, GROUP_SIZES[0])
+    for index, m in enumerate(GROUP_SIZES):
+        if index:
+            counts = counts[:, 0::2] + counts[:, 1::2]
+        n = max(int(counts.max(initial=0)), 1)
         slots = n * math.ceil(k / m)
         if n < m and slots < best_slots:
             best, best_slots = (n, m), slots
