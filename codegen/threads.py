@@ -17,18 +17,13 @@ F = TypeVar("F", bound=Callable)
 
 @contextmanager
 def single_threaded() -> Iterator[None]:
-    """torch's intra-op threads and the BLAS threads (when threadpoolctl is installed) set to one
-    for the block, then restored."""
+    """torch's intra-op threads and the BLAS threads set to one for the block, then restored."""
+    from threadpoolctl import threadpool_limits
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:   # without it the BLAS keeps its threads; torch's are the costly ones
+        with threadpool_limits(limits=1, user_api="blas"):
             yield
-        else:
-            with threadpool_limits(limits=1, user_api="blas"):
-                yield
     finally:
         torch.set_num_threads(previous)
 
