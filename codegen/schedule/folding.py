@@ -395,6 +395,12 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["bram36"] += fifo_bram
         totals["uram"] += fifo_uram
         totals["lut"] += fifo_lut
+        # the lane converters the Verilog top puts where a stream changes lanes between units
+        from .lane_cost import converters_cost
+        lanes_lut, lanes_ff = converters_cost(Design(graph, schedules, board, 0.0), board.dsp_kind)
+        totals["lut"] += lanes_lut
+        totals["ff"] += lanes_ff
+        totals["converter_lut"], totals["converter_ff"] = lanes_lut, lanes_ff
         totals["buffer_bits"] += fifo_bits
         totals["fifo_bram36"] = fifo_bram
         totals["fifo_uram"] = fifo_uram
