@@ -159,12 +159,14 @@ def design_extras(design, costs: dict, dsp_kind: str, model: dict | None = None,
     """What the scheduler estimates beyond the per-op costs for ``design`` (``costs``: op name ->
     OpCost of the DSP family ``dsp_kind``): the FIFOs in front of joins (LUT RAM / block RAM /
     UltraRAM as placed), the lane converters between units (schedule/lane_cost.py: calibrated, or
-    their first-order count), the frame interval and the latency along the longest path."""
+    their first-order count), the frame interval and the latency (schedule/frame_latency.py: first
+    input beat of a frame to its last output beat, as the harness measures it)."""
     from codegen.schedule.lane_cost import converter_cost, first_order, lane_converters
 
     from codegen.schedule.fifo_memory import fifo_memory as placed_fifo_memory
     from codegen.schedule.fifo_memory import fifo_shapes
-    from codegen.schedule.folding import arrivals, fifo_depths, token_counts
+    from codegen.schedule.folding import fifo_depths, token_counts
+    from codegen.schedule.frame_latency import frame_latency
 
     graph = design.graph
     counts = token_counts(graph)
@@ -175,5 +177,5 @@ def design_extras(design, costs: dict, dsp_kind: str, model: dict | None = None,
     converters = lane_converters(design)
     lanes = [converter_cost(c, dsp_kind, model) if calibrated else first_order(c) for c in converters]
     return {"fifo_lut": lut, "fifo_bram36": bram, "fifo_uram": uram, "frame_interval": frame_interval,
-            "latency": arrivals(graph, costs, ii)[graph.output], "converters": converters,
+            "latency": frame_latency(design, costs, ii), "converters": converters,
             "lanes_lut": sum(x for x, _ in lanes), "lanes_ff": sum(y for _, y in lanes)}

@@ -154,23 +154,13 @@ def test_held_back_estimates_within_15_percent(summary, target: str) -> None:
 
 
 #: cycle estimates known to miss 15%, with their bound and why (README, "Calibrated cost model").
-#: Every interval is within 15%.  The latency estimate is the scheduler's longest path of unit
-#: latencies (schedule/folding.py arrivals, which also sizes the FIFOs where paths reconverge):
-#: - a Fork feeding an Add / Mul: each unit's latency counts a whole frame of beats, so a path of
-#:   two streaming units counts the frame twice (38 against 22 and 24);
-#: - Slice: counts the whole input, where its last output beat leaves at its stop (34 against 25);
-#: - window, regroup, tap maximum, masked token mean (frames of many tokens): the estimate is the
-#:   first output token's, the harness measures to the end of the first frame (2344 cycles against
-#:   438 for the window);
-#: - the attention product and the score mask: the wait for the sequence they read first (keys,
-#:   mask) is counted at the design's interval (654 / 784; 173 / 211).
-#: Changing those latencies changes FIFO depths in every design: left for a change of its own.
+#: Every interval is within 15%.  The latency estimate (schedule/frame_latency.py) is what the harness
+#: measures: first input beat of a frame to its last output beat.  Left: the attention product and
+#: the score mask, whose wait for the sequence they read first (keys, mask) is counted at the
+#: design's interval (620 against 782; 153 against 211): how that wait is counted is changing in
+#: folding.arrivals (the sequence buffers), not here.
 KNOWN_CYCLE_MISSES: dict[tuple[str, str], float] = {
-    ("add:lanes=4,size=64", "latency"): 0.75, ("mul:target=16", "latency"): 0.6,
-    ("slice:target=32", "latency"): 0.4, ("window:target=64", "latency"): 0.85,
-    ("regroup:target=4", "latency"): 1.0, ("tapmax:target=36", "latency"): 1.0,
-    ("maskedmean:target=16", "latency"): 0.7, ("actmatmul:target=64", "latency"): 0.2,
-    ("maskscores:target=8", "latency"): 0.2,
+    ("actmatmul:target=64", "latency"): 0.25, ("maskscores:target=8", "latency"): 0.3,
 }
 
 
