@@ -368,10 +368,12 @@ def fit_model(data: dict) -> dict:
             for target in calibration.TARGETS:
                 feats = [(group_of(k, s), calibration.features(k, op, s, dsp_kind, c)[target])
                          for k, op, s, c in ops if group_of(k, s)]
-                # the lane converters between units: their own group (schedule/lane_cost.py)
-                feats += [(LANES_GROUP, converter_terms(c)[target]) for c in extras.get("converters", [])]
+                # the lane converters between units: their LUTs a group of their own
+                # (schedule/lane_cost.py); their flip-flops are counted, as the FIFOs' memory is
+                if target == "lut":
+                    feats += [(LANES_GROUP, converter_terms(c)[target]) for c in extras.get("converters", [])]
                 # the FIFOs are counted structurally (fifo_memory), not fitted
-                fixed = extras.get("fifo_lut", 0) if target == "lut" else 0
+                fixed = extras.get("fifo_lut", 0) if target == "lut" else extras.get("lanes_ff", 0)
                 rows[target].append((feats, measured_value(point["yosys"][family], target) - fixed))
         groups: dict = {}
         # a group seen in fewer than two fitted points keeps its first-order estimate (one point

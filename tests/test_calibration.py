@@ -121,13 +121,15 @@ def test_lane_converters_are_the_ones_the_verilog_top_builds() -> None:
 
 
 def test_converters_are_in_the_estimate_and_the_scheduler_totals(summary) -> None:
-    """The 13 -> 17 and 17 -> 16 lane converters of the masked token mean at target 4 (thousands
-    of LUTs measured) are in the estimate the check compares, and in fold's totals."""
+    """The 13 -> 17 and 17 -> 16 lane converters of the masked token mean at target 4 (the
+    einhls_lanes queue: about half its LUTs) are in the estimate the check compares, and in fold's
+    totals."""
     from codegen.schedule.lane_cost import converters_cost
 
     row = next(r for r in summary["rows"] if r["key"] == "maskedmean:target=4" and r["family"] == "xc7")
-    assert row["converter_lut"] > 0.5 * row["measured"]["lut"]
-    assert abs(row["estimate"]["lut"] - row["measured"]["lut"]) <= TOLERANCE * row["measured"]["lut"]
+    assert row["converter_lut"] > 0.3 * row["measured"]["lut"]
+    for target in ("lut", "ff"):
+        assert abs(row["estimate"][target] - row["measured"][target]) <= TOLERANCE * row["measured"][target]
     design = calibrate.build_point("maskedmean", {"target": 4})
     result = fold(design.graph, get_board("zcu104"), target_ii=4)
     lut, ff = converters_cost(result.design, get_board("zcu104").dsp_kind)

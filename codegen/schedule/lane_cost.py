@@ -6,14 +6,17 @@ on the wire (codegen/emit/rtl.py plan_rtl, ``reach``).  ``lane_converters`` find
 schedules alone, as plan_rtl does, so the scheduler can count them in a design's totals; tests
 check the two agree on every calibration point.
 
-A converter gathers IN lanes into words of MID lanes, then splits them into OUT lanes: MID = OUT
-when OUT is a multiple of IN (gather only), IN when IN is a multiple of OUT (split only), else
-lcm(IN, OUT).  It holds (MID/IN - 1) input beats and one MID word on the gather side, one MID word
-(shifted out a beat at a time) on the split side, and multiplexes every held bit: between
-non-dividing lane counts MID is their product over their gcd (17 and 16 lanes: 272 lanes, 2,176
-bits a word), which is why such a converter measured thousands of LUTs and flip-flops.
-``converter_terms`` counts those bits; codegen/schedule/calibration.py fits a weight to them
-(group "lanes") on the calibration sweep.
+A converter between lane counts of which one divides the other gathers IN lanes into words of OUT
+(it holds OUT/IN - 1 beats and the word, and multiplexes every held bit) or splits words of IN into
+beats of OUT (a shift register of IN lanes and the last beat's lane mask).  Between lane counts
+neither of which divides the other it is a queue (the "barrel" of einhls_lanes.v) of IN + 2*OUT - 2
+lanes, each written from any of the IN input lanes or shifted down by OUT: 47 lanes of 8 bits at
+17 -> 16.  (Until it was built, such a converter gathered to lcm(IN, OUT) lanes and split again:
+272 lanes, 2,176 bits a word at 17 -> 16, which measured 9,291 LUT and 13,189 FF in the masked
+token mean's calibration point.)  ``converter_terms`` counts those bits;
+codegen/schedule/calibration.py fits a weight to each LUT term (group "lanes") on the calibration
+sweep; the flip-flops are the count itself (registers are registers; a fit over the few points with
+converters traded them against the units' own offsets).
 """
 from __future__ import annotations
 
@@ -35,12 +38,13 @@ class LaneConverter:
 
     @property
     def mid(self) -> int:
+        """Lanes of the word between the gather and the split (the queue's lanes for a barrel)."""
         a, b = self.lanes_in, self.lanes_out
         if b % a == 0:
             return b
         if a % b == 0:
             return a
-        return a // math.gcd(a, b) * b
+        return a + 2 * b - 2
 
     @property
     def dividing(self) -> bool:
@@ -77,21 +81,28 @@ def lane_converters(design) -> list[LaneConverter]:
 
 def converter_terms(c: LaneConverter) -> dict[str, dict[str, float]]:
     """First-order LUT and FF counts of one converter, term by term (einhls_lanes.v): the gather's
-    held beats and word register, the split's shift register and its lane mask."""
+    held beats and word register, the split's shift register and its lane mask, or the barrel's
+    queue and the multiplexer in front of each of its bits (IN + 2 sources)."""
     a, b, mid, bits = c.lanes_in, c.lanes_out, c.mid, c.bits
-    gather = mid != a
-    split = mid != b
-    held = (mid // a - 1) * a * bits if gather else 0
     counters = 2 * max(1, math.ceil(math.log2(max(c.size, 2))))
-    lut = {"const": 1.0, "const_neg": -1.0,
-           # each held bit is chosen for the word by the slot counter (held, incoming or zero)
-           "gather": float(held + (a * bits if gather else 0)),
-           # each word bit loads or shifts; the last beat's lanes after the frame are masked
-           "split": float(mid * bits + b * bits if split else 0)}
-    ff = {"const": 1.0, "const_neg": -1.0,
-          "gather": float(held + mid * bits if gather else 0),
-          "split": float(mid * bits if split else 0),
+    lut = {"const": 1.0, "const_neg": -1.0, "gather": 0.0, "split": 0.0, "barrel": 0.0, "barrel_lanes": 0.0}
+    ff = {"const": 1.0, "const_neg": -1.0, "gather": 0.0, "split": 0.0, "barrel": 0.0,
           "counters": float(counters)}
+    if not c.dividing:
+        # each queue bit: a multiplexer of IN + 2 sources (a LUT6 selects among four) and the
+        # comparisons of its lane with the fill level
+        lut["barrel"] = float(mid * bits * (a + 2) / 4)
+        lut["barrel_lanes"] = float(mid * bits)
+        ff["barrel"] = float(mid * bits)
+        return {"lut": lut, "ff": ff}
+    if mid != a:      # gather
+        held = (mid // a - 1) * a * bits
+        # each held bit is chosen for the word by the slot counter (held, incoming or zero)
+        lut["gather"] = float(held + a * bits)
+        ff["gather"] = float(held + mid * bits)
+    if mid != b:      # split: each word bit loads or shifts; the last beat's lanes are masked
+        lut["split"] = float(mid * bits + b * bits)
+        ff["split"] = float(mid * bits)
     return {"lut": lut, "ff": ff}
 
 
