@@ -20,8 +20,9 @@ measured (an interrupted sweep keeps them; a rerun measures only what is missing
 
 The fit (codegen/schedule/calibration.py) writes codegen/schedule/calibrated.json: per unit kind and
 family, non-negative least-squares coefficients on the features of that unit (the terms of the
-first-order model in codegen/schedule/cost.py, or an offset and a scale of it), fitted on the points
-not held back; then, on the token-pair points alone, an offset and a scale over that estimate.  Every
+first-order model in codegen/schedule/cost.py, or an offset and a scale of it; the lane converters
+between units, codegen/schedule/lane_cost.py, a group of their own), fitted on the points not held
+back; then, on the token-pair points alone, a correction over that estimate (calibration.pair_features).  Every
 third point of each sweep kind (``held_back``, by position in GRID) is kept out of the fit and
 checked by tests/test_calibration.py.  Data: bench/results/calibration.json, table: calibration.md.
 """
