@@ -20,8 +20,9 @@ measured (an interrupted sweep keeps them; a rerun measures only what is missing
 
 The fit (codegen/schedule/calibration.py) writes codegen/schedule/calibrated.json: per unit kind and
 family, non-negative least-squares coefficients on the features of that unit (the terms of the
-first-order model in codegen/schedule/cost.py, or an offset and a scale of it), fitted on the points
-not held back; then, on the token-pair points alone, an offset and a scale over that estimate.  Every
+first-order model in codegen/schedule/cost.py, or an offset and a scale of it; the lane converters
+between units, codegen/schedule/lane_cost.py, a group of their own), fitted on the points not held
+back; then, on the token-pair points alone, a correction over that estimate (calibration.pair_features).  Every
 third point of each sweep kind (``held_back``, by position in GRID) is kept out of the fit and
 checked by tests/test_calibration.py.  Data: bench/results/calibration.json, table: calibration.md.
 """
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT.parent / "tests"))
 
 from bench.calibrate_units import (GRAPH_UNIT_TARGETS, TOKEN_PAIR_SHAPES, design_extras,  # noqa: E402
-                                   graph_unit_design, token_pair_design, uncosted_converters)
+                                   graph_unit_design, token_pair_design)
 
 COMMAND = "python -m bench.calibrate"
 FAMILIES = ("xc7", "xcup")
@@ -66,11 +67,18 @@ GRID: list[tuple[str, dict]] = [
     *[("linear", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "rom": "bram"})
       for si, pe in ((1, 64), (4, 16), (8, 8), (16, 4))],
     ("linear", {"k": 64, "n": 64, "a": 4, "w": 4, "simd": 8, "pe": 8, "rom": "bram"}),
+    # more block-RAM ROM shapes (the first is held back: the 23rd Linear point)
+    *[("linear", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "rom": "bram"})
+      for si, pe in ((2, 32), (8, 16))],
     *[("linear_nm", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "nm": [2, 4], "rom": "bram"})
       for si, pe in ((8, 8), (4, 16))],
     *[("requant", {"size": 64, "lanes": lanes}) for lanes in (1, 4, 16)],
     *[("add", {"size": 64, "lanes": lanes}) for lanes in (1, 4, 16)],
     *[("butterfly", {"n": 64, "units": p}) for p in (1, 4, 16, 2, 8)],
+    # block RAM and LUT ROM regimes of the twiddle ROM at other sizes (the ROM leaves block RAM
+    # where it is at most 64 words deep: P >= 4 at n = 64; see calibration.butterfly_features)
+    *[("butterfly", {"n": n, "units": p}) for n, p in ((32, 2), (32, 4), (32, 8), (128, 4), (128, 8), (128, 16),
+                                                      (32, 1), (128, 32))],
     *[("contract", {"target": t}) for t in (64, 128, 256)],
     *[(kind, {"lanes": lanes}) for kind in ("softmax", "layernorm", "gelu") for lanes in (1, 2, 4)],
     # the graph and Transformer units, each in a one-unit graph folded at several intervals
@@ -281,16 +289,6 @@ def _built(kind: str, params: dict):
     return _DESIGNS[key]
 
 
-_CONVERTERS: dict[str, list[str]] = {}
-
-
-def _converters(kind: str, params: dict, design) -> list[str]:
-    key = point_key(kind, params)
-    if key not in _CONVERTERS:
-        _CONVERTERS[key] = uncosted_converters(design)
-    return _CONVERTERS[key]
-
-
 def point_estimate(kind: str, params: dict, dsp_kind: str, calibrated: bool,
                    model: dict | None = None) -> tuple[list[tuple[str, object, object, object]], dict]:
     """point_ops and what the scheduler adds for the whole design (design_extras: FIFOs, frame
@@ -319,9 +317,8 @@ def point_estimate(kind: str, params: dict, dsp_kind: str, calibrated: bool,
         if calibrated:
             calibration.apply(op.kind, op, s, dsp_kind, cost, model=model)
         out.append((op.kind, op, s, cost))
-    extras = design_extras(design, {op.name: c for (_, op, _, c) in out})
+    extras = design_extras(design, {op.name: c for (_, op, _, c) in out}, dsp_kind, model, calibrated)
     extras["schedules"] = stored_schedules(design)
-    extras["uncosted_converters"] = _converters(kind, params, design)
     return out, extras
 
 
@@ -353,6 +350,7 @@ def fit_model(data: dict) -> dict:
     without token pairs, then the token-pair correction on the token-pair points, over the first
     stage's estimate."""
     from codegen.schedule import calibration
+    from codegen.schedule.lane_cost import LANES_GROUP, converter_terms
 
     back = held_back(data)
     model = {"command": COMMAND, "yosys": data.get("yosys"), "held_back": sorted(back), "families": {}}
@@ -365,16 +363,18 @@ def fit_model(data: dict) -> dict:
             if family not in point.get("yosys", {}):
                 continue
             ops, extras = point_estimate(point["kind"], point["params"], dsp_kind, calibrated=False)
-            if extras.get("uncosted_converters"):
-                continue
             if any(calibration.is_token_pair(k, s) for k, _, s, _ in ops):
                 pair_points.append(point)
                 continue
             for target in calibration.TARGETS:
                 feats = [(group_of(k, s), calibration.features(k, op, s, dsp_kind, c)[target])
                          for k, op, s, c in ops if group_of(k, s)]
+                # the lane converters between units: their LUTs a group of their own
+                # (schedule/lane_cost.py); their flip-flops are counted, as the FIFOs' memory is
+                if target == "lut":
+                    feats += [(LANES_GROUP, converter_terms(c)[target]) for c in extras.get("converters", [])]
                 # the FIFOs are counted structurally (fifo_memory), not fitted
-                fixed = extras.get("fifo_lut", 0) if target == "lut" else 0
+                fixed = extras.get("fifo_lut", 0) if target == "lut" else extras.get("lanes_ff", 0)
                 rows[target].append((feats, measured_value(point["yosys"][family], target) - fixed))
         groups: dict = {}
         # a group seen in fewer than two fitted points keeps its first-order estimate (one point
@@ -395,10 +395,11 @@ def fit_model(data: dict) -> dict:
         pair_rows = {target: [] for target in calibration.TARGETS}
         for point in pair_points:
             ops, _ = point_estimate(point["kind"], point["params"], dsp_kind, calibrated=True, model=model)
+            op, s = next((op, s) for k, op, s, _ in ops if calibration.is_token_pair(k, s))
             for target in calibration.TARGETS:
                 estimate = float(sum(getattr(c, target) for *_, c in ops))
                 pair_rows[target].append(([(calibration.TOKEN_PAIR_GROUP,
-                                            {"const": 1.0, "const_neg": -1.0, "model": estimate})],
+                                            calibration.pair_features(op, s, target, estimate))],
                                           measured_value(point["yosys"][family], target)))
         for target, target_rows in pair_rows.items():
             if target_rows:
@@ -412,18 +413,21 @@ def point_summary(point: dict, family: str) -> dict:
     counts = point["yosys"][family]
     ops, extras = point_estimate(point["kind"], point["params"], DSP_KIND[family], calibrated=True)
     first, first_extras = point_estimate(point["kind"], point["params"], DSP_KIND[family], calibrated=False)
-    est = {"lut": sum(c.lut for *_, c in ops) + extras.get("fifo_lut", 0), "ff": sum(c.ff for *_, c in ops),
+    est = {"lut": sum(c.lut for *_, c in ops) + extras.get("fifo_lut", 0) + extras.get("lanes_lut", 0),
+           "ff": sum(c.ff for *_, c in ops) + extras.get("lanes_ff", 0),
            "dsp": sum(c.dsp for *_, c in ops),
            "bram36": sum(c.bram36 for *_, c in ops) + extras.get("fifo_bram36", 0.0),
            "uram": sum(c.uram for *_, c in ops) + extras.get("fifo_uram", 0)}
     meas = {"lut": measured_value(counts, "lut"), "ff": counts["FF"], "dsp": counts["DSP"],
             "bram36": counts["BRAM"], "uram": counts.get("URAM", 0)}
     row = {"key": point["key"], "kind": point["kind"], "family": family, "estimate": est,
-           "first_order_lut": sum(c.lut for *_, c in first) + first_extras.get("fifo_lut", 0), "measured": meas}
+           "first_order_lut": sum(c.lut for *_, c in first) + first_extras.get("fifo_lut", 0)
+           + first_extras.get("lanes_lut", 0), "measured": meas}
     if "schedules" in extras:
         row["schedules"] = extras["schedules"]
-    if extras.get("uncosted_converters"):
-        row["uncosted_converters"] = extras["uncosted_converters"]
+    if extras.get("converters"):
+        row["converters"] = [f"{c.where}: {c.lanes_in} -> {c.lanes_out} lanes" for c in extras["converters"]]
+        row["converter_lut"], row["converter_ff"] = extras["lanes_lut"], extras["lanes_ff"]
     if point.get("rtlsim") and family == FAMILIES[0]:
         sim = point["rtlsim"]
         # the mean gap between frames is the throughput the frame interval estimates (a unit with
@@ -449,7 +453,7 @@ def compare(data: dict) -> dict:
             row = point_summary(point, family)
             row["held_back"] = point["key"] in back
             rows.append(row)
-            if row["held_back"] and not row.get("uncosted_converters"):
+            if row["held_back"]:
                 for target in ("lut", "ff", "dsp", "bram36"):
                     error = abs(row["estimate"][target] - row["measured"][target]) / max(row["measured"][target], 1)
                     worst[target] = max(worst.get(target, 0.0), round(error, 4))
@@ -465,7 +469,7 @@ def kind_summary(summary: dict) -> list[dict]:
     out = []
     for kind in dict.fromkeys(k for k, _ in GRID):
         rows = [r for r in summary["rows"] if r["kind"] == kind]
-        back = [r for r in rows if r["held_back"] and not r.get("uncosted_converters")]
+        back = [r for r in rows if r["held_back"]]
         entry = {"kind": kind, "points": len({r["key"] for r in rows}), "held_back": len({r["key"] for r in back})}
         for target in ("lut", "ff"):
             errors = [abs(_error(r["estimate"][target], r["measured"][target])) for r in back]
@@ -483,16 +487,15 @@ def write_table(data: dict, path: Path, command: str) -> str:
     lines = [f"Made by `{command}` ({data.get('yosys')}, synth_xilinx -family xc7 / xcup on the "
              "generated one-unit design; `--fit` redoes the fit and this table from the stored counts).  "
              "Estimate = the scheduler's calibrated cost model (codegen/schedule/calibrated.json) of the "
-             "whole one-unit design (its ops, and the FIFOs where its paths reconverge); first-order = "
-             "cost.py without calibration.  LUT counts include LUTs used as memory.  Held-back points (*) "
-             "were not used in the fit (every third point of each kind, by position in the grid); points "
-             "marked † were not used either: between their units the emitter puts lane converters "
-             "the scheduler does not cost (lane counts neither of which divides the other, such as a "
-             "fork of 17 lanes into a slice of 16), so their estimates miss by those converters.",
+             "whole one-unit design (its ops, the FIFOs where its paths reconverge and the lane "
+             "converters between its units, codegen/schedule/lane_cost.py); first-order = "
+             "cost.py and lane_cost.py without calibration.  LUT counts include LUTs used as memory.  "
+             "Held-back points (*) were not used in the fit (every third point of each kind, by position "
+             "in the grid).",
              "",
              f"Worst held-back error: {summary['worst_held_back_error']}",
              "",
-             "## Held-back error per kind (mean / largest, both families; points marked † left out)",
+             "## Held-back error per kind (mean / largest, both families)",
              "",
              "| kind | points | held back | LUT | LUT first-order | FF |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -504,7 +507,7 @@ def write_table(data: dict, path: Path, command: str) -> str:
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in summary["rows"]:
         e, m = r["estimate"], r["measured"]
-        mark = (" *" if r["held_back"] else "") + (" †" if r.get("uncosted_converters") else "")
+        mark = " *" if r["held_back"] else ""
         lines.append(f"| {r['key']}{mark} | {r['family']} | {e['lut']:,} | {m['lut']:,.0f} | "
                      f"{r['first_order_lut']:,} | {e['ff']:,} | {m['ff']:,} | {e['dsp']} | {m['dsp']} | "
                      f"{e['bram36']:g} | {m['bram36']:g} |")

@@ -8,25 +8,24 @@ them (a change of the fold would otherwise compare an estimate with another desi
 
 Also here: token-pair Linear points (einhls_linear TOKEN_PACK = 2, the shapes of bench/token_pairs)
 and what the scheduler adds to the per-op costs of a design (the FIFOs where paths reconverge, the
-frame interval and the latency along the longest path), so the estimate of a point is the
-scheduler's estimate of the whole one-unit design.
+lane converters between units, the frame interval and the latency along the longest path), so the
+estimate of a point is the scheduler's estimate of the whole one-unit design.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 #: unit kind of the sweep -> the targets (cycles per graph-input token) it is folded at
 GRAPH_UNIT_TARGETS: dict[str, tuple[int, ...]] = {
     "relu": (64, 16, 4, 1),
-    "mul": (64, 16, 4, 1),
+    "mul": (64, 16, 4, 1, 8, 32),
     "concat": (32, 8, 2, 1),
     "slice": (64, 32, 16, 4),
     "window": (128, 64, 32, 16),
     "regroup": (16, 4, 2, 1),
     "tapmax": (72, 36, 18, 8),
-    "actmatmul": (256, 64, 32, 16, 8),
+    "actmatmul": (256, 64, 32, 16, 8, 4, 2),
     "maskscores": (17, 8, 4, 2),
     "tokenmean": (64, 16, 4, 1),
     "maskedmean": (65, 16, 4, 2),
@@ -34,7 +33,7 @@ GRAPH_UNIT_TARGETS: dict[str, tuple[int, ...]] = {
 
 #: token-pair Linear points (dense and 2:4 int8 64x64, a sequence of 2 tokens): (sparsity, simd, pe)
 TOKEN_PAIR_SHAPES = [((2, 4), 8, 4), ((2, 4), 16, 2), ((2, 4), 4, 8), ((2, 4), 16, 4), ((2, 4), 8, 2),
-                     (None, 8, 4), (None, 16, 2), (None, 4, 4), (None, 8, 8)]
+                     (None, 8, 4), (None, 16, 2), (None, 4, 4), (None, 8, 8), (None, 4, 2)]
 
 
 def _int8(scale: float = 0.05, zero_point: int = 0):
@@ -155,13 +154,19 @@ def token_pair_design(params: dict):
     return design
 
 
-def design_extras(design, costs: dict) -> dict:
+def design_extras(design, costs: dict, dsp_kind: str, model: dict | None = None,
+                  calibrated: bool = True) -> dict:
     """What the scheduler estimates beyond the per-op costs for ``design`` (``costs``: op name ->
-    OpCost of one DSP family): the FIFOs in front of joins (LUT RAM / block RAM / UltraRAM as
-    placed), the frame interval and the latency along the longest path."""
+    OpCost of the DSP family ``dsp_kind``): the FIFOs in front of joins (LUT RAM / block RAM /
+    UltraRAM as placed), the lane converters between units (schedule/lane_cost.py: calibrated, or
+    their first-order count), the frame interval and the latency (schedule/frame_latency.py: first
+    input beat of a frame to its last output beat, as the harness measures it)."""
+    from codegen.schedule.lane_cost import converter_cost, first_order, lane_converters
+
     from codegen.schedule.fifo_memory import fifo_memory as placed_fifo_memory
     from codegen.schedule.fifo_memory import fifo_shapes
-    from codegen.schedule.folding import arrivals, fifo_depths, token_counts
+    from codegen.schedule.folding import fifo_depths, token_counts
+    from codegen.schedule.frame_latency import frame_latency
 
     graph = design.graph
     counts = token_counts(graph)
@@ -169,34 +174,8 @@ def design_extras(design, costs: dict) -> dict:
     ii = math.ceil(frame_interval / graph.tokens)
     shapes = fifo_shapes(graph, fifo_depths(graph, costs, design.schedules, ii), design.schedules)
     bram, uram, lut, _ = placed_fifo_memory(shapes, design.uram_fifos)
+    converters = lane_converters(design)
+    lanes = [converter_cost(c, dsp_kind, model) if calibrated else first_order(c) for c in converters]
     return {"fifo_lut": lut, "fifo_bram36": bram, "fifo_uram": uram, "frame_interval": frame_interval,
-            "latency": arrivals(graph, costs, ii)[graph.output]}
-
-
-def inter_unit_converters(design) -> list[str]:
-    """The lane converters (einhls_lanes) the emitter puts between two units of ``design`` where
-    one's output lanes differ from the next one's input lanes.  The scheduler does not cost them (a
-    fork of 17 lanes into slices of 16 and 1 lanes: thousands of LUTs at 16 lanes), so a point with
-    them says nothing about its unit's coefficients: the fit leaves it out, the table shows it."""
-    from codegen.emit.rtl import plan_rtl
-    from codegen.ir.graph import GRAPH_INPUT
-
-    names = set()
-    for index, op in enumerate(design.graph.ops):
-        for i, tensor in enumerate(op.inputs):
-            if tensor != GRAPH_INPUT:
-                names.add(f"u{index}{f'_in{i}' if op.arity > 1 else '_in'}_lanes")
-    return sorted(stage.comment for stage in plan_rtl(design).stages
-                  if stage.module == "einhls_lanes" and stage.instance in names)
-
-
-def uncosted_converters(design) -> list[str]:
-    """inter_unit_converters between lane counts neither of which divides the other (17 -> 16):
-    those take a barrel of lcm(a, b) lanes; a converter by a whole ratio (1 -> 2, 4 -> 1) is a few
-    registers and multiplexers, small beside its units."""
-    out = []
-    for comment in inter_unit_converters(design):
-        a, b = (int(x) for x in re.search(r"(\d+) -> (\d+) lanes", comment).groups())
-        if a % b and b % a:
-            out.append(comment)
-    return out
+            "latency": frame_latency(design, costs, ii), "converters": converters,
+            "lanes_lut": sum(x for x, _ in lanes), "lanes_ff": sum(y for _, y in lanes)}

@@ -12,7 +12,16 @@
 //           last word of a frame emits only the beats the output frame still needs, and lanes after
 //           the last element are forced to zero (so garbage padding on the input is cleaned up).
 // MID = OUT_LANES when it is a multiple of IN_LANES (pure gather), IN_LANES when it is a multiple
-// of OUT_LANES (pure split), else lcm(IN_LANES, OUT_LANES) (gather, then split).
+// of OUT_LANES (pure split).
+// Lane counts neither of which divides the other (17 -> 16, 13 -> 17) take a third form instead of
+// gathering to lcm(IN_LANES, OUT_LANES) lanes (272 lanes at 17 -> 16: thousands of LUTs and FFs):
+//   barrel  a queue of CAP = IN_LANES + 2*OUT_LANES - 2 lanes, FILL of them held from lane 0; an
+//           input beat is written at lane FILL (after this cycle's output, if any, has shifted the
+//           queue down by OUT_LANES); an output beat leaves from lanes 0..OUT_LANES-1 when FILL >=
+//           OUT_LANES.  The last input beat of a frame adds its valid lanes and the frame's padding
+//           (OUT_BEATS*OUT_LANES - SIZE lanes), so every frame starts on an output beat; the padded
+//           lanes of the last output beat are forced to zero.  One beat in and one out a cycle (an
+//           input beat is taken while FILL, after this cycle's output, is below OUT_LANES).
 // IN_LANES == OUT_LANES is a plain wire (no latency, no logic).
 //
 // Throughput: one input beat and one output beat per cycle; s_axis_tready depends combinationally
@@ -68,12 +77,87 @@ module einhls_lanes #(
     localparam integer IN_BEATS  = (SIZE + IN_LANES - 1) / IN_LANES;
     localparam integer MID_BEATS = (SIZE + MID - 1) / MID;
     localparam integer OUT_BEATS = (SIZE + OUT_LANES - 1) / OUT_LANES;
-
-    wire [MID*BITS-1:0] mid_tdata;
-    wire                mid_tvalid;
-    wire                mid_tready;
+    localparam BARREL = (OUT_LANES % IN_LANES != 0) && (IN_LANES % OUT_LANES != 0);
 
     generate
+        if (BARREL) begin : g_barrel
+            localparam integer A    = IN_LANES;
+            localparam integer B    = OUT_LANES;
+            localparam integer CAP  = A + 2 * B - 2;
+            localparam integer FW   = $clog2(CAP + 1) + 1;           // FILL, and room for FILL + A + B
+            localparam integer BW   = cw(IN_BEATS);
+            localparam integer OW   = cw(OUT_BEATS);
+            localparam integer LAST_IN_LANES = SIZE - (IN_BEATS - 1) * A;
+            localparam integer PAD  = OUT_BEATS * B - SIZE;
+            localparam integer LAST_LANES = SIZE - (OUT_BEATS - 1) * B;
+            localparam integer LAST_BEAT_I = IN_BEATS - 1;
+            localparam integer LAST_OUT_I  = OUT_BEATS - 1;
+            localparam [BW-1:0] LAST_BEAT = LAST_BEAT_I[BW-1:0];
+            localparam [OW-1:0] LAST_OUT  = LAST_OUT_I[OW-1:0];
+            localparam [FW-1:0] A_W    = A[FW-1:0];
+            localparam [FW-1:0] B_W    = B[FW-1:0];
+            localparam integer ROOM_I = CAP - A - B + 1;              // FILL after the output at most
+            localparam integer TAIL_I = LAST_IN_LANES + PAD;
+            localparam [FW-1:0] ROOM_W = ROOM_I[FW-1:0];
+            localparam [FW-1:0] TAIL_W = TAIL_I[FW-1:0];
+
+            reg  [CAP*BITS-1:0] queue = 0;
+            reg  [FW-1:0]       fill = 0;
+            reg  [BW-1:0]       in_beat = 0;
+            reg  [OW-1:0]       out_beat = 0;
+            reg  [CAP*BITS-1:0] next_queue;
+            wire [B*BITS-1:0]   lane_mask;
+
+            assign m_axis_tvalid = fill >= B_W;
+            wire pop = m_axis_tvalid && m_axis_tready;
+            wire [FW-1:0] kept = pop ? fill - B_W : fill;             // lanes left after the output
+            assign s_axis_tready = kept <= ROOM_W;
+            wire push = s_axis_tvalid && s_axis_tready;
+
+            genvar i;
+            for (i = 0; i < B; i = i + 1) begin : g_mask
+                assign lane_mask[i*BITS +: BITS] = (i < LAST_LANES || out_beat != LAST_OUT) ?
+                                                   {BITS{1'b1}} : {BITS{1'b0}};
+            end
+            assign m_axis_tdata = queue[B*BITS-1:0] & lane_mask;
+
+            // each queue lane: held (shifted down by an output beat) below `kept`, the input lane
+            // `lane - kept` of a beat taken this cycle above it
+            integer lane;
+            always @(*) begin
+                for (lane = 0; lane < CAP; lane = lane + 1) begin
+                    if (push && lane >= kept && lane < kept + A_W) begin
+                        next_queue[lane*BITS +: BITS] = s_axis_tdata[(lane - kept)*BITS +: BITS];
+                    end else if (pop && lane + B < CAP) begin
+                        next_queue[lane*BITS +: BITS] = queue[(lane + B)*BITS +: BITS];
+                    end else begin
+                        next_queue[lane*BITS +: BITS] = queue[lane*BITS +: BITS];
+                    end
+                end
+            end
+
+            always @(posedge clk) begin
+                queue <= next_queue;
+                if (push) begin
+                    fill    <= kept + ((in_beat == LAST_BEAT) ? TAIL_W : A_W);
+                    in_beat <= (in_beat == LAST_BEAT) ? {BW{1'b0}} : in_beat + 1'b1;
+                end else begin
+                    fill <= kept;
+                end
+                if (pop) begin
+                    out_beat <= (out_beat == LAST_OUT) ? {OW{1'b0}} : out_beat + 1'b1;
+                end
+                if (rst) begin
+                    fill     <= {FW{1'b0}};
+                    in_beat  <= {BW{1'b0}};
+                    out_beat <= {OW{1'b0}};
+                end
+            end
+        end else begin : g_chain
+        wire [MID*BITS-1:0] mid_tdata;
+        wire                mid_tvalid;
+        wire                mid_tready;
+
         if (MID == IN_LANES) begin : g_no_gather
             assign mid_tdata     = s_axis_tdata;
             assign mid_tvalid    = s_axis_tvalid;
@@ -195,6 +279,7 @@ module einhls_lanes #(
                     out_beat <= {OW{1'b0}};
                 end
             end
+        end
         end
     endgenerate
 

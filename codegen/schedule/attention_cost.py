@@ -90,16 +90,18 @@ def b_banks(op: ActMatMul, f: Folding, b_sequences: int = 2) -> tuple[int, int, 
 
 
 def converter_beats(in_lanes: int, out_lanes: int) -> int:
-    """Input beats an einhls_lanes converter holds when its output stalls: one word of each stage
-    (gather to MID lanes, split from MID lanes; a plain wire when the lane counts are equal)."""
+    """Input beats an einhls_lanes converter holds when its output stalls, less the cycle its queue
+    adds where the lane counts do not divide each other: one word of each stage of a gather or a
+    split (a plain wire when the lane counts are equal)."""
     if in_lanes == out_lanes:
         return 0
     if out_lanes % in_lanes == 0:        # gather only
         return out_lanes // in_lanes
     if in_lanes % out_lanes == 0:        # split only: one beat
         return 1
-    mid = in_lanes // math.gcd(in_lanes, out_lanes) * out_lanes
-    return 2 * mid // in_lanes
+    # neither divides the other: einhls_lanes' queue takes beats while it holds under out_lanes
+    # lanes, and its last one leaves a cycle after the last beat in
+    return (out_lanes - 1) // in_lanes
 
 
 def load_cycles(op: ActMatMul, f: Folding) -> int:

@@ -247,62 +247,96 @@ def butterfly_options(op: Butterfly) -> list[tuple[int, int, int]]:
     return [(timing(op, units).compute, 2, units) for units in unit_options(op)]
 
 
-def butterfly_cost(op: Butterfly, s, dsp_kind: str):
-    """Cycles and resources of einhls_butterfly with P = s.pe units (see the module docstring)."""
-    from .cost import LUT_MULT_MAX_BITS, OpCost, bram36_for, lut_multiplier, multiplier_dsps
+def butterfly_terms(op: Butterfly, s, dsp_kind: str) -> dict[str, dict[str, float]]:
+    """The first-order LUT and FF counts of einhls_butterfly with P = s.pe units, term by term (their
+    sums are butterfly_cost's; codegen/schedule/calibration.py fits a weight per term).  The
+    memories are kept apart from the logic because Yosys places them by size: the twiddle ROM
+    leaves block RAM for LUTs where it is at most 64 words deep (P >= 4 at n = 64), the banks are
+    distributed RAM at every P of the sweep."""
+    from .cost import LUT_MULT_MAX_BITS, bram36_for, lut_multiplier, multiplier_dsps
 
     units = s.pe
-    tm = timing(op, units)
-    banks, ct = 2 * units, tm.stage_cycles
+    banks = 2 * units
     w_bits, t_bits = storage_bits(op), op.twiddle_type.bits
     acc_bits = max(t.bits for t in op.acc_types)
     mul_rq = needs_requant_multiplier(op)
     m_bits = max(r.multiplier_bits for r in op.requants) if mul_rq else 1
     rq_bits = max(acc_bits, max(r.shift for r in op.requants) - m_bits + 1) + m_bits + 1
+    per_mult = multiplier_dsps(w_bits, t_bits, dsp_kind)
+    multipliers = 4 * units
+    lut = {"control": 200 + 16 * op.stages, "ram_lut": 0, "rom_lut": 0, "datapath": 0}
+    for width, depth in bank_memories(op, units):
+        if bram36_for(width, depth) == 0:
+            lut["ram_lut"] += banks * width * math.ceil(depth / 64)         # distributed RAM
+    for width, depth in rom_shapes(op, units):
+        if bram36_for(width, depth) == 0:
+            lut["rom_lut"] += width * math.ceil(depth / 64)
+    select = max(1, math.ceil((math.log2(units) + 1) / 4)) if units > 1 else 1
+    datapath = banks * w_bits * (2 + 2 * select)                     # bank swap and operand select, read and write
+    if min(w_bits, t_bits) <= LUT_MULT_MAX_BITS or per_mult == 0:
+        datapath += multipliers * lut_multiplier(w_bits, t_bits)
+    datapath += banks * (2 * acc_bits)                                # the two adders of each output
+    shifter = 1 if len({r.shift for r in op.requants}) == 1 else max(1, math.ceil(math.log2(rq_bits))) // 2
+    datapath += banks * (rq_bits * shifter + 3 * w_bits)              # rounding (a barrel shift if shifts differ), clamp
+    lut["datapath"] = datapath
+    ff = {"registers": banks * (3 * w_bits + 2 * acc_bits + rq_bits) + 2 * 4 * units * t_bits + 64 * 7}
+    return {"lut": lut, "ff": ff}
+
+
+def bank_memories(op: Butterfly, units: int) -> list[tuple[int, int]]:
+    """(width, depth) of each bank's memories: IN and OUT (2 * contexts frames), WK (2 halves per
+    context)."""
+    tm = timing(op, units)
+    banks = 2 * units
+    slots = 2 * tm.contexts
+    memories = [(op.in_type.bits, slots * (op.n // banks)), (op.out_type.bits, slots * math.ceil(op.out_size / banks))]
+    if op.stages > 1:
+        memories.append((storage_bits(op), 2 * tm.contexts * tm.stage_cycles))
+    return memories
+
+
+def rom_shapes(op: Butterfly, units: int) -> list[tuple[int, int]]:
+    """(width, depth) of the twiddle ROM and the bias ROM."""
+    tm = timing(op, units)
+    roms = [(4 * units * op.twiddle_type.bits, op.stages * tm.stage_cycles)]
+    if has_bias(op):
+        roms.append((2 * units * max(t.bits for t in op.acc_types), op.stages * tm.stage_cycles))
+    return roms
+
+
+def butterfly_cost(op: Butterfly, s, dsp_kind: str):
+    """Cycles and resources of einhls_butterfly with P = s.pe units (see the module docstring)."""
+    from .cost import OpCost, bram36_for, multiplier_dsps
+
+    units = s.pe
+    tm = timing(op, units)
+    banks = 2 * units
+    w_bits, t_bits = storage_bits(op), op.twiddle_type.bits
+    acc_bits = max(t.bits for t in op.acc_types)
+    mul_rq = needs_requant_multiplier(op)
+    m_bits = max(r.multiplier_bits for r in op.requants) if mul_rq else 1
     in_beats = math.ceil(op.in_size / s.in_lanes)
     out_beats = math.ceil(op.out_size / s.out_lanes)
     out_words = math.ceil(op.out_size / banks)
-    c1 = op.n // banks
 
     multipliers = 4 * units
     per_mult = multiplier_dsps(w_bits, t_bits, dsp_kind)
     dsp = multipliers * per_mult + (2 * units * multiplier_dsps(acc_bits, m_bits, dsp_kind) if mul_rq else 0)
-    # memories: per bank IN and OUT (2 * contexts frames), WK (2 halves per context); ROMs
-    slots = 2 * tm.contexts
-    memories = [(op.in_type.bits, slots * c1), (op.out_type.bits, slots * out_words)]
-    if op.stages > 1:
-        memories.append((w_bits, 2 * tm.contexts * ct))
     bram = 0.0
-    lut = 200 + 16 * op.stages                                   # control, counters, stage ROM
     buffer_bits = 0
-    for width, depth in memories:
-        per_bank = bram36_for(width, depth)
-        bram += banks * per_bank
+    for width, depth in bank_memories(op, units):
+        bram += banks * bram36_for(width, depth)
         buffer_bits += banks * width * depth
-        if per_bank == 0:
-            lut += banks * width * math.ceil(depth / 64)         # distributed RAM
-    roms = [(4 * units * t_bits, op.stages * ct)]
-    if has_bias(op):
-        roms.append((banks * acc_bits, op.stages * ct))
     weight_bits = 0
-    for width, depth in roms:
-        rom = bram36_for(width, depth)
-        bram += rom
+    for width, depth in rom_shapes(op, units):
+        bram += bram36_for(width, depth)
         weight_bits += width * depth
-        if rom == 0:
-            lut += width * math.ceil(depth / 64)
-    select = max(1, math.ceil((math.log2(units) + 1) / 4)) if units > 1 else 1
-    lut += banks * w_bits * (2 + 2 * select)                     # bank swap and operand select, read and write
-    if min(w_bits, t_bits) <= LUT_MULT_MAX_BITS or per_mult == 0:
-        lut += multipliers * lut_multiplier(w_bits, t_bits)
-    lut += banks * (2 * acc_bits)                                # the two adders of each output
-    shifter = 1 if len({r.shift for r in op.requants}) == 1 else max(1, math.ceil(math.log2(rq_bits))) // 2
-    lut += banks * (rq_bits * shifter + 3 * w_bits)               # rounding (a barrel shift if shifts differ), clamp
-    ff = banks * (3 * w_bits + 2 * acc_bits + rq_bits) + 2 * 4 * units * t_bits + 64 * 7
+    terms = butterfly_terms(op, s, dsp_kind)
     return OpCost(cycles=tm.compute, ii=max(tm.compute, in_beats, out_beats),
                   latency=in_beats + tm.single + PIPELINE_DEPTH + out_words + out_beats,
-                  multipliers=multipliers, dense_multipliers=multipliers, dsp=dsp, bram36=bram, lut=lut,
-                  ff=ff, macs=op.macs, effective_macs=multipliers * op.stages * ct,
+                  multipliers=multipliers, dense_multipliers=multipliers, dsp=dsp, bram36=bram,
+                  lut=int(sum(terms["lut"].values())), ff=int(sum(terms["ff"].values())), macs=op.macs,
+                  effective_macs=multipliers * op.stages * tm.stage_cycles,
                   weight_bits=weight_bits, buffer_bits=buffer_bits)
 
 

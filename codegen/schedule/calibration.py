@@ -33,9 +33,24 @@ GROUP_OF_KIND = {"linear": "linear", "requant": "requant", "add": "join", "fork"
                  "relu": "relu", "mul": "mul", "concat": "concat", "slice": "slice",
                  "window": "window", "regroup": "regroup", "tapmax": "tapmax", "actmatmul": "actmatmul",
                  "maskscores": "maskscores", "tokenmean": "tokenmean", "maskedmean": "maskedmean"}
-#: token-pair Linear units (TOKEN_PACK = 2): a correction (offset and scale) fitted on top of the
-#: single-token Linear estimate, on token-pair points only, after the other groups
+#: token-pair Linear units (TOKEN_PACK = 2): a correction fitted on top of the single-token Linear
+#: estimate, on token-pair points only, after the other groups (pair_features)
 TOKEN_PAIR_GROUP = "linear_pairs"
+
+
+def pair_features(op, s, target: str, estimate: float) -> dict[str, float]:
+    """The second stage's features for a token-pair unit: an offset and a scale of the first
+    stage's estimate and, for flip-flops, what the second token doubles per multiplier (the
+    activation operand registers: one a multiplier at N:M, one a DSP when dense) and per PE column
+    (the second accumulator row) — the first stage's FF terms were fitted on single tokens, where
+    those registers are one of many terms."""
+    feats = {"const": 1.0, "const_neg": -1.0, "model": estimate}
+    if target == "ff":
+        slots = s.simd // op.sparsity[1] * op.sparsity[0] if op.sparsity else s.simd
+        operands = float(s.pe * slots * op.in_type.bits)
+        feats["nm_operand_bits" if op.sparsity else "operand_bits"] = operands
+        feats["column_bits"] = float(s.pe * op.acc_type.bits)
+    return feats
 
 
 def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
@@ -114,9 +129,64 @@ def generic_features(op, s, dsp_kind: str, cost) -> dict[str, dict[str, float]]:
             for target in ("lut", "ff")}
 
 
+def butterfly_features(op, s, dsp_kind: str, cost) -> dict[str, dict[str, float]]:
+    """The butterfly's LUT terms (butterfly.butterfly_terms: control, datapath, the banks in
+    distributed RAM, the twiddle ROM in LUTs) each with its own weight, so the ROM's move from block
+    RAM to LUTs (at most 64 words deep) is a term of its own and not a change of scale; FF: an
+    offset and a scale."""
+    from .butterfly import bank_memories, butterfly_terms, rom_shapes
+    from .cost import bram36_for
+
+    terms = butterfly_terms(op, s, dsp_kind)["lut"]
+    banks = 2 * s.pe
+    lut = {"const": 1.0, "const_neg": -1.0, "control": float(terms["control"]), "datapath": float(terms["datapath"]),
+           # distributed RAM: Yosys builds a bank of at most 32 words from RAM32M, a deeper one from
+           # RAM64M (half the bits a LUT): two terms
+           "ram_shallow": 0.0, "ram_deep": 0.0,
+           # a ROM in LUTs: a LUT per output bit at least (rom_lut), more as the words grow
+           # (rom_bits: its bits per 64; a deep ROM's bits are fewer constants, more distinct functions)
+           "rom_lut": float(terms["rom_lut"]), "rom_bits": 0.0}
+    for width, depth in bank_memories(op, s.pe):
+        if bram36_for(width, depth) == 0:
+            lut["ram_shallow" if depth <= 32 else "ram_deep"] += banks * width * math.ceil(depth / 64)
+    for width, depth in rom_shapes(op, s.pe):
+        if bram36_for(width, depth) == 0:
+            lut["rom_bits"] += width * depth / 64
+    return {"lut": lut, "ff": {"const": 1.0, "const_neg": -1.0, "model": float(cost.ff)}}
+
+
+def actmatmul_features(op, s, dsp_kind: str, cost) -> dict[str, dict[str, float]]:
+    """The attention product's first-order estimate (attention_cost.actmatmul_cost) in three parts
+    with a weight each: its memories (b banks, a row buffer, output FIFO: LUT RAM), what each of
+    the PE columns builds (its adder tree over SIMD products for LUTs; for FFs its accumulator and
+    tree registers, its b operands and b bank word registers) and the rest (control, centring,
+    requant), so a fold with more PE columns is not a change of scale of one with one column."""
+    from ..emit.attention import fifo_depth, folding, tree_registers
+    from .attention_cost import _memory, b_banks
+
+    f = folding(op, s)
+    kf = op.inner // f.simd
+    a_bits, b_bits = op.in_type.bits + 1, op.in_type_b.bits + 1
+    acc_bits = op.acc_type.bits + (0 if op.acc_type.signed else 1)
+    nb, b_depth, b_width = b_banks(op, f, 2)
+    a_depth = 2 * (1 << max(1, math.ceil(math.log2(max(op.heads * kf, 2)))))
+    memories = nb * _memory(b_width, b_depth)[1] + _memory(f.simd * a_bits, a_depth)[1] \
+        + _memory(f.pe * acc_bits, fifo_depth(op, f))[1]
+    tree = f.pe * max(f.simd - 1, 0) * acc_bits
+    columns_ff = f.pe * acc_bits * (2 + tree_registers(f.simd)) + f.simd * f.pe * b_bits + nb * b_width * 2
+    return {"lut": {"const": 1.0, "const_neg": -1.0, "memories": float(memories), "tree": float(tree),
+                    "rest": float(max(cost.lut - memories - tree, 0))},
+            "ff": {"const": 1.0, "const_neg": -1.0, "columns": float(columns_ff),
+                   "rest": float(max(cost.ff - columns_ff, 0))}}
+
+
 def features(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
     if kind == "linear":
         return linear_features(op, s, dsp_kind, cost, assume_packing)
+    if kind == "butterfly":
+        return butterfly_features(op, s, dsp_kind, cost)
+    if kind == "actmatmul":
+        return actmatmul_features(op, s, dsp_kind, cost)
     return generic_features(op, s, dsp_kind, cost)
 
 
@@ -163,7 +233,7 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
                 value += token_pair_memory_luts(op, s) + feats["lut"]["nm_select"]
             pairs = coefficients(TOKEN_PAIR_GROUP, family, target, model)
             if pairs:
-                value = pairs.get("const", 0.0) - pairs.get("const_neg", 0.0) + pairs.get("model", 0.0) * value
+                value = sum(pairs.get(name, 0.0) * x for name, x in pair_features(op, s, target, value).items())
         setattr(cost, target, max(0, int(round(value))))
 
 

@@ -387,7 +387,6 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
-        totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
         if b_sequences == 1:
             from .buffers import single_buffer_interval
             totals["frame_interval"] = single_buffer_interval(graph, costs, ii)
@@ -395,6 +394,17 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["bram36"] += fifo_bram
         totals["uram"] += fifo_uram
         totals["lut"] += fifo_lut
+        # the lane converters the Verilog top puts where a stream changes lanes between units
+        from .lane_cost import converters_cost
+        draft = Design(graph, schedules, board, 0.0)
+        lanes_lut, lanes_ff = converters_cost(draft, board.dsp_kind)
+        # first input beat of a frame to its last output beat, as RTL simulation measures it
+        # (schedule/frame_latency.py; the FIFOs are sized from arrivals, the first tokens' times)
+        from .frame_latency import frame_latency
+        totals["latency"] = frame_latency(draft, costs, ii)
+        totals["lut"] += lanes_lut
+        totals["ff"] += lanes_ff
+        totals["converter_lut"], totals["converter_ff"] = lanes_lut, lanes_ff
         totals["buffer_bits"] += fifo_bits
         totals["fifo_bram36"] = fifo_bram
         totals["fifo_uram"] = fifo_uram
