@@ -149,8 +149,9 @@ def _permute_top(folder: Path, size: int, bits: int, lanes: int, banks: int, ura
         f"    .m_axis_tready(m_axis_tready));\nendmodule\n")
 
 
-#: (size, bits, lanes, banks): buffers of the BERT-base-sized encoder's stages (8, 17, 26 / 27 bits)
-YOSYS_BUFFERS = [(8192, 27, 1, 1), (4096, 17, 4, 4), (3072, 8, 4, 4)]
+#: (size, bits, lanes, banks): buffers of the BERT-base-sized encoder's stages (8, 17, 26 bits; 3,072
+#: elements: two frames are 6,144 rows, the Verilog declares 8,192)
+YOSYS_BUFFERS = [(3072, 26, 1, 1), (4096, 17, 4, 4), (3072, 8, 4, 4)]
 
 
 @pytest.mark.parametrize("size, bits, lanes, banks", YOSYS_BUFFERS)

@@ -20,13 +20,14 @@ An 8-bit bank of two 4,096-element frames thus takes one URAM288 (8 slots of 9 b
 schedule/fifo_memory.py place_memories, which moves them with the FIFOs and the attention
 products' key / value buffers, most BRAM36 saved per URAM288 first, while the move lowers the
 utilisation of the fuller memory; :func:`move_stage_buffers_to_uram` restates the costs.  The slot
-multiplexer and the write enables cost LUTs (``uram_lut``, an estimate: Yosys xcup measured 2 to
-45 LUTs a bank more than the block RAM path on the buffers of tests/test_contraction_uram.py).
+multiplexer and the write enables cost LUTs (``uram_lut``, an estimate: Yosys xcup measured -1 to
+46 LUTs a bank more than the block RAM path on the buffers of tests/test_contraction_uram.py).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..ir.contraction import ContractStage, Permute
 from .cost import URAM_WIDTH, OpCost, bram36_for, uram_for
@@ -46,37 +47,40 @@ class StageBufferShape:
     banks: int
     rows: int
     bits: int
+    #: the smallest buffer place_memories considers: a BRAM36 (no lane converters to pay for, unlike
+    #: a FIFO; a half block would take a whole URAM288)
+    min_bram36: float = 1.0
 
-    @property
+    @cached_property
     def slot_bits(self) -> int:
         return URAM_BYTE * math.ceil(self.bits / URAM_BYTE)
 
-    @property
+    @cached_property
     def log_pack(self) -> int:
         fit = 0
         while (2 << fit) * self.slot_bits <= URAM_WIDTH:
             fit += 1
         return min(fit, row_counter_bits(self.rows))
 
-    @property
+    @cached_property
     def pack(self) -> int:
         """Rows of a bank per UltraRAM word."""
         return 1 << self.log_pack
 
-    @property
+    @cached_property
     def uram_words(self) -> int:
         return 1 << (row_counter_bits(self.rows) + 1 - self.log_pack)
 
-    @property
+    @cached_property
     def bram36(self) -> float:
         """Block RAM of the buffer as schedule/contraction.py costs it (0 in LUT RAM)."""
         return self.banks * bram36_for(self.bits, 2 * self.rows)
 
-    @property
+    @cached_property
     def uram(self) -> int:
         return self.banks * uram_for(self.pack * self.slot_bits, self.uram_words)
 
-    @property
+    @cached_property
     def uram_lut(self) -> int:
         """LUTs the UltraRAM path adds: the slot multiplexer of each bank's read and its write
         enables (an estimate)."""
@@ -85,20 +89,26 @@ class StageBufferShape:
         return self.banks * (self.bits * math.ceil(self.pack / 4) + self.pack)
 
 
-def stage_buffer_shapes(graph, schedules: dict[str, OpSchedule]) -> dict[str, StageBufferShape]:
-    """The permutation buffer of every contraction stage with a gather and every permutation."""
+def stage_buffer_shapes(graph, schedules: dict[str, OpSchedule],
+                        cache: dict[OpSchedule, StageBufferShape | None] | None = None) -> dict[str, StageBufferShape]:
+    """The permutation buffer of every contraction stage with a gather and every permutation.
+    ``cache``: shapes by schedule (an OpSchedule names its op), kept by the caller across the
+    hundreds of designs one fold builds."""
     from .contraction import permute_layout, stage_layout
+    cache = {} if cache is None else cache
     shapes = {}
     for op in graph.ops:
-        if isinstance(op, ContractStage):
-            layout = stage_layout(op, schedules[op.name])
-        elif isinstance(op, Permute):
-            s = schedules[op.name]
-            layout = permute_layout(op.transposition, s.in_lanes, s.out_lanes)
-        else:
+        if not isinstance(op, (ContractStage, Permute)):
             continue
-        if layout is not None:
-            shapes[op.name] = StageBufferShape(layout.banks, layout.rows, op.in_type.bits)
+        s = schedules[op.name]
+        if s not in cache:
+            if isinstance(op, ContractStage):
+                layout = stage_layout(op, s)
+            else:
+                layout = permute_layout(op.transposition, s.in_lanes, s.out_lanes)
+            cache[s] = None if layout is None else StageBufferShape(layout.banks, layout.rows, op.in_type.bits)
+        if cache[s] is not None:
+            shapes[op.name] = cache[s]
     return shapes
 
 

@@ -353,6 +353,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
             cost = cost_cache[schedule] = op_cost(op, schedule, board.dsp_kind)
         return replace(cost)
 
+    stage_shape_cache: dict = {}     # contraction buffers by schedule (schedule/contraction_memory.py)
+
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
@@ -382,7 +384,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         buffers = buffer_shapes(graph, schedules, b_sequences)
         # and the frame buffers of contraction stages and permutations (schedule/contraction_memory.py)
         from .contraction_memory import move_stage_buffers_to_uram, stage_buffer_shapes
-        stage_buffers = stage_buffer_shapes(graph, schedules) if getattr(board, "uram", 0) else {}
+        stage_buffers = stage_buffer_shapes(graph, schedules, stage_shape_cache) if board.uram else {}
         uram_fifos, uram_placed = place_memories(shapes, {**buffers, **stage_buffers}, board,
                                                  fifo_bram + sum(c.bram36 for c in costs.values()),
                                                  sum(c.uram for c in costs.values()))
