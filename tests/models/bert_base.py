@@ -4,7 +4,8 @@ transformers BertLayer with its default initialisation; nothing is downloaded), 
 Linears as tensor trains with random cores (768 = 8 x 8 x 12, 3072 = 12 x 16 x 16, rank 4, cores on an 8-bit
 power-of-two grid), the attention projections pruned 1:8 by magnitude, exported by
 torch.onnx.export and quantized by onnxruntime's quantize_static (QDQ, per-channel 4-bit weights,
-int8 activations) on seeded normal hidden states."""
+int8 activations) on seeded normal hidden states.  ``FITTING`` is the compression that fits a board
+(zcu102): every Linear, the attention projections too, a two-core tensor train of rank 2."""
 from __future__ import annotations
 
 from pathlib import Path
