@@ -180,6 +180,7 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             "buffer_sequences": {op.name: design.buffer_sequences.get(op.name, 2)
                                  for op in design.graph.ops if op.kind == "actmatmul"},
             "uram_buffers": sorted(design.uram_buffers),
+            "uram_stage_buffers": sorted(design.uram_stage_buffers),
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 
 

@@ -30,6 +30,11 @@
 //   ROW_BITS, POS_BITS, DIGIT_BITS, SKEW, SKEW_MUL, DIGITS and the compile-time tables
 //   extent(d), stride(d), inc(d) (IN_LANES in the mixed radix), init(l, d) (the digits of lane l).
 //
+// URAM = 1 (the scheduler's choice, codegen/schedule/contraction_memory.py): the buffer in
+// UltraRAM as the RTL's einhls_permute URAM = 1 builds it: each element in a slot of SLOT_BITS
+// (whole 9-bit URAM bytes), PACK consecutive rows of a bank reshaped into one word (a write sets
+// one slot through the byte enables), BIND_STORAGE impl=uram.  P then also has SLOT_BITS and PACK.
+//
 // Repeats: every process of contract_linear is one pipelined loop over the whole frame (R repeats
 // flattened, counters instead of division), so it rewinds from frame to frame.
 #ifndef EINHLS_CONTRACT_H
@@ -63,8 +68,8 @@ ap_uint<P::LOG_BANKS + 1> permute_bank(const ap_uint<P::LOG_BANKS + 1>& col, con
     return col & mask;
 }
 
-template <class P>
-void permute_write(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, ap_uint<P::BITS> buf[P::BANKS][P::ROWS]) {
+template <class P, class E>
+void permute_write(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, E buf[P::BANKS][P::ROWS]) {
     EINHLS_CSIM_PROCESS();
     // Digits of e = beat * IN_LANES + lane, per lane: registers, loaded with the lane's initial
     // digits on the first beat of each frame (a multiplexer, no init loop before the pipeline).
@@ -123,8 +128,8 @@ beats:
     }
 }
 
-template <class P>
-void permute_read(const ap_uint<P::BITS> buf[P::BANKS][P::ROWS], hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out) {
+template <class P, class E>
+void permute_read(const E buf[P::BANKS][P::ROWS], hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out) {
     EINHLS_CSIM_PROCESS();
     ap_uint<P::POS_BITS + 1> pos = 0;
 beats:
@@ -137,7 +142,7 @@ beats:
     read_banks:
         for (unsigned k = 0; k < P::BANKS; k++) {
 #pragma HLS UNROLL
-            q[k] = buf[k][row];
+            q[k] = ap_uint<P::BITS>(buf[k][row]);   // an UltraRAM slot's padding bits dropped
         }
         ap_uint<P::OUT_LANES * P::BITS> word = 0;   // lanes past the end of the frame stay zero
     lanes:
@@ -158,6 +163,36 @@ beats:
     }
 }
 
+// The two frames of the buffer (the DATAFLOW ping-pong channel) in block RAM / LUT RAM, or
+// (URAM) in UltraRAM, PACK rows of a bank a word.
+template <class P, bool URAM>
+struct PermuteRegion {
+    static void run(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in,
+                    hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out) {
+#pragma HLS INLINE
+        ap_uint<P::BITS> buf[P::BANKS][P::ROWS];
+#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
+        permute_write<P>(in, buf);
+        permute_read<P>(buf, out);
+    }
+};
+
+template <class P>
+struct PermuteRegion<P, true> {
+    static void run(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in,
+                    hls::stream<ap_uint<P::OUT_LANES * P::BITS> >& out) {
+#pragma HLS INLINE
+        static_assert(P::SLOT_BITS >= P::BITS && P::SLOT_BITS % 9 == 0, "a slot is whole 9-bit URAM bytes");
+        static_assert(P::PACK * P::SLOT_BITS <= 72 || P::PACK == 1, "PACK slots fit a 72-bit URAM word");
+        ap_uint<P::SLOT_BITS> buf[P::BANKS][P::ROWS];
+#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
+#pragma HLS ARRAY_RESHAPE variable=buf cyclic factor=P::PACK dim=2
+#pragma HLS BIND_STORAGE variable=buf type=ram_s2p impl=uram
+        permute_write<P>(in, buf);
+        permute_read<P>(buf, out);
+    }
+};
+
 // out = in permuted: written at generated addresses into skewed banks, read in order; the buffer
 // is the ping-pong channel of the DATAFLOW pair (the next frame is written while this one is read).
 template <class P>
@@ -169,10 +204,7 @@ void permute(hls::stream<ap_uint<P::IN_LANES * P::BITS> >& in, hls::stream<ap_ui
     static_assert(P::IN_BEATS == (P::SIZE + P::IN_LANES - 1) / P::IN_LANES, "IN_BEATS = ceil(SIZE / IN_LANES)");
     static_assert(P::OUT_BEATS == (P::SIZE + P::OUT_LANES - 1) / P::OUT_LANES, "OUT_BEATS = ceil(SIZE / OUT_LANES)");
     static_assert(ap_fits(P::IN_LANES * P::BITS) && ap_fits(P::OUT_LANES * P::BITS), "permute: a beat exceeds AP_INT_MAX_W");
-    ap_uint<P::BITS> buf[P::BANKS][P::ROWS];
-#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
-    permute_write<P>(in, buf);
-    permute_read<P>(buf, out);
+    PermuteRegion<P, P::URAM != 0>::run(in, out);
 }
 
 // ------------------------------------------------------------------ R repeats of a Linear unit

@@ -24,6 +24,15 @@
 // fills the other, so the interval is max(input beats, output beats) and the latency one frame.
 //
 // Parameters EXTENTS / STRIDES: 32 bits per digit, digit 0 in the low bits, at most 8 digits.
+//
+// URAM = 1 puts every bank in UltraRAM ((* ram_style = "ultra" *); the scheduler's choice where
+// block RAM is the scarcer memory, codegen/schedule/contraction.py uram_bank).  A URAM288 has one
+// shape, 72 bits x 4096 words, so a bank of narrow elements would waste most of it: PACK
+// consecutive rows of a bank share one word instead (PACK a power of two, each element in a slot of
+// SLOT bits, a multiple of the URAM's 9-bit byte, PACK x SLOT <= 72).  A lane writes its element's
+// slot alone (byte-write enables: no read-modify-write, still one write per bank per cycle); a read
+// takes the word and selects the slot of the row, one register later, as the block RAM path's
+// read.  Rows of the two halves never share a word (the half is the top address bit).
 
 `resetall
 `timescale 1ns / 1ps
@@ -39,7 +48,8 @@ module einhls_permute #(
     parameter integer SKEW_MUL  = 1,
     parameter integer DIGITS    = 1,
     parameter [255:0] EXTENTS   = 256'd16,
-    parameter [255:0] STRIDES   = 256'd1
+    parameter [255:0] STRIDES   = 256'd1,
+    parameter integer URAM      = 0      // 1: the banks in UltraRAM, PACK rows a word (see above)
 ) (
     input  wire                          clk,
     input  wire                          rst,
@@ -82,6 +92,12 @@ module einhls_permute #(
     localparam integer LAST_IN_LANES = SIZE - LAST_IN_I * IN_LANES;   // valid lanes of the last beat
     localparam integer FIFO_DEPTH = 4;
     localparam integer CRW = 4;
+    // UltraRAM packing (URAM = 1): SLOT bits per element, 2^LOGP rows of a bank per word (at most
+    // the rows of one half, so the half stays in the word address)
+    localparam integer SLOT      = 9 * ((BITS + 8) / 9);
+    localparam integer LOGP_FIT  = (SLOT > 36) ? 0 : (SLOT > 18) ? 1 : (SLOT > 9) ? 2 : 3;
+    localparam integer LOGP      = (LOGP_FIT < RW) ? LOGP_FIT : RW;
+    localparam integer PACK      = 1 << LOGP;
 
     // digits of v in the source mixed radix, packed DW bits per digit (digit 0 lowest)
     /* verilator lint_off UNUSEDSIGNAL */
@@ -230,8 +246,6 @@ module einhls_permute #(
     generate
         for (b = 0; b < BANKS; b = b + 1) begin : g_bank
             localparam [BW-1:0] BI = b;
-            reg [BITS-1:0] mem [0:(1 << (RW + 1)) - 1];
-            reg [BITS-1:0] q = 0;
             reg            wen;
             reg [RW-1:0]   waddr;
             reg [BITS-1:0] wdata;
@@ -248,13 +262,60 @@ module einhls_permute #(
                     end
                 end
             end
-            always @(posedge clk) begin
-                if (wen) begin
-                    mem[{w_half, waddr}] <= wdata;
+            if (URAM == 0) begin : g_block
+                reg [BITS-1:0] mem [0:(1 << (RW + 1)) - 1];
+                reg [BITS-1:0] q = 0;
+                always @(posedge clk) begin
+                    if (wen) begin
+                        mem[{w_half, waddr}] <= wdata;
+                    end
+                    q <= mem[{rd_half, rd_row}];
                 end
-                q <= mem[{rd_half, rd_row}];
+                assign rdata[b*BITS +: BITS] = q;
+            end else if (LOGP == 0) begin : g_ultra
+                (* ram_style = "ultra" *)
+                reg [SLOT-1:0] words [0:(1 << (RW + 1)) - 1];
+                /* verilator lint_off UNUSEDSIGNAL */
+                reg [SLOT-1:0] q_word = 0;           // the slot's padding bits are never read
+                /* verilator lint_on UNUSEDSIGNAL */
+                reg [SLOT-1:0] wpad;
+                always @* begin
+                    wpad = {SLOT{1'b0}};
+                    wpad[BITS-1:0] = wdata;
+                end
+                always @(posedge clk) begin
+                    if (wen) begin
+                        words[{w_half, waddr}] <= wpad;
+                    end
+                    q_word <= words[{rd_half, rd_row}];
+                end
+                assign rdata[b*BITS +: BITS] = q_word[BITS-1:0];
+            end else begin : g_ultra_packed
+                wire [RW:0] wfull = {w_half, waddr};
+                wire [RW:0] rfull = {rd_half, rd_row};
+                (* ram_style = "ultra" *)
+                reg [PACK*SLOT-1:0] words [0:(1 << (RW + 1 - LOGP)) - 1];
+                /* verilator lint_off UNUSEDSIGNAL */
+                reg [PACK*SLOT-1:0] q_word = 0;      // the slots' padding bits are never read
+                /* verilator lint_on UNUSEDSIGNAL */
+                reg [LOGP-1:0]      q_slot = 0;
+                reg [SLOT-1:0]      wpad;
+                integer s;
+                always @* begin
+                    wpad = {SLOT{1'b0}};
+                    wpad[BITS-1:0] = wdata;
+                end
+                always @(posedge clk) begin
+                    for (s = 0; s < PACK; s = s + 1) begin      // byte-write enables: one slot
+                        if (wen && wfull[LOGP-1:0] == s[LOGP-1:0]) begin
+                            words[wfull[RW:LOGP]][s*SLOT +: SLOT] <= wpad;
+                        end
+                    end
+                    q_word <= words[rfull[RW:LOGP]];
+                    q_slot <= rfull[LOGP-1:0];
+                end
+                assign rdata[b*BITS +: BITS] = q_word[q_slot*SLOT +: BITS];
             end
-            assign rdata[b*BITS +: BITS] = q;
         end
 
         for (l = 0; l < OUT_LANES; l = l + 1) begin : g_out

@@ -57,28 +57,33 @@ def layout_of(op: ContractStage | Permute, s: OpSchedule) -> PermuteLayout | Non
 
 # --------------------------------------------------------------------------- Verilog
 
-def permute_params(layout: PermuteLayout, bits: int, param_cls) -> list:
-    """einhls_permute's parameters (``param_cls`` is codegen.emit.rtl.Param)."""
+def permute_params(layout: PermuteLayout, bits: int, param_cls, uram: bool = False) -> list:
+    """einhls_permute's parameters (``param_cls`` is codegen.emit.rtl.Param); URAM only where the
+    buffer is in UltraRAM, so a block RAM buffer's instance is what it was before the option."""
     extents = [e for e, _ in layout.digits]
     strides = [st for _, st in layout.digits]
-    return [param_cls("SIZE", layout.size), param_cls("BITS", bits),
-            param_cls("IN_LANES", layout.write_lanes), param_cls("OUT_LANES", layout.read_lanes),
-            param_cls("BANKS", layout.banks), param_cls("SKEW", layout.skew),
-            param_cls("SKEW_MUL", layout.skew_mul), param_cls("DIGITS", len(extents)),
-            param_cls("EXTENTS", packed_digits(extents), "b256"),
-            param_cls("STRIDES", packed_digits(strides), "b256")]
+    params = [param_cls("SIZE", layout.size), param_cls("BITS", bits),
+              param_cls("IN_LANES", layout.write_lanes), param_cls("OUT_LANES", layout.read_lanes),
+              param_cls("BANKS", layout.banks), param_cls("SKEW", layout.skew),
+              param_cls("SKEW_MUL", layout.skew_mul), param_cls("DIGITS", len(extents)),
+              param_cls("EXTENTS", packed_digits(extents), "b256"),
+              param_cls("STRIDES", packed_digits(strides), "b256")]
+    return params + [param_cls("URAM", 1)] if uram else params
 
 
-def permute_comment(name: str, layout: PermuteLayout) -> str:
+def permute_comment(name: str, layout: PermuteLayout, uram: bool = False) -> str:
     skew = {0: "banks by column", 1: f"banks skewed by {layout.skew_mul} x row",
             2: "banks skewed by the XOR fold of the row"}[layout.skew]
+    where = "; in UltraRAM, rows packed into 72-bit words" if uram else ""
     return (f"{name}: permutation buffer of {layout.size} elements (ping-pong), {layout.write_lanes} written "
-            f"per cycle by mixed-radix address counters, {layout.read_lanes} read, {layout.banks} banks, {skew}")
+            f"per cycle by mixed-radix address counters, {layout.read_lanes} read, {layout.banks} banks, {skew}"
+            f"{where}")
 
 
-def rtl_stages(index: int, op: ContractStage | Permute, s: OpSchedule, dsp_kind: str):
+def rtl_stages(index: int, op: ContractStage | Permute, s: OpSchedule, dsp_kind: str, uram: bool = False):
     """The top-level stages (and ROM images) of one contraction op, from stream lanes s.in_lanes to
-    s.out_lanes: [lanes] -> [einhls_permute] -> [lanes] -> einhls_linear (one repeat) -> [lanes]."""
+    s.out_lanes: [lanes] -> [einhls_permute] -> [lanes] -> einhls_linear (one repeat) -> [lanes].
+    ``uram``: the permutation buffer in UltraRAM (Design.uram_stage_buffers)."""
     from .rtl import Param, Stage, _lanes_stage, linear_stage
 
     stages, mems = [], []
@@ -93,8 +98,8 @@ def rtl_stages(index: int, op: ContractStage | Permute, s: OpSchedule, dsp_kind:
     layout = layout_of(op, s)
     if layout is not None:
         convert(layout.write_lanes, op.in_size, bits, "wlanes", f"{op.name} buffer input")
-        stages.append(Stage("einhls_permute", f"u{index}_perm", permute_comment(op.name, layout),
-                            permute_params(layout, bits, Param), layout.write_lanes * bits,
+        stages.append(Stage("einhls_permute", f"u{index}_perm", permute_comment(op.name, layout, uram),
+                            permute_params(layout, bits, Param, uram), layout.write_lanes * bits,
                             layout.read_lanes * bits))
         lanes = layout.read_lanes
     if isinstance(op, ContractStage):
@@ -139,13 +144,18 @@ class PermuteUnit:
     digit_bits: int
     pos_bits: int
     row_bits: int
+    uram: bool = False         # the buffer in UltraRAM (schedule/contraction_memory.py)
+    slot_bits: int = 0         # UltraRAM: bits of an element's slot, rows of a bank per word
+    pack: int = 1
 
     @staticmethod
     def of(index: int, op_name: str, source: str, ns: str, header: str, layout: PermuteLayout,
-           bits: int) -> "PermuteUnit":
+           bits: int, uram: bool = False) -> "PermuteUnit":
+        from ..schedule.contraction_memory import StageBufferShape
         extents = [e for e, _ in layout.digits]
+        shape = StageBufferShape(layout.banks, layout.rows, bits)
         return PermuteUnit(index=index, op=op_name, source=source, ns=ns, header=header,
-                           summary=permute_comment(op_name, layout), size=layout.size, bits=bits,
+                           summary=permute_comment(op_name, layout, uram), size=layout.size, bits=bits,
                            in_lanes=layout.write_lanes, out_lanes=layout.read_lanes, banks=layout.banks,
                            extents=extents, strides=[st for _, st in layout.digits],
                            skew=layout.skew, skew_mul=layout.skew_mul,
@@ -156,7 +166,8 @@ class PermuteUnit:
                            log_banks=layout.banks.bit_length() - 1, rows=layout.rows,
                            digit_bits=max(1, max(extents).bit_length()),
                            pos_bits=max(1, layout.size.bit_length()),
-                           row_bits=max(1, (layout.rows - 1).bit_length()))
+                           row_bits=max(1, (layout.rows - 1).bit_length()),
+                           uram=uram, slot_bits=shape.slot_bits, pack=shape.pack)
 
     def internal_widths(self) -> list[int]:
         return [self.in_lanes * self.bits, self.out_lanes * self.bits]
@@ -216,7 +227,7 @@ def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: 
     if layout is not None:
         stem = header[:-2] if header.endswith(".h") else header
         units.append((PermuteUnit.of(index, op.name, op.source, f"{ns}_perm", f"{stem}_perm.h", layout,
-                                     op.in_type.bits),
+                                     op.in_type.bits, op.name in design.uram_stage_buffers),
                       layout.write_lanes, layout.read_lanes, op.in_size, op.in_type.bits))
     if isinstance(op, ContractStage):
         inner = hls_linear_schedule(op, s)

@@ -440,7 +440,8 @@ def _butterfly_unit(index, op, s, design):
 
 def _contraction_unit(index, op, s, design):
     from .contraction import rtl_stages as contraction_rtl_stages
-    stages, mems = contraction_rtl_stages(index, op, s, design.board.dsp_kind)
+    stages, mems = contraction_rtl_stages(index, op, s, design.board.dsp_kind,
+                                          uram=op.name in design.uram_stage_buffers)
     return stages, mems, False
 
 

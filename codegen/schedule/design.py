@@ -116,6 +116,9 @@ class Design:
     # attention products whose key / value (b) buffer is in UltraRAM (schedule/fifo_memory.py:
     # place_memories); the others keep it in block RAM or LUT RAM
     uram_buffers: frozenset[str] = frozenset()
+    # contraction stages and permutations whose frame buffer is in UltraRAM, rows packed into
+    # 72-bit words (schedule/contraction_memory.py); the others keep it in block RAM or LUT RAM
+    uram_stage_buffers: frozenset[str] = frozenset()
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]

@@ -142,8 +142,9 @@ def place_memories(shapes: dict[tuple[str, int], FifoShape], buffers: dict[str, 
         return {}, frozenset()
     movable = [(0, key, shape.bram36, shape.uram) for key, shape in shapes.items()
                if shape.bram36 >= MIN_BRAM36 and shape.packed_lanes > 0]
+    # a buffer kind may set its own threshold (a stage buffer needs no lane converters)
     movable += [(1, name, shape.bram36, shape.uram) for name, shape in buffers.items()
-                if shape.bram36 >= MIN_BRAM36]
+                if shape.bram36 >= getattr(shape, "min_bram36", MIN_BRAM36)]
     movable.sort(key=lambda item: (-item[2] / item[3], -item[2], item[0], item[1]))
     fifos, placed_buffers = {}, set()
     for kind, key, bram, uram in movable:

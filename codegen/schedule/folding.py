@@ -353,6 +353,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
             cost = cost_cache[schedule] = op_cost(op, schedule, board.dsp_kind)
         return replace(cost)
 
+    stage_shape_cache: dict = {}     # contraction buffers by schedule (schedule/contraction_memory.py)
+
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
@@ -380,10 +382,16 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # with the key / value buffers of the attention products, by the same rule
         from .buffers import buffer_shapes, move_buffers_to_uram
         buffers = buffer_shapes(graph, schedules, b_sequences)
-        uram_fifos, uram_buffers = place_memories(shapes, buffers, board,
-                                                  fifo_bram + sum(c.bram36 for c in costs.values()),
-                                                  sum(c.uram for c in costs.values()))
+        # and the frame buffers of contraction stages and permutations (schedule/contraction_memory.py)
+        from .contraction_memory import move_stage_buffers_to_uram, stage_buffer_shapes
+        stage_buffers = stage_buffer_shapes(graph, schedules, stage_shape_cache) if board.uram else {}
+        uram_fifos, uram_placed = place_memories(shapes, {**buffers, **stage_buffers}, board,
+                                                 fifo_bram + sum(c.bram36 for c in costs.values()),
+                                                 sum(c.uram for c in costs.values()))
+        uram_buffers = frozenset(name for name in uram_placed if name in buffers)
+        uram_stage_buffers = frozenset(uram_placed - uram_buffers)
         move_buffers_to_uram(costs, buffers, uram_buffers)
+        move_stage_buffers_to_uram(costs, stage_buffers, uram_stage_buffers)
         fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
@@ -412,6 +420,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["uram_fifos"] = len(uram_fifos)
         totals["_uram_buffers"] = uram_buffers
         totals["uram_buffers"] = len(uram_buffers)
+        totals["_uram_stage_buffers"] = uram_stage_buffers
+        totals["uram_stage_buffers"] = len(uram_stage_buffers)
         totals["b_sequences"] = b_sequences
         totals["rate_ii"] = ii
         totals["tokens"] = graph.tokens
@@ -516,8 +526,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
     uram_fifos = totals.pop("_uram_fifos")
     uram_buffers = totals.pop("_uram_buffers")
+    uram_stage_buffers = totals.pop("_uram_stage_buffers")
     sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
                     rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos,
-                    uram_buffers=uram_buffers)
+                    uram_buffers=uram_buffers, uram_stage_buffers=uram_stage_buffers)
     return FoldResult(design, costs, chosen, totals, notes)

@@ -4,7 +4,8 @@ transformers BertLayer with its default initialisation; nothing is downloaded), 
 Linears as tensor trains with random cores (768 = 8 x 8 x 12, 3072 = 12 x 16 x 16, rank 4, cores on an 8-bit
 power-of-two grid), the attention projections pruned 1:8 by magnitude, exported by
 torch.onnx.export and quantized by onnxruntime's quantize_static (QDQ, per-channel 4-bit weights,
-int8 activations) on seeded normal hidden states."""
+int8 activations) on seeded normal hidden states.  ``FITTING`` is the compression that fits a board
+(zcu102): every Linear, the attention projections too, a two-core tensor train of rank 2."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +21,12 @@ HIDDEN, HEADS, FFN, LAYERS = 768, 12, 3072, 12
 FFN_FACTORS = ((8, 8, 12), (12, 16, 16))
 TT_RANK = 4
 ATTENTION_NM = (1, 8)
+
+#: compressed_bert_base's options for the encoder that fits a board (zcu102; nothing tried fits the
+#: zcu104, see the README): every Linear a two-core tensor train of rank 2, 768 = 24 x 32 and
+#: 3072 = 48 x 64 (fewer stages than three cores: fewer buffers, LUTs and FFs)
+FITTING = {"projections": "tt", "attention_rank": 2, "ffn_rank": 2,
+           "ffn_factors": ((24, 32), (48, 64)), "attention_factors": (24, 32)}
 
 
 class RandomTT(TokenwiseTT):
@@ -46,9 +53,13 @@ class _Encoder(nn.Module):
 
 
 def compressed_bert_base(layers: int = LAYERS, seed: int = 0, projections: str = "nm",
-                         ffn_rank: int = TT_RANK, attention_rank: int = TT_RANK) -> nn.Module:
-    """``projections`` "nm": the four attention projections pruned ATTENTION_NM; "tt": tensor
-    trains 768 -> 768 (8 x 8 x 12 both sides) of rank ``attention_rank``, as the FFNs."""
+                         ffn_rank: int = TT_RANK, attention_rank: int = TT_RANK,
+                         attention_nm: tuple[int, int] = ATTENTION_NM,
+                         ffn_factors: tuple[tuple[int, ...], tuple[int, ...]] = FFN_FACTORS,
+                         attention_factors: tuple[int, ...] | None = None) -> nn.Module:
+    """``projections`` "nm": the four attention projections pruned ``attention_nm``; "tt": tensor
+    trains 768 -> 768 of rank ``attention_rank`` (``attention_factors`` both sides, default the FFNs'
+    768 factors); ``ffn_factors``: (768's factors, 3072's) of the feed-forward tensor trains."""
     from transformers import BertConfig
     from transformers.models.bert.modeling_bert import BertLayer
 
@@ -67,12 +78,13 @@ def compressed_bert_base(layers: int = LAYERS, seed: int = 0, projections: str =
             if projections == "nm":
                 for linear in (attention.self.query, attention.self.key, attention.self.value,
                                attention.output.dense):
-                    linear.weight.copy_(prune_n_m(linear.weight, *ATTENTION_NM))
-        small, large = FFN_FACTORS
+                    linear.weight.copy_(prune_n_m(linear.weight, *attention_nm))
+        small, large = ffn_factors
         if projections == "tt":
+            square = attention_factors or small
             for owner, name in ((layer.attention.self, "query"), (layer.attention.self, "key"),
                                 (layer.attention.self, "value"), (layer.attention.output, "dense")):
-                setattr(owner, name, RandomTT(small, small, attention_rank))
+                setattr(owner, name, RandomTT(square, square, attention_rank))
         layer.intermediate.dense = RandomTT(small, large, ffn_rank)
         layer.output.dense = RandomTT(large, small, ffn_rank)
         blocks.append(layer)
