@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -80,6 +82,24 @@ def test_expansion_self_check_catches_a_wrong_pipeline():
     wrong = dataclasses.replace(stages[last], weight=-stages[last].weight)
     with pytest.raises(AssertionError, match="differs from its reference"):
         check_expansion(op, [*stages[:last], wrong, *stages[last + 1:]], 8)
+
+
+def test_a_contraction_reading_another_contraction_expands():
+    """The second of two Contractions in a row reads the first one's expanded pipeline (its input
+    was renamed by the first expansion), bit-identical to the unexpanded pair."""
+    graph = lower_model(tt_model(in_factors=[4, 4], out_factors=[4, 4], ranks=[3], seed=7, bits=8, act_bits=8,
+                                 out_bits=8))
+    first = replace(graph.ops[0], inputs=())
+    pair = Graph(name="pair", input_type=graph.input_type, input_size=graph.input_size,
+                 ops=[first, replace(first, name="second", in_type=first.out_type)])
+    pair.check()
+    expanded, _ = plan_contractions(pair, self_check=True)
+    expanded.check()
+    assert not any(isinstance(op, Contraction) for op in expanded.ops)
+    t = graph.input_type
+    codes = np.random.default_rng(1).integers(t.min, t.max + 1, size=(16, graph.input_size))
+    codes[0], codes[1] = t.min, t.max
+    np.testing.assert_array_equal(run_reference(expanded, codes), run_reference(pair, codes))
 
 
 def test_tt_exact_accumulator_too_wide_is_refused():

@@ -416,6 +416,7 @@ def plan_contractions(graph: Graph, objective: str = "macs", self_check: bool = 
     plans: list[SegmentPlan] = []
     for op in graph.ops:
         if isinstance(op, Contraction):
+            op = graph.op(op.name)   # its inputs as rewired by the expansions before it
             new, seg_plans = expand_contraction(op, objective, **score_args)
             if self_check:
                 check_expansion(op, new, 4 * graph.tensor_tokens(op.inputs[0]))
