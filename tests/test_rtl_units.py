@@ -227,7 +227,7 @@ LINT_PARAMS = {
     "einhls_relu": [[], ["-GLANES=3", "-GSIZE=7", "-GSIGNED=0"]],
     "einhls_lanes": [[], ["-GIN_LANES=3", "-GOUT_LANES=4", "-GSIZE=13"], ["-GIN_LANES=6", "-GOUT_LANES=2"]],
     "einhls_skid": [[]],
-    "einhls_fifo": [[], ["-GURAM=1", "-GDEPTH=8192", "-GWIDTH=64"]],
+    "einhls_fifo": [[], ["-GURAM=1", "-GDEPTH=8192", "-GWIDTH=64"], ["-GDEPTH=3"], ["-GURAM=1", "-GDEPTH=6192", "-GWIDTH=64"]],
     "einhls_adder_tree": [[], ["-GN_IN=7", "-GSTAGE=1"], ["-GN_IN=1"]],
     "einhls_permute": [[], ["-GSIZE=96", "-GIN_LANES=3", "-GOUT_LANES=4", "-GBANKS=8", "-GSKEW=1", "-GSKEW_MUL=3",
                             "-GDIGITS=2", "-GEXTENTS=256'h0000000c00000008", "-GSTRIDES=256'h0000000100000008"]],
