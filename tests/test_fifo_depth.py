@@ -87,3 +87,30 @@ def test_fifo_any_depth_rtl(fifo_results: dict, name: str, depth: int, width: in
     # the random phase really paused both sides
     assert rand["in_cycles"][-1] - rand["in_cycles"][0] > len(rand["in_cycles"]) - 1
     assert rand["out_cycles"][-1] - rand["out_cycles"][0] > len(rand["out_cycles"]) - 1
+
+
+def test_scheduler_keeps_the_power_of_two_unless_it_takes_more_block_ram() -> None:
+    from codegen.schedule.folding import fifo_depth
+
+    # a sequence of 128 tokens of 384 8-bit beats, plus a token and two beats: 13 BRAM36 of 9 x 4096
+    # at 49,538 words, 16 at 65,536
+    assert fifo_depth(49_538, 8) == 49_538
+    # 400 words of 8 bits: a RAMB18 either way (9 x 2048), so the power of two and its slack
+    assert fifo_depth(400, 8) == 512
+    # LUT RAM either way (at most 64 words)
+    assert fifo_depth(40, 64) == 64
+    # 5,000 words of 8 bits: 2 BRAM36 (9 x 4096 x 2) as 5,000 or as 8,192
+    assert fifo_depth(5_000, 8) == 8_192
+    assert fifo_depth(9_000, 8) == 9_000          # 3 BRAM36, 4 as 16,384
+
+
+def test_packed_fifo_in_ultraram_keeps_its_exact_words_where_they_save_a_block() -> None:
+    from codegen.schedule.fifo_memory import FifoShape
+
+    # 8 lanes of 8 bits a word (384 features): 49,538 beats are 6,193 words, 2 URAM288 of 4,096
+    # rows either way
+    delay = FifoShape(384, 8, 1, 49_538)
+    assert (delay.packed_lanes, delay.packed_depth, delay.uram) == (8, 8_192, 2)
+    # 72,000 beats: 9,000 words, 3 URAM288 where 16,384 take 4
+    longer = FifoShape(384, 8, 1, 72_000)
+    assert (longer.packed_depth, longer.uram) == (9_000, 3)

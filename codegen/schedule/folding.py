@@ -24,7 +24,7 @@ from .boards import Board
 from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
-from .cost import HLS_WORD_LIMIT_BITS, OpCost, op_cost, place_roms
+from .cost import HLS_WORD_LIMIT_BITS, OpCost, bram36_for, op_cost, place_roms
 from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_memories
 from .design import Design, OpSchedule, divisor_at_most
 
@@ -221,6 +221,15 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
     return arrival
 
 
+def fifo_depth(need: int, width: int) -> int:
+    """The depth of a FIFO of ``width``-bit beats that must hold ``need`` beats: the next power of
+    two (einhls_fifo's cheapest pointers, and the slack is free where the blocks have it), or
+    ``need`` itself where the power of two would take more block RAM (einhls_fifo wraps at any
+    depth: a sequence of 49,538 beats of 8 bits takes 13 BRAM36 exactly, 16 as 65,536)."""
+    power = 1 << max(1, (need - 1).bit_length())
+    return need if bram36_for(width, need) < bram36_for(width, power) else power
+
+
 def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpSchedule],
                 interval: int) -> dict[tuple[str, int], int]:
     """Depth (beats) of the FIFO in front of every input of an op where paths reconverge, and in
@@ -242,7 +251,7 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
             lanes = schedules[op.name].in_lanes
             beats = math.ceil(op.in_size / lanes)
             waiting = math.ceil(held * beats / _per_token(max(interval, 1), graph, counts[op.inputs[0]]))
-            depths[(op.name, 0)] = 1 << max(1, (waiting + beats + 2 - 1).bit_length())
+            depths[(op.name, 0)] = fifo_depth(waiting + beats + 2, lanes * op.in_type.bits)
             continue
         if len(op.inputs) < 2:
             continue
@@ -252,8 +261,7 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
             beats = math.ceil(size / lanes)
             waiting = math.ceil((ready[index] - arrival[tensor]) * beats
                                 / _per_token(max(interval, 1), graph, counts[tensor]))
-            depth = waiting + beats + 2
-            depths[(op.name, index)] = 1 << max(1, (depth - 1).bit_length())
+            depths[(op.name, index)] = fifo_depth(waiting + beats + 2, lanes * op.input_types[index].bits)
     return depths
 
 
