@@ -7,7 +7,8 @@
 // other depth at DEPTH (the scheduler sizes a FIFO of a sequence at its depth, not the next power
 // of two: 49,536 words of 8 bits take 13 BRAM36, 65,536 take 16).  URAM = 1 asks for UltraRAM
 // ((* ram_style = "ultra" *)): the scheduler puts a long FIFO there packed into words of several
-// lanes (codegen/schedule/fifo_memory.py); 0 leaves LUT RAM or block RAM to synthesis.
+// lanes (codegen/schedule/fifo_memory.py); LUTRAM = 1 asks for LUT RAM; neither leaves LUT RAM or
+// block RAM to synthesis.
 
 `resetall
 `timescale 1ns / 1ps
@@ -16,7 +17,8 @@
 module einhls_fifo #(
     parameter integer DEPTH = 16,
     parameter integer WIDTH = 8,
-    parameter integer URAM  = 0
+    parameter integer URAM  = 0,
+    parameter integer LUTRAM = 0
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -35,6 +37,11 @@ module einhls_fifo #(
     localparam integer POW2 = (DEPTH <= 2 || (1 << AW) == DEPTH) ? 1 : 0;
     localparam integer WORDS = POW2 != 0 ? (1 << AW) : DEPTH;
     localparam [31:0] LAST = WORDS - 1;
+    // LUTRAM = 1: LUT RAM (ram_style "distributed"), where block RAM is what the design runs out of
+    // (codegen/schedule/lutram.py); "auto" leaves the choice to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
+    localparam RAM_STYLE = (LUTRAM != 0) ? "distributed" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
 
     reg [AW:0]      wr_ptr = 0;            // {lap, address}: the lap bit tells full from empty
     reg [AW:0]      rd_ptr = 0;
@@ -68,6 +75,7 @@ module einhls_fifo #(
                 end
             end
         end else begin : g_ram
+            (* ram_style = RAM_STYLE *)
             reg [WIDTH-1:0] mem [0:WORDS-1];
             always @(posedge clk) begin
                 if (write) begin

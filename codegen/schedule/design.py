@@ -116,6 +116,11 @@ class Design:
     # attention products whose key / value (b) buffer is in UltraRAM (schedule/fifo_memory.py:
     # place_memories); the others keep it in block RAM or LUT RAM
     uram_buffers: frozenset[str] = frozenset()
+    # FIFOs in front of op inputs, and units whose small memories (a Linear unit's input buffer, a
+    # LayerNorm unit's row buffer and gamma / beta ROMs), placed in LUT RAM where block RAM is what
+    # the design runs out of (schedule/lutram.py)
+    lutram_fifos: frozenset[tuple[str, int]] = frozenset()
+    lutram_units: frozenset[str] = frozenset()
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]

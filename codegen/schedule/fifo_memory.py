@@ -163,16 +163,21 @@ def place_memories(shapes: dict[tuple[str, int], FifoShape], buffers: dict[str, 
     return fifos, frozenset(placed_buffers)
 
 
-def fifo_memory(shapes: dict[tuple[str, int], FifoShape],
-                uram_fifos: dict[tuple[str, int], int]) -> tuple[float, int, int, int]:
+def fifo_memory(shapes: dict[tuple[str, int], FifoShape], uram_fifos: dict[tuple[str, int], int],
+                lutram_fifos: frozenset = frozenset()) -> tuple[float, int, int, int]:
     """(BRAM36, URAM288, LUTs, bits) of the FIFOs: LUT RAM below a block RAM's worth, block RAM,
-    or packed UltraRAM for those in ``uram_fifos``."""
+    packed UltraRAM for those in ``uram_fifos``, or LUT RAM for those in ``lutram_fifos``
+    (schedule/lutram.py)."""
+    from .lutram import lutram_luts
     bram, uram, lut, bits = 0.0, 0, 0, 0
     for key, shape in shapes.items():
         bits += shape.width * shape.depth
         if key in uram_fifos:
             uram += shape.uram
             lut += shape.converter_luts
+            continue
+        if key in lutram_fifos:
+            lut += lutram_luts(shape.width, shape.depth)
             continue
         blocks = shape.bram36
         bram += blocks

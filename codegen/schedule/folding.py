@@ -362,6 +362,15 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         return replace(cost)
 
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
+        built = build_placed(target, b_sequences, False)
+        if board.uram and any(item.startswith(("BRAM36", "URAM")) for item in fits(built[2], board, max_util)):
+            # block RAM and UltraRAM are what the design runs out of: small memories to LUT RAM
+            # (schedule/lutram.py), then the same placement of the rest
+            return build_placed(target, b_sequences, True)
+        return built
+
+    def build_placed(target: int, b_sequences: int,
+                     lutram: bool) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
         if b_sequences == 1:
@@ -379,6 +388,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
         shapes = fifo_shapes(graph, fifo_depths(graph, costs, schedules, ii), schedules)
         fifo_bram = placed_fifo_memory(shapes, {})[0]
+        lutram_fifos, lutram_units = frozenset(), frozenset()
+        if lutram:
+            from .lutram import place_lutram
+            lut_used = sum(c.lut for c in costs.values()) + placed_fifo_memory(shapes, {})[2]
+            lutram_fifos, lutram_units = place_lutram(graph, schedules, costs, shapes, board, lut_used,
+                                                      fifo_bram + sum(c.bram36 for c in costs.values()))
+            fifo_bram = placed_fifo_memory(shapes, {}, lutram_fifos)[0]
         # only Linear units can hold their weights in URAM (the other units keep their memories,
         # which load the block RAM the weights are balanced against)
         linear = {op.name for op in graph.ops if op.kind == "linear"}
@@ -388,11 +404,12 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # with the key / value buffers of the attention products, by the same rule
         from .buffers import buffer_shapes, move_buffers_to_uram
         buffers = buffer_shapes(graph, schedules, b_sequences)
-        uram_fifos, uram_buffers = place_memories(shapes, buffers, board,
+        uram_fifos, uram_buffers = place_memories({k: v for k, v in shapes.items() if k not in lutram_fifos},
+                                                  buffers, board,
                                                   fifo_bram + sum(c.bram36 for c in costs.values()),
                                                   sum(c.uram for c in costs.values()))
         move_buffers_to_uram(costs, buffers, uram_buffers)
-        fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
+        fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos, lutram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
         totals["latency"] = arrivals(graph, costs, totals["ii"])[graph.output]   # the longest path, not the sum
@@ -409,6 +426,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["_uram_fifos"] = uram_fifos      # taken into the Design at the end
         totals["uram_fifos"] = len(uram_fifos)
         totals["_uram_buffers"] = uram_buffers
+        totals["_lutram_fifos"], totals["_lutram_units"] = lutram_fifos, lutram_units
+        totals["lutram_fifos"], totals["lutram_units"] = len(lutram_fifos), len(lutram_units)
         totals["uram_buffers"] = len(uram_buffers)
         totals["b_sequences"] = b_sequences
         totals["rate_ii"] = ii
@@ -514,8 +533,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
     uram_fifos = totals.pop("_uram_fifos")
     uram_buffers = totals.pop("_uram_buffers")
+    lutram_fifos, lutram_units = totals.pop("_lutram_fifos"), totals.pop("_lutram_units")
     sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
                     rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos,
-                    uram_buffers=uram_buffers)
+                    uram_buffers=uram_buffers, lutram_fifos=lutram_fifos, lutram_units=lutram_units)
     return FoldResult(design, costs, chosen, totals, notes)
