@@ -238,7 +238,7 @@ LINT_PARAMS = {
                    ["-GSIZE=1", "-GSHIFT=40", "-GM_BITS=3"], ["-GMA=5", "-GMB=5", "-GM_BITS=3", "-GB_BITS=4"]],
     "einhls_mul": [[], ["-GLANES=4", "-GSIZE=13", "-GSHIFT=9", "-GM_BITS=20", "-GB_SIGNED=0", "-GA_BITS=2"]],
     "einhls_binop": [[], ["-GMUL=1", "-GLANES=2", "-GSIZE=3"]],
-    "einhls_softmax": [[]],
+    "einhls_softmax": [[], ["-GLUTRAM=1"]],
     "einhls_layernorm": [[], ["-GLUTRAM=1"]],
     "einhls_gelu": [[]],
     "einhls_concat": [[], ["-GN=3", "-GBEATS0=1", "-GBEATS1=5", "-GBEATS2=2"],

@@ -462,7 +462,7 @@ def _nonlinear_unit(index, op, s, design):
     from .nonlinear import rtl_unit as nonlinear_rtl_unit
     module, params, mems = nonlinear_rtl_unit(index, op, s.in_lanes)
     comment = f"{op.name}: {op.kind} of {op.in_size} features per token, {s.in_lanes} per beat"
-    if op.name in design.lutram_units:     # row buffer and ROMs in LUT RAM (schedule/lutram.py)
+    if op.name in design.lutram_units:     # row buffers in LUT RAM (schedule/lutram.py)
         params = [*params, Param("LUTRAM", 1)]
         comment += "; memories in LUT RAM"
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,

@@ -117,8 +117,8 @@ class Design:
     # place_memories); the others keep it in block RAM or LUT RAM
     uram_buffers: frozenset[str] = frozenset()
     # FIFOs in front of op inputs, and units whose small memories (a Linear unit's input buffer, a
-    # LayerNorm unit's row buffer and gamma / beta ROMs), placed in LUT RAM where block RAM is what
-    # the design runs out of (schedule/lutram.py)
+    # LayerNorm or Softmax unit's row buffers), placed in LUT RAM where block RAM is what the
+    # design runs out of (schedule/lutram.py)
     lutram_fifos: frozenset[tuple[str, int]] = frozenset()
     lutram_units: frozenset[str] = frozenset()
 

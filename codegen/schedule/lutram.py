@@ -2,13 +2,14 @@
 
 Small memories take a block RAM each whatever their size: a FIFO of 512 words of 8 bits (4 Kb) a
 RAMB18, a Linear unit's input buffer of 128 words of 64 bits (8 Kb) a RAMB36, a LayerNorm unit's
-row buffer and gamma / beta ROMs 1.5 BRAM36.  The 128-token MiniLM encoder has 54 such FIFOs (27
-BRAM36), 36 such buffers (36 BRAM36) and 12 LayerNorm units (18 BRAM36) beside its key / value
-buffers and layer-input delays, which need the block RAM.  Where the design does not fit its
+row buffer and gamma / beta ROMs 1.5 BRAM36, a Softmax unit's row buffers 0.5.  The 128-token
+MiniLM encoder has 54 such FIFOs (27 BRAM36), 36 such buffers (36 BRAM36), 12 LayerNorm units
+(18 BRAM36) and 6 Softmax units (3 BRAM36) beside its key / value buffers and layer-input delays,
+which need the block RAM.  Where the design does not fit its
 block RAM and UltraRAM otherwise (folding.fold builds each design without this first),
 :func:`place_lutram` moves them to LUT RAM (einhls_fifo LUTRAM = 1, einhls_linear XBUF_LUTRAM = 1,
-einhls_layernorm LUTRAM = 1: ram_style / rom_style "distributed"), most block RAM saved per LUT
-first, while
+einhls_layernorm and einhls_softmax LUTRAM = 1: ram_style "distributed" on their RAMs), most
+block RAM saved per LUT first, while
 
 * block RAM stays the fuller of the two (the same balance as codegen/schedule/cost.py place_roms),
 * the LUT RAM stays within ``LUTRAM_SHARE`` of the board's LUTs (only the SLICEM half of the
@@ -59,6 +60,14 @@ def layernorm_luts(op, lanes: int) -> int:
     return lutram_luts(lanes * op.in_type.bits, 3 * beats) + roms
 
 
+def softmax_luts(op, lanes: int) -> int:
+    """LUTs einhls_softmax's row buffers take in LUT RAM (LUTRAM = 1): two tokens of codes and two
+    of exponentials, simple dual port.  ``op``: the graph op or its unit."""
+    op = getattr(op, "unit", op)
+    beats = math.ceil(op.size / lanes)
+    return lutram_luts(lanes * op.in_type.bits, 2 * beats) + lutram_luts(lanes * op.exp_max.bit_length(), 2 * beats)
+
+
 def place_lutram(graph, schedules, costs: dict[str, OpCost], fifo_shapes: dict, board, lut_used: float,
                  bram_used: float) -> tuple[frozenset, frozenset]:
     """(FIFOs, Linear units whose input buffer) to put in LUT RAM (the module docstring).
@@ -75,6 +84,8 @@ def place_lutram(graph, schedules, costs: dict[str, OpCost], fifo_shapes: dict, 
             candidates.append((c.input_bram36, lutram_luts(*input_buffer_shape(op, schedules[op.name])), 1, op.name))
         elif op.kind == "layernorm" and 0 < c.bram36 <= MAX_BRAM36:
             candidates.append((c.bram36, layernorm_luts(op, schedules[op.name].in_lanes), 2, op.name))
+        elif op.kind == "softmax" and 0 < c.bram36 <= MAX_BRAM36:
+            candidates.append((c.bram36, softmax_luts(op, schedules[op.name].in_lanes), 3, op.name))
     candidates.sort(key=lambda item: (-item[0] / item[1], item[2], str(item[3])))
     budget = LUTRAM_SHARE * board.lut
     fifos, inputs, spent = set(), set(), 0
