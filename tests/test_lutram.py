@@ -6,7 +6,8 @@
 * a generated block (fork -> Linear -> Add with the residual -> LayerNorm) with those memories in
   LUT RAM: the parameters in both back ends, and bit-exact in RTL simulation (random pauses) and
   C-sim (the RTL attribute changes no behaviour; the simulation checks that the emitted design is
-  still the reference's).
+  still the reference's); an attention product with its a row buffer in LUT RAM, the same in RTL
+  simulation.
 """
 from __future__ import annotations
 
@@ -140,3 +141,28 @@ def test_lut_ram_block_is_bit_exact(tmp_path: Path) -> None:
     csim = run_csim(tmp_path, inputs, expected, tmp_path / "work_csim", tokens=design.graph.tokens)
     assert csim.passed, csim.line()
     assert np.asarray(expected).size == 3 * design.graph.tokens * FEATURES
+
+
+@pytest.mark.rtl
+@pytest.mark.csim
+def test_attention_product_with_its_a_buffer_in_lut_ram_is_bit_exact(tmp_path: Path) -> None:
+    """tests/test_encoder_buffers.py's generated attention design (fork, packed query FIFO,
+    attention product) with the product's a row buffer in LUT RAM (A_LUTRAM = 1): RTL sim with
+    random pauses and C-sim, element by element."""
+    from test_encoder_buffers import packed_design
+
+    from codegen.emit.cocotb_tb import emit_cocotb_tb
+    from codegen.emit.rtl import emit_rtl
+    from codegen.ir.reference import random_inputs, run_reference
+    from codegen.verify.rtlsim import run_rtlsim
+
+    _needs_tools()
+    design = packed_design(8, 2)
+    design.lutram_units = frozenset({"amm"})
+    emit_rtl(design, tmp_path)
+    assert ".A_LUTRAM(1)" in (tmp_path / "rtl" / "einhls_top.v").read_text()
+    emit_cocotb_tb(design, tmp_path)
+    inputs = random_inputs(design.graph, 4, seed=8)
+    expected = run_reference(design.graph, inputs)
+    rtl = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work_rtl")
+    assert rtl.passed, rtl.line()

@@ -217,7 +217,7 @@ LINT_PARAMS = {
     "einhls_actmatmul": [[], ["-GLAYOUT=1", "-GHEADS=2", "-GINNER=4", "-GCOLS=6", "-GTOKENS=4", "-GSIMD=2", "-GPE=3",
                               "-GA_LANES=4", "-GB_LANES=3", "-GOUT_LANES=4", "-GRQ_LANES=3"],
                          ["-GINNER=1", "-GCOLS=1", "-GTOKENS=1", "-GMUL_LUT=1", "-GA_BITS=4", "-GB_BITS=4"],
-                         ["-GB_SEQS=1"], ["-GINNER=1", "-GCOLS=1", "-GTOKENS=1", "-GB_SEQS=1"]],
+                         ["-GB_SEQS=1"], ["-GINNER=1", "-GCOLS=1", "-GTOKENS=1", "-GB_SEQS=1"], ["-GA_LUTRAM=1"]],
     "einhls_linear": [[], ["-GNNZ=2", "-GGROUP=4", "-GSIMD=8", "-GIN_LANES=3", "-GPE=3", "-GRQ_LANES=1",
                            "-GIN_SIGNED=0", "-GPER_CHANNEL=1", "-GSHIFT=5"],
                       ["-GK=1", "-GN=1", "-GSIMD=1", "-GPE=1", "-GIN_LANES=1", "-GOUT_LANES=1"],

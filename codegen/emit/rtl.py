@@ -492,6 +492,9 @@ def _actmatmul_unit(index, op, s, design):
                                               b_uram=op.name in design.uram_buffers)
     comment = (f"{op.name}: attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
                f"SIMD {s.simd} x PE {s.pe}")
+    if op.name in design.lutram_units:     # the a row buffer in LUT RAM (schedule/lutram.py)
+        params = [*params, Param("A_LUTRAM", 1)]
+        comment += "; a row buffer in LUT RAM"
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
                   s.out_lanes * op.out_type.bits)
     return [stage], mems, False

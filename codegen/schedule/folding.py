@@ -388,11 +388,11 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
         shapes = fifo_shapes(graph, fifo_depths(graph, costs, schedules, ii), schedules)
         fifo_bram = placed_fifo_memory(shapes, {})[0]
-        lutram_fifos, lutram_units = frozenset(), frozenset()
+        lutram_fifos, lutram_units, lutram_luts = frozenset(), frozenset(), 0
         if lutram:
             from .lutram import place_lutram
             lut_used = sum(c.lut for c in costs.values()) + placed_fifo_memory(shapes, {})[2]
-            lutram_fifos, lutram_units = place_lutram(graph, schedules, costs, shapes, board, lut_used,
+            lutram_fifos, lutram_units, lutram_luts = place_lutram(graph, schedules, costs, shapes, board, lut_used,
                                                       fifo_bram + sum(c.bram36 for c in costs.values()))
             fifo_bram = placed_fifo_memory(shapes, {}, lutram_fifos)[0]
         # only Linear units can hold their weights in URAM (the other units keep their memories,
@@ -428,6 +428,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["_uram_buffers"] = uram_buffers
         totals["_lutram_fifos"], totals["_lutram_units"] = lutram_fifos, lutram_units
         totals["lutram_fifos"], totals["lutram_units"] = len(lutram_fifos), len(lutram_units)
+        totals["lutram_luts"] = lutram_luts
         totals["uram_buffers"] = len(uram_buffers)
         totals["b_sequences"] = b_sequences
         totals["rate_ii"] = ii
@@ -534,6 +535,10 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     uram_fifos = totals.pop("_uram_fifos")
     uram_buffers = totals.pop("_uram_buffers")
     lutram_fifos, lutram_units = totals.pop("_lutram_fifos"), totals.pop("_lutram_units")
+    if lutram_fifos or lutram_units:
+        notes.append(f"block RAM and UltraRAM do not hold the design: {len(lutram_fifos)} FIFOs and the small "
+                     f"memories of {len(lutram_units)} units in LUT RAM, {totals['lutram_luts']:,} LUTs "
+                     f"(codegen/schedule/lutram.py)")
     sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
                     rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos,

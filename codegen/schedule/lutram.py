@@ -2,14 +2,15 @@
 
 Small memories take a block RAM each whatever their size: a FIFO of 512 words of 8 bits (4 Kb) a
 RAMB18, a Linear unit's input buffer of 128 words of 64 bits (8 Kb) a RAMB36, a LayerNorm unit's
-row buffer and gamma / beta ROMs 1.5 BRAM36, a Softmax unit's row buffers 0.5.  The 128-token
-MiniLM encoder has 54 such FIFOs (27 BRAM36), 36 such buffers (36 BRAM36), 12 LayerNorm units
-(18 BRAM36) and 6 Softmax units (3 BRAM36) beside its key / value buffers and layer-input delays,
-which need the block RAM.  Where the design does not fit its
+row buffer and gamma / beta ROMs 1.5 BRAM36, a Softmax unit's row buffers 0.5, an attention
+product's a row buffer (2 x 64 words of 72 bits) 1.  The 128-token MiniLM encoder has 54 such
+FIFOs (27 BRAM36), 36 such buffers (36 BRAM36), 12 LayerNorm units (18 BRAM36), 6 Softmax units
+(3 BRAM36) and 12 attention products (12 BRAM36) beside its key / value buffers and layer-input
+delays, which need the block RAM.  Where the design does not fit its
 block RAM and UltraRAM otherwise (folding.fold builds each design without this first),
 :func:`place_lutram` moves them to LUT RAM (einhls_fifo LUTRAM = 1, einhls_linear XBUF_LUTRAM = 1,
-einhls_layernorm and einhls_softmax LUTRAM = 1: ram_style "distributed" on their RAMs), most
-block RAM saved per LUT first, while
+einhls_layernorm and einhls_softmax LUTRAM = 1, einhls_actmatmul A_LUTRAM = 1: ram_style
+"distributed" on their RAMs), most block RAM saved per LUT first, while
 
 * block RAM stays the fuller of the two (the same balance as codegen/schedule/cost.py place_roms),
 * the LUT RAM stays within ``LUTRAM_SHARE`` of the board's LUTs (only the SLICEM half of the
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from .cost import OpCost
+from .cost import OpCost, bram36_for
 
 #: the share of the board's LUTs that may be LUT RAM
 LUTRAM_SHARE = 0.4
@@ -68,9 +69,19 @@ def softmax_luts(op, lanes: int) -> int:
     return lutram_luts(lanes * op.in_type.bits, 2 * beats) + lutram_luts(lanes * op.exp_max.bit_length(), 2 * beats)
 
 
+def a_buffer_shape(op, schedule) -> tuple[int, int]:
+    """(width, words) of einhls_actmatmul's a row buffer: two rows of HEADS x KF words of SIMD
+    centred codes, 2 x 2**ceil(log2(HEADS x KF)) words (attention_cost.actmatmul_cost's a_depth)."""
+    from ..emit.attention import folding
+    f = folding(op, schedule)
+    words = 2 * (1 << max(1, math.ceil(math.log2(max(op.heads * (op.inner // f.simd), 2)))))
+    return f.simd * (op.in_type.bits + 1), words
+
+
 def place_lutram(graph, schedules, costs: dict[str, OpCost], fifo_shapes: dict, board, lut_used: float,
-                 bram_used: float) -> tuple[frozenset, frozenset]:
-    """(FIFOs, Linear units whose input buffer) to put in LUT RAM (the module docstring).
+                 bram_used: float) -> tuple[frozenset, frozenset, int]:
+    """(FIFOs, units whose small memories) to put in LUT RAM (the module docstring), and the LUTs
+    they take.
     ``lut_used`` / ``bram_used``: the design's totals before the move, every memory in block RAM.
     Mutates the Linear units' ``costs`` (bram36, input_bram36, lut); the FIFOs' memory is counted
     by fifo_memory.fifo_memory."""
@@ -86,6 +97,11 @@ def place_lutram(graph, schedules, costs: dict[str, OpCost], fifo_shapes: dict, 
             candidates.append((c.bram36, layernorm_luts(op, schedules[op.name].in_lanes), 2, op.name))
         elif op.kind == "softmax" and 0 < c.bram36 <= MAX_BRAM36:
             candidates.append((c.bram36, softmax_luts(op, schedules[op.name].in_lanes), 3, op.name))
+        elif op.kind == "actmatmul":
+            width, words = a_buffer_shape(op, schedules[op.name])
+            bram = bram36_for(width, words)
+            if 0 < bram <= MAX_BRAM36:
+                candidates.append((bram, lutram_luts(width, words), 4, op.name))
     candidates.sort(key=lambda item: (-item[0] / item[1], item[2], str(item[3])))
     budget = LUTRAM_SHARE * board.lut
     fifos, inputs, spent = set(), set(), 0
@@ -103,4 +119,4 @@ def place_lutram(graph, schedules, costs: dict[str, OpCost], fifo_shapes: dict, 
         c.input_bram36 = 0.0
         c.lut += luts
         inputs.add(key)
-    return frozenset(fifos), frozenset(inputs)
+    return frozenset(fifos), frozenset(inputs), spent
