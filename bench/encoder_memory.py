@@ -12,7 +12,9 @@ and the memory is split by kind:
 * key / value buffers: the attention products' b buffers (keys for Q K^T, values for P V);
 * FIFOs between paths, by the join they feed: the query stream waiting in front of Q K^T, the
   residual stream waiting in front of the Add after attention (or after the FFN), others;
-* other units' own memories.
+* other units' own memories;
+* what the scheduler put in LUT RAM where block RAM and UltraRAM run out (codegen/schedule/
+  lutram.py: short FIFOs, Linear input buffers, LayerNorm and Softmax row buffers), 0 blocks each.
 
 Each line gives BRAM36, URAM288 and the bits stored.  Writes bench/results/encoder_memory.json
 and .md (the command that made them at the top).
@@ -70,19 +72,25 @@ def memory_split(graph, board_name: str, interval: int | None, max_util: float) 
         entry["bits"] += bits
         entry["count"] += 1
 
+    from codegen.schedule.lutram import input_buffer_shape
     for op in graph.ops:
         c = costs[op.name]
+        in_lutram = op.name in design.lutram_units
         if op.kind == "linear":
             add("weights", c.bram36, c.uram, c.weight_bits)
+            if in_lutram:
+                width, words = input_buffer_shape(op, design.schedule(op))
+                add("Linear input buffers (LUT RAM)", 0.0, 0, width * words)
         elif op.kind == "actmatmul":
             add("key / value buffers" + (" (UltraRAM)" if op.name in design.uram_buffers else ""),
                 c.bram36, c.uram, c.buffer_bits)
-        elif c.bram36 or c.uram:
-            add(f"other units ({op.kind})", c.bram36, c.uram, c.buffer_bits)
+        elif c.bram36 or c.uram or in_lutram:
+            add(f"other units ({op.kind})" + (" (LUT RAM)" if in_lutram else ""), c.bram36, c.uram, c.buffer_bits)
     for key, shape in fifo_shapes(graph, design.fifo_depths, design.schedules).items():
         in_uram = key in design.uram_fifos
-        add(fifo_kind(graph, *key) + (" (UltraRAM, packed)" if in_uram else ""),
-            0.0 if in_uram else shape.bram36, shape.uram if in_uram else 0, shape.width * shape.depth)
+        where = " (UltraRAM, packed)" if in_uram else " (LUT RAM)" if key in design.lutram_fifos else ""
+        add(fifo_kind(graph, *key) + where, 0.0 if in_uram or where else shape.bram36,
+            shape.uram if in_uram else 0, shape.width * shape.depth)
     return {"board": board.name, "interval": interval, "max_util": max_util, "tokens": graph.tokens,
             "rate_ii": totals["rate_ii"], "b_sequences": totals["b_sequences"],
             "cycles_per_sequence": totals["frame_interval"],

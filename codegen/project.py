@@ -175,12 +175,14 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             "throughput_fps": round(design.clock_mhz * 1e6 / (totals["ii"] * design.graph.tokens), 1),
             "tokens": design.graph.tokens,
             "fifos": [{"op": op, "input": i, "tensor": design.graph.op(op).inputs[i], "depth": d,
-                       "uram_packed_lanes": design.uram_fifos.get((op, i), 0)}
+                       "uram_packed_lanes": design.uram_fifos.get((op, i), 0),
+                       "lutram": (op, i) in design.lutram_fifos}
                       for (op, i), d in sorted(design.fifo_depths.items())],
             "buffer_sequences": {op.name: design.buffer_sequences.get(op.name, 2)
                                  for op in design.graph.ops if op.kind == "actmatmul"},
             "uram_buffers": sorted(design.uram_buffers),
             "uram_stage_buffers": sorted(design.uram_stage_buffers),
+            "lutram_units": sorted(design.lutram_units),
             "latency_us": round(totals["latency"] / design.clock_mhz, 3), "notes": notes}
 
 

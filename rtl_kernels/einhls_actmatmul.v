@@ -89,7 +89,8 @@ module einhls_actmatmul #(
     parameter integer TREE_STAGE = 2,      // adder-tree levels per pipeline register
     parameter integer FIFO_DEPTH = 4,      // groups of PE sums buffered (power of two, >= 2)
     parameter integer B_SEQS     = 2,      // sequences of b held: 2 (ping-pong) or 1
-    parameter integer B_URAM     = 0       // 1: the b banks in UltraRAM (ram_style "ultra")
+    parameter integer B_URAM     = 0,      // 1: the b banks in UltraRAM (ram_style "ultra")
+    parameter integer A_LUTRAM   = 0       // 1: the a row buffer in LUT RAM (ram_style "distributed")
 ) (
     input  wire                          clk,
     input  wire                          rst,
@@ -175,6 +176,12 @@ module einhls_actmatmul #(
     localparam integer LAST_AW_I = A_WORDS - 1;
     localparam [AW-1:0] LAST_AW = LAST_AW_I[AW-1:0];
 
+    // where block RAM is what a design runs out of, the scheduler puts this buffer in LUT RAM
+    // (codegen/schedule/lutram.py); "auto" leaves it to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
+    localparam A_STYLE = (A_LUTRAM != 0) ? "distributed" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
+    (* ram_style = A_STYLE *)
     reg [SIMD*DA-1:0] abuf [0:(1 << (AW + 1))-1];
     reg [1:0]         a_full = 2'b00;
     reg               a_load_bank = 1'b0;

@@ -3,9 +3,12 @@
 // DEPTH words are kept in a simple dual-port memory (LUTRAM or block RAM, inferred) and one more
 // in the output register, so the FIFO holds DEPTH + 1 words.  Every output is a register and
 // s_axis_tready depends only on registered state: the FIFO cuts both the data and the ready path.
-// DEPTH must be a power of two.  URAM = 1 asks for UltraRAM ((* ram_style = "ultra" *)): the
-// scheduler puts a long FIFO there packed into words of several lanes
-// (codegen/schedule/fifo_memory.py); 0 leaves LUT RAM or block RAM to synthesis.
+// DEPTH may be any number of words from 2: a power of two wraps its pointers by the carry, any
+// other depth at DEPTH (the scheduler sizes a FIFO of a sequence at its depth, not the next power
+// of two: 49,536 words of 8 bits take 13 BRAM36, 65,536 take 16).  URAM = 1 asks for UltraRAM
+// ((* ram_style = "ultra" *)): the scheduler puts a long FIFO there packed into words of several
+// lanes (codegen/schedule/fifo_memory.py); LUTRAM = 1 asks for LUT RAM; neither leaves LUT RAM or
+// block RAM to synthesis.
 
 `resetall
 `timescale 1ns / 1ps
@@ -14,7 +17,8 @@
 module einhls_fifo #(
     parameter integer DEPTH = 16,
     parameter integer WIDTH = 8,
-    parameter integer URAM  = 0
+    parameter integer URAM  = 0,
+    parameter integer LUTRAM = 0
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -29,8 +33,17 @@ module einhls_fifo #(
 );
 
     localparam integer AW = (DEPTH <= 2) ? 1 : $clog2(DEPTH);
+    // a power of two (and DEPTH 1, kept at 2 words as before) wraps by the carry into the lap bit
+    localparam integer POW2 = (DEPTH <= 2 || (1 << AW) == DEPTH) ? 1 : 0;
+    localparam integer WORDS = POW2 != 0 ? (1 << AW) : DEPTH;
+    localparam [31:0] LAST = WORDS - 1;
+    // LUTRAM = 1: LUT RAM (ram_style "distributed"), where block RAM is what the design runs out of
+    // (codegen/schedule/lutram.py); "auto" leaves the choice to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
+    localparam RAM_STYLE = (LUTRAM != 0) ? "distributed" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
 
-    reg [AW:0]      wr_ptr = 0;            // one extra bit tells full from empty
+    reg [AW:0]      wr_ptr = 0;            // {lap, address}: the lap bit tells full from empty
     reg [AW:0]      rd_ptr = 0;
     reg [WIDTH-1:0] out_data = 0;
     reg             out_valid = 1'b0;
@@ -43,10 +56,14 @@ module einhls_fifo #(
     // move the head word into the output register whenever that register is (or becomes) free
     wire read  = !empty && (!out_valid || m_axis_tready);
 
+    // the pointer after this one: the address wraps to 0 after LAST and the lap bit flips
+    wire [AW:0] wr_next = (POW2 != 0 || wr_ptr[AW-1:0] != LAST[AW-1:0]) ? wr_ptr + 1'b1 : {~wr_ptr[AW], {AW{1'b0}}};
+    wire [AW:0] rd_next = (POW2 != 0 || rd_ptr[AW-1:0] != LAST[AW-1:0]) ? rd_ptr + 1'b1 : {~rd_ptr[AW], {AW{1'b0}}};
+
     generate
         if (URAM != 0) begin : g_ultra
             (* ram_style = "ultra" *)
-            reg [WIDTH-1:0] mem [0:(1 << AW)-1];
+            reg [WIDTH-1:0] mem [0:WORDS-1];
             always @(posedge clk) begin
                 if (write) begin
                     mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
@@ -58,7 +75,8 @@ module einhls_fifo #(
                 end
             end
         end else begin : g_ram
-            reg [WIDTH-1:0] mem [0:(1 << AW)-1];
+            (* ram_style = RAM_STYLE *)
+            reg [WIDTH-1:0] mem [0:WORDS-1];
             always @(posedge clk) begin
                 if (write) begin
                     mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
@@ -74,10 +92,10 @@ module einhls_fifo #(
 
     always @(posedge clk) begin
         if (write) begin
-            wr_ptr <= wr_ptr + 1'b1;
+            wr_ptr <= wr_next;
         end
         if (read) begin
-            rd_ptr    <= rd_ptr + 1'b1;
+            rd_ptr    <= rd_next;
             out_valid <= 1'b1;
         end else if (m_axis_tready) begin
             out_valid <= 1'b0;

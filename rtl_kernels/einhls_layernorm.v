@@ -44,7 +44,8 @@ module einhls_layernorm #(
     parameter signed [63:0] ZP    = 0,
     parameter signed [63:0] LO    = -128,
     parameter signed [63:0] HI    = 127,
-    parameter integer OUT_BITS    = 8
+    parameter integer OUT_BITS    = 8,
+    parameter integer LUTRAM      = 0      // 1: row buffer in LUT RAM (the scheduler decides)
 ) (
     input  wire                      clk,
     input  wire                      rst,
@@ -83,6 +84,12 @@ module einhls_layernorm #(
     // reciprocal.  The stages hand over through registers (the sums, the per-bank s1 and recip).
 
     // ---------------------------------------------------------------- input: buffer and sums
+    // where block RAM is what a design runs out of, the scheduler puts this buffer in LUT RAM
+    // (codegen/schedule/lutram.py); "auto" leaves it to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
+    localparam MEM_STYLE = (LUTRAM != 0) ? "distributed" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
+    (* ram_style = MEM_STYLE *)
     reg [LANES*IN_BITS-1:0] xbuf [0:BANKS*BEATS-1];
     reg [BW-1:0]            beat = 0;
     reg [1:0]               in_bank = 0;
@@ -247,6 +254,8 @@ module einhls_layernorm #(
     end
 
     // stage 1: buffer and ROM reads, with this token's s1 and reciprocal
+    // (no attribute on the ROMs: Yosys maps a ROM in LUT RAM nowhere, and these shallow ones to
+    // LUT logic already, 134 LUTs for 384 x 16 bits)
     reg [LANES*G_BITS-1:0]  grom [0:BEATS-1];
     reg [LANES*B_BITS-1:0]  brom [0:BEATS-1];
     initial begin

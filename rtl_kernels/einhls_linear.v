@@ -97,6 +97,7 @@ module einhls_linear #(
     parameter integer FIFO_DEPTH = 2,      // rows of PE sums buffered (power of two, >= 2)
     parameter integer ROM_KIND   = 1,      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
     parameter integer WORDS_PER_ROW = 1,   // weight words per UltraRAM row (ROM_KIND = 2)
+    parameter integer XBUF_LUTRAM = 0,     // 1: the input buffer in LUT RAM (ram_style "distributed"): the scheduler decides
     // width of a weight memory row (WORDS_PER_ROW x WWORD below; a parameter because the
     // w_load_data port needs it)
     parameter integer W_LOAD_BITS = WORDS_PER_ROW * PE * ((NNZ != GROUP) ? SIMD / GROUP * NNZ : SIMD)
@@ -201,6 +202,12 @@ module einhls_linear #(
     // loader has written all KF words (of both tokens) of bank b and cleared when the MAC array has
     // issued the last step that reads it.
     localparam integer XAW = KW + 1 + TP - 1;
+    // where block RAM is what a design runs out of, the scheduler puts this buffer in LUT RAM
+    // (schedule/lutram.py); "auto" leaves it to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
+    localparam XBUF_STYLE = (XBUF_LUTRAM != 0) ? "distributed" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
+    (* ram_style = XBUF_STYLE *)
     reg [XWORD-1:0] xbuf [0:(1 << XAW)-1];
     reg [1:0]       bank_full = 2'b00;
     reg             load_bank = 1'b0;

@@ -38,7 +38,8 @@ module einhls_softmax #(
     parameter signed [63:0] ZP    = 0,
     parameter signed [63:0] LO    = 0,
     parameter signed [63:0] HI    = 255,
-    parameter integer OUT_BITS    = 8
+    parameter integer OUT_BITS    = 8,
+    parameter integer LUTRAM      = 0      // 1: the x and e row buffers in LUT RAM (the scheduler decides)
 ) (
     input  wire                      clk,
     input  wire                      rst,
@@ -83,6 +84,12 @@ module einhls_softmax #(
     localparam [ADDR_W-1:0] BEATS_A = BEATS[ADDR_W-1:0];
 
     // ---------------------------------------------------------------- input: buffer and maximum
+    // where block RAM is what a design runs out of, the scheduler puts the row buffers in LUT RAM
+    // (codegen/schedule/lutram.py); "auto" leaves them to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attributes only
+    localparam MEM_STYLE = (LUTRAM != 0) ? "distributed" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
+    (* ram_style = MEM_STYLE *)
     reg [LANES*IN_BITS-1:0] xbuf [0:2*BEATS-1];
     reg [BW-1:0]            beat = 0;
     reg                     x_in = 1'b0;     // bank being filled
@@ -120,6 +127,7 @@ module einhls_softmax #(
     reg [LANES*F-1:0]       r2 = 0;
     reg [LANES*ZW-1:0]      z2 = 0, z3 = 0;
     reg [LANES*(F+3)-1:0]   sq3 = 0;
+    (* ram_style = MEM_STYLE *)
     reg [LANES*E_BITS-1:0]  ebuf [0:2*BEATS-1];
     reg [SUM_BITS-1:0]      total = 0;
     wire exp_start = mstate == M_IDLE && x_full != 2'd0 && e_full != 2'd2;

@@ -252,7 +252,7 @@ class StreamDecl:
     comment: str
     depth: int = 2
     count: int = 1     # > 1: an array of streams (the copies of a fork)
-    impl: str = ""     # "uram": a long FIFO in UltraRAM (BIND_STORAGE; schedule/fifo_memory.py)
+    impl: str = ""     # "uram" / "lutram": BIND_STORAGE of the FIFO (schedule/fifo_memory.py, lutram.py)
 
 
 @dataclass
@@ -638,7 +638,7 @@ def plan_hls(design: Design) -> HlsPlan:
         return dst
 
     def reach(tensor: str, size: int, bits: int, lanes: int, why: str, depth: int | None = None,
-              uram: bool = False) -> str:
+              uram: bool = False, lutram: bool = False) -> str:
         stream, have = source[tensor]
         if have != lanes:
             stream = repack(stream, size, bits, have, lanes, why)
@@ -653,13 +653,15 @@ def plan_hls(design: Design) -> HlsPlan:
         if depth is not None:
             decl = next(d for d in plan.streams if d.name == stream.split("[")[0])
             decl.depth = max(decl.depth, depth)
+            if lutram:     # where block RAM is what the design runs out of (schedule/lutram.py)
+                decl.impl = "lutram"
         return stream
 
     for index, op in enumerate(graph.ops):
         s = design.schedule(op)
         ns, header = f"l{index:02d}_{_safe(op.name)}", f"params_{index:02d}_{_safe(op.name)}.h"
         srcs = [reach(t, size, qtype.bits, s.in_lanes, f"into {op.name}", design.fifo_depths.get((op.name, i)),
-                      (op.name, i) in design.uram_fifos)
+                      (op.name, i) in design.uram_fifos, (op.name, i) in design.lutram_fifos)
                 for i, (t, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types))]
         current = srcs[0]
         if op.kind in ("contract", "permute"):   # [permutation buffer] + Linear unit, R repeats

@@ -399,9 +399,10 @@ def _skid_stage(name: str, width: int, why: str) -> Stage:
     return Stage("einhls_skid", name, f"{why}: register slice", [Param("WIDTH", width)], width, width)
 
 
-def _fifo_stage(name: str, width: int, depth: int, why: str, uram: bool = False) -> Stage:
-    where = ", UltraRAM" if uram else ""
-    params = [Param("DEPTH", depth), Param("WIDTH", width)] + ([Param("URAM", 1)] if uram else [])
+def _fifo_stage(name: str, width: int, depth: int, why: str, uram: bool = False, lutram: bool = False) -> Stage:
+    where = ", UltraRAM" if uram else ", LUT RAM" if lutram else ""
+    params = [Param("DEPTH", depth), Param("WIDTH", width)] + ([Param("URAM", 1)] if uram else []) \
+        + ([Param("LUTRAM", 1)] if lutram else [])
     return Stage("einhls_fifo", name, f"{why}: FIFO of {depth} beats (from the schedule{where})",
                  params, width, width)
 
@@ -419,6 +420,9 @@ def _unit_stages(index: int, op, design: Design) -> tuple[list[Stage], list[MemF
 
 def _linear_unit(index, op, s, design):
     stage, mems = linear_stage(index, op, s, design.board.dsp_kind, design.rom_kinds.get(op.name))
+    if op.name in design.lutram_units:     # the input buffer in LUT RAM (schedule/lutram.py)
+        stage.params.insert(-2, Param("XBUF_LUTRAM", 1))
+        stage.comment += "; input buffer in LUT RAM"
     return [stage], mems, False
 
 
@@ -459,6 +463,9 @@ def _nonlinear_unit(index, op, s, design):
     from .nonlinear import rtl_unit as nonlinear_rtl_unit
     module, params, mems = nonlinear_rtl_unit(index, op, s.in_lanes)
     comment = f"{op.name}: {op.kind} of {op.in_size} features per token, {s.in_lanes} per beat"
+    if op.name in design.lutram_units:     # row buffers in LUT RAM (schedule/lutram.py)
+        params = [*params, Param("LUTRAM", 1)]
+        comment += "; memories in LUT RAM"
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
                   s.in_lanes * op.out_type.bits)
     # a register slice after the unit, as after the elementwise units (same lanes in and out)
@@ -486,6 +493,9 @@ def _actmatmul_unit(index, op, s, design):
                                               b_uram=op.name in design.uram_buffers)
     comment = (f"{op.name}: attention product ({op.layout}) of {op.heads} heads, {op.tokens} tokens a sequence, "
                f"SIMD {s.simd} x PE {s.pe}")
+    if op.name in design.lutram_units:     # the a row buffer in LUT RAM (schedule/lutram.py)
+        params = [*params, Param("A_LUTRAM", 1)]
+        comment += "; a row buffer in LUT RAM"
     stage = Stage(module, f"u{index}_{op.name}", comment, params, s.in_lanes * op.in_type.bits,
                   s.out_lanes * op.out_type.bits)
     return [stage], mems, False
@@ -570,7 +580,7 @@ def plan_rtl(design: Design) -> RtlPlan:
     source = {GRAPH_INPUT: (net.wire("w_input", top_in.width), top_in.lanes)}   # tensor -> (wire, lanes)
 
     def reach(tensor: str, size: int, bits: int, lanes: int, name: str, why: str,
-              depth: int | None = None, uram: bool = False) -> str:
+              depth: int | None = None, uram: bool = False, lutram: bool = False) -> str:
         wire, have = source[tensor]
         if have != lanes:
             wire = net.chain(_lanes_stage(f"{name}_lanes", size, bits, have, lanes, why), wire)
@@ -584,7 +594,7 @@ def plan_rtl(design: Design) -> RtlPlan:
                                          f"{why}, {depth} beats of {lanes} lanes packed {packed} a word", True), wire)
             wire = net.chain(_lanes_stage(f"{name}_unpack", size, bits, packed, lanes, f"{why}, unpacked"), wire)
         elif depth is not None:
-            wire = net.chain(_fifo_stage(f"{name}_fifo", lanes * bits, depth, why), wire)
+            wire = net.chain(_fifo_stage(f"{name}_fifo", lanes * bits, depth, why, lutram=lutram), wire)
         return wire
 
     for index, op in enumerate(graph.ops):
@@ -596,7 +606,8 @@ def plan_rtl(design: Design) -> RtlPlan:
         for i, (tensor, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types)):
             suffix = f"_in{i}" if op.arity > 1 else "_in"
             inputs.append(reach(tensor, size, qtype.bits, s.in_lanes, f"u{index}{suffix}", f"{op.name} input",
-                                design.fifo_depths.get((op.name, i)), (op.name, i) in design.uram_fifos))
+                                design.fifo_depths.get((op.name, i)), (op.name, i) in design.uram_fifos,
+                                (op.name, i) in design.lutram_fifos))
         if len(stages) > 1:   # a chain of helper instances in front of the main unit
             wire = inputs[0]
             for stage in stages[:-1]:

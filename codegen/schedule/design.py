@@ -119,6 +119,11 @@ class Design:
     # contraction stages and permutations whose frame buffer is in UltraRAM, rows packed into
     # 72-bit words (schedule/contraction_memory.py); the others keep it in block RAM or LUT RAM
     uram_stage_buffers: frozenset[str] = frozenset()
+    # FIFOs in front of op inputs, and units whose small memories (a Linear unit's input buffer, a
+    # LayerNorm or Softmax unit's row buffers), placed in LUT RAM where block RAM is what the
+    # design runs out of (schedule/lutram.py)
+    lutram_fifos: frozenset[tuple[str, int]] = frozenset()
+    lutram_units: frozenset[str] = frozenset()
 
     def schedule(self, op: Op) -> OpSchedule:
         return self.schedules[op.name]

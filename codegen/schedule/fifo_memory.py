@@ -2,9 +2,10 @@
 
 A FIFO in front of a join holds the beats that arrive before the other input delivers
 (folding.fifo_depths).  In front of an attention product and of the Add after attention that is
-a whole sequence of tokens: at 128 tokens and one 8-bit lane, 65,536 words of 8 bits, 16 BRAM36.
-UltraRAM has one shape, 72 bits x 4096 words, so the same FIFO stored as it streams would take
-16 URAM288 (a cascade of 8-bit-wide blocks); packed into words of K lanes (K x bits <= 72, K a
+a whole sequence of tokens: at 128 tokens and one 8-bit lane, 49,538 words of 8 bits, 13 BRAM36
+(einhls_fifo takes any depth; as the next power of two, 65,536 words, it took 16; Yosys maps the
+49,538 to 12.5, bench/results/fifo_yosys.md).  UltraRAM has one shape, 72 bits x 4096 words, so
+the same FIFO stored as it streams would take 13 URAM288 (a cascade of 8-bit-wide blocks); packed into words of K lanes (K x bits <= 72, K a
 multiple of the stream's lanes dividing the features per token) by a lane converter in front and
 one behind (einhls_lanes; HLS: the top's re-pack processes), it takes depth / K words: 2 URAM288
 for that FIFO.
@@ -45,7 +46,7 @@ def _packed_lanes(size: int, bits: int, stream_lanes: int) -> int:
 @dataclass(frozen=True)
 class FifoShape:
     """One FIFO: ``width`` = lanes x bits per beat, ``depth`` beats; in UltraRAM ``packed_lanes``
-    lanes a word, ``packed_depth`` words (a power of two, einhls_fifo's), ``uram`` blocks."""
+    lanes a word, ``packed_depth`` words, ``uram`` blocks."""
     size: int
     bits: int
     lanes: int
@@ -67,10 +68,13 @@ class FifoShape:
 
     @property
     def packed_depth(self) -> int:
-        """Words of the packed FIFO: the beats it holds, in packed words, as a power of two (the
-        depth has its slack already, folding.fifo_depths; the converters add a word each)."""
+        """Words of the packed FIFO: the beats it holds, in packed words (the depth has its slack
+        already, folding.fifo_depths; the converters add a word each), as a power of two unless
+        that takes more URAM288 than the words themselves (einhls_fifo wraps at any depth)."""
         words = math.ceil(self.depth * self.lanes / self.packed_lanes)
-        return 1 << max(1, (words - 1).bit_length())
+        power = 1 << max(1, (words - 1).bit_length())
+        width = self.packed_lanes * self.bits
+        return words if uram_for(width, words) < uram_for(width, power) else power
 
     @property
     def uram(self) -> int:
@@ -160,16 +164,21 @@ def place_memories(shapes: dict[tuple[str, int], FifoShape], buffers: dict[str, 
     return fifos, frozenset(placed_buffers)
 
 
-def fifo_memory(shapes: dict[tuple[str, int], FifoShape],
-                uram_fifos: dict[tuple[str, int], int]) -> tuple[float, int, int, int]:
+def fifo_memory(shapes: dict[tuple[str, int], FifoShape], uram_fifos: dict[tuple[str, int], int],
+                lutram_fifos: frozenset = frozenset()) -> tuple[float, int, int, int]:
     """(BRAM36, URAM288, LUTs, bits) of the FIFOs: LUT RAM below a block RAM's worth, block RAM,
-    or packed UltraRAM for those in ``uram_fifos``."""
+    packed UltraRAM for those in ``uram_fifos``, or LUT RAM for those in ``lutram_fifos``
+    (schedule/lutram.py)."""
+    from .lutram import lutram_luts
     bram, uram, lut, bits = 0.0, 0, 0, 0
     for key, shape in shapes.items():
         bits += shape.width * shape.depth
         if key in uram_fifos:
             uram += shape.uram
             lut += shape.converter_luts
+            continue
+        if key in lutram_fifos:
+            lut += lutram_luts(shape.width, shape.depth)
             continue
         blocks = shape.bram36
         bram += blocks

@@ -24,7 +24,7 @@ from .boards import Board
 from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
-from .cost import HLS_WORD_LIMIT_BITS, OpCost, op_cost, place_roms
+from .cost import HLS_WORD_LIMIT_BITS, OpCost, bram36_for, op_cost, place_roms
 from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_memories
 from .design import Design, OpSchedule, divisor_at_most
 
@@ -221,6 +221,15 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
     return arrival
 
 
+def fifo_depth(need: int, width: int) -> int:
+    """The depth of a FIFO of ``width``-bit beats that must hold ``need`` beats: the next power of
+    two (einhls_fifo's cheapest pointers, and the slack is free where the blocks have it), or
+    ``need`` itself where the power of two would take more block RAM (einhls_fifo wraps at any
+    depth: a sequence of 49,538 beats of 8 bits takes 13 BRAM36 exactly, 16 as 65,536)."""
+    power = 1 << max(1, (need - 1).bit_length())
+    return need if bram36_for(width, need) < bram36_for(width, power) else power
+
+
 def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpSchedule],
                 interval: int) -> dict[tuple[str, int], int]:
     """Depth (beats) of the FIFO in front of every input of an op where paths reconverge, and in
@@ -242,7 +251,7 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
             lanes = schedules[op.name].in_lanes
             beats = math.ceil(op.in_size / lanes)
             waiting = math.ceil(held * beats / _per_token(max(interval, 1), graph, counts[op.inputs[0]]))
-            depths[(op.name, 0)] = 1 << max(1, (waiting + beats + 2 - 1).bit_length())
+            depths[(op.name, 0)] = fifo_depth(waiting + beats + 2, lanes * op.in_type.bits)
             continue
         if len(op.inputs) < 2:
             continue
@@ -252,8 +261,7 @@ def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpS
             beats = math.ceil(size / lanes)
             waiting = math.ceil((ready[index] - arrival[tensor]) * beats
                                 / _per_token(max(interval, 1), graph, counts[tensor]))
-            depth = waiting + beats + 2
-            depths[(op.name, index)] = 1 << max(1, (depth - 1).bit_length())
+            depths[(op.name, index)] = fifo_depth(waiting + beats + 2, lanes * op.input_types[index].bits)
     return depths
 
 
@@ -356,6 +364,15 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     stage_shape_cache: dict = {}     # contraction buffers by schedule (schedule/contraction_memory.py)
 
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
+        built = build_placed(target, b_sequences, False)
+        if board.uram and any(item.startswith(("BRAM36", "URAM")) for item in fits(built[2], board, max_util)):
+            # block RAM and UltraRAM are what the design runs out of: small memories to LUT RAM
+            # (schedule/lutram.py), then the same placement of the rest
+            return build_placed(target, b_sequences, True)
+        return built
+
+    def build_placed(target: int, b_sequences: int,
+                     lutram: bool) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
         if b_sequences == 1:
@@ -373,6 +390,13 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
         shapes = fifo_shapes(graph, fifo_depths(graph, costs, schedules, ii), schedules)
         fifo_bram = placed_fifo_memory(shapes, {})[0]
+        lutram_fifos, lutram_units, lutram_luts = frozenset(), frozenset(), 0
+        if lutram:
+            from .lutram import place_lutram
+            lut_used = sum(c.lut for c in costs.values()) + placed_fifo_memory(shapes, {})[2]
+            lutram_fifos, lutram_units, lutram_luts = place_lutram(graph, schedules, costs, shapes, board, lut_used,
+                                                      fifo_bram + sum(c.bram36 for c in costs.values()))
+            fifo_bram = placed_fifo_memory(shapes, {}, lutram_fifos)[0]
         # only Linear units can hold their weights in URAM (the other units keep their memories,
         # which load the block RAM the weights are balanced against)
         linear = {op.name for op in graph.ops if op.kind == "linear"}
@@ -385,14 +409,15 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # and the frame buffers of contraction stages and permutations (schedule/contraction_memory.py)
         from .contraction_memory import move_stage_buffers_to_uram, stage_buffer_shapes
         stage_buffers = stage_buffer_shapes(graph, schedules, stage_shape_cache) if board.uram else {}
-        uram_fifos, uram_placed = place_memories(shapes, {**buffers, **stage_buffers}, board,
+        uram_fifos, uram_placed = place_memories({k: v for k, v in shapes.items() if k not in lutram_fifos},
+                                                 {**buffers, **stage_buffers}, board,
                                                  fifo_bram + sum(c.bram36 for c in costs.values()),
                                                  sum(c.uram for c in costs.values()))
         uram_buffers = frozenset(name for name in uram_placed if name in buffers)
         uram_stage_buffers = frozenset(uram_placed - uram_buffers)
         move_buffers_to_uram(costs, buffers, uram_buffers)
         move_stage_buffers_to_uram(costs, stage_buffers, uram_stage_buffers)
-        fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos)
+        fifo_bram, fifo_uram, fifo_lut, fifo_bits = placed_fifo_memory(shapes, uram_fifos, lutram_fifos)
         totals = totals_of(costs)
         totals["frame_interval"], totals["ii"] = frame_interval, ii
         if b_sequences == 1:
@@ -419,6 +444,9 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         totals["_uram_fifos"] = uram_fifos      # taken into the Design at the end
         totals["uram_fifos"] = len(uram_fifos)
         totals["_uram_buffers"] = uram_buffers
+        totals["_lutram_fifos"], totals["_lutram_units"] = lutram_fifos, lutram_units
+        totals["lutram_fifos"], totals["lutram_units"] = len(lutram_fifos), len(lutram_units)
+        totals["lutram_luts"] = lutram_luts
         totals["uram_buffers"] = len(uram_buffers)
         totals["_uram_stage_buffers"] = uram_stage_buffers
         totals["uram_stage_buffers"] = len(uram_stage_buffers)
@@ -527,8 +555,14 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     uram_fifos = totals.pop("_uram_fifos")
     uram_buffers = totals.pop("_uram_buffers")
     uram_stage_buffers = totals.pop("_uram_stage_buffers")
+    lutram_fifos, lutram_units = totals.pop("_lutram_fifos"), totals.pop("_lutram_units")
+    if lutram_fifos or lutram_units:
+        notes.append(f"block RAM and UltraRAM do not hold the design: {len(lutram_fifos)} FIFOs and the small "
+                     f"memories of {len(lutram_units)} units in LUT RAM, {totals['lutram_luts']:,} LUTs "
+                     f"(codegen/schedule/lutram.py)")
     sequences = {op.name: 1 for op in graph.ops if op.kind == "actmatmul" and b_sequences == 1}
     design = Design(graph=graph, schedules=schedules, board=board, clock_mhz=clock, fifo_depths=depths,
                     rom_kinds=rom_kinds, buffer_sequences=sequences, uram_fifos=uram_fifos,
-                    uram_buffers=uram_buffers, uram_stage_buffers=uram_stage_buffers)
+                    uram_buffers=uram_buffers, uram_stage_buffers=uram_stage_buffers,
+                    lutram_fifos=lutram_fifos, lutram_units=lutram_units)
     return FoldResult(design, costs, chosen, totals, notes)
