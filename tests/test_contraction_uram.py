@@ -23,6 +23,7 @@ import pytest
 
 from codegen.project import CompileOptions, lower
 from codegen.schedule.boards import get_board
+from design_sim import assert_design_bit_exact, require_sim_tools
 from codegen.schedule.contraction_memory import StageBufferShape, stage_buffer_shapes
 from codegen.schedule.folding import fold
 
@@ -92,43 +93,16 @@ def test_scheduler_moves_stage_buffers_where_block_ram_is_scarce(tt_graph, tmp_p
     assert zcu102.design.uram_stage_buffers == frozenset()
 
 
-def _needs_tools() -> None:
-    from codegen.verify.csim import CXX, ap_types_dir
-    from codegen.verify.tools import verilator_bin
-
-    folder = verilator_bin()
-    if folder is None or not (folder / "verilator").exists():
-        pytest.skip("verilator not installed")
-    if shutil.which(CXX) is None or ap_types_dir() is None:
-        pytest.skip("g++ or the ap_types headers not installed")
-
-
 @pytest.mark.rtl
 @pytest.mark.csim
 def test_tt_layer_with_every_stage_buffer_in_uram_is_bit_exact(tt_graph, tmp_path: Path) -> None:
-    from codegen.emit.cocotb_tb import emit_cocotb_tb
-    from codegen.emit.hls import emit_csim_testbench, emit_hls
-    from codegen.emit.rtl import emit_rtl
-    from codegen.ir.reference import random_inputs, run_reference
-    from codegen.verify.csim import run_csim
-    from codegen.verify.rtlsim import run_rtlsim
-
-    _needs_tools()
+    require_sim_tools()
     design = fold(tt_graph, get_board("zcu104")).design      # the fastest that fits: several lanes
     shapes = stage_buffer_shapes(tt_graph, design.schedules)
     assert {shape.pack for shape in shapes.values()} >= {8, 4, 2}
     design.uram_stage_buffers = frozenset(shapes)
-    emit_rtl(design, tmp_path)
+    assert_design_bit_exact(design, tmp_path, vectors=6, seed=11)
     assert next(tmp_path.rglob("einhls_top.v")).read_text().count(".URAM(1)") == len(shapes)
-    emit_cocotb_tb(design, tmp_path)
-    inputs = random_inputs(design.graph, 6, seed=11)
-    expected = run_reference(design.graph, inputs)
-    rtl = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work_rtl")
-    assert rtl.passed, rtl.line()
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    csim = run_csim(tmp_path, inputs, expected, tmp_path / "work_csim", tokens=design.graph.tokens)
-    assert csim.passed, csim.line()
 
 
 def _permute_top(folder: Path, size: int, bits: int, lanes: int, banks: int, uram: int) -> None:

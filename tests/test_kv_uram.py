@@ -19,7 +19,8 @@ import pytest
 
 from codegen.schedule.boards import get_board
 from codegen.schedule.fifo_memory import BufferShape, FifoShape, place_fifos, place_memories
-from test_encoder_buffers import _needs_tools, attention_graph, packed_design
+from design_sim import assert_design_bit_exact, require_sim_tools
+from test_encoder_buffers import attention_graph, packed_design
 
 
 def test_minilm_key_buffer_shape() -> None:
@@ -94,7 +95,7 @@ def test_scheduler_puts_keys_in_uram_and_both_back_ends_build_them(tmp_path: Pat
 def test_design_with_keys_in_uram_is_bit_exact(tmp_path: Path, b_sequences: int) -> None:
     """The generated top (fork, the query FIFO packed in UltraRAM, the attention product with its
     keys in UltraRAM) is bit-exact in RTL simulation with random pauses and in C-sim."""
-    _needs_tools()
+    require_sim_tools()
     design = packed_design(8, b_sequences)
     assert_keys_in_uram_bit_exact(design, tmp_path, vectors=5, seed=7)
 
@@ -102,22 +103,6 @@ def test_design_with_keys_in_uram_is_bit_exact(tmp_path: Path, b_sequences: int)
 def assert_keys_in_uram_bit_exact(design, out: Path, vectors: int, seed: int) -> None:
     """``design`` with its attention product's keys in UltraRAM: the top instantiates the URAM
     variant, and RTL sim (random pauses) and C-sim match the reference element by element."""
-    from codegen.emit.cocotb_tb import emit_cocotb_tb
-    from codegen.emit.hls import emit_csim_testbench, emit_hls
-    from codegen.emit.rtl import emit_rtl
-    from codegen.ir.reference import random_inputs, run_reference
-    from codegen.verify.csim import run_csim
-    from codegen.verify.rtlsim import run_rtlsim
-
     design.uram_buffers = frozenset({"amm"})
-    emit_rtl(design, out)
+    assert_design_bit_exact(design, out, vectors, seed)
     assert ".B_URAM(1)" in next(out.rglob("einhls_top.v")).read_text()
-    emit_cocotb_tb(design, out)
-    inputs = random_inputs(design.graph, vectors, seed=seed)
-    expected = run_reference(design.graph, inputs)
-    rtl = run_rtlsim(out, inputs, expected, out / "work_rtl")
-    assert rtl.passed, rtl.line()
-    emit_hls(design, out)
-    emit_csim_testbench(design, out)
-    csim = run_csim(out, inputs, expected, out / "work_csim", tokens=design.graph.tokens)
-    assert csim.passed, csim.line()

@@ -22,7 +22,8 @@ from codegen.schedule.boards import get_board
 from codegen.schedule.cost import bram36_for, uram_for
 from codegen.schedule.design import OpSchedule
 from codegen.emit.attention import folding
-from test_encoder_buffers import _needs_tools, attention_graph
+from design_sim import require_sim_tools
+from test_encoder_buffers import attention_graph
 from test_kv_uram import assert_keys_in_uram_bit_exact
 
 
@@ -92,7 +93,7 @@ def test_design_folded_for_full_uram_words_is_bit_exact(tmp_path: Path) -> None:
     is bit-exact in RTL simulation with random pauses and in C-sim."""
     from codegen.schedule.folding import fold
 
-    _needs_tools()
+    require_sim_tools()
     graph = attention_graph(tokens=8, heads=2, inner=8)
     design = fold(graph, get_board("kv260"), max_util=100.0, target_ii=2 * 8 * 8).design
     s = design.schedules["amm"]

@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from codegen.schedule.boards import get_board
+from design_sim import assert_design_bit_exact, require_sim_tools
 
 FEATURES = 384       # MiniLM's hidden size: a Linear input buffer of 2 x 64 words of 64 bits at SIMD 8
 
@@ -107,40 +107,10 @@ def test_lut_ram_is_emitted_in_both_back_ends(tmp_path: Path) -> None:
     assert text.count("type=fifo impl=lutram") == 1 and "depth=700" in text
 
 
-def _needs_tools():
-    from codegen.verify.csim import CXX, ap_types_dir
-    from codegen.verify.tools import verilator_bin
-
-    folder = verilator_bin()
-    if folder is None or not (folder / "verilator").exists():
-        pytest.skip("verilator not installed")
-    if shutil.which(CXX) is None or ap_types_dir() is None:
-        pytest.skip("g++ or the ap_types headers not installed")
-
-
 @pytest.mark.rtl
 @pytest.mark.csim
 def test_lut_ram_block_is_bit_exact(tmp_path: Path) -> None:
-    from codegen.emit.cocotb_tb import emit_cocotb_tb
-    from codegen.emit.hls import emit_csim_testbench, emit_hls
-    from codegen.emit.rtl import emit_rtl
-    from codegen.ir.reference import random_inputs, run_reference
-    from codegen.verify.csim import run_csim
-    from codegen.verify.rtlsim import run_rtlsim
-
-    _needs_tools()
-    design = lutram_design()
-    emit_rtl(design, tmp_path)
-    emit_cocotb_tb(design, tmp_path)
-    inputs = random_inputs(design.graph, 3, seed=4)
-    expected = run_reference(design.graph, inputs)
-    rtl = run_rtlsim(tmp_path, inputs, expected, tmp_path / "work_rtl")
-    assert rtl.passed, rtl.line()
-    emit_hls(design, tmp_path)
-    emit_csim_testbench(design, tmp_path)
-    csim = run_csim(tmp_path, inputs, expected, tmp_path / "work_csim", tokens=design.graph.tokens)
-    assert csim.passed, csim.line()
-    assert np.asarray(expected).size == 3 * design.graph.tokens * FEATURES
+    assert_design_bit_exact(lutram_design(), tmp_path, vectors=3, seed=4)
 
 
 @pytest.mark.rtl
@@ -156,7 +126,7 @@ def test_attention_product_with_its_a_buffer_in_lut_ram_is_bit_exact(tmp_path: P
     from codegen.ir.reference import random_inputs, run_reference
     from codegen.verify.rtlsim import run_rtlsim
 
-    _needs_tools()
+    require_sim_tools()
     design = packed_design(8, 2)
     design.lutram_units = frozenset({"amm"})
     emit_rtl(design, tmp_path)
