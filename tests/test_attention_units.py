@@ -21,10 +21,8 @@ A wider random sweep of both is marked slow.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from codegen.resources import resource_dir
 from codegen.schedule.attention_cost import actmatmul_cost, actmatmul_options
 from codegen.schedule.design import OpSchedule
 from codegen.verify.csim import CXX, ap_types_dir, read_vectors, write_vectors
+from unit_rtlsim import build_and_simulate, case_config
 
 RTL_GROUP = pytest.mark.xdist_group("attention_units_rtl")
 CSIM_GROUP = pytest.mark.xdist_group("attention_units_csim")
@@ -270,34 +269,10 @@ def test_wrapper_lint_clean(tmp_path: Path) -> None:
 
 def run_rtl(cases: list[Case], folder: Path, count: int, seed: int) -> list[tuple[Case, dict, np.ndarray]]:
     """Build the wrapper of ``cases`` with Verilator and simulate; returns (case, result, expected)."""
-    from codegen.verify import rtlsim
-    from codegen.verify.tools import simulator_env, store_runtime, tool_error, verilator_bin
-
     _verilator()
     specs, expected = zip(*(rtl_case_spec(i, c, count, seed + i) for i, c in enumerate(cases)))
     sources = write_wrapper(list(specs), folder / "rtl")
-    env = simulator_env(verilator_bin(), fast_build=True, pythonpath=[resource_dir("testbench") / "cocotb"])
-    build_dir, run_dir = folder / "build", folder / "run"
-    build_dir.mkdir(parents=True)
-    run_dir.mkdir(parents=True)
-    cache = rtlsim._runtime_cache(rtlsim._tool_versions(verilator_bin()))
-    restored = rtlsim._restore_runtime(cache, build_dir)
-    build = {"sources": [str(resource_dir("rtl_kernels") / LINT_WAIVERS), *map(str, sources)], "top": WRAPPER_TOP,
-             "build_dir": str(build_dir), "build_args": rtlsim.VERILATOR_ARGS, "assume_old_makefile": restored}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(build)],
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, tool_error(proc.stdout + proc.stderr, "Verilator build failed")
-    store_runtime(cache, build_dir, rtlsim.RUNTIME_OBJECTS)
-    config, results = run_dir / "config.json", run_dir / "results.json"
-    config.write_text(json.dumps({"seed": seed, "cases": [{k: v for k, v in spec.items() if k != "params"}
-                                                          for spec in specs]}))
-    test = {"top": WRAPPER_TOP, "build_dir": str(build_dir), "test_dir": str(run_dir),
-            "test_module": "join_units_tb",
-            "env": {"JOIN_UNITS_CONFIG": str(config), "JOIN_UNITS_RESULTS": str(results)}}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(test)],
-                          env=env, capture_output=True, text=True)
-    assert results.is_file(), tool_error(proc.stdout + proc.stderr, f"simulation failed ({proc.returncode})")
-    got = json.loads(results.read_text())["cases"]
+    got = build_and_simulate(sources, WRAPPER_TOP, folder, case_config(list(specs), seed))
     return [(c, g, e) for c, g, e in zip(cases, got, expected)]
 
 
@@ -467,7 +442,7 @@ def test_registered_in_cost_and_unit_tables() -> None:
     # the registered cost function is this unit's (op_cost then applies the calibrated LUT and FF)
     assert "actmatmul" in COST_FUNCTIONS and COST_FUNCTIONS["actmatmul"](c.op, s_, "DSP48E1") == actmatmul_cost(c.op, s_, "DSP48E1")
     assert op_cost(c.op, s_, "DSP48E1").dsp == actmatmul_cost(c.op, s_, "DSP48E1").dsp
-    design = SimpleNamespace(schedule=lambda op: s_, buffer_sequences={}, uram_buffers=frozenset())
+    design = SimpleNamespace(schedule=lambda op: s_, buffer_sequences={}, uram_buffers=frozenset(), lutram_units=frozenset())
     stages, mems, elementwise = RTL_UNITS["actmatmul"](3, c.op, s_, design)
     assert [st.module for st in stages] == ["einhls_actmatmul"] and mems == [] and not elementwise
     assert stages[0].instance == "u3_nt_h2_k6_l4" and stages[0].out_width == 2 * 8

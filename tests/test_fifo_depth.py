@@ -9,17 +9,12 @@ cases are instances of one wrapper built once with Verilator (testbench/cocotb/f
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from codegen.emit.rtl import LINT_WAIVERS, Param
-from codegen.resources import resource_dir
+from codegen.emit.rtl import Param
 
 from test_join_units import _verilator, _write_wrapper
+from unit_rtlsim import build_and_simulate
 
 TOP = "join_units_top"
 # (name, DEPTH, WIDTH, URAM): powers of two (the path every design used before) and other depths,
@@ -37,33 +32,13 @@ def _spec(index: int, name: str, depth: int, width: int, uram: int) -> dict:
 
 @pytest.fixture(scope="module")
 def fifo_results(tmp_path_factory) -> dict:
-    from codegen.verify import rtlsim
-    from codegen.verify.tools import simulator_env, store_runtime, tool_error, verilator_bin
-
     _verilator()
     folder = tmp_path_factory.mktemp("fifo")
     specs = [_spec(i, *case) for i, case in enumerate(CASES)]
     sources = _write_wrapper(specs, folder / "rtl")
-    env = simulator_env(verilator_bin(), fast_build=True, pythonpath=[resource_dir("testbench") / "cocotb"])
-    build_dir, run_dir = folder / "build", folder / "run"
-    build_dir.mkdir()
-    run_dir.mkdir()
-    cache = rtlsim._runtime_cache(rtlsim._tool_versions(verilator_bin()))
-    restored = rtlsim._restore_runtime(cache, build_dir)
-    build = {"sources": [str(resource_dir("rtl_kernels") / LINT_WAIVERS), *map(str, sources)], "top": TOP,
-             "build_dir": str(build_dir), "build_args": rtlsim.VERILATOR_ARGS, "assume_old_makefile": restored}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(build)],
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, tool_error(proc.stdout + proc.stderr, "Verilator build failed")
-    store_runtime(cache, build_dir, rtlsim.RUNTIME_OBJECTS)
-    config, results = run_dir / "config.json", run_dir / "results.json"
-    config.write_text(json.dumps({"seed": 11, "cases": [{"name": n, "depth": d, "width": w} for n, d, w, _ in CASES]}))
-    test = {"top": TOP, "build_dir": str(build_dir), "test_dir": str(run_dir), "test_module": "fifo_tb",
-            "env": {"FIFO_CONFIG": str(config), "FIFO_RESULTS": str(results)}}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(test)],
-                          env=env, capture_output=True, text=True)
-    assert results.is_file(), tool_error(proc.stdout + proc.stderr, f"simulation failed ({proc.returncode})")
-    return {case["name"]: case["phases"] for case in json.loads(results.read_text())["cases"]}
+    config = {"seed": 11, "cases": [{"name": n, "depth": d, "width": w} for n, d, w, _ in CASES]}
+    cases = build_and_simulate(sources, TOP, folder, config, test_module="fifo_tb", env_prefix="FIFO")
+    return {case["name"]: case["phases"] for case in cases}
 
 
 @pytest.mark.rtl

@@ -20,10 +20,8 @@ A wider random sweep of both is marked slow.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from codegen.ir.joins import Add, Concat, Mul, Slice, make_add, make_concat, mak
 from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.verify.csim import CXX, CXXFLAGS, ap_types_dir, read_vectors, write_vectors
+from unit_rtlsim import build_and_simulate, case_config
 
 # the RTL cases share one build and the C-sim cases one binary (module fixtures): keep each set on
 # one xdist worker under `--dist loadgroup`
@@ -322,33 +321,10 @@ def _write_wrapper(specs: list[dict], folder: Path) -> list[Path]:
 
 def run_rtl(cases: list[Case], folder: Path, tokens: int, seed: int) -> list[tuple[Case, dict, list[np.ndarray]]]:
     """Build the wrapper of ``cases`` with Verilator and simulate; returns (case, result, expected)."""
-    from codegen.verify import rtlsim
-    from codegen.verify.tools import simulator_env, store_runtime, tool_error, verilator_bin
-
     _verilator()
     specs, expected = zip(*(rtl_case_spec(i, c, tokens, seed + i) for i, c in enumerate(cases)))
     sources = _write_wrapper(list(specs), folder / "rtl")
-    env = simulator_env(verilator_bin(), fast_build=True, pythonpath=[resource_dir("testbench") / "cocotb"])
-    build_dir, run_dir = folder / "build", folder / "run"
-    build_dir.mkdir(parents=True)
-    run_dir.mkdir(parents=True)
-    cache = rtlsim._runtime_cache(rtlsim._tool_versions(verilator_bin()))
-    restored = rtlsim._restore_runtime(cache, build_dir)
-    build = {"sources": [str(resource_dir("rtl_kernels") / LINT_WAIVERS), *map(str, sources)], "top": WRAPPER_TOP,
-             "build_dir": str(build_dir), "build_args": rtlsim.VERILATOR_ARGS, "assume_old_makefile": restored}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(build)],
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, tool_error(proc.stdout + proc.stderr, "Verilator build failed")
-    store_runtime(cache, build_dir, rtlsim.RUNTIME_OBJECTS)
-    config, results = run_dir / "config.json", run_dir / "results.json"
-    config.write_text(json.dumps({"seed": seed, "cases": [{k: v for k, v in spec.items() if k != "params"}
-                                                          for spec in specs]}))
-    test = {"top": WRAPPER_TOP, "build_dir": str(build_dir), "test_dir": str(run_dir), "test_module": "join_units_tb",
-            "env": {"JOIN_UNITS_CONFIG": str(config), "JOIN_UNITS_RESULTS": str(results)}}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(test)],
-                          env=env, capture_output=True, text=True)
-    assert results.is_file(), tool_error(proc.stdout + proc.stderr, f"simulation failed ({proc.returncode})")
-    got = json.loads(results.read_text())["cases"]
+    got = build_and_simulate(sources, WRAPPER_TOP, folder, case_config(list(specs), seed))
     return [(c, g, e) for c, g, e in zip(cases, got, expected)]
 
 

@@ -11,10 +11,8 @@ on both streams and random output back-pressure (``testbench/cocotb/join_units_t
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from codegen.schedule.mask_cost import maskscores_cost
 
 import test_attention_units as amm
 from unit_csim import build_and_run, write_unit_header
+from unit_rtlsim import build_and_simulate, case_config
 
 SEQUENCES = 7
 
@@ -152,9 +151,7 @@ def test_hls_kernel_follows_the_rules() -> None:
 # --- RTL simulation ------------------------------------------------------------------------------
 
 def run_rtl(cases: list[Case], folder: Path, count: int, seed: int) -> list[tuple[Case, dict, np.ndarray]]:
-    from codegen.emit.rtl import KERNEL_DEPS, LINT_WAIVERS
-    from codegen.verify import rtlsim
-    from codegen.verify.tools import simulator_env, store_runtime, tool_error, verilator_bin
+    from codegen.emit.rtl import KERNEL_DEPS
 
     amm._verilator()
     specs, expected = [], []
@@ -172,28 +169,7 @@ def run_rtl(cases: list[Case], folder: Path, count: int, seed: int) -> list[tupl
     for name in ("einhls_mask", *KERNEL_DEPS["einhls_mask"]):
         shutil.copyfile(resource_dir("rtl_kernels") / f"{name}.v", rtl / f"{name}.v")
         sources.insert(0, rtl / f"{name}.v")
-    env = simulator_env(verilator_bin(), fast_build=True, pythonpath=[resource_dir("testbench") / "cocotb"])
-    build_dir, run_dir = folder / "build", folder / "run"
-    build_dir.mkdir(parents=True)
-    run_dir.mkdir(parents=True)
-    cache = rtlsim._runtime_cache(rtlsim._tool_versions(verilator_bin()))
-    restored = rtlsim._restore_runtime(cache, build_dir)
-    build = {"sources": [str(resource_dir("rtl_kernels") / LINT_WAIVERS), *map(str, sources)], "top": amm.WRAPPER_TOP,
-             "build_dir": str(build_dir), "build_args": rtlsim.VERILATOR_ARGS, "assume_old_makefile": restored}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(build)],
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, tool_error(proc.stdout + proc.stderr, "Verilator build failed")
-    store_runtime(cache, build_dir, rtlsim.RUNTIME_OBJECTS)
-    config, results = run_dir / "config.json", run_dir / "results.json"
-    config.write_text(json.dumps({"seed": seed, "cases": [{k: v for k, v in spec.items() if k != "params"}
-                                                          for spec in specs]}))
-    test = {"top": amm.WRAPPER_TOP, "build_dir": str(build_dir), "test_dir": str(run_dir),
-            "test_module": "join_units_tb",
-            "env": {"JOIN_UNITS_CONFIG": str(config), "JOIN_UNITS_RESULTS": str(results)}}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(test)],
-                          env=env, capture_output=True, text=True)
-    assert results.is_file(), tool_error(proc.stdout + proc.stderr, f"simulation failed ({proc.returncode})")
-    got = json.loads(results.read_text())["cases"]
+    got = build_and_simulate(sources, amm.WRAPPER_TOP, folder, case_config(specs, seed))
     return list(zip(cases, got, expected))
 
 

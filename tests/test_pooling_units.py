@@ -11,9 +11,7 @@ The RTL runs with no pauses, then with random input gaps and output back-pressur
 """
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +29,7 @@ from codegen.schedule.pooling_cost import tokenmean_cost
 import test_attention_units as amm
 import test_join_units as joins
 from unit_csim import build_and_run, write_unit_header
+from unit_rtlsim import build_and_simulate, case_config
 
 SEQUENCES = 6
 
@@ -143,8 +142,6 @@ def test_parameters_cost_and_json() -> None:
 @pytest.fixture(scope="module")
 def rtl_results(tmp_path_factory) -> dict:
     from codegen.emit.rtl import LINT_WAIVERS
-    from codegen.verify import rtlsim
-    from codegen.verify.tools import simulator_env, store_runtime, tool_error, verilator_bin
 
     amm._verilator()
     folder = tmp_path_factory.mktemp("tokenmean_rtl")
@@ -170,27 +167,7 @@ def rtl_results(tmp_path_factory) -> dict:
     sources = joins._write_wrapper(specs, folder / "rtl")   # one s_axis per unit: the join wrapper's form
     lint = subprocess.run([amm._verilator(), "--lint-only", "-Wall", str(resource_dir("rtl_kernels") / LINT_WAIVERS),
                            *map(str, sources), "--top-module", joins.WRAPPER_TOP], capture_output=True, text=True)
-    env = simulator_env(verilator_bin(), fast_build=True, pythonpath=[resource_dir("testbench") / "cocotb"])
-    build_dir, run_dir = folder / "build", folder / "run"
-    build_dir.mkdir(parents=True)
-    run_dir.mkdir(parents=True)
-    cache = rtlsim._runtime_cache(rtlsim._tool_versions(verilator_bin()))
-    restored = rtlsim._restore_runtime(cache, build_dir)
-    build = {"sources": [str(resource_dir("rtl_kernels") / LINT_WAIVERS), *map(str, sources)], "top": joins.WRAPPER_TOP,
-             "build_dir": str(build_dir), "build_args": rtlsim.VERILATOR_ARGS, "assume_old_makefile": restored}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "build", json.dumps(build)],
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, tool_error(proc.stdout + proc.stderr, "Verilator build failed")
-    store_runtime(cache, build_dir, rtlsim.RUNTIME_OBJECTS)
-    config, results = run_dir / "config.json", run_dir / "results.json"
-    config.write_text(json.dumps({"seed": 3, "cases": [{k: v for k, v in s.items() if k != "params"} for s in specs]}))
-    test = {"top": joins.WRAPPER_TOP, "build_dir": str(build_dir), "test_dir": str(run_dir),
-            "test_module": "join_units_tb",
-            "env": {"JOIN_UNITS_CONFIG": str(config), "JOIN_UNITS_RESULTS": str(results)}}
-    proc = subprocess.run([sys.executable, "-m", "codegen.verify.rtlsim", "test", json.dumps(test)],
-                          env=env, capture_output=True, text=True)
-    assert results.is_file(), tool_error(proc.stdout + proc.stderr, f"simulation failed ({proc.returncode})")
-    got = json.loads(results.read_text())["cases"]
+    got = build_and_simulate(sources, joins.WRAPPER_TOP, folder, case_config(specs, 3))
     return {c.name: (c, g, e) for c, g, e in zip(cases, got, expected)}, lint
 
 
