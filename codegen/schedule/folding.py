@@ -364,15 +364,17 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
     stage_shape_cache: dict = {}     # contraction buffers by schedule (schedule/contraction_memory.py)
 
     def build(target: int, b_sequences: int = 2) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
-        built = build_placed(target, b_sequences, False)
+        folded = fold_unplaced(target, b_sequences)
+        built = build_placed(folded, b_sequences, False)
         if board.uram and any(item.startswith(("BRAM36", "URAM")) for item in fits(built[2], board, max_util)):
             # block RAM and UltraRAM are what the design runs out of: small memories to LUT RAM
             # (schedule/lutram.py), then the same placement of the rest
-            return build_placed(target, b_sequences, True)
+            return build_placed(folded, b_sequences, True)
         return built
 
-    def build_placed(target: int, b_sequences: int,
-                     lutram: bool) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
+    def fold_unplaced(target: int, b_sequences: int) -> tuple:
+        """The schedules, their costs before any memory placement, the interval and the FIFOs:
+        what both placements of :func:`build` start from."""
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
         if b_sequences == 1:
@@ -389,6 +391,12 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         ii = math.ceil(frame_interval / graph.tokens)
         # the FIFOs where paths reconverge are memories too (a sequence of queries for attention)
         shapes = fifo_shapes(graph, fifo_depths(graph, costs, schedules, ii), schedules)
+        return schedules, costs, frame_interval, ii, shapes
+
+    def build_placed(folded: tuple, b_sequences: int,
+                     lutram: bool) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
+        schedules, unplaced, frame_interval, ii, shapes = folded
+        costs = {name: replace(cost) for name, cost in unplaced.items()}   # the placement changes them
         fifo_bram = placed_fifo_memory(shapes, {})[0]
         lutram_fifos, lutram_units, lutram_luts = frozenset(), frozenset(), 0
         if lutram:
