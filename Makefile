@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einhls-installed
 JOBS   ?= 2
 
-.PHONY: setup demo test test-all bench bench-open-flow clean fuzz
+.PHONY: setup demo test test-all bench bench-open-flow clean fuzz bench-scheduler
 
 setup: $(STAMP)
 
@@ -31,6 +31,21 @@ test-all: setup
 bench: setup
 	$(PY) -m bench.tt_ffn
 	$(PY) -m bench.butterfly
+
+# the scheduler's measured tables, from stored data where it exists (calibration: only missing
+# points are swept): cost model against Yosys and Verilator, shape choice, packing, rooflines,
+# memories, compile time; about an hour on 2 cores, most of it Yosys
+bench-scheduler: setup
+	$(PY) -m bench.calibrate --cycles
+	$(PY) -m bench.unit_roofline
+	$(PY) -m bench.token_pairs
+	$(PY) -m bench.int4_packing
+	$(PY) -m bench.input_buffer_ram
+	$(PY) -m bench.fifo_yosys
+	$(PY) -m bench.lutram_yosys
+	$(PY) -m bench.encoder_memory --boards kv260 zcu104 --intervals 18432 --max-util 0.8 1.0
+	$(PY) -m bench.compile_time
+	$(PY) -m bench.lowering_time
 
 # real ECP5 bitstreams of the example models for every ULX3S size (long: up to an hour on 2 cores)
 bench-open-flow: setup
