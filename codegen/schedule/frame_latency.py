@@ -142,19 +142,25 @@ def stream_times(design, costs: dict[str, OpCost], interval: int) -> tuple[dict[
             out_first = first_end - out_beats
             out_clock = first_end
         else:
-            starts = e_in if op.kind in STORE_KINDS else \
-                input_ready(op, dict(zip(op.inputs, [clock[t] + c for t, c in zip(op.inputs, conv)])), interval)
-            ready = max(starts) if op.kind in STORE_KINDS else starts[0]
+            if op.kind in STORE_KINDS:
+                # the whole first vector first: its last beat, the frame's beats spread evenly
+                # over its tokens (the frame's last beat where the frame is one token)
+                in_tokens = counts[op.inputs[0]]
+                ready = max(f + math.ceil((e - f + 1) / in_tokens) - 1 for f, e in zip(f_in, e_in))
+                tail = cost.latency - 1     # counted from the cycle after the last beat
+            else:
+                ready = input_ready(op, dict(zip(op.inputs, [clock[t] + c for t, c in zip(op.inputs, conv)])),
+                                    interval)[0]
+                tail = max(cost.latency - max(in_beats) * getattr(s, "token_pack", 1), 0)
             end = ready + cost.latency
             out_clock = end
             out_first = end - out_beats
             # a frame of many tokens: the last leaves an interval of the unit per token after the
-            # first, and no earlier than its own input's last beat allows.  A token pair's latency
-            # is the pair's (both tokens loaded, both left): the steps are then pairs
+            # first, and no earlier than its own input's last beat allows (``tail`` after it).  A
+            # token pair's latency is the pair's (both tokens loaded, both left): steps of pairs
             pack = getattr(s, "token_pack", 1)
-            tail = max(cost.latency - max(in_beats) * pack, 0)
             later = (math.ceil(out_tokens / pack) - 1) * pack * cost.ii
-            out_last = max(end - 1 + later, max(e_in) + tail) if op.kind not in STORE_KINDS else end - 1
+            out_last = max(end - 1 + later, max(e_in) + tail)
         for tensor in op.outputs:
             first[tensor], last[tensor], clock[tensor] = out_first, out_last, out_clock
     return first, last
