@@ -43,10 +43,14 @@ the first key and the units after it for one token: 29,418 and 535,147).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from ..ir.graph import GRAPH_INPUT, Graph
+from ..ir.graph import GRAPH_INPUT, Graph, Op
 from .cost import OpCost
 from .design import OpSchedule
+
+if TYPE_CHECKING:
+    from ..emit.attention import Folding
 
 #: streaming units: one beat in, one beat out, a fixed pipeline between
 STREAMING_KINDS = frozenset({"relu", "requant", "add", "mul", "fork", "slice", "concat"})
@@ -57,7 +61,7 @@ FRAME_KINDS = frozenset({"window", "regroup", "tapmax", "tokenmean", "maskedmean
 STORE_KINDS = frozenset({"contract", "permute"})
 
 
-def sequence_timing(op, schedule: OpSchedule) -> tuple[int, int]:
+def sequence_timing(op: Op, schedule: OpSchedule) -> tuple[int, int]:
     """(load, preload) of a unit that reads a whole sequence of one input before its first row (an
     attention product's keys / values, a score mask's mask): ``load``, cycles from the last beat
     of that sequence at the unit's port to the first row it allows; ``preload``, the cycles of a
@@ -72,11 +76,13 @@ def sequence_timing(op, schedule: OpSchedule) -> tuple[int, int]:
         # the converter to words of WC codes registers the last word, the loader writes it and
         # sets the sequence's full flag with it, the array issues the row's first step after that
         return int(f.b_lanes != word) + BUFFER_WRITE + 1, row_load_cycles(op, f)
-    # einhls_mask: the flag of a whole mask is a register set the cycle after its last beat
-    return 1, 0
+    if op.kind == "maskscores":
+        # einhls_mask: the flag of a whole mask is a register set the cycle after its last beat
+        return 1, 0
+    raise ValueError(f"no sequence timing for a {op.kind} unit ({op.name}): add it here")
 
 
-def row_load_cycles(op, f) -> int:
+def row_load_cycles(op: Op, f: "Folding") -> int:
     """Cycles an attention product takes to load a row of a into its row buffer (the a converter
     emits one word of SIMD codes a cycle): the first term of its latency."""
     return max(op.in_size // f.a_lanes, op.heads * (op.inner // f.simd))
