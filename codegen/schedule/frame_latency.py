@@ -157,14 +157,14 @@ def stream_times(design, costs: dict[str, OpCost], interval: int) -> tuple[dict[
             else:
                 ready = input_ready(op, dict(zip(op.inputs, [clock[t] + c for t, c in zip(op.inputs, conv)])),
                                     interval)[0]
-                tail = max(cost.latency - max(in_beats) * getattr(s, "token_pack", 1), 0)
+                tail = max(cost.latency - max(in_beats) * s.token_pack, 0)
             end = ready + cost.latency
             out_clock = end
             out_first = end - out_beats
             # a frame of many tokens: the last leaves an interval of the unit per token after the
             # first, and no earlier than its own input's last beat allows (``tail`` after it).  A
             # token pair's latency is the pair's (both tokens loaded, both left): steps of pairs
-            pack = getattr(s, "token_pack", 1)
+            pack = s.token_pack
             later = (math.ceil(out_tokens / pack) - 1) * pack * cost.ii
             out_last = max(end - 1 + later, max(e_in) + tail)
         for tensor in op.outputs:
