@@ -28,7 +28,8 @@ b's sequence load adds to it for the first row of a sequence when b arrives late
 start before the TOKENS x (b beats) cycles of loading b are over (plus BUFFER_WRITE).  So the first
 row of a sequence whose keys / values arrive with its queries waits for the whole sequence of b:
 the cost of holding K / V on chip; the a stream must be buffered that long in front of the unit
-(a FIFO of a sequence of a tokens).
+(a FIFO of a sequence of a tokens).  A design's latency counts that wait from the last b beat as
+b's producer delivers it, then the rows at ``ii`` (schedule/frame_latency.py ``sequence_timing``).
 
 One sequence of b (``b_sequences = 1``, the scheduler's choice only where two do not fit): the
 next sequence's b loads only after this sequence's last row, so with its streams at full rate a
