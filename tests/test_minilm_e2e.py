@@ -57,12 +57,14 @@ def test_layer_is_bit_exact_in_rtlsim_on_zcu104(zcu104_layer):
     """Three sequences of 16 tokens through the Verilog (random input gaps, output back-pressure):
     about 100k cycles of a 29-unit design.  The report's latency (schedule/frame_latency.py: the
     queries wait for the whole sequence of keys, which the key projection delivers at its interval)
-    within 15% of the latency measured (37,312 cycles measured, 39,596 estimated)."""
+    within 15% of the latency measured (30,613 cycles measured, 32,291 estimated at 704 cycles a token)."""
     (result,) = verify(zcu104_layer, ("rtlsim",), vectors=1, stored=2, **QUIET)
     assert result.passed, result.line()
     totals = zcu104_layer.report["totals"]
     assert result.measured["interval_cycles"] <= totals["frame_interval"], (result.measured, totals)
     measured = result.measured["latency_cycles"]
+    print(f"zcu104 layer: {totals['ii']} cycles per token; interval {result.measured['interval_cycles']} measured, "
+          f"{totals['frame_interval']} scheduled; latency {measured} measured, {totals['latency']} estimated")
     assert abs(totals["latency"] - measured) <= 0.15 * measured, (totals["latency"], result.measured)
 
 
