@@ -170,3 +170,53 @@ def test_unsupported_attention_is_refused_by_name(tmp_path, model, match):
     onnx.save(_attention_model(**model), path)
     with pytest.raises(EinhlsError, match=match):
         load_graph(path, default_type=QType(True, 8, 2.0 ** -5))
+
+
+class _RotaryAttention(torch.nn.Module):
+    """Self-attention with rotary position embeddings on queries and keys, written as the
+    Llama / GPT-NeoX code writes them (rotate_half: the negated second half concatenated with the
+    first half; cos / sin tables per position)."""
+
+    def __init__(self, hidden: int = 16, heads: int = 2, tokens: int = 4) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (torch.nn.Linear(hidden, hidden) for _ in range(4))
+        self.heads, self.d = heads, hidden // heads
+        angles = torch.arange(tokens).float()[:, None] / 10000 ** (torch.arange(0, self.d, 2).float() / self.d)
+        self.register_buffer("cos", torch.cat([angles.cos(), angles.cos()], -1))
+        self.register_buffer("sin", torch.cat([angles.sin(), angles.sin()], -1))
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        first, second = x[..., : self.d // 2], x[..., self.d // 2:]
+        return x * self.cos + torch.cat([-second, first], -1) * self.sin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (p(x).view(1, -1, self.heads, self.d).transpose(1, 2) for p in (self.q, self.k, self.v))
+        scores = self.rotate(q) @ self.rotate(k).transpose(-1, -2) / self.d ** 0.5
+        context = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(1, -1, self.heads * self.d)
+        return self.o(context)
+
+
+def test_rotary_position_embeddings_are_refused_by_name(tmp_path):
+    """A rotary attention block exported by torch.onnx.export and quantized by onnxruntime: one
+    line naming the rotate_half Concat and the reason; the CLI exits 2 and writes no folder."""
+    from codegen.cli import main
+    from models.ort_qdq import export_quantized
+
+    torch.manual_seed(0)
+    path = export_quantized(_RotaryAttention(), tmp_path / "rotary.onnx", shape=(1, 4, 16))
+    with pytest.raises(EinhlsError, match=r"'/Concat' \(Concat\): rotary position embeddings \(rotate_half"):
+        load_graph(path)
+    assert main(["compile", str(path), "--board", "zcu104", "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_angles_computed_in_the_graph_are_refused_as_rotary(tmp_path):
+    """Sin / Cos nodes (position angles computed on the fly) are refused by name, not as an
+    unknown op."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])
+    graph = helper.make_graph([helper.make_node("Sin", ["x"], ["y"], name="angles")], "sin", [x], [y])
+    path = tmp_path / "sin.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(EinhlsError, match=r"'angles' \(Sin\): rotary position embeddings"):
+        load_graph(path)

@@ -162,3 +162,44 @@ def finish_act_matmul(low, acc: ActAcc, out_type: QType | None, node: onnx.NodeP
         raise EinhlsError(f"cannot build the attention product: {exc}", acc.node, "MatMul") from exc
     low.stream.append(op)
     return dataclasses.replace(Real.of_stream(acc.shape, out_type.scale), view=acc.view)
+
+
+#: ops that compute position angles on the fly (a rotary embedding built inside the graph)
+_ANGLE_OPS = frozenset({"Sin", "Cos"})
+
+
+def refuse_rotary_embedding(graph: onnx.GraphProto) -> None:
+    """Rotary position embeddings (RoPE: queries and keys rotated by position, ``x * cos +
+    rotate_half(x) * sin``) are refused by name before lowering.  Signs, either suffices:
+    ``rotate_half``, a Concat of the negated second half of a tensor and its first half (Slice /
+    Neg / Concat, through any quantizers), or Sin / Cos nodes computing the angles."""
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def source(name: str) -> onnx.NodeProto | None:
+        """The node behind ``name``, looking through QuantizeLinear / DequantizeLinear pairs."""
+        node = producers.get(name)
+        while node is not None and node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input:
+            node = producers.get(node.input[0])
+        return node
+
+    def sliced_tensor(node: onnx.NodeProto | None) -> str | None:
+        if node is None or node.op_type != "Slice":
+            return None
+        origin = source(node.input[0])
+        return origin.output[0] if origin is not None else node.input[0]
+
+    for node in graph.node:
+        if node.op_type in _ANGLE_OPS:
+            raise EinhlsError("rotary position embeddings (position angles computed by Sin / Cos) are not "
+                              "supported: einhls compiles attention with absolute or no position embeddings",
+                              node_label(node), node.op_type)
+        if node.op_type != "Concat" or len(node.input) != 2:
+            continue
+        first, second = (source(name) for name in node.input)
+        if first is None or first.op_type != "Neg":
+            continue
+        negated = sliced_tensor(source(first.input[0]))
+        if negated is not None and negated == sliced_tensor(second):
+            raise EinhlsError("rotary position embeddings (rotate_half: the negated second half of the queries "
+                              "or keys concatenated with their first half) are not supported: einhls compiles "
+                              "attention with absolute or no position embeddings", node_label(node), node.op_type)

@@ -83,6 +83,7 @@ class Lowering:
     # ----- driver -----
     def run(self) -> Graph:
         check_graph_shape(self.graph)
+        attention_fe.refuse_rotary_embedding(self.graph)
         for node in self.graph.node:
             for name in node.input:
                 self.readers[name] = self.readers.get(name, 0) + 1
