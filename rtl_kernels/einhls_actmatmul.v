@@ -382,34 +382,26 @@ module einhls_actmatmul #(
     reg [NB*WC*DB-1:0] b1 = 0;
     reg [2:0]          tag1 = 0;          // {valid, first, last} of the group of PE sums
 
+    // B_URAM = 1: the banks in UltraRAM; "auto" leaves the choice to synthesis, as without the attribute
+    /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
+    localparam B_STYLE = (B_URAM != 0) ? "ultra" : "auto";
+    /* verilator lint_on UNUSEDPARAM */
     genvar bank;
     generate
         for (bank = 0; bank < NB; bank = bank + 1) begin : g_bank
             // simple dual-port: the loader's write port, the MAC array's read port
             localparam integer BANK_I = bank;
             wire bank_write = b_load_fire && b_sel == BANK_I[SW-1:0];
-            if (B_URAM != 0) begin : g_ultra
-                // UltraRAM: the read is registered (b1), as the URAM288 requires
-                (* ram_style = "ultra" *)
-                reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
-                always @(posedge clk) begin
-                    if (bank_write) begin
-                        mem[b_addr] <= b_centred;
-                    end
+            // UltraRAM (B_STYLE "ultra") needs the registered read (b1) that block RAM also uses
+            (* ram_style = B_STYLE *)
+            reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
+            always @(posedge clk) begin
+                if (bank_write) begin
+                    mem[b_addr] <= b_centred;
                 end
-                always @(posedge clk) begin
-                    b1[bank*WC*DB +: WC*DB] <= mem[rd_addr];
-                end
-            end else begin : g_ram
-                reg [WC*DB-1:0] mem [0:B_SEQS*D-1];
-                always @(posedge clk) begin
-                    if (bank_write) begin
-                        mem[b_addr] <= b_centred;
-                    end
-                end
-                always @(posedge clk) begin
-                    b1[bank*WC*DB +: WC*DB] <= mem[rd_addr];
-                end
+            end
+            always @(posedge clk) begin
+                b1[bank*WC*DB +: WC*DB] <= mem[rd_addr];
             end
         end
     endgenerate

@@ -39,7 +39,7 @@
 // PACK = 2 with TOKEN_PACK = 2 (dense, even PE): both at once, four products per DSP:
 //     P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + 2^(T-1) + 2^(S-1) + 2^(S+T-1)
 // (T = PACK_SHIFT, S = TOKEN_SHIFT) holds PE 2q / token 0 at bit 0, PE 2q+1 / token 0 at T,
-// PE 2q / token 1 at S and PE 2q+1 / token 1 at S + T (see g_quad).
+// PE 2q / token 1 at S and PE 2q+1 / token 1 at S + T (see g_packed).
 //
 // Exactness.  ACC_BITS is the exact range of bias + W x (codegen/ir/types.py, dot_product_range).
 // The MAC array accumulates W x without the bias, modulo 2^ACC_BITS, and the requant stage adds
@@ -171,6 +171,23 @@ module einhls_linear #(
                 if (x[XB-1]) sum = sum - (w <<< (XB - 1));
             end
             lut_mul = sum;
+        end
+    endfunction
+
+    // Packed products (g_packed): field f of a product of WP weights and TP tokens holds weight
+    // f % WP of token f / WP and starts at this bit.
+    function automatic integer field_offset(input integer f, input integer wp);
+        field_offset = (f % wp) * PACK_SHIFT + (f / wp) * TOKEN_SHIFT;
+    endfunction
+
+    // the constant that lifts every field of a packed product but the top one by half its range
+    function automatic [63:0] field_halves(input integer fields, input integer wp);
+        integer f;
+        begin
+            field_halves = 64'd0;
+            for (f = 1; f < fields; f = f + 1) begin
+                field_halves = field_halves + (64'd1 << (field_offset(f, wp) - 1));
+            end
         end
     endfunction
 
@@ -416,7 +433,7 @@ module einhls_linear #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [TP*PE*LEAVES*TIN-1:0] leaves;    // registered products (sums of PACK_CHAIN), tree inputs
 
-    genvar p, j;
+    genvar p, j, f;
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
             for (j = 0; j < MULTS; j = j + 1) begin : g_operand
@@ -470,34 +487,51 @@ module einhls_linear #(
                 wire signed [XB-1:0] x_a = b2[M0*XB +: XB];
                 wire signed [XB-1:0] x_b = b2[(M0 + TWO)*XB +: XB];
                 /* verilator lint_on UNUSEDSIGNAL */
-                if (TP == 2 && p < 2 * PAIRS && p % 2 == 0) begin : g_quad
-                    // P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + C: four products, one
-                    // DSP (the weight pair on one port, the token pair through the pre-adder on
-                    // the other).  C = 2^(T-1) + 2^(S-1) + 2^(S+T-1) lifts each of the three low
-                    // fields by half its range; the emitter proved every sum of PACK_CHAIN
-                    // products in a low field lies in [-2^(w-1), 2^(w-1)) for its width w (T, S - T,
-                    // T), so no field borrows from the next and each is its bits with the top bit
-                    // inverted; the top field is P >>> (S + T), exactly.
-                    localparam integer T   = PACK_SHIFT;
-                    localparam integer S   = TOKEN_SHIFT;
-                    localparam integer PPW = W_BITS + T + XB + S + 3;   // packed product (+1: sum of 2)
-                    localparam integer EW  = (S > TIN) ? S : TIN;
-                    localparam signed [PPW-1:0] ONE = 1;
-                    localparam signed [PPW-1:0] HALF = (ONE <<< (T - 1)) + (ONE <<< (S - 1)) + (ONE <<< (S + T - 1));
-                    wire signed [XB-1:0] y_a = b2_t1[M0*XB +: XB];
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire signed [XB-1:0] y_b = b2_t1[(M0 + TWO)*XB +: XB];
-                    wire signed [XB+S:0] px_b = ($signed(y_b) <<< S) + x_b;
-                    wire signed [W_BITS+T:0] pw_b = ($signed(a2[(M0+TWO+MULTS)*W_BITS +: W_BITS]) <<< T)
-                                                    + $signed(a2[(M0+TWO)*W_BITS +: W_BITS]);
+                if ((p < 2 * PAIRS && p % 2 == 0) || (TP == 2 && p >= 2 * PAIRS)) begin : g_packed
+                    // One DSP, FIELDS = WP * TP products: the weight operand packs WP weights
+                    // (PEs 2q and 2q+1, the second shifted by PACK_SHIFT), the input operand TP
+                    // tokens (token 1 shifted by TOKEN_SHIFT, through the pre-adder), so
+                    //     P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + HALF
+                    // with the terms absent where WP or TP is 1: a pair (PACK = 2), a token pair
+                    // (TOKEN_PACK = 2) or both, a quad.  Field f (weight f % WP, token f / WP)
+                    // starts at bit field_offset(f); HALF lifts every field but the top one by
+                    // half its range.  The emitter proved every sum of PACK_CHAIN products in a
+                    // low field lies in [-2^(w-1), 2^(w-1)) for its width w, so no field borrows
+                    // from the next and each is its bits with the top bit inverted; the top field
+                    // is P >>> field_offset(FIELDS - 1), exactly.
+                    localparam integer WP     = (p < 2 * PAIRS) ? 2 : 1;
+                    localparam integer FIELDS = WP * TP;
+                    localparam integer WA     = (WP == 2) ? W_BITS + PACK_SHIFT + 1 : W_BITS;
+                    localparam integer XA     = (TP == 2) ? XB + TOKEN_SHIFT + 1 : XB;
+                    localparam integer PPW    = WA + XA + 1;      // packed product (+1: sum of 2)
+                    localparam [63:0] HALVES  = field_halves(FIELDS, WP);
+                    localparam signed [PPW-1:0] HALF = HALVES[PPW-1:0];
+                    /* verilator lint_off UNUSEDSIGNAL */   // w_b, v_b when PACK_CHAIN = 1
+                    wire signed [WA-1:0] w_a;
+                    wire signed [WA-1:0] w_b;
+                    wire signed [XA-1:0] v_a;
+                    wire signed [XA-1:0] v_b;
                     /* verilator lint_on UNUSEDSIGNAL */
-                    wire signed [XB+S:0] px_a = ($signed(y_a) <<< S) + x_a;
-                    wire signed [W_BITS+T:0] pw_a = ($signed(a2[(M0+MULTS)*W_BITS +: W_BITS]) <<< T)
-                                                    + $signed(a2[M0*W_BITS +: W_BITS]);
+                    if (WP == 2) begin : g_weight_pair
+                        assign w_a = ($signed(a2[(M0+MULTS)*W_BITS +: W_BITS]) <<< PACK_SHIFT)
+                                     + $signed(a2[M0*W_BITS +: W_BITS]);
+                        assign w_b = ($signed(a2[(M0+TWO+MULTS)*W_BITS +: W_BITS]) <<< PACK_SHIFT)
+                                     + $signed(a2[(M0+TWO)*W_BITS +: W_BITS]);
+                    end else begin : g_weight_one
+                        assign w_a = a2[M0*W_BITS +: W_BITS];
+                        assign w_b = a2[(M0+TWO)*W_BITS +: W_BITS];
+                    end
+                    if (TP == 2) begin : g_token_pair
+                        assign v_a = ($signed(b2_t1[M0*XB +: XB]) <<< TOKEN_SHIFT) + x_a;
+                        assign v_b = ($signed(b2_t1[(M0+TWO)*XB +: XB]) <<< TOKEN_SHIFT) + x_b;
+                    end else begin : g_token_one
+                        assign v_a = x_a;
+                        assign v_b = x_b;
+                    end
                     reg  signed [PPW-1:0] pa = 0;     // stage 3
                     wire signed [PPW-1:0] leaf;
                     always @(posedge clk) begin
-                        pa <= pw_a * px_a + HALF;
+                        pa <= w_a * v_a + HALF;
                     end
                     if (PACK_CHAIN == 1) begin : g_one
                         assign leaf = pa;
@@ -506,7 +540,7 @@ module einhls_linear #(
                         reg signed [PPW-1:0] pab = 0;     // stage 4: the post-adder of pb's DSP
                         if (TWO != 0) begin : g_b
                             always @(posedge clk) begin
-                                pb <= pw_b * px_b;
+                                pb <= w_b * v_b;
                             end
                         end
                         always @(posedge clk) begin
@@ -514,103 +548,24 @@ module einhls_linear #(
                         end
                         assign leaf = pab;
                     end
-                    /* verilator lint_off UNUSEDSIGNAL */   // the sums fit TIN bits
-                    wire signed [T-1:0]   f_even_t0 = {~leaf[T-1], leaf[T-2:0]};
-                    wire signed [S-T-1:0] f_odd_t0  = {~leaf[S-1], leaf[S-2:T]};
-                    wire signed [T-1:0]   f_even_t1 = {~leaf[S+T-1], leaf[S+T-2:S]};
-                    wire signed [PPW-S-T-1:0] f_odd_t1 = leaf[PPW-1:S+T];
-                    wire signed [EW-1:0] e_even_t0 = f_even_t0;
-                    wire signed [EW-1:0] e_odd_t0  = f_odd_t0;
-                    wire signed [EW-1:0] e_even_t1 = f_even_t1;
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    assign leaves[L*TIN +: TIN] = e_even_t0[TIN-1:0];
-                    assign leaves[(L + LEAVES)*TIN +: TIN] = e_odd_t0[TIN-1:0];
-                    assign leaves[(L + PE*LEAVES)*TIN +: TIN] = e_even_t1[TIN-1:0];
-                    assign leaves[(L + LEAVES + PE*LEAVES)*TIN +: TIN] = f_odd_t1[TIN-1:0];
-                end else if (TP == 2 && p >= 2 * PAIRS) begin : g_tokens
-                    // P = w * (x_t1 * 2^S + x_t0) + 2^(S-1): token 0's sum in the low field, token
-                    // 1's above (the emitter proved the low field's range, as for PACK = 2)
-                    localparam integer S   = TOKEN_SHIFT;
-                    localparam integer PPW = W_BITS + S + 2 + XB;   // packed product (+1: sum of 2)
-                    localparam integer EW  = (S > TIN) ? S : TIN;
-                    localparam signed [PPW-1:0] HALF = $signed({{(PPW-S){1'b0}}, 1'b1, {(S-1){1'b0}}});
-                    wire signed [XB-1:0] y_a = b2_t1[M0*XB +: XB];
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire signed [XB-1:0] y_b = b2_t1[(M0 + TWO)*XB +: XB];
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    wire signed [XB+S:0] px_a = ($signed(y_a) <<< S) + x_a;
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire signed [XB+S:0] px_b = ($signed(y_b) <<< S) + x_b;
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    wire signed [W_BITS-1:0] w_a = a2[M0*W_BITS +: W_BITS];
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire signed [W_BITS-1:0] w_b = a2[(M0+TWO)*W_BITS +: W_BITS];
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    reg  signed [PPW-1:0] pa = 0;     // stage 3
-                    wire signed [PPW-1:0] leaf;
-                    always @(posedge clk) begin
-                        pa <= w_a * px_a + HALF;
-                    end
-                    if (PACK_CHAIN == 1) begin : g_one
-                        assign leaf = pa;
-                    end else begin : g_two
-                        reg signed [PPW-1:0] pb = 0;      // stage 3
-                        reg signed [PPW-1:0] pab = 0;     // stage 4: the post-adder of pb's DSP
-                        if (TWO != 0) begin : g_b
-                            always @(posedge clk) begin
-                                pb <= w_b * px_b;
-                            end
+                    // field f feeds PE 2q + f % WP (its tree inputs follow PE 2q's by LEAVES) of
+                    // token f / WP (token 1's trees follow token 0's by PE * LEAVES)
+                    for (f = 0; f < FIELDS; f = f + 1) begin : g_field
+                        localparam integer F_LO = field_offset(f, WP);
+                        localparam integer OUT  = L + (f % WP) * LEAVES + (f / WP) * PE * LEAVES;
+                        /* verilator lint_off UNUSEDSIGNAL */   // the sums fit TIN bits
+                        if (f == FIELDS - 1) begin : g_top
+                            wire signed [PPW-F_LO-1:0] field = leaf[PPW-1:F_LO];
+                            assign leaves[OUT*TIN +: TIN] = field[TIN-1:0];
+                        end else begin : g_low
+                            localparam integer F_HI = field_offset(f + 1, WP);
+                            localparam integer EW   = (F_HI - F_LO > TIN) ? F_HI - F_LO : TIN;
+                            wire signed [F_HI-F_LO-1:0] field = {~leaf[F_HI-1], leaf[F_HI-2:F_LO]};
+                            wire signed [EW-1:0] field_ext = field;
+                            assign leaves[OUT*TIN +: TIN] = field_ext[TIN-1:0];
                         end
-                        always @(posedge clk) begin
-                            pab <= pa + pb;               // a lone last slot adds pb = 0
-                        end
-                        assign leaf = pab;
+                        /* verilator lint_on UNUSEDSIGNAL */
                     end
-                    /* verilator lint_off UNUSEDSIGNAL */   // the sums fit TIN bits
-                    wire signed [S-1:0]  lo = {~leaf[S-1], leaf[S-2:0]};
-                    wire signed [EW-1:0] lo_ext = lo;
-                    wire signed [PPW-S-1:0] hi = leaf[PPW-1:S];
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    assign leaves[L*TIN +: TIN] = lo_ext[TIN-1:0];
-                    assign leaves[(L + PE*LEAVES)*TIN +: TIN] = hi[TIN-1:0];
-                end else if (TP == 1 && p < 2 * PAIRS && p % 2 == 0) begin : g_pair
-                    localparam integer S   = PACK_SHIFT;
-                    localparam integer PPW = W_BITS + S + 2 + XB;   // packed product (+1: sum of 2)
-                    localparam integer EW  = (S > TIN) ? S : TIN;
-                    localparam signed [PPW-1:0] HALF = $signed({{(PPW-S){1'b0}}, 1'b1, {(S-1){1'b0}}});
-                    wire signed [W_BITS+S:0] pw_a = ($signed(a2[(M0+MULTS)*W_BITS +: W_BITS]) <<< S)
-                                                    + $signed(a2[M0*W_BITS +: W_BITS]);
-                    /* verilator lint_off UNUSEDSIGNAL */
-                    wire signed [W_BITS+S:0] pw_b = ($signed(a2[(M0+TWO+MULTS)*W_BITS +: W_BITS]) <<< S)
-                                                    + $signed(a2[(M0+TWO)*W_BITS +: W_BITS]);
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    reg  signed [PPW-1:0] pa = 0;     // stage 3
-                    wire signed [PPW-1:0] leaf;
-                    always @(posedge clk) begin
-                        pa <= pw_a * x_a + HALF;
-                    end
-                    if (PACK_CHAIN == 1) begin : g_one
-                        assign leaf = pa;
-                    end else begin : g_two
-                        reg signed [PPW-1:0] pb = 0;      // stage 3
-                        reg signed [PPW-1:0] pab = 0;     // stage 4: the post-adder of pb's DSP
-                        if (TWO != 0) begin : g_b
-                            always @(posedge clk) begin
-                                pb <= pw_b * x_b;
-                            end
-                        end
-                        always @(posedge clk) begin
-                            pab <= pa + pb;               // a lone last slot adds pb = 0
-                        end
-                        assign leaf = pab;
-                    end
-                    /* verilator lint_off UNUSEDSIGNAL */   // the sums fit their PE's TIN bits
-                    wire signed [S-1:0]  lo = {~leaf[S-1], leaf[S-2:0]};
-                    wire signed [EW-1:0] lo_ext = lo;
-                    wire signed [PPW-S-1:0] hi = leaf[PPW-1:S];
-                    /* verilator lint_on UNUSEDSIGNAL */
-                    assign leaves[L*TIN +: TIN] = lo_ext[TIN-1:0];
-                    assign leaves[(L+LEAVES)*TIN +: TIN] = hi[TIN-1:0];
                 end else if (TP == 1 && p >= 2 * PAIRS) begin : g_single
                     wire signed [W_BITS-1:0] w_a = a2[M0*W_BITS +: W_BITS];
                     /* verilator lint_off UNUSEDSIGNAL */
