@@ -37,10 +37,11 @@ module einhls_fifo #(
     localparam integer POW2 = (DEPTH <= 2 || (1 << AW) == DEPTH) ? 1 : 0;
     localparam integer WORDS = POW2 != 0 ? (1 << AW) : DEPTH;
     localparam [31:0] LAST = WORDS - 1;
-    // LUTRAM = 1: LUT RAM (ram_style "distributed"), where block RAM is what the design runs out of
-    // (codegen/schedule/lutram.py); "auto" leaves the choice to synthesis, as without the attribute
+    // URAM = 1: UltraRAM; LUTRAM = 1: LUT RAM (ram_style "distributed"), where block RAM is what
+    // the design runs out of (codegen/schedule/lutram.py); "auto" leaves the choice to synthesis,
+    // as without the attribute
     /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
-    localparam RAM_STYLE = (LUTRAM != 0) ? "distributed" : "auto";
+    localparam RAM_STYLE = (URAM != 0) ? "ultra" : (LUTRAM != 0) ? "distributed" : "auto";
     /* verilator lint_on UNUSEDPARAM */
 
     reg [AW:0]      wr_ptr = 0;            // {lap, address}: the lap bit tells full from empty
@@ -60,35 +61,18 @@ module einhls_fifo #(
     wire [AW:0] wr_next = (POW2 != 0 || wr_ptr[AW-1:0] != LAST[AW-1:0]) ? wr_ptr + 1'b1 : {~wr_ptr[AW], {AW{1'b0}}};
     wire [AW:0] rd_next = (POW2 != 0 || rd_ptr[AW-1:0] != LAST[AW-1:0]) ? rd_ptr + 1'b1 : {~rd_ptr[AW], {AW{1'b0}}};
 
-    generate
-        if (URAM != 0) begin : g_ultra
-            (* ram_style = "ultra" *)
-            reg [WIDTH-1:0] mem [0:WORDS-1];
-            always @(posedge clk) begin
-                if (write) begin
-                    mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
-                end
-            end
-            always @(posedge clk) begin
-                if (read) begin
-                    out_data <= mem[rd_ptr[AW-1:0]];
-                end
-            end
-        end else begin : g_ram
-            (* ram_style = RAM_STYLE *)
-            reg [WIDTH-1:0] mem [0:WORDS-1];
-            always @(posedge clk) begin
-                if (write) begin
-                    mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
-                end
-            end
-            always @(posedge clk) begin
-                if (read) begin
-                    out_data <= mem[rd_ptr[AW-1:0]];
-                end
-            end
+    (* ram_style = RAM_STYLE *)
+    reg [WIDTH-1:0] mem [0:WORDS-1];
+    always @(posedge clk) begin
+        if (write) begin
+            mem[wr_ptr[AW-1:0]] <= s_axis_tdata;
         end
-    endgenerate
+    end
+    always @(posedge clk) begin
+        if (read) begin
+            out_data <= mem[rd_ptr[AW-1:0]];
+        end
+    end
 
     always @(posedge clk) begin
         if (write) begin
