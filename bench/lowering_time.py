@@ -22,7 +22,9 @@ functions.  The lowered graph is compared op by op with bench/results/lowered_ir
 lowering before it was made faster; tests/lowered_ir.py) and the table says whether it is the same.
 With ``--profile N`` the child also writes the N top functions by cumulative and by own time.
 
-Writes bench/results/lowering_time.json and lowering_time.md (with --repo: *_REPONAME.*).
+Writes bench/results/lowering_time.json and lowering_time.md (with --repo: *_REPONAME.*); with
+``--write-stored`` (after an intended change of the IR) only the reference digests,
+bench/results/lowered_ir_large.json, with the command that wrote them.
 """
 from __future__ import annotations
 
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=ROOT.parent, help="checkout whose codegen is measured")
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per model (the least CPU is kept)")
     parser.add_argument("--profile", type=int, default=0, help="also list the N top functions (one more run)")
+    parser.add_argument("--write-stored", action="store_true",
+                        help="rewrite bench/results/lowered_ir_large.json from this lowering (only for an intended "
+                             "change of the IR)")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     stored = json.loads(STORED.read_text())
@@ -143,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.models or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
+        fresh_digests = {}
         for name, (board, _) in MODELS.items():
             model = export(name, folder)
             runs = [measure(model, board, repo, 0) for _ in range(args.runs)]
             best = min(runs, key=lambda r: r["phases"]["lower"][0])
+            fresh_digests[name] = best["digests"]
             entry = {"board": board, "ops": best["ops"], "phases": best["phases"],
                      "lower_cpu_all_runs": [r["phases"]["lower"][0] for r in runs],
                      "same_ir_as_before": best["digests"] == stored.get(name),
@@ -159,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             results["models"][name] = entry
             print(name, json.dumps({k: v for k, v in entry.items() if k != "profile"}), flush=True)
     results["load_average_at_end"] = os.getloadavg()[0]
+    if args.write_stored:   # the reference IR only: the timing results stay those of a measuring run
+        STORED.write_text(json.dumps({"command": results["command"], **fresh_digests}, sort_keys=True, indent=0) + "\n")
+        return 0
     suffix = "" if repo == ROOT.parent.resolve() else "_" + repo.name
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"lowering_time{suffix}.json").write_text(json.dumps(results, indent=1) + "\n")
