@@ -24,6 +24,7 @@ it takes ceil(width / 72) x ceil(depth / 4096) blocks; no converter.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,6 +42,16 @@ def _packed_lanes(size: int, bits: int, stream_lanes: int) -> int:
         if size % lanes == 0:
             best = lanes
     return best
+
+
+def fifo_depth(need: int, width: int, blocks: Callable[[int, int], float] = bram36_for) -> int:
+    """The depth of a FIFO of ``width``-bit words that must hold ``need`` words: the next power of
+    two (einhls_fifo's cheapest pointers, and the slack is free where the blocks have it), or
+    ``need`` itself where the power of two would take more ``blocks`` (block RAM by default,
+    ``uram_for`` for a packed FIFO; einhls_fifo wraps at any depth: a sequence of 49,538 beats of 8
+    bits takes 13 BRAM36 exactly, 16 as 65,536)."""
+    power = 1 << max(1, (need - 1).bit_length())
+    return need if blocks(width, need) < blocks(width, power) else power
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,8 @@ class FifoShape:
         """Words of the packed FIFO: the beats it holds, in packed words (the depth has its slack
         already, folding.fifo_depths; the converters add a word each), as a power of two unless
         that takes more URAM288 than the words themselves (einhls_fifo wraps at any depth)."""
-        words = math.ceil(self.depth * self.lanes / self.packed_lanes)
-        power = 1 << max(1, (words - 1).bit_length())
-        width = self.packed_lanes * self.bits
-        return words if uram_for(width, words) < uram_for(width, power) else power
+        return fifo_depth(math.ceil(self.depth * self.lanes / self.packed_lanes), self.packed_lanes * self.bits,
+                          uram_for)
 
     @property
     def uram(self) -> int:

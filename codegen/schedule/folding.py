@@ -24,8 +24,8 @@ from .boards import Board
 from .calibration import FAMILY_OF_DSP
 from .capacity import check_graph_capacity, check_sequence_buffers
 from .choice import ShapeChooser
-from .cost import HLS_WORD_LIMIT_BITS, OpCost, bram36_for, op_cost, place_roms
-from .fifo_memory import fifo_memory as placed_fifo_memory, fifo_shapes, place_memories
+from .cost import HLS_WORD_LIMIT_BITS, OpCost, op_cost, place_roms
+from .fifo_memory import fifo_depth, fifo_memory as placed_fifo_memory, fifo_shapes, place_memories
 from .design import Design, OpSchedule, divisor_at_most
 
 MAX_TOP_TDATA_BITS = 512  # widest AXI4-Stream an AXI DMA on these boards offers
@@ -221,15 +221,6 @@ def arrivals(graph: Graph, costs: dict[str, OpCost], interval: int | None = None
     return arrival
 
 
-def fifo_depth(need: int, width: int) -> int:
-    """The depth of a FIFO of ``width``-bit beats that must hold ``need`` beats: the next power of
-    two (einhls_fifo's cheapest pointers, and the slack is free where the blocks have it), or
-    ``need`` itself where the power of two would take more block RAM (einhls_fifo wraps at any
-    depth: a sequence of 49,538 beats of 8 bits takes 13 BRAM36 exactly, 16 as 65,536)."""
-    power = 1 << max(1, (need - 1).bit_length())
-    return need if bram36_for(width, need) < bram36_for(width, power) else power
-
-
 def fifo_depths(graph: Graph, costs: dict[str, OpCost], schedules: dict[str, OpSchedule],
                 interval: int) -> dict[tuple[str, int], int]:
     """Depth (beats) of the FIFO in front of every input of an op where paths reconverge, and in
@@ -397,11 +388,11 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
                      lutram: bool) -> tuple[dict[str, OpSchedule], dict[str, OpCost], dict]:
         schedules, unplaced, frame_interval, ii, shapes = folded
         costs = {name: replace(cost) for name, cost in unplaced.items()}   # the placement changes them
-        fifo_bram = placed_fifo_memory(shapes, {})[0]
+        fifo_bram, _, fifo_lut, _ = placed_fifo_memory(shapes, {})
         lutram_fifos, lutram_units, lutram_luts = frozenset(), frozenset(), 0
         if lutram:
             from .lutram import place_lutram
-            lut_used = sum(c.lut for c in costs.values()) + placed_fifo_memory(shapes, {})[2]
+            lut_used = sum(c.lut for c in costs.values()) + fifo_lut
             lutram_fifos, lutram_units, lutram_luts = place_lutram(graph, schedules, costs, shapes, board, lut_used,
                                                       fifo_bram + sum(c.bram36 for c in costs.values()))
             fifo_bram = placed_fifo_memory(shapes, {}, lutram_fifos)[0]
@@ -439,10 +430,6 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         from .lane_cost import converters_cost
         draft = Design(graph, schedules, board, 0.0)
         lanes_lut, lanes_ff = converters_cost(draft, board.dsp_kind)
-        # first input beat of a frame to its last output beat, as RTL simulation measures it
-        # (schedule/frame_latency.py; the FIFOs are sized from arrivals, the first tokens' times)
-        from .frame_latency import frame_latency
-        totals["latency"] = frame_latency(draft, costs, ii)
         totals["lut"] += lanes_lut
         totals["ff"] += lanes_ff
         totals["converter_lut"], totals["converter_ff"] = lanes_lut, lanes_ff
@@ -557,6 +544,11 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         need = math.ceil(frame_cycles[slow] / graph.tokens)
         notes.append(f"the pipeline runs at {totals['ii']} cycles, not {chosen}: {slow!r} needs {need}")
     clock = clock_mhz or board.clock_mhz
+    # first input beat of a frame to its last output beat, as RTL simulation measures it, of the
+    # chosen design only (schedule/frame_latency.py; the FIFOs are sized from arrivals, the first
+    # tokens' times)
+    from .frame_latency import frame_latency
+    totals["latency"] = frame_latency(Design(graph, schedules, board, 0.0), costs, totals["rate_ii"])
     # FIFO depths at the rate tokens arrive (with one sequence of b, during the load)
     depths = fifo_depths(graph, costs, schedules, totals["rate_ii"])
     rom_kinds = {name: c.rom_kind for name, c in costs.items() if c.rom_kind and graph.op(name).kind == "linear"}
