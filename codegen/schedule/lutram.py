@@ -78,30 +78,45 @@ def a_buffer_shape(op, schedule) -> tuple[int, int]:
     return f.simd * (op.in_type.bits + 1), words
 
 
+def _linear_memory(op, schedule, cost: OpCost) -> tuple[float, int]:
+    """The input buffer of a Linear unit (not of a token-pair unit: its two read ports)."""
+    if schedule.token_pack != 1:
+        return 0.0, 0
+    return cost.input_bram36, lutram_luts(*input_buffer_shape(op, schedule))
+
+
+def _actmatmul_memory(op, schedule, cost: OpCost) -> tuple[float, int]:
+    width, words = a_buffer_shape(op, schedule)
+    return bram36_for(width, words), lutram_luts(width, words)
+
+
+#: op kind -> (block RAM, LUTs in LUT RAM) of the unit's small memories that can move; the order
+#: breaks ties between kinds
+UNIT_MEMORIES = {
+    "linear": _linear_memory,
+    "layernorm": lambda op, schedule, cost: (cost.bram36, layernorm_luts(op, schedule.in_lanes)),
+    "softmax": lambda op, schedule, cost: (cost.bram36, softmax_luts(op, schedule.in_lanes)),
+    "actmatmul": _actmatmul_memory,
+}
+
+
 def place_lutram(graph, schedules, costs: dict[str, OpCost], fifo_shapes: dict, board, lut_used: float,
                  bram_used: float) -> tuple[frozenset, frozenset, int]:
     """(FIFOs, units whose small memories) to put in LUT RAM (the module docstring), and the LUTs
     they take.
     ``lut_used`` / ``bram_used``: the design's totals before the move, every memory in block RAM.
-    Mutates the Linear units' ``costs`` (bram36, input_bram36, lut); the FIFOs' memory is counted
+    Mutates the moved units' ``costs`` (bram36, input_bram36, lut); the FIFOs' memory is counted
     by fifo_memory.fifo_memory."""
     candidates = []
     for key, shape in fifo_shapes.items():
         if 0 < shape.bram36 <= MAX_BRAM36:
             candidates.append((shape.bram36, lutram_luts(shape.width, shape.depth), 0, key))
+    order = list(UNIT_MEMORIES)
     for op in graph.ops:
-        c = costs[op.name]
-        if op.kind == "linear" and 0 < c.input_bram36 <= MAX_BRAM36 and schedules[op.name].token_pack == 1:
-            candidates.append((c.input_bram36, lutram_luts(*input_buffer_shape(op, schedules[op.name])), 1, op.name))
-        elif op.kind == "layernorm" and 0 < c.bram36 <= MAX_BRAM36:
-            candidates.append((c.bram36, layernorm_luts(op, schedules[op.name].in_lanes), 2, op.name))
-        elif op.kind == "softmax" and 0 < c.bram36 <= MAX_BRAM36:
-            candidates.append((c.bram36, softmax_luts(op, schedules[op.name].in_lanes), 3, op.name))
-        elif op.kind == "actmatmul":
-            width, words = a_buffer_shape(op, schedules[op.name])
-            bram = bram36_for(width, words)
+        if op.kind in UNIT_MEMORIES:
+            bram, luts = UNIT_MEMORIES[op.kind](op, schedules[op.name], costs[op.name])
             if 0 < bram <= MAX_BRAM36:
-                candidates.append((bram, lutram_luts(width, words), 4, op.name))
+                candidates.append((bram, luts, 1 + order.index(op.kind), op.name))
     candidates.sort(key=lambda item: (-item[0] / item[1], item[2], str(item[3])))
     budget = LUTRAM_SHARE * board.lut
     fifos, inputs, spent = set(), set(), 0
