@@ -17,12 +17,16 @@ from torch import nn
 
 
 def layerwise_task(module: nn.Module, weight: np.ndarray, bias: np.ndarray | None, calib: np.ndarray,
-                   steps: int, seed: int, deadline: float) -> dict:
-    """Train one compressed layer toward the original layer's outputs; returns its state dict."""
+                   steps: int, seed: int, deadline: float, device: str = "cpu") -> dict:
+    """Train one compressed layer toward the original layer's outputs; returns its state dict
+    (on the CPU)."""
     torch.manual_seed(seed)
-    x = torch.from_numpy(calib)
+    module.to(device)
+    x = torch.from_numpy(calib).to(device)
     with torch.no_grad():
-        target = x @ torch.from_numpy(weight).T + (torch.from_numpy(bias) if bias is not None else 0)
+        target = x @ torch.from_numpy(weight).to(device).T
+        if bias is not None:
+            target = target + torch.from_numpy(bias).to(device)
     scale = float(target.pow(2).mean()) or 1.0
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -36,13 +40,28 @@ def layerwise_task(module: nn.Module, weight: np.ndarray, bias: np.ndarray | Non
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
+def training_device() -> torch.device:
+    """Where distillation trains: the CUDA device when one is present."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def layerwise(student: nn.Module, layers, executor, steps: int, seed: int, deadline: float,
               progress=None) -> None:
-    """Stage 1 over every compressed layer of ``student`` (in place)."""
+    """Stage 1 over every compressed layer of ``student`` (in place): on the CPU one executor task
+    per layer; with a CUDA device the layers train one after another on it (a GPU does one layer's
+    few hundred steps in well under a second, and forked workers cannot share its context)."""
     modules = dict(student.named_modules())
+    device = training_device()
     tasks = [(modules[layer.name], layer.weight, layer.bias, layer.calib, steps, seed + i, deadline_wall(deadline))
              for i, layer in enumerate(layers)]
-    states = executor.map(layerwise_task, tasks, deadline=deadline + 5, progress=progress)
+    if device.type == "cuda":
+        states = []
+        for i, task in enumerate(tasks):
+            states.append(layerwise_task(*task, device=str(device)))
+            if progress:
+                progress(i + 1, len(tasks))
+    else:
+        states = executor.map(layerwise_task, tasks, deadline=deadline + 5, progress=progress)
     for layer, state in zip(layers, states):
         if state is not None:
             modules[layer.name].load_state_dict(state)
@@ -54,10 +73,12 @@ def deadline_wall(deadline_monotonic: float) -> float:
 
 
 def end_to_end(target, student: nn.Module, samples: object, teacher_out: torch.Tensor, seed: int,
-               deadline: float, max_steps: int, batch: int = 16, lr: float = 1e-4, progress=None) -> int:
+               deadline: float, max_steps: int, batch: int = 16, lr: float = 1e-4, progress=None,
+               decay: bool = False) -> int:
     """Stage 2: train ``student`` on the whole model's outputs until the deadline; returns the steps
-    taken."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    taken.  ``decay``: the learning rate falls linearly with the time left, to 5% at the deadline
+    (for runs long enough to overfit a small text set at a constant rate)."""
+    device = training_device()
     student.to(device).eval()   # dropout off: the teacher's outputs are deterministic too
     teacher_out = teacher_out.to(device)
     generator = np.random.default_rng(seed)
@@ -66,7 +87,12 @@ def end_to_end(target, student: nn.Module, samples: object, teacher_out: torch.T
     steps = 0
     n = len(samples)
     embedding = target.kind == "text"
+    begin = time.monotonic()
     while steps < max_steps and time.monotonic() < deadline:
+        if decay:
+            left = (deadline - time.monotonic()) / max(deadline - begin, 1e-9)
+            for group in opt.param_groups:
+                group["lr"] = lr * max(0.05, left)
         index = generator.choice(n, min(batch, n), replace=False)
         chunk = target.subset_of(samples, index)
         opt.zero_grad()

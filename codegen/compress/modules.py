@@ -78,7 +78,8 @@ def fake_quant(t: torch.Tensor, scale: float | torch.Tensor, bits: int = 8) -> t
         else:
             t = torch.clamp(t, lo * scale, hi * scale)
     if per_channel:
-        return torch.fake_quantize_per_channel_affine(t, scale.float(), torch.zeros(len(scale), dtype=torch.int32),
+        return torch.fake_quantize_per_channel_affine(t, scale.float(), torch.zeros(len(scale), dtype=torch.int32,
+                                                                                   device=t.device),
                                                       0, -128, 127)
     return torch.fake_quantize_per_tensor_affine(t, float(scale), 0, -128, 127)
 
