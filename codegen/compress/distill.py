@@ -45,6 +45,16 @@ def training_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def end_to_end_settings(kind: str) -> dict:
+    """Batch, learning rate and decay of the end-to-end stage for a target kind ("text" or
+    "tensor"): on a CUDA device larger batches at a higher rate decaying to the deadline (what
+    recovered MiniLM's compressions on an H200, bench/minilm_distill.py); on the CPU small batches
+    at a constant rate, so that a short budget still takes many steps."""
+    if training_device().type == "cuda":
+        return {"batch": 64, "lr": 2e-4 if kind == "text" else 2e-3, "decay": True}
+    return {"batch": 16, "lr": 1e-4 if kind == "text" else 1e-3, "decay": False}
+
+
 def layerwise(student: nn.Module, layers, executor, steps: int, seed: int, deadline: float,
               progress=None) -> None:
     """Stage 1 over every compressed layer of ``student`` (in place): on the CPU one executor task

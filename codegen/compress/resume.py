@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import EinhlsError
 from .costing import HwCost, board_of
-from .distill import end_to_end
+from .distill import end_to_end, end_to_end_settings
 from .modules import Spec
 from .search import Point, Progress, pareto
 from .targets import accuracy, load_target
@@ -109,8 +109,8 @@ def _resume(previous, data, output, budget_s: float, force: bool, progress: bool
     before = reported["accuracy"]
     bars = Progress(progress)
     steps = end_to_end(target, student, train, teacher_train, seed + 1 + len(rows), start + 0.9 * budget_s,
-                       max_steps=max_steps, lr=1e-4 if target.kind == "text" else 1e-3,
-                       progress=bars.phase("distill: end to end (continued)", None))
+                       max_steps=max_steps, progress=bars.phase("distill: end to end (continued)", None),
+                       **end_to_end_settings(target.kind))
     bars.close()
     with torch.no_grad():
         acc = accuracy(target.run(student, heldout), teacher_held)
