@@ -174,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
                 student = apply_config(target.model, result.layers, point.config, args.seed)
                 with torch.no_grad():
                     before[point.label] = accuracy(target.run(student, heldout), teacher)
-    from codegen.schedule.boards import get_board
-    kv260 = get_board("kv260")
     onnx_path = work / "out" / "model.onnx"
     floor = (summary.get("whole_encoder_table") or {}).get("floor_ii")
     folded = export_fold(onnx_path, unfit_ii=floor) if onnx_path.is_file() and not args.no_export_fold else None

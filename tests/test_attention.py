@@ -15,7 +15,6 @@ from onnx import TensorProto, helper
 from codegen.errors import EinhlsError
 from codegen.frontend import load_graph
 from codegen.ir.attention import ActMatMul, make_actmatmul
-from codegen.ir.graph import Graph
 from codegen.ir.reference import quantize, run_reference
 from codegen.ir.types import QType
 from codegen.passes.sequence import with_tokens

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from codegen.examples import butterfly_graph, manual_design
+from codegen.examples import butterfly_graph
 from codegen.frontend import load_graph
 from codegen.ir.butterfly import (Butterfly, dense_stage, hadamard_twiddles, make_butterfly, pair_elements,
                                   standard_strides, sylvester_hadamard)

@@ -11,7 +11,7 @@ import torch
 
 from codegen.ir.build import make_linear, make_relu
 from codegen.ir.graph import GRAPH_INPUT, Graph
-from codegen.ir.joins import Add, make_add, make_concat, make_fork, make_mul, make_slice
+from codegen.ir.joins import make_add, make_concat, make_fork, make_mul, make_slice
 from codegen.ir.reference import dequantize_output, quantize_input, run_reference
 from codegen.ir.types import QType
 from codegen.passes.graph import insert_forks

@@ -10,10 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-from codegen.ir.build import make_linear
-from codegen.ir.graph import GRAPH_INPUT, Graph
-from codegen.ir.joins import make_add
-from codegen.ir.types import QType
 from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 

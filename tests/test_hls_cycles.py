@@ -9,8 +9,6 @@ the frame shows up here even though the values stay bit-exact.
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 

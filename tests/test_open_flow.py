@@ -135,7 +135,7 @@ def test_open_flow_files(ecp5_project):
         port = pin["port"]
         assert f'LOCATE COMP "{port}" SITE "{pin["site"]}";' in lpf
     assert 'FREQUENCY PORT "clk_25mhz" 25.0 MHZ;' in lpf
-    assert f'LOCATE COMP "ftdi_txd" SITE "M1";' in lpf and 'LOCATE COMP "ftdi_rxd" SITE "L4";' in lpf
+    assert 'LOCATE COMP "ftdi_txd" SITE "M1";' in lpf and 'LOCATE COMP "ftdi_rxd" SITE "L4";' in lpf
     top = (out / "ecp5" / "einhls_top_board.v").read_text()
     assert "EHXPLLL" not in top   # 25 MHz: the oscillator clocks the design directly
     assert "parameter integer CLKS_PER_BIT = 25" in top

@@ -272,7 +272,7 @@ def test_hls_variant_flow(board: str, tmp_path: Path) -> None:
     cells = {words[-1]: words for words in calls.named("create_bd_cell")}
     ps_name = "processing_system7_0" if b.ps == "processing_system7" else "zynq_ultra_ps_e_0"
     assert cells[ps_name][cells[ps_name].index("-vlnv") + 1] == f"stub.vendor:stub:{b.ps}:1.0"
-    assert f"stub.vendor:stub:axi_dma:1.0" in cells[DMA_INSTANCE]
+    assert "stub.vendor:stub:axi_dma:1.0" in cells[DMA_INSTANCE]
     assert cells["einhls_dma_in"][:4] == ["create_bd_cell", "-type", "module", "-reference"]
     assert cells["einhls_dma_in"][4] == f"{design.top_name}_dma_in"
     assert cells["einhls_dma_out"][4] == f"{design.top_name}_dma_out"

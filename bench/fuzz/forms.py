@@ -406,7 +406,6 @@ class Butterfly(Form):
         return max(1, math.ceil(math.log2(max(2, spec["in"])))) * spec["nblocks"]
 
     def build(self, spec: dict) -> Built:
-        import io
         import tempfile
         from pathlib import Path
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn.butterfly import ButterflyLinear, ButterflyQuant
-from ..nn.tt import TTLinear, factorize_linear, tt_equation
+from ..nn.butterfly import ButterflyLinear
+from ..nn.tt import TTLinear, factorize_linear
 
 #: activation widths a layer input may take
 ACTIVATION_BITS = (8, 16)
@@ -97,10 +97,13 @@ def channel_scales(w: torch.Tensor, bits: int) -> torch.Tensor:
     ``bits``-bit code (an all-zero row gets a tiny positive scale)."""
     qmax = (1 << (bits - 1)) - 1
     peak = w.detach().abs().amax(dim=1).double()
-    # rebuilt from Python floats: under torch.onnx.export the scales are then constants of the
-    # graph (a QuantizeLinear's scale input), not ops on the weight
-    values = (torch.clamp(peak, min=2.0 ** -20) / qmax).float().tolist()
-    return torch.tensor(values, dtype=torch.float32, device=w.device)
+    scales = (torch.clamp(peak, min=2.0 ** -20) / qmax).float()
+    if torch.jit.is_tracing():
+        # rebuilt from Python floats: under torch.onnx.export the scales are then constants of the
+        # graph (a QuantizeLinear's scale input), not ops on the weight.  Not while training: on a
+        # GPU that round trip would wait for the device in every layer of every step.
+        return torch.tensor(scales.tolist(), dtype=torch.float32, device=w.device)
+    return scales
 
 
 def act_scale(peak: float, bits: int = 8) -> float:

@@ -38,7 +38,7 @@ from .contraction import ContractUnit, PermuteUnit
 from .hls_rules import check_hls
 from .widths import requant_product_bits
 from .nonlinear import HLS_HEADERS as NONLINEAR_HEADERS
-from .nonlinear import ConstantsUnit, NonlinearUnit
+from .nonlinear import ConstantsUnit
 from .nonlinear import hls_unit as nonlinear_hls_unit
 from .contraction import hls_units as contraction_hls_units
 from ..ir.sparsity import compress_nm

@@ -38,6 +38,7 @@ from ..ir.sparsity import compress_nm
 
 from ..resources import resource_dir
 from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
+from ..schedule.lane_cost import TOP_OUTPUT, input_place, lane_converters, output_place
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
 from ..schedule.packing import (LUT_MULT_MAX_BITS, lut_multipliers, pack_config, requant_lanes, token_pack_config,
                                 token_pair_config,  # noqa: F401 (re-exported)
@@ -577,13 +578,18 @@ def plan_rtl(design: Design) -> RtlPlan:
     net = _Netlist()
     mems: list[MemFile] = []
     top_in = design.top_input
-    source = {GRAPH_INPUT: (net.wire("w_input", top_in.width), top_in.lanes)}   # tensor -> (wire, lanes)
+    source = {GRAPH_INPUT: net.wire("w_input", top_in.width)}   # tensor -> the wire carrying it
+    converters = {c.where: c for c in lane_converters(design)}   # the schedule's, one place decides
 
-    def reach(tensor: str, size: int, bits: int, lanes: int, name: str, why: str,
+    def convert(wire: str, place: str, name: str, why: str) -> str:
+        c = converters.pop(place, None)
+        if c is None:
+            return wire
+        return net.chain(_lanes_stage(f"{name}_lanes", c.size, c.bits, c.lanes_in, c.lanes_out, why), wire)
+
+    def reach(tensor: str, size: int, bits: int, lanes: int, name: str, why: str, place: str,
               depth: int | None = None, uram: bool = False, lutram: bool = False) -> str:
-        wire, have = source[tensor]
-        if have != lanes:
-            wire = net.chain(_lanes_stage(f"{name}_lanes", size, bits, have, lanes, why), wire)
+        wire = convert(source[tensor], place, name, why)
         if depth is not None and uram:
             # a long FIFO in UltraRAM, packed into words of several lanes (schedule/fifo_memory.py)
             from ..schedule.fifo_memory import FifoShape
@@ -606,7 +612,8 @@ def plan_rtl(design: Design) -> RtlPlan:
         for i, (tensor, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types)):
             suffix = f"_in{i}" if op.arity > 1 else "_in"
             inputs.append(reach(tensor, size, qtype.bits, s.in_lanes, f"u{index}{suffix}", f"{op.name} input",
-                                design.fifo_depths.get((op.name, i)), (op.name, i) in design.uram_fifos,
+                                input_place(op, i), design.fifo_depths.get((op.name, i)),
+                                (op.name, i) in design.uram_fifos,
                                 (op.name, i) in design.lutram_fifos))
         if len(stages) > 1:   # a chain of helper instances in front of the main unit
             wire = inputs[0]
@@ -623,18 +630,15 @@ def plan_rtl(design: Design) -> RtlPlan:
             main.inputs = [Port("s_axis", inputs)]
         main.outputs = [Port("m_axis", outputs)]
         net.stages.append(main)
-        lanes = s.in_lanes if elementwise else s.out_lanes
         for k, (tensor, wire) in enumerate(zip(op.outputs, outputs)):
             tag = f"u{index}" + (f"_{k}" if op.n_outputs > 1 else "")
             if elementwise:   # elementwise units pass m_axis_tready straight to s_axis_tready: cut the path
                 wire = net.chain(_skid_stage(f"{tag}_skid", main.out_width, f"after {op.name}"), wire)
-            fmt = design.output_format(op)
-            if lanes != fmt.lanes:
-                wire = net.chain(_lanes_stage(f"{tag}_lanes", op.out_size, fmt.bits, lanes, fmt.lanes,
-                                              f"{op.name} output"), wire)
-            source[tensor] = (wire, fmt.lanes)
+            source[tensor] = convert(wire, output_place(op, k), tag, f"{op.name} output")
     out = design.top_output
-    out_wire = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "out", "output")
+    out_wire = reach(graph.output, graph.output_size, graph.output_type.bits, out.lanes, "out", "output", TOP_OUTPUT)
+    if converters:
+        raise AssertionError(f"lane converters not placed in the Verilog top: {sorted(converters)}")
     return RtlPlan(top=top, graph_name=graph.name, input=top_in, output=out,
                    stages=net.stages, mems=mems, wires=net.wires, input_wire="w_input", output_wire=out_wire)
 

@@ -91,13 +91,9 @@ class Quantizer:
                 * self.scale.astype(dtype))
 
     def full(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Scale (float64) and zero point (int64) for every element of a tensor of ``shape``."""
-        return (np.broadcast_to(self.scale.astype(np.float64), shape).copy(),
-                np.broadcast_to(self.zero_point.astype(np.int64), shape).copy())
-
-    def full_views(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`full` as read-only broadcast views (no copy): for constants, whose scales and zero
-        points are only read (a BERT-base-sized encoder's weights made 0.5 GB of copies)."""
+        """Scale (float64) and zero point (int64) for every element of a tensor of ``shape``, as
+        read-only broadcast views (no copy: a BERT-base-sized encoder's weights made 0.5 GB of
+        copies); callers that change them make their own arrays."""
         return (np.broadcast_to(self.scale.astype(np.float64), shape),
                 np.broadcast_to(self.zero_point.astype(np.int64), shape))
 
@@ -269,14 +265,14 @@ def quantize_const(const: Const, quantizer: Quantizer) -> Const:
 def dequantize_const(const: Const, quantizer: Quantizer, dtype: np.dtype = np.float32) -> Const:
     """DequantizeLinear on constant codes: the real value, remembering codes, scale and zero point."""
     codes = const.value.astype(np.int64)
-    scale, zero_point = quantizer.full_views(codes.shape)
+    scale, zero_point = quantizer.full(codes.shape)
     return Const(quantizer.real(codes, dtype), codes, scale, zero_point)
 
 
 def fake_quantize_const(const: Const, quantizer: Quantizer) -> Const:
     """QONNX Quant on a constant: the quantized real value, remembering its codes."""
     codes = quantizer.codes(const.value)
-    scale, zero_point = quantizer.full_views(codes.shape)
+    scale, zero_point = quantizer.full(codes.shape)
     dtype = const.value.dtype if np.issubdtype(const.value.dtype, np.floating) else np.float32
     return Const(quantizer.real(codes, dtype), codes, scale, zero_point)
 

@@ -21,7 +21,7 @@ Transpose to [1, H, L, d], and back) are this addressing: no op copies or reorde
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np

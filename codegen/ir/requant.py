@@ -60,17 +60,11 @@ def multiplier_and_shift(real: np.ndarray | float, significant_bits: int = MULTI
         raise ValueError(f"requantization multiplier must be positive and finite, got {values}")
     top = math.floor(math.log2(float(values.max())))
     shift = max(0, min(max_shift, significant_bits - 1 - top))
-    scaled = np.round(values * 2.0**shift)
-    if scaled.max() >= 2.0**62:   # beyond int64: Python integers, one at a time
-        mults = [max(1, int(v)) for v in scaled]
-        while shift > 0 and all(m % 2 == 0 for m in mults):
-            mults = [m // 2 for m in mults]
-            shift -= 1
-        return tuple(mults[:1] if len(set(mults)) == 1 else mults), shift
-    # the same steps on an int64 array (a BERT-base layer has 3,072 channels)
-    array = np.maximum(scaled, 1.0).astype(np.int64)
-    while shift > 0 and not np.any(array & 1):
-        array >>= 1
+    scaled = np.maximum(np.round(values * 2.0**shift), 1.0)
+    # an int64 array (a BERT-base layer has 3,072 channels); Python integers beyond int64's range
+    array = scaled.astype(np.int64) if scaled.max() < 2.0**62 else np.array([int(v) for v in scaled], dtype=object)
+    while shift > 0 and not np.any(array % 2):
+        array //= 2
         shift -= 1
     if np.all(array == array[0]):
         array = array[:1]

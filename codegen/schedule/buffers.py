@@ -26,10 +26,15 @@ No MiniLM-sized layer with one-sequence buffers was simulated.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..ir.graph import Graph
 from .attention_cost import actmatmul_cost
 from .cost import OpCost
 from .design import OpSchedule
+
+if TYPE_CHECKING:   # fifo_memory imports this module
+    from .fifo_memory import BufferShape
 
 
 def single_buffer_costs(graph: Graph, schedules: dict[str, OpSchedule], costs: dict[str, OpCost],
@@ -57,7 +62,7 @@ def single_buffer_interval(graph: Graph, costs: dict[str, OpCost], rate: int) ->
     return graph.tokens * (rate + max(rate, rows))
 
 
-def buffer_shapes(graph: Graph, schedules: dict[str, OpSchedule], b_sequences: int) -> dict[str, "BufferShape"]:
+def buffer_shapes(graph: Graph, schedules: dict[str, OpSchedule], b_sequences: int) -> dict[str, BufferShape]:
     """The b buffer of every attention product, ``b_sequences`` sequences deep (for the placement
     of schedule/fifo_memory.py place_memories)."""
     from ..emit.attention import folding
@@ -70,7 +75,7 @@ def buffer_shapes(graph: Graph, schedules: dict[str, OpSchedule], b_sequences: i
     return shapes
 
 
-def move_buffers_to_uram(costs: dict[str, OpCost], shapes: dict[str, "BufferShape"], names) -> None:
+def move_buffers_to_uram(costs: dict[str, OpCost], shapes: dict[str, BufferShape], names) -> None:
     """Restate the memory of the attention products in ``names``: their b buffer in UltraRAM, not
     block RAM (the rest of the unit's block RAM, the a rows and the output FIFO, stays).  Mutates
     ``costs``."""

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..ir.contraction import ContractStage, Permute
 from .cost import URAM_WIDTH, OpCost, bram36_for, uram_for
 from .design import OpSchedule
 
@@ -95,17 +94,17 @@ def stage_buffer_shapes(graph, schedules: dict[str, OpSchedule],
     ``cache``: shapes by schedule (an OpSchedule names its op), kept by the caller across the
     hundreds of designs one fold builds."""
     from .contraction import permute_layout, stage_layout
+    #: op kind -> the layout of its permutation buffer (None: the stage needs none)
+    layouts = {"contract": stage_layout,
+               "permute": lambda op, s: permute_layout(op.transposition, s.in_lanes, s.out_lanes)}
     cache = {} if cache is None else cache
     shapes = {}
     for op in graph.ops:
-        if not isinstance(op, (ContractStage, Permute)):
+        if op.kind not in layouts:
             continue
         s = schedules[op.name]
         if s not in cache:
-            if isinstance(op, ContractStage):
-                layout = stage_layout(op, s)
-            else:
-                layout = permute_layout(op.transposition, s.in_lanes, s.out_lanes)
+            layout = layouts[op.kind](op, s)
             cache[s] = None if layout is None else StageBufferShape(layout.banks, layout.rows, op.in_type.bits)
         if cache[s] is not None:
             shapes[op.name] = cache[s]

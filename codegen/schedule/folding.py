@@ -41,6 +41,36 @@ def _fold_options(size: int, multiple: int = 1) -> list[int]:
     return sorted(options)
 
 
+def _options_of(module: str, name: str):
+    """The folding options function ``name`` of the schedule module ``module``, imported on first
+    use (those modules import this one)."""
+    def options(op: Op, board: Board) -> list[tuple[int, int, int]]:
+        import importlib
+        return getattr(importlib.import_module(module, __package__), name)(op)
+    return options
+
+
+def _actmatmul_options(op: Op, board: Board) -> list[tuple[int, int, int]]:
+    from .attention_cost import actmatmul_options
+    from .cost import URAM_WIDTH
+    return actmatmul_options(op, URAM_WIDTH if getattr(board, "uram", 0) else 0)   # b rows in UltraRAM words
+
+
+#: the units with multipliers whose parallelism the fold chooses: op kind -> (op, board) ->
+#: [(cycles, simd, pe)], cheapest first (one entry per kind)
+MAC_OPTIONS = {
+    "linear": lambda op, board: linear_options(op),
+    "contract": _options_of(".contraction", "stage_options"),
+    "butterfly": _options_of(".butterfly", "butterfly_options"),
+    "actmatmul": _actmatmul_options,
+}
+
+
+def mac_options(op: Op, board: Board) -> list[tuple[int, int, int]]:
+    """Every useful (cycles, simd, pe) of a multiplying unit on ``board``, cheapest first."""
+    return MAC_OPTIONS[op.kind](op, board)
+
+
 def linear_options(op: Linear) -> list[tuple[int, int, int]]:
     """(cycles, simd, pe) for every useful parallelism of a Linear op whose words the HLS kernel can
     declare: a PE's weight word (its slots x bits), an input word (SIMD inputs) and an output row
@@ -292,17 +322,7 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
     check_graph_capacity(graph, board, max_util)
     check_sequence_buffers(graph, board, max_util)
-    options = {op.name: linear_options(op) for op in graph.ops if isinstance(op, Linear)}
-    from .contraction import stage_options
-    from ..ir.contraction import ContractStage
-    options.update({op.name: stage_options(op) for op in graph.ops if isinstance(op, ContractStage)})
-    from .butterfly import butterfly_options
-    from ..ir.butterfly import Butterfly
-    options.update({op.name: butterfly_options(op) for op in graph.ops if isinstance(op, Butterfly)})
-    from .attention_cost import actmatmul_options
-    from .cost import URAM_WIDTH
-    uram_word = URAM_WIDTH if getattr(board, "uram", 0) else 0
-    options.update({op.name: actmatmul_options(op, uram_word) for op in graph.ops if op.kind == "actmatmul"})
+    options = {op.name: mac_options(op, board) for op in graph.ops if op.kind in MAC_OPTIONS}
     # the top-level streams cannot be wider than the DMA: that bounds how fast a frame can enter
     counts = token_counts(graph)
     floor_ii = max(math.ceil(graph.input_size * graph.input_type.bits / MAX_TOP_TDATA_BITS),

@@ -92,7 +92,7 @@ def stream_times(design, costs: dict[str, OpCost], interval: int) -> tuple[dict[
     """(first, last): every stream's first and last beat of a frame (module docstring), cycles from
     the first input beat.  ``interval``: cycles per graph-input token."""
     from .folding import input_ready, token_counts
-    from .lane_cost import lane_converters
+    from .lane_cost import input_place, lane_converters
 
     graph: Graph = design.graph
     counts = token_counts(graph)
@@ -105,7 +105,7 @@ def stream_times(design, costs: dict[str, OpCost], interval: int) -> tuple[dict[
     for op in graph.ops:
         s = design.schedules[op.name]
         cost = costs[op.name]
-        conv = [int(f"{op.name} input {i}" in converted) for i in range(len(op.inputs))]
+        conv = [int(input_place(op, i) in converted) for i in range(len(op.inputs))]
         f_in = [first[t] + c for t, c in zip(op.inputs, conv)]
         e_in = [last[t] + c for t, c in zip(op.inputs, conv)]
         out_tokens = counts[op.outputs[0]]
@@ -175,8 +175,8 @@ def stream_times(design, costs: dict[str, OpCost], interval: int) -> tuple[dict[
 def frame_latency(design, costs: dict[str, OpCost], interval: int) -> int:
     """The design's latency (module docstring): cycles from the first input beat of a frame to the
     last output beat of that frame.  ``interval``: cycles per graph-input token."""
-    from .lane_cost import lane_converters
+    from .lane_cost import TOP_OUTPUT, lane_converters
 
     _, last = stream_times(design, costs, interval)
-    output_converter = int("output" in {c.where for c in lane_converters(design)})
+    output_converter = int(TOP_OUTPUT in {c.where for c in lane_converters(design)})
     return last[design.graph.output] + output_converter + 1

@@ -2,9 +2,9 @@
 
 Where a stream changes lanes between its producer and its consumer (a fork of 17 lanes feeding a
 slice of 16, an output of PE lanes read at 1 lane), the Verilog top puts an einhls_lanes converter
-on the wire (codegen/emit/rtl.py plan_rtl, ``reach``).  ``lane_converters`` finds them from the
-schedules alone, as plan_rtl does, so the scheduler can count them in a design's totals; tests
-check the two agree on every calibration point.
+on the wire.  ``lane_converters`` decides them from the schedules alone, and plan_rtl
+(codegen/emit/rtl.py) instantiates that list, so the scheduler counts in a design's totals exactly
+the converters the top has.
 
 A converter between lane counts of which one divides the other gathers IN lanes into words of OUT
 (it holds OUT/IN - 1 beats and the word, and multiplexes every held bit) or splits words of IN into
@@ -52,10 +52,25 @@ class LaneConverter:
         return self.lanes_out % self.lanes_in == 0 or self.lanes_in % self.lanes_out == 0
 
 
+def input_place(op, index: int) -> str:
+    """Where a converter in front of input ``index`` of ``op`` sits (LaneConverter.where)."""
+    return f"{op.name} input {index}"
+
+
+def output_place(op, index: int) -> str:
+    """Where a converter after output ``index`` of ``op`` sits (LaneConverter.where)."""
+    return f"{op.name} output" + (f" {index}" if op.n_outputs > 1 else "")
+
+
+#: where the converter in front of the top's output sits
+TOP_OUTPUT = "output"
+
+
 def lane_converters(design) -> list[LaneConverter]:
-    """The converters the Verilog top puts between units (and at the top's input and output) of
-    ``design``, as codegen/emit/rtl.py plan_rtl builds them; the lane-packing converters around a
-    FIFO in UltraRAM are counted with that FIFO (schedule/fifo_memory.py), not here."""
+    """The converters between units (and in front of the top's output) of ``design``: the one
+    place that decides them; codegen/emit/rtl.py plan_rtl instantiates exactly these, so the
+    scheduler's totals count what the Verilog top has.  The lane-packing converters around a FIFO
+    in UltraRAM are counted with that FIFO (schedule/fifo_memory.py), not here."""
     from .folding import ELEMENTWISE_KINDS
 
     graph = design.graph
@@ -65,16 +80,16 @@ def lane_converters(design) -> list[LaneConverter]:
         s = design.schedules[op.name]
         for i, (tensor, size, qtype) in enumerate(zip(op.inputs, op.input_sizes, op.input_types)):
             if have[tensor] != s.in_lanes:
-                out.append(LaneConverter(f"{op.name} input {i}", size, qtype.bits, have[tensor], s.in_lanes))
+                out.append(LaneConverter(input_place(op, i), size, qtype.bits, have[tensor], s.in_lanes))
         # an elementwise unit passes its input lanes through; its output stream is at out_lanes
         lanes = s.in_lanes if op.kind in ELEMENTWISE_KINDS else s.out_lanes
-        if lanes != s.out_lanes:
-            out.append(LaneConverter(f"{op.name} output", op.out_size, op.out_type.bits, lanes, s.out_lanes))
-        for tensor in op.outputs:
+        for k, tensor in enumerate(op.outputs):
+            if lanes != s.out_lanes:
+                out.append(LaneConverter(output_place(op, k), op.out_size, op.out_type.bits, lanes, s.out_lanes))
             have[tensor] = s.out_lanes
     top = design.top_output
     if have[graph.output] != top.lanes:
-        out.append(LaneConverter("output", graph.output_size, graph.output_type.bits, have[graph.output],
+        out.append(LaneConverter(TOP_OUTPUT, graph.output_size, graph.output_type.bits, have[graph.output],
                                  top.lanes))
     return out
 
