@@ -152,6 +152,20 @@ def token_counts(graph: Graph) -> dict[str, int]:
     return counts
 
 
+def softmax_lanes(op: Op, lanes: int, target: int) -> int:
+    """Lanes of a softmax unit: the fewest from ``lanes`` up (whole rows per beat where a token
+    holds several rows) whose rows take at most ``target`` cycles per token; the most when none
+    does."""
+    from .nonlinear_cost import softmax_row_cycles
+    size = op.unit.size
+    choices = [n for n in range(1, size + 1) if size % n == 0] if op.rows > 1 else range(1, size + 1)
+    start = divisor_at_most(size, lanes) if op.rows > 1 else min(lanes, size)
+    for n in choices:
+        if n >= start and op.rows * softmax_row_cycles(op.unit, n) <= target:
+            return n
+    return size
+
+
 def _per_token(target: int, graph: Graph, tokens: int) -> int:
     """A target in cycles per graph-input token, restated per token of a tensor of ``tokens`` vectors
     a frame (the same number unless a window or regroup changed the count)."""
@@ -193,8 +207,11 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
             in_lanes = out_lanes = simd = pe = lanes[op.outputs[0]] = chosen
         elif op.kind in ("concat", "slice"):
             in_lanes = out_lanes = simd = pe = _aligned_lanes(op, max(in_lanes, out_lanes))
-        elif op.kind == "softmax" and op.rows > 1:   # a beat never holds two heads' rows
-            simd = pe = in_lanes = out_lanes = divisor_at_most(op.unit.size, max(in_lanes, out_lanes))
+        elif op.kind == "softmax":
+            # a beat never holds two heads' rows; the division after each row takes cycles the
+            # stream's lanes (size / target) do not count: more lanes where the target needs them
+            simd = pe = in_lanes = out_lanes = softmax_lanes(op, max(in_lanes, out_lanes),
+                                                             _per_token(target, graph, counts[op.outputs[0]]))
         elif op.kind == "maskscores":   # the softmax's rule: a beat never holds two rows of keys
             simd = pe = in_lanes = out_lanes = divisor_at_most(op.tokens, max(in_lanes, out_lanes))
         elif op.kind in ELEMENTWISE_KINDS or op.kind == "permute":

@@ -51,6 +51,12 @@ def _requant_lut_ff(value_bits: int, mult_bits: int, out_bits: int) -> tuple[int
     return out_bits + product // 2 + 8, value_bits + product + out_bits + 2
 
 
+def softmax_row_cycles(op: IntSoftmax, lanes: int) -> int:
+    """Cycles between rows of a softmax unit at ``lanes``: the row's beats, then the division of
+    its sum (one quotient bit a cycle) and the pipeline's turn-around, which the beats do not hide."""
+    return _beats(op, lanes) + op.numerator.bit_length() + 4
+
+
 def softmax_cost(op: IntSoftmax, lanes: int, dsp_kind: str) -> OpCost:
     nb = _beats(op, lanes)
     num_bits = op.numerator.bit_length()
@@ -69,7 +75,7 @@ def softmax_cost(op: IntSoftmax, lanes: int, dsp_kind: str) -> OpCost:
     lut = CONTROL_LUT + 2 * (op.sum_bits + 1) + lanes * lane_lut + x_lut + e_lut
     lane_ff = in_bits + f + 4 * (math.ceil(math.log2(f + 2)) + 1) + 3 + e_bits + pv_bits + rq_ff // 2
     ff = CONTROL_FF + op.sum_bits * 2 + num_bits + op.recip_bits + in_bits + 1 + lanes * lane_ff
-    ii = nb + num_bits + 4
+    ii = softmax_row_cycles(op, lanes)
     return OpCost(cycles=ii, ii=ii, latency=3 * nb + num_bits + 8, multipliers=4 * lanes, dense_multipliers=4 * lanes,
                   dsp=lanes * per_lane_dsp, bram36=x_bram + e_bram, lut=lut, ff=ff, macs=0, effective_macs=0,
                   weight_bits=0, buffer_bits=2 * nb * lanes * (in_bits + e_bits))
