@@ -1,8 +1,9 @@
-"""Four 4-bit products per DSP in the Linear unit (PE pairs x token pairs), measured by Yosys.
+"""Four 4-bit products per DSP in the Linear unit (PE pairs x token pairs, and PE quads for one
+vector), measured by Yosys.
 
-    python -m bench.int4_packing         # about 10 minutes on 2 loaded cores (9 Yosys runs)
+    python -m bench.int4_packing         # about 5 minutes on 2 loaded cores (18 Yosys runs)
 
-Two parts, written to bench/results/int4_packing.md and .json:
+Three parts, written to bench/results/int4_packing.md and .json:
 
 1. The issue's comparison: a dense a4w4 64x64 layer at 64 cycles a token (POINTS): the
    scheduler's choice on pynq-z2 for one token (no pairs: LUT multipliers) and for a sequence of
@@ -12,6 +13,12 @@ Two parts, written to bench/results/int4_packing.md and .json:
    the scheduler's estimate and FINN's RTL MVU int4 figure.
 2. The quad cost model (codegen/schedule/cost.py _quad_cost) against Yosys at several SIMD x PE
    (weight ROM where the cost model puts it); tests/test_quad_pack.py checks the stored points.
+3. PE quads (``pe_quads``): the same layer for ONE vector, four PEs per DSP
+   ((w[4q+3] * 2^(3S) + w[4q+2] * 2^(2S) + w[4q+1] * 2^S + w[4q]) * x, einhls_linear PACK = 4) at
+   several SIMD x PE and both ROM kinds on xc7 (the first row is the issue's SIMD 8 x PE 8 at 64
+   cycles), and the scheduler's choice on kv260 for one vector (synthesized for xcup), each beside
+   the cost model's estimate (cost.py _pe_quad_cost); tests/test_pe_quad.py checks the stored
+   xc7 points.
 """
 from __future__ import annotations
 
@@ -28,6 +35,11 @@ COMMAND = "python -m bench.int4_packing"
 FINN_INT4 = {"LUT": 1558, "DSP": 16}   # FINN RTL MVU, a4w4 64x64, same Yosys (README yardstick table)
 #: (simd, pe) of the cost-model sweep, all four products per DSP, 2 tokens
 SWEEP = [(8, 4), (16, 2), (4, 8), (16, 4), (8, 2)]
+
+
+#: (simd, pe, ROM kind) of the PE-quad part, one vector; the first is the issue's shape (64 cycles)
+PE_QUAD_SWEEP = [(8, 8, "bram"), (8, 8, "lutram"), (16, 4, "bram"), (16, 4, "lutram"), (4, 16, "bram"),
+                 (8, 4, "bram"), (16, 8, "lutram")]
 
 
 def layer(tokens: int):
@@ -85,6 +97,38 @@ def sweep(work: Path) -> list[dict]:
     return rows
 
 
+def pe_quads(work: Path) -> list[dict]:
+    from codegen.examples import manual_design
+    from codegen.schedule.boards import get_board
+    from codegen.schedule.cost import linear_cost
+    from codegen.schedule.design import OpSchedule
+    from codegen.schedule.folding import fold
+    from codegen.schedule.packing import pe_quad_config
+    rows = []
+    points = [(simd, pe, rom, "pynq-z2", "xc7", False) for simd, pe, rom in PE_QUAD_SWEEP]
+    points.append((0, 0, "", "kv260", "xcup", True))
+    for simd, pe, rom, board, family, scheduler in points:
+        b = get_board(board)
+        if scheduler:
+            result = fold(layer(1), b, target_ii=64)
+            design, cost = result.design, result.costs["layer0"]
+            rom = design.rom_kinds.get("layer0", "")
+        else:
+            design = manual_design(layer(1), {"layer0": (simd, pe, 1, 1)}, board=board)
+            design.schedules["layer0"] = OpSchedule("layer0", simd, pe, 1, 1, pe_pack=4)
+            design.rom_kinds["layer0"] = rom
+            cost = linear_cost(design.graph.ops[0], design.schedules["layer0"], b.dsp_kind, rom_kind=rom)
+        s = design.schedules["layer0"]
+        measured = synth(design, work / f"{s.simd}x{s.pe}_{rom}_{family}", family)
+        rows.append({"label": f"scheduler, {board}, 1 vector" if scheduler else f"PE quads {s.simd} x {s.pe}",
+                     "board": board, "family": family, "simd": s.simd, "pe": s.pe, "pe_pack": s.pe_pack,
+                     "quad": list(pe_quad_config(design.graph.ops[0], s, b.dsp_kind)), "rom": rom,
+                     "cycles": cost.ii, "estimate": {"LUT": cost.lut, "FF": cost.ff, "DSP": cost.dsp},
+                     "measured": measured})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def table(data: dict) -> str:
     lines = ["# Four 4-bit products per DSP in the Linear unit (Yosys synth_xilinx)", "",
              f"Made by `{COMMAND}` ({data['seconds']:.0f} s).  LUT = logic + distributed RAM (LUT_MEM).", "",
@@ -104,11 +148,21 @@ def table(data: dict) -> str:
     for r in data["sweep"]:
         lines.append(f"| {r['simd']} x {r['pe']} | {r['rom']} | {r['estimate']['DSP']} / {r['measured']['DSP']} "
                      f"| {sweep_cells(r)} |")
+    lines += ["", "## PE quads: four PEs per DSP for one vector (a4w4 64x64, no token axis)", "",
+              "(w[4q+3] * 2^(3S) + w[4q+2] * 2^(2S) + w[4q+1] * 2^S + w[4q]) * x, einhls_linear PACK = 4; "
+              "S and the chain from schedule/packing.py pe_quad_config.", "",
+              "| design | Yosys family | SIMD x PE | S, chain | ROM | cycles | DSP est / Yosys | LUT est "
+              "| LUT Yosys (logic + RAM) | error | FF est | FF Yosys | error | BRAM36 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in data.get("pe_quads", []):
+        lines.append(f"| {r['label']} | {r['family']} | {r['simd']} x {r['pe']} | {r['quad'][0]}, {r['quad'][1]} "
+                     f"| {r['rom']} | {r['cycles']} | {r['estimate']['DSP']} / {r['measured']['DSP']} "
+                     f"| {sweep_cells(r)} | {r['measured']['BRAM']:g} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    run("int4_packing", COMMAND, scheduled, sweep, table)
+    run("int4_packing", COMMAND, scheduled, sweep, table, parts={"pe_quads": pe_quads})
 
 
 if __name__ == "__main__":

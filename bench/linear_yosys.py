@@ -37,12 +37,16 @@ def sweep_cells(row: dict) -> str:
 
 
 def run(name: str, command: str, scheduled: Callable[[Path], list[dict]],
-        sweep: Callable[[Path], list[dict]], table: Callable[[dict], str]) -> None:
-    """Measure both parts in a scratch folder, write the JSON and the Markdown table, print it."""
+        sweep: Callable[[Path], list[dict]], table: Callable[[dict], str],
+        parts: dict[str, Callable[[Path], list[dict]]] | None = None) -> None:
+    """Measure both parts (and any further ``parts``, stored under their key) in a scratch folder,
+    write the JSON and the Markdown table, print it."""
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = {"command": command, "yosys_family": "xc7", "scheduled": scheduled(work), "sweep": sweep(work)}
+        for key, part in (parts or {}).items():
+            data[key] = part(work / key)
     data["seconds"] = time.time() - start
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")

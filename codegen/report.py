@@ -30,7 +30,8 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
         if layer["kind"] == "butterfly":  # P butterfly units (2 inputs each)
             return f"P={layer['units']}"
         if layer["kind"] == "linear":   # "pairs": two tokens per weight read (einhls_linear TOKEN_PACK)
-            return f"{layer['simd']}x{layer['pe']}" + (" pairs" if layer.get("token_pack") == 2 else "")
+            return f"{layer['simd']}x{layer['pe']}" + (" pairs" if layer.get("token_pack") == 2 else "") \
+                + (" quads" if layer.get("pe_pack") == 4 else "")   # "quads": four PEs per DSP (PACK = 4)
         return f"{layer['in_lanes']} lanes"
     value = layer.get(key)
     if value is None or value == "":
@@ -132,15 +133,16 @@ def board_peak(project) -> dict:
     from .ir.graph import Linear
     from .schedule.packing import DSP_PREADDER_BITS, lut_multipliers
 
-    from .schedule.packing import quad_config
+    from .schedule.packing import pe_quad_config, quad_config
 
     board = project.design.board
     linears = [op for op in project.graph.ops if isinstance(op, Linear)]
     wide = [op for op in linears if not lut_multipliers(op)]
     per_dsp = 2 if board.dsp_kind in DSP_PREADDER_BITS and all(
         max(op.in_type.bits, op.weight_type.bits) <= 8 for op in wide) else 1
-    # narrow layers of token sequences pack four products per DSP (PE pairs x token pairs)
+    # narrow layers pack four products per DSP: PE pairs x token pairs, or PE quads for one vector
     if linears and not wide and any(quad_config(op, project.design.schedule(op), board.dsp_kind)[0]
+                                    or pe_quad_config(op, project.design.schedule(op), board.dsp_kind)[0]
                                     for op in linears):
         per_dsp = 4
     lut_peak = sum(layer["multipliers"] for layer in project.report["layers"]

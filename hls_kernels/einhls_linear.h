@@ -234,6 +234,131 @@ fold_out:
     }
 }
 
+// A field of a packed product: the W bits at ``at``, which hold (sum + 2^(W-1)), as the signed sum.
+template <int W, class P>
+ap_int<W + 1> low_field(const P& packed, int at) {
+    const ap_uint<W> field = packed.range(at + W - 1, at);
+    return ap_int<W + 1>(field) - (ap_int<W + 1>(1) << (W - 1));
+}
+
+// Stage 2 with PE quads (cfg::QUAD_SHIFT = S, cfg::QUAD_CHAIN; the Verilog unit's PACK = 4): PEs
+// 4q..4q+3 share one DSP per slot for one vector,
+//     P = (w[4q+3] * 2^(3S) + w[4q+2] * 2^(2S) + w[4q+1] * 2^S + w[4q]) * x + 2^(S-1) + 2^(2S-1) + 2^(3S-1)
+// summed over QUAD_CHAIN consecutive slots (the second DSP's post-adder), the same arithmetic as
+// einhls_linear.v.  The ROM slots of the four PEs hold the digits e0..e3 of the packed weight
+// (codegen/schedule/packing.py quad_digits), so the packed weight is their concatenation, each low
+// digit sign-extended to S bits: wiring, not adders.  The emitter proved that every sum of PEs
+// 4q..4q+2 over a chain lies in [-2^(S-1), 2^(S-1)) (pe_quad_config), so those fields are their
+// bits minus 2^(S-1) and PE 4q+3's sum is P >> 3S, exactly.  Dense layers, PE a multiple of 4.
+template <class C>
+void linear_quad_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                         const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                         const typename C::acc_t bias[C::PE][C::NF],
+                         const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+    EINHLS_CSIM_PROCESS();
+#pragma HLS ARRAY_PARTITION variable=bias complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mult complete dim=1
+    const int S = C::QUAD_SHIFT;
+    const int XB = C::QUAD_X_BITS;                       // an input code as a signed number
+    const int WW = C::W_BITS + 3 * S;                    // the packed weight
+    typedef ap_int<WW + XB + 1> packed_p_t;              // a chain's packed sum
+    const packed_p_t half = (packed_p_t(1) << (S - 1)) + (packed_p_t(1) << (2 * S - 1)) + (packed_p_t(1) << (3 * S - 1));
+    typename C::acc_t acc[C::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    unsigned row = 0, sel = 0;
+
+quad_fold_out:
+    for (unsigned nf = 0; nf < C::NF; nf++) {
+    quad_fold_in:
+        for (unsigned kf = 0; kf < C::KF; kf++) {
+#pragma HLS PIPELINE II=1
+            EINHLS_CSIM_COUNT();
+            typename C::acc_t dot[C::PE];   // modulo 2^ACC_BITS, exact at the end
+#pragma HLS ARRAY_PARTITION variable=dot complete
+        quad_owner:
+            for (unsigned q = 0; q < C::PE / 4; q++) {
+#pragma HLS UNROLL
+                typename C::word_t words[4];
+            quad_words:
+                for (unsigned i = 0; i < 4; i++) {
+#pragma HLS UNROLL
+                    words[i] = WeightRom<C>::word(weights, row, sel, 4 * q + i);
+                }
+                packed_p_t prod[C::SIMD];   // one DSP each
+#pragma HLS ARRAY_PARTITION variable=prod complete
+            quad_multiplier:
+                for (unsigned t = 0; t < C::SIMD; t++) {
+#pragma HLS UNROLL
+                    const unsigned lo = t * C::SLOT_BITS;
+                    ap_uint<WW> bits = 0;   // the packed weight: {e3, e2, e1, e0}, low digits sign-extended
+                quad_digits:
+                    for (unsigned i = 0; i < 3; i++) {
+#pragma HLS UNROLL
+                        const ap_int<C::W_BITS> digit = ap_int<C::W_BITS>(words[i].range(lo + C::W_BITS - 1, lo));
+                        bits.range(i * S + S - 1, i * S) = ap_uint<S>(ap_int<S>(digit));
+                    }
+                    bits.range(WW - 1, 3 * S) = words[3].range(lo + C::W_BITS - 1, lo);
+                    const ap_int<XB> a = x[kf][t][0];
+                    prod[t] = packed_p_t(ap_int<WW>(bits)) * packed_p_t(a);
+                }
+                typename C::acc_t sums[4] = {0, 0, 0, 0};
+            quad_chains:
+                for (unsigned c = 0; c < C::SIMD; c += C::QUAD_CHAIN) {
+#pragma HLS UNROLL
+                    packed_p_t leaf = half + prod[c];
+                    if (C::QUAD_CHAIN == 2 && c + 1 < C::SIMD) leaf += prod[c + 1];
+                    sums[0] += typename C::acc_t(low_field<S>(leaf, 0));
+                    sums[1] += typename C::acc_t(low_field<S>(leaf, S));
+                    sums[2] += typename C::acc_t(low_field<S>(leaf, 2 * S));
+                    sums[3] += typename C::acc_t(leaf >> (3 * S));
+                }
+            quad_fields:
+                for (unsigned i = 0; i < 4; i++) {
+#pragma HLS UNROLL
+                    dot[4 * q + i] = sums[i];
+                }
+            }
+        quad_pe:
+            for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+                const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot[p];
+                acc[p] = sum;
+                if (kf == C::KF - 1) {
+                    y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+                        sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
+                }
+            }
+            next_rom_step<C>(row, sel);
+        }
+    }
+}
+
+// The MAC array of a Linear unit: plain (linear_compute) or PE quads (linear_quad_compute).
+template <class C, bool PE_QUADS>
+struct linear_macs {
+    static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+        linear_compute<C>(x, y, weights, bias, mult);
+    }
+};
+
+template <class C>
+struct linear_macs<C, true> {
+    static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
+                    const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
+                    const typename C::acc_t bias[C::PE][C::NF],
+                    const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS INLINE
+        static_assert(C::GROUP == 1 && C::NZ == 1 && C::PE % 4 == 0, "PE quads: dense, PE a multiple of 4");
+        static_assert(C::QUAD_SHIFT >= C::W_BITS && (C::QUAD_CHAIN == 1 || C::QUAD_CHAIN == 2),
+                      "PE quads: a digit fits its field; a chain sums one or two packed products");
+        linear_quad_compute<C>(x, y, weights, bias, mult);
+    }
+};
+
 // Stage 3: the N outputs of the frame, OUT_LANES per beat (rows of PE results, BeatRows).
 template <class C>
 void linear_write(const typename C::out_t y[C::NF][C::PE], hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
@@ -274,7 +399,7 @@ write_beats:
 // the cost model counted (uram_packing: ceil(row bits / 72) URAM288 side by side; a packed row's
 // limbs are 8 bits, so they pad it to at most the next multiple of 8, within the same 72-bit
 // columns), not one memory per limb.
-template <class C, bool URAM = (C::ROM_KIND == 2)>
+template <class C, bool PE_QUADS, bool URAM = (C::ROM_KIND == 2)>
 struct linear_mac_array {
     static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
                     const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
@@ -283,12 +408,12 @@ struct linear_mac_array {
 #pragma HLS INLINE
 #pragma HLS ARRAY_PARTITION variable=weights complete dim=1
 #pragma HLS ARRAY_PARTITION variable=weights complete dim=3
-        linear_compute<C>(x, y, weights, bias, mult);
+        linear_macs<C, PE_QUADS>::run(x, y, weights, bias, mult);
     }
 };
 
-template <class C>
-struct linear_mac_array<C, true> {
+template <class C, bool PE_QUADS>
+struct linear_mac_array<C, PE_QUADS, true> {
     static void run(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
                     const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
                     const typename C::acc_t bias[C::PE][C::NF],
@@ -297,15 +422,16 @@ struct linear_mac_array<C, true> {
 #pragma HLS ARRAY_RESHAPE variable=weights complete dim=1
 #pragma HLS ARRAY_RESHAPE variable=weights complete dim=3
 #pragma HLS BIND_STORAGE variable=weights type=rom_1p impl=uram
-        linear_compute<C>(x, y, weights, bias, mult);
+        linear_macs<C, PE_QUADS>::run(x, y, weights, bias, mult);
     }
 };
 
 // The Linear unit: read, compute and write as a dataflow pipeline, so the activation and result
 // buffers become ping-pong buffers and the next frame loads while this one computes.  Partitioning
 // the buffers by group and lane (x) and by PE (y) makes every access of the MAC loop, the loop that
-// runs NF * KF times per frame, a fixed register bank or a GROUP:1 multiplexer.
-template <class C>
+// runs NF * KF times per frame, a fixed register bank or a GROUP:1 multiplexer.  PE_QUADS: four
+// PEs share each DSP (linear_quad_compute; the emitter sets it only where it proved them exact).
+template <class C, bool PE_QUADS = false>
 void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
             hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
             const typename C::limb_t weights[C::ROM_BANKS][C::ROM_DEPTH][C::LIMBS],
@@ -337,15 +463,8 @@ void linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     typename C::out_t y[C::NF][C::PE];
 #pragma HLS ARRAY_PARTITION variable=y complete dim=2
     linear_read<C>(in, x);
-    linear_mac_array<C>::run(x, y, weights, bias, mult);
+    linear_mac_array<C, PE_QUADS>::run(x, y, weights, bias, mult);
     linear_write<C>(y, out);
-}
-
-// A field of a packed product: the W bits at ``at``, which hold (sum + 2^(W-1)), as the signed sum.
-template <int W, class P>
-ap_int<W + 1> low_field(const P& packed, int at) {
-    const ap_uint<W> field = packed.range(at + W - 1, at);
-    return ap_int<W + 1>(field) - (ap_int<W + 1>(1) << (W - 1));
 }
 
 // ---------------------------------------------------------------------------------------------

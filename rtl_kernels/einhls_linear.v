@@ -25,6 +25,13 @@
 // it (credits), and a frame only when its input bank is full.
 // PACK = 2 (dense): PEs 2q and 2q+1 share each multiplier, two products per DSP (see g_prod);
 // the emitter enables it only when it has proven the packed products exact for these weights.
+// PACK = 4 (dense, <= 4-bit operands, one token): PEs 4q..4q+3 share each multiplier, four
+// products per DSP for one vector (PE quads):
+//     P = (w[4q+3] * 2^(3S) + w[4q+2] * 2^(2S) + w[4q+1] * 2^S + w[4q]) * x
+//         + 2^(S-1) + 2^(2S-1) + 2^(3S-1)                      (S = PACK_SHIFT)
+// with PE 4q + i's product (or chain sum) in the field at bit iS.  The ROM holds the packed
+// weight's digits, not the weights (codegen/schedule/packing.py quad_digits), so the packed weight
+// is their concatenation: no pre-adders in the fabric (see g_weight_quad).
 // MUL_LUT = 1: products built from LUT adders (the emitter's choice for operands of <= 4 bits).
 // TOKEN_PACK = 2 (dense or N:M): two consecutive tokens share every weight read.  An input bank
 // holds two tokens (2 x KF words), the fold runs once for both, and each multiplier computes
@@ -88,8 +95,8 @@ module einhls_linear #(
     parameter integer RQ_LANES   = 1,      // outputs requantized per cycle (divides PE)
     parameter integer V_BITS     = ACC_BITS, // requant input width (>= ACC_BITS)
     parameter integer MUL_LUT    = 0,      // 1: products from LUT adders, never DSPs
-    parameter integer PACK       = 1,      // 2: two PEs share one multiplier (dense only)
-    parameter integer PACK_SHIFT = 16,     // S: offset of the second product when PACK = 2
+    parameter integer PACK       = 1,      // 2 (4): two (four) PEs share one multiplier (dense only)
+    parameter integer PACK_SHIFT = 16,     // S: offset of the next PE's product when PACK = 2 or 4
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
     parameter integer TOKEN_PACK = 1,      // 2: two tokens share each weight read (with PACK = 2: four products a DSP)
     parameter integer TOKEN_SHIFT = 16,    // S: offset of token 1's product when TOKEN_PACK = 2
@@ -147,7 +154,9 @@ module einhls_linear #(
     localparam integer MW       = (PW > TIN) ? PW : TIN;          // a product, sign-extended
     localparam integer XWORD    = SIMD * IN_BITS;
     localparam integer TP       = (TOKEN_PACK == 2) ? 2 : 1;       // tokens per fold
-    localparam integer PAIRS    = (PACK == 2 && !SPARSE) ? PE / 2 : 0;  // PE pairs sharing DSPs
+    localparam integer PACKS    = (PACK >= 2 && !SPARSE) ? PE / PACK : 0;  // PE pairs (quads) sharing DSPs
+    localparam integer PACKED_PE = PACK * PACKS;                    // PEs in pairs (quads)
+    localparam integer QWA      = W_BITS + 3 * PACK_SHIFT;          // a packed quad weight (PACK = 4)
     localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE
 
     // w * x as a sum of shifted copies of the wider operand, one per bit of the narrower one
@@ -188,6 +197,20 @@ module einhls_linear #(
             for (f = 1; f < fields; f = f + 1) begin
                 field_halves = field_halves + (64'd1 << (field_offset(f, wp) - 1));
             end
+        end
+    endfunction
+
+    // The packed weight of a PE quad, V = w3 * 2^(3S) + w2 * 2^(2S) + w1 * 2^S + w0, from the
+    // digits e3..e0 its ROM slots hold (packing.py quad_digits: e0 = w0, e_i = w_i - 1 where
+    // e_(i-1) < 0): V's two's complement is {e3, e2, e1, e0} with the low three sign-extended to
+    // S bits each, so the packing is wiring.
+    function automatic [QWA-1:0] quad_weight(input [4*W_BITS-1:0] digits);
+        reg signed [PACK_SHIFT-1:0] d0, d1, d2;
+        begin
+            d0 = $signed(digits[0 +: W_BITS]);
+            d1 = $signed(digits[W_BITS +: W_BITS]);
+            d2 = $signed(digits[2*W_BITS +: W_BITS]);
+            quad_weight = {digits[3*W_BITS +: W_BITS], d2, d1, d0};
         end
     endfunction
 
@@ -466,7 +489,7 @@ module einhls_linear #(
             end
         end
 
-        // Products.  With PACK = 2 the first 2*PAIRS PEs go in pairs (2q, 2q+1) that share the
+        // Products.  With PACK = 2 the first PACKED_PE PEs go in pairs (2q, 2q+1) that share the
         // input x, so one DSP computes both products:
         //     P = (w[2q+1] * 2^S + w[2q]) * x + 2^(S-1)          (S = PACK_SHIFT)
         // the packing in the DSP pre-adder, the constant in its post-adder.  With PACK_CHAIN = 2
@@ -487,21 +510,23 @@ module einhls_linear #(
                 wire signed [XB-1:0] x_a = b2[M0*XB +: XB];
                 wire signed [XB-1:0] x_b = b2[(M0 + TWO)*XB +: XB];
                 /* verilator lint_on UNUSEDSIGNAL */
-                if ((p < 2 * PAIRS && p % 2 == 0) || (TP == 2 && p >= 2 * PAIRS)) begin : g_packed
+                if ((p < PACKED_PE && p % PACK == 0) || (TP == 2 && p >= PACKED_PE)) begin : g_packed
                     // One DSP, FIELDS = WP * TP products: the weight operand packs WP weights
                     // (PEs 2q and 2q+1, the second shifted by PACK_SHIFT), the input operand TP
                     // tokens (token 1 shifted by TOKEN_SHIFT, through the pre-adder), so
                     //     P = (w[2q+1] * 2^T + w[2q]) * (x_t1 * 2^S + x_t0) + HALF
                     // with the terms absent where WP or TP is 1: a pair (PACK = 2), a token pair
-                    // (TOKEN_PACK = 2) or both, a quad.  Field f (weight f % WP, token f / WP)
+                    // (TOKEN_PACK = 2) or both, a quad; with PACK = 4 (one token) the weight
+                    // operand packs PEs 4q..4q+3 at 0, S, 2S and 3S (S = PACK_SHIFT) and x is
+                    // one input, a PE quad.  Field f (weight f % WP, token f / WP)
                     // starts at bit field_offset(f); HALF lifts every field but the top one by
                     // half its range.  The emitter proved every sum of PACK_CHAIN products in a
                     // low field lies in [-2^(w-1), 2^(w-1)) for its width w, so no field borrows
                     // from the next and each is its bits with the top bit inverted; the top field
                     // is P >>> field_offset(FIELDS - 1), exactly.
-                    localparam integer WP     = (p < 2 * PAIRS) ? 2 : 1;
+                    localparam integer WP     = (p < PACKED_PE) ? PACK : 1;
                     localparam integer FIELDS = WP * TP;
-                    localparam integer WA     = (WP == 2) ? W_BITS + PACK_SHIFT + 1 : W_BITS;
+                    localparam integer WA     = (WP == 4) ? QWA : (WP == 2) ? W_BITS + PACK_SHIFT + 1 : W_BITS;
                     localparam integer XA     = (TP == 2) ? XB + TOKEN_SHIFT + 1 : XB;
                     localparam integer PPW    = WA + XA + 1;      // packed product (+1: sum of 2)
                     localparam [63:0] HALVES  = field_halves(FIELDS, WP);
@@ -517,6 +542,13 @@ module einhls_linear #(
                                      + $signed(a2[M0*W_BITS +: W_BITS]);
                         assign w_b = ($signed(a2[(M0+TWO+MULTS)*W_BITS +: W_BITS]) <<< PACK_SHIFT)
                                      + $signed(a2[(M0+TWO)*W_BITS +: W_BITS]);
+                    end else if (WP == 4) begin : g_weight_quad
+                        // PE quads: the four weights' slots hold the packed weight's digits
+                        assign w_a = quad_weight({a2[(M0+3*MULTS)*W_BITS +: W_BITS], a2[(M0+2*MULTS)*W_BITS +: W_BITS],
+                                                  a2[(M0+MULTS)*W_BITS +: W_BITS], a2[M0*W_BITS +: W_BITS]});
+                        assign w_b = quad_weight({a2[(M0+TWO+3*MULTS)*W_BITS +: W_BITS],
+                                                  a2[(M0+TWO+2*MULTS)*W_BITS +: W_BITS],
+                                                  a2[(M0+TWO+MULTS)*W_BITS +: W_BITS], a2[(M0+TWO)*W_BITS +: W_BITS]});
                     end else begin : g_weight_one
                         assign w_a = a2[M0*W_BITS +: W_BITS];
                         assign w_b = a2[(M0+TWO)*W_BITS +: W_BITS];
@@ -566,7 +598,7 @@ module einhls_linear #(
                         end
                         /* verilator lint_on UNUSEDSIGNAL */
                     end
-                end else if (TP == 1 && p >= 2 * PAIRS) begin : g_single
+                end else if (TP == 1 && p >= PACKED_PE) begin : g_single
                     wire signed [W_BITS-1:0] w_a = a2[M0*W_BITS +: W_BITS];
                     /* verilator lint_off UNUSEDSIGNAL */
                     wire signed [W_BITS-1:0] w_b = a2[(M0+TWO)*W_BITS +: W_BITS];

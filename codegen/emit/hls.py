@@ -46,7 +46,7 @@ from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
-from ..schedule.packing import token_pack_config
+from ..schedule.packing import pe_quad_config, quad_digits, token_pack_config
 from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
@@ -131,6 +131,11 @@ class LinearUnit:
     token_shift: int = 0
     pair_chain: int = 1
     pair_x_bits: int = 0
+    # PE quads (einhls::linear<cfg, true>, schedule/packing.py pe_quad_config): four PEs a DSP for
+    # one vector, fields of quad_shift bits, quad_chain products a field
+    pe_quads: bool = False
+    quad_shift: int = 0
+    quad_chain: int = 1
 
     def internal_widths(self) -> list[int]:
         return [self.word_bits, self.row_bits, self.in_lanes * self.in_t.bits, self.out_lanes * self.out_t.bits,
@@ -367,6 +372,15 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     rows, cols = nf * s.pe, kf * s.simd
     padded = np.zeros((rows, cols), dtype=np.int64)
     padded[:op.out_size, :op.in_size] = op.weight
+    quad_shift, quad_chain = 0, 1
+    if s.pe_pack == 4:
+        quad_shift, quad_chain = pe_quad_config(op, s, design.board.dsp_kind)
+        if not quad_shift:
+            from .rtl import _pe_quad_refusal
+            raise EinhlsError(_pe_quad_refusal(op, s, design.board.dsp_kind), node=op.name)
+        padded = quad_digits(padded)   # the slots of PEs 4q..4q+3 hold their packed weight's digits
+    elif s.pe_pack != 1:
+        raise EinhlsError(f"pe_pack {s.pe_pack} is not 1 or 4", node=op.name)
     if group == 1:
         values, indices = padded[:, :, None], np.zeros((rows, cols, 1), dtype=np.int64)
     else:
@@ -415,6 +429,8 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
             raise EinhlsError(_token_pack_refusal(op, s, design.board.dsp_kind), node=op.name)
         summary = (f"Linear {op.in_size} -> {op.out_size}, {mode}, SIMD {s.simd} x PE {s.pe}, token pairs"
                    f"{' x PE pairs (four products a DSP)' if pe_shift else ''}: {nf * kf} cycles per two tokens")
+    if quad_shift:
+        summary += f", PE quads (four products a DSP, fields of {quad_shift} bits)"
     return LinearUnit(
         index=index, op=op.name, source=op.source, ns=ns, header=header, summary=summary,
         k=op.in_size, n=op.out_size, simd=s.simd, pe=s.pe, in_lanes=s.in_lanes, out_lanes=s.out_lanes,
@@ -429,7 +445,8 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         mult_depth=mult_table.shape[1], shift=rq.shift, zp=rq.zero_point, lo=rq.lo, hi=rq.hi,
         weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist(),
         token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain, pe_shift=pe_shift,
-        pair_x_bits=op.in_type.bits + (0 if op.in_type.signed else 1))
+        pair_x_bits=op.in_type.bits + (0 if op.in_type.signed else 1),
+        pe_quads=bool(quad_shift), quad_shift=quad_shift, quad_chain=quad_chain)
 
 
 def _lane_table(values: np.ndarray, lanes: int) -> list[list[int]]:

@@ -40,7 +40,8 @@ from ..resources import resource_dir
 from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
 from ..schedule.lane_cost import TOP_OUTPUT, input_place, lane_converters, output_place
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
-from ..schedule.packing import (LUT_MULT_MAX_BITS, lut_multipliers, pack_config, requant_lanes, token_pack_config,
+from ..schedule.packing import (LUT_MULT_MAX_BITS, lut_multipliers, pack_config, pe_quad_config, quad_digits,
+                                requant_lanes, token_pack_config,
                                 token_pair_config,  # noqa: F401 (re-exported)
                                 signed_bits as _signed_bits, weight_bits as _weight_bits)
 
@@ -242,6 +243,11 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     weight[:op.out_size, :op.in_size] = op.weight
     _check_fits("weights", op.weight, w_bits, True, op.name)
     _check_fits("bias", op.bias, acc_bits, True, op.name)
+    if s.pe_pack not in (1, 4):
+        raise EinhlsError(f"pe_pack {s.pe_pack} is not 1 or 4", node=op.name)
+    quad_shift, quad_chain = pe_quad_config(op, s, dsp_kind) if s.pe_pack == 4 else (0, 1)
+    if s.pe_pack == 4 and not quad_shift:
+        raise EinhlsError(_pe_quad_refusal(op, s, dsp_kind), node=op.name)
 
     if op.sparsity is not None and op.sparsity[0] < op.sparsity[1]:
         nnz, group = op.sparsity
@@ -261,6 +267,9 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
         mults = g * nnz
     else:
         nnz = group = 1
+        if s.pe_pack == 4:
+            # PE quads: the slots of PEs 4q..4q+3 hold the digits of their packed weight
+            weight = quad_digits(weight)
         fields = weight.reshape(nf, s.pe, kf, s.simd).transpose(0, 2, 1, 3).reshape(nf * kf, -1)
         slots = _field_bits(fields, w_bits)
         mults = s.simd
@@ -285,7 +294,9 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
         mems.append(_lane_words(f"layer{index}_mult.mem", rq.multiplier_for(op.out_size), rq_lanes,
                                 rq.multiplier_bits))
     token_shift = 0
-    if s.token_pack == 2:
+    if s.pe_pack == 4:
+        shift, chain = quad_shift, quad_chain
+    elif s.token_pack == 2:
         # shift > 0: PE pairs too, four products per DSP (schedule/packing.py quad_config)
         shift, token_shift, chain = token_pack_config(op, s, dsp_kind)
         if not token_shift:
@@ -294,7 +305,8 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
         raise EinhlsError(f"token_pack {s.token_pack} is not 1 or 2", node=op.name)
     else:
         shift, chain = pack_config(op, s, dsp_kind)
-    lut_mul = lut_multipliers(op) and not token_shift   # token pairs always multiply in DSPs
+    # token pairs and PE quads always multiply in DSPs
+    lut_mul = lut_multipliers(op) and not token_shift and s.pe_pack == 1
     # FIFO rows: a whole frame (the array may run a frame ahead of the output) plus the rows in
     # flight between a row's first step and its FIFO write (about 7 cycles plus the adder tree)
     in_flight = math.ceil((7 + _tree_registers(math.ceil(mults / chain))) / kf) + 1
@@ -308,7 +320,8 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("NNZ", nnz), Param("GROUP", group),
               *rq_params[:1], Param("PER_CHANNEL", int(rq.per_channel)), *rq_params[1:],
               Param("RQ_LANES", rq_lanes), Param("V_BITS", v_bits), Param("MUL_LUT", int(lut_mul)),
-              Param("PACK", 2 if shift else 1), Param("PACK_SHIFT", shift or 16), Param("PACK_CHAIN", chain),
+              Param("PACK", s.pe_pack if s.pe_pack == 4 else 2 if shift else 1), Param("PACK_SHIFT", shift or 16),
+              Param("PACK_CHAIN", chain),
               *([Param("TOKEN_PACK", 2), Param("TOKEN_SHIFT", token_shift)] if token_shift else []),
               Param("TREE_STAGE", TREE_STAGE), Param("FIFO_DEPTH", fifo_depth),
               Param("ROM_KIND", ROM_KINDS[rom_kind]),
@@ -323,6 +336,10 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     dsps = s.pe // 2 * mults if shift else s.pe * mults
     comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
+    if s.pe_pack == 4:
+        comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
+                   f"{nf * kf} cycles/frame, PE quads: {s.pe // 4 * mults} DSPs with four products each "
+                   f"(fields of {shift} bits)")
     if token_shift:
         comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
                    f"token pairs: {nf * kf} cycles per two tokens, {dsps} DSPs with {products_per_dsp} each")
@@ -338,6 +355,14 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
                   s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, side_inputs=loads)
     return stage, mems
+
+
+def _pe_quad_refusal(op: Linear, s: OpSchedule, dsp_kind: str) -> str:
+    """Why a Linear layer scheduled with PE quads cannot be built (the emitters' error)."""
+    return (f"PE quads (four PEs' products per DSP, (w3 * 2^3S + w2 * 2^2S + w1 * 2^S + w0) * x) are not "
+            f"exact or do not fit a {dsp_kind} for this layer's weight and input ranges at SIMD {s.simd} x "
+            f"PE {s.pe} (dense layers of <= {LUT_MULT_MAX_BITS}-bit operands, one token a fold, PE a "
+            f"multiple of 4)")
 
 
 def _token_pack_refusal(op: Linear, s: OpSchedule, dsp_kind: str) -> str:

@@ -213,6 +213,10 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
     model = _load() if model is None else model
     if family is None or group is None or not model:
         return
+    if kind == "linear" and getattr(s, "pe_pack", 1) == 4:
+        from .packing import pe_quad_config
+        if pe_quad_config(op, s, dsp_kind)[0]:
+            return   # PE quads: no sweep point has the structure (cost.py _pe_quad_cost)
     if kind == "linear" and getattr(s, "token_pack", 1) == 2:
         from .packing import quad_config
         if quad_config(op, s, dsp_kind)[0]:

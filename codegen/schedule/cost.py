@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
-from .packing import LUT_MULT_MAX_BITS, pack_config, quad_config, requant_lanes, token_pair_config
+from .packing import LUT_MULT_MAX_BITS, pack_config, pe_quad_config, quad_config, requant_lanes, token_pair_config
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
@@ -165,7 +165,14 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     """``rom_kind`` "lutram" or "bram" places the weight ROM there (None: by size, bram36_for).
     ``assume_packing`` skips the weight scan of pack_config (the shape search ranks thousands of
     shapes of a large layer; the chosen one is costed exactly).  With token pairs
-    (``s.token_pack`` 2) every count is per token: the NF*KF steps make two tokens."""
+    (``s.token_pack`` 2) every count is per token: the NF*KF steps make two tokens.  PE quads
+    (``s.pe_pack`` 4) are costed by _pe_quad_cost where the proof holds (else as the emitter would
+    refuse them: the plain unit's cost)."""
+    if s.pe_pack == 4:
+        quad = pe_quad_config(op, s, dsp_kind)
+        if quad[0]:
+            return _pe_quad_cost(op, s, dsp_kind, rom_kind, quad)
+        s = replace(s, pe_pack=1)
     if s.token_pack == 2:
         quad = quad_config(op, s, dsp_kind)
         if quad[0]:
@@ -339,6 +346,41 @@ def _quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
     word_bits = base.rom_width
     ff = 2 * word_bits + 4 * s.simd * x_bits + 4 * s.pe * acc_bits + 250
     return replace(base, dsp=dsps + requant_dsp, lut=max(lut, 0), ff=ff)
+
+
+def _pe_quad_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None,
+                  quad: tuple[int, int]) -> OpCost:
+    """A Linear unit with PE quads (einhls_linear PACK = 4, schedule/packing.py pe_quad_config):
+    one DSP per slot of four PEs gives their four products for one vector, so the fabric builds no
+    multiplier and no pre-adder (the ROM holds the packed weight's digits: wiring), and the field
+    extraction is wiring too.  Built on the plain unit of the same shape (which builds its narrow
+    products from LUTs) with the LUT multipliers taken out and the adder trees counted at a leaf's
+    width (a field: a sum of ``chain`` narrow products, far narrower than the accumulator).  A ROM
+    in logic is counted as _quad_cost counts it.  Registers: the ROM word and its operand copy
+    (and one more copy with the ROM in logic: Yosys keeps a block RAM's output register inside the
+    RAM), the input word and operands, the accumulators and tree registers, control and
+    requantizer (about 250).  A structural model: the LUT terms are _quad_cost's; the third ROM-word
+    register was added after looking at the Yosys xc7 PE-quad points of
+    bench/results/int4_packing.md (FF 18-22% low there without it), so those points are a check,
+    not a held-out validation."""
+    shift, chain = quad
+    base = linear_cost(op, replace(s, pe_pack=1), dsp_kind, rom_kind=rom_kind, assume_packing=False)
+    slots = s.simd
+    a_bits, w_bits, acc_bits = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
+    x_bits = a_bits + (0 if op.in_type.signed else 1)
+    lut = base.lut - base.multipliers * lut_multiplier(a_bits, w_bits)
+    leaves = math.ceil(slots / chain)
+    leaf_bits = min(acc_bits, w_bits + x_bits + chain)
+    lut += s.pe * (max(leaves - 1, 0) * leaf_bits - max(slots - 1, 0) * acc_bits)
+    if base.rom_kind == "lutram" and base.rom_depth:
+        lut += round(base.rom_width * max(1.0, base.rom_depth / 16)) - base.rom_width * math.ceil(base.rom_depth / 64)
+    rq = op.requant
+    kf = math.ceil(op.in_size / s.simd)
+    requant_dsp = 0 if (not rq.per_channel and rq.multiplier[0] == 1) else \
+        requant_lanes(s.pe, kf) * multiplier_dsps(acc_bits, rq.multiplier_bits, dsp_kind)
+    rom_registers = 3 if base.rom_kind == "lutram" else 2
+    ff = rom_registers * base.rom_width + 2 * s.simd * x_bits + 2 * s.pe * acc_bits + 250
+    return replace(base, dsp=s.pe // 4 * slots + requant_dsp, lut=max(lut, 0), ff=ff)
 
 
 def place_roms(costs: dict[str, "OpCost"], board, fixed_bram36: float = 0.0) -> None:

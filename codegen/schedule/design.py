@@ -35,6 +35,9 @@ class OpSchedule:
     # Linear only: 2 when two consecutive tokens share every weight read (einhls_linear
     # TOKEN_PACK; schedule/packing.py token_pair_config), so NF*KF cycles make two tokens
     token_pack: int = 1
+    # Linear only: 4 when PEs 4q..4q+3 share one DSP for one vector (einhls_linear PACK = 4;
+    # schedule/packing.py pe_quad_config): a choice of the scheduler, never implied by the shape
+    pe_pack: int = 1
 
 
 @dataclass(frozen=True)

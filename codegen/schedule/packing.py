@@ -191,3 +191,82 @@ def quad_config_uncached(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int,
         if ports[0] <= DSP_B_BITS and ports[1] <= wide_port:
             return t_shift, s_shift, chain
     return 0, 0, 1
+
+
+#: PEs per DSP of a PE quad (einhls_linear PACK = 4)
+QUAD_PES = 4
+
+
+def quad_digits(weight: np.ndarray) -> np.ndarray:
+    """The weight ROM contents of PE quads: rows [4q, 4q+4) of ``weight`` (a multiple of four
+    rows) as the digits e_0..e_3 of the packed weight V = sum_i w_{4q+i} * 2^(iS).
+
+    V's two's complement is the concatenation {e_3, e_2 mod 2^S, e_1 mod 2^S, e_0 mod 2^S} when
+    e_0 = w_0 and e_i = w_i - 1 where e_(i-1) < 0 (the borrow of the field below), whatever S is
+    as long as every digit fits S bits.  So a unit that reads digits builds V by wiring (sign
+    extension and concatenation) instead of three wide adders per DSP."""
+    quads = np.asarray(weight, dtype=np.int64).reshape(-1, QUAD_PES, weight.shape[-1])
+    digits = np.empty_like(quads)
+    borrow = np.zeros_like(quads[:, 0])
+    for i in range(QUAD_PES):
+        digits[:, i] = quads[:, i] - borrow
+        borrow = (digits[:, i] < 0).astype(np.int64)
+    return digits.reshape(weight.shape)
+
+
+_PE_QUAD_CACHE: dict[tuple, tuple] = {}
+
+
+def pe_quad_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
+    """(S, chain) when PEs 4q..4q+3 can share one DSP for one vector (einhls_linear PACK = 4,
+    schedule ``pe_pack`` 4), else (0, 1).
+
+    The DSP computes (w[4q+3] * 2^(3S) + w[4q+2] * 2^(2S) + w[4q+1] * 2^S + w[4q]) * x + C with
+    C = 2^(S-1) + 2^(2S-1) + 2^(3S-1) (half of each of the three low fields), and with chain 2 a
+    second DSP adds the packed product of the next input slot.  The three low fields hold their
+    PE's sum exactly (none borrows from the next) when every sum of ``chain`` products w * x of
+    PEs 4q, 4q+1 and 4q+2 lies in [-2^(S-1), 2^(S-1)): S is the smallest such width over the
+    layer's actual weights and the input range; the top field (PE 4q+3) is P >>> 3S.  The packed
+    weight V of every quad of the layer (exact, from the weights: not a bound from W_BITS) must fit
+    the DSP's wide port (DSP_PREADDER_BITS, signed) and x its 18-bit port; the ROM holds V's digits
+    (quad_digits), which must fit W_BITS each so the word layout is the unpacked one.  Dense layers
+    with a PE that is a multiple of four, one token per fold (token_pack 1), <= 4-bit operands
+    (wider ones are DSP products already, and an int8 field needs 15 bits), DSP boards only."""
+    if s.token_pack != 1 or s.pe < QUAD_PES or s.pe % QUAD_PES or dsp_kind not in DSP_PREADDER_BITS:
+        return 0, 1
+    if not lut_multipliers(op) or (op.sparsity is not None and op.sparsity[0] < op.sparsity[1]):
+        return 0, 1
+    # with PE a multiple of four, quad q is rows 4q..4q+3 of the layer at every such PE, and with an
+    # even SIMD a chain pairs columns (2c, 2c+1): the proof is the same for all those shapes
+    key = (id(op.weight), op.in_type, s.simd if s.simd % 2 else 0, dsp_kind)
+    hit = _PE_QUAD_CACHE.get(key)
+    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
+        hit = _PE_QUAD_CACHE[key] = (op.weight, pe_quad_config_uncached(op, s, dsp_kind))
+    return hit[1]
+
+
+def pe_quad_config_uncached(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
+    """pe_quad_config's proof, without the cache."""
+    w_bits = weight_bits(op)
+    x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
+    if x_bits > DSP_B_BITS:
+        return 0, 1
+    kf = -(-op.in_size // s.simd)
+    rows = -(-op.out_size // QUAD_PES) * QUAD_PES
+    weight = np.zeros((rows, kf * s.simd), dtype=np.int64)
+    weight[:op.out_size, :op.in_size] = op.weight
+    digits = quad_digits(weight)
+    # the digits take the weights' slots: they must fit the declared width as signed numbers
+    # (the RTL widens an unsigned type by a bit, the HLS kernel does not)
+    digit_bits = op.weight_type.bits
+    if digits.min(initial=0) < -(1 << (digit_bits - 1)) or digits.max(initial=0) >= 1 << (digit_bits - 1):
+        return 0, 1
+    quads = weight.reshape(-1, QUAD_PES, weight.shape[1])
+    low = quads[:, :QUAD_PES - 1].reshape(-1, weight.shape[1])
+    wide = DSP_PREADDER_BITS[dsp_kind]
+    for chain in (2, 1):
+        shift = max(w_bits, _chain_field_bits(low, op, kf, s.simd, chain))
+        packed = sum(quads[:, i] << (i * shift) for i in range(QUAD_PES))
+        if -(1 << (wide - 1)) <= int(packed.min(initial=0)) and int(packed.max(initial=0)) < 1 << (wide - 1):
+            return shift, chain
+    return 0, 1

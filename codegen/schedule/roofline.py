@@ -27,7 +27,7 @@ from ..ir.graph import Graph, Linear, Op
 from .cost import OpCost, multiplier_dsps
 from .design import OpSchedule
 from .folding import token_counts
-from .packing import pack_config, quad_config, token_pair_config
+from .packing import pack_config, pe_quad_config, quad_config, token_pair_config
 
 #: the op kinds that multiply (everything else moves or requantizes data)
 MAC_KINDS = ("linear", "contract", "butterfly", "actmatmul")
@@ -68,6 +68,9 @@ def _linear_products(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int
     else:
         slots, macs = s.simd, op.out_size * op.in_size
     per_product = multiplier_dsps(op.in_type.bits, op.weight_type.bits, dsp_kind)
+    if getattr(s, "pe_pack", 1) == 4 and pe_quad_config(op, s, dsp_kind)[0]:
+        # PE quads: four PEs' products on each DSP of a quad's slot, one vector
+        return macs, s.pe // 4 * slots, 4, s.pe // 4 * slots
     if getattr(s, "token_pack", 1) == 2 and quad_config(op, s, dsp_kind)[0]:
         # PE pairs x token pairs: four products on each DSP of a PE pair's slot
         return macs, s.pe // 2 * slots, 4, s.pe // 2 * slots
