@@ -1,7 +1,7 @@
 """Four 4-bit products per DSP in the Linear unit (PE pairs x token pairs, and PE quads for one
 vector), measured by Yosys.
 
-    python -m bench.int4_packing         # about 5 minutes on 2 loaded cores (18 Yosys runs)
+    python -m bench.int4_packing         # about 2.5 minutes on 2 loaded cores (17 Yosys runs)
 
 Three parts, written to bench/results/int4_packing.md and .json:
 

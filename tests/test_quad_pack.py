@@ -220,7 +220,7 @@ def _fold_64(board: str, tokens: int):
 def test_scheduler_offers_four_products_per_dsp() -> None:
     """a4w4 64x64 at 64 cycles a token: on kv260 (8 tokens) the scheduler picks four products per
     DSP (token pairs with PE pairs) on 16 DSPs, FINN's int4 count; one token or an odd count is
-    never paired and stays on LUT multipliers.  On pynq-z2 the same shape is offered but loses to
+    never paired (it gets PE quads instead: tests/test_pe_quad.py).  On pynq-z2 the same shape is offered but loses to
     LUT multipliers under the scheduler's key (the largest share of any resource of the board:
     16 of 220 DSPs is more of a Zynq-7020 than 2.4k of 53k LUTs)."""
     result = _fold_64("kv260", 8)
