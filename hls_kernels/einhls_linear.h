@@ -299,7 +299,8 @@ quad_fold_out:
                     }
                     bits.range(WW - 1, 3 * S) = words[3].range(lo + C::W_BITS - 1, lo);
                     const ap_int<XB> a = x[kf][t][0];
-                    prod[t] = packed_p_t(ap_int<WW>(bits)) * packed_p_t(a);
+                    // a WW x XB product (ap_int keeps its full width): one DSP's 25 x 18 multiplier
+                    prod[t] = packed_p_t(ap_int<WW>(bits) * a);
                 }
                 typename C::acc_t sums[4] = {0, 0, 0, 0};
             quad_chains:
