@@ -234,9 +234,12 @@ def test_whole_encoder_cost_table_matches_the_full_fold(tiny_bert):
         assert close(estimate.weight_bits, full.weight_bits) and close(estimate.effective_macs, full.effective_macs)
         # memory in 36 Kb block equivalents (an UltraRAM = 8): which ROMs and buffers go to UltraRAM
         # is decided for the whole design at once, so the split differs a little: on this tiny
-        # encoder (about 24 blocks) one UltraRAM placed otherwise is a third of it
+        # encoder (about 70 equivalents) two UltraRAMs placed otherwise are a fifth of it.  (At
+        # its floor of 92 cycles, reached since the softmax gets the lanes its target needs, the
+        # table's fold of the other units alone holds their memories in 1.5 BRAM36 and two
+        # UltraRAMs, which the full fold places otherwise: 83.5 against 69.)
         memory = lambda c: c.bram36 + 8 * c.uram  # noqa: E731
-        assert abs(memory(estimate) - memory(full)) <= max(share * memory(full), 8), (estimate, full)
+        assert abs(memory(estimate) - memory(full)) <= max(share * memory(full), 16), (estimate, full)
         assert close(estimate.lut, full.lut) and close(estimate.dsp, full.dsp)
 
 

@@ -51,7 +51,8 @@ def test_softmax_lanes_keep_the_stream_lanes_when_they_suffice_and_cap_at_the_ro
     op = _softmax_graph(12, 128).ops[0]
     assert softmax_lanes(op, 4, 10 ** 6) == 4              # a slow target: the stream's lanes stay
     assert softmax_lanes(op, 3, 10 ** 6) == 2              # whole rows a beat: a divisor of 128
-    assert softmax_lanes(op, 1, 1) == 128                  # nothing meets it: the fastest unit
+    assert softmax_lanes(op, 1, 1) == 1                    # nothing meets it: the stream's lanes
+    assert softmax_lanes(op, 3, 1) == 2
     one_row = _softmax_graph(1, 96).ops[0]                 # one row a token: any lane count
     target = _row_cycles(one_row, 5)
     assert softmax_lanes(one_row, 1, target) == min(n for n in range(1, 97) if _row_cycles(one_row, n) <= target)

@@ -154,8 +154,9 @@ def token_counts(graph: Graph) -> dict[str, int]:
 
 def softmax_lanes(op: Op, lanes: int, target: int) -> int:
     """Lanes of a softmax unit: the fewest from ``lanes`` up (whole rows per beat where a token
-    holds several rows) whose rows take at most ``target`` cycles per token; the most when none
-    does."""
+    holds several rows) whose rows take at most ``target`` cycles per token; ``lanes`` when none
+    does (the divisions alone take longer than the target: more lanes would buy little time for
+    many multipliers)."""
     from .nonlinear_cost import softmax_row_cycles
     size = op.unit.size
     choices = [n for n in range(1, size + 1) if size % n == 0] if op.rows > 1 else range(1, size + 1)
@@ -163,7 +164,7 @@ def softmax_lanes(op: Op, lanes: int, target: int) -> int:
     for n in choices:
         if n >= start and op.rows * softmax_row_cycles(op.unit, n) <= target:
             return n
-    return size
+    return start
 
 
 def _per_token(target: int, graph: Graph, tokens: int) -> int:
