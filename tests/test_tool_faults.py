@@ -274,3 +274,31 @@ def test_open_flow_yosys_crash_is_named(ecp5_out, tmp_path, monkeypatch, capsys)
     assert code == 2
     assert line.startswith("einhls: error: Yosys synth_ecp5 failed (killed by signal SIGBUS"), line
     assert "AIGMAP" in line, line
+
+
+def test_tools_stopped_kills_running_tools_and_starts_none(tmp_path: Path) -> None:
+    """What an interrupted C-sim build relies on (its compilers run in worker threads): a tool
+    already running is killed, and a worker that reaches run_tool afterwards starts nothing (on a
+    loaded machine the second compiler could start after the kill and hold the run until it ended:
+    `test_interrupted_verify_leaves_no_process` timed out once in CI that way)."""
+    import threading
+
+    from codegen.verify import tools
+
+    outcome = {}
+
+    def worker() -> None:
+        outcome["done"] = tools.run_tool(["sleep", "60"], 120)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not tools._RUNNING:
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.01)
+    with tools.tools_stopped():
+        thread.join(timeout=30)
+        assert not thread.is_alive() and outcome["done"].returncode == -signal.SIGKILL
+        with pytest.raises(tools.ToolsStopped):
+            tools.run_tool(["true"], 10)
+    assert tools.run_tool(["true"], 10).returncode == 0   # after the block, tools start again

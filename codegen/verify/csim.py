@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .result import CheckResult, compare
-from .tools import exit_reason, kill_running_tools, run_tool
+from .tools import exit_reason, run_tool, tools_stopped
 
 CXX = "g++"
 CXXFLAGS = ("-std=c++14", "-O2", "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -133,8 +133,8 @@ def build_csim(project: Path, work: Path) -> tuple[Path | None, str | None]:
             results = list(pool.map(lambda pair: _tool([CXX, *flags, "-c", str(pair[0]), "-o", str(pair[1])]),
                                     zip(units, objects)))
         except BaseException:   # interrupted: drop the queued units, stop the running compilers
-            pool.shutdown(wait=False, cancel_futures=True)
-            kill_running_tools()
+            with tools_stopped():
+                pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             pool.shutdown(wait=True)

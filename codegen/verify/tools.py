@@ -213,10 +213,15 @@ def run_tool(args: list[str], timeout_s: float, cwd: Path | str | None = None,
     """
     proc = None
     try:
-        proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                                start_new_session=True)
+        # started and registered under the lock: kill_running_tools sees every tool that started
+        # before it, and none starts after it (a worker thread that was about to start one while
+        # the main thread was interrupted would otherwise run it to its end)
         with _RUNNING_LOCK:
+            if _STOPPING:
+                raise ToolsStopped(f"{args[0]}: not started, the run was interrupted")
+            proc = subprocess.Popen([str(a) for a in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                    start_new_session=True)
             _RUNNING.add(proc)
         out, err = proc.communicate(timeout=timeout_s)
     except BaseException:
@@ -233,21 +238,36 @@ def run_tool(args: list[str], timeout_s: float, cwd: Path | str | None = None,
 
 _RUNNING: set[subprocess.Popen] = set()
 _RUNNING_LOCK = threading.Lock()
+_STOPPING = False
 
 
-def kill_running_tools() -> None:
-    """Kill the process group of every tool started by :func:`run_tool` that is still running.
+class ToolsStopped(Exception):
+    """A tool was not started because the run that wanted it is being interrupted."""
+
+
+@contextmanager
+def tools_stopped():
+    """Kill the process group of every tool started by :func:`run_tool` that is still running, and
+    start no new one until the block ends.
 
     For callers that run tools in worker threads: an interrupt reaches the main thread only, and
-    the workers (waiting on their tools) would keep the process alive until the tools finished.
+    the workers (waiting on their tools, or about to start one) would keep the process alive until
+    the tools finished.  Wait for the workers inside the block.
     """
+    global _STOPPING
     with _RUNNING_LOCK:
+        _STOPPING = True
         running = list(_RUNNING)
-    for proc in running:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    try:
+        for proc in running:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        yield
+    finally:
+        with _RUNNING_LOCK:
+            _STOPPING = False
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
