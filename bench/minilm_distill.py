@@ -209,9 +209,14 @@ def evaluate(args) -> int:
         if preset in (args.export or []):
             exports = export_preset(target, student, train, folder / preset)
             rows[-1]["exports"] = {str(k): str(v) for k, v in exports.items()}
+        if preset in (args.int8 or []):
+            rows[-1]["int8_export"] = int8_export_cosine(student, folder / f"{preset}_int8_16.onnx", heldout)
+            print(f"{preset}: int8-activation export, einhls integer reference: held-out cosine "
+                  f"{rows[-1]['int8_export']['heldout_cosine']:.4f}")
         print(f"{preset}: held-out cosine {before:.4f} -> {after:.4f} (where it trained: {run['cosine_after']:.4f})")
     result = {"command": trained["command"], "evaluate_command": f"python -m bench.minilm_distill --evaluate {folder}"
-              + (f" --export {' '.join(args.export)}" if args.export else ""),
+              + (f" --export {' '.join(args.export)}" if args.export else "")
+              + (f" --int8 {' '.join(args.int8)}" if args.int8 else ""),
               **{k: v for k, v in trained.items() if k not in ("runs", "command")}, "runs": rows}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "minilm_distill.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -234,6 +239,35 @@ def export_preset(target, student, train: list[str], stem: Path, lengths: tuple[
     return out
 
 
+def int8_export_cosine(student, path: Path, heldout: list[str]) -> dict:
+    """The trained encoder as the KV260 holds it at 128 tokens: int8 activations everywhere and
+    4-bit per-channel weights (onnxruntime's quantize_static, as the compressed encoder of the
+    scheduler rows is written), its N:M pattern kept; scored with einhls' integer reference of
+    the lowered graph against the original float model on the held-out text."""
+    import copy
+
+    from bench.minilm import cosines   # also puts tests/ on the path (its models package)
+    from codegen.frontend import load_graph
+    from models import minilm
+
+    _, model = minilm.load()
+    model = copy.deepcopy(model)
+    trained = dict(student.named_modules())
+    layer_norms = student.encoder.state_dict()
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and hasattr(trained.get(name), "mask"):
+                module.weight.copy_(trained[name].weight * trained[name].mask)
+                module.bias.copy_(trained[name].bias)
+        for name, value in model.encoder.state_dict().items():
+            if "LayerNorm" in name:
+                value.copy_(layer_norms[name])
+    minilm.export_model(model, path, 16, 6, weight_bits=4, activation_bits=8)
+    scores = cosines(load_graph(path), heldout, 6)
+    return {"onnx": str(path), "heldout_cosine": float(np.mean(scores)), "heldout_cosine_min": float(np.min(scores)),
+            "sentences": len(scores)}
+
+
 def write_markdown(result: dict, path: Path) -> None:
     lines = ["# Distillation of fixed MiniLM-L6 compressions", "",
              f"Trained: `{result['command']}` on {result['runs'][0].get('device', '?')}; re-scored here: "
@@ -251,6 +285,13 @@ def write_markdown(result: dict, path: Path) -> None:
         lines.append(f"| {run['preset']} | {labels[0]} | {labels[4]} | {run['weight_bits'] / 1e6:.2f} | "
                      f"{run['heldout_cosine_before']:.4f} | {run['cosine_after_layerwise']:.4f} | "
                      f"**{run['heldout_cosine']:.4f}** | {run['end_to_end_steps']} | {run['end_to_end_s']} |")
+    for run in result["runs"]:
+        if "int8_export" in run:
+            e = run["int8_export"]
+            lines += ["", f"{run['preset']} exported with int8 activations everywhere and 4-bit weights (what the KV260 "
+                          f"holds at 128 tokens; onnxruntime quantize_static), einhls' integer reference against the "
+                          f"original model: held-out cosine **{e['heldout_cosine']:.4f}** (min {e['heldout_cosine_min']:.4f}, "
+                          f"{e['sentences']} fortunes)."]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -277,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", nargs="+", metavar="PRESET", default=[],
                    help="with --evaluate: also write DIR/PRESET_128.onnx and DIR/PRESET_16.onnx (the trained "
                         "encoder for `einhls compile`)")
+    p.add_argument("--int8", nargs="+", metavar="PRESET", default=[],
+                   help="with --evaluate: also score the preset exported with int8 activations everywhere (what "
+                        "the KV260 holds at 128 tokens) by einhls' integer reference")
     p.add_argument("--init", type=Path, metavar="DIR",
                    help="continue: start each preset from its encoder trained into DIR (give --layerwise-s 0)")
     p.add_argument("--results", type=Path, default=RESULTS)

@@ -101,7 +101,15 @@ def test_cpu_run_continue_and_rescore(tmp_path, monkeypatch):
     assert main(common + ["--layerwise-s", "0", "--init", str(first), "-o", str(second)]) == 0
     runs = [json.loads((folder / "train.json").read_text())["runs"][0] for folder in (first, second)]
     assert runs[1]["cosine_after_layerwise"] == pytest.approx(runs[0]["cosine_after"], abs=0.01)
-    assert main(["--evaluate", str(second), "--results", str(results)]) == 0
+    assert main(["--evaluate", str(second), "--results", str(results), "--int8", "kv260"]) == 0
     scored = json.loads((results / "minilm_distill.json").read_text())["runs"][0]
     assert scored["heldout_cosine"] == pytest.approx(runs[1]["cosine_after"], abs=0.01)
     assert "| kv260 | 2:8 w4 | 1:8 w4 | 12.39 |" in (results / "minilm_distill.md").read_text()
+    # the int8-activation export keeps the preset's sparsity: every linear unit 2:8 or 1:8, 4-bit
+    from codegen.frontend import load_graph
+    graph = load_graph(scored["int8_export"]["onnx"])
+    linear = [op for op in graph.ops if op.kind == "linear"]
+    assert len(linear) == 36
+    assert all(op.sparsity in ((2, 8), (1, 8)) and int(abs(op.weight).max()) <= 8 for op in linear)
+    assert sorted(op.sparsity for op in linear).count((1, 8)) == 12
+    assert -1 <= scored["int8_export"]["heldout_cosine"] <= 1 and scored["int8_export"]["sentences"] == 8

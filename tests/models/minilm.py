@@ -129,10 +129,17 @@ def export_compressed(path: Path, length: int, layers: int = 6, attention: tuple
     """The first ``layers`` encoder layers, N:M-pruned (no retraining), exported and quantized with
     ``weight_bits``-bit per-channel weights (QInt4 or QInt8) and ``activation_bits`` activations;
     the defaults are a configuration whose weights fit a KV260's on-chip memory."""
+    return export_model(compressed_copy(attention, ffn), path, length, layers, weight_bits, activation_bits)
+
+
+def export_model(model: nn.Module, path: Path, length: int, layers: int = 6, weight_bits: int = 4,
+                 activation_bits: int = 8) -> Path:
+    """The first ``layers`` encoder layers of a BertModel ``model`` exported and quantized by
+    onnxruntime's quantize_static: ``weight_bits``-bit per-channel weights (QInt4 or QInt8),
+    ``activation_bits`` activations, calibrated on the written sentences at ``length`` tokens."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     import warnings
 
-    model = compressed_copy(attention, ffn)
     path = Path(path)
     float_path = path.with_name(path.stem + "_float.onnx")
     module = Layers(model, 0, layers)
