@@ -88,18 +88,24 @@ def weight_bits(config: dict, layers) -> int:
     return total
 
 
-def build_student(model_dir: Path, preset: str, train: list[str], seed: int, calib_sentences: int):
-    """(target, layers, config, student) for ``preset``: calibrated on the first training sentences
-    with the original model on the CPU, the compressed modules built from its weights."""
-    from codegen.compress.search import apply_config, record_layers
+def calibrated_target(model_dir: Path, train: list[str], seed: int, calib_sentences: int):
+    """(target, layers): the original model and its linear layers calibrated on the first training
+    sentences (on the CPU), what every preset's student is built from."""
+    from codegen.compress.search import record_layers
     from codegen.compress.targets import load_target
     target = load_target(str(model_dir), train)
     target.model = target.model.float()   # a float16 copy of the weights (carried to a GPU) trains in float32
-    layers = record_layers(target, train[:calib_sentences], seed)
+    return target, record_layers(target, train[:calib_sentences], seed)
+
+
+def student_of(target, layers, preset: str, seed: int):
+    """(config, student): the original model with every linear layer in ``preset``'s compressed
+    form, built from its weights; the token and position embeddings frozen."""
+    from codegen.compress.search import apply_config
     config = preset_config(preset, [layer.name for layer in layers])
     student = apply_config(target.model, layers, config, seed)
     student.embeddings.requires_grad_(False)
-    return target, layers, config, student
+    return config, student
 
 
 def encoder_state(student) -> dict[str, np.ndarray]:
@@ -119,16 +125,13 @@ def encoder_state(student) -> dict[str, np.ndarray]:
 
 def load_encoder_state(student, state: dict[str, np.ndarray]) -> None:
     """Load :func:`encoder_state` into a rebuilt student (masks: where the stored weight is not zero)."""
-    modules = dict(student.named_modules())
-    current = student.encoder.state_dict()
     loaded = {}
-    for name, value in current.items():
+    for name, value in student.encoder.state_dict().items():
         if name.endswith(".mask"):
             weight = state[name[:-len(".mask")] + ".weight"]
             loaded[name] = torch.from_numpy(weight != 0).to(value.dtype)
         else:
             loaded[name] = torch.from_numpy(state[name].astype(np.float32))
-    del modules
     student.encoder.load_state_dict(loaded)
 
 
@@ -140,7 +143,8 @@ def train_preset(args, preset: str) -> dict:
     begin = time.monotonic()
     torch.manual_seed(args.seed)
     train, heldout, _ = text_split(args.train_fortunes, args.heldout_fortunes, args.seed)
-    target, layers, config, student = build_student(args.model, preset, train, args.seed, args.calib_sentences)
+    target, layers = calibrated_target(args.model, train, args.seed, args.calib_sentences)
+    config, student = student_of(target, layers, preset, args.seed)
     if args.init is not None:   # continue a previous run: its trained encoder, a fresh optimizer
         load_encoder_state(student, dict(np.load(args.init / f"{preset}.npz")))
     device = training_device()
@@ -191,17 +195,19 @@ def evaluate(args) -> int:
     from codegen.compress.targets import accuracy
     folder = args.evaluate
     trained = json.loads((folder / "train.json").read_text())
+    # one split, calibration and teacher for every preset (they trained on the same ones)
+    train, heldout, _ = text_split(trained["train_fortunes"], trained["heldout_fortunes"], trained["seed"])
+    target, layers = calibrated_target(args.model, train, trained["seed"], trained["calib_sentences"])
+    with torch.no_grad():
+        teacher_held = target.run(target.model, heldout)
     rows = []
     for run in trained["runs"]:
         if "error" in run:
             rows.append(run)
             continue
         preset = run["preset"]
-        train, heldout, _ = text_split(trained["train_fortunes"], trained["heldout_fortunes"], trained["seed"])
-        target, layers, config, student = build_student(args.model, preset, train, trained["seed"],
-                                                        trained["calib_sentences"])
+        _, student = student_of(target, layers, preset, trained["seed"])
         with torch.no_grad():
-            teacher_held = target.run(target.model, heldout)
             before = accuracy(target.run(student, heldout), teacher_held)
             load_encoder_state(student, dict(np.load(folder / f"{preset}.npz")))
             after = accuracy(target.run(student, heldout), teacher_held)

@@ -159,10 +159,9 @@ def softmax_lanes(op: Op, lanes: int, target: int) -> int:
     many multipliers)."""
     from .nonlinear_cost import softmax_row_cycles
     size = op.unit.size
-    choices = [n for n in range(1, size + 1) if size % n == 0] if op.rows > 1 else range(1, size + 1)
     start = divisor_at_most(size, lanes) if op.rows > 1 else min(lanes, size)
-    for n in choices:
-        if n >= start and op.rows * softmax_row_cycles(op.unit, n) <= target:
+    for n in range(start, size + 1):
+        if (op.rows == 1 or size % n == 0) and op.rows * softmax_row_cycles(op.unit, n) <= target:
             return n
     return start
 
