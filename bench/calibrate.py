@@ -87,6 +87,14 @@ GRID: list[tuple[str, dict]] = [
     # token-pair Linear (TOKEN_PACK = 2), dense and 2:4
     *[("linear_tp", {"simd": simd, "pe": pe, **({"nm": list(nm)} if nm else {})})
       for nm, simd, pe in TOKEN_PAIR_SHAPES],
+    # N:M int8 whose row pairs share their index pattern: PE pairs share a DSP and its input
+    # multiplexer (einhls_linear PACK = 2 on an N:M layer, packing.py pack_config)
+    *[("linear_nm", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "nm": list(nm), "pairs": True})
+      for nm, si, pe in (((2, 4), 16, 4), ((2, 4), 8, 4), ((2, 4), 4, 16), ((2, 8), 16, 4), ((2, 4), 32, 2),
+                         ((2, 8), 8, 2), ((2, 4), 16, 8), ((2, 4), 4, 8), ((2, 8), 8, 4), ((2, 8), 32, 2),
+                         ((2, 4), 32, 4))],
+    *[("linear_nm", {"k": 64, "n": 64, "a": 8, "w": 8, "simd": si, "pe": pe, "nm": [2, 4], "pairs": True,
+                     "rom": "bram"}) for si, pe in ((16, 2), (8, 4), (8, 8))],
 ]
 
 DSP_KIND = {"xc7": "DSP48E1", "xcup": "DSP48E2"}
@@ -138,7 +146,8 @@ def build_point(kind: str, params: dict):
         k, n, simd, pe = params["k"], params["n"], params["simd"], params["pe"]
         nm = tuple(params["nm"]) if params.get("nm") else None
         out_type = QType(True, params["a"], 2.0 ** -3)
-        graph = linear_graph(k, n, QType(True, params["a"], 2.0 ** -4), params["w"], out_type, sparsity=nm, seed=1)
+        graph = linear_graph(k, n, QType(True, params["a"], 2.0 ** -4), params["w"], out_type, sparsity=nm, seed=1,
+                             row_pairs=bool(params.get("pairs")))
         cycles = math.ceil(k / simd) * math.ceil(n / pe)
         design = manual_design(graph, {"layer0": (simd, pe, _lanes(k, cycles), _lanes(n, cycles))})
         if params.get("rom"):
@@ -338,10 +347,10 @@ def fit_and_store(data: dict) -> dict:
     return model
 
 
-def group_of(kind: str, s) -> str | None:
+def group_of(kind: str, op, s, dsp_kind: str) -> str | None:
     from codegen.schedule import calibration
-    if calibration.is_token_pair(kind, s):
-        return None          # fitted in the second stage (TOKEN_PAIR_GROUP)
+    if calibration.stage_two(kind, op, s, dsp_kind):
+        return None          # fitted in the second stage (TOKEN_PAIR_GROUP, NM_PAIR_GROUP)
     return calibration.GROUP_OF_KIND.get(kind)
 
 
@@ -363,12 +372,12 @@ def fit_model(data: dict) -> dict:
             if family not in point.get("yosys", {}):
                 continue
             ops, extras = point_estimate(point["kind"], point["params"], dsp_kind, calibrated=False)
-            if any(calibration.is_token_pair(k, s) for k, _, s, _ in ops):
+            if any(calibration.stage_two(k, op, s, dsp_kind) for k, op, s, _ in ops):
                 pair_points.append(point)
                 continue
             for target in calibration.TARGETS:
-                feats = [(group_of(k, s), calibration.features(k, op, s, dsp_kind, c)[target])
-                         for k, op, s, c in ops if group_of(k, s)]
+                feats = [(group_of(k, op, s, dsp_kind), calibration.features(k, op, s, dsp_kind, c)[target])
+                         for k, op, s, c in ops if group_of(k, op, s, dsp_kind)]
                 # the lane converters between units: their LUTs a group of their own
                 # (schedule/lane_cost.py); their flip-flops are counted, as the FIFOs' memory is
                 if target == "lut":
@@ -391,15 +400,18 @@ def fit_model(data: dict) -> dict:
             for group, coef in calibration.fit(target_rows).items():
                 groups.setdefault(group, {})[target] = {k: round(v, 6) for k, v in coef.items()}
         model["families"][family] = groups
-        # second stage: offset and scale of the first stage's token-pair estimate
+        # second stage: offset and scale of the first stage's estimate of token pairs and of N:M
+        # PE pairs, each group on its own points
         pair_rows = {target: [] for target in calibration.TARGETS}
+        stage_features = {calibration.TOKEN_PAIR_GROUP: calibration.pair_features,
+                          calibration.NM_PAIR_GROUP: calibration.nm_pair_features}
         for point in pair_points:
             ops, _ = point_estimate(point["kind"], point["params"], dsp_kind, calibrated=True, model=model)
-            op, s = next((op, s) for k, op, s, _ in ops if calibration.is_token_pair(k, s))
+            group, op, s = next((calibration.stage_two(k, op, s, dsp_kind), op, s) for k, op, s, _ in ops
+                                if calibration.stage_two(k, op, s, dsp_kind))
             for target in calibration.TARGETS:
                 estimate = float(sum(getattr(c, target) for *_, c in ops))
-                pair_rows[target].append(([(calibration.TOKEN_PAIR_GROUP,
-                                            calibration.pair_features(op, s, target, estimate))],
+                pair_rows[target].append(([(group, stage_features[group](op, s, target, estimate))],
                                           measured_value(point["yosys"][family], target)))
         for target, target_rows in pair_rows.items():
             if target_rows:

@@ -58,6 +58,11 @@ def _sparse(_: Path) -> Graph:
     return linear_graph(64, 64, _int8(), 8, _int8(2.0 ** -3), sparsity=(2, 4), seed=2)
 
 
+def _sparse_pairs(_: Path) -> Graph:
+    from codegen.examples import linear_graph
+    return linear_graph(64, 64, _int8(), 8, _int8(2.0 ** -3), sparsity=(2, 4), seed=2, row_pairs=True)
+
+
 def _tt(in_factors, out_factors, ranks, seed: int) -> Callable[[Path], Graph]:
     def build(tmp: Path) -> Graph:
         import onnx
@@ -131,6 +136,8 @@ CASES = [
     Case("dense_64x64", "dense Linear (int8, 64 -> 64)", _dense, 64, 64 * 64),
     Case("dense_64x64_fit", "dense Linear (int8, 64 -> 64)", _dense, None, 64 * 64),
     Case("nm24_64x64", "2:4 Linear (int8, 64 -> 64)", _sparse, 64, 64 * 64 // 2),
+    Case("nm24_pairs_64x64", "2:4 Linear, row pairs sharing their pattern (int8, 64 -> 64)", _sparse_pairs, 64,
+         64 * 64 // 2),
     Case("tt_64_r4", "TT pipeline (4x4x4 -> 4x4x4, ranks 4,4)", _tt([4, 4, 4], [4, 4, 4], [4, 4], 3), None, None,
          above=TT_SMALL_ABOVE),
     Case("tt_64_r4_256", "TT pipeline (4x4x4 -> 4x4x4, ranks 4,4)", _tt([4, 4, 4], [4, 4, 4], [4, 4], 3), 256, None),

@@ -11,28 +11,33 @@ from .schedule.design import Design, OpSchedule
 
 
 def random_weight(rng: np.random.Generator, n_out: int, n_in: int, w_type: QType,
-                  sparsity: tuple[int, int] | None) -> np.ndarray:
-    """Random weight codes over the full range of w_type; with (n, m) exactly n non-zeros per group."""
+                  sparsity: tuple[int, int] | None, row_pairs: bool = False) -> np.ndarray:
+    """Random weight codes over the full range of w_type; with (n, m) exactly n non-zeros per group
+    (``row_pairs``: rows 2r and 2r+1 keep the same positions, one index pattern per row pair)."""
     w = rng.integers(w_type.min, w_type.max + 1, size=(n_out, n_in), dtype=np.int64)
     if sparsity is not None:
         n, m = sparsity
         for o in range(n_out):
             for g in range(0, n_in, m):
                 width = min(m, n_in - g)
-                keep = rng.choice(width, size=min(n, width), replace=False)
-                mask = np.zeros(width, dtype=bool)
-                mask[keep] = True
+                if row_pairs and o % 2:
+                    mask = w[o - 1, g:g + width] != 0   # the even row's positions
+                else:
+                    keep = rng.choice(width, size=min(n, width), replace=False)
+                    mask = np.zeros(width, dtype=bool)
+                    mask[keep] = True
                 w[o, g:g + width][~mask] = 0
     return w
 
 
 def linear_graph(n_in: int, n_out: int, in_type: QType, w_bits: int, out_type: QType | None,
                  sparsity: tuple[int, int] | None = None, relu: bool = False, seed: int = 0,
-                 per_channel: bool = False, extreme_weights: bool = False) -> Graph:
-    """One Linear layer with random weights, bias and (per-tensor or per-channel) scales."""
+                 per_channel: bool = False, extreme_weights: bool = False, row_pairs: bool = False) -> Graph:
+    """One Linear layer with random weights, bias and (per-tensor or per-channel) scales
+    (``row_pairs``: an N:M mask shared by rows 2r and 2r+1, random_weight)."""
     rng = np.random.default_rng(seed)
     w_type = QType(signed=True, bits=w_bits, narrow=w_bits > 1)
-    weight = random_weight(rng, n_out, n_in, w_type, sparsity)
+    weight = random_weight(rng, n_out, n_in, w_type, sparsity, row_pairs=row_pairs)
     if extreme_weights:
         weight = np.where(weight != 0, np.where(weight > 0, w_type.max, w_type.min), 0)
     bias = rng.integers(-(1 << (w_bits + in_type.bits)), 1 << (w_bits + in_type.bits), size=n_out)

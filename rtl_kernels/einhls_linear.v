@@ -25,6 +25,10 @@
 // it (credits), and a frame only when its input bank is full.
 // PACK = 2 (dense): PEs 2q and 2q+1 share each multiplier, two products per DSP (see g_prod);
 // the emitter enables it only when it has proven the packed products exact for these weights.
+// PACK = 2 (N:M): the same, for a layer whose row pairs (2r, 2r+1) share one index pattern
+// (codegen/ir/sparsity.py row_pairs_share_nm): the ROM holds both rows at the pair's indices, so
+// the even PE's multiplexer picks the input of both products and the odd PE's is left unused
+// (synthesis removes it): half the DSPs and half the multiplexers of the unpacked N:M array.
 // PACK = 4 (dense, <= 4-bit operands, one token): PEs 4q..4q+3 share each multiplier, four
 // products per DSP for one vector (PE quads):
 //     P = (w[4q+3] * 2^(3S) + w[4q+2] * 2^(2S) + w[4q+1] * 2^S + w[4q]) * x
@@ -95,7 +99,7 @@ module einhls_linear #(
     parameter integer RQ_LANES   = 1,      // outputs requantized per cycle (divides PE)
     parameter integer V_BITS     = ACC_BITS, // requant input width (>= ACC_BITS)
     parameter integer MUL_LUT    = 0,      // 1: products from LUT adders, never DSPs
-    parameter integer PACK       = 1,      // 2 (4): two (four) PEs share one multiplier (dense only)
+    parameter integer PACK       = 1,      // 2 (4): two (four) PEs share one multiplier (4: dense only)
     parameter integer PACK_SHIFT = 16,     // S: offset of the next PE's product when PACK = 2 or 4
     parameter integer PACK_CHAIN = 1,      // products summed per DSP chain before the tree (1, 2)
     parameter integer TOKEN_PACK = 1,      // 2: two tokens share each weight read (with PACK = 2: four products a DSP)
@@ -154,7 +158,8 @@ module einhls_linear #(
     localparam integer MW       = (PW > TIN) ? PW : TIN;          // a product, sign-extended
     localparam integer XWORD    = SIMD * IN_BITS;
     localparam integer TP       = (TOKEN_PACK == 2) ? 2 : 1;       // tokens per fold
-    localparam integer PACKS    = (PACK >= 2 && !SPARSE) ? PE / PACK : 0;  // PE pairs (quads) sharing DSPs
+    // PE pairs (quads) sharing DSPs; an N:M layer packs pairs only (whose rows share indices)
+    localparam integer PACKS    = (PACK == 2 || (PACK >= 2 && !SPARSE)) ? PE / PACK : 0;
     localparam integer PACKED_PE = PACK * PACKS;                    // PEs in pairs (quads)
     localparam integer QWA      = W_BITS + 3 * PACK_SHIFT;          // a packed quad weight (PACK = 4)
     localparam integer LEAVES   = (MULTS + PACK_CHAIN - 1) / PACK_CHAIN; // adder-tree inputs per PE

@@ -46,7 +46,7 @@ from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
-from ..schedule.packing import pe_quad_config, quad_digits, token_pack_config
+from ..schedule.packing import pack_config, pe_quad_config, quad_digits, token_pack_config
 from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
@@ -384,7 +384,10 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     if group == 1:
         values, indices = padded[:, :, None], np.zeros((rows, cols, 1), dtype=np.int64)
     else:
-        values, indices = compress_nm(padded, nz, group)            # [rows, cols / M, N]
+        # where the Verilog unit packs an N:M PE pair, both rows sit at the pair's shared indices
+        # (the same ROM contents; the sums are the same either way)
+        row_pairs = s.token_pack == 1 and s.pe_pack == 1 and bool(pack_config(op, s, design.board.dsp_kind)[0])
+        values, indices = compress_nm(padded, nz, group, row_pairs=row_pairs)   # [rows, cols / M, N]
     codes = (values & ((1 << w_bits) - 1)) | (indices << w_bits)    # one slot: index above value
     # [rows, KF*GROUPS, NZ] -> [NF, PE, KF, GROUPS*NZ] -> [PE, NF*KF, slots]: word (nf, kf) of PE p.
     codes = codes.reshape(nf, s.pe, kf, groups * nz).transpose(1, 0, 2, 3).reshape(s.pe, nf * kf, -1)

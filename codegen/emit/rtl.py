@@ -249,12 +249,15 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     if s.pe_pack == 4 and not quad_shift:
         raise EinhlsError(_pe_quad_refusal(op, s, dsp_kind), node=op.name)
 
+    # PE pairs (two products a DSP, schedule/packing.py pack_config); one token, no quads
+    pair_shift, pair_chain = pack_config(op, s, dsp_kind) if s.token_pack == 1 and s.pe_pack == 1 else (0, 1)
     if op.sparsity is not None and op.sparsity[0] < op.sparsity[1]:
         nnz, group = op.sparsity
         if s.simd % group:
             raise EinhlsError(f"SIMD {s.simd} is not a multiple of the sparsity group M={group}", node=op.name)
         try:
-            values, indices = compress_nm(weight, nnz, group)
+            # an N:M PE pair reads one index pattern (the even PE's): both rows at the pair's indices
+            values, indices = compress_nm(weight, nnz, group, row_pairs=bool(pair_shift))
         except ValueError as exc:
             raise EinhlsError(str(exc), node=op.name) from exc
         g = s.simd // group
@@ -304,7 +307,7 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     elif s.token_pack != 1:
         raise EinhlsError(f"token_pack {s.token_pack} is not 1 or 2", node=op.name)
     else:
-        shift, chain = pack_config(op, s, dsp_kind)
+        shift, chain = pair_shift, pair_chain
     # token pairs and PE quads always multiply in DSPs
     lut_mul = lut_multipliers(op) and not token_shift and s.pe_pack == 1
     # FIFO rows: a whole frame (the array may run a frame ahead of the output) plus the rows in

@@ -54,22 +54,52 @@ def detect_nm(weight: np.ndarray) -> tuple[int, int] | None:
     return best
 
 
-def compress_nm(weight: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """[out, in] -> values [out, G, n] and indices [out, G, n] (G = ceil(in / m) groups).
-
-    Unused slots of a group hold value 0 and index 0.  Indices are positions inside the group,
-    ceil(log2 m) bits each.
-    """
+def _padded_groups(weight: np.ndarray, m: int) -> np.ndarray:
+    """[out, in] -> [out, G, m]: the groups of m consecutive inputs, the last one zero-padded."""
     n_out, n_in = weight.shape
     groups = math.ceil(n_in / m)
     padded = np.zeros((n_out, groups * m), dtype=np.int64)
     padded[:, :n_in] = weight
-    padded = padded.reshape(n_out, groups, m)
+    return padded.reshape(n_out, groups, m)
+
+
+def _pair_union(nonzero: np.ndarray) -> np.ndarray:
+    """The non-zero mask [out, G, m] of each pair of rows (2r, 2r+1) given to both rows (a last
+    odd row keeps its own)."""
+    union = nonzero.copy()
+    pairs = nonzero.shape[0] // 2 * 2
+    both = nonzero[0:pairs:2] | nonzero[1:pairs:2]
+    union[0:pairs:2] = both
+    union[1:pairs:2] = both
+    return union
+
+
+def row_pairs_share_nm(weight: np.ndarray, n: int, m: int) -> bool:
+    """Whether rows 2r and 2r+1 of ``weight`` [out, in] can share one N:M index pattern: in every
+    group of m inputs the two rows' non-zeros together take at most n positions.  Then a PE pair
+    picks one input per slot for both rows (einhls_linear PACK = 2 on an N:M layer: one DSP, two
+    products of that input)."""
+    union = _pair_union(_padded_groups(np.asarray(weight), m) != 0)
+    return int(union.sum(axis=2).max(initial=0)) <= n
+
+
+def compress_nm(weight: np.ndarray, n: int, m: int, row_pairs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """[out, in] -> values [out, G, n] and indices [out, G, n] (G = ceil(in / m) groups).
+
+    Unused slots of a group hold value 0 and index 0.  Indices are positions inside the group,
+    ceil(log2 m) bits each.  With ``row_pairs`` rows 2r and 2r+1 get the same indices (those of
+    their non-zeros together, which must fit n: row_pairs_share_nm), each row's value at them
+    (0 where only the other row's weight is non-zero).
+    """
+    padded = _padded_groups(np.asarray(weight), m)
     nonzero = padded != 0
+    if row_pairs:
+        nonzero = _pair_union(nonzero)
     counts = nonzero.sum(axis=2)
     if counts.size and counts.max() > n:
         o, g = np.argwhere(counts > n)[0]
-        raise ValueError(f"row {o} group {g} has {counts[o, g]} non-zeros, more than {n}:{m} allows")
+        rows = f"rows {o - o % 2} and {o - o % 2 + 1}" if row_pairs else f"row {o}"
+        raise ValueError(f"{rows} group {g} has {counts[o, g]} non-zeros, more than {n}:{m} allows")
     # a stable sort of "is zero" puts each group's non-zero positions first, in ascending order
     order = np.argsort(~nonzero, axis=2, kind="stable")[:, :, :n]
     used = np.arange(n)[None, None, :] < counts[:, :, None]

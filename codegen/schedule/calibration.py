@@ -36,6 +36,8 @@ GROUP_OF_KIND = {"linear": "linear", "requant": "requant", "add": "join", "fork"
 #: token-pair Linear units (TOKEN_PACK = 2): a correction fitted on top of the single-token Linear
 #: estimate, on token-pair points only, after the other groups (pair_features)
 TOKEN_PAIR_GROUP = "linear_pairs"
+#: the second stage of N:M layers whose PE pairs share DSPs (packing.py pack_config on an N:M layer)
+NM_PAIR_GROUP = "linear_nm_pairs"
 
 
 def pair_features(op, s, target: str, estimate: float) -> dict[str, float]:
@@ -69,7 +71,7 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
     multipliers = s.pe * slots
     dsp_mult = multiplier_dsps(a_bits, w_bits, dsp_kind) > 0
     if assume_packing is not None:
-        packed = bool(assume_packing and dsp_mult and s.pe >= 2)
+        packed = bool(assume_packing and dsp_mult and s.pe >= 2 and not (op.sparsity and s.pe % 2))
     else:
         packed = bool(dsp_mult and pack_config(op, s, dsp_kind)[0])
     # token pairs (einhls_linear TOKEN_PACK = 2): the same terms with what the second token doubles
@@ -91,7 +93,9 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         "packed_products": multipliers * (a_bits + w_bits) if packed or (tokens == 2 and dsp_mult) else 0.0,
         "adder_tree": tokens * s.pe * max(tree_inputs - 1, 0) * acc,
         "accumulators": tokens * s.pe * acc,
-        "nm_select": tokens * multipliers * a_bits * math.ceil(m / 4) if op.sparsity else 0.0,
+        # (a packed N:M PE pair shares one multiplexer per slot: its rows share the index pattern)
+        "nm_select": tokens * (multipliers // 2 if packed and tokens == 1 else multipliers) * a_bits
+        * math.ceil(m / 4) if op.sparsity else 0.0,
         # (token pairs: the buffer's distributed RAM, two read ports, is counted after the fit)
         # (a buffer in block RAM, cost.input_buffer_bram36, has neither read multiplexer nor registers)
         "input_read": 0.0 if cost.input_bram36 else s.simd * a_bits * math.ceil(kf / 4),
@@ -111,6 +115,8 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
         # (token pairs: one packed activation operand per DSP, as PACK's one shared x per DSP)
         "operands": (multipliers if tokens == 2 else math.ceil(s.pe / 2) * slots if packed
                      else multipliers) * a_bits if dsp_mult and not op.sparsity else 0.0,
+        # (a packed N:M pair drops the odd PE's selected operands but registers its chain sums:
+        # measured about even with the unpaired array, bench/results/calibration.md)
         "nm_operands": tokens * multipliers * a_bits if op.sparsity else 0.0,
         "lut_products": 0.0 if dsp_mult else multipliers * (a_bits + w_bits),
         "weight_operands": multipliers * w_bits if rom_lut else 0.0,   # block RAM: its output register
@@ -205,6 +211,51 @@ def is_token_pair(kind: str, s) -> bool:
     return kind == "linear" and getattr(s, "token_pack", 1) == 2
 
 
+def is_nm_pair(kind: str, op, s, dsp_kind: str, assume_packing: bool | None = None) -> bool:
+    """Whether a Linear op is an N:M array whose PE pairs share DSPs and multiplexers (one token):
+    its structure (one multiplexer a pair, chain registers, packed fields) differs from both the
+    unpaired N:M array and the dense pairs the first stage is fitted on, so a second stage
+    corrects its estimate (NM_PAIR_GROUP).  ``assume_packing``: the shape search's hint in place
+    of the weight scan."""
+    if kind != "linear" or not op.sparsity or op.sparsity[0] >= op.sparsity[1]:
+        return False
+    if getattr(s, "token_pack", 1) != 1 or getattr(s, "pe_pack", 1) != 1 or s.pe < 2 or s.pe % 2:
+        return False
+    if assume_packing is not None:
+        from .cost import multiplier_dsps
+        return bool(assume_packing) and multiplier_dsps(op.in_type.bits, op.weight_type.bits, dsp_kind) > 0
+    from .packing import pack_config
+    return bool(pack_config(op, s, dsp_kind)[0])
+
+
+def stage_two(kind: str, op, s, dsp_kind: str, assume_packing: bool | None = None) -> str | None:
+    """The second-stage group of an op (fitted over the first stage's estimate), or None."""
+    if is_token_pair(kind, s):
+        return TOKEN_PAIR_GROUP
+    if is_nm_pair(kind, op, s, dsp_kind, assume_packing):
+        return NM_PAIR_GROUP
+    return None
+
+
+def nm_pair_features(op, s, target: str, estimate: float) -> dict[str, float]:
+    """The second stage's features for an N:M layer with PE pairs: an offset and a scale of the
+    first stage's estimate of the same array unpaired (calibration.apply) and, for flip-flops, the
+    input word's bits (SIMD activations: the operand word and the shallow input buffer, which the
+    unpaired N:M points of the first stage never took beyond SIMD 16)."""
+    feats = {"const": 1.0, "const_neg": -1.0, "model": estimate}
+    if target == "ff":
+        feats["input_bits"] = float(s.simd * op.in_type.bits)
+    else:
+        # against the unpaired array: one M:1 input multiplexer a pair and slot instead of two
+        # (saved: a negative term, the fit's weights being non-negative), and what a select wider
+        # than 4:1 adds (the first stage, fitted on 2:4 points, has no term for it)
+        n, m = op.sparsity
+        pair_selects = s.pe // 2 * s.simd // m * n * op.in_type.bits
+        feats["selects_saved"] = -float(pair_selects)
+        feats["wide_selects"] = float(pair_selects * (math.ceil(m / 4) - 1))
+    return feats
+
+
 def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = None,
           model: dict | None = None) -> None:
     """Replace cost.lut and cost.ff by the calibrated estimate where coefficients exist (in place);
@@ -226,7 +277,10 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
         coef = coefficients(group, family, target, model)
         if not coef:
             continue
-        feats = feats or features(kind, op, s, dsp_kind, cost, assume_packing)
+        # an N:M layer with PE pairs starts from the estimate of the same array unpaired (measured
+        # within about 10% of it, bench/results/calibration.md), which its second stage corrects
+        nm_pair = is_nm_pair(kind, op, s, dsp_kind, assume_packing)
+        feats = feats or features(kind, op, s, dsp_kind, cost, False if nm_pair else assume_packing)
         value = sum(coef.get(name, 0.0) * x for name, x in feats[target].items())
         if is_token_pair(kind, s):
             if target == "lut":
@@ -238,6 +292,10 @@ def apply(kind: str, op, s, dsp_kind: str, cost, assume_packing: bool | None = N
             pairs = coefficients(TOKEN_PAIR_GROUP, family, target, model)
             if pairs:
                 value = sum(pairs.get(name, 0.0) * x for name, x in pair_features(op, s, target, value).items())
+        elif nm_pair:
+            pairs = coefficients(NM_PAIR_GROUP, family, target, model)
+            if pairs:
+                value = sum(pairs.get(name, 0.0) * x for name, x in nm_pair_features(op, s, target, value).items())
         setattr(cost, target, max(0, int(round(value))))
 
 

@@ -117,8 +117,10 @@ class ShapeChooser:
     def packing_hint(self, op: Linear, s: OpSchedule) -> bool:
         """Whether two PEs share a DSP, from the weights at one shape (one scan per op)."""
         if op.name not in self._packs:
-            self._packs[op.name] = bool(pack_config(op, s, self.board.dsp_kind)[0]) if s.pe >= 2 else \
-                bool(pack_config(op, OpSchedule(op.name, s.simd, 2, 1, 1), self.board.dsp_kind)[0])
+            # an N:M layer packs even PEs only (row pairs sharing an index pattern): probed at PE 2
+            single = s.pe < 2 or (bool(op.sparsity) and s.pe % 2 == 1)
+            probe = OpSchedule(op.name, s.simd, 2, 1, 1) if single else s
+            self._packs[op.name] = bool(pack_config(op, probe, self.board.dsp_kind)[0])
         return self._packs[op.name]
 
     def estimate(self, op: Linear, s: OpSchedule, rom_kind: str, exact: bool = False) -> OpCost:

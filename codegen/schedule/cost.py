@@ -73,13 +73,17 @@ class OpCost:
 
 def bram36_for(width: int, depth: int) -> float:
     """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units; a ROM
-    that fits one 18 Kb half (RAMB18) counts 0.5."""
+    that fits one 18 Kb half (RAMB18) counts 0.5, and one at most 512 deep as many 36-bit RAMB18
+    halves where that is fewer than 72-bit RAMB36s (Yosys: a 160-bit x 128 ROM took five RAMB18,
+    2.5, not three RAMB36; deeper memories go to RAMB36 shapes, 26 bits x 6,144 in six)."""
     if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
         return 0.0
     if any(width <= w and depth <= d for w, d in BRAM18_SHAPES):
         return 0.5
-    best = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
-    return float(best)
+    best = float(min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES))
+    if depth <= BRAM18_SHAPES[0][1]:
+        best = min(best, math.ceil(width / BRAM18_SHAPES[0][0]) / 2)
+    return best
 
 
 def uram_for(width: int, depth: int) -> int:
@@ -197,7 +201,8 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     # count what the RTL emitter builds: its packing and requant decisions are functions of the op
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
     if assume_packing is not None:
-        packed = bool(assume_packing and per_mult_dsp and s.pe >= 2)
+        # (an N:M layer packs only even PEs: its pairs are row pairs sharing an index pattern)
+        packed = bool(assume_packing and per_mult_dsp and s.pe >= 2 and not (op.sparsity and s.pe % 2))
     else:
         packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
     dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP
@@ -211,7 +216,8 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     lut += s.pe * max(slots - 1, 0) * op.acc_type.bits           # adder trees
     lut += s.pe * op.acc_type.bits                                 # accumulators
     if op.sparsity:
-        lut += multipliers * a_bits * math.ceil(m / 4)             # M:1 operand multiplexers
+        # M:1 operand multiplexers, one per PE pair where the pair shares an index pattern (packed)
+        lut += (multipliers // 2 if packed else multipliers) * a_bits * math.ceil(m / 4)
     # the input buffer in block RAM (input_buffer_bram36) has its read port inside the RAM
     input_bram = input_buffer_bram36(op, s) if input_ram else 0.0
     if not input_bram:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Linear
+from ..ir.sparsity import compress_nm, row_pairs_share_nm
 from ..ir.types import bits_for_range
 from .design import OpSchedule, linear_folds
 
@@ -40,6 +41,26 @@ def lut_multipliers(op: Linear) -> bool:
     return min(op.weight_type.bits, op.in_type.bits) <= LUT_MULT_MAX_BITS
 
 
+def is_sparse(op: Linear) -> bool:
+    """Whether ``op`` is built as an N:M layer (values and indices, a multiplexer per product)."""
+    return op.sparsity is not None and op.sparsity[0] < op.sparsity[1]
+
+
+_ROW_PAIRS_CACHE: dict[tuple, tuple] = {}
+
+
+def nm_row_pairs(op: Linear) -> bool:
+    """Whether the rows 2r, 2r+1 of an N:M layer share their index pattern (ir/sparsity.py
+    row_pairs_share_nm), remembered per weight array: the shape search asks for every shape."""
+    if not is_sparse(op):
+        return False
+    key = (id(op.weight), op.sparsity)
+    hit = _ROW_PAIRS_CACHE.get(key)
+    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
+        hit = _ROW_PAIRS_CACHE[key] = (op.weight, row_pairs_share_nm(op.weight, *op.sparsity))
+    return hit[1]
+
+
 def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     """(S, chain) when PEs 2q and 2q+1 can share DSPs (einhls_linear PACK = 2), else (0, 1).
 
@@ -47,10 +68,16 @@ def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     the packed product of the next input slot.  That is exact when every sum of ``chain``
     products w[2q] * x of this layer lies in [-2^(S-1), 2^(S-1)): checked here from the actual
     weights and the input range.  Chain 2 is preferred (it also halves the fabric adder tree);
-    chain 1 is the fallback when the two-product sum would not fit the DSP pre-adder.  Dense layers
-    only (an N:M multiplier has its own input), and only for DSP multipliers.
+    chain 1 is the fallback when the two-product sum would not fit the DSP pre-adder.  DSP
+    multipliers only.  An N:M layer packs too where each PE pair shares one index pattern
+    (nm_row_pairs: both rows' non-zeros fit one pattern, so the pair's multiplier picks one input
+    for both; an even PE, so a PE pair is a row pair of the layer): the ROM then holds both rows
+    at the pair's indices (ir/sparsity.py compress_nm with row_pairs) and the bound is taken over
+    those slots.
     """
-    if (op.sparsity is not None and op.sparsity[0] < op.sparsity[1]) or s.pe < 2 or lut_multipliers(op):
+    if s.pe < 2 or lut_multipliers(op):
+        return 0, 1
+    if is_sparse(op) and (s.pe % 2 or s.simd % op.sparsity[1] or not nm_row_pairs(op)):
         return 0, 1
     if dsp_kind not in DSP_PREADDER_BITS:   # no pre-adder (ECP5 MULT18X18D): one product per multiplier
         return 0, 1
@@ -61,21 +88,18 @@ def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     nf, kf = linear_folds(op, s)
     weight = np.zeros((nf * s.pe, kf * s.simd), dtype=np.int64)
     weight[:op.out_size, :op.in_size] = op.weight
+    slots = s.simd
+    if is_sparse(op):
+        # the products are the ROM's slots: a word of SIMD / M groups x N values per PE
+        n, m = op.sparsity
+        values, _ = compress_nm(weight, n, m, row_pairs=True)
+        weight, slots = values.reshape(len(values), -1), s.simd // m * n
     slot_pe = np.arange(nf * s.pe) % s.pe
     low = weight[(slot_pe % 2 == 0) & (slot_pe < 2 * (s.pe // 2))]
-    # per-term extremes over the input range, then summed over the products of one chain
-    terms_lo = np.minimum(low * op.in_type.min, low * op.in_type.max)
-    terms_hi = np.maximum(low * op.in_type.min, low * op.in_type.max)
-    limit = DSP_PREADDER_BITS.get(dsp_kind, 25)
+    limit = DSP_PREADDER_BITS[dsp_kind]
     for chain in (2, 1):
         # pairs of slots (2c, 2c+1) inside each word; an odd SIMD's last slot pairs with a zero
-        words_lo = terms_lo.reshape(len(low), kf, s.simd)
-        words_hi = terms_hi.reshape(len(low), kf, s.simd)
-        if chain == 2:
-            pad = [(0, 0), (0, 0), (0, s.simd % 2)]
-            words_lo = np.pad(words_lo, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
-            words_hi = np.pad(words_hi, pad).reshape(len(low), kf, -1, 2).sum(axis=3)
-        shift = max(2, signed_bits(int(words_lo.min(initial=0)), int(words_hi.max(initial=0))))
+        shift = _chain_field_bits(low, op, kf, slots, chain)
         if w_bits + shift + 1 <= limit:
             return shift, chain
     return 0, 1
@@ -172,7 +196,7 @@ def quad_config_uncached(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int,
     pairs)."""
     if s.token_pack != 2 or s.pe < 2 or s.pe % 2 or dsp_kind not in DSP_PREADDER_BITS:
         return 0, 0, 1
-    if op.sparsity is not None and op.sparsity[0] < op.sparsity[1]:
+    if is_sparse(op):
         return 0, 0, 1
     w_bits = weight_bits(op)
     x_bits = op.in_type.bits + (0 if op.in_type.signed else 1)
@@ -234,7 +258,7 @@ def pe_quad_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     (wider ones are DSP products already, and an int8 field needs 15 bits), DSP boards only."""
     if s.token_pack != 1 or s.pe < QUAD_PES or s.pe % QUAD_PES or dsp_kind not in DSP_PREADDER_BITS:
         return 0, 1
-    if not lut_multipliers(op) or (op.sparsity is not None and op.sparsity[0] < op.sparsity[1]):
+    if not lut_multipliers(op) or is_sparse(op):
         return 0, 1
     # with PE a multiple of four, quad q is rows 4q..4q+3 of the layer at every such PE, and with an
     # even SIMD a chain pairs columns (2c, 2c+1): the proof is the same for all those shapes
