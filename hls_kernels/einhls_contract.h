@@ -298,13 +298,8 @@ steps:
                     dot += w * x;
                 }
             }
-            const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
-            acc[p] = sum;
-            if (kf == C::KF - 1) {
-                const typename C::out_t y = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                    sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                set_lane<C::OUT_BITS>(row, p, y);
-            }
+            typename C::out_t y = 0;
+            if (FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y)) set_lane<C::OUT_BITS>(row, p, y);
         }
         if (kf == C::KF - 1) ys.write(row);
         // advance (nf, kf) of this repeat; the next repeat starts again at (0, 0)

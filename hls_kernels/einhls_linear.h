@@ -183,6 +183,59 @@ void next_rom_step(unsigned& row, unsigned& sel) {
     }
 }
 
+// The end of one PE's (nf, kf) step, once the dot product of its weight word with this input fold
+// is known: the same in every MAC array (linear_compute, linear_quad_compute, linear_pair_compute,
+// contract_compute in einhls_contract.h), which differ only in how they form the dot product, so
+// the rule that makes them equal the integer reference (bias first, requantize after the last
+// fold) is written once.  Everything inlines into the caller's pipelined step: no hardware of its
+// own, the same reads, adders and registers as when each kernel spelled it out.
+template <class C>
+struct FoldTail {
+    typedef typename C::acc_t acc_t;
+    typedef typename C::mult_t mult_t;
+    typedef typename C::out_t out_t;
+
+    // The running sum of PE p after input fold kf, also left in acc: the first fold starts from
+    // the bias (which carries the input zero point), the others from the sum so far.  Sums wrap
+    // modulo 2^ACC_BITS; the last one is exact, as acc_t holds every bias + dot product.
+    static acc_t accumulate(acc_t& acc, const acc_t& dot, const acc_t bias[C::PE][C::NF], unsigned p, unsigned nf,
+                            unsigned kf) {
+#pragma HLS INLINE
+        const acc_t sum = (kf == 0 ? bias[p][nf] : acc) + dot;
+        acc = sum;
+        return sum;
+    }
+
+    // After the last input fold the sum is output channel nf * PE + p.
+    static bool last(unsigned kf) {
+#pragma HLS INLINE
+        return kf == C::KF - 1;
+    }
+
+    // The channel's multiplier: one for the tensor or one per channel.
+    static mult_t multiplier(const mult_t mult[C::PE][C::MULT_DEPTH], unsigned p, unsigned nf) {
+#pragma HLS INLINE
+        return mult[p][C::MULT_DEPTH == 1 ? 0 : nf];
+    }
+
+    static out_t requantized(const acc_t& sum, const mult_t& m) {
+#pragma HLS INLINE
+        return requantize<C::SHIFT, C::ZP, C::LO, C::HI, out_t>(sum, m);
+    }
+
+    // The whole tail for one token: accumulate, and after the last fold set y to the requantized
+    // output (the multiplier is read only then).  Returns whether y was set.  Token pairs share the
+    // multiplier of a channel, so linear_pair_compute calls the parts above to read it once.
+    static bool step(acc_t& acc, const acc_t& dot, const acc_t bias[C::PE][C::NF],
+                     const mult_t mult[C::PE][C::MULT_DEPTH], unsigned p, unsigned nf, unsigned kf, out_t& y) {
+#pragma HLS INLINE
+        const acc_t sum = accumulate(acc, dot, bias, p, nf, kf);
+        if (!last(kf)) return false;
+        y = requantized(sum, multiplier(mult, p, nf));
+        return true;
+    }
+};
+
 // Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
 template <class C>
 void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
@@ -222,12 +275,7 @@ fold_out:
                         dot += w * x[kf][g][i];  // the GROUP:1 multiplexer of this multiplier
                     }
                 }
-                const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
-                acc[p] = sum;
-                if (kf == C::KF - 1) {
-                    y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                        sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                }
+                FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y[nf][p]);
             }
             next_rom_step<C>(row, sel);
         }
@@ -322,12 +370,7 @@ quad_fold_out:
         quad_pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot[p];
-                acc[p] = sum;
-                if (kf == C::KF - 1) {
-                    y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                        sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                }
+                FoldTail<C>::step(acc[p], dot[p], bias, mult, p, nf, kf, y[nf][p]);
             }
             next_rom_step<C>(row, sel);
         }
@@ -580,14 +623,13 @@ pair_fold_out:
         pair_pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::acc_t sum0 = (kf == 0 ? bias[p][nf] : acc0[p]) + dot0[p];
-                const typename C::acc_t sum1 = (kf == 0 ? bias[p][nf] : acc1[p]) + dot1[p];
-                acc0[p] = sum0;
-                acc1[p] = sum1;
-                if (kf == C::KF - 1) {
-                    const typename C::mult_t m = mult[p][C::MULT_DEPTH == 1 ? 0 : nf];
-                    y0[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum0, m);
-                    y1[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum1, m);
+                typedef FoldTail<C> tail;
+                const typename C::acc_t sum0 = tail::accumulate(acc0[p], dot0[p], bias, p, nf, kf);
+                const typename C::acc_t sum1 = tail::accumulate(acc1[p], dot1[p], bias, p, nf, kf);
+                if (tail::last(kf)) {
+                    const typename C::mult_t m = tail::multiplier(mult, p, nf);   // one read, both tokens
+                    y0[nf][p] = tail::requantized(sum0, m);
+                    y1[nf][p] = tail::requantized(sum1, m);
                 }
             }
             next_rom_step<C>(row, sel);
