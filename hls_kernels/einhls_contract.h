@@ -290,12 +290,10 @@ steps:
             multiplier:
                 for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
-                    const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                    const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                    const typename C::w_t w = typename C::w_t(raw);
-                    const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                    const unsigned t = g * C::NZ + j;
+                    const unsigned i = WeightSlot<C>::index(word, t);
                     const typename C::in_t x = get_lane<typename C::in_t, C::IN_BITS>(xw, g * C::GROUP + i);
-                    dot += w * x;
+                    dot += WeightSlot<C>::weight(word, t) * x;
                 }
             }
             typename C::out_t y = 0;

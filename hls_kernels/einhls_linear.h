@@ -61,6 +61,30 @@ struct SlotIndex<0> {
     }
 };
 
+// Slot t of a weight word (t = g * NZ + j: multiplier j of group g), as the emitter writes it:
+// W_BITS of weight value at t * SLOT_BITS and above them IDX_BITS of the index of the activation
+// it multiplies within its group.  Every MAC array decodes its words here, so the ROM layout is
+// read in one place; t is an unrolled loop's constant, so this is wiring.
+template <class C>
+struct WeightSlot {
+    // the weight value's raw bits
+    static ap_uint<C::W_BITS> bits(const typename C::word_t& word, unsigned t) {
+#pragma HLS INLINE
+        const unsigned lo = t * C::SLOT_BITS;
+        return word.range(lo + C::W_BITS - 1, lo);
+    }
+
+    static typename C::w_t weight(const typename C::word_t& word, unsigned t) {
+#pragma HLS INLINE
+        return typename C::w_t(bits(word, t));   // two's complement if w_t is signed
+    }
+
+    static unsigned index(const typename C::word_t& word, unsigned t) {
+#pragma HLS INLINE
+        return SlotIndex<C::IDX_BITS>::get(word, t * C::SLOT_BITS + C::W_BITS);
+    }
+};
+
 // A weight word from its ROM limbs, least significant first.  The ROMs hold plain unsigned
 // integers rather than ap_uint words because C++ initialises arrays of class type with generated
 // code, which makes g++ take minutes for a large layer; integer arrays are static data.  With the
@@ -268,11 +292,9 @@ fold_out:
                 multiplier:
                     for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
-                        const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                        const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                        const typename C::w_t w = typename C::w_t(raw);  // two's complement if signed
-                        const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
-                        dot += w * x[kf][g][i];  // the GROUP:1 multiplexer of this multiplier
+                        const unsigned t = g * C::NZ + j;
+                        const unsigned i = WeightSlot<C>::index(word, t);   // drives the GROUP:1 multiplexer
+                        dot += WeightSlot<C>::weight(word, t) * x[kf][g][i];
                     }
                 }
                 FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y[nf][p]);
@@ -337,15 +359,14 @@ quad_fold_out:
             quad_multiplier:
                 for (unsigned t = 0; t < C::SIMD; t++) {
 #pragma HLS UNROLL
-                    const unsigned lo = t * C::SLOT_BITS;
                     ap_uint<WW> bits = 0;   // the packed weight: {e3, e2, e1, e0}, low digits sign-extended
                 quad_digits:
                     for (unsigned i = 0; i < 3; i++) {
 #pragma HLS UNROLL
-                        const ap_int<C::W_BITS> digit = ap_int<C::W_BITS>(words[i].range(lo + C::W_BITS - 1, lo));
+                        const ap_int<C::W_BITS> digit = ap_int<C::W_BITS>(WeightSlot<C>::bits(words[i], t));
                         bits.range(i * S + S - 1, i * S) = ap_uint<S>(ap_int<S>(digit));
                     }
-                    bits.range(WW - 1, 3 * S) = words[3].range(lo + C::W_BITS - 1, lo);
+                    bits.range(WW - 1, 3 * S) = WeightSlot<C>::bits(words[3], t);
                     const ap_int<XB> a = x[kf][t][0];
                     // a WW x XB product (ap_int keeps its full width): one DSP's 25 x 18 multiplier
                     prod[t] = packed_p_t(ap_int<WW>(bits) * a);
@@ -582,17 +603,15 @@ pair_fold_out:
                 pair_multiplier:
                     for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
-                        const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                        const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                        const ap_uint<C::W_BITS> raw_hi = word_hi.range(lo + C::W_BITS - 1, lo);
-                        const ap_int<C::W_BITS> w = ap_int<C::W_BITS>(raw);
-                        const ap_int<C::W_BITS> w_hi = ap_int<C::W_BITS>(raw_hi);
+                        const unsigned t = g * C::NZ + j;
+                        const ap_int<C::W_BITS> w = ap_int<C::W_BITS>(WeightSlot<C>::bits(word, t));
+                        const ap_int<C::W_BITS> w_hi = ap_int<C::W_BITS>(WeightSlot<C>::bits(word_hi, t));
                         const packed_w_t pw = QUAD ? packed_w_t((packed_w_t(w_hi) << T) + packed_w_t(w))
                                                    : packed_w_t(w);
-                        const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                        const unsigned i = WeightSlot<C>::index(word, t);
                         const x_t a0 = x0[kf][g][i], a1 = x1[kf][g][i];   // one select, both tokens
                         const packed_x_t px = (packed_x_t(a1) << S) + packed_x_t(a0);
-                        prod[g * C::NZ + j] = packed_p_t(pw) * packed_p_t(px);
+                        prod[t] = packed_p_t(pw) * packed_p_t(px);
                     }
                 }
                 typename C::acc_t lo0 = 0, lo1 = 0, hi0 = 0, hi1 = 0;
