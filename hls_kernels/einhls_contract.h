@@ -290,21 +290,14 @@ steps:
             multiplier:
                 for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
-                    const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                    const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                    const typename C::w_t w = typename C::w_t(raw);
-                    const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                    const unsigned t = g * C::NZ + j;
+                    const unsigned i = WeightSlot<C>::index(word, t);
                     const typename C::in_t x = get_lane<typename C::in_t, C::IN_BITS>(xw, g * C::GROUP + i);
-                    dot += w * x;
+                    dot += WeightSlot<C>::weight(word, t) * x;
                 }
             }
-            const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
-            acc[p] = sum;
-            if (kf == C::KF - 1) {
-                const typename C::out_t y = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                    sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                set_lane<C::OUT_BITS>(row, p, y);
-            }
+            typename C::out_t y = 0;
+            if (FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y)) set_lane<C::OUT_BITS>(row, p, y);
         }
         if (kf == C::KF - 1) ys.write(row);
         // advance (nf, kf) of this repeat; the next repeat starts again at (0, 0)

@@ -61,6 +61,30 @@ struct SlotIndex<0> {
     }
 };
 
+// Slot t of a weight word (t = g * NZ + j: multiplier j of group g), as the emitter writes it:
+// W_BITS of weight value at t * SLOT_BITS and above them IDX_BITS of the index of the activation
+// it multiplies within its group.  Every MAC array decodes its words here, so the ROM layout is
+// read in one place; t is an unrolled loop's constant, so this is wiring.
+template <class C>
+struct WeightSlot {
+    // the weight value's raw bits
+    static ap_uint<C::W_BITS> bits(const typename C::word_t& word, unsigned t) {
+#pragma HLS INLINE
+        const unsigned lo = t * C::SLOT_BITS;
+        return word.range(lo + C::W_BITS - 1, lo);
+    }
+
+    static typename C::w_t weight(const typename C::word_t& word, unsigned t) {
+#pragma HLS INLINE
+        return typename C::w_t(bits(word, t));   // two's complement if w_t is signed
+    }
+
+    static unsigned index(const typename C::word_t& word, unsigned t) {
+#pragma HLS INLINE
+        return SlotIndex<C::IDX_BITS>::get(word, t * C::SLOT_BITS + C::W_BITS);
+    }
+};
+
 // A weight word from its ROM limbs, least significant first.  The ROMs hold plain unsigned
 // integers rather than ap_uint words because C++ initialises arrays of class type with generated
 // code, which makes g++ take minutes for a large layer; integer arrays are static data.  With the
@@ -183,6 +207,59 @@ void next_rom_step(unsigned& row, unsigned& sel) {
     }
 }
 
+// The end of one PE's (nf, kf) step, once the dot product of its weight word with this input fold
+// is known: the same in every MAC array (linear_compute, linear_quad_compute, linear_pair_compute,
+// contract_compute in einhls_contract.h), which differ only in how they form the dot product, so
+// the rule that makes them equal the integer reference (bias first, requantize after the last
+// fold) is written once.  Everything inlines into the caller's pipelined step: no hardware of its
+// own, the same reads, adders and registers as when each kernel spelled it out.
+template <class C>
+struct FoldTail {
+    typedef typename C::acc_t acc_t;
+    typedef typename C::mult_t mult_t;
+    typedef typename C::out_t out_t;
+
+    // The running sum of PE p after input fold kf, also left in acc: the first fold starts from
+    // the bias (which carries the input zero point), the others from the sum so far.  Sums wrap
+    // modulo 2^ACC_BITS; the last one is exact, as acc_t holds every bias + dot product.
+    static acc_t accumulate(acc_t& acc, const acc_t& dot, const acc_t bias[C::PE][C::NF], unsigned p, unsigned nf,
+                            unsigned kf) {
+#pragma HLS INLINE
+        const acc_t sum = (kf == 0 ? bias[p][nf] : acc) + dot;
+        acc = sum;
+        return sum;
+    }
+
+    // After the last input fold the sum is output channel nf * PE + p.
+    static bool last(unsigned kf) {
+#pragma HLS INLINE
+        return kf == C::KF - 1;
+    }
+
+    // The channel's multiplier: one for the tensor or one per channel.
+    static mult_t multiplier(const mult_t mult[C::PE][C::MULT_DEPTH], unsigned p, unsigned nf) {
+#pragma HLS INLINE
+        return mult[p][C::MULT_DEPTH == 1 ? 0 : nf];
+    }
+
+    static out_t requantized(const acc_t& sum, const mult_t& m) {
+#pragma HLS INLINE
+        return requantize<C::SHIFT, C::ZP, C::LO, C::HI, out_t>(sum, m);
+    }
+
+    // The whole tail for one token: accumulate, and after the last fold set y to the requantized
+    // output (the multiplier is read only then).  Returns whether y was set.  Token pairs share the
+    // multiplier of a channel, so linear_pair_compute calls the parts above to read it once.
+    static bool step(acc_t& acc, const acc_t& dot, const acc_t bias[C::PE][C::NF],
+                     const mult_t mult[C::PE][C::MULT_DEPTH], unsigned p, unsigned nf, unsigned kf, out_t& y) {
+#pragma HLS INLINE
+        const acc_t sum = accumulate(acc, dot, bias, p, nf, kf);
+        if (!last(kf)) return false;
+        y = requantized(sum, multiplier(mult, p, nf));
+        return true;
+    }
+};
+
 // Stage 2: the MAC array.  Each cycle every PE multiplies one weight word with SIMD activations.
 template <class C>
 void linear_compute(const typename C::in_t x[C::KF][C::GROUPS][C::GROUP], typename C::out_t y[C::NF][C::PE],
@@ -215,19 +292,12 @@ fold_out:
                 multiplier:
                     for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
-                        const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                        const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                        const typename C::w_t w = typename C::w_t(raw);  // two's complement if signed
-                        const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
-                        dot += w * x[kf][g][i];  // the GROUP:1 multiplexer of this multiplier
+                        const unsigned t = g * C::NZ + j;
+                        const unsigned i = WeightSlot<C>::index(word, t);   // drives the GROUP:1 multiplexer
+                        dot += WeightSlot<C>::weight(word, t) * x[kf][g][i];
                     }
                 }
-                const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot;
-                acc[p] = sum;
-                if (kf == C::KF - 1) {
-                    y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                        sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                }
+                FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y[nf][p]);
             }
             next_rom_step<C>(row, sel);
         }
@@ -289,15 +359,14 @@ quad_fold_out:
             quad_multiplier:
                 for (unsigned t = 0; t < C::SIMD; t++) {
 #pragma HLS UNROLL
-                    const unsigned lo = t * C::SLOT_BITS;
                     ap_uint<WW> bits = 0;   // the packed weight: {e3, e2, e1, e0}, low digits sign-extended
                 quad_digits:
                     for (unsigned i = 0; i < 3; i++) {
 #pragma HLS UNROLL
-                        const ap_int<C::W_BITS> digit = ap_int<C::W_BITS>(words[i].range(lo + C::W_BITS - 1, lo));
+                        const ap_int<C::W_BITS> digit = ap_int<C::W_BITS>(WeightSlot<C>::bits(words[i], t));
                         bits.range(i * S + S - 1, i * S) = ap_uint<S>(ap_int<S>(digit));
                     }
-                    bits.range(WW - 1, 3 * S) = words[3].range(lo + C::W_BITS - 1, lo);
+                    bits.range(WW - 1, 3 * S) = WeightSlot<C>::bits(words[3], t);
                     const ap_int<XB> a = x[kf][t][0];
                     // a WW x XB product (ap_int keeps its full width): one DSP's 25 x 18 multiplier
                     prod[t] = packed_p_t(ap_int<WW>(bits) * a);
@@ -322,12 +391,7 @@ quad_fold_out:
         quad_pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::acc_t sum = (kf == 0 ? bias[p][nf] : acc[p]) + dot[p];
-                acc[p] = sum;
-                if (kf == C::KF - 1) {
-                    y[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
-                        sum, mult[p][C::MULT_DEPTH == 1 ? 0 : nf]);
-                }
+                FoldTail<C>::step(acc[p], dot[p], bias, mult, p, nf, kf, y[nf][p]);
             }
             next_rom_step<C>(row, sel);
         }
@@ -539,17 +603,15 @@ pair_fold_out:
                 pair_multiplier:
                     for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
-                        const unsigned lo = (g * C::NZ + j) * C::SLOT_BITS;
-                        const ap_uint<C::W_BITS> raw = word.range(lo + C::W_BITS - 1, lo);
-                        const ap_uint<C::W_BITS> raw_hi = word_hi.range(lo + C::W_BITS - 1, lo);
-                        const ap_int<C::W_BITS> w = ap_int<C::W_BITS>(raw);
-                        const ap_int<C::W_BITS> w_hi = ap_int<C::W_BITS>(raw_hi);
+                        const unsigned t = g * C::NZ + j;
+                        const ap_int<C::W_BITS> w = ap_int<C::W_BITS>(WeightSlot<C>::bits(word, t));
+                        const ap_int<C::W_BITS> w_hi = ap_int<C::W_BITS>(WeightSlot<C>::bits(word_hi, t));
                         const packed_w_t pw = QUAD ? packed_w_t((packed_w_t(w_hi) << T) + packed_w_t(w))
                                                    : packed_w_t(w);
-                        const unsigned i = SlotIndex<C::IDX_BITS>::get(word, lo + C::W_BITS);
+                        const unsigned i = WeightSlot<C>::index(word, t);
                         const x_t a0 = x0[kf][g][i], a1 = x1[kf][g][i];   // one select, both tokens
                         const packed_x_t px = (packed_x_t(a1) << S) + packed_x_t(a0);
-                        prod[g * C::NZ + j] = packed_p_t(pw) * packed_p_t(px);
+                        prod[t] = packed_p_t(pw) * packed_p_t(px);
                     }
                 }
                 typename C::acc_t lo0 = 0, lo1 = 0, hi0 = 0, hi1 = 0;
@@ -580,14 +642,13 @@ pair_fold_out:
         pair_pe:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-                const typename C::acc_t sum0 = (kf == 0 ? bias[p][nf] : acc0[p]) + dot0[p];
-                const typename C::acc_t sum1 = (kf == 0 ? bias[p][nf] : acc1[p]) + dot1[p];
-                acc0[p] = sum0;
-                acc1[p] = sum1;
-                if (kf == C::KF - 1) {
-                    const typename C::mult_t m = mult[p][C::MULT_DEPTH == 1 ? 0 : nf];
-                    y0[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum0, m);
-                    y1[nf][p] = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(sum1, m);
+                typedef FoldTail<C> tail;
+                const typename C::acc_t sum0 = tail::accumulate(acc0[p], dot0[p], bias, p, nf, kf);
+                const typename C::acc_t sum1 = tail::accumulate(acc1[p], dot1[p], bias, p, nf, kf);
+                if (tail::last(kf)) {
+                    const typename C::mult_t m = tail::multiplier(mult, p, nf);   // one read, both tokens
+                    y0[nf][p] = tail::requantized(sum0, m);
+                    y1[nf][p] = tail::requantized(sum1, m);
                 }
             }
             next_rom_step<C>(row, sel);
