@@ -283,6 +283,10 @@ fold_out:
             for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
                 const typename C::word_t word = WeightRom<C>::word(weights, row, sel, p);
+                // N:M row pairs: the odd PE of a pair picks its inputs with the even PE's indices
+                // (the same ones: the emitter wrote the pair's), so the pair shares its multiplexers
+                const typename C::word_t index_word =
+                    (C::NM_PAIRS && (p & 1u)) ? WeightRom<C>::word(weights, row, sel, p - 1) : word;
                 // All sums are taken modulo 2^ACC_BITS (ap_int wraps).  The final dot product
                 // always fits acc_t, so wrapped partial sums still give the exact result.
                 typename C::acc_t dot = 0;
@@ -293,7 +297,7 @@ fold_out:
                     for (unsigned j = 0; j < C::NZ; j++) {
 #pragma HLS UNROLL
                         const unsigned t = g * C::NZ + j;
-                        const unsigned i = WeightSlot<C>::index(word, t);   // drives the GROUP:1 multiplexer
+                        const unsigned i = WeightSlot<C>::index(index_word, t);   // drives the GROUP:1 multiplexer
                         dot += WeightSlot<C>::weight(word, t) * x[kf][g][i];
                     }
                 }

@@ -136,6 +136,9 @@ class LinearUnit:
     pe_quads: bool = False
     quad_shift: int = 0
     quad_chain: int = 1
+    # N:M row pairs (the Verilog unit's PACK = 2 on an N:M layer): PEs 2q and 2q+1 hold the same
+    # indices, so the odd PE reads the even PE's and one multiplexer a slot serves the pair
+    nm_pairs: bool = False
 
     def internal_widths(self) -> list[int]:
         return [self.word_bits, self.row_bits, self.in_lanes * self.in_t.bits, self.out_lanes * self.out_t.bits,
@@ -381,6 +384,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         padded = quad_digits(padded)   # the slots of PEs 4q..4q+3 hold their packed weight's digits
     elif s.pe_pack != 1:
         raise EinhlsError(f"pe_pack {s.pe_pack} is not 1 or 4", node=op.name)
+    row_pairs = False
     if group == 1:
         values, indices = padded[:, :, None], np.zeros((rows, cols, 1), dtype=np.int64)
     else:
@@ -449,7 +453,7 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
         weights=words, bias=bias.reshape(nf, s.pe).T.tolist(), mult=mult_table.tolist(),
         token_pack=2 if token_shift else 1, token_shift=token_shift, pair_chain=pair_chain, pe_shift=pe_shift,
         pair_x_bits=op.in_type.bits + (0 if op.in_type.signed else 1),
-        pe_quads=bool(quad_shift), quad_shift=quad_shift, quad_chain=quad_chain)
+        pe_quads=bool(quad_shift), quad_shift=quad_shift, quad_chain=quad_chain, nm_pairs=row_pairs)
 
 
 def _lane_table(values: np.ndarray, lanes: int) -> list[list[int]]:
