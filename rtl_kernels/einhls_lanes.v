@@ -21,7 +21,8 @@
 //           OUT_LANES.  The last input beat of a frame adds its valid lanes and the frame's padding
 //           (OUT_BEATS*OUT_LANES - SIZE lanes), so every frame starts on an output beat; the padded
 //           lanes of the last output beat are forced to zero.  One beat in and one out a cycle (an
-//           input beat is taken while FILL, after this cycle's output, is below OUT_LANES).
+//           input beat is taken while the queue, after this cycle's output, has room for it: its
+//           IN_LANES lanes, or for a frame's last beat its lanes and the padding).
 // IN_LANES == OUT_LANES is a plain wire (no latency, no logic).
 //
 // Throughput: one input beat and one output beat per cycle; s_axis_tready depends combinationally
@@ -96,9 +97,15 @@ module einhls_lanes #(
             localparam [OW-1:0] LAST_OUT  = LAST_OUT_I[OW-1:0];
             localparam [FW-1:0] A_W    = A[FW-1:0];
             localparam [FW-1:0] B_W    = B[FW-1:0];
-            localparam integer ROOM_I = CAP - A - B + 1;              // FILL after the output at most
             localparam integer TAIL_I = LAST_IN_LANES + PAD;
+            // FILL after this cycle's output at most, for a beat to be taken: room for its A lanes,
+            // or for a frame's last beat its lanes and the padding (TAIL <= A + B - 1).  The whole
+            // queue is used, so a consumer that takes its beats in bursts (a Linear unit loading a
+            // bank, then computing) does not stall the producer while lanes are free
+            localparam integer ROOM_I = CAP - A;
+            localparam integer LAST_ROOM_I = CAP - TAIL_I;
             localparam [FW-1:0] ROOM_W = ROOM_I[FW-1:0];
+            localparam [FW-1:0] LAST_ROOM_W = LAST_ROOM_I[FW-1:0];
             localparam [FW-1:0] TAIL_W = TAIL_I[FW-1:0];
 
             reg  [CAP*BITS-1:0] queue = 0;
@@ -111,7 +118,7 @@ module einhls_lanes #(
             assign m_axis_tvalid = fill >= B_W;
             wire pop = m_axis_tvalid && m_axis_tready;
             wire [FW-1:0] kept = pop ? fill - B_W : fill;             // lanes left after the output
-            assign s_axis_tready = kept <= ROOM_W;
+            assign s_axis_tready = kept <= ((in_beat == LAST_BEAT) ? LAST_ROOM_W : ROOM_W);
             wire push = s_axis_tvalid && s_axis_tready;
 
             genvar i;
