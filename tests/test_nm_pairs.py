@@ -332,3 +332,62 @@ def test_paired_nm_model_compiles_to_half_the_dsps_and_verifies(tmp_path: Path) 
     for result in results:
         assert result.passed, result.line()
     assert results[1].measured["interval_cycles"] == project.report["totals"]["frame_interval"] == 64
+
+
+# --- einhls compress: row-pair masks ------------------------------------------------------------
+
+def test_row_pair_masks_keep_the_pairs_largest_together() -> None:
+    """nm_mask with row_pairs keeps, in every group, the N positions where the pair's magnitudes
+    summed are largest, the same for both rows (an odd last row alone), so the compressed layer's
+    row pairs share their pattern; Spec records it and its JSON round-trips (a spec without pairs
+    writes no such key, as before)."""
+    import torch
+
+    from codegen.compress.modules import Spec, nm_mask
+
+    w = torch.tensor([[9.0, 0.1, 0.2, 0.3],    # alone: {0, 3}; with row 1: {0, 2} (9.2 + 4.2 > 0.3 + 0.4)
+                      [0.2, 0.3, 4.0, 0.1],
+                      [1.0, 2.0, 3.0, 4.0]])   # the odd last row: its own {2, 3}
+    mask = nm_mask(w, 2, 4, row_pairs=True)
+    assert mask.tolist() == [[1, 0, 1, 0], [1, 0, 1, 0], [0, 0, 1, 1]]
+    assert nm_mask(w, 2, 4).tolist()[:2] == [[1, 0, 0, 1], [0, 1, 1, 0]]
+    rng = torch.Generator().manual_seed(0)
+    big = torch.randn(64, 96, generator=rng)
+    kept = (big * nm_mask(big, 2, 8, row_pairs=True)).numpy()
+    assert row_pairs_share_nm(kept, 2, 8) and not row_pairs_share_nm((big * nm_mask(big, 2, 8)).numpy(), 2, 8)
+    spec = Spec("nm", 8, n=2, m=4, pairs=True)
+    assert spec.label == "2:4 pairs w8" and Spec.from_json(spec.to_json()) == spec
+    assert "pairs" not in Spec("nm", 8, n=2, m=4).to_json()
+
+
+def test_search_offers_row_pair_masks_for_one_vector() -> None:
+    """candidate_specs adds int8 row-pair N:M forms when asked (the search asks for an odd token
+    count: one vector) and the layer has an even number of outputs."""
+    from codegen.compress.search import candidate_specs
+
+    plain = candidate_specs(64, 64)
+    paired = candidate_specs(64, 64, row_pairs=True)
+    extra = [s for s in paired if s not in plain]
+    assert extra and all(s.kind == "nm" and s.pairs and s.bits == 8 for s in extra)
+    assert {(s.n, s.m) for s in extra} == {(1, 4), (2, 4), (2, 8), (4, 8)}
+    assert not any(s.pairs for s in plain) and not any(s.pairs for s in candidate_specs(64, 63, row_pairs=True))
+
+
+def test_compress_costs_a_row_pair_layer_at_half_the_dsps() -> None:
+    """The search's costing (torch export -> front end -> scheduler) of a 64 -> 64 int8 2:4 layer at
+    64 cycles for one vector on pynq-z2: 2,048 products in 64 cycles are 32 a cycle, one DSP each
+    with per-row masks, two with row-pair masks, plus the per-channel requantizer's multiplier."""
+    import torch
+
+    from codegen.compress.costing import fold_cost, lower_layer
+    from codegen.compress.modules import Spec, build
+    from codegen.schedule.boards import get_board
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 64)
+    dsps = {}
+    for pairs in (False, True):
+        module = build(Spec("nm", 8, n=2, m=4, pairs=pairs), linear, in_scale=2.0 ** -5)
+        graph = lower_layer(module, out_scale=2.0 ** -4, board="pynq-z2")
+        dsps[pairs] = fold_cost(graph, get_board("pynq-z2"), target_ii=64).dsp
+    assert dsps == {False: 32 + 1, True: 16 + 1}, dsps

@@ -113,11 +113,20 @@ def act_scale(peak: float, bits: int = 8) -> float:
     return float(np.float32(max(float(peak), 2.0 ** -12) / qmax))
 
 
-def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """Keep the ``n`` largest-magnitude weights of every group of ``m`` consecutive inputs."""
+def nm_mask(weight: torch.Tensor, n: int, m: int, row_pairs: bool = False) -> torch.Tensor:
+    """Keep the ``n`` largest-magnitude weights of every group of ``m`` consecutive inputs.
+
+    ``row_pairs``: rows 2r and 2r+1 keep the same positions, those where their magnitudes summed
+    are largest (an odd last row alone), so one index pattern serves the pair and the compiler
+    packs the pair's two products into one DSP for a single vector (N:M PE pairs)."""
     out_f, in_f = weight.shape
     pad = (-in_f) % m
     w = torch.nn.functional.pad(weight.detach().abs(), (0, pad)).reshape(out_f, -1, m)
+    if row_pairs:
+        pairs = out_f // 2 * 2
+        both = w[0:pairs:2] + w[1:pairs:2]
+        w = w.clone()
+        w[0:pairs:2], w[1:pairs:2] = both, both
     keep = torch.zeros_like(w, dtype=torch.bool)
     idx = torch.topk(w, n, dim=2).indices
     keep.scatter_(2, idx, True)
@@ -129,7 +138,8 @@ class Spec:
     """One candidate form of a linear layer.
 
     kind: ``dense`` | ``nm`` (n:m magnitude sparsity) | ``lowrank`` (rank) | ``tt`` (in/out
-    factors, rank) | ``butterfly`` (square layers); ``bits``: weight bits (4 or 8)."""
+    factors, rank) | ``butterfly`` (square layers); ``bits``: weight bits (4 or 8); ``pairs``: an
+    n:m mask shared by rows 2r and 2r+1 (nm_mask row_pairs)."""
     kind: str
     bits: int = 8
     n: int = 0
@@ -137,11 +147,12 @@ class Spec:
     rank: int = 0
     in_factors: tuple[int, ...] = field(default_factory=tuple)
     out_factors: tuple[int, ...] = field(default_factory=tuple)
+    pairs: bool = False
 
     @property
     def label(self) -> str:
         if self.kind == "nm":
-            return f"{self.n}:{self.m} w{self.bits}"
+            return f"{self.n}:{self.m}{' pairs' if self.pairs else ''} w{self.bits}"
         if self.kind == "lowrank":
             return f"lowrank r{self.rank} w{self.bits}"
         if self.kind == "tt":
@@ -152,13 +163,15 @@ class Spec:
     def to_json(self) -> dict:
         d = asdict(self)
         d["in_factors"], d["out_factors"] = list(self.in_factors), list(self.out_factors)
+        if not self.pairs:
+            del d["pairs"]   # (the form as written before row-pair masks existed)
         return d
 
     @staticmethod
     def from_json(d: dict) -> "Spec":
         return Spec(kind=d["kind"], bits=int(d["bits"]), n=int(d.get("n", 0)), m=int(d.get("m", 0)),
                     rank=int(d.get("rank", 0)), in_factors=tuple(d.get("in_factors", ())),
-                    out_factors=tuple(d.get("out_factors", ())))
+                    out_factors=tuple(d.get("out_factors", ())), pairs=bool(d.get("pairs", False)))
 
 
 class QuantLinear(nn.Module):
@@ -261,7 +274,8 @@ def build(spec: Spec, linear: nn.Linear, in_scale: float, calib_x: torch.Tensor 
     if spec.kind == "dense":
         return QuantLinear(w, b, spec.bits, in_scale, in_bits=in_bits)
     if spec.kind == "nm":
-        return QuantLinear(w, b, spec.bits, in_scale, mask=nm_mask(w, spec.n, spec.m), in_bits=in_bits)
+        return QuantLinear(w, b, spec.bits, in_scale, mask=nm_mask(w, spec.n, spec.m, row_pairs=spec.pairs),
+                           in_bits=in_bits)
     if spec.kind == "lowrank":
         u, s, vt = torch.linalg.svd(w.double(), full_matrices=False)
         root = s[:spec.rank].sqrt()

@@ -72,11 +72,16 @@ def balanced_factors(n: int, d: int) -> tuple[int, ...] | None:
     return min(options, key=lambda f: (max(f), f)) if options else None
 
 
-def candidate_specs(in_f: int, out_f: int, level: str = "full") -> list[Spec]:
-    """The candidate forms of an in_f -> out_f layer, cheapest to evaluate first."""
+def candidate_specs(in_f: int, out_f: int, level: str = "full", row_pairs: bool = False) -> list[Spec]:
+    """The candidate forms of an in_f -> out_f layer, cheapest to evaluate first.  ``row_pairs``
+    adds int8 N:M masks shared by row pairs (Spec.pairs): for one vector such a layer takes half
+    the DSPs of one with per-row masks (N:M PE pairs); with 4-bit weights the products are LUTs,
+    and over an even token count token pairs halve the DSPs already, so only there and only int8."""
     bits_options = (8, 4)
     specs = [Spec("dense", b) for b in bits_options]
     specs += [Spec("nm", b, n=n, m=m) for (n, m) in NM_PATTERNS for b in bits_options if in_f >= m]
+    if row_pairs and out_f % 2 == 0:
+        specs += [Spec("nm", 8, n=n, m=m, pairs=True) for (n, m) in NM_PATTERNS if in_f >= m]
     low = min(in_f, out_f)
     fractions = LOWRANK_FRACTIONS if level == "full" else (8, 2)
     for fraction in fractions:
@@ -330,8 +335,8 @@ class SearchResult:
     whole: object = None                          # the encoder.EncoderCosting configurations were costed with
 
 
-def layer_candidates(layers: list[Layer], level: str) -> dict[str, list[Spec]]:
-    return {layer.name: candidate_specs(*layer.shape, level) for layer in layers}
+def layer_candidates(layers: list[Layer], level: str, row_pairs: bool = False) -> dict[str, list[Spec]]:
+    return {layer.name: candidate_specs(*layer.shape, level, row_pairs) for layer in layers}
 
 
 def search(target: Target, layers: list[Layer], eval_samples: object, teacher_out: torch.Tensor,
@@ -341,7 +346,8 @@ def search(target: Target, layers: list[Layer], eval_samples: object, teacher_ou
     (through the table of encoder.EncoderCosting, measured here once the dense candidates are
     costed); None: as the chain of its linear layers."""
     board = board_of(board_name)
-    specs = layer_candidates(layers, level)
+    # row-pair N:M masks save DSPs only where tokens are not paired (an odd count: one vector)
+    specs = layer_candidates(layers, level, row_pairs=target.tokens % 2 == 1)
     total_macs = sum(w * h for layer in layers for w, h in [layer.shape])
     ref_ii = reference_interval(total_macs, board, target.tokens, target_fps)
     # error tasks: every (layer, spec), spec-major so a budget cut leaves every layer the same set
@@ -445,7 +451,8 @@ def combine(layers: list[Layer], candidates: dict[str, list[Candidate]], board) 
     uniform_specs = []
     for cand in candidates[layers[0].name]:
         if all(any(c.spec.kind == cand.spec.kind and c.spec.bits == cand.spec.bits and c.spec.n == cand.spec.n
-                   and c.spec.m == cand.spec.m and (c.spec.rank == cand.spec.rank or cand.spec.kind == "lowrank")
+                   and c.spec.m == cand.spec.m and c.spec.pairs == cand.spec.pairs
+                   and (c.spec.rank == cand.spec.rank or cand.spec.kind == "lowrank")
                    and len(c.spec.in_factors) == len(cand.spec.in_factors) for c in candidates[l.name])
                for l in layers):
             uniform_specs.append(cand.spec)
@@ -454,7 +461,8 @@ def combine(layers: list[Layer], candidates: dict[str, list[Candidate]], board) 
         for layer in layers:
             same = [c.spec for c in candidates[layer.name]
                     if c.spec.kind == spec.kind and c.spec.bits == spec.bits and c.spec.n == spec.n
-                    and c.spec.m == spec.m and len(c.spec.in_factors) == len(spec.in_factors)]
+                    and c.spec.m == spec.m and c.spec.pairs == spec.pairs
+                    and len(c.spec.in_factors) == len(spec.in_factors)]
             if spec.kind == "lowrank":   # uniform: the same fraction of each layer's full rank
                 first_rank_fraction = spec.rank / min(layers[0].shape)
                 same.sort(key=lambda s: abs(s.rank / min(layer.shape) - first_rank_fraction))
