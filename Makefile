@@ -40,6 +40,7 @@ bench-scheduler: setup
 	$(PY) -m bench.unit_roofline
 	$(PY) -m bench.token_pairs
 	$(PY) -m bench.int4_packing
+	$(PY) -m bench.nm_pairs
 	$(PY) -m bench.input_buffer_ram
 	$(PY) -m bench.fifo_yosys
 	$(PY) -m bench.lutram_yosys
