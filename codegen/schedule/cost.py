@@ -73,17 +73,13 @@ class OpCost:
 
 def bram36_for(width: int, depth: int) -> float:
     """Block RAMs for a ROM of depth x width bits (0 when it fits in LUTs), in 36 Kb units; a ROM
-    that fits one 18 Kb half (RAMB18) counts 0.5, and one at most 512 deep as many 36-bit RAMB18
-    halves where that is fewer than 72-bit RAMB36s (Yosys: a 160-bit x 128 ROM took five RAMB18,
-    2.5, not three RAMB36; deeper memories go to RAMB36 shapes, 26 bits x 6,144 in six)."""
+    that fits one 18 Kb half (RAMB18) counts 0.5."""
     if width * depth <= LUTRAM_MAX_BITS or depth <= LUTRAM_MAX_DEPTH:
         return 0.0
     if any(width <= w and depth <= d for w, d in BRAM18_SHAPES):
         return 0.5
-    best = float(min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES))
-    if depth <= BRAM18_SHAPES[0][1]:
-        best = min(best, math.ceil(width / BRAM18_SHAPES[0][0]) / 2)
-    return best
+    best = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
+    return float(best)
 
 
 def uram_for(width: int, depth: int) -> int:
@@ -226,7 +222,9 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     weight_rom = bram36_for(word_bits, cycles)
     if rom_kind == "lutram":
         weight_rom = 0.0
-    elif rom_kind == "bram":
+    elif rom_kind == "bram" or weight_rom:
+        # in block RAM, placed or by size alike: RAMB18 halves where fewer (Yosys: a 160-bit x 128
+        # ROM took five RAMB18, 2.5, not three RAMB36)
         weight_rom = bram36_forced(word_bits, cycles)
     if weight_rom == 0:
         lut += word_bits * math.ceil(cycles / 64)  # one LUT6 per bit per 64 words
