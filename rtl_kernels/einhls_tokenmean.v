@@ -59,8 +59,12 @@ module einhls_tokenmean #(
     // bank b holds words b * BEATS .. b * BEATS + BEATS - 1
     reg [LANES*ACC_BITS-1:0] acc [0:BANKS*BEATS-1];
     reg [BANKS-1:0] full = {BANKS{1'b0}};   // the bank's sums are complete and not yet all written out
-    reg          wbank = 1'b0;              // the bank being accumulated (0 without OVERLAP)
-    reg          rbank = 1'b0;              // the bank being written out
+    reg          wbank_q = 1'b0;
+    reg          rbank_q = 1'b0;
+    // the bank being accumulated and the bank being written out: constant 0 without OVERLAP, so
+    // the one-bank unit is the same logic as before there were two
+    wire         wbank = (OVERLAP != 0) && wbank_q;
+    wire         rbank = (OVERLAP != 0) && rbank_q;
     reg [BW-1:0] beat = 0;
     reg [TW-1:0] token = 0;
     reg [BW-1:0] obeat = 0;
@@ -69,8 +73,8 @@ module einhls_tokenmean #(
     localparam integer BANK1_I = (OVERLAP != 0) ? BEATS : 0;
     localparam [AW-1:0] BANK1 = BANK1_I[AW-1:0];   // the first word of bank 1
     /* verilator lint_off WIDTHEXPAND */
-    wire [AW-1:0] waddr = (wbank ? BANK1 : {AW{1'b0}}) + beat;
-    wire [AW-1:0] raddr = (rbank ? BANK1 : {AW{1'b0}}) + obeat;
+    wire [AW-1:0] waddr = (OVERLAP != 0) ? (wbank ? BANK1 : {AW{1'b0}}) + beat : beat;
+    wire [AW-1:0] raddr = (OVERLAP != 0) ? (rbank ? BANK1 : {AW{1'b0}}) + obeat : obeat;
     /* verilator lint_on WIDTHEXPAND */
     wire writing  = full[wbank];            // the bank to accumulate into still drains: wait
     wire draining = full[rbank];
@@ -97,15 +101,6 @@ module einhls_tokenmean #(
     wire out_fire = draining && rq_ready;
 
     always @(posedge clk) begin
-        // the two banks are never the same one here: in_fire needs full[wbank] = 0, out_fire
-        // full[rbank] = 1
-        if (out_fire) begin
-            obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
-            if (obeat == LAST_BEAT) begin
-                full[rbank] <= 1'b0;
-                if (OVERLAP != 0) rbank <= !rbank;
-            end
-        end
         if (in_fire) begin
             acc[waddr] <= acc_next;
             beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
@@ -113,14 +108,23 @@ module einhls_tokenmean #(
                 token <= (token == LAST_TOKEN) ? {TW{1'b0}} : token + 1'b1;
                 if (token == LAST_TOKEN) begin
                     full[wbank] <= 1'b1;
-                    if (OVERLAP != 0) wbank <= !wbank;
+                    wbank_q <= !wbank_q;
                 end
+            end
+        end
+        // (never the bank the input just completed: in_fire needs full[wbank] = 0, out_fire
+        // full[rbank] = 1)
+        if (out_fire) begin
+            obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
+            if (obeat == LAST_BEAT) begin
+                full[rbank] <= 1'b0;
+                rbank_q <= !rbank_q;
             end
         end
         if (rst) begin
             full     <= {BANKS{1'b0}};
-            wbank    <= 1'b0;
-            rbank    <= 1'b0;
+            wbank_q  <= 1'b0;
+            rbank_q  <= 1'b0;
             beat     <= {BW{1'b0}};
             token    <= {TW{1'b0}};
             obeat    <= {BW{1'b0}};

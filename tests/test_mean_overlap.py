@@ -138,3 +138,16 @@ def test_two_bank_estimates_within_15_percent_of_yosys() -> None:
                                           ("ff", stored["measured"]["FF"])):
                 assert abs(est[target_name] - measured) <= bench.TOLERANCE * measured, \
                     (row["key"], family, target_name, est[target_name], measured)
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_design_with_two_bank_masked_mean_bit_exact(tmp_path) -> None:
+    """The calibration sweep's masked mean (64 features and the mask cut from one 65-code input by
+    slices, 16 tokens) at 65 cycles a token, where the fold gives it two banks: RTL sim and C-sim
+    bit-exact, and the measured interval is the scheduler's 65 x 16 (one bank: 17 x 64 = 1,088)."""
+    from bench.calibrate_units import unit_graph
+    result = fold(unit_graph("maskedmean"), get_board("zcu104"), target_ii=65)
+    assert mean_schedule(result).overlap == 1
+    rtl = assert_design_bit_exact(result.design, tmp_path, vectors=4, seed=7)
+    assert rtl.measured["mean_interval_cycles"] == pytest.approx(result.totals["frame_interval"]) == 65 * 16

@@ -432,8 +432,6 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         what both placements of :func:`build` start from."""
         schedules = fold_for_target(graph, target, options, chooser)
         costs = {op.name: cost_of(op, schedules[op.name]) for op in graph.ops}
-        if overlap_means:
-            overlap_token_means(graph, target, schedules, costs, cost_of)
         if b_sequences == 1:
             from .buffers import single_buffer_costs
             single_buffer_costs(graph, schedules, costs, board.dsp_kind)
@@ -442,6 +440,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # a window's line buffer depends on the units around it (a slower reader): sized here
         from .conv_cost import couple_windows
         couple_windows(graph, schedules, costs, counts, board.dsp_kind)
+        if overlap_means:   # against the other units' final intervals (token pairs set above)
+            overlap_token_means(graph, target, schedules, costs, cost_of)
         # a stage's cycles per frame: its cycles per token times the tokens it handles (the ROM
         # placement below changes no cycles, so the interval and FIFOs are known before it)
         frame_interval = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
