@@ -98,6 +98,43 @@ def test_search_without_target_takes_two_banks_where_needed() -> None:
     assert s.overlap == int((TOKENS + 1) * beats > result.target_ii * TOKENS)
 
 
+def test_compiled_onnx_model_takes_two_banks_after_token_pairs(tmp_path) -> None:
+    """An ONNX model (ReLU(Linear) over 8 tokens then ``mean(dim=1)``, exported and quantized by
+    onnxruntime) compiled for zcu104: at ``--target-ii 4`` its Linear runs with token pairs (SIMD 8
+    x PE 4, two tokens in 8 cycles), so the one-bank mean (9 x 4 cycles a sequence) was what held
+    the design at 5; now the mean has two banks and the design runs at 4.  At 5 one bank does."""
+    import json
+
+    import torch
+    from torch import nn
+
+    from codegen.project import CompileOptions, compile_model
+    from models.ort_qdq import export_quantized
+
+    class LinearMean(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(SIZE, SIZE)
+
+        def forward(self, x):
+            return torch.relu(self.fc(x)).mean(dim=1)
+
+    torch.manual_seed(0)
+    path = export_quantized(LinearMean(), tmp_path / "linear_mean.onnx", shape=(1, TOKENS, SIZE))
+    layers = {}
+    for target in (4, 5):
+        compile_model(path, tmp_path / f"out{target}", CompileOptions(board="zcu104", target_ii=target),
+                      progress=lambda *a: None)
+        report = json.loads((tmp_path / f"out{target}" / "report.json").read_text())
+        layers[target] = {row["kind"]: row for row in report["layers"]}
+        assert report["totals"]["ii"] == target
+    assert layers[4]["linear"].get("token_pack") == 2
+    assert layers[4]["tokenmean"]["overlap"] == 1 and layers[4]["tokenmean"]["ii"] == TOKENS * 4
+    assert "overlap" not in layers[5]["tokenmean"] and layers[5]["tokenmean"]["ii"] == (TOKENS + 1) * 4
+    top = (tmp_path / "out4" / "rtl" / "einhls_top.v").read_text()
+    assert ".OVERLAP(1)" in top.replace(" ", "")
+
+
 @pytest.mark.rtl
 def test_design_with_two_bank_mean_bit_exact(tmp_path) -> None:
     """The Linear + two-bank mean design at 4 cycles a token, Verilog (RTL sim, frames back to
