@@ -167,6 +167,7 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             "simd": s.simd, "pe": s.pe, "in_lanes": s.in_lanes, "out_lanes": s.out_lanes,
             **({"token_pack": s.token_pack} if s.token_pack != 1 else {}),
             **({"pe_pack": s.pe_pack} if s.pe_pack != 1 else {}),
+            **({"overlap": s.overlap} if s.overlap else {}),   # a token mean with two banks of sums
             **costs[op.name].to_json()})
     utilisation = {key: round(totals[key] / limit, 4) if limit else 0.0 for key, limit in
                    (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),

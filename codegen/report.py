@@ -32,7 +32,8 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
         if layer["kind"] == "linear":   # "pairs": two tokens per weight read (einhls_linear TOKEN_PACK)
             return f"{layer['simd']}x{layer['pe']}" + (" pairs" if layer.get("token_pack") == 2 else "") \
                 + (" quads" if layer.get("pe_pack") == 4 else "")   # "quads": four PEs per DSP (PACK = 4)
-        return f"{layer['in_lanes']} lanes"
+        # a token mean with two banks of sums (einhls_tokenmean OVERLAP)
+        return f"{layer['in_lanes']} lanes" + (", two banks" if layer.get("overlap") else "")
     value = layer.get(key)
     if value is None or value == "":
         return "-"

@@ -6,7 +6,10 @@
 //     n = max(1, tokens with mask != 0),  acc[c] = sum over them of (x[t, c] - IN_ZP)
 //     y[c] = requantize(acc[c] * mults[n - 1], 1)   (SHIFT, ZP, LO, HI)
 // One pipelined loop: TOKENS * BEATS steps that accumulate (the mask read with a token's first
-// beat), then BEATS steps that write.  C (written by einhls) has: SIZE, LANES, BEATS, TOKENS,
+// beat), then BEATS steps that write.  maskedmean_overlap_stream (the scheduler's OVERLAP, as
+// einhls_tokenmean.h's): TOKENS * BEATS steps, the last token's steps write the means of the word of
+// sums they complete (the count is final from the last token's first beat).
+// C (written by einhls) has: SIZE, LANES, BEATS, TOKENS,
 // M_LANES, IN_BITS, MASK_BITS, OUT_BITS, IN_ZP, SHIFT, ZP, LO, HI, in_t, acc_t, mult_t, prod_t, out_t.
 #ifndef EINHLS_MASKEDMEAN_H
 #define EINHLS_MASKEDMEAN_H
@@ -64,6 +67,54 @@ steps:
             }
             out.write(word);
         }
+        if (beat == C::BEATS - 1) {
+            beat = 0;
+            token++;
+        } else {
+            beat++;
+        }
+    }
+}
+
+template <class C>
+void maskedmean_overlap_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
+                               hls::stream<ap_uint<C::M_LANES * C::MASK_BITS> >& mask,
+                               hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out,
+                               const typename C::mult_t mults[C::TOKENS]) {
+    static_assert(C::BEATS == (C::SIZE + C::LANES - 1) / C::LANES, "BEATS must be ceil(SIZE / LANES)");
+    EINHLS_CSIM_PROCESS();
+    typename C::acc_t acc[C::BEATS][C::LANES];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=2
+    unsigned beat = 0, token = 0, count = 0;
+    bool keep = false;
+steps:
+    for (unsigned i = 0; i < C::TOKENS * C::BEATS; i++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        if (beat == 0) {
+            const ap_uint<C::M_LANES * C::MASK_BITS> m = mask.read();
+            keep = get_lane<ap_uint<C::MASK_BITS>, C::MASK_BITS>(m, 0) != 0;
+            count = (token == 0 ? 0 : count) + (keep ? 1 : 0);
+        }
+        const ap_uint<C::LANES * C::IN_BITS> word = in.read();
+        const typename C::mult_t mult = mults[count == 0 ? 0 : count - 1];
+        ap_uint<C::LANES * C::OUT_BITS> means = 0;
+    lanes:
+        for (unsigned l = 0; l < C::LANES; l++) {
+#pragma HLS UNROLL
+            const typename C::acc_t x = typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) -
+                                        typename C::acc_t(C::IN_ZP);
+            const typename C::acc_t prior = token == 0 ? typename C::acc_t(0) : acc[beat][l];
+            const typename C::acc_t sum = keep ? typename C::acc_t(prior + x) : prior;
+            acc[beat][l] = sum;
+            if (beat * C::LANES + l < C::SIZE) {
+                const typename C::prod_t v = typename C::prod_t(sum) * mult;
+                const typename C::out_t y = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+                    v, ap_uint<1>(1));
+                set_lane<C::OUT_BITS>(means, l, y);
+            }
+        }
+        if (token == C::TOKENS - 1) out.write(means);   // this word of sums is complete
         if (beat == C::BEATS - 1) {
             beat = 0;
             token++;

@@ -3,7 +3,10 @@
 // One call is one sequence: TOKENS tokens of SIZE codes in (BEATS beats of LANES), one token out:
 //     acc[c] = sum_t (x[t, c] - IN_ZP),   y[c] = requantize(acc[c], MULT)   (SHIFT, ZP, LO, HI)
 // exactly as the Verilog unit einhls_tokenmean.v.  One pipelined loop: TOKENS * BEATS steps that
-// accumulate (the first token overwrites), then BEATS steps that write.  C (written by einhls) has:
+// accumulate (the first token overwrites), then BEATS steps that write.
+// tokenmean_overlap_stream (the scheduler's OVERLAP, einhls_tokenmean.v's two banks): TOKENS * BEATS
+// steps a sequence; each step of the last token completes one word of sums and writes its means in
+// the same step, so the next call (sequence) starts BEATS steps earlier.  C (written by einhls) has:
 // SIZE, LANES, BEATS, TOKENS, IN_BITS, OUT_BITS, IN_ZP, SHIFT, ZP, LO, HI, MULT, in_t, acc_t,
 // mult_t, out_t.
 #ifndef EINHLS_TOKENMEAN_H
@@ -51,6 +54,43 @@ steps:
             }
             out.write(word);
         }
+        if (beat == C::BEATS - 1) {
+            beat = 0;
+            token++;
+        } else {
+            beat++;
+        }
+    }
+}
+
+template <class C>
+void tokenmean_overlap_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
+                              hls::stream<ap_uint<C::LANES * C::OUT_BITS> >& out) {
+    static_assert(C::BEATS == (C::SIZE + C::LANES - 1) / C::LANES, "BEATS must be ceil(SIZE / LANES)");
+    EINHLS_CSIM_PROCESS();
+    typename C::acc_t acc[C::BEATS][C::LANES];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=2
+    unsigned beat = 0, token = 0;
+steps:
+    for (unsigned i = 0; i < C::TOKENS * C::BEATS; i++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        const ap_uint<C::LANES * C::IN_BITS> word = in.read();
+        ap_uint<C::LANES * C::OUT_BITS> means = 0;
+    lanes:
+        for (unsigned l = 0; l < C::LANES; l++) {
+#pragma HLS UNROLL
+            const typename C::acc_t x = typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) -
+                                        typename C::acc_t(C::IN_ZP);
+            const typename C::acc_t sum = token == 0 ? x : typename C::acc_t(acc[beat][l] + x);
+            acc[beat][l] = sum;
+            if (beat * C::LANES + l < C::SIZE) {
+                const typename C::out_t y = requantize<C::SHIFT, C::ZP, C::LO, C::HI, typename C::out_t>(
+                    sum, typename C::mult_t(C::MULT));
+                set_lane<C::OUT_BITS>(means, l, y);
+            }
+        }
+        if (token == C::TOKENS - 1) out.write(means);   // this word of sums is complete
         if (beat == C::BEATS - 1) {
             beat = 0;
             token++;

@@ -7,7 +7,9 @@
 //     y[c]   = clamp(rne(acc[c] * MULTS[n - 1], SHIFT) + ZP, LO, HI)  einhls_requant (MULT 1)
 //
 // MULTS packs the TOKENS multipliers, n = 1 in the low M_BITS.  Phases as einhls_tokenmean:
-// accumulate one beat per cycle, then write the C means while the input waits.
+// accumulate one beat per cycle, then write the C means; OVERLAP = 0: while the input waits
+// (TOKENS * BEATS + BEATS cycles a sequence), OVERLAP = 1: from a second bank of sums (and count)
+// while the next sequence accumulates into the first (TOKENS * BEATS cycles a sequence).
 
 `resetall
 `timescale 1ns / 1ps
@@ -30,7 +32,8 @@ module einhls_maskedmean #(
     parameter signed [63:0] ZP  = 0,
     parameter signed [63:0] LO  = -128,
     parameter signed [63:0] HI  = 127,
-    parameter integer OUT_BITS  = 8
+    parameter integer OUT_BITS  = 8,
+    parameter integer OVERLAP   = 0
 ) (
     input  wire                         clk,
     input  wire                         rst,
@@ -60,19 +63,41 @@ module einhls_maskedmean #(
     localparam [BW-1:0] LAST_BEAT  = LAST_BEAT_I[BW-1:0];
     localparam [TW-1:0] LAST_TOKEN = LAST_TOKEN_I[TW-1:0];
 
-    reg [LANES*ACC_BITS-1:0] acc [0:BEATS-1];
-    reg          emitting = 1'b0;
+    localparam integer BANKS = (OVERLAP != 0) ? 2 : 1;
+
+    // bank b holds words b * BEATS .. b * BEATS + BEATS - 1 (einhls_tokenmean)
+    reg [LANES*ACC_BITS-1:0] acc [0:BANKS*BEATS-1];
+    reg [BANKS-1:0] full = {BANKS{1'b0}};   // the bank's sums are complete and not yet all written out
+    reg          wbank_q = 1'b0;
+    reg          rbank_q = 1'b0;
+    // the bank being accumulated and the bank being written out: constant 0 without OVERLAP, so
+    // the one-bank unit is the same logic as before there were two
+    wire         wbank = (OVERLAP != 0) && wbank_q;
+    wire         rbank = (OVERLAP != 0) && rbank_q;
     reg [BW-1:0] beat = 0;
     reg [TW-1:0] token = 0;
     reg [BW-1:0] obeat = 0;
     reg          keep_cur = 1'b0;   // the mask of the token being read (after its first beat)
     reg [NW-1:0] count = 0;
+    reg [NW-1:0] held_count [0:BANKS-1];   // OVERLAP: the count of each bank's complete sequence
+
+    localparam integer AW = (BANKS * BEATS <= 2) ? 1 : $clog2(BANKS * BEATS);
+    localparam integer BANK1_I = (OVERLAP != 0) ? BEATS : 0;
+    localparam [AW-1:0] BANK1 = BANK1_I[AW-1:0];   // the first word of bank 1
+    /* verilator lint_off WIDTHEXPAND */
+    wire [AW-1:0] waddr = (OVERLAP != 0) ? (wbank ? BANK1 : {AW{1'b0}}) + beat : beat;
+    wire [AW-1:0] raddr = (OVERLAP != 0) ? (rbank ? BANK1 : {AW{1'b0}}) + obeat : obeat;
+    /* verilator lint_on WIDTHEXPAND */
+    wire writing  = full[wbank];
+    wire draining = full[rbank];
 
     wire first = beat == {BW{1'b0}};
-    assign s0_axis_tready = !emitting && (!first || s1_axis_tvalid);
-    assign s1_axis_tready = !emitting && first && s0_axis_tvalid;
+    assign s0_axis_tready = !writing && (!first || s1_axis_tvalid);
+    assign s1_axis_tready = !writing && first && s0_axis_tvalid;
     wire in_fire = s0_axis_tvalid && s0_axis_tready;
     wire keep = first ? |s1_axis_tdata[MASK_BITS-1:0] : keep_cur;
+    // the count with this beat's token in (the count register takes it at the token's first beat)
+    wire [NW-1:0] count_now = first ? ((token == {TW{1'b0}}) ? {NW{1'b0}} : count) + {{(NW-1){1'b0}}, keep} : count;
 
     wire [LANES*ACC_BITS-1:0] acc_next;
     genvar l;
@@ -84,17 +109,19 @@ module einhls_maskedmean #(
             /* verilator lint_off UNUSEDSIGNAL */  // |x - IN_ZP| < 2^IN_BITS, the sum fits ACC_BITS
             wire signed [63:0] centered = x - IN_ZP;
             /* verilator lint_on UNUSEDSIGNAL */
-            wire [ACC_BITS-1:0] prior = (token == {TW{1'b0}}) ? {ACC_BITS{1'b0}} : acc[beat][l*ACC_BITS +: ACC_BITS];
+            wire [ACC_BITS-1:0] prior = (token == {TW{1'b0}}) ? {ACC_BITS{1'b0}} : acc[waddr][l*ACC_BITS +: ACC_BITS];
             assign acc_next[l*ACC_BITS +: ACC_BITS] = keep ? prior + centered[ACC_BITS-1:0] : prior;
         end
     endgenerate
 
-    // the output phase: acc * MULTS[n - 1] into the requantizer (MULT 1: rounding, zero point, clamp)
-    wire [NW-1:0] index = (count == {NW{1'b0}}) ? {NW{1'b0}} : count - 1'b1;
+    // the output phase: acc * MULTS[n - 1] into the requantizer (MULT 1: rounding, zero point, clamp);
+    // without OVERLAP the count stays still while the sums drain
+    wire [NW-1:0] drain_count = (OVERLAP != 0) ? held_count[rbank] : count;
+    wire [NW-1:0] index = (drain_count == {NW{1'b0}}) ? {NW{1'b0}} : drain_count - 1'b1;
     /* verilator lint_off WIDTHEXPAND */
     wire [M_BITS-1:0] mult = MULTS[index * M_BITS +: M_BITS];
     /* verilator lint_on WIDTHEXPAND */
-    wire [LANES*ACC_BITS-1:0] acc_out = acc[obeat];
+    wire [LANES*ACC_BITS-1:0] acc_out = acc[raddr];
     wire [LANES*PV-1:0] products;
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_product
@@ -106,11 +133,11 @@ module einhls_maskedmean #(
     endgenerate
 
     wire rq_ready;
-    wire out_fire = emitting && rq_ready;
+    wire out_fire = draining && rq_ready;
 
     always @(posedge clk) begin
         if (in_fire) begin
-            acc[beat] <= acc_next;
+            acc[waddr] <= acc_next;
             if (first) begin
                 keep_cur <= keep;
                 count <= ((token == {TW{1'b0}}) ? {NW{1'b0}} : count) + {{(NW-1){1'b0}}, keep};
@@ -118,15 +145,26 @@ module einhls_maskedmean #(
             beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
             if (beat == LAST_BEAT) begin
                 token <= (token == LAST_TOKEN) ? {TW{1'b0}} : token + 1'b1;
-                if (token == LAST_TOKEN) emitting <= 1'b1;
+                if (token == LAST_TOKEN) begin
+                    full[wbank] <= 1'b1;
+                    held_count[wbank] <= count_now;
+                    wbank_q <= !wbank_q;
+                end
             end
         end
+        // (never the bank the input just completed: in_fire needs full[wbank] = 0, out_fire
+        // full[rbank] = 1)
         if (out_fire) begin
             obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
-            if (obeat == LAST_BEAT) emitting <= 1'b0;
+            if (obeat == LAST_BEAT) begin
+                full[rbank] <= 1'b0;
+                rbank_q <= !rbank_q;
+            end
         end
         if (rst) begin
-            emitting <= 1'b0;
+            full     <= {BANKS{1'b0}};
+            wbank_q  <= 1'b0;
+            rbank_q  <= 1'b0;
             beat     <= {BW{1'b0}};
             token    <= {TW{1'b0}};
             obeat    <= {BW{1'b0}};
@@ -140,7 +178,7 @@ module einhls_maskedmean #(
         .SHIFT(SHIFT), .ZP(ZP), .LO(LO), .HI(HI), .OUT_BITS(OUT_BITS)
     ) u_requant (
         .clk(clk), .rst(rst),
-        .s_axis_tdata(products), .s_axis_tvalid(emitting), .s_axis_tready(rq_ready),
+        .s_axis_tdata(products), .s_axis_tvalid(draining), .s_axis_tready(rq_ready),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
 

@@ -6,8 +6,11 @@
 //
 // Phases: accumulate (one beat per cycle, the first token of a sequence overwrites the
 // accumulators, so nothing is cleared), then output (the BEATS accumulator words through
-// einhls_requant, one per cycle) while the input waits.  A sequence takes TOKENS * BEATS + BEATS
-// cycles.
+// einhls_requant, one per cycle).  OVERLAP = 0: one bank of accumulators, the input waits while
+// they drain, a sequence takes TOKENS * BEATS + BEATS cycles.  OVERLAP = 1: two banks used in
+// turn, so the next sequence accumulates into one while the other drains; the input waits only
+// when the bank it would write still holds undrained sums, a sequence takes TOKENS * BEATS cycles
+// (TOKENS >= 1; the drain of BEATS beats never takes longer than a sequence's input).
 
 `resetall
 `timescale 1ns / 1ps
@@ -28,7 +31,8 @@ module einhls_tokenmean #(
     parameter signed [63:0] ZP  = 0,
     parameter signed [63:0] LO  = -128,
     parameter signed [63:0] HI  = 127,
-    parameter integer OUT_BITS  = 8
+    parameter integer OUT_BITS  = 8,
+    parameter integer OVERLAP   = 0
 ) (
     input  wire                      clk,
     input  wire                      rst,
@@ -50,14 +54,33 @@ module einhls_tokenmean #(
     localparam [BW-1:0] LAST_BEAT  = LAST_BEAT_I[BW-1:0];
     localparam [TW-1:0] LAST_TOKEN = LAST_TOKEN_I[TW-1:0];
 
-    reg [LANES*ACC_BITS-1:0] acc [0:BEATS-1];
-    reg          emitting = 1'b0;     // the output phase of a sequence
+    localparam integer BANKS = (OVERLAP != 0) ? 2 : 1;
+
+    // bank b holds words b * BEATS .. b * BEATS + BEATS - 1
+    reg [LANES*ACC_BITS-1:0] acc [0:BANKS*BEATS-1];
+    reg [BANKS-1:0] full = {BANKS{1'b0}};   // the bank's sums are complete and not yet all written out
+    reg          wbank_q = 1'b0;
+    reg          rbank_q = 1'b0;
+    // the bank being accumulated and the bank being written out: constant 0 without OVERLAP, so
+    // the one-bank unit is the same logic as before there were two
+    wire         wbank = (OVERLAP != 0) && wbank_q;
+    wire         rbank = (OVERLAP != 0) && rbank_q;
     reg [BW-1:0] beat = 0;
     reg [TW-1:0] token = 0;
     reg [BW-1:0] obeat = 0;
 
-    assign s_axis_tready = !emitting;
-    wire in_fire = s_axis_tvalid && !emitting;
+    localparam integer AW = (BANKS * BEATS <= 2) ? 1 : $clog2(BANKS * BEATS);
+    localparam integer BANK1_I = (OVERLAP != 0) ? BEATS : 0;
+    localparam [AW-1:0] BANK1 = BANK1_I[AW-1:0];   // the first word of bank 1
+    /* verilator lint_off WIDTHEXPAND */
+    wire [AW-1:0] waddr = (OVERLAP != 0) ? (wbank ? BANK1 : {AW{1'b0}}) + beat : beat;
+    wire [AW-1:0] raddr = (OVERLAP != 0) ? (rbank ? BANK1 : {AW{1'b0}}) + obeat : obeat;
+    /* verilator lint_on WIDTHEXPAND */
+    wire writing  = full[wbank];            // the bank to accumulate into still drains: wait
+    wire draining = full[rbank];
+
+    assign s_axis_tready = !writing;
+    wire in_fire = s_axis_tvalid && !writing;
 
     wire [LANES*ACC_BITS-1:0] acc_next;
     genvar l;
@@ -69,29 +92,39 @@ module einhls_tokenmean #(
             /* verilator lint_off UNUSEDSIGNAL */  // |x - IN_ZP| < 2^IN_BITS, the sum fits ACC_BITS
             wire signed [63:0] centered = x - IN_ZP;
             /* verilator lint_on UNUSEDSIGNAL */
-            wire [ACC_BITS-1:0] prior = (token == {TW{1'b0}}) ? {ACC_BITS{1'b0}} : acc[beat][l*ACC_BITS +: ACC_BITS];
+            wire [ACC_BITS-1:0] prior = (token == {TW{1'b0}}) ? {ACC_BITS{1'b0}} : acc[waddr][l*ACC_BITS +: ACC_BITS];
             assign acc_next[l*ACC_BITS +: ACC_BITS] = prior + centered[ACC_BITS-1:0];
         end
     endgenerate
 
     wire rq_ready;
-    wire out_fire = emitting && rq_ready;
+    wire out_fire = draining && rq_ready;
 
     always @(posedge clk) begin
         if (in_fire) begin
-            acc[beat] <= acc_next;
+            acc[waddr] <= acc_next;
             beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
             if (beat == LAST_BEAT) begin
                 token <= (token == LAST_TOKEN) ? {TW{1'b0}} : token + 1'b1;
-                if (token == LAST_TOKEN) emitting <= 1'b1;
+                if (token == LAST_TOKEN) begin
+                    full[wbank] <= 1'b1;
+                    wbank_q <= !wbank_q;
+                end
             end
         end
+        // (never the bank the input just completed: in_fire needs full[wbank] = 0, out_fire
+        // full[rbank] = 1)
         if (out_fire) begin
             obeat <= (obeat == LAST_BEAT) ? {BW{1'b0}} : obeat + 1'b1;
-            if (obeat == LAST_BEAT) emitting <= 1'b0;
+            if (obeat == LAST_BEAT) begin
+                full[rbank] <= 1'b0;
+                rbank_q <= !rbank_q;
+            end
         end
         if (rst) begin
-            emitting <= 1'b0;
+            full     <= {BANKS{1'b0}};
+            wbank_q  <= 1'b0;
+            rbank_q  <= 1'b0;
             beat     <= {BW{1'b0}};
             token    <= {TW{1'b0}};
             obeat    <= {BW{1'b0}};
@@ -104,7 +137,7 @@ module einhls_tokenmean #(
         .SHIFT(SHIFT), .ZP(ZP), .LO(LO), .HI(HI), .OUT_BITS(OUT_BITS)
     ) u_requant (
         .clk(clk), .rst(rst),
-        .s_axis_tdata(acc[obeat]), .s_axis_tvalid(emitting), .s_axis_tready(rq_ready),
+        .s_axis_tdata(acc[raddr]), .s_axis_tvalid(draining), .s_axis_tready(rq_ready),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
 

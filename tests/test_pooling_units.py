@@ -8,9 +8,13 @@ Every case runs several sequences back to back: all-minimum codes, all-maximum c
 the masked cases with one real token, all real, none real (the count clamped to 1), then random
 masks.
 The RTL runs with no pauses, then with random input gaps and output back-pressure.
+The cases named ``*_ov`` are the two-bank units (the schedule's ``overlap``, einhls_tokenmean.v
+OVERLAP = 1; in HLS the means written with the last token): the same reference, and with no pauses
+a sequence every TOKENS x BEATS cycles (the one-bank unit: (TOKENS + 1) x BEATS).
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from dataclasses import dataclass
 
@@ -24,7 +28,7 @@ from codegen.ir.pooling import MaskedTokenMean, TokenMean, make_masked_token_mea
 from codegen.ir.types import QType
 from codegen.resources import resource_dir
 from codegen.schedule.design import OpSchedule
-from codegen.schedule.pooling_cost import tokenmean_cost
+from codegen.schedule.pooling_cost import maskedmean_cost, tokenmean_cost
 
 import test_attention_units as amm
 import test_join_units as joins
@@ -39,14 +43,16 @@ class Case:
     name: str
     op: TokenMean
     lanes: int
+    overlap: int = 0
 
     @property
     def schedule(self) -> OpSchedule:
-        return OpSchedule(self.op.name, self.lanes, self.lanes, self.lanes, self.lanes)
+        return OpSchedule(self.op.name, self.lanes, self.lanes, self.lanes, self.lanes, overlap=self.overlap)
 
 
-def case(name: str, size: int, tokens: int, lanes: int, in_type: QType, out_type: QType | None = None) -> Case:
-    return Case(name, make_token_mean(name, f"ReduceMean_{name}", in_type, size, tokens, out_type), lanes)
+def case(name: str, size: int, tokens: int, lanes: int, in_type: QType, out_type: QType | None = None,
+         overlap: int = 0) -> Case:
+    return Case(name, make_token_mean(name, f"ReduceMean_{name}", in_type, size, tokens, out_type), lanes, overlap)
 
 
 CASES = {c.name: c for c in [
@@ -55,6 +61,12 @@ CASES = {c.name: c for c in [
     case("c8_l1_x8", 8, 1, 8, QType(True, 8, 0.1, 0)),
     case("c4_l16_x2_int16", 4, 16, 2, QType(True, 16, 0.001, 7)),
     case("c6_l3_x6_tie", 6, 3, 6, QType(True, 8, 0.25, 0), QType(True, 8, 0.5, 0)),
+    # two banks: several beats a token, one token a sequence (the banks take turns every BEATS
+    # cycles), one beat a token, 16-bit codes (the bench packs whole beats: lanes divide the size)
+    case("c6_l4_x2_ov", 6, 4, 2, QType(True, 8, 0.05, 3), overlap=1),
+    case("c4_l1_x2_uint8_ov", 4, 1, 2, QType(False, 8, 0.02, 128), QType(True, 8, 0.01, -4), overlap=1),
+    case("c8_l3_x8_ov", 8, 3, 8, QType(True, 8, 0.1, 0), overlap=1),
+    case("c4_l16_x1_int16_ov", 4, 16, 1, QType(True, 16, 0.001, 7), overlap=1),
 ]}
 
 
@@ -64,6 +76,11 @@ MASKED = {c.name: c for c in [
                                                     QType(False, 8), 5, 7, QType(True, 8, 0.01, -4)), 1),
     Case("m_c8_l16_x4", make_masked_token_mean("m_c8_l16_x4", "Div", QType(True, 8, 0.1, 0), QType(True, 8),
                                                8, 16), 4),
+    Case("m_c6_l4_x3_ov", make_masked_token_mean("m_c6_l4_x3_ov", "Div", QType(True, 8, 0.05, 3), QType(True, 8),
+                                                 6, 4), 3, overlap=1),
+    Case("m_c5_l3_x5_uint8_ov", make_masked_token_mean("m_c5_l3_x5_uint8_ov", "Div", QType(False, 8, 0.02, 128),
+                                                       QType(False, 8), 5, 3, QType(True, 8, 0.01, -4)), 5,
+         overlap=1),
 ]}
 
 
@@ -128,6 +145,15 @@ def test_parameters_cost_and_json() -> None:
     assert p["MULT"] == c.op.requant.multiplier[0] and p["SHIFT"] == c.op.requant.shift
     cost = tokenmean_cost(c.op, c.schedule, "DSP48E2")
     assert cost.ii == (4 + 1) * 2
+    two_banks = tokenmean_cost(c.op, dataclasses.replace(c.schedule, overlap=1), "DSP48E2")
+    assert (two_banks.ii, two_banks.latency) == (4 * 2, cost.latency)
+    assert two_banks.lut > cost.lut and two_banks.buffer_bits == 2 * cost.buffer_bits
+    assert "OVERLAP" not in {q.name for q in params}
+    _, with_banks = rtl_unit(c.op, dataclasses.replace(c.schedule, overlap=1))
+    assert {q.name: q.value for q in with_banks}["OVERLAP"] == 1
+    assert hls_unit(c.op, dataclasses.replace(c.schedule, overlap=1), "tm", "tm.h").function == \
+        "tokenmean_overlap_stream"
+    assert hls_unit(c.op, c.schedule, "tm", "tm.h").function == "tokenmean_stream"
     assert c.op.out_tokens(8) == 2
     with pytest.raises(ValueError, match="whole sequences"):
         c.op.out_tokens(6)
@@ -187,11 +213,28 @@ def test_rtl_unit_matches_reference(name: str, rtl_results) -> None:
     assert len(np.unique(expected)) > 2
 
 
+@pytest.mark.rtl
+@pytest.mark.parametrize("name", [*CASES, *MASKED])
+def test_rtl_unit_sequence_interval(name: str, rtl_results) -> None:
+    """With no pauses, the cycles between the first input beats of consecutive sequences (after the
+    first two, the steady state): TOKENS x BEATS with two banks, (TOKENS + 1) x BEATS with one, the
+    cost model's interval."""
+    c, got, _ = rtl_results[0][name]
+    beats = -(-c.op.in_size // c.lanes)
+    starts = got["phases"][0]["in_cycles"][0][::c.op.tokens * beats]
+    assert len(starts) == SEQUENCES
+    gaps = set(np.diff(starts[1:]).tolist())
+    want = c.op.tokens * beats + (0 if c.overlap else beats)
+    cost = (tokenmean_cost if isinstance(c.op, TokenMean) else maskedmean_cost)(c.op, c.schedule, "DSP48E2")
+    assert gaps == {want} == {cost.ii}, (name, gaps, want, cost.ii)
+
+
 @amm.needs_csim
 @pytest.mark.parametrize("name", CASES)
 def test_csim_unit_matches_reference(name: str, csim_results) -> None:
-    c, got, expected = csim_results[name]
+    c, got, expected, steps = csim_results[name]
     np.testing.assert_array_equal(got, expected, err_msg=name)
+    check_steps(c, steps)
 
 
 @pytest.fixture(scope="module")
@@ -207,17 +250,40 @@ def csim_results(tmp_path_factory) -> dict:
         write_vectors(folder / f"c{index}_a.txt", x)
         unit = hls_unit(c.op, c.schedule, f"tm{index}", f"tm{index}.h")
         write_unit_header(folder, unit)
-        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
+        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "function": unit.function})
     build_and_run(folder, ["einhls_tokenmean.h"], "tokenmean_units.cpp.j2", specs, "tokenmean_units")
-    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
+    steps = step_counts(folder, [f"tm{index}" for index in range(len(cases))])
+    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e, steps[i])
             for i, (c, e) in enumerate(zip(cases, expected))}
+
+
+def step_counts(folder, namespaces: list[str]) -> list[tuple[int, int]]:
+    """(calls, most pipelined steps in one call) of each case's unit, found by its cfg namespace in
+    the process signature (tests/unit_csim.py leaves the counts in cycles.tsv)."""
+    counts = amm.process_counts(folder)
+    found = []
+    for ns in namespaces:
+        mine = [v for signature, v in counts.items() if f"{ns}::cfg" in signature]
+        assert len(mine) == 1, (ns, counts)
+        found.append(mine[0])
+    return found
+
+
+def check_steps(c: Case, steps: tuple[int, int]) -> None:
+    """One call a sequence, and the cost model's interval in steps of II = 1 per call: TOKENS x
+    BEATS with the means written along the last token, TOKENS x BEATS + BEATS without."""
+    beats = -(-c.op.in_size // c.lanes)
+    cost = (tokenmean_cost if isinstance(c.op, TokenMean) else maskedmean_cost)(c.op, c.schedule, "DSP48E2")
+    assert steps == (SEQUENCES, c.op.tokens * beats + (0 if c.overlap else beats)), (c.name, steps)
+    assert steps[1] == cost.ii
 
 
 @amm.needs_csim
 @pytest.mark.parametrize("name", MASKED)
 def test_csim_masked_unit_matches_reference(name: str, masked_csim_results) -> None:
-    c, got, expected = masked_csim_results[name]
+    c, got, expected, steps = masked_csim_results[name]
     np.testing.assert_array_equal(got, expected, err_msg=name)
+    check_steps(c, steps)
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +300,9 @@ def masked_csim_results(tmp_path_factory) -> dict:
         write_vectors(folder / f"c{index}_b.txt", m)
         unit = masked_hls_unit(c.op, c.schedule, f"mm{index}", f"mm{index}.h")
         write_unit_header(folder, unit)
-        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header})
+        specs.append({"name": c.name, "ns": unit.ns, "header": unit.header, "function": unit.function})
     build_and_run(folder, ["einhls_maskedmean.h"], "maskedmean_units.cpp.j2", specs, "maskedmean_units")
     assert check_kernel_text("einhls_maskedmean.h", (folder / "einhls_maskedmean.h").read_text()) == []
-    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e)
+    steps = step_counts(folder, [f"mm{index}" for index in range(len(cases))])
+    return {c.name: (c, read_vectors(folder / f"c{i}_out.txt", c.op.out_size), e, steps[i])
             for i, (c, e) in enumerate(zip(cases, expected))}

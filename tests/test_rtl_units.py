@@ -251,8 +251,13 @@ LINT_PARAMS = {
                       ["-GCHANNELS=4", "-GLANES=4", "-GTAPS=2"]],
     # more parameter sets (every unit-test case) in tests/test_mask_units.py, tests/test_pooling_units.py
     "einhls_mask": [[], ["-GHEADS=3", "-GTOKENS=5", "-GLANES=5", "-GIN_SIGNED=0"]],
-    "einhls_tokenmean": [[], ["-GSIZE=7", "-GLANES=3", "-GTOKENS=5", "-GIN_SIGNED=0"]],
-    "einhls_maskedmean": [[], ["-GSIZE=7", "-GLANES=3", "-GTOKENS=5", "-GIN_SIGNED=0"]],
+    # (OVERLAP = 1: two banks of sums; one word a bank at SIZE = LANES)
+    "einhls_tokenmean": [[], ["-GSIZE=7", "-GLANES=3", "-GTOKENS=5", "-GIN_SIGNED=0"],
+                         ["-GOVERLAP=1"], ["-GSIZE=7", "-GLANES=3", "-GTOKENS=5", "-GOVERLAP=1"],
+                         ["-GSIZE=4", "-GLANES=4", "-GTOKENS=1", "-GOVERLAP=1"]],
+    "einhls_maskedmean": [[], ["-GSIZE=7", "-GLANES=3", "-GTOKENS=5", "-GIN_SIGNED=0"],
+                          ["-GOVERLAP=1"], ["-GSIZE=7", "-GLANES=3", "-GTOKENS=5", "-GOVERLAP=1"],
+                          ["-GSIZE=4", "-GLANES=4", "-GTOKENS=1", "-GOVERLAP=1"]],
     # more parameter sets in tests/test_butterfly_rtl.py
     "einhls_butterfly": [[], ["-GN=64", "-GP=4", "-GSTACKS=3", "-GK=50", "-GM=150", "-GSTAGES=6", "-GMUL_RQ=1",
                               "-GM_BITS=12", "-GHAS_BIAS=1", "-GSH_BITS=5", "-GIN_SIGNED=0", "-GCTX=4"]],

@@ -547,10 +547,12 @@ _mask_unit = _lane_for_lane_unit(
     ".mask", "rtl_unit", lambda op, s: f"padding mask over {op.heads} heads x {op.tokens} keys, {s.in_lanes} per beat")
 _tokenmean_unit = _lane_for_lane_unit(
     ".pooling", "rtl_unit",
-    lambda op, s: f"mean of {op.in_size} features over {op.tokens} tokens, {s.in_lanes} per beat")
+    lambda op, s: f"mean of {op.in_size} features over {op.tokens} tokens, {s.in_lanes} per beat"
+    + ("; two banks of sums" if s.overlap else ""))
 _maskedmean_unit = _lane_for_lane_unit(
     ".pooling", "masked_rtl_unit",
-    lambda op, s: f"mean of {op.in_size} features over the real tokens of {op.tokens}, {s.in_lanes} per beat")
+    lambda op, s: f"mean of {op.in_size} features over the real tokens of {op.tokens}, {s.in_lanes} per beat"
+    + ("; two banks of sums" if s.overlap else ""))
 
 
 #: how each op kind becomes Verilog instances (one entry per kind)

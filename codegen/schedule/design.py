@@ -38,6 +38,10 @@ class OpSchedule:
     # Linear only: 4 when PEs 4q..4q+3 share one DSP for one vector (einhls_linear PACK = 4;
     # schedule/packing.py pe_quad_config): a choice of the scheduler, never implied by the shape
     pe_pack: int = 1
+    # TokenMean / MaskedTokenMean only: 1 when the unit has two banks of sums, so a sequence's means
+    # drain while the next accumulates (einhls_tokenmean OVERLAP; schedule/pooling_cost.py
+    # mean_overlap): TOKENS x BEATS cycles a sequence instead of (TOKENS + 1) x BEATS
+    overlap: int = 0
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,8 @@ def _per_token(target: int, graph: Graph, tokens: int) -> int:
 def fold_for_target(graph: Graph, target: int, options: dict[str, list],
                     chooser: ShapeChooser | None = None) -> dict[str, OpSchedule]:
     """Every op's parallelism for an interval of ``target`` cycles per token of the graph input (a
-    Linear op's shape by ``chooser``, the calibrated shape search, where given)."""
+    Linear op's shape by ``chooser``, the calibrated shape search, where given; every token mean
+    with one bank of sums: :func:`overlap_token_means` gives a second where it is needed)."""
     schedules = {}
     counts = token_counts(graph)
     lanes = {t: _lanes(graph.tensor_size(t), _per_token(target, graph, counts[t])) for t in graph.tensors()}
@@ -225,6 +226,31 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
             simd = pe = in_lanes = out_lanes = max(in_lanes, out_lanes)
         schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
     return schedules
+
+
+MEAN_KINDS = frozenset({"tokenmean", "maskedmean"})
+
+
+def overlap_token_means(graph: Graph, target: int, schedules: dict[str, OpSchedule],
+                        costs: dict[str, OpCost], cost_of) -> None:
+    """A second bank of sums (``OpSchedule.overlap``) for every token mean whose one-bank unit sets
+    the design's interval above ``target`` (cycles per graph-input token): with one bank the input
+    waits while the means drain, one token's beats a sequence more than the stream's lanes give.
+    Where another unit is at least as slow (a slice of lanes that must divide an odd size, say)
+    the second bank would buy nothing, and it is not built.  Updates ``schedules`` and ``costs``
+    (``cost_of(op, schedule)``) in place."""
+    from .pooling_cost import mean_overlap
+    counts = token_counts(graph)
+    others = max((costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops if op.kind not in MEAN_KINDS),
+                 default=0)
+    allowed = max(target * graph.tokens, others)
+    for op in graph.ops:
+        if op.kind not in MEAN_KINDS:
+            continue
+        sequences = counts[op.outputs[0]]
+        if mean_overlap(op, schedules[op.name].in_lanes, allowed // sequences):
+            schedules[op.name] = replace(schedules[op.name], overlap=1)
+            costs[op.name] = cost_of(op, schedules[op.name])
 
 
 def input_ready(op: Op, arrival: dict[str, int], interval: int) -> list[int]:
@@ -333,8 +359,9 @@ def fits(totals: dict, board: Board, max_util: float) -> list[str]:
 
 
 def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: float = 0.8,
-         target_ii: int | None = None) -> FoldResult:
-    """Choose every op's parallelism (see module docstring)."""
+         target_ii: int | None = None, overlap_means: bool = True) -> FoldResult:
+    """Choose every op's parallelism (see module docstring).  ``overlap_means`` false keeps every
+    token mean at one bank of sums (the calibration sweep's designs, measured that way)."""
     if not graph.ops:
         raise EinhlsError("the model computes nothing einhls can build (no layers after lowering)")
     check_graph_capacity(graph, board, max_util)
@@ -413,6 +440,8 @@ def fold(graph: Graph, board: Board, clock_mhz: float | None = None, max_util: f
         # a window's line buffer depends on the units around it (a slower reader): sized here
         from .conv_cost import couple_windows
         couple_windows(graph, schedules, costs, counts, board.dsp_kind)
+        if overlap_means:   # against the other units' final intervals (token pairs set above)
+            overlap_token_means(graph, target, schedules, costs, cost_of)
         # a stage's cycles per frame: its cycles per token times the tokens it handles (the ROM
         # placement below changes no cycles, so the interval and FIFOs are known before it)
         frame_interval = max(costs[op.name].ii * counts[op.outputs[0]] for op in graph.ops)
