@@ -41,6 +41,7 @@ bench-scheduler: setup
 	$(PY) -m bench.token_pairs
 	$(PY) -m bench.int4_packing
 	$(PY) -m bench.nm_pairs
+	$(PY) -m bench.tokenmean_overlap
 	$(PY) -m bench.input_buffer_ram
 	$(PY) -m bench.fifo_yosys
 	$(PY) -m bench.lutram_yosys

@@ -4,9 +4,9 @@ A softmax row takes its beats and then the division of its sum (one quotient bit
 the beats do not hide).  Lanes chosen from the stream alone (size / target) left a softmax over
 12 heads x 128 keys at 1,980 cycles per token when 1,536 was asked: the interval was missed
 although two lanes reach it.  The expected numbers here come from the unit's row timing
-(beats + quotient bits + 4), written out, not from the scheduler.  (A token mean, which writes
-its result while its input waits, still misses a target by one token's beats a sequence at some
-intervals; the fold says so in its notes.)
+(beats + quotient bits + 4), written out, not from the scheduler.  (A token mean, which wrote
+its result while its input waited and so missed a target by one token's beats a sequence, gets a
+second bank of sums where that happens: tests/test_mean_overlap.py.)
 """
 from __future__ import annotations
 
