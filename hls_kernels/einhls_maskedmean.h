@@ -22,6 +22,16 @@
 
 namespace einhls {
 
+// A token's mask value, read with its first beat: whether the token counts (keep) and how many of
+// the sequence's tokens so far do (count, restarted by the first token).
+template <class C>
+void read_mask(hls::stream<ap_uint<C::M_LANES * C::MASK_BITS> >& mask, unsigned token, bool& keep, unsigned& count) {
+#pragma HLS INLINE
+    const ap_uint<C::M_LANES * C::MASK_BITS> m = mask.read();
+    keep = get_lane<ap_uint<C::MASK_BITS>, C::MASK_BITS>(m, 0) != 0;
+    count = (token == 0 ? 0 : count) + (keep ? 1 : 0);
+}
+
 template <class C>
 void maskedmean_stream(hls::stream<ap_uint<C::LANES * C::IN_BITS> >& in,
                        hls::stream<ap_uint<C::M_LANES * C::MASK_BITS> >& mask,
@@ -38,17 +48,12 @@ steps:
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
         if (token < C::TOKENS) {
-            if (beat == 0) {
-                const ap_uint<C::M_LANES * C::MASK_BITS> m = mask.read();
-                keep = get_lane<ap_uint<C::MASK_BITS>, C::MASK_BITS>(m, 0) != 0;
-                count = (token == 0 ? 0 : count) + (keep ? 1 : 0);
-            }
+            if (beat == 0) read_mask<C>(mask, token, keep, count);
             const ap_uint<C::LANES * C::IN_BITS> word = in.read();
         lanes_in:
             for (unsigned l = 0; l < C::LANES; l++) {
 #pragma HLS UNROLL
-                const typename C::acc_t x = typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) -
-                                            typename C::acc_t(C::IN_ZP);
+                const typename C::acc_t x = MeanSteps<C>::centred(word, l);
                 const typename C::acc_t prior = token == 0 ? typename C::acc_t(0) : acc[beat][l];
                 acc[beat][l] = keep ? typename C::acc_t(prior + x) : prior;
             }
@@ -67,12 +72,7 @@ steps:
             }
             out.write(word);
         }
-        if (beat == C::BEATS - 1) {
-            beat = 0;
-            token++;
-        } else {
-            beat++;
-        }
+        MeanSteps<C>::advance(beat, token);
     }
 }
 
@@ -91,19 +91,14 @@ steps:
     for (unsigned i = 0; i < C::TOKENS * C::BEATS; i++) {
 #pragma HLS PIPELINE II=1
         EINHLS_CSIM_COUNT();
-        if (beat == 0) {
-            const ap_uint<C::M_LANES * C::MASK_BITS> m = mask.read();
-            keep = get_lane<ap_uint<C::MASK_BITS>, C::MASK_BITS>(m, 0) != 0;
-            count = (token == 0 ? 0 : count) + (keep ? 1 : 0);
-        }
+        if (beat == 0) read_mask<C>(mask, token, keep, count);
         const ap_uint<C::LANES * C::IN_BITS> word = in.read();
         const typename C::mult_t mult = mults[count == 0 ? 0 : count - 1];
         ap_uint<C::LANES * C::OUT_BITS> means = 0;
     lanes:
         for (unsigned l = 0; l < C::LANES; l++) {
 #pragma HLS UNROLL
-            const typename C::acc_t x = typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) -
-                                        typename C::acc_t(C::IN_ZP);
+            const typename C::acc_t x = MeanSteps<C>::centred(word, l);
             const typename C::acc_t prior = token == 0 ? typename C::acc_t(0) : acc[beat][l];
             const typename C::acc_t sum = keep ? typename C::acc_t(prior + x) : prior;
             acc[beat][l] = sum;
@@ -115,12 +110,7 @@ steps:
             }
         }
         if (token == C::TOKENS - 1) out.write(means);   // this word of sums is complete
-        if (beat == C::BEATS - 1) {
-            beat = 0;
-            token++;
-        } else {
-            beat++;
-        }
+        MeanSteps<C>::advance(beat, token);
     }
 }
 

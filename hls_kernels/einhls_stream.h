@@ -134,6 +134,27 @@ void repack(hls::stream<ap_uint<IN_LANES * BITS> >& in, hls::stream<ap_uint<OUT_
     repack_read<SIZE, BITS, IN_LANES, OUT_LANES>(frame, out);
 }
 
+// What the token means (einhls_tokenmean.h, einhls_maskedmean.h) share, one beat of LANES features a
+// step: a lane's input centred on the input zero point, and the (beat, token) position of the next
+// step (beats inner).  Inlined into the callers' pipelined steps: wiring and two counters.
+template <class C>
+struct MeanSteps {
+    static typename C::acc_t centred(const ap_uint<C::LANES * C::IN_BITS>& word, unsigned l) {
+#pragma HLS INLINE
+        return typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) - typename C::acc_t(C::IN_ZP);
+    }
+
+    static void advance(unsigned& beat, unsigned& token) {
+#pragma HLS INLINE
+        if (beat == C::BEATS - 1) {
+            beat = 0;
+            token++;
+        } else {
+            beat++;
+        }
+    }
+};
+
 }  // namespace einhls
 
 #endif  // EINHLS_STREAM_H

@@ -37,8 +37,7 @@ steps:
         lanes_in:
             for (unsigned l = 0; l < C::LANES; l++) {
 #pragma HLS UNROLL
-                const typename C::acc_t x = typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) -
-                                            typename C::acc_t(C::IN_ZP);
+                const typename C::acc_t x = MeanSteps<C>::centred(word, l);
                 acc[beat][l] = token == 0 ? x : typename C::acc_t(acc[beat][l] + x);
             }
         } else {
@@ -54,12 +53,7 @@ steps:
             }
             out.write(word);
         }
-        if (beat == C::BEATS - 1) {
-            beat = 0;
-            token++;
-        } else {
-            beat++;
-        }
+        MeanSteps<C>::advance(beat, token);
     }
 }
 
@@ -80,8 +74,7 @@ steps:
     lanes:
         for (unsigned l = 0; l < C::LANES; l++) {
 #pragma HLS UNROLL
-            const typename C::acc_t x = typename C::acc_t(get_lane<typename C::in_t, C::IN_BITS>(word, l)) -
-                                        typename C::acc_t(C::IN_ZP);
+            const typename C::acc_t x = MeanSteps<C>::centred(word, l);
             const typename C::acc_t sum = token == 0 ? x : typename C::acc_t(acc[beat][l] + x);
             acc[beat][l] = sum;
             if (beat * C::LANES + l < C::SIZE) {
@@ -91,12 +84,7 @@ steps:
             }
         }
         if (token == C::TOKENS - 1) out.write(means);   // this word of sums is complete
-        if (beat == C::BEATS - 1) {
-            beat = 0;
-            token++;
-        } else {
-            beat++;
-        }
+        MeanSteps<C>::advance(beat, token);
     }
 }
 
