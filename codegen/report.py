@@ -207,7 +207,7 @@ def sparsity_lines(project) -> list[str]:
                 why = "both build these products from LUTs"
             elif layer["dense_dsp"] < layer["dense_multipliers"]:
                 why = ("the dense layer packs two products into one DSP48, which an N:M multiplier, with its "
-                       "own multiplexed input, cannot")
+                       "own multiplexed input, cannot unless its row pairs share their index pattern")
             else:
                 why = "the multiplexers and index ROMs cost what the multipliers save"
             saved_lut = layer["dense_lut"] - layer["lut"]

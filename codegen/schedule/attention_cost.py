@@ -100,9 +100,10 @@ def converter_beats(in_lanes: int, out_lanes: int) -> int:
         return out_lanes // in_lanes
     if in_lanes % out_lanes == 0:        # split only: one beat
         return 1
-    # neither divides the other: einhls_lanes' queue takes beats while it holds under out_lanes
-    # lanes, and its last one leaves a cycle after the last beat in
-    return (out_lanes - 1) // in_lanes
+    # neither divides the other: einhls_lanes' queue (in + 2 out - 2 lanes) takes a beat while it
+    # has room for its lanes, i.e. while it holds at most 2 out - 2, and its last one leaves a
+    # cycle after the last beat in
+    return (2 * out_lanes - 2) // in_lanes
 
 
 def load_cycles(op: ActMatMul, f: Folding) -> int:
