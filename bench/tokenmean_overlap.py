@@ -23,7 +23,6 @@ Writes bench/results/tokenmean_overlap.md and tokenmean_overlap.json.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from pathlib import Path
 
