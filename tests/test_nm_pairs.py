@@ -203,7 +203,7 @@ def test_the_pair_reads_the_even_pe_index(tmp_path: Path, monkeypatch: pytest.Mo
     # make both emitters believe the pairs share their patterns, and write each row's own indices
     real = rtl_emit.compress_nm
     for module in (rtl_emit, hls_emit):
-        monkeypatch.setattr(module, "pack_config", lambda *_: (16, 2))
+        monkeypatch.setattr(module, "one_token_pairs", lambda *_: (16, 2))
         monkeypatch.setattr(module, "compress_nm", lambda w, n, m, row_pairs=False: real(w, n, m))
     rtl_emit.emit_rtl(design, tmp_path)
     hls_emit.emit_hls(design, tmp_path)

@@ -46,7 +46,7 @@ from ..ir.types import QType, bits_for_range, dot_product_range
 from ..resources import resource_dir
 from ..schedule.cost import HLS_WORD_LIMIT_BITS, ROM_KINDS, bram36_for, uram_packing
 from ..schedule.design import Design, StreamFormat, linear_folds
-from ..schedule.packing import pack_config, pe_quad_config, quad_digits, token_pack_config
+from ..schedule.packing import built_pe_quads, one_token_pairs, quad_digits, token_pack_config
 from ..verify.csim import write_vectors
 
 HLS_DIR = "hls"
@@ -375,22 +375,16 @@ def _linear_unit(index: int, op: Linear, design: Design, ns: str, header: str) -
     rows, cols = nf * s.pe, kf * s.simd
     padded = np.zeros((rows, cols), dtype=np.int64)
     padded[:op.out_size, :op.in_size] = op.weight
-    quad_shift, quad_chain = 0, 1
-    if s.pe_pack == 4:
-        quad_shift, quad_chain = pe_quad_config(op, s, design.board.dsp_kind)
-        if not quad_shift:
-            from .rtl import _pe_quad_refusal
-            raise EinhlsError(_pe_quad_refusal(op, s, design.board.dsp_kind), node=op.name)
+    quad_shift, quad_chain = built_pe_quads(op, s, design.board.dsp_kind)
+    if quad_shift:
         padded = quad_digits(padded)   # the slots of PEs 4q..4q+3 hold their packed weight's digits
-    elif s.pe_pack != 1:
-        raise EinhlsError(f"pe_pack {s.pe_pack} is not 1 or 4", node=op.name)
     row_pairs = False
     if group == 1:
         values, indices = padded[:, :, None], np.zeros((rows, cols, 1), dtype=np.int64)
     else:
         # where the Verilog unit packs an N:M PE pair, both rows sit at the pair's shared indices
         # (the same ROM contents; the sums are the same either way)
-        row_pairs = s.token_pack == 1 and s.pe_pack == 1 and bool(pack_config(op, s, design.board.dsp_kind)[0])
+        row_pairs = bool(one_token_pairs(op, s, design.board.dsp_kind)[0])
         values, indices = compress_nm(padded, nz, group, row_pairs=row_pairs)   # [rows, cols / M, N]
     codes = (values & ((1 << w_bits) - 1)) | (indices << w_bits)    # one slot: index above value
     # [rows, KF*GROUPS, NZ] -> [NF, PE, KF, GROUPS*NZ] -> [PE, NF*KF, slots]: word (nf, kf) of PE p.

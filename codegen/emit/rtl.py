@@ -40,7 +40,7 @@ from ..resources import resource_dir
 from ..schedule.cost import ROM_KINDS, bram36_for, uram_packing
 from ..schedule.lane_cost import TOP_OUTPUT, input_place, lane_converters, output_place
 from ..schedule.design import Design, OpSchedule, StreamFormat, linear_folds
-from ..schedule.packing import (LUT_MULT_MAX_BITS, lut_multipliers, pack_config, pe_quad_config, quad_digits,
+from ..schedule.packing import (LUT_MULT_MAX_BITS, built_pe_quads, lut_multipliers, one_token_pairs, quad_digits,
                                 requant_lanes, token_pack_config,
                                 token_pair_config,  # noqa: F401 (re-exported)
                                 signed_bits as _signed_bits, weight_bits as _weight_bits)
@@ -243,14 +243,9 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     weight[:op.out_size, :op.in_size] = op.weight
     _check_fits("weights", op.weight, w_bits, True, op.name)
     _check_fits("bias", op.bias, acc_bits, True, op.name)
-    if s.pe_pack not in (1, 4):
-        raise EinhlsError(f"pe_pack {s.pe_pack} is not 1 or 4", node=op.name)
-    quad_shift, quad_chain = pe_quad_config(op, s, dsp_kind) if s.pe_pack == 4 else (0, 1)
-    if s.pe_pack == 4 and not quad_shift:
-        raise EinhlsError(_pe_quad_refusal(op, s, dsp_kind), node=op.name)
-
+    quad_shift, quad_chain = built_pe_quads(op, s, dsp_kind)
     # PE pairs (two products a DSP, schedule/packing.py pack_config); one token, no quads
-    pair_shift, pair_chain = pack_config(op, s, dsp_kind) if s.token_pack == 1 and s.pe_pack == 1 else (0, 1)
+    pair_shift, pair_chain = one_token_pairs(op, s, dsp_kind)
     if op.sparsity is not None and op.sparsity[0] < op.sparsity[1]:
         nnz, group = op.sparsity
         if s.simd % group:
@@ -337,15 +332,14 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     packed = (f", {s.pe // 2 * mults * 2} of them two per DSP" if shift else ", in LUTs" if lut_mul else "")
     products_per_dsp = "four products (PE pairs x token pairs)" if shift else "two products"
     dsps = s.pe // 2 * mults if shift else s.pe * mults
-    comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
-               f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}")
-    if s.pe_pack == 4:
-        comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
-                   f"{nf * kf} cycles/frame, PE quads: {s.pe // 4 * mults} DSPs with four products each "
-                   f"(fields of {shift} bits)")
+    head = f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
     if token_shift:
-        comment = (f"{op.name}: {kind} linear {op.in_size} -> {op.out_size}, SIMD {s.simd} x PE {s.pe}, "
-                   f"token pairs: {nf * kf} cycles per two tokens, {dsps} DSPs with {products_per_dsp} each")
+        comment = head + f"token pairs: {nf * kf} cycles per two tokens, {dsps} DSPs with {products_per_dsp} each"
+    elif s.pe_pack == 4:
+        comment = head + (f"{nf * kf} cycles/frame, PE quads: {s.pe // 4 * mults} DSPs with four products each "
+                          f"(fields of {shift} bits)")
+    else:
+        comment = head + f"{nf * kf} cycles/frame, {s.pe * mults} products per cycle{packed}"
     # UltraRAM holds no bitstream contents: its weights are written through a load port that the
     # top exposes; the other ROM kinds tie it to zero
     in_uram = rom_kind == "uram"
@@ -358,14 +352,6 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
     stage = Stage("einhls_linear", f"u{index}_{op.name}", comment, params,
                   s.in_lanes * op.in_type.bits, s.out_lanes * op.out_type.bits, side_inputs=loads)
     return stage, mems
-
-
-def _pe_quad_refusal(op: Linear, s: OpSchedule, dsp_kind: str) -> str:
-    """Why a Linear layer scheduled with PE quads cannot be built (the emitters' error)."""
-    return (f"PE quads (four PEs' products per DSP, (w3 * 2^3S + w2 * 2^2S + w1 * 2^S + w0) * x) are not "
-            f"exact or do not fit a {dsp_kind} for this layer's weight and input ranges at SIMD {s.simd} x "
-            f"PE {s.pe} (dense layers of <= {LUT_MULT_MAX_BITS}-bit operands, one token a fold, PE a "
-            f"multiple of 4)")
 
 
 def _token_pack_refusal(op: Linear, s: OpSchedule, dsp_kind: str) -> str:

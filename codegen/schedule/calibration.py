@@ -58,7 +58,7 @@ def pair_features(op, s, target: str, estimate: float) -> dict[str, float]:
 def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = None) -> dict[str, dict[str, float]]:
     """The terms of the Linear unit's first-order model, each on its own (per target)."""
     from .cost import lut_multiplier, multiplier_dsps
-    from .packing import pack_config, requant_lanes
+    from .packing import pack_config, pair_shape, requant_lanes
 
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
     a_bits, w_bits, acc = op.in_type.bits, op.weight_type.bits, op.acc_type.bits
@@ -71,7 +71,7 @@ def linear_features(op, s, dsp_kind: str, cost, assume_packing: bool | None = No
     multipliers = s.pe * slots
     dsp_mult = multiplier_dsps(a_bits, w_bits, dsp_kind) > 0
     if assume_packing is not None:
-        packed = bool(assume_packing and dsp_mult and s.pe >= 2 and not (op.sparsity and s.pe % 2))
+        packed = bool(assume_packing and dsp_mult and pair_shape(op, s))
     else:
         packed = bool(dsp_mult and pack_config(op, s, dsp_kind)[0])
     # token pairs (einhls_linear TOKEN_PACK = 2): the same terms with what the second token doubles
@@ -217,15 +217,14 @@ def is_nm_pair(kind: str, op, s, dsp_kind: str, assume_packing: bool | None = No
     unpaired N:M array and the dense pairs the first stage is fitted on, so a second stage
     corrects its estimate (NM_PAIR_GROUP).  ``assume_packing``: the shape search's hint in place
     of the weight scan."""
-    if kind != "linear" or not op.sparsity or op.sparsity[0] >= op.sparsity[1]:
+    from .packing import is_sparse, one_token_pairs, pair_shape
+    if kind != "linear" or not is_sparse(op):
         return False
-    if getattr(s, "token_pack", 1) != 1 or getattr(s, "pe_pack", 1) != 1 or s.pe < 2 or s.pe % 2:
-        return False
-    if assume_packing is not None:
-        from .cost import multiplier_dsps
-        return bool(assume_packing) and multiplier_dsps(op.in_type.bits, op.weight_type.bits, dsp_kind) > 0
-    from .packing import pack_config
-    return bool(pack_config(op, s, dsp_kind)[0])
+    if assume_packing is None:
+        return bool(one_token_pairs(op, s, dsp_kind)[0])
+    from .cost import multiplier_dsps
+    return (bool(assume_packing) and s.token_pack == 1 and s.pe_pack == 1 and pair_shape(op, s)
+            and multiplier_dsps(op.in_type.bits, op.weight_type.bits, dsp_kind) > 0)
 
 
 def stage_two(kind: str, op, s, dsp_kind: str, assume_packing: bool | None = None) -> str | None:

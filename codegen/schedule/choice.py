@@ -37,7 +37,8 @@ from .boards import Board
 from .calibration import apply as apply_calibration
 from .cost import OpCost, bram36_for, linear_cost, uram_packing
 from .design import OpSchedule
-from .packing import QUAD_PES, pack_config, pe_quad_config, quad_config, requant_lanes, token_pack_config, token_pair_config
+from .packing import (QUAD_PES, pack_config, pair_shape, pe_quad_config, quad_config, requant_lanes,
+                      token_pack_config, token_pair_config)
 
 SLACK = 1.25          # candidates: at most this many times the fewest multipliers reaching T
 MAX_CANDIDATES = 48   # bound on the shapes costed per op and interval (compile time on large layers)
@@ -117,9 +118,8 @@ class ShapeChooser:
     def packing_hint(self, op: Linear, s: OpSchedule) -> bool:
         """Whether two PEs share a DSP, from the weights at one shape (one scan per op)."""
         if op.name not in self._packs:
-            # an N:M layer packs even PEs only (row pairs sharing an index pattern): probed at PE 2
-            single = s.pe < 2 or (bool(op.sparsity) and s.pe % 2 == 1)
-            probe = OpSchedule(op.name, s.simd, 2, 1, 1) if single else s
+            # a shape that cannot hold PE pairs (one PE; an odd PE of an N:M layer) is probed at PE 2
+            probe = s if pair_shape(op, s) else OpSchedule(op.name, s.simd, 2, 1, 1)
             self._packs[op.name] = bool(pack_config(op, probe, self.board.dsp_kind)[0])
         return self._packs[op.name]
 

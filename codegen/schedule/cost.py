@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.graph import Linear, Op, Requant
 from .design import OpSchedule
-from .packing import LUT_MULT_MAX_BITS, pack_config, pe_quad_config, quad_config, requant_lanes, token_pair_config
+from .packing import (LUT_MULT_MAX_BITS, pack_config, pair_shape, pe_quad_config, quad_config, requant_lanes,
+                      token_pair_config)
 
 PIPELINE_DEPTH = 6        # ROM read, operand select, multiply, adder tree, accumulate, requant
 # a Linear unit's frame latency beyond its input, compute and last-row drain, from RTL simulation
@@ -197,8 +198,7 @@ def linear_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None =
     # count what the RTL emitter builds: its packing and requant decisions are functions of the op
     per_mult_dsp = multiplier_dsps(a_bits, w_bits, dsp_kind)
     if assume_packing is not None:
-        # (an N:M layer packs only even PEs: its pairs are row pairs sharing an index pattern)
-        packed = bool(assume_packing and per_mult_dsp and s.pe >= 2 and not (op.sparsity and s.pe % 2))
+        packed = bool(assume_packing and per_mult_dsp and pair_shape(op, s))
     else:
         packed, _ = pack_config(op, s, dsp_kind) if per_mult_dsp else (0, 1)
     dsp_products = math.ceil(s.pe / 2) * slots if packed else multipliers  # two PEs share a DSP

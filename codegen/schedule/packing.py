@@ -3,8 +3,11 @@
 products per DSP, LUT multipliers for narrow operands, the requantization lanes."""
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 import numpy as np
 
+from ..errors import EinhlsError
 from ..ir.graph import Linear
 from ..ir.sparsity import compress_nm, row_pairs_share_nm
 from ..ir.types import bits_for_range
@@ -14,6 +17,7 @@ LUT_MULT_MAX_BITS = 4     # multiplies with an operand this narrow are built fro
 # DSP pre-adder width (the packed weight pair goes through it) per DSP kind; B port width.
 DSP_PREADDER_BITS = {"DSP48E1": 25, "DSP48E2": 27}
 DSP_B_BITS = 18
+T = TypeVar("T")
 
 
 def requant_lanes(pe: int, kf: int, tokens: int = 1) -> int:
@@ -46,19 +50,39 @@ def is_sparse(op: Linear) -> bool:
     return op.sparsity is not None and op.sparsity[0] < op.sparsity[1]
 
 
+def _remembered(cache: dict[tuple, tuple], key: tuple, op: Linear, compute: Callable[[], T]) -> T:
+    """``compute()`` remembered under ``key`` (which starts with id(op.weight)) while op.weight is
+    the same array: the shape search asks the weight-scanning proofs for every candidate shape."""
+    hit = cache.get(key)
+    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
+        hit = cache[key] = (op.weight, compute())
+    return hit[1]
+
+
 _ROW_PAIRS_CACHE: dict[tuple, tuple] = {}
 
 
 def nm_row_pairs(op: Linear) -> bool:
     """Whether the rows 2r, 2r+1 of an N:M layer share their index pattern (ir/sparsity.py
-    row_pairs_share_nm), remembered per weight array: the shape search asks for every shape."""
+    row_pairs_share_nm), remembered per weight array."""
     if not is_sparse(op):
         return False
-    key = (id(op.weight), op.sparsity)
-    hit = _ROW_PAIRS_CACHE.get(key)
-    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
-        hit = _ROW_PAIRS_CACHE[key] = (op.weight, row_pairs_share_nm(op.weight, *op.sparsity))
-    return hit[1]
+    return _remembered(_ROW_PAIRS_CACHE, (id(op.weight), op.sparsity), op,
+                       lambda: row_pairs_share_nm(op.weight, *op.sparsity))
+
+
+def pair_shape(op: Linear, s: OpSchedule) -> bool:
+    """Whether shape ``s`` can hold PE pairs at all, before any weight scan: two PEs or more, and an
+    even count for an N:M layer (its PE pairs are the layer's row pairs)."""
+    return s.pe >= 2 and not (is_sparse(op) and s.pe % 2)
+
+
+def one_token_pairs(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
+    """pack_config where the unit is built with plain PE pairs (one token a fold, no PE quads: token
+    pairs and quads pack their own way), else (0, 1): what both emitters and the cost model read."""
+    if s.token_pack != 1 or s.pe_pack != 1:
+        return 0, 1
+    return pack_config(op, s, dsp_kind)
 
 
 def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
@@ -75,9 +99,9 @@ def pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     at the pair's indices (ir/sparsity.py compress_nm with row_pairs) and the bound is taken over
     those slots.
     """
-    if s.pe < 2 or lut_multipliers(op):
+    if not pair_shape(op, s) or lut_multipliers(op):
         return 0, 1
-    if is_sparse(op) and (s.pe % 2 or s.simd % op.sparsity[1] or not nm_row_pairs(op)):
+    if is_sparse(op) and (s.simd % op.sparsity[1] or not nm_row_pairs(op)):
         return 0, 1
     if dsp_kind not in DSP_PREADDER_BITS:   # no pre-adder (ECP5 MULT18X18D): one product per multiplier
         return 0, 1
@@ -162,10 +186,7 @@ def quad_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int, int
     # With an even PE the even/odd PE of a row is the row's parity, and with an even SIMD a chain
     # pairs columns (2c, 2c+1) of the layer: the proof is then the same for every such shape
     key = (id(op.weight), op.in_type, s.simd if s.simd % 2 else 0, dsp_kind)
-    hit = _QUAD_CACHE.get(key)
-    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
-        hit = _QUAD_CACHE[key] = (op.weight, quad_config_uncached(op, s, dsp_kind))
-    return hit[1]
+    return _remembered(_QUAD_CACHE, key, op, lambda: quad_config_uncached(op, s, dsp_kind))
 
 
 def token_pack_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int, int]:
@@ -263,10 +284,24 @@ def pe_quad_config(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
     # with PE a multiple of four, quad q is rows 4q..4q+3 of the layer at every such PE, and with an
     # even SIMD a chain pairs columns (2c, 2c+1): the proof is the same for all those shapes
     key = (id(op.weight), op.in_type, s.simd if s.simd % 2 else 0, dsp_kind)
-    hit = _PE_QUAD_CACHE.get(key)
-    if hit is None or hit[0] is not op.weight:   # the array is kept, so its id is not reused
-        hit = _PE_QUAD_CACHE[key] = (op.weight, pe_quad_config_uncached(op, s, dsp_kind))
-    return hit[1]
+    return _remembered(_PE_QUAD_CACHE, key, op, lambda: pe_quad_config_uncached(op, s, dsp_kind))
+
+
+def built_pe_quads(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
+    """(S, chain) of the PE quads the emitters build for ``s`` ((0, 1) for pe_pack 1); an
+    EinhlsError naming the node where ``s`` asks for quads the proof rejects, or another pe_pack."""
+    if s.pe_pack == 1:
+        return 0, 1
+    if s.pe_pack != QUAD_PES:
+        raise EinhlsError(f"pe_pack {s.pe_pack} is not 1 or {QUAD_PES}", node=op.name)
+    config = pe_quad_config(op, s, dsp_kind)
+    if not config[0]:
+        raise EinhlsError(
+            f"PE quads (four PEs' products per DSP, (w3 * 2^3S + w2 * 2^2S + w1 * 2^S + w0) * x) are not "
+            f"exact or do not fit a {dsp_kind} for this layer's weight and input ranges at SIMD {s.simd} x "
+            f"PE {s.pe} (dense layers of <= {LUT_MULT_MAX_BITS}-bit operands, one token a fold, PE a "
+            f"multiple of 4)", node=op.name)
+    return config
 
 
 def pe_quad_config_uncached(op: Linear, s: OpSchedule, dsp_kind: str) -> tuple[int, int]:
