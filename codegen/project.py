@@ -168,6 +168,7 @@ def build_report(design: Design, costs: dict[str, OpCost], totals: dict, notes: 
             **({"token_pack": s.token_pack} if s.token_pack != 1 else {}),
             **({"pe_pack": s.pe_pack} if s.pe_pack != 1 else {}),
             **({"overlap": s.overlap} if s.overlap else {}),   # a token mean with two banks of sums
+            **({"span": s.span} if s.span else {}),            # a contraction stage's span fold
             **costs[op.name].to_json()})
     utilisation = {key: round(totals[key] / limit, 4) if limit else 0.0 for key, limit in
                    (("dsp", board.dsp), ("bram36", board.bram36), ("uram", board.uram),

@@ -67,6 +67,16 @@
 // row, word s in row s / WORDS_PER_ROW at bits [(s mod WORDS_PER_ROW) * WWORD, +WWORD), both
 // counted, not divided; WEIGHT_FILE and the w_load port then carry rows (cost.py: uram_packing).
 // Bias and per-channel multipliers: ROMs of einhls_requant, RQ_LANES values per word.
+//
+// REPS > 1: a span fold of a contraction stage (codegen/schedule/contraction.py span_options).
+// A frame is REPS input frames of K elements (the repeats r, one after another) and N = REPS x
+// REP_N outputs, output o = r * REP_N + n computing W[n] x[r]: the emitter's ROM, bias and
+// multipliers are those of the tiled layer (ir/contraction.py as_span_linear), so the PE slots run
+// over the flattened outputs, NF = ceil(N / PE) groups of KF steps, and a group may start in one
+// repeat and end in the next (PE < REP_N).  An input bank holds all REPS frames ({bank, r, kf});
+// each step reads word kf of the group's first repeat and of the next one, and PE p takes the
+// second where p >= REP_N - (the group's first output within its repeat).  With PACK = 2 the
+// emitter keeps PE and REP_N even, so a pair never straddles two repeats.  Dense, one token.
 
 `resetall
 `timescale 1ns / 1ps
@@ -109,6 +119,8 @@ module einhls_linear #(
     parameter integer ROM_KIND   = 1,      // weight ROM in LUTs (0), block RAM (1) or UltraRAM (2): the scheduler decides
     parameter integer WORDS_PER_ROW = 1,   // weight words per UltraRAM row (ROM_KIND = 2)
     parameter integer XBUF_LUTRAM = 0,     // 1: the input buffer in LUT RAM (ram_style "distributed"): the scheduler decides
+    parameter integer REPS       = 1,      // > 1: a span fold, N = REPS x REP_N outputs over REPS input frames (see below)
+    parameter integer REP_N      = N,      // outputs per repeat of a span fold
     // width of a weight memory row (WORDS_PER_ROW x WWORD below; a parameter because the
     // w_load_data port needs it)
     parameter integer W_LOAD_BITS = WORDS_PER_ROW * PE * ((NNZ != GROUP) ? SIMD / GROUP * NNZ : SIMD)
@@ -246,7 +258,9 @@ module einhls_linear #(
     // Address {bank, kf} ({bank, token, kf} with TOKEN_PACK = 2); bank_full[b] is set when the
     // loader has written all KF words (of both tokens) of bank b and cleared when the MAC array has
     // issued the last step that reads it.
-    localparam integer XAW = KW + 1 + TP - 1;
+    localparam integer SPAN = (REPS > 1) ? 1 : 0;
+    localparam integer RPW  = cw(REPS);                   // repeat index of a span fold's bank
+    localparam integer XAW = KW + 1 + TP - 1 + SPAN * RPW;
     // where block RAM is what a design runs out of, the scheduler puts this buffer in LUT RAM
     // (schedule/lutram.py); "auto" leaves it to synthesis, as without the attribute
     /* verilator lint_off UNUSEDPARAM */   // read by the ram_style attribute only
@@ -258,13 +272,19 @@ module einhls_linear #(
     reg             load_bank = 1'b0;
     reg [KW-1:0]    load_idx = 0;
     reg             load_tok = 1'b0;    // the token of the pair being loaded (TOKEN_PACK = 2)
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [RPW-1:0]   load_rep = 0;       // the repeat being loaded (span fold)
+    /* verilator lint_on UNUSEDSIGNAL */
+    localparam integer LAST_REP_I = REPS - 1;
+    localparam [RPW-1:0] LAST_REP = LAST_REP_I[RPW-1:0];
     reg             comp_bank = 1'b0;
     wire [XAW-1:0]  load_addr;
 
     assign xin_tready = !bank_full[load_bank];
     wire load_fire = xin_tvalid && xin_tready;
     wire load_last = load_fire && load_idx == LAST_KF;          // the last word of a token
-    wire load_done = load_last && (TP == 1 || load_tok);        // ... and of the bank
+    wire load_done = load_last && (TP == 1 || load_tok)         // ... and of the bank
+                     && (SPAN == 0 || load_rep == LAST_REP);
 
     always @(posedge clk) begin
         if (load_fire) begin
@@ -309,6 +329,7 @@ module einhls_linear #(
         end
         if (load_last) begin
             load_tok <= (TP == 2) ? ~load_tok : 1'b0;
+            load_rep <= (SPAN == 0 || load_rep == LAST_REP) ? {RPW{1'b0}} : load_rep + 1'b1;
         end
         if (load_done) begin
             load_bank <= ~load_bank;
@@ -327,6 +348,7 @@ module einhls_linear #(
             load_idx  <= {KW{1'b0}};
             load_bank <= 1'b0;
             load_tok  <= 1'b0;
+            load_rep  <= {RPW{1'b0}};
             bank_full <= 2'b00;
             credits   <= CREDITS;
             credits_t1 <= CREDITS;
@@ -424,8 +446,43 @@ module einhls_linear #(
     reg             last1 = 1'b0;
     wire [XAW-1:0]  comp_addr;           // token 0's word; token 1's is KF words (2^KW) above
 
+    // span fold: the group's first repeat, and where in it the group starts (the first PE
+    // reading the next repeat is REP_N - rep_base); x1_next is word kf of the next repeat
+    localparam integer BW = cw(REP_N + PE + 1) + 1;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [RPW-1:0]   rep0 = 0;
+    reg [BW-1:0]    rep_base = 0;
+    reg [XWORD-1:0] x1_next = 0;
+    reg [BW-1:0]    split1 = 0;          // PEs p >= split1 take x1_next (stage 1, with x1)
+    /* verilator lint_on UNUSEDSIGNAL */
+    localparam [BW-1:0] REP_N_W = REP_N[BW-1:0];
+    localparam [BW-1:0] PE_W    = PE[BW-1:0];
+
     generate
-        if (TP == 2) begin : g_addr_pair
+        if (SPAN != 0) begin : g_addr_span
+            wire [BW-1:0] next_base = rep_base + PE_W;
+            assign load_addr = {load_bank, load_rep, load_idx};
+            assign comp_addr = {comp_bank, rep0, kf};
+            always @(posedge clk) begin
+                x1_next <= xbuf[{comp_bank, rep0 + 1'b1, kf}];
+                split1  <= REP_N_W - rep_base;
+                if (issue && kf == LAST_KF) begin
+                    if (nf == LAST_NF) begin
+                        rep0     <= {RPW{1'b0}};
+                        rep_base <= {BW{1'b0}};
+                    end else if (next_base >= REP_N_W) begin
+                        rep0     <= rep0 + 1'b1;
+                        rep_base <= next_base - REP_N_W;
+                    end else begin
+                        rep_base <= next_base;
+                    end
+                end
+                if (rst) begin
+                    rep0     <= {RPW{1'b0}};
+                    rep_base <= {BW{1'b0}};
+                end
+            end
+        end else if (TP == 2) begin : g_addr_pair
             assign load_addr = {load_bank, load_tok, load_idx};
             assign comp_addr = {comp_bank, 1'b0, kf};
             always @(posedge clk) begin
@@ -479,6 +536,10 @@ module einhls_linear #(
                     wire [IDX_BITS-1:0] index = slot[W_BITS +: IDX_BITS];
                     assign x = grp[index*IN_BITS +: IN_BITS];
                     assign x_t1 = grp_t1[index*IN_BITS +: IN_BITS];
+                end else if (SPAN != 0) begin : g_span
+                    localparam [BW-1:0] P_W = p;
+                    assign x = (P_W >= split1) ? x1_next[j*IN_BITS +: IN_BITS] : x1[j*IN_BITS +: IN_BITS];
+                    assign x_t1 = x1_t1[j*IN_BITS +: IN_BITS];
                 end else begin : g_dense
                     assign x = x1[j*IN_BITS +: IN_BITS];
                     assign x_t1 = x1_t1[j*IN_BITS +: IN_BITS];

@@ -17,8 +17,7 @@ import math
 from dataclasses import dataclass
 
 from ..ir.contraction import ContractStage, Permute
-from ..schedule.contraction import (PermuteLayout, linear_in_lanes, linear_out_lanes, permute_layout,
-                                    stage_layout)
+from ..schedule.contraction import PermuteLayout, permute_layout, stage_layout, stage_linear
 from ..schedule.design import OpSchedule
 
 MAX_DIGITS = 8   # einhls_permute's EXTENTS / STRIDES hold 8 digits of 32 bits
@@ -44,9 +43,9 @@ def mixed_radix_digits(value: int, extents: list[int]) -> list[int]:
 
 
 def linear_schedule(op: ContractStage, s: OpSchedule) -> OpSchedule:
-    """The schedule of the Linear unit of one repeat: its lanes divide K and N (see
+    """The schedule of the stage's Linear unit: its lanes divide K and N (see
     codegen.schedule.contraction.linear_in_lanes), so R repeats packed back to back are R frames."""
-    return OpSchedule(s.op, s.simd, s.pe, linear_in_lanes(op, s), linear_out_lanes(op, s))
+    return stage_linear(op, s)[1]
 
 
 def layout_of(op: ContractStage | Permute, s: OpSchedule) -> PermuteLayout | None:
@@ -103,10 +102,11 @@ def rtl_stages(index: int, op: ContractStage | Permute, s: OpSchedule, dsp_kind:
                             layout.read_lanes * bits))
         lanes = layout.read_lanes
     if isinstance(op, ContractStage):
-        inner = linear_schedule(op, s)
+        lin, inner = stage_linear(op, s)
         convert(inner.in_lanes, op.in_size, bits, "klanes", f"{op.name}: K = {op.k} inputs per repeat")
-        stage, mems = linear_stage(index, op.as_linear(), inner, dsp_kind)
-        stage.comment = f"{op.name}: contraction stage ({op.step}); one repeat: {stage.comment}"
+        stage, mems = linear_stage(index, lin, inner, dsp_kind)
+        what = (f"span fold, the {op.repeats} repeats' outputs as one layer" if s.span else "one repeat")
+        stage.comment = f"{op.name}: contraction stage ({op.step}); {what}: {stage.comment}"
         stages.append(stage)
         lanes = inner.out_lanes
     convert(s.out_lanes, op.out_size, op.out_type.bits, "olanes", f"{op.name} output")

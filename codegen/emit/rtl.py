@@ -326,6 +326,11 @@ def linear_stage(index: int, op: Linear, s: OpSchedule, dsp_kind: str = "DSP48E1
               Param("WEIGHT_FILE", weights.name, "str"), Param("BIAS_FILE", bias.name, "str")]
     if words_per_row > 1:
         params.insert(-2, Param("WORDS_PER_ROW", words_per_row))
+    if s.span:   # a contraction stage's span fold: op is its tiled layer (ir/contraction.py as_span_linear)
+        if s.token_pack != 1 or s.pe_pack != 1 or nnz < group:
+            raise EinhlsError("a span fold is dense, one token, no PE quads", node=op.name)
+        params.insert(-2, Param("REPS", op.out_size // s.span))
+        params.insert(-2, Param("REP_N", s.span))
     if rq.per_channel:
         params.append(Param("MULT_FILE", mems[2].name, "str"))
     kind = f"{nnz}:{group} sparse" if nnz < group else "dense"

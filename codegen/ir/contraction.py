@@ -20,7 +20,7 @@ The expansion of a Contraction into stages is :func:`codegen.passes.contraction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -334,6 +334,20 @@ class ContractStage(Op):
         return Linear(name=self.name, source=self.source, in_type=self.in_type, out_type=self.out_type,
                       in_size=self.k, out_size=self.n, weight=self.weight, bias=self.bias,
                       weight_type=self.weight_type, acc_type=self.acc_type, requant=self.requant)
+
+    def as_span_linear(self) -> Linear:
+        """The Linear unit of a span fold (OpSchedule.span): all R repeats' outputs as one layer of
+        R*N outputs, output o = r*N + n computing W[n] x[r] (the weights, bias and per-channel
+        multipliers tiled R times).  The hardware feeds output o the input of repeat o // N; its
+        weight ROM and requantization are this layer's, so the PE slots run over the flattened
+        outputs and a group of PE outputs may span two repeats."""
+        rq = self.requant
+        if rq.per_channel:
+            rq = replace(rq, multiplier=tuple(rq.multiplier) * self.repeats)
+        return Linear(name=self.name, source=self.source, in_type=self.in_type, out_type=self.out_type,
+                      in_size=self.k, out_size=self.repeats * self.n,
+                      weight=np.tile(self.weight, (self.repeats, 1)), bias=np.tile(self.bias, self.repeats),
+                      weight_type=self.weight_type, acc_type=self.acc_type, requant=rq)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"weight": self.weight.astype(np.int64), "bias": self.bias.astype(np.int64)}

@@ -37,8 +37,10 @@ from functools import lru_cache
 import numpy as np
 
 from ..ir.contraction import ContractStage, Permute, Transposition
+from ..ir.graph import Linear
 from .cost import OpCost, PIPELINE_DEPTH, bram36_for, linear_cost
 from .design import OpSchedule
+from .packing import DSP_B_BITS, DSP_PREADDER_BITS, lut_multipliers, signed_bits, weight_bits
 
 MAX_BANKS = 64
 COUNTER_LUTS_PER_DIGIT = 24   # compare, add, mux of one mixed-radix digit (estimate)
@@ -133,14 +135,74 @@ def permute_layout(t: Transposition, write_lanes: int, read_lanes: int) -> Permu
 
 # --------------------------------------------------------------------------- folding
 
-def stage_options(op: ContractStage) -> list[tuple[int, int, int]]:
-    """(cycles per frame, simd, pe) of every useful parallelism, cheapest first."""
+class StageOption(tuple):
+    """(cycles per frame, simd, pe) of a contraction stage; ``span`` is OpSchedule.span (the
+    outputs of one repeat for a span fold, 0 for one repeat after another)."""
+    span: int
+
+    def __new__(cls, cycles: int, simd: int, pe: int, span: int = 0) -> "StageOption":
+        option = super().__new__(cls, (cycles, simd, pe))
+        option.span = span
+        return option
+
+
+def pairs_impossible(op: ContractStage) -> bool:
+    """Whether no shape of this stage can hold PE pairs (packing.py pack_config), whatever its
+    fold: an input wider than the DSP's 18-bit port, or already row 0's products (row 0 is the
+    low field of a pair in every shape) too wide for a second weight in the widest pre-adder
+    (w_bits + S + 1 <= 27).  Only such stages take span folds, so a span fold (whose groups may
+    split a pair between two repeats) never replaces a design that packs two products a DSP."""
+    lin = op.as_linear()
+    x_bits = lin.in_type.bits + (0 if lin.in_type.signed else 1)
+    if x_bits > DSP_B_BITS or lut_multipliers(lin):
+        return True
+    row0 = lin.weight[:1].astype(np.int64)
+    lo = int(np.minimum(row0 * lin.in_type.min, row0 * lin.in_type.max).min(initial=0))
+    hi = int(np.maximum(row0 * lin.in_type.min, row0 * lin.in_type.max).max(initial=0))
+    return weight_bits(lin) + max(2, signed_bits(lo, hi)) + 1 > max(DSP_PREADDER_BITS.values())
+
+
+def span_options(op: ContractStage) -> list[StageOption]:
+    """The span folds of a stage: PE slots over the R repeats' outputs flattened (R*N outputs in
+    ceil(R*N / PE) groups of KF steps, a group's outputs reading one repeat or the next), for every
+    PE below N that does not divide it.  One repeat at a time a stage takes R x NF x KF cycles, so
+    only R times a fold count is reachable and any other interval pays a padded fold (R = 16, K = N
+    = 16 at 48 cycles: SIMD 6 or PE 6, 96 product slots for 85.3 MACs a cycle); a span fold reaches
+    48 at SIMD 8 x PE 11 (88 slots: 24 groups of 11 outputs, the last with 3).  A group spans at
+    most two repeats (PE < N).  Where the stage may pack PE pairs (not pairs_impossible) only an even
+    PE with an even N is offered: its groups never split a pair, so the span fold packs as the
+    regular one does and the options' order by multipliers stays an order by DSPs."""
     from .folding import linear_options
-    return [(op.repeats * c, simd, pe) for c, simd, pe in linear_options(op.as_linear())]
+    if op.repeats < 2 or op.n < 3:
+        return []
+    odd_ok = pairs_impossible(op)
+    if not odd_ok and op.n % 2:
+        return []
+    return [StageOption(c, simd, pe, op.n) for c, simd, pe in linear_options(op.as_span_linear())
+            if pe < op.n and op.n % pe and (odd_ok or pe % 2 == 0)]
+
+
+def stage_options(op: ContractStage) -> list[tuple[int, int, int]]:
+    """(cycles per frame, simd, pe) of every useful parallelism, cheapest first: one repeat at a
+    time, and the span folds (StageOption.span) that need fewer multipliers."""
+    from .folding import linear_options
+    options = [StageOption(op.repeats * c, simd, pe) for c, simd, pe in linear_options(op.as_linear())]
+    options += span_options(op)
+    options.sort(key=lambda o: (o[1] * o[2], -o[2]))   # linear_options' order, kept for ties (stable)
+    return options
 
 
 def stage_folds(op: ContractStage, s: OpSchedule) -> tuple[int, int]:
+    """(groups, KF) of one repeat's Linear unit; with a span fold, the groups of the whole frame."""
+    if s.span:
+        return math.ceil(op.repeats * op.n / s.pe), math.ceil(op.k / s.simd)
     return math.ceil(op.n / s.pe), math.ceil(op.k / s.simd)
+
+
+def stage_cycles(op: ContractStage, s: OpSchedule) -> int:
+    """MAC-array cycles of a frame: R x NF x KF, or a span fold's groups x KF."""
+    nf, kf = stage_folds(op, s)
+    return nf * kf if s.span else op.repeats * nf * kf
 
 
 def _divisor_at_least(size: int, need: int) -> int:
@@ -150,16 +212,27 @@ def _divisor_at_least(size: int, need: int) -> int:
 
 def linear_in_lanes(op: ContractStage, s: OpSchedule) -> int:
     """Elements per beat into the Linear unit of a stage: enough to load the next repeat's K inputs
-    while the current one computes, and a divisor of K, so that R repeats of K elements packed one
-    after another (the stage's stream) are exactly R frames of the Linear unit."""
-    nf, kf = stage_folds(op, s)
-    return _divisor_at_least(op.k, math.ceil(op.k / (nf * kf)))
+    while the current one computes (a span fold: all R repeats while the frame computes), and a
+    divisor of K, so that R repeats of K elements packed one after another (the stage's stream)
+    are exactly R frames of the Linear unit (a span fold: R frames fill one input bank)."""
+    cycles = stage_cycles(op, s) // (op.repeats if not s.span else 1)
+    words = op.k * (op.repeats if s.span else 1)
+    return _divisor_at_least(op.k, math.ceil(words / cycles))
 
 
 def linear_out_lanes(op: ContractStage, s: OpSchedule) -> int:
-    """Elements per beat out of the Linear unit: keeps up with N outputs per NF*KF cycles, divides N."""
-    nf, kf = stage_folds(op, s)
-    return _divisor_at_least(op.n, math.ceil(op.n / (nf * kf)))
+    """Elements per beat out of the Linear unit: keeps up with N outputs per NF*KF cycles (a span
+    fold: R*N per frame), divides N."""
+    cycles = stage_cycles(op, s) // (op.repeats if not s.span else 1)
+    outputs = op.n * (op.repeats if s.span else 1)
+    return _divisor_at_least(op.n, math.ceil(outputs / cycles))
+
+
+def stage_linear(op: ContractStage, s: OpSchedule) -> tuple[Linear, OpSchedule]:
+    """The Linear unit a stage builds and its schedule: one repeat's (op.as_linear), or with a span
+    fold the R repeats' outputs as one layer (op.as_span_linear, OpSchedule.span = N)."""
+    inner = OpSchedule(s.op, s.simd, s.pe, linear_in_lanes(op, s), linear_out_lanes(op, s), span=s.span)
+    return (op.as_span_linear() if s.span else op.as_linear()), inner
 
 
 def stage_layout(op: ContractStage, s: OpSchedule) -> PermuteLayout | None:
@@ -186,14 +259,15 @@ def _buffer_cost(layout: PermuteLayout, bits: int) -> tuple[float, int, int]:
 
 def stage_cost(op: ContractStage, s: OpSchedule, dsp_kind: str) -> OpCost:
     """A ContractStage: the Linear unit's cost for one repeat, its cycles times R, plus the buffer."""
-    lin = op.as_linear()
+    lin, inner = stage_linear(op, s)
     layout = stage_layout(op, s)
-    inner = OpSchedule(op.name, s.simd, s.pe, linear_in_lanes(op, s), linear_out_lanes(op, s))
     c = linear_cost(lin, inner, dsp_kind)
     nf, kf = stage_folds(op, s)
-    cycles = op.repeats * nf * kf
+    cycles = stage_cycles(op, s)
     out_beats = math.ceil(op.out_size / s.out_lanes)
-    row_buffer = 2 * kf * s.simd * op.in_type.bits
+    # the Linear unit's input banks: two repeats' words, a span fold's two frames' (read twice a
+    # step: each group reads its first repeat and the next)
+    row_buffer = 2 * kf * s.simd * op.in_type.bits * (2 * op.repeats if s.span else 1)
     bram, lut, ff = c.bram36, c.lut, c.ff
     if layout is not None:
         in_beats = layout.write_beats
@@ -207,6 +281,8 @@ def stage_cost(op: ContractStage, s: OpSchedule, dsp_kind: str) -> OpCost:
         in_beats = math.ceil(op.in_size / s.in_lanes)
         buffer_bits = row_buffer
         latency = max(in_beats, cycles) + PIPELINE_DEPTH + math.ceil(op.n / s.out_lanes)
+    if s.span:   # the frame computes once all R repeats are in the Linear unit's bank
+        latency += math.ceil(op.in_size / inner.in_lanes)
     return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats), latency=latency,
                   multipliers=c.multipliers, dense_multipliers=c.dense_multipliers, dsp=c.dsp,
                   bram36=bram, lut=lut, ff=ff, macs=op.macs, effective_macs=c.multipliers * cycles,

@@ -42,6 +42,11 @@ class OpSchedule:
     # drain while the next accumulates (einhls_tokenmean OVERLAP; schedule/pooling_cost.py
     # mean_overlap): TOKENS x BEATS cycles a sequence instead of (TOKENS + 1) x BEATS
     overlap: int = 0
+    # ContractStage only: the outputs of one repeat (N) when the stage's PE slots run over the R
+    # repeats' outputs flattened, R*N of them in ceil(R*N / PE) groups, output o reading repeat
+    # o // N (a span fold: einhls_linear REPS; schedule/contraction.py span_options); 0: one
+    # repeat after another, R*ceil(N/PE) groups
+    span: int = 0
 
 
 @dataclass(frozen=True)

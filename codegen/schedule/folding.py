@@ -200,7 +200,11 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
             if chooser is not None and op.kind == "linear":
                 _, simd, pe = chooser.pick(op, opts, op_target, in_lanes, out_lanes)
             else:
-                _, simd, pe = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
+                choice = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
+                _, simd, pe = choice
+                if getattr(choice, "span", 0):   # a contraction stage's span fold (schedule/contraction.py)
+                    schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes, span=choice.span)
+                    continue
         elif op.kind in ("window", "regroup", "tapmax"):   # lanes dividing the channels (schedule/conv_cost.py)
             from .conv_cost import regroup_lanes, tapmax_lanes, window_lanes
             chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else \

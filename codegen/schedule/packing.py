@@ -73,7 +73,11 @@ def nm_row_pairs(op: Linear) -> bool:
 
 def pair_shape(op: Linear, s: OpSchedule) -> bool:
     """Whether shape ``s`` can hold PE pairs at all, before any weight scan: two PEs or more, and an
-    even count for an N:M layer (its PE pairs are the layer's row pairs)."""
+    even count for an N:M layer (its PE pairs are the layer's row pairs), and in a span fold
+    (OpSchedule.span) an even PE and an even N a repeat, so no group splits a pair between two
+    repeats."""
+    if getattr(s, "span", 0) and (s.pe % 2 or s.span % 2):
+        return False
     return s.pe >= 2 and not (is_sparse(op) and s.pe % 2)
 
 
