@@ -311,14 +311,16 @@ steps:
     }
 }
 
-// The N outputs of each repeat, OUT_LANES per beat (OUT_LANES dividing PE and N): beat j of a row
+// The N outputs of each repeat, OUT_LANES per beat (OUT_LANES dividing PE, and N but for a span
+// fold, whose OUT_LANES is PE: its last row, a partial beat, zero padded): beat j of a row
 // takes its lanes j * OUT_LANES ... (a fixed wiring per j); a new row is read at j = 0.
 template <class C, unsigned R>
 void contract_write(hls::stream<typename YWord<C>::t>& ys, hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out) {
     EINHLS_CSIM_PROCESS();
     const unsigned SLOTS = C::PE / C::OUT_LANES;                           // beats per full row
-    const unsigned LAST_SLOTS = (C::N - (C::NF - 1) * C::PE) / C::OUT_LANES;   // beats of the last row
-    const unsigned BEATS = C::N / C::OUT_LANES;                            // beats per repeat
+    // beats of the last row and per repeat; a span fold's last row may end in a partial beat
+    const unsigned LAST_SLOTS = (C::N - (C::NF - 1) * C::PE + C::OUT_LANES - 1) / C::OUT_LANES;
+    const unsigned BEATS = (C::N + C::OUT_LANES - 1) / C::OUT_LANES;
     typename YWord<C>::t row = 0;
     unsigned slot = 0, nf = 0;
 beats:
@@ -368,6 +370,114 @@ void contract_linear(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
     contract_read<C, R>(in, xs);
     contract_compute<C, R>(xs, ys, weights, bias, mult);
     contract_write<C, R>(ys, out);
+}
+
+// ------------------------------------------------------------------ span fold
+
+// A span fold's input (rtl_kernels/einhls_linear.v REPS > 1): a frame's R * KF words, kept as
+// xb[r][kf] for the MAC array (an array channel of the DATAFLOW region: ping-pong, so the next
+// frame is read while this one computes).
+template <class C, unsigned R>
+void contract_span_buffer(hls::stream<typename XWord<C>::t>& xs, typename XWord<C>::t xb[R][C::KF]) {
+    EINHLS_CSIM_PROCESS();
+    unsigned rep = 0, kf = 0;
+words:
+    for (unsigned t = 0; t < R * C::KF; t++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        xb[rep][kf] = xs.read();
+        if (kf == C::KF - 1) {
+            kf = 0;
+            rep++;
+        } else {
+            kf++;
+        }
+    }
+}
+
+// The MAC array of a span fold: C is the tiled layer of all R repeats (N = R * RN outputs, output
+// o = r * RN + n computing W[n] x[r]; the emitter's weights, bias and multipliers are that
+// layer's), so the PE slots run over the flattened outputs in NF groups of KF steps.  Group g's PE
+// p computes output g * PE + p from repeat rep0 (the group's first) or rep0 + 1, where p >= RN -
+// base (base: the group's first output within rep0).
+template <class C, unsigned R, unsigned RN>
+void contract_span_compute(const typename XWord<C>::t xb[R][C::KF], hls::stream<typename YWord<C>::t>& ys,
+                           const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                           const typename C::acc_t bias[C::PE][C::NF],
+                           const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=1
+#pragma HLS ARRAY_PARTITION variable=weights complete dim=3
+#pragma HLS ARRAY_PARTITION variable=bias complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mult complete dim=1
+    EINHLS_CSIM_PROCESS();
+    static_assert(C::PE < RN && C::N == R * RN, "contract_span: PE < RN, the tiled layer has R * RN outputs");
+    typename C::acc_t acc[C::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    typename YWord<C>::t row = 0;
+    unsigned nf = 0, kf = 0, step = 0, rep0 = 0, base = 0;
+steps:
+    for (unsigned t = 0; t < C::NF * C::KF; t++) {
+#pragma HLS PIPELINE II=1
+        EINHLS_CSIM_COUNT();
+        const typename XWord<C>::t here = xb[rep0][kf];
+        const typename XWord<C>::t next = rep0 + 1 < R ? xb[rep0 + 1][kf] : here;   // the last group: padding
+        const unsigned split = RN - base;
+    pe:
+        for (unsigned p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+            const typename C::word_t word = load_word<C>(weights[p][step]);
+            const typename XWord<C>::t xw = p >= split ? next : here;
+            typename C::acc_t dot = 0;   // modulo 2^ACC_BITS, exact at the end (einhls_linear.h)
+        multiplier:
+            for (unsigned j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+                dot += WeightSlot<C>::weight(word, j) * get_lane<typename C::in_t, C::IN_BITS>(xw, j);
+            }
+            typename C::out_t y = 0;
+            if (FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y)) set_lane<C::OUT_BITS>(row, p, y);
+        }
+        if (kf == C::KF - 1) {
+            ys.write(row);
+            kf = 0;
+            nf++;
+            base += C::PE;
+            if (base >= RN) {
+                base -= RN;
+                rep0++;
+            }
+        } else {
+            kf++;
+        }
+        step++;
+    }
+}
+
+// A contraction stage's span fold: the tiled layer C of R repeats of RN outputs over one frame of
+// R * K inputs (codegen/schedule/contraction.py span_options), R * RN outputs in (r, n) order.
+template <class C, unsigned R, unsigned RN>
+void contract_span(hls::stream<ap_uint<C::IN_LANES * C::IN_BITS> >& in,
+                   hls::stream<ap_uint<C::OUT_LANES * C::OUT_BITS> >& out,
+                   const typename C::limb_t weights[C::PE][C::NF * C::KF][C::LIMBS],
+                   const typename C::acc_t bias[C::PE][C::NF],
+                   const typename C::mult_t mult[C::PE][C::MULT_DEPTH]) {
+#pragma HLS DATAFLOW
+    static_assert(R >= 2 && C::GROUP == 1, "contract_span: a dense layer of at least two repeats");
+    static_assert(C::SIMD % C::IN_LANES == 0 && C::K % C::IN_LANES == 0,
+                  "contract_span: IN_LANES divides SIMD and K (the emitter re-packs otherwise)");
+    static_assert(C::OUT_LANES == C::PE, "contract_span: one row a beat (the emitter re-packs the stream)");
+    static_assert(ap_fits(C::WORD_BITS), "contract_span: the weight word exceeds AP_INT_MAX_W");
+    static_assert(ap_fits(C::SIMD * C::IN_BITS) && ap_fits(C::PE * C::OUT_BITS),
+                  "contract_span: an internal word (SIMD inputs or PE outputs) exceeds AP_INT_MAX_W");
+    hls::stream<typename XWord<C>::t> xs("xs");
+#pragma HLS STREAM variable=xs depth=C::KF
+    typename XWord<C>::t xb[R][C::KF];
+#pragma HLS ARRAY_PARTITION variable=xb complete dim=1
+    hls::stream<typename YWord<C>::t> ys("ys");
+#pragma HLS STREAM variable=ys depth=C::NF
+    contract_read<C, R>(in, xs);
+    contract_span_buffer<C, R>(xs, xb);
+    contract_span_compute<C, R, RN>(xb, ys, weights, bias, mult);
+    contract_write<C, 1>(ys, out);   // the tiled layer's N = R * RN outputs, rows of PE
 }
 
 }  // namespace einhls

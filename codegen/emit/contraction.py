@@ -175,11 +175,13 @@ class PermuteUnit:
 
 @dataclass
 class ContractUnit:
-    """One einhls::contract_linear<cfg, R> process: the Linear unit of one repeat, R times."""
+    """One einhls::contract_linear<cfg, R> process: the Linear unit of one repeat, R times; with a
+    span fold (rep_n = N) einhls::contract_span<cfg, R, N>, the tiled layer of all R repeats."""
     kind = "contract"
     linear: object        # codegen.emit.hls.LinearUnit of one repeat (its params header is reused)
     repeats: int
     step: str
+    rep_n: int = 0        # OpSchedule.span
 
     @property
     def op(self) -> str:
@@ -199,6 +201,9 @@ class ContractUnit:
 
     @property
     def summary(self) -> str:
+        if self.rep_n:
+            return (f"contraction stage ({self.step}), span fold: {self.repeats} repeats' outputs as one "
+                    f"layer, {self.linear.summary}")
         return f"contraction stage ({self.step}): {self.repeats} repeats of {self.linear.summary}"
 
     def internal_widths(self) -> list[int]:   # XWord / YWord of einhls_contract.h are the Linear unit's
@@ -211,8 +216,11 @@ def hls_linear_schedule(op: ContractStage, s: OpSchedule) -> OpSchedule:
     the largest lane count that divides both (the emitter re-packs the stream to it)."""
     inner = linear_schedule(op, s)
     in_lanes = inner.in_lanes if s.simd % inner.in_lanes == 0 else math.gcd(s.simd, op.k)
-    out_lanes = inner.out_lanes if s.pe % inner.out_lanes == 0 else math.gcd(s.pe, op.n)
-    return OpSchedule(inner.op, inner.simd, inner.pe, in_lanes, out_lanes)
+    if s.span:   # one row of PE outputs a beat: a group's outputs never wait for the next group's
+        out_lanes = s.pe
+    else:
+        out_lanes = inner.out_lanes if s.pe % inner.out_lanes == 0 else math.gcd(s.pe, op.n)
+    return OpSchedule(inner.op, inner.simd, inner.pe, in_lanes, out_lanes, span=s.span)
 
 
 def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: str, linear_unit):
@@ -232,6 +240,7 @@ def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: 
     if isinstance(op, ContractStage):
         inner = hls_linear_schedule(op, s)
         one = dataclasses.replace(design, schedules={**design.schedules, op.name: inner})
-        unit = ContractUnit(linear_unit(index, op.as_linear(), one, ns, header), op.repeats, op.step)
+        lin = op.as_span_linear() if s.span else op.as_linear()
+        unit = ContractUnit(linear_unit(index, lin, one, ns, header), op.repeats, op.step, s.span)
         units.append((unit, inner.in_lanes, inner.out_lanes, op.in_size, op.in_type.bits))
     return units

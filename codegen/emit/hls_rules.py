@@ -22,7 +22,7 @@ never show (docs/hardware.md, "HLS rules"):
     index is a constant to the tool, but not to this text check, so none is divided).
 ``lanes-divide``
     A contraction's Linear unit takes input lanes dividing SIMD and output lanes dividing PE (fixed
-    wiring, no run-time lane selection); a permutation buffer reads a power of two of lanes dividing
+    wiring, no run-time lane selection; a span fold writes one row of PE a beat); a permutation buffer reads a power of two of lanes dividing
     its bank count.
 ``conflict-free-banks``
     Every input beat of a permutation buffer writes distinct banks under the emitted skew
@@ -322,7 +322,7 @@ def check_plan(plan) -> list[Violation]:
             if lin.simd % lin.in_lanes or lin.k % lin.in_lanes:
                 out.append(Violation("lanes-divide", f"{unit.header} ({name})",
                                      f"{lin.in_lanes} input lanes do not divide SIMD {lin.simd} and K {lin.k}"))
-            if lin.pe % lin.out_lanes or lin.n % lin.out_lanes:
+            if lin.pe % lin.out_lanes or (lin.n % lin.out_lanes and not unit.rep_n):   # a span fold: a row a beat
                 out.append(Violation("lanes-divide", f"{unit.header} ({name})",
                                      f"{lin.out_lanes} output lanes do not divide PE {lin.pe} and N {lin.n}"))
         elif isinstance(unit, PermuteUnit):
