@@ -112,24 +112,15 @@ class Case:
     above: str = ""          # why the case is above RATIO_LIMIT, where it is (reported, not hidden)
 
 
-TT_SMALL_ABOVE = ("a stage takes R x NF x KF cycles (R = 16 repeats here), so only multiples of 16 are "
-                  "reachable, and at the fastest interval that fits (48 cycles) every stage gets there only "
-                  "with a padded fold (K = 16 at SIMD 6 is 3 folds of 18 slots, N = 16 at PE 6 likewise): the "
-                  "stages are balanced (all at 48) but 1/9 of their slots multiply padding. Scheduled at "
-                  "--target-ii 64, 128, 256: 1.0; at 56: 1.21 (it runs at 52, as at 48 plus idle); at 96: 1.12. "
-                  "No design at 48 does better: over every shape of each stage, the fewest product slots "
-                  "that reach 48 are 24 + 96 + 24 = 144 (fewest_product_slots, tests/test_unit_roofline.py), "
-                  "so every design at 48 is at 48 / ceil(6,144 / 144) = 1.116 or above; the reachable "
-                  "intervals around it are 32 (192 slots, 1.0, but 208 DSP > 80% of the pynq-z2's 220) and "
-                  "64 (96 slots, 1.0, a third slower): the scheduler keeps the fastest design that fits")
-
-
-def fewest_product_slots(graph: Graph, interval: int) -> list[int]:
+def fewest_product_slots(graph: Graph, interval: int, span: bool = True) -> list[int]:
     """For every contraction stage of ``graph``, the fewest product slots (SIMD x PE, each one product
-    a cycle) of any of its shapes whose R x NF x KF cycles reach ``interval``: with them, no design of
-    the pipeline at that interval has a roofline above ceil(MACs / sum of these)."""
+    a cycle) of any of its shapes whose cycles reach ``interval``: with them, no design of the
+    pipeline at that interval has a roofline above ceil(MACs / sum of these).  ``span``: with the
+    span folds (schedule/contraction.py span_options), else one repeat at a time only (R x NF x KF
+    cycles)."""
     from codegen.schedule.contraction import stage_options
-    return [min(simd * pe for cycles, simd, pe in stage_options(op) if cycles <= interval)
+    return [min(simd * pe for option in stage_options(op) for cycles, simd, pe in [option]
+                if cycles <= interval and (span or not option.span))
             for op in graph.ops if op.kind == "contract"]
 
 CASES = [
@@ -138,8 +129,10 @@ CASES = [
     Case("nm24_64x64", "2:4 Linear (int8, 64 -> 64)", _sparse, 64, 64 * 64 // 2),
     Case("nm24_pairs_64x64", "2:4 Linear, row pairs sharing their pattern (int8, 64 -> 64)", _sparse_pairs, 64,
          64 * 64 // 2),
-    Case("tt_64_r4", "TT pipeline (4x4x4 -> 4x4x4, ranks 4,4)", _tt([4, 4, 4], [4, 4, 4], [4, 4], 3), None, None,
-         above=TT_SMALL_ABOVE),
+    # R = 16 repeats a stage: one repeat at a time only multiples of 16 cycles are reachable and at
+    # 48 every stage pays a padded fold (1.116x); span folds reach 43 (the fastest that fits) and 48
+    Case("tt_64_r4", "TT pipeline (4x4x4 -> 4x4x4, ranks 4,4)", _tt([4, 4, 4], [4, 4, 4], [4, 4], 3), None, None),
+    Case("tt_64_r4_48", "TT pipeline (4x4x4 -> 4x4x4, ranks 4,4)", _tt([4, 4, 4], [4, 4, 4], [4, 4], 3), 48, None),
     Case("tt_64_r4_256", "TT pipeline (4x4x4 -> 4x4x4, ranks 4,4)", _tt([4, 4, 4], [4, 4, 4], [4, 4], 3), 256, None),
     Case("tt_96_r3", "TT pipeline (4x6x4 -> 2x8x4, ranks 3,5)", _tt([4, 6, 4], [2, 8, 4], [3, 5], 5), None, None),
     # 130, not 128: at P = 8 units a frame takes L x n / (2P) + 1 = 129 cycles (one to start the next
@@ -188,7 +181,8 @@ def row_of(planned: Planned, measured: int | None) -> dict:
     p = planned.pipeline
     return {"case": planned.case.name, "unit": planned.case.unit, "target_ii": planned.case.target_ii,
             "shapes": [f"{u.op}: {u.kind} SIMD {planned.design.schedules[u.op].simd} x PE "
-                       f"{planned.design.schedules[u.op].pe}" for u in planned.units],
+                       f"{planned.design.schedules[u.op].pe}" + (" span" if planned.design.schedules[u.op].span else "")
+                       for u in planned.units],
             "units": [u.to_json() for u in planned.units],
             "macs": p.macs, "multipliers": p.multipliers,
             "products_per_multiplier": round(p.products_per_cycle / p.multipliers, 3), "dsp": p.dsp,

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..ir.contraction import ContractStage, Permute, Transposition
 from ..ir.graph import Linear
-from .cost import OpCost, PIPELINE_DEPTH, bram36_for, linear_cost
+from .cost import OpCost, PIPELINE_DEPTH, bram36_for, distributed_ram_luts, linear_cost
 from .design import OpSchedule
 from .packing import DSP_B_BITS, DSP_PREADDER_BITS, lut_multipliers, signed_bits, weight_bits
 
@@ -162,6 +162,14 @@ def pairs_impossible(op: ContractStage) -> bool:
     return weight_bits(lin) + max(2, signed_bits(lo, hi)) + 1 > max(DSP_PREADDER_BITS.values())
 
 
+#: the most MAC-array steps a frame of a span fold takes.  Its weight ROM holds the tiled layer,
+#: one word a step (R times one repeat's words), and its input banks a whole frame: up to 64 words
+#: a LUT ROM costs what a shallower one of the same width does (one LUT6 a bit column), and the
+#: banks stay small LUT RAMs.  Above that a stage has intervals of fine grain one repeat at a time
+#: (R x NF x KF with NF x KF large), so nothing is lost.
+SPAN_MAX_STEPS = 64
+
+
 def span_options(op: ContractStage) -> list[StageOption]:
     """The span folds of a stage: PE slots over the R repeats' outputs flattened (R*N outputs in
     ceil(R*N / PE) groups of KF steps, a group's outputs reading one repeat or the next), for every
@@ -179,7 +187,7 @@ def span_options(op: ContractStage) -> list[StageOption]:
     if not odd_ok and op.n % 2:
         return []
     return [StageOption(c, simd, pe, op.n) for c, simd, pe in linear_options(op.as_span_linear())
-            if pe < op.n and op.n % pe and (odd_ok or pe % 2 == 0)]
+            if pe < op.n and op.n % pe and (odd_ok or pe % 2 == 0) and c <= SPAN_MAX_STEPS]
 
 
 def stage_options(op: ContractStage) -> list[tuple[int, int, int]]:
@@ -283,10 +291,24 @@ def stage_cost(op: ContractStage, s: OpSchedule, dsp_kind: str) -> OpCost:
         latency = max(in_beats, cycles) + PIPELINE_DEPTH + math.ceil(op.n / s.out_lanes)
     if s.span:   # the frame computes once all R repeats are in the Linear unit's bank
         latency += math.ceil(op.in_size / inner.in_lanes)
+        span_lut, span_ff = span_fold_fabric(op, s)
+        lut, ff = lut + span_lut, ff + span_ff
     return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats), latency=latency,
                   multipliers=c.multipliers, dense_multipliers=c.dense_multipliers, dsp=c.dsp,
                   bram36=bram, lut=lut, ff=ff, macs=op.macs, effective_macs=c.multipliers * cycles,
                   weight_bits=c.weight_bits, buffer_bits=buffer_bits)
+
+
+def span_fold_fabric(op: ContractStage, s: OpSchedule) -> tuple[int, int]:
+    """(LUT, FF) a span fold adds to its tiled Linear unit's estimate (which counts input banks of
+    one repeat): the banks of R repeats read at two addresses a step (LUT RAM has one read port,
+    so synthesis builds them twice), each PE's choice between the two words (a 2:1 multiplexer a
+    bit, two bits a LUT6), the second word's register and the group's repeat and start counters."""
+    kf = math.ceil(op.k / s.simd)
+    word = s.simd * op.in_type.bits
+    lut = 2 * distributed_ram_luts(word, 2 * op.repeats * kf) + math.ceil(s.pe * word / 2)
+    ff = word + 2 * (max(1, (op.repeats - 1).bit_length()) + max(1, (op.n + s.pe).bit_length()) + 1)
+    return lut, ff
 
 
 def permute_cost(op: Permute, s: OpSchedule, dsp_kind: str) -> OpCost:

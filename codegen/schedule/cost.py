@@ -251,14 +251,17 @@ def token_pair_memory_luts(op: Linear, s: OpSchedule) -> int:
     64x64 int8 layers with token pairs (dense and 2:4, SIMD x PE 4x4 to 16x4) the estimate with
     these terms was within 11% of Yosys xc7 LUT + LUT_MEM (bench/results/token_pairs.md)."""
     nf, kf = math.ceil(op.out_size / s.pe), math.ceil(op.in_size / s.simd)
-
-    def ram_luts(width: int, depth: int) -> int:
-        if depth <= 32:
-            return 4 * math.ceil(width / 6)
-        return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
-
     fifo_depth = 1 << max(1, math.ceil(math.log2(nf + 2 + math.ceil(8 / kf))))
-    return 2 * ram_luts(s.simd * op.in_type.bits, 4 * kf) + ram_luts(s.pe * (op.acc_type.bits + 1), fifo_depth)
+    return (2 * distributed_ram_luts(s.simd * op.in_type.bits, 4 * kf)
+            + distributed_ram_luts(s.pe * (op.acc_type.bits + 1), fifo_depth))
+
+
+def distributed_ram_luts(width: int, depth: int) -> int:
+    """LUTs of a LUT RAM of ``width`` x ``depth`` with one read port: a RAM32M is 4 LUTs for 6 bits
+    x 32 words, a RAM64M 3 bits x 64."""
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    return 4 * math.ceil(width / 3) * math.ceil(depth / 64)
 
 
 def _token_pair_cost(op: Linear, s: OpSchedule, dsp_kind: str, rom_kind: str | None) -> OpCost:
