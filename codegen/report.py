@@ -26,6 +26,8 @@ def _cell(layer: dict, title: str, key: str | None) -> str:
         return f"{layer['in_size']}>{layer['out_size']}"
     if title == "simd x pe":
         if layer["kind"] == "contract":   # a contraction stage: the Linear unit, R times per frame
+            if layer.get("span"):         # a span fold: the PE slots over all R repeats' outputs
+                return f"{layer['simd']}x{layer['pe']} span {layer['repeats']}"
             return f"{layer['repeats']}x {layer['simd']}x{layer['pe']}"
         if layer["kind"] == "butterfly":  # P butterfly units (2 inputs each)
             return f"P={layer['units']}"

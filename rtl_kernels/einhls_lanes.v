@@ -128,24 +128,35 @@ module einhls_lanes #(
             end
             assign m_axis_tdata = queue[B*BITS-1:0] & lane_mask;
 
+            // the input beat placed at lane `kept` of a queue-wide word: a logarithmic shifter of
+            // constant steps of whole lanes, one for all lanes.  (An indexed part-select per lane,
+            // [(lane - kept) * BITS +: BITS], made Yosys multiply kept by BITS, in DSPs where BITS is
+            // not a power of two, and build a shifter for every lane: 8 -> 6 lanes of 27 bits
+            // measured 16,860 cells and 18 DSP48E1.  A one-hot choice per lane instead (compare
+            // kept with lane - j) is a priority chain of IN_LANES levels: 33 -> 32 lanes of 8 bits
+            // measured three times the shifter.)
+            reg [CAP*BITS-1:0] placed;
+            integer step;
+            always @(*) begin
+                placed = {{((CAP - A) * BITS){1'b0}}, s_axis_tdata};
+                for (step = 0; step < FW; step = step + 1) begin
+                    if (kept[step] && (1 << step) < CAP) begin
+                        placed = placed << ((1 << step) * BITS);
+                    end
+                end
+            end
+
             // each queue lane: held (shifted down by an output beat) below `kept`, the input lane
-            // `lane - kept` of a beat taken this cycle above it.  The input lane is chosen by
-            // comparing `kept` with each constant lane - j, so every select is a constant part
-            // (an indexed part-select [(lane - kept) * BITS +: BITS] made Yosys multiply kept by
-            // BITS, in DSPs where BITS is not a power of two, and shift the whole input word for
-            // every lane: 8 -> 6 lanes of 27 bits measured 16,860 cells and 18 DSP48E1)
-            integer lane, j;
+            // `lane - kept` of a beat taken this cycle above it
+            integer lane;
             always @(*) begin
                 for (lane = 0; lane < CAP; lane = lane + 1) begin
-                    if (pop && lane + B < CAP) begin
+                    if (push && lane >= kept && lane < kept + A_W) begin
+                        next_queue[lane*BITS +: BITS] = placed[lane*BITS +: BITS];
+                    end else if (pop && lane + B < CAP) begin
                         next_queue[lane*BITS +: BITS] = queue[(lane + B)*BITS +: BITS];
                     end else begin
                         next_queue[lane*BITS +: BITS] = queue[lane*BITS +: BITS];
-                    end
-                    for (j = 0; j < A; j = j + 1) begin
-                        if (push && lane >= j && kept == lane - j) begin
-                            next_queue[lane*BITS +: BITS] = s_axis_tdata[j*BITS +: BITS];
-                        end
                     end
                 end
             end

@@ -39,10 +39,9 @@ def cycles_per_frame_bound(design: Design) -> int:
         elif isinstance(op, Butterfly):      # one frame alone, gaps included
             from ..schedule.butterfly import timing
             cycles = max(cycles, timing(op, design.schedule(op).pe).single)
-        elif isinstance(op, ContractStage):   # R repeats of a Linear unit
-            from ..schedule.contraction import stage_folds
-            nf, kf = stage_folds(op, design.schedule(op))
-            cycles = max(cycles, op.repeats * nf * kf, op.in_size)
+        elif isinstance(op, ContractStage):   # R repeats of a Linear unit (or a span fold)
+            from ..schedule.contraction import stage_cycles
+            cycles = max(cycles, stage_cycles(op, design.schedule(op)), op.in_size)
         elif op.kind in ("softmax", "layernorm", "gelu"):   # a token alone, all phases
             from ..schedule.nonlinear_cost import nonlinear_cost
             cycles = max(cycles, nonlinear_cost(op.unit, design.schedule(op).in_lanes, "DSP48E2").latency)

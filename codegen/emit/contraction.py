@@ -7,7 +7,9 @@ A :class:`~codegen.ir.contraction.ContractStage` becomes, in both back ends,
 the Linear unit being the existing one (``einhls_linear`` / ``einhls::linear``'s MAC array) with
 K inputs and N outputs; in Verilog it simply processes R frames of K inputs per frame of the stage
 (same weights, same requantization), in HLS ``einhls::contract_linear<cfg, R>`` loops over the R
-repeats.  A :class:`~codegen.ir.contraction.Permute` is the permutation buffer alone.  Every number
+repeats.  A span fold (OpSchedule.span) builds the stage's tiled layer instead (all R repeats'
+outputs, ContractStage.as_span_linear): ``einhls_linear`` with REPS = R, ``einhls::contract_span``.
+A :class:`~codegen.ir.contraction.Permute` is the permutation buffer alone.  Every number
 here comes from :mod:`codegen.schedule.contraction` (the layout the cost model assumed), so the
 estimate and the hardware cannot drift apart.
 """
@@ -17,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 from ..ir.contraction import ContractStage, Permute
-from ..schedule.contraction import PermuteLayout, permute_layout, stage_layout, stage_linear
+from ..schedule.contraction import PermuteLayout, permute_layout, stage_converters, stage_layout, stage_linear
 from ..schedule.design import OpSchedule
 
 MAX_DIGITS = 8   # einhls_permute's EXTENTS / STRIDES hold 8 digits of 32 bits
@@ -86,30 +88,26 @@ def rtl_stages(index: int, op: ContractStage | Permute, s: OpSchedule, dsp_kind:
     from .rtl import Param, Stage, _lanes_stage, linear_stage
 
     stages, mems = [], []
-    bits = op.in_type.bits
-    lanes = s.in_lanes
+    converters = stage_converters(op, s)
 
-    def convert(to: int, size: int, el_bits: int, tag: str, why: str) -> None:
-        nonlocal lanes
-        if to != lanes:
-            stages.append(_lanes_stage(f"u{index}_{tag}", size, el_bits, lanes, to, why))
-            lanes = to
+    def convert(tag: str) -> None:
+        c = converters.get(tag)
+        if c is not None:
+            stages.append(_lanes_stage(f"u{index}_{tag}", c.size, c.bits, c.lanes_in, c.lanes_out, c.where))
     layout = layout_of(op, s)
     if layout is not None:
-        convert(layout.write_lanes, op.in_size, bits, "wlanes", f"{op.name} buffer input")
+        convert("wlanes")
         stages.append(Stage("einhls_permute", f"u{index}_perm", permute_comment(op.name, layout, uram),
-                            permute_params(layout, bits, Param, uram), layout.write_lanes * bits,
-                            layout.read_lanes * bits))
-        lanes = layout.read_lanes
+                            permute_params(layout, op.in_type.bits, Param, uram), layout.write_lanes * op.in_type.bits,
+                            layout.read_lanes * op.in_type.bits))
     if isinstance(op, ContractStage):
         lin, inner = stage_linear(op, s)
-        convert(inner.in_lanes, op.in_size, bits, "klanes", f"{op.name}: K = {op.k} inputs per repeat")
+        convert("klanes")
         stage, mems = linear_stage(index, lin, inner, dsp_kind)
         what = (f"span fold, the {op.repeats} repeats' outputs as one layer" if s.span else "one repeat")
         stage.comment = f"{op.name}: contraction stage ({op.step}); {what}: {stage.comment}"
         stages.append(stage)
-        lanes = inner.out_lanes
-    convert(s.out_lanes, op.out_size, op.out_type.bits, "olanes", f"{op.name} output")
+    convert("olanes")
     return stages, mems
 
 

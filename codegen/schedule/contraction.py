@@ -40,6 +40,7 @@ from ..ir.contraction import ContractStage, Permute, Transposition
 from ..ir.graph import Linear
 from .cost import OpCost, PIPELINE_DEPTH, bram36_for, distributed_ram_luts, linear_cost
 from .design import OpSchedule
+from .lane_cost import LaneConverter
 from .packing import DSP_B_BITS, DSP_PREADDER_BITS, lut_multipliers, signed_bits, weight_bits
 
 MAX_BANKS = 64
@@ -250,6 +251,53 @@ def stage_layout(op: ContractStage, s: OpSchedule) -> PermuteLayout | None:
     return permute_layout(op.gather, s.in_lanes, linear_in_lanes(op, s))
 
 
+def stage_converters(op: ContractStage | Permute, s: OpSchedule) -> dict[str, LaneConverter]:
+    """The lane converters inside a contraction op, by place: "wlanes" (the stream into the
+    permutation buffer's write lanes), "klanes" (into the Linear unit's input lanes), "olanes"
+    (from the last unit to the op's output lanes), and those einhls_linear builds inside itself,
+    "simd" (its input lanes into SIMD words) and "rq" (its requantized lanes out).  One place
+    decides them: codegen/emit/contraction.py rtl_stages instantiates the first three, and the
+    stage's and permutation's costs count them all (schedule/lane_cost.py)."""
+    from .packing import requant_lanes
+    out: dict[str, LaneConverter] = {}
+    bits, lanes = op.in_type.bits, s.in_lanes
+
+    def convert(tag: str, to: int, size: int, el_bits: int, where: str) -> None:
+        nonlocal lanes
+        if to != lanes:
+            out[tag] = LaneConverter(where, size, el_bits, lanes, to)
+            lanes = to
+    layout = stage_layout(op, s) if isinstance(op, ContractStage) else \
+        permute_layout(op.transposition, s.in_lanes, s.out_lanes)
+    if layout is not None:
+        convert("wlanes", layout.write_lanes, op.in_size, bits, f"{op.name} buffer input")
+        lanes = layout.read_lanes
+    if isinstance(op, ContractStage):
+        lin, inner = stage_linear(op, s)
+        convert("klanes", inner.in_lanes, op.in_size, bits, f"{op.name}: K = {op.k} inputs per repeat")
+        if inner.in_lanes != s.simd:
+            out["simd"] = LaneConverter(f"{op.name} Linear input", op.k, bits, inner.in_lanes, s.simd)
+        rq = requant_lanes(s.pe, math.ceil(op.k / s.simd))
+        if rq != inner.out_lanes:
+            out["rq"] = LaneConverter(f"{op.name} Linear output", lin.out_size, op.out_type.bits, rq,
+                                      inner.out_lanes)
+        lanes = inner.out_lanes
+    convert("olanes", s.out_lanes, op.out_size, op.out_type.bits, f"{op.name} output")
+    return out
+
+
+def converters_fabric(op: ContractStage | Permute, s: OpSchedule) -> tuple[int, int]:
+    """(LUT, FF) of stage_converters, first order (lane_cost.first_order): they are part of the
+    stage's first-order cost, which the calibration scales as a whole (group "contract"), so
+    they must not move with the fit of the converters between units (group "lanes")."""
+    from .lane_cost import first_order
+    lut = ff = 0
+    for c in stage_converters(op, s).values():
+        dl, df = first_order(c)
+        lut, ff = lut + dl, ff + df
+    return lut, ff
+
+
 # --------------------------------------------------------------------------- cost
 
 def _buffer_cost(layout: PermuteLayout, bits: int) -> tuple[float, int, int]:
@@ -289,9 +337,14 @@ def stage_cost(op: ContractStage, s: OpSchedule, dsp_kind: str) -> OpCost:
         in_beats = math.ceil(op.in_size / s.in_lanes)
         buffer_bits = row_buffer
         latency = max(in_beats, cycles) + PIPELINE_DEPTH + math.ceil(op.n / s.out_lanes)
+    conv_lut, conv_ff = converters_fabric(op, s)
+    lut, ff = lut + conv_lut, ff + conv_ff
     if s.span:   # the frame computes once all R repeats are in the Linear unit's bank
         latency += math.ceil(op.in_size / inner.in_lanes)
         span_lut, span_ff = span_fold_fabric(op, s)
+        # cost.linear_cost counts the tiled layer's rows as registers (2 x NF x PE outputs): they
+        # pass its LUT-RAM FIFO (in span_fold_fabric), so only one repeat's rows are kept here
+        ff -= 2 * (nf - math.ceil(op.n / s.pe)) * s.pe * op.out_type.bits
         lut, ff = lut + span_lut, ff + span_ff
     return OpCost(cycles=cycles, ii=max(cycles, in_beats, out_beats), latency=latency,
                   multipliers=c.multipliers, dense_multipliers=c.dense_multipliers, dsp=c.dsp,
@@ -303,10 +356,14 @@ def span_fold_fabric(op: ContractStage, s: OpSchedule) -> tuple[int, int]:
     """(LUT, FF) a span fold adds to its tiled Linear unit's estimate (which counts input banks of
     one repeat): the banks of R repeats read at two addresses a step (LUT RAM has one read port,
     so synthesis builds them twice), each PE's choice between the two words (a 2:1 multiplexer a
-    bit, two bits a LUT6), the second word's register and the group's repeat and start counters."""
+    bit, two bits a LUT6), the row FIFO of a whole frame's groups in LUT RAM, the second word's
+    register and the group's repeat and start counters."""
     kf = math.ceil(op.k / s.simd)
+    groups = math.ceil(op.repeats * op.n / s.pe)
     word = s.simd * op.in_type.bits
     lut = 2 * distributed_ram_luts(word, 2 * op.repeats * kf) + math.ceil(s.pe * word / 2)
+    # the row FIFO holds a frame's groups (einhls_linear FIFO_DEPTH: the next power of two)
+    lut += distributed_ram_luts(s.pe * (op.acc_type.bits + 1), 1 << max(1, math.ceil(math.log2(groups + 4))))
     ff = word + 2 * (max(1, (op.repeats - 1).bit_length()) + max(1, (op.n + s.pe).bit_length()) + 1)
     return lut, ff
 
@@ -314,6 +371,8 @@ def span_fold_fabric(op: ContractStage, s: OpSchedule) -> tuple[int, int]:
 def permute_cost(op: Permute, s: OpSchedule, dsp_kind: str) -> OpCost:
     layout = permute_layout(op.transposition, s.in_lanes, s.out_lanes)
     bram, lut, ff = _buffer_cost(layout, op.in_type.bits)
+    conv_lut, conv_ff = converters_fabric(op, s)
+    lut, ff = lut + conv_lut, ff + conv_ff
     beats = max(layout.write_beats, layout.read_beats)
     # the buffer fills while the producer streams; from the last input the frame is read out
     return OpCost(cycles=beats, ii=beats, latency=layout.read_beats + 3, multipliers=0,
