@@ -38,6 +38,7 @@ bench: setup
 bench-scheduler: setup
 	$(PY) -m bench.calibrate --cycles
 	$(PY) -m bench.unit_roofline
+	$(PY) -m bench.span_fold
 	$(PY) -m bench.token_pairs
 	$(PY) -m bench.int4_packing
 	$(PY) -m bench.nm_pairs
