@@ -151,8 +151,10 @@ def pairs_impossible(op: ContractStage) -> bool:
     """Whether no shape of this stage can hold PE pairs (packing.py pack_config), whatever its
     fold: an input wider than the DSP's 18-bit port, or already row 0's products (row 0 is the
     low field of a pair in every shape) too wide for a second weight in the widest pre-adder
-    (w_bits + S + 1 <= 27).  Only such stages take span folds, so a span fold (whose groups may
-    split a pair between two repeats) never replaces a design that packs two products a DSP."""
+    (w_bits + S + 1 <= 27).  Such stages take span folds of any PE; the others only with an even
+    PE and an even N (span_options), so a span fold (whose groups may otherwise split a pair
+    between two repeats) never replaces a design that packs two products a DSP by one that does
+    not."""
     lin = op.as_linear()
     x_bits = lin.in_type.bits + (0 if lin.in_type.signed else 1)
     if x_bits > DSP_B_BITS or lut_multipliers(lin):
@@ -314,7 +316,9 @@ def _buffer_cost(layout: PermuteLayout, bits: int) -> tuple[float, int, int]:
 
 
 def stage_cost(op: ContractStage, s: OpSchedule, dsp_kind: str) -> OpCost:
-    """A ContractStage: the Linear unit's cost for one repeat, its cycles times R, plus the buffer."""
+    """A ContractStage: the Linear unit's cost for one repeat, its cycles times R (a span fold: the
+    tiled layer's, its groups' cycles, plus span_fold_fabric), the buffer and the lane converters
+    inside the op (stage_converters)."""
     lin, inner = stage_linear(op, s)
     layout = stage_layout(op, s)
     c = linear_cost(lin, inner, dsp_kind)
