@@ -184,7 +184,9 @@ def span_options(op: ContractStage) -> list[StageOption]:
     PE with an even N is offered: its groups never split a pair, so the span fold packs as the
     regular one does and the options' order by multipliers stays an order by DSPs."""
     from .folding import linear_options
-    if op.repeats < 2 or op.n < 3:
+    # at full parallelism (SIMD = K, PE = N - 1) a frame still takes ceil(R*N / (N - 1)) steps:
+    # a stage of many repeats never has a span fold within SPAN_MAX_STEPS (and is not tiled)
+    if op.repeats < 2 or op.n < 3 or math.ceil(op.repeats * op.n / (op.n - 1)) > SPAN_MAX_STEPS:
         return []
     odd_ok = pairs_impossible(op)
     if not odd_ok and op.n % 2:
