@@ -219,6 +219,27 @@ struct YWord {
     typedef ap_uint<C::PE * C::OUT_BITS> t;
 };
 
+// One PE's dot product of a step: its weight word's slots times the input word's elements (an
+// N:M slot picks its element by the index it holds), modulo 2^ACC_BITS, exact at the end
+// (einhls_linear.h).  Both MAC arrays of a stage (contract_compute, contract_span_compute).
+template <class C>
+typename C::acc_t word_dot(const typename C::word_t& word, const typename XWord<C>::t& xw) {
+#pragma HLS INLINE
+    typename C::acc_t dot = 0;
+group:
+    for (unsigned g = 0; g < C::GROUPS; g++) {
+#pragma HLS UNROLL
+    multiplier:
+        for (unsigned j = 0; j < C::NZ; j++) {
+#pragma HLS UNROLL
+            const unsigned t = g * C::NZ + j;
+            const unsigned i = WeightSlot<C>::index(word, t);
+            dot += WeightSlot<C>::weight(word, t) * get_lane<typename C::in_t, C::IN_BITS>(xw, g * C::GROUP + i);
+        }
+    }
+    return dot;
+}
+
 // The frame (R repeats of K elements, IN_LANES per beat, IN_LANES dividing SIMD and K) as KF words
 // of SIMD elements per repeat, zero padded: beat j of a word fills its lanes j * IN_LANES ...
 // (a fixed wiring per j), the word leaves when full or when the repeat ends.
@@ -282,20 +303,7 @@ steps:
     pe:
         for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-            const typename C::word_t word = load_word<C>(weights[p][step]);
-            typename C::acc_t dot = 0;   // modulo 2^ACC_BITS, exact at the end (einhls_linear.h)
-        group:
-            for (unsigned g = 0; g < C::GROUPS; g++) {
-#pragma HLS UNROLL
-            multiplier:
-                for (unsigned j = 0; j < C::NZ; j++) {
-#pragma HLS UNROLL
-                    const unsigned t = g * C::NZ + j;
-                    const unsigned i = WeightSlot<C>::index(word, t);
-                    const typename C::in_t x = get_lane<typename C::in_t, C::IN_BITS>(xw, g * C::GROUP + i);
-                    dot += WeightSlot<C>::weight(word, t) * x;
-                }
-            }
+            const typename C::acc_t dot = word_dot<C>(load_word<C>(weights[p][step]), xw);
             typename C::out_t y = 0;
             if (FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y)) set_lane<C::OUT_BITS>(row, p, y);
         }
@@ -425,14 +433,7 @@ steps:
     pe:
         for (unsigned p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
-            const typename C::word_t word = load_word<C>(weights[p][step]);
-            const typename XWord<C>::t xw = p >= split ? next : here;
-            typename C::acc_t dot = 0;   // modulo 2^ACC_BITS, exact at the end (einhls_linear.h)
-        multiplier:
-            for (unsigned j = 0; j < C::SIMD; j++) {
-#pragma HLS UNROLL
-                dot += WeightSlot<C>::weight(word, j) * get_lane<typename C::in_t, C::IN_BITS>(xw, j);
-            }
+            const typename C::acc_t dot = word_dot<C>(load_word<C>(weights[p][step]), p >= split ? next : here);
             typename C::out_t y = 0;
             if (FoldTail<C>::step(acc[p], dot, bias, mult, p, nf, kf, y)) set_lane<C::OUT_BITS>(row, p, y);
         }

@@ -238,7 +238,7 @@ def hls_units(index: int, op: ContractStage | Permute, design, ns: str, header: 
     if isinstance(op, ContractStage):
         inner = hls_linear_schedule(op, s)
         one = dataclasses.replace(design, schedules={**design.schedules, op.name: inner})
-        lin = op.as_span_linear() if s.span else op.as_linear()
-        unit = ContractUnit(linear_unit(index, lin, one, ns, header), op.repeats, op.step, s.span)
+        unit = ContractUnit(linear_unit(index, stage_linear(op, s)[0], one, ns, header), op.repeats, op.step,
+                            s.span)
         units.append((unit, inner.in_lanes, inner.out_lanes, op.in_size, op.in_type.bits))
     return units

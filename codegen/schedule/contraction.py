@@ -228,17 +228,15 @@ def linear_in_lanes(op: ContractStage, s: OpSchedule) -> int:
     while the current one computes (a span fold: all R repeats while the frame computes), and a
     divisor of K, so that R repeats of K elements packed one after another (the stage's stream)
     are exactly R frames of the Linear unit (a span fold: R frames fill one input bank)."""
-    cycles = stage_cycles(op, s) // (op.repeats if not s.span else 1)
-    words = op.k * (op.repeats if s.span else 1)
-    return _divisor_at_least(op.k, math.ceil(words / cycles))
+    nf, kf = stage_folds(op, s)
+    return _divisor_at_least(op.k, math.ceil(op.k * (op.repeats if s.span else 1) / (nf * kf)))
 
 
 def linear_out_lanes(op: ContractStage, s: OpSchedule) -> int:
     """Elements per beat out of the Linear unit: keeps up with N outputs per NF*KF cycles (a span
     fold: R*N per frame), divides N."""
-    cycles = stage_cycles(op, s) // (op.repeats if not s.span else 1)
-    outputs = op.n * (op.repeats if s.span else 1)
-    return _divisor_at_least(op.n, math.ceil(outputs / cycles))
+    nf, kf = stage_folds(op, s)
+    return _divisor_at_least(op.n, math.ceil(op.n * (op.repeats if s.span else 1) / (nf * kf)))
 
 
 def stage_linear(op: ContractStage, s: OpSchedule) -> tuple[Linear, OpSchedule]:

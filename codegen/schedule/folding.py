@@ -194,6 +194,7 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
                         lanes[t], changed = widest, True
     for op in graph.ops:
         in_lanes, out_lanes = lanes[op.inputs[0]], lanes[op.outputs[0]]
+        span = 0   # a contraction stage's span fold (schedule/contraction.py span_options)
         if op.name in options:   # a MAC unit (Linear, contraction stage): (cycles, simd, pe) options
             # the cheapest that meets the target; the fastest when the target is below the op's floor
             opts, op_target = options[op.name], _per_token(target, graph, counts[op.outputs[0]])
@@ -202,9 +203,7 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
             else:
                 choice = next((o for o in opts if o[0] <= op_target), min(opts, key=lambda o: o[0]))
                 _, simd, pe = choice
-                if getattr(choice, "span", 0):   # a contraction stage's span fold (schedule/contraction.py)
-                    schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes, span=choice.span)
-                    continue
+                span = getattr(choice, "span", 0)
         elif op.kind in ("window", "regroup", "tapmax"):   # lanes dividing the channels (schedule/conv_cost.py)
             from .conv_cost import regroup_lanes, tapmax_lanes, window_lanes
             chosen = window_lanes(op, target * graph.tokens) if op.kind == "window" else \
@@ -228,7 +227,7 @@ def fold_for_target(graph: Graph, target: int, options: dict[str, list],
                 lanes[t] = in_lanes
         else:
             simd = pe = in_lanes = out_lanes = max(in_lanes, out_lanes)
-        schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes)
+        schedules[op.name] = OpSchedule(op.name, simd, pe, in_lanes, out_lanes, span=span)
     return schedules
 
 
