@@ -109,7 +109,6 @@ class Case:
     build: Callable[[Path], Graph]
     target_ii: int | None    # cycles per input token; None: the fastest design that fits the board
     macs: int | None         # MACs per frame, counted by hand from the layer's shape (None: TT, from its path)
-    above: str = ""          # why the case is above RATIO_LIMIT, where it is (reported, not hidden)
 
 
 def fewest_product_slots(graph: Graph, interval: int, span: bool = True) -> list[int]:
@@ -189,8 +188,7 @@ def row_of(planned: Planned, measured: int | None) -> dict:
             "roofline_cycles": p.roofline_cycles, "scheduled_cycles": p.cycles,
             "scheduled_ratio": round(p.ratio, 4), "measured_cycles": measured,
             "measured_ratio": None if measured is None else round(measured / p.roofline_cycles, 4),
-            "dsp_peak_share": None if measured is None or not p.dsp else round(p.macs / (measured * 2 * p.dsp), 4),
-            "above": planned.case.above}
+            "dsp_peak_share": None if measured is None or not p.dsp else round(p.macs / (measured * 2 * p.dsp), 4)}
 
 
 def markdown(rows: list[dict], seconds: float, measured: bool) -> str:
@@ -210,9 +208,6 @@ def markdown(rows: list[dict], seconds: float, measured: bool) -> str:
                      f"{r['roofline_cycles']:,} | {r['scheduled_cycles']:,} | "
                      f"{'-' if r['measured_cycles'] is None else format(r['measured_cycles'], ',')} | "
                      f"{r['measured_ratio'] if r['measured_ratio'] is not None else r['scheduled_ratio']} | {share} |")
-    notes = [f"- {r['case']}: above {RATIO_LIMIT}x because {r['above']}." for r in rows if r["above"]]
-    if notes:
-        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 

@@ -39,12 +39,7 @@ def test_scheduled_interval_within_roofline(name: str, tmp_path: Path) -> None:
     # the pipeline's interval is its slowest unit's; no unit can beat its own roofline
     assert p.cycles >= max(u.cycles for u in planned.units)
     assert all(u.cycles >= u.roofline_cycles for u in planned.units)
-    if planned.case.above:
-        # a known, reported exception (bench/results/unit_roofline.md says why); when it is fixed,
-        # drop the note
-        assert p.ratio > RATIO_LIMIT, (name, p.ratio)
-    else:
-        assert p.ratio <= RATIO_LIMIT, (name, p.ratio, planned.units)
+    assert p.ratio <= RATIO_LIMIT, (name, p.ratio, planned.units)
 
 
 @pytest.mark.parametrize("name, interval", [("tt_64_r4", 43), ("tt_64_r4_48", 48)])
@@ -87,7 +82,7 @@ def test_packed_dsp_counts_two_products() -> None:
 
 @pytest.mark.rtl
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [c.name for c in CASES if not c.above])
+@pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_measured_interval_within_roofline(name: str, tmp_path: Path) -> None:
     planned = plan(BY_NAME[name], tmp_path)
     measured = measure(planned, tmp_path / "projects")
