@@ -91,6 +91,46 @@ def test_search_model_is_what_compile_builds(tmp_path, out_bits):
     assert np.abs(want_codes).max() > (100 if out_bits == 8 else 20000)   # the range is used
 
 
+@pytest.mark.parametrize("in_bits", [8, 16])
+def test_butterfly_candidate_is_what_compile_builds(tmp_path, in_bits):
+    """A butterfly candidate of a 48-wide layer (zero padded to 64: six stages) lowers as one
+    butterfly unit whose stage boundaries carry the candidate's calibrated quantizers, at 8- and
+    16-bit activations (the 16-bit input is a com.microsoft quantizer before the Pad, whose pads
+    onnx can only compute once the quantizer's output has a shape), and the IR reference gives the
+    torch model's output codes except near rounding ties of a stage (the requantizer's multiplier
+    keeps 16 significant bits; a flipped stage code moves the outputs it feeds by a step or a few
+    of 32,767).  Without the quantizers between stages the exact accumulator of a 128-wide 8-bit
+    layer would need more than the unit's 48 bits: refused, naming it."""
+    from codegen.compress.costing import _WithOutputQuant
+    from codegen.errors import EinhlsError
+    from codegen.frontend import load_graph
+    from codegen.ir.reference import quantize, run_reference
+    torch.manual_seed(0)
+    layer, x = nn.Linear(48, 48), torch.randn(64, 48)
+    module = build(Spec("butterfly", 8), layer, act_scale(float(x.abs().max()), in_bits), x, in_bits=in_bits)
+    with torch.no_grad():
+        out_scale = act_scale(float(module(x).abs().max()), in_bits)
+    model = _WithOutputQuant(module, out_scale, in_bits).eval()
+    path = tmp_path / "butterfly.onnx"
+    export_onnx(model, 48, path)
+    graph = load_graph(path)
+    (unit,) = [op for op in graph.ops if op.kind == "butterfly"]
+    assert [t.bits for t in unit.stage_types[:-1]] == [in_bits] * 5
+    assert [t.scale for t in unit.stage_types[:-1]] == pytest.approx(module.stage_scales, rel=1e-6)
+    with torch.no_grad():
+        want = np.rint(model.double()(x.double()).numpy() / out_scale).astype(np.int64)
+    got = np.stack([run_reference(graph, quantize(row[None].numpy(), graph.input_type))[0] for row in x])
+    steps = np.abs(got.astype(np.int64) - graph.output_type.zero_point - want)
+    assert (steps == 0).mean() >= 0.98 and steps.max() <= (1 if in_bits == 8 else 4), (steps == 0).mean()
+    assert np.abs(want).max() > (100 if in_bits == 8 else 20000)
+    if in_bits == 8:   # a 128-wide layer (seven stages) without its stage quantizers
+        wide = build(Spec("butterfly", 8), nn.Linear(128, 128), 0.02, torch.randn(64, 128))
+        wide.stage_scales = None
+        export_onnx(_WithOutputQuant(wide, 0.01, 8), 128, path)
+        with pytest.raises(EinhlsError, match="exact accumulator needs 5[0-9] bits"):
+            load_graph(path)
+
+
 def test_int16_inputs_export_as_onnxruntime_writes_them(tmp_path):
     """A 16-bit layer input is a com.microsoft QuantizeLinear with an int16 zero point (what
     onnxruntime's quantize_static writes for QInt16 at opset 17); weights are per channel."""

@@ -11,6 +11,7 @@ Every module here computes in float what einhls computes in integers, and export
 * dense and N:M weights (and both factors of a low-rank layer) per output channel at calibrated
   scales (row peak / the largest code), 8 or 4 bits; tensor-train cores and butterfly twiddles
   per tensor at power-of-two scales (one scale per core / stage, as the contraction units take);
+  a butterfly's activations between stages per tensor at the input's width, calibrated scales;
 * 4-bit weights are exported in int8 containers holding codes in [-8, 7] at the same scale (the
   front end derives a weight's width from its codes, so the hardware stores and multiplies 4 bits).
 
@@ -238,28 +239,57 @@ class QuantTT(nn.Module):
 
 
 class QuantButterfly(nn.Module):
-    """A ButterflyLinear (square layer) fitted to the dense layer, weights fake-quantized."""
+    """A ButterflyLinear (square layer) fitted to the dense layer: input and the activations
+    between stages fake-quantized per tensor to ``in_bits`` at calibrated scales (``stage_scales``,
+    one per stage boundary), twiddles per stage to ``bits``.  Without the quantizers between
+    stages the exact accumulator grows by a twiddle's width and a bit every stage: nine stages of
+    a 384-wide layer (padded to 512) would need 53 bits from 8-bit inputs, more than the unit
+    holds."""
 
-    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float, in_bits: int = 8) -> None:
+    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float, in_bits: int = 8,
+                 stage_scales: list[float] | None = None) -> None:
         super().__init__()
         self.bfly, self.bits, self.in_scale, self.in_bits = bfly, bits, float(in_scale), in_bits
         self.in_features, self.out_features = bfly.in_features, bfly.out_features
+        self.stage_scales = [float(v) for v in stage_scales] if stage_scales is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x = fake_quant(x, self.in_scale, self.in_bits).reshape(-1, self.in_features)
+        y = self.stages(x)
+        return y.reshape(*lead, self.out_features)
+
+    def stages(self, x: torch.Tensor, calibrate: bool = False) -> torch.Tensor:
+        """The stages on ``x`` [batch, in] (quantized); ``calibrate``: set each stage boundary's
+        scale from its peak on ``x`` first (the boundaries before it already quantized at theirs:
+        each scale sees the rounding the hardware does before it)."""
         b = self.bfly
         batch, total = x.shape[0], b.stacks * b.n
         if self.in_features < b.n:
             x = nn.functional.pad(x, (0, b.n - self.in_features))
+        if calibrate:
+            self.stage_scales = []
+        last = len(b.strides) - 1
         for s, st in enumerate(b.strides):
             t = b.twiddles[s]
             t = fake_quant(t, weight_scale(t, self.bits), self.bits)
             x = torch.einsum("...aib,aijb->...ajb", x.reshape(batch, total // (2 * st), 2, st), t).reshape(batch, total)
+            if s < last and calibrate:
+                self.stage_scales.append(act_scale(float(x.detach().abs().max()), self.in_bits))
+            if s < last and self.stage_scales is not None:
+                x = fake_quant(x, self.stage_scales[s], self.in_bits)
         x = x[:, :self.out_features]
-        if b.bias is not None:
-            x = x + b.bias
-        return x.reshape(*lead, self.out_features)
+        return x + b.bias if b.bias is not None else x
+
+
+def calibrated_butterfly(bfly: ButterflyLinear, bits: int, in_scale: float, in_bits: int,
+                         calib_x: torch.Tensor) -> QuantButterfly:
+    """A QuantButterfly whose stage quantizers span the activations ``calib_x`` produces (each
+    boundary's peak / the largest ``in_bits`` code)."""
+    module = QuantButterfly(bfly, bits, in_scale, in_bits)
+    with torch.no_grad():
+        module.stages(fake_quant(calib_x.reshape(-1, bfly.in_features).float(), in_scale, in_bits), calibrate=True)
+    return module
 
 
 def build(spec: Spec, linear: nn.Linear, in_scale: float, calib_x: torch.Tensor | None = None,
@@ -289,7 +319,9 @@ def build(spec: Spec, linear: nn.Linear, in_scale: float, calib_x: torch.Tensor 
         tt = factorize_linear(linear, spec.in_factors, spec.out_factors, max_rank=spec.rank)
         return QuantTT(tt, spec.bits, in_scale, in_bits)
     if spec.kind == "butterfly":
-        return QuantButterfly(fit_butterfly(linear, calib_x, seed), spec.bits, in_scale, in_bits)
+        bfly = fit_butterfly(linear, calib_x, seed)
+        calib = calib_x if calib_x is not None else torch.randn(256, linear.in_features)
+        return calibrated_butterfly(bfly, spec.bits, in_scale, in_bits, calib)
     raise ValueError(f"unknown candidate kind {spec.kind!r}")
 
 

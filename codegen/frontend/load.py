@@ -304,6 +304,18 @@ def prepare_model(model: onnx.ModelProto) -> onnx.ModelProto:
     except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
         raise EinhlsError("the ONNX checker rejects the model, and its message holds text that is not "
                           "valid UTF-8 (a corrupted or hostile name?)") from exc
+    model = _infer_shapes(model)
+    # onnx infers no shape through com.microsoft QuantizeLinear / DequantizeLinear (onnxruntime's
+    # int16 quantizers), so a shape computed from a tensor behind one (a Pad's pads from Shape of a
+    # Reshape) stays unknown: give those outputs their input's shape and infer again
+    for _ in range(len(model.graph.node)):
+        if not _shapes_through_microsoft_quantizers(model.graph):
+            break
+        model = _infer_shapes(model)
+    return model
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return shape_inference.infer_shapes(model, check_type=True, strict_mode=False, data_prop=True)
     except Exception as exc:  # onnx raises InferenceError and others
@@ -311,3 +323,50 @@ def prepare_model(model: onnx.ModelProto) -> onnx.ModelProto:
         match = re.search(r"\(op_type:\s*([^,]+), node name:\s*([^)]*)\)", text)
         node, op_type = (match.group(2), match.group(1)) if match else (None, None)
         raise EinhlsError(f"ONNX shape inference failed: {text}", node, op_type) from exc
+
+
+def _element_type(graph: onnx.GraphProto, name: str, default: int) -> int:
+    """The element type of tensor ``name`` (an initializer, a Constant node's value or a typed
+    value), else ``default``."""
+    for init in graph.initializer:
+        if init.name == name:
+            return init.data_type
+    for node in graph.node:
+        if node.op_type == "Constant" and name in node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return attr.t.data_type
+    for vi in list(graph.input) + list(graph.value_info):
+        if vi.name == name and vi.type.tensor_type.elem_type:
+            return vi.type.tensor_type.elem_type
+    return default
+
+
+def _shapes_through_microsoft_quantizers(graph: onnx.GraphProto) -> bool:
+    """Add the shape of every com.microsoft QuantizeLinear / DequantizeLinear output whose input's
+    shape is known and its own is not (the output keeps the input's shape; its element type is the
+    zero point's, or float after a DequantizeLinear).  Whether any was added."""
+    typed = {vi.name: vi for vi in list(graph.input) + list(graph.value_info) + list(graph.output)}
+    added = False
+    for node in graph.node:
+        if node.domain != "com.microsoft" or node.op_type not in ("QuantizeLinear", "DequantizeLinear") \
+                or not node.input or node.input[0] not in typed or not node.output:
+            continue
+        out = node.output[0]
+        source = typed[node.input[0]].type.tensor_type
+        if (out in typed and typed[out].type.tensor_type.HasField("shape")) or not source.HasField("shape") \
+                or not all(d.HasField("dim_value") for d in source.shape.dim):
+            continue
+        if node.op_type == "QuantizeLinear":
+            elem = _element_type(graph, node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 and node.input[2] \
+                else onnx.TensorProto.UINT8
+        else:
+            elem = onnx.TensorProto.FLOAT
+        info = onnx.helper.make_tensor_value_info(out, elem, [d.dim_value for d in source.shape.dim])
+        if out in typed:
+            typed[out].CopyFrom(info)
+        else:
+            graph.value_info.append(info)
+            typed[out] = graph.value_info[-1]
+        added = True
+    return added
