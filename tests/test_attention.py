@@ -20,6 +20,7 @@ from codegen.ir.types import QType
 from codegen.passes.sequence import with_tokens
 
 from models import minilm
+from onnx_oracle import onnx_session
 
 LENGTH = 16   # the conftest fixture minilm_layer's
 
@@ -64,8 +65,7 @@ def test_actmatmul_refuses_inconsistent_shapes():
 # --- a real MiniLM layer -------------------------------------------------------------------------
 
 def _session(path):
-    import onnxruntime as ort
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return onnx_session(str(path))
 
 
 def test_minilm_layer_lowers_to_attention_units(minilm_layer):

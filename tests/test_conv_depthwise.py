@@ -16,6 +16,7 @@ from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
 from models.ort_qdq import export_quantized
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 
@@ -50,7 +51,6 @@ def depthwise_project(tmp_path_factory):
 
 @pytest.mark.xdist_group("conv_depthwise")
 def test_depthwise_uses_k_squared_multipliers_per_channel(depthwise_project):
-    import onnxruntime as ort
     model, project = depthwise_project
     linears = [op for op in project.graph.ops if op.kind == "linear"]
     assert [op.sparsity for op in linears] == [(1, 32), (4, 32)]
@@ -59,7 +59,7 @@ def test_depthwise_uses_k_squared_multipliers_per_channel(depthwise_project):
         useful = op.out_size * 9 * op.sparsity[0]                     # non-zero products per output pixel
         assert layer["multipliers"] == math.ceil(useful / layer["cycles"]), layer
     x = np.random.default_rng(3).normal(0, 1, size=(8, 32, 5, 5)).astype(np.float32)
-    session = ort.InferenceSession(str(model))
+    session = onnx_session(str(model))
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     steps = np.abs(project.predict(x) - expected) / project.graph.output_type.scale
     assert steps.max() <= 1 + 1e-4, steps.max()

@@ -15,6 +15,7 @@ from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
 from models.conv_models import MODELS, build
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 SHARED = pytest.mark.xdist_group("conv_e2e")   # the tests that share the compiled models: one worker
@@ -37,11 +38,10 @@ def test_reference_matches_onnxruntime(conv_projects, name):
     """The integer reference against onnxruntime running the QDQ model (real-valued, NCHW in and out):
     within one output step (the scales are not powers of two, so each requantization may differ by
     one rounding; on these models every element is equal)."""
-    import onnxruntime as ort
     model, project = conv_projects[name]
     shape = MODELS[name][1]
     x = np.random.default_rng(3).normal(0, 1, size=(16,) + shape[1:]).astype(np.float32)
-    session = ort.InferenceSession(str(model))
+    session = onnx_session(str(model))
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     got = project.predict(x)
     assert got.shape == expected.shape
@@ -137,12 +137,11 @@ def test_same_upper_float_conv_compiles(tmp_path):
     proc = _compile(path, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     from codegen.project import Project
-    import onnxruntime as ort
     project = Project(tmp_path / "out")
     window = next(op for op in project.graph.ops if op.kind == "window")
     assert window.pads == (0, 0, 1, 1)
     x = (np.random.default_rng(1).integers(-64, 64, size=(4, 2, 5, 5)) / 16).astype(np.float32)
-    expected = np.concatenate([ort.InferenceSession(str(path)).run(None, {"x": x[i:i + 1]})[0] for i in range(4)])
+    expected = np.concatenate([onnx_session(str(path)).run(None, {"x": x[i:i + 1]})[0] for i in range(4)])
     got = project.predict(x)
     assert np.abs(got - expected).max() <= project.graph.output_type.scale, np.abs(got - expected).max()
 
@@ -181,11 +180,10 @@ def test_digits_accuracy_of_the_reference(digits_projects, kind):
 
 @pytest.mark.xdist_group("conv_digits")
 def test_digits_qdq_reference_matches_onnxruntime(digits_projects):
-    import onnxruntime as ort
     from models.digits_cnn import load_digits_split
     _, _, x_test, _ = load_digits_split()
     model, _, project = digits_projects["qdq"]
-    session = ort.InferenceSession(str(model))
+    session = onnx_session(str(model))
     x = x_test[:64]
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     steps = np.abs(project.predict(x) - expected) / project.graph.output_type.scale
@@ -249,9 +247,8 @@ def qonnx_projects(tmp_path_factory):
 def test_qonnx_float_cnns_match_onnxruntime(qonnx_projects, name, scale, tolerance):
     """The reference in fixed point against onnxruntime in float: the difference is the fixed-point
     rounding of weights and activations (absolute tolerance, outputs of magnitude ~10 and ~100)."""
-    import onnxruntime as ort
     model, project = qonnx_projects[name]
-    session = ort.InferenceSession(str(model))
+    session = onnx_session(str(model))
     feed = session.get_inputs()[0]
     shape = [int(d) for d in project.graph.input_shape]
     x = (np.random.default_rng(2).uniform(0 if name == "mnist_conv" else -1, 1, size=[2] + shape[1:]) * scale

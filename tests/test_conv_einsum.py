@@ -13,6 +13,7 @@ from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
 from models.einsum_conv import SHAPE, export_float, export_qdq
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 SHARED = pytest.mark.xdist_group("conv_einsum")
@@ -46,10 +47,9 @@ def test_einsum_factors_are_pointwise_convs(einsum_projects, exporter):
 def test_reference_matches_onnxruntime(einsum_projects, exporter):
     """Within fixed-point rounding of onnxruntime's float model (fixed<16,6>: steps of 2^-10; each of
     the three factors rounds its output once)."""
-    import onnxruntime as ort
     path, project = einsum_projects[exporter]
     x = (np.random.default_rng(3).integers(-256, 256, size=(8,) + SHAPE[1:]) / 128).astype(np.float32)
-    session = ort.InferenceSession(str(path))
+    session = onnx_session(str(path))
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     got = project.predict(x)
     assert got.shape == expected.shape == (8, 16, 6, 6)

@@ -11,6 +11,7 @@ from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
 from models.factorized_conv import MODELS, build
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 SHARED = pytest.mark.xdist_group("conv_factorized")
@@ -33,11 +34,10 @@ def factorized_projects(tmp_path_factory):
 def test_reference_matches_onnxruntime(factorized_projects, name):
     """Within one output step of onnxruntime on the QDQ model (every factor's output has its own
     quantizer; the scales are not powers of two, so a requantization may round the other way)."""
-    import onnxruntime as ort
     model, project = factorized_projects[name]
     shape = MODELS[name][1]
     x = np.random.default_rng(3).normal(0, 1, size=(16,) + shape[1:]).astype(np.float32)
-    session = ort.InferenceSession(str(model))
+    session = onnx_session(str(model))
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     got = project.predict(x)
     assert got.shape == expected.shape

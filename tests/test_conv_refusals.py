@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_oracle import onnx_session
 
 
 def _model(path, op_type: str, x_shape, w_shape=None, outputs=("y",), **attrs) -> None:
@@ -81,7 +82,6 @@ def test_maxpool_indices_refused_by_name(tmp_path, capsys):
 def test_even_kernel_auto_pad_matches_onnxruntime(tmp_path, capsys, auto_pad, kernel, pads):
     """auto_pad SAME_* with even kernels is built, not refused: the padding lands on the side ONNX
     puts it, and the reference equals onnxruntime's float conv within one fixed-point step."""
-    import onnxruntime as ort
     from codegen.project import Project
     path = tmp_path / "same.onnx"
     _model(path, "Conv", [1, 2, 5, 5], [3, 2] + kernel, auto_pad=auto_pad)
@@ -91,7 +91,7 @@ def test_even_kernel_auto_pad_matches_onnxruntime(tmp_path, capsys, auto_pad, ke
     window = next(op for op in project.graph.ops if op.kind == "window")
     assert window.pads == pads
     x = (np.random.default_rng(1).integers(-64, 64, size=(4, 2, 5, 5)) / 16).astype(np.float32)
-    session = ort.InferenceSession(str(path))
+    session = onnx_session(str(path))
     expected = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     got = project.predict(x)
     assert got.shape == expected.shape == (4, 3, 5, 5)

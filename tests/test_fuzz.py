@@ -8,6 +8,7 @@ import pytest
 from bench.fuzz import check
 from bench.fuzz.__main__ import case_spec, shrink
 from bench.fuzz.forms import FORMS, model_size
+from onnx_oracle import onnx_session
 
 
 def small_specs(seed: int, count: int, limit: int, forms: list[str] | None = None) -> list[dict]:
@@ -219,7 +220,6 @@ def test_constant_added_off_the_activation_grid_rounds_like_onnxruntime() -> Non
     units off), and the GELU after it turned that into 3 steps.  Fixed: a 2^-16 grid (REFINE_BITS in
     codegen/frontend/lower.py).  Checked on the Add's quantizer output, code for code."""
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     from bench.fuzz.forms import FORMS
@@ -236,7 +236,7 @@ def test_constant_added_off_the_activation_grid_rounds_like_onnxruntime() -> Non
     probe.CopyFrom(model)
     tensor = next(n.output[0] for n in model.graph.node if n.name == quantizer)
     probe.graph.output.append(helper.make_tensor_value_info(tensor, TensorProto.INT8, None))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = onnx_session(probe)
     real = dequantize(codes, graph.input_type).reshape(24, 3, 14)
     theirs = np.stack([session.run([tensor], {"x": real[i:i + 1]})[0].reshape(-1) for i in range(24)])
     assert np.array_equal(trace[op.outputs[0]], theirs.astype(np.int64))
@@ -324,7 +324,6 @@ def test_attention_scores_probe_catches_a_wrong_product(monkeypatch: pytest.Monk
 
 def _qonnx_steps(pair, vectors: int = 64) -> float:
     """Largest difference (output steps) between the reference and onnxruntime on the float twin."""
-    import onnxruntime as ort
 
     from codegen.frontend import lower_model
     from codegen.ir.reference import dequantize, dequantize_output, random_inputs, run_reference
@@ -336,7 +335,7 @@ def _qonnx_steps(pair, vectors: int = 64) -> float:
     if graph.channels_first:
         real = real.reshape(vectors, graph.tokens, graph.input_size).transpose(0, 2, 1)
     real = np.ascontiguousarray(real).reshape(vectors, *graph.input_shape[1:])
-    session = ort.InferenceSession(floating.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = onnx_session(floating)
     theirs = np.stack([session.run(None, {"x": real[i:i + 1]})[0].reshape(-1) for i in range(vectors)])
     ours = dequantize_output(graph, run_reference(graph, codes)).reshape(vectors, -1)
     return float(np.abs(theirs.astype(np.float64) - ours).max() / graph.output_type.scale)

@@ -27,6 +27,7 @@ from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
 from models import minilm_mask
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 LENGTH, HIDDEN = 8, 32
@@ -39,8 +40,7 @@ def small_layer(tmp_path_factory):
 
 
 def _ort(path):
-    import onnxruntime as ort
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return onnx_session(str(path))
 
 
 def test_mask_input_lowers_to_a_slice_of_the_packed_input(small_layer):

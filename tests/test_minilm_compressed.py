@@ -13,6 +13,7 @@ from codegen.project import CompileOptions, compile_model
 from codegen.verify.runner import verify
 
 from models import minilm
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 SHARED = pytest.mark.xdist_group("minilm_compressed")   # one worker builds each variant once
@@ -36,7 +37,6 @@ def test_tt_ffn_layer_reference_follows_onnxruntime(minilm_variant):
     """The TT Einsums apply to each of the 16 tokens (the token axis is a batch index of the
     contraction): the integer reference of the lowered layer against onnxruntime running the same
     QDQ model, as for the dense layer (tests/test_attention.py)."""
-    import onnxruntime as ort
 
     from codegen.frontend import load_graph
     from codegen.ir.reference import quantize, run_reference
@@ -47,7 +47,7 @@ def test_tt_ffn_layer_reference_follows_onnxruntime(minilm_variant):
     stages = [op for op in graph.ops if op.kind == "contraction"]
     assert len(stages) == 2 and all(op.in_size * op.out_size == 384 * 1536 for op in stages), \
         [(op.kind, op.in_size, op.out_size) for op in graph.ops]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(str(path))
     t = graph.output_type
     for x in minilm.hidden_states(minilm.sentences()[:3], LENGTH):
         theirs = session.run(None, {"x": x})[0].reshape(-1)
@@ -110,7 +110,6 @@ def test_butterfly_layer_reference_follows_onnxruntime(tmp_path):
     Pad / Reshape of query, key and value copied per butterfly), the integer reference against
     onnxruntime on the same QDQ model.  A short fit (20 steps) keeps this fast: the lowering does
     not depend on how well the twiddles fit."""
-    import onnxruntime as ort
 
     from codegen.frontend import load_graph
     from codegen.ir.reference import quantize, run_reference
@@ -119,7 +118,7 @@ def test_butterfly_layer_reference_follows_onnxruntime(tmp_path):
     graph = load_graph(path)
     kinds = [op.kind for op in graph.ops]
     assert graph.tokens == LENGTH and kinds.count("butterfly") == 4 and kinds.count("linear") == 2, kinds
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(str(path))
     t = graph.output_type
     for x in minilm.hidden_states(minilm.sentences()[:3], LENGTH):
         theirs = session.run(None, {"x": x})[0].reshape(-1)

@@ -21,6 +21,7 @@ from codegen.nn.tt import LowRankLinear, TTLinear, factorize_linear, factorize_l
 from codegen.passes.contraction import plan_contractions
 
 from models.foreign_tt import export as export_foreign
+from onnx_oracle import onnx_session
 
 EXPORTERS = [pytest.param(True, id="dynamo"), pytest.param(False, id="legacy")]
 
@@ -32,7 +33,6 @@ def _export(module: nn.Module, x: torch.Tensor, path, dynamo: bool) -> None:
 
 
 def _agree_with_onnxruntime(path, vectors: int = 16):
-    import onnxruntime as ort
     graph = load_graph(path)
     expanded, _ = plan_contractions(graph)
     rng = np.random.default_rng(0)
@@ -40,7 +40,7 @@ def _agree_with_onnxruntime(path, vectors: int = 16):
     codes = quantize_input(graph, x)
     ours = run_reference(graph, codes)
     np.testing.assert_array_equal(run_reference(expanded, codes), ours)
-    sess = ort.InferenceSession(str(path))
+    sess = onnx_session(str(path))
     name = sess.get_inputs()[0].name
     theirs = np.concatenate([sess.run(None, {name: row[None]})[0] for row in x]).reshape(vectors, -1)
     assert np.abs(dequantize_output(graph, ours) - theirs).max() <= graph.output_type.scale * 1.0001

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from onnx_oracle import onnx_session
 from test_cli import _qdq_linear
 
 
@@ -187,7 +188,6 @@ def test_tltorch_quantize_static_float_einsum_compiles_and_matches_onnxruntime(t
     """The Einsum's float factors are quantized by einhls (symmetric per tensor, ISLAND_WEIGHT_BITS);
     the reference then equals onnxruntime's run of the QDQ model on most outputs and is never more
     than 2 output steps off (measured: 97.8% exact, max 2 steps, on 256 vectors)."""
-    import onnxruntime as ort
     from codegen.frontend import load_graph
     from codegen.frontend.einsum import ISLAND_WEIGHT_BITS
     from codegen.ir.reference import dequantize, dequantize_output, random_inputs, run_reference
@@ -196,7 +196,7 @@ def test_tltorch_quantize_static_float_einsum_compiles_and_matches_onnxruntime(t
     assert ISLAND_WEIGHT_BITS == 12
     graph = load_graph(model)
     codes = random_inputs(graph, 128, seed=1)
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    session = onnx_session(str(model))
     real = dequantize(codes, graph.input_type).reshape(128, 64)
     got = np.concatenate([session.run(None, {"x": real[i:i + 1]})[0] for i in range(128)])
     want = dequantize_output(graph, run_reference(graph, codes)).reshape(128, -1)

@@ -24,6 +24,7 @@ from codegen.schedule.cost import COST_FUNCTIONS
 from codegen.verify.runner import verify
 
 from models.xformer_islands import decomposed_norm_model, islands_model, sigmoid_model, tanh_gelu_model
+from onnx_oracle import onnx_session
 
 QUIET = dict(progress=lambda *_: None)
 NONLINEAR = ("softmax", "layernorm", "gelu")
@@ -39,8 +40,7 @@ def islands(tmp_path_factory):
 
 
 def _ort(model: onnx.ModelProto):
-    import onnxruntime as ort
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return onnx_session(model)
 
 
 def test_quantize_static_islands_become_integer_units(islands):
