@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="the exported encoder (default: export it)")
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--activation-bits", type=int, choices=(8, 16), default=8,
+                        help="activations of the exported encoder (without --model)")
+    parser.add_argument("--attention-bits", type=int, choices=(8, 16),
+                        help="the attention products' query / key / value operands (default: --activation-bits)")
     parser.add_argument("--boards", nargs="+", default=["kv260", "zcu104"])
     parser.add_argument("--intervals", nargs="*", type=int, default=[18432],
                         help="intervals to cost with no utilisation limit")
@@ -213,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     model = args.model
     if model is None:
         from models import minilm
-        model = minilm.export_compressed(Path("/tmp") / f"encoder{args.tokens}.onnx", args.tokens, layers=6)
+        model = minilm.export_compressed(
+            Path("/tmp") / f"encoder{args.tokens}_a{args.activation_bits}_q{args.attention_bits}.onnx", args.tokens,
+            layers=6, activation_bits=args.activation_bits, attention_bits=args.attention_bits)
     start = time.time()
     rows, bounds = [], []
     for board in args.boards:

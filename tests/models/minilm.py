@@ -125,18 +125,48 @@ def compressed_copy(attention: tuple[int, int] | None, ffn: tuple[int, int] | No
 
 
 def export_compressed(path: Path, length: int, layers: int = 6, attention: tuple[int, int] | None = (2, 8),
-                      ffn: tuple[int, int] | None = (1, 8), weight_bits: int = 4, activation_bits: int = 8) -> Path:
+                      ffn: tuple[int, int] | None = (1, 8), weight_bits: int = 4, activation_bits: int = 8,
+                      attention_bits: int | None = None) -> Path:
     """The first ``layers`` encoder layers, N:M-pruned (no retraining), exported and quantized with
-    ``weight_bits``-bit per-channel weights (QInt4 or QInt8) and ``activation_bits`` activations;
-    the defaults are a configuration whose weights fit a KV260's on-chip memory."""
-    return export_model(compressed_copy(attention, ffn), path, length, layers, weight_bits, activation_bits)
+    ``weight_bits``-bit per-channel weights (QInt4 or QInt8) and ``activation_bits`` activations
+    (``attention_bits``: those of the attention products' query, key and value operands); the
+    defaults are a configuration whose weights fit a KV260's on-chip memory."""
+    return export_model(compressed_copy(attention, ffn), path, length, layers, weight_bits, activation_bits,
+                        attention_bits)
+
+
+def attention_operands(float_path: Path) -> list[str]:
+    """The tensors that carry the query, key and value operands of the attention products (the
+    inputs of a MatMul of two activations that no Softmax produces, back through the head split's
+    Transpose / Reshape to the projection's output): onnxruntime gives a Reshape or Transpose its
+    input's quantizer, so a width is set on the whole path."""
+    import onnx
+    model = onnx.load(str(float_path))
+    constants = {init.name for init in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    names: list[str] = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or any(name in constants for name in node.input):
+            continue
+        for name in node.input:
+            source = producer.get(name)
+            if source is not None and source.op_type == "Softmax":
+                continue
+            names.append(name)
+            while source is not None and source.op_type in ("Transpose", "Reshape"):
+                name = source.input[0]
+                names.append(name)
+                source = producer.get(name)
+    return names
 
 
 def export_model(model: nn.Module, path: Path, length: int, layers: int = 6, weight_bits: int = 4,
-                 activation_bits: int = 8) -> Path:
+                 activation_bits: int = 8, attention_bits: int | None = None) -> Path:
     """The first ``layers`` encoder layers of a BertModel ``model`` exported and quantized by
     onnxruntime's quantize_static: ``weight_bits``-bit per-channel weights (QInt4 or QInt8),
-    ``activation_bits`` activations, calibrated on the written sentences at ``length`` tokens."""
+    ``activation_bits`` activations (``attention_bits``, when given, for the attention products'
+    query, key and value operands: :func:`attention_operands`), calibrated on the written
+    sentences at ``length`` tokens."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     import warnings
 
@@ -156,11 +186,18 @@ def export_model(model: nn.Module, path: Path, length: int, layers: int = 6, wei
         def get_next(self):
             return next(self.items, None)
 
+    def quant_type(bits: int):
+        return QuantType.QInt16 if bits == 16 else QuantType.QInt8
+
+    overrides = {} if attention_bits is None else {
+        "TensorQuantOverrides": {name: [{"quant_type": quant_type(attention_bits)}]
+                                 for name in attention_operands(float_path)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt16 if activation_bits == 16 else QuantType.QInt8,
-                        weight_type=QuantType.QInt4 if weight_bits == 4 else QuantType.QInt8)
+                        activation_type=quant_type(activation_bits),
+                        weight_type=QuantType.QInt4 if weight_bits == 4 else QuantType.QInt8,
+                        extra_options=overrides)
     return path
 
 
