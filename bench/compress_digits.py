@@ -24,22 +24,8 @@ RESULTS = ROOT / "results"
 COMMAND = "python -m bench.compress_digits"
 
 
-def uniform_table(rows: list[dict]) -> str:
-    head = ("| uniform setting | accuracy | cycles/token | cycles x DSP | area-time | searched, least cycles x DSP at "
-            ">= accuracy | accuracy | cycles/token | cycles x DSP | least area-time searched at >= accuracy |\n"
-            "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
-    lines = []
-    for r in rows:
-        s = r["search"]
-        lines.append(f"| {r['uniform']} | {r['uniform_accuracy']:.4f} | {r['uniform_cycles']} | "
-                     f"{r['uniform_cycles_x_dsp']} | {r['uniform_area_time']:.2f} | {s or 'none reaches it'} | "
-                     + (f"{r['search_accuracy']:.4f} | {r['search_cycles']} | {r['search_cycles_x_dsp']} | "
-                        f"{r['search_least_area_time_value']:.2f} |" if s else "- | - | - | - |"))
-    return head + "\n".join(lines) + "\n"
-
-
 def main() -> int:
-    from codegen.compress import compress, front_table
+    from codegen.compress import compress, front_table, uniform_table
     from codegen.compress.digits import train_digits_mlp
     from codegen.compress.search import versus_uniform
     from codegen.schedule.boards import get_board

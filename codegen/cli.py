@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--workers", type=_positive_int, help="local processes (default: up to 4)")
     cmp.add_argument("--candidates", choices=("full", "small"), default="full", help="candidate set per layer")
     cmp.add_argument("--no-distill", action="store_true", help="skip the recovery by distillation")
+    cmp.add_argument("--layers", nargs="+", metavar="PATTERN",
+                     help="compress only these nn.Linear layers: names as in model.named_modules() or regular "
+                          "expressions matching a whole name; the others stay float (a continued run takes the "
+                          "filter of the run it continues)")
     cmp.add_argument("--resume", type=Path, metavar="DIR",
                      help="continue distilling the point a finished run in DIR reported, on the same --data, "
                           "for --budget-s more seconds (no new search); writes OUT")
@@ -266,7 +270,7 @@ def _compress(args) -> int:
     result = compress(args.model, args.data, args.board, args.output, target_fps=args.target_fps,
                       min_accuracy=args.min_accuracy, budget_s=args.budget_s, seed=args.seed,
                       ray_address=args.ray_address, workers=args.workers, level=args.candidates,
-                      distill=not args.no_distill, force=args.force, command=command)
+                      distill=not args.no_distill, force=args.force, command=command, layers=args.layers)
     c = result.chosen
     if c is None:
         print(f"no configuration met the objective; the front is in {args.output}/front.md")

@@ -291,3 +291,60 @@ def test_resume_continues_the_reported_point(searched, digits, tmp_path):
         resume(searched.output, x[:200], tmp_path / "other", budget_s=5, model=model, progress=False)
     with pytest.raises(EinhlsError, match="torch module"):
         resume(searched.output, x, tmp_path / "nomodel", budget_s=5, progress=False)
+
+
+def test_layers_filter_selects_by_name_or_regex(digits):
+    """`--layers` / compress(layers=...): names or whole-name regular expressions; a pattern that
+    selects no linear layer is refused, naming it."""
+    from codegen.compress.targets import load_target
+    from codegen.errors import EinhlsError
+    model, x = digits
+    target = load_target(model, x)
+    assert target.linear_names() == ["0", "2", "4"]
+    target.restrict(["2"])
+    assert target.linear_names() == ["2"]
+    target.restrict([r"[04]"])
+    assert target.linear_names() == ["0", "4"]
+    target.restrict(None)
+    assert target.linear_names() == ["0", "2", "4"]
+    with pytest.raises(EinhlsError, match="'1'.*matches no linear layer"):   # "1" is the ReLU, not a linear
+        target.restrict(["2", "1"])
+    with pytest.raises(EinhlsError, match="matches no linear layer"):        # fullmatch: "0" is not "0x"
+        target.restrict(["0x"])
+
+
+def test_layers_filter_compresses_only_the_matching_layers(digits, tmp_path):
+    """Only the selected layer is searched, configured and replaced; the others stay the original
+    float nn.Linear; the filter is recorded so a continued run rebuilds the same target."""
+    from codegen.compress import compress
+    from codegen.compress.resume import resume
+    model, x = digits
+    result = compress(model, x[:150], "pynq-z2", tmp_path / "out", min_accuracy=0.9, budget_s=60, seed=0,
+                      workers=1, level="small", distill=False, progress=False, layers=["2"])
+    assert [layer.name for layer in result.layers] == ["2"]
+    assert result.points and all(set(p.config) == {"2"} for p in result.points)
+    student = result.model
+    assert student is not None
+    for name in ("0", "4"):
+        kept = dict(student.named_modules())[name]
+        assert type(kept) is nn.Linear
+        assert torch.equal(kept.weight, dict(model.named_modules())[name].weight)
+    assert type(dict(student.named_modules())["2"]) is not nn.Linear
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["layers_filter"] == ["2"] and list(config["input_bits"]) == ["2"]
+    assert "1 of the model's 3 linear layers" in config["costing"]
+    again = resume(tmp_path / "out", x[:150], tmp_path / "more", budget_s=5, model=model, max_steps=0,
+                   progress=False)
+    assert [layer.name for layer in again.layers] == ["2"]
+
+
+def test_cli_layers_matching_nothing_exits_2_one_line(digits, tmp_path, capsys):
+    from codegen.cli import main
+    model, x = digits
+    onnx_path = _float_onnx(model, tmp_path / "mlp.onnx")
+    np.save(tmp_path / "x.npy", x[:20])
+    assert main(["compress", str(onnx_path), "--board", "pynq-z2", "--data", str(tmp_path / "x.npy"),
+                 "--layers", "2", r"encoder\.layer\.\d+", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("einhls: error: --layers") and "matches no linear layer" in err and "\n" not in err
+    assert r"encoder\\.layer" in err and not (tmp_path / "out").exists()

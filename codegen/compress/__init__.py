@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def compress(model: nn.Module | str | Path, data: object, board: str, output: st
              seed: int = 0, ray_address: str | None = None, workers: int | None = None,
              level: str = "full", distill: bool = True, force: bool = False, progress: bool = True,
              command: str = "", distill_steps: tuple[int, int] = (300, 100000),
-             torch_threads: int = 1, whole_encoder: bool = True) -> CompressResult:
+             torch_threads: int = 1, whole_encoder: bool = True,
+             layers: Sequence[str] | None = None) -> CompressResult:
     """Search per-layer compression for ``board``, distill the chosen configuration, write ``output``.
 
     ``model``: a torch module, an ONNX file with float weights, or a Hugging Face model folder;
@@ -85,20 +87,24 @@ def compress(model: nn.Module | str | Path, data: object, board: str, output: st
     matrix products down by an order of magnitude on a shared machine).  ``whole_encoder``: for a
     BERT-like text encoder, cost every configuration as the whole encoder (attention products,
     softmax, LayerNorm, GELU, FIFOs, key / value buffers; see encoder.py), not only its linear
-    layers.
+    layers.  ``layers``: names (as in ``model.named_modules()``) or regular expressions (matching
+    a whole name) of the nn.Linear layers to compress; the others stay as they are (float,
+    original), and the cost is that of the chain of the compressed ones (a whole encoder is costed
+    only when every linear layer of it is compressed).  None: every linear layer.
     Returns the chosen point, the front, all evaluated points and the compressed model."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, torch_threads))
     try:
         return _compress(model, data, board, output, target_fps, min_accuracy, budget_s, seed, ray_address,
-                         workers, level, distill, force, progress, command, distill_steps, whole_encoder)
+                         workers, level, distill, force, progress, command, distill_steps, whole_encoder, layers)
     finally:
         torch.set_num_threads(threads)
 
 
 def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_s: float, seed: int,
               ray_address, workers, level: str, distill: bool, force: bool, progress: bool, command: str,
-              distill_steps: tuple[int, int], whole_encoder: bool = True) -> CompressResult:
+              distill_steps: tuple[int, int], whole_encoder: bool = True,
+              only: Sequence[str] | None = None) -> CompressResult:
     start = time.monotonic()
     _check_options(board, target_fps, min_accuracy, budget_s, seed)
     if level not in ("full", "small"):
@@ -109,6 +115,7 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
     if isinstance(data, list) and not isinstance(model, (str, Path)):
         raise EinhlsError("text data needs a model with a tokenizer (a Hugging Face model folder)")
     target = load_target(model, data)
+    target.restrict(only)
     board_obj = board_of(board)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -121,7 +128,10 @@ def _compress(model, data, board: str, output, target_fps, min_accuracy, budget_
     bars = Progress(progress)
     layers = record_layers(target, train, seed)
     whole = None
-    if whole_encoder and target.kind == "text" and is_encoder(target.model, [layer.name for layer in layers]):
+    # the whole-encoder template splices a candidate into every linear unit of every layer: with a
+    # --layers filter the others would be float units it cannot cost, so only their chain is costed
+    if whole_encoder and target.only is None and target.kind == "text" \
+            and is_encoder(target.model, [layer.name for layer in layers]):
         whole = build_template(target.model, [layer.name for layer in layers],
                                text_hidden_states(target, list(train)[:TEMPLATE_SENTENCES]), board, target.tokens)
     executor = make_executor(ray_address, workers)
@@ -221,6 +231,9 @@ def _summary(target: Target, board, layers, result, chosen: Point | None, budget
         "board": board.name, "tokens_per_frame": target.tokens, "reference_interval_cycles": result.reference_ii,
         "layers": len(layers), "budget_s": budget_s, "elapsed_s": round(elapsed, 1), "device": device,
         "seed": seed, "target_fps": target_fps, "min_accuracy": min_accuracy, "command": command,
+        # a continued run (resume.py) rebuilds the same target from it: the same layers compressed
+        "layers_filter": None if target.only is None else list(target.only),
+        "linear_layers_total": len(target.all_linear_names()),
         "model": target.source, "data_sha256": data_digest(target.samples), "samples": target.count(),
         "onchip_capacity_bits": capacity_bits(board),
         "costing": ("the whole encoder (every layer's attention products, softmax, LayerNorm, GELU, FIFOs and "
@@ -229,7 +242,10 @@ def _summary(target: Target, board, layers, result, chosen: Point | None, budget
                     "the scheduler at their fastest interval on an unbounded board; else its linear chain folded "
                     "on what the board leaves plus those units' cost measured once on the dense encoder "
                     "(encoder.py)"
-                    if result.whole is not None else "the chain of the compressed linear layers, folded by the scheduler"),
+                    if result.whole is not None else "the chain of the compressed linear layers, folded by the scheduler"
+                    + ("" if target.only is None else
+                       f" ({len(layers)} of the model's {len(target.all_linear_names())} linear layers, selected by "
+                       f"--layers; the others stay float and are not costed)")),
         "input_bits": {layer.name: layer.in_bits for layer in layers},
         "whole_encoder_table": None if result.whole is None else {"floor_ii": result.whole.floor_ii,
                                                                   **result.whole.other},
@@ -259,6 +275,24 @@ def front_table(points: list[Point], board) -> str:
                     f"{c.bram36:g} | {c.uram} | {c.lut} | {c.weight_bits} | {'yes' if c.fits else 'no'} | "
                     f"{c.cycles_x_dsp} |")
     return head + "\n".join(rows) + "\n"
+
+
+def uniform_table(rows: list[dict], metric: str = "accuracy") -> str:
+    """`search.versus_uniform` rows (with a board) as a markdown table: every uniform setting
+    against the searched configuration of least cycles x DSP at least as accurate, and the least
+    area-time searched at that accuracy (4-bit products are LUTs, which cycles x DSP does not
+    count).  ``metric``: the accuracy's name in the header ("accuracy", "cosine")."""
+    head = (f"| uniform setting | {metric} | cycles/token | cycles x DSP | area-time | searched, least cycles x DSP at "
+            f">= {metric} | {metric} | cycles/token | cycles x DSP | least area-time searched at >= {metric} |\n"
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
+    lines = []
+    for r in rows:
+        s = r["search"]
+        lines.append(f"| {r['uniform']} | {r['uniform_accuracy']:.4f} | {r['uniform_cycles']} | "
+                     f"{r['uniform_cycles_x_dsp']} | {r['uniform_area_time']:.2f} | {s or 'none reaches it'} | "
+                     + (f"{r['search_accuracy']:.4f} | {r['search_cycles']} | {r['search_cycles_x_dsp']} | "
+                        f"{r['search_least_area_time_value']:.2f} |" if s else "- | - | - | - |"))
+    return head + "\n".join(lines) + "\n"
 
 
 def _plot(points: list[Point], path: Path, board) -> None:
@@ -322,6 +356,11 @@ def _write(output: Path, force: bool, target: Target, board, layers, points, rep
                 summary["onnx"] = "model.onnx: the whole compressed model" if whole else \
                     "linear_chain.onnx: the compressed linear layers as one chain (the units costed); the " \
                     "model's other operators are not exported"
+                if whole and target.only is not None:
+                    # the layers --layers left out are exported float: einhls compile refuses a model
+                    # whose input reaches a float layer before any quantizer
+                    summary["onnx"] += (" (the layers not selected by --layers are float in it: quantize them "
+                                        "before `einhls compile`)")
                 export_onnx(_ChainExport(parts, layers[-1].out_scale, layers[-1].in_bits), layers[0].shape[0],
                             staging / ("model.onnx" if whole else "linear_chain.onnx"))
         (staging / "config.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
@@ -334,4 +373,4 @@ def _write(output: Path, force: bool, target: Target, board, layers, points, rep
     print(f"wrote {output}", file=sys.stderr)
 
 
-__all__ = ["compress", "CompressResult", "front_table"]
+__all__ = ["compress", "CompressResult", "front_table", "uniform_table"]

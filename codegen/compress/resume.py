@@ -92,6 +92,8 @@ def _resume(previous, data, output, budget_s: float, force: bool, progress: bool
         raise EinhlsError(f"--resume {str(previous)!r}: that run was given a torch module; pass the same module "
                           f"(model=...) to continue it")
     target = load_target(config["model"] if model is None else model, data)
+    # the layers the run compressed (its --layers filter): an MLP's export records them again below
+    target.restrict(config.get("layers_filter"))
     if data_digest(target.samples) != config["data_sha256"]:
         raise EinhlsError(f"--data: not the samples the run in {str(previous)!r} used (their digest differs); a "
                           f"continued run trains and scores on the same data and split")

@@ -12,6 +12,8 @@ the same samples (for a sentence-embedding model: the embedding cosine).
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,9 @@ class Target:
     kind: str                 # "tensor" | "text"
     tokenizer: object = None
     source: str = ""          # how the model was given (for the reproducing command)
+    #: names or regular expressions (fullmatch) of the linear layers to compress; None: all of them.
+    #: The others stay as they are (float, original) and are neither searched nor costed.
+    only: tuple[str, ...] | None = None
 
     def count(self) -> int:
         return len(self.samples)
@@ -63,10 +68,49 @@ class Target:
                 outs.append(model(chunk.to(device)).reshape(len(chunk), -1))
         return torch.cat(outs)
 
-    def linear_names(self) -> list[str]:
-        """The nn.Linear layers the search compresses (a text model's unused pooler excluded)."""
+    def all_linear_names(self) -> list[str]:
+        """Every nn.Linear layer the search could compress (a text model's unused pooler excluded)."""
         return [name for name, m in self.model.named_modules()
                 if isinstance(m, nn.Linear) and not (self.kind == "text" and "pooler" in name)]
+
+    def linear_names(self) -> list[str]:
+        """The nn.Linear layers the search compresses: all of them, or those ``only`` selects."""
+        names = self.all_linear_names()
+        if self.only is None:
+            return names
+        return [name for name in names if any(layer_matches(pattern, name) for pattern in self.only)]
+
+    def restrict(self, patterns: Sequence[str] | None) -> None:
+        """Compress only the linear layers ``patterns`` select (names or regular expressions,
+        fullmatch); refuse a pattern that selects none (a typo would otherwise silently compress
+        nothing of what was meant)."""
+        if patterns is None:
+            self.only = None
+            return
+        if isinstance(patterns, str):   # one pattern given bare: not its characters one by one
+            patterns = [patterns]
+        patterns = tuple(patterns)
+        if not patterns:
+            raise EinhlsError("--layers: give at least one layer name or regular expression")
+        names = self.all_linear_names()
+        unmatched = [p for p in patterns if not any(layer_matches(p, name) for name in names)]
+        if unmatched:
+            shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
+            raise EinhlsError(f"--layers {' '.join(map(repr, unmatched))}: matches no linear layer of the model "
+                              f"(names as in model.named_modules(), or regular expressions matching a whole "
+                              f"name: {shown})")
+        self.only = patterns
+
+
+def layer_matches(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` (a layer name, or a regular expression matching the whole name) selects
+    ``name``; a pattern that is not a valid regular expression is taken as a literal name."""
+    if pattern == name:
+        return True
+    try:
+        return re.fullmatch(pattern, name) is not None
+    except re.error:
+        return False
 
 
 def accuracy(student: torch.Tensor, teacher: torch.Tensor) -> float:
