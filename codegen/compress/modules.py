@@ -246,12 +246,11 @@ class QuantButterfly(nn.Module):
     a 384-wide layer (padded to 512) would need 53 bits from 8-bit inputs, more than the unit
     holds."""
 
-    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float, in_bits: int = 8,
-                 stage_scales: list[float] | None = None) -> None:
+    def __init__(self, bfly: ButterflyLinear, bits: int, in_scale: float, in_bits: int = 8) -> None:
         super().__init__()
         self.bfly, self.bits, self.in_scale, self.in_bits = bfly, bits, float(in_scale), in_bits
         self.in_features, self.out_features = bfly.in_features, bfly.out_features
-        self.stage_scales = [float(v) for v in stage_scales] if stage_scales is not None else None
+        self.stage_scales: list[float] | None = None   # set by calibrated_butterfly
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -319,19 +318,24 @@ def build(spec: Spec, linear: nn.Linear, in_scale: float, calib_x: torch.Tensor 
         tt = factorize_linear(linear, spec.in_factors, spec.out_factors, max_rank=spec.rank)
         return QuantTT(tt, spec.bits, in_scale, in_bits)
     if spec.kind == "butterfly":
-        bfly = fit_butterfly(linear, calib_x, seed)
-        calib = calib_x if calib_x is not None else torch.randn(256, linear.in_features)
-        return calibrated_butterfly(bfly, spec.bits, in_scale, in_bits, calib)
+        calib = calib_x if calib_x is not None else butterfly_fit_inputs(linear.in_features, seed)
+        return calibrated_butterfly(fit_butterfly(linear, calib, seed), spec.bits, in_scale, in_bits, calib)
     raise ValueError(f"unknown candidate kind {spec.kind!r}")
+
+
+def butterfly_fit_inputs(features: int, seed: int) -> torch.Tensor:
+    """The random inputs a butterfly is fitted to and calibrated on when no recorded ones are given."""
+    torch.manual_seed(seed)
+    return torch.randn(256, features)
 
 
 def fit_butterfly(linear: nn.Linear, calib_x: torch.Tensor | None, seed: int, steps: int = 150) -> ButterflyLinear:
     """A butterfly matrix fitted to a square dense layer by Adam on its outputs (calibration inputs,
     or random ones without them); deterministic for a seed."""
-    torch.manual_seed(seed)
     n = linear.in_features
+    x = calib_x if calib_x is not None else butterfly_fit_inputs(n, seed)
+    torch.manual_seed(seed)
     bfly = ButterflyLinear(n, linear.out_features, bias=linear.bias is not None, init="ortho", seed=seed)
-    x = calib_x if calib_x is not None else torch.randn(256, n)
     x = x.reshape(-1, n)[:512]
     with torch.no_grad():
         target = nn.functional.linear(x, linear.weight.detach(), None)
