@@ -14,10 +14,13 @@ from pathlib import Path
 import onnx
 
 
-def onnx_session(model: str | Path | onnx.ModelProto):
-    """An onnxruntime CPU session of ``model`` (a file or a ModelProto) with graph optimizations off."""
+def onnx_session(model: str | Path | onnx.ModelProto, basic: bool = False):
+    """An onnxruntime CPU session of ``model`` (a file or a ModelProto) with graph optimizations off,
+    or with ``basic`` ones only (constant folding, redundant nodes: no QDQ fusion; the extended ones
+    rewrite a float activation times a DequantizeLinear weight into a dynamically quantized MatMul)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if basic
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 
@@ -26,6 +25,7 @@ from codegen.nn.butterfly import ButterflyLinear, ButterflyQuant, export_butterf
 from codegen.schedule.butterfly import (RTL_READ_AFTER_WRITE, address_of, bank_of, count_conflicts,
                                         cycle_elements, layout_is_bijective, log2i, naive_bank_of, parity,
                                         simulate_issue, stage_cycle_of, stage_gaps, timing, word_conflicts)
+from onnx_oracle import onnx_session
 
 SIZES = [1 << k for k in range(1, 11)]          # n = 2 .. 1024
 
@@ -236,9 +236,7 @@ def test_module_matrix_matches_forward() -> None:
 # --- ONNX front end ----------------------------------------------------------------------------
 
 def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    sess = onnx_session(path, basic=True)
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: row[None]})[0].reshape(1, -1) for row in x])
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -27,22 +26,15 @@ from codegen.ir.build import make_linear, make_relu, make_requant  # noqa: E402
 from codegen.ir.graph import Graph, Linear, Relu, Requant  # noqa: E402
 from codegen.ir.reference import dequantize_output, quantize_input, random_inputs, run_reference  # noqa: E402
 from codegen.ir.types import QType, parse_fixed  # noqa: E402
+from onnx_oracle import onnx_session
 
 RNG_SEED = 7
-
-
-def ort_session(path: Path) -> ort.InferenceSession:
-    """onnxruntime with basic optimizations only: the extended ones rewrite a float activation
-    times a DequantizeLinear weight into a dynamically quantized MatMul, which changes results."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def run_both(path: Path, x: np.ndarray, graph: Graph | None = None) -> tuple[np.ndarray, np.ndarray, Graph]:
     """(reference output, onnxruntime output, graph) for float inputs x [B, in]."""
     graph = graph or load_graph(path)
-    sess = ort_session(path)
+    sess = onnx_session(path, basic=True)
     shape = (1,) + tuple(graph.input_shape[1:])
     expected = np.concatenate([sess.run(None, {"x": row.reshape(shape)})[0].reshape(1, -1) for row in x])
     got = dequantize_output(graph, run_reference(graph, quantize_input(graph, x)))
@@ -182,7 +174,7 @@ def test_integer_input_and_integer_output(tmp_path):
     graph = load_graph(path)
     assert graph.input_type == QType(True, 8, 2**-4, -5) and not graph.output_is_float
     codes = random_inputs(graph, 40, seed=1)
-    sess = ort_session(path)
+    sess = onnx_session(path, basic=True)
     expected = np.concatenate([sess.run(None, {"x": row.reshape(1, -1).astype(np.int8)})[0] for row in codes])
     np.testing.assert_array_equal(run_reference(graph, codes), expected)
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -20,13 +19,12 @@ from codegen.demo_model import SIZES, build_demo_model  # noqa: E402
 from codegen.frontend import load_graph  # noqa: E402
 from codegen.ir.graph import Linear  # noqa: E402
 from codegen.ir.reference import dequantize_output, quantize_input, run_reference  # noqa: E402
+from onnx_oracle import onnx_session
 
 
 def ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    """onnxruntime, one vector at a time, basic optimizations only (see test_frontend.ort_session)."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """onnxruntime, one vector at a time, basic optimizations only (onnx_oracle.onnx_session)."""
+    sess = onnx_session(path, basic=True)
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: row[None, :]})[0] for row in x])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
@@ -17,6 +16,7 @@ from codegen.ir.types import QType
 from codegen.passes.graph import insert_forks
 
 from models.graph_models import MODELS, export_quantized
+from onnx_oracle import onnx_session
 
 I8 = QType(True, 8, 2**-4)
 
@@ -147,9 +147,7 @@ def test_reference_agrees_with_onnxruntime(graph_models, name):
     graph.check()
     shape = MODELS[name][1]
     x = np.random.default_rng(7).normal(0, 1, size=(30,) + shape[1:]).astype(np.float32)
-    options = ort.SessionOptions()   # basic optimisations only: the extended ones change QDQ results
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(str(graph_models[name]), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(graph_models[name], basic=True)   # the extended optimisations change QDQ results
     want = np.concatenate([session.run(None, {"x": xi[None]})[0].reshape(1, -1) for xi in x])
     got = dequantize_output(graph, run_reference(graph, quantize_input(graph, x)))
     assert np.abs(got - want).max() <= graph.output_type.scale * 1.0001
